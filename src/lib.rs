@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Data flow
+//!
+//! Mail arrives over LMTP, is expanded per recipient (lists fan out), passes
+//! the storage-hook chain (`sealmail-plugin-api`; the built-in
+//! encrypt-at-rest hook turns each copy into S/MIME for the account's
+//! certificates) and lands in the store. IMAP and JMAP serve it back as
+//! stored. The modules below follow that flow:
+//!
+//! - [`smime`]: split a message into clear outer header and inner entity,
+//!   envelope it as CMS EnvelopedData, detect what is already encrypted,
+//!   decrypt (list keys, tests). Synchronous, no I/O.
+//! - [`certs`]: parse PEM / DER / PKCS#7 certificates, apply the rules a
+//!   certificate must pass to be used for encryption, fingerprints.
+//! - [`cli`]: the `sealmail` command line.
+
+pub mod certs;
+pub mod cli;
+pub mod smime;

@@ -1,0 +1,6 @@
+//! Shared helpers for the integration tests: test PKI made with the `openssl`
+//! command line, and runners for the real peers (`openssl`, `gpgsm`).
+#![allow(dead_code, unreachable_pub)]
+
+pub mod pki;
+pub mod tools;

@@ -1,0 +1,86 @@
+//! Running the real peers. A missing tool fails the test with a message
+//! saying how to install it; it never lets a test pass silently.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Fails the test unless `tool` is on PATH.
+pub fn require(tool: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is not installed; run ./test.sh (it installs it) or `apt-get install -y {}`",
+        match tool {
+            "gpgsm" => "gpgsm",
+            "openssl" => "openssl",
+            other => other,
+        }
+    );
+}
+
+/// Runs `cmd` with `stdin` piped in; panics with its stderr if it fails.
+pub fn run(cmd: &mut Command, stdin: &[u8]) -> Vec<u8> {
+    let out = run_unchecked(cmd, stdin);
+    assert!(
+        out.status.success(),
+        "{:?} failed ({}): {}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs `cmd` with `stdin` piped in and returns whatever happened.
+pub fn run_unchecked(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.to_vec();
+    // why: a writer thread, so that a large input cannot deadlock against
+    // a child that fills its stdout pipe before reading all of stdin.
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+/// `openssl cms -decrypt` of the S/MIME message `smime` with one key pair.
+pub fn openssl_decrypt(smime: &[u8], cert: &Path, key: &Path) -> Vec<u8> {
+    require("openssl");
+    run(
+        Command::new("openssl")
+            .args(["cms", "-decrypt", "-binary", "-recip"])
+            .arg(cert)
+            .arg("-inkey")
+            .arg(key),
+        smime,
+    )
+}
+
+/// Normalises line endings to LF, the one change a decrypting client may make.
+pub fn lf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
