@@ -59,17 +59,25 @@ pub fn smime_extensions(email: &str) -> Vec<String> {
 
 /// A self-signed RSA certificate for `email` with `bits`-bit key and the
 /// given `-addext` extensions, made in `dir` under `name`.
-pub fn self_signed(dir: &Path, name: &str, key_spec: &str, subject: &str, exts: &[String]) -> KeyPair {
+pub fn self_signed(
+    dir: &Path,
+    name: &str,
+    key_spec: &str,
+    subject: &str,
+    exts: &[String],
+) -> KeyPair {
     require("openssl");
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
     let mut cmd = Command::new("openssl");
-    cmd.args(["req", "-x509", "-nodes", "-days", "365", "-newkey", key_spec])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args(["-subj", subject]);
+    cmd.args([
+        "req", "-x509", "-nodes", "-days", "365", "-newkey", key_spec,
+    ])
+    .arg("-keyout")
+    .arg(&key)
+    .arg("-out")
+    .arg(&cert)
+    .args(["-subj", subject]);
     for e in exts {
         cmd.args(["-addext", e]);
     }
@@ -89,22 +97,23 @@ pub fn self_signed(dir: &Path, name: &str, key_spec: &str, subject: &str, exts: 
 /// test binary for each (`email`, `bits`) and then shared.
 pub fn pair(email: &str, bits: u32) -> KeyPair {
     static CACHE: OnceLock<Mutex<HashMap<(String, u32), KeyPair>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(p) = cache.lock().unwrap().get(&(email.to_string(), bits)) {
-        return p.clone();
-    }
-    let name = format!("{}-{bits}", email.replace(['@', '.'], "_"));
-    let p = self_signed(
-        scratch(),
-        &name,
-        &format!("rsa:{bits}"),
-        &format!("/CN={email}/emailAddress={email}"),
-        &smime_extensions(email),
-    );
-    cache
+    // why: the lock is held while the key is made, so that two tests asking
+    // for the same pair at once do not both write its files.
+    let mut cache = CACHE
+        .get_or_init(Default::default)
         .lock()
-        .unwrap()
+        .unwrap_or_else(|e| e.into_inner());
+    cache
         .entry((email.to_string(), bits))
-        .or_insert(p)
+        .or_insert_with(|| {
+            let name = format!("{}-{bits}", email.replace(['@', '.'], "_"));
+            self_signed(
+                scratch(),
+                &name,
+                &format!("rsa:{bits}"),
+                &format!("/CN={email}/emailAddress={email}"),
+                &smime_extensions(email),
+            )
+        })
         .clone()
 }

@@ -1,0 +1,191 @@
+//! Sealing a message: CMS EnvelopedData (RFC 5652 §6) for a set of
+//! recipients, rendered as an S/MIME message (RFC 8551 §3.3).
+//!
+//! One [`Envelope`] is built per account (its certificates turned into
+//! prepared public keys once) and then seals any number of messages; every
+//! call draws a fresh content key and IV.
+//!
+//! ```text
+//! EnvelopedData ::= SEQUENCE {
+//!   version CMSVersion,                         -- 0: only ktri v0
+//!   recipientInfos RecipientInfos,              -- one per certificate
+//!   encryptedContentInfo EncryptedContentInfo } -- id-data, AES-CBC
+//! KeyTransRecipientInfo ::= SEQUENCE {
+//!   version CMSVersion,  -- always set to 0 (issuerAndSerialNumber)
+//!   rid RecipientIdentifier,
+//!   keyEncryptionAlgorithm KeyEncryptionAlgorithmIdentifier,
+//!   encryptedKey EncryptedKey }
+//! ```
+
+use cms::builder::{
+    ContentEncryptionAlgorithm, EnvelopedDataBuilder, RecipientInfoBuilder, RecipientInfoType,
+};
+use cms::cert::IssuerAndSerialNumber;
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::enveloped_data::{KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo};
+use der::asn1::OctetString;
+use der::{Any, Decode as _, Encode as _};
+use sealmail_plugin_api::ContentCipher;
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::Certificate;
+
+use super::detect::{already_encrypted, AlreadyEncrypted};
+use super::render::render_smime;
+use super::rsa_kt::RsaKeyTransport;
+use super::split::Split;
+use super::SmimeError;
+
+/// One recipient of an envelope: who it names and the key it wraps the
+/// content key with.
+#[derive(Clone, Debug)]
+pub struct Recipient {
+    rid: IssuerAndSerialNumber,
+    transport: RsaKeyTransport,
+}
+
+impl Recipient {
+    /// A recipient for an RSA certificate. The certificate's validity is
+    /// not checked here: that is the job of [`crate::certs`].
+    pub fn from_certificate(cert: &Certificate) -> Result<Self, SmimeError> {
+        let spki = &cert.tbs_certificate.subject_public_key_info;
+        if spki.algorithm.oid != const_oid::db::rfc5912::RSA_ENCRYPTION {
+            return Err(SmimeError::UnsupportedKey {
+                subject: cert.tbs_certificate.subject.to_string(),
+                algorithm: spki.algorithm.oid.to_string(),
+            });
+        }
+        let key_bits =
+            spki.subject_public_key
+                .as_bytes()
+                .ok_or_else(|| SmimeError::BadPublicKey {
+                    detail: "subjectPublicKey has unused bits".into(),
+                })?;
+        Ok(Self {
+            rid: IssuerAndSerialNumber {
+                issuer: cert.tbs_certificate.issuer.clone(),
+                serial_number: cert.tbs_certificate.serial_number.clone(),
+            },
+            transport: RsaKeyTransport::from_pkcs1_der(key_bits)?,
+        })
+    }
+
+    /// A recipient for a DER-encoded certificate.
+    pub fn from_der(der_bytes: &[u8]) -> Result<Self, SmimeError> {
+        let cert = Certificate::from_der(der_bytes).map_err(|e| SmimeError::BadCertificate {
+            detail: e.to_string(),
+        })?;
+        Self::from_certificate(&cert)
+    }
+}
+
+/// The result of [`Envelope::seal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sealed {
+    /// The S/MIME message to store.
+    Encrypted(Vec<u8>),
+    /// The input was already encrypted and is to be stored as it is.
+    AlreadyEncrypted(AlreadyEncrypted),
+}
+
+/// Seals messages for a fixed set of recipients.
+#[derive(Clone, Debug)]
+pub struct Envelope {
+    recipients: Vec<Recipient>,
+    cipher: ContentCipher,
+}
+
+impl Envelope {
+    /// An envelope for `recipients` (at least one) using `cipher`.
+    pub fn new(recipients: Vec<Recipient>, cipher: ContentCipher) -> Result<Self, SmimeError> {
+        if recipients.is_empty() {
+            return Err(SmimeError::NoRecipients);
+        }
+        Ok(Self { recipients, cipher })
+    }
+
+    /// Number of recipients.
+    pub fn recipient_count(&self) -> usize {
+        self.recipients.len()
+    }
+
+    /// Seals `raw` (an RFC 5322 message): the clear header fields stay
+    /// outside, the inner entity is encrypted. An already encrypted
+    /// message comes back as [`Sealed::AlreadyEncrypted`].
+    pub fn seal(&self, raw: &[u8]) -> Result<Sealed, SmimeError> {
+        let split = Split::new(raw);
+        if let Some(kind) = already_encrypted(raw, &split) {
+            return Ok(Sealed::AlreadyEncrypted(kind));
+        }
+        let cms = self.encrypt_der(&split.inner_entity())?;
+        Ok(Sealed::Encrypted(render_smime(&split, &cms)))
+    }
+
+    /// Encrypts `content` and returns the DER `ContentInfo` holding the
+    /// EnvelopedData.
+    pub fn encrypt_der(&self, content: &[u8]) -> Result<Vec<u8>, SmimeError> {
+        let algorithm = match self.cipher {
+            ContentCipher::Aes128Cbc => ContentEncryptionAlgorithm::Aes128Cbc,
+            _ => ContentEncryptionAlgorithm::Aes256Cbc,
+        };
+        let mut builder =
+            EnvelopedDataBuilder::new(None, content, algorithm, None).map_err(build_error)?;
+        for recipient in &self.recipients {
+            builder
+                .add_recipient_info(KeyTransport { recipient })
+                .map_err(build_error)?;
+        }
+        let enveloped = builder
+            .build_with_rng(&mut rand::thread_rng())
+            .map_err(build_error)?;
+        let info = ContentInfo {
+            content_type: const_oid::db::rfc5911::ID_ENVELOPED_DATA,
+            content: Any::encode_from(&enveloped)?,
+        };
+        Ok(info.to_der()?)
+    }
+}
+
+/// `cms::builder::Error` does not implement `std::error::Error`; keep its
+/// text.
+fn build_error(e: cms::builder::Error) -> SmimeError {
+    SmimeError::Build {
+        detail: e.to_string(),
+    }
+}
+
+/// Our `RecipientInfoBuilder`: key transport through [`RsaKeyTransport`].
+struct KeyTransport<'a> {
+    recipient: &'a Recipient,
+}
+
+impl RecipientInfoBuilder for KeyTransport<'_> {
+    fn recipient_info_type(&self) -> RecipientInfoType {
+        RecipientInfoType::Ktri
+    }
+
+    fn recipient_info_version(&self) -> CmsVersion {
+        CmsVersion::V0
+    }
+
+    fn build(
+        &mut self,
+        content_encryption_key: &[u8],
+    ) -> Result<RecipientInfo, cms::builder::Error> {
+        let wrapped = self
+            .recipient
+            .transport
+            .encrypt(&mut rand::thread_rng(), content_encryption_key)
+            .map_err(|e| cms::builder::Error::Builder(e.to_string()))?;
+        Ok(RecipientInfo::Ktri(KeyTransRecipientInfo {
+            version: CmsVersion::V0,
+            rid: RecipientIdentifier::IssuerAndSerialNumber(self.recipient.rid.clone()),
+            // RFC 3370 §4.2.1: rsaEncryption parameters MUST be NULL.
+            key_enc_alg: AlgorithmIdentifierOwned {
+                oid: const_oid::db::rfc5912::RSA_ENCRYPTION,
+                parameters: Some(Any::null()),
+            },
+            enc_key: OctetString::new(wrapped)?,
+        }))
+    }
+}

@@ -1,0 +1,121 @@
+//! S/MIME at rest: what the encrypt-at-rest hook and `sealmail encrypt` do
+//! to a message, and the reverse for list keys and tests.
+//!
+//! - [`Split`] separates the clear outer header fields from the inner MIME
+//!   entity (RFC 5322 §2.2, RFC 2045 §9);
+//! - [`Envelope`] builds CMS EnvelopedData (RFC 5652 §6) with AES-CBC
+//!   (RFC 3565) and one RSA key-transport RecipientInfo (RFC 3370 §4.2.1)
+//!   per certificate, then renders the S/MIME message (RFC 8551 §3.3);
+//! - [`already_encrypted`] recognises what must not be encrypted twice;
+//! - [`Decryptor`] opens EnvelopedData, DER or BER.
+//!
+//! Everything here is synchronous and does no I/O: callers on an async
+//! runtime run it on the blocking pool.
+
+mod ber;
+mod decrypt;
+mod detect;
+mod envelope;
+mod render;
+mod rsa_kt;
+mod split;
+
+pub use ber::BerError;
+pub use decrypt::{smime_payload, Decryptor};
+pub use detect::{already_encrypted, AlreadyEncrypted};
+pub use envelope::{Envelope, Recipient, Sealed};
+pub use split::Split;
+
+/// What went wrong sealing or opening a message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SmimeError {
+    /// No certificate to encrypt for.
+    #[error("no recipient certificate; give at least one certificate to encrypt for")]
+    NoRecipients,
+    /// A certificate whose key is not RSA.
+    #[error("certificate {subject} has a key of type {algorithm}; only RSA keys can receive mail encrypted at rest for now")]
+    UnsupportedKey {
+        /// Certificate subject.
+        subject: String,
+        /// Key algorithm OID.
+        algorithm: String,
+    },
+    /// An RSA key outside the sizes we transport keys to.
+    #[error("RSA key of {bits} bits is not supported; use a key of 2048 to 8192 bits")]
+    UnsupportedKeySize {
+        /// Modulus size.
+        bits: usize,
+    },
+    /// A public key that does not decode or is unusable.
+    #[error("the certificate's RSA public key is unusable ({detail}); the certificate is broken, ask its issuer for a new one")]
+    BadPublicKey {
+        /// What was wrong.
+        detail: String,
+    },
+    /// A certificate that does not decode.
+    #[error("certificate cannot be parsed as DER X.509 ({detail})")]
+    BadCertificate {
+        /// The DER error.
+        detail: String,
+    },
+    /// A private key that does not decode.
+    #[error(
+        "private key cannot be read ({detail}); give an unencrypted PEM key (PKCS#8 or PKCS#1)"
+    )]
+    BadPrivateKey {
+        /// The decoding error.
+        detail: String,
+    },
+    /// The CMS builder failed; a bug on our side.
+    #[error("could not build the CMS envelope ({detail}); this is a bug in sealmail")]
+    Build {
+        /// The builder's message.
+        detail: String,
+    },
+    /// DER encoding or decoding failed.
+    #[error("CMS structure is not valid DER ({0})")]
+    Der(#[from] der::Error),
+    /// BER input that cannot be read.
+    #[error("CMS structure is not valid BER ({0})")]
+    Ber(#[from] BerError),
+    /// The message is not `application/(x-)pkcs7-mime`.
+    #[error("message is not S/MIME encrypted (its Content-Type is {content_type:?}, not application/pkcs7-mime)")]
+    NotSmime {
+        /// The root content type found.
+        content_type: String,
+    },
+    /// The S/MIME body is not base64.
+    #[error("S/MIME body is not valid base64 ({detail})")]
+    Base64 {
+        /// The decoder's message.
+        detail: String,
+    },
+    /// The CMS object is not EnvelopedData.
+    #[error("CMS content type {content_type} is not envelopedData (1.2.840.113549.1.7.3)")]
+    NotEnveloped {
+        /// The content type OID found.
+        content_type: String,
+    },
+    /// No RecipientInfo could be opened with this key.
+    #[error("no recipient of this message matches the key ({candidates} key-transport recipients tried); it was encrypted for other certificates")]
+    NotForThisKey {
+        /// RecipientInfos that were tried.
+        candidates: usize,
+    },
+    /// EnvelopedData without the encrypted content.
+    #[error("EnvelopedData has detached content, which mail never uses")]
+    DetachedContent,
+    /// Content encryption other than AES-CBC.
+    #[error("content encryption algorithm {oid} is not supported; only AES-128/192/256-CBC")]
+    UnsupportedCipher {
+        /// The algorithm OID.
+        oid: String,
+    },
+    /// Missing or wrong IV, or a content key of the wrong length.
+    #[error("content-encryption parameters are invalid (IV or key length)")]
+    BadCipherParameters,
+    /// Padding check failed after decryption.
+    #[error("decrypted content has invalid padding: wrong key or corrupted message")]
+    BadPadding,
+}
