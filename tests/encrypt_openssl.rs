@@ -10,7 +10,7 @@ use sealmail::smime::{Envelope, Recipient, Sealed};
 use sealmail_plugin_api::ContentCipher;
 use support::messages::{self, TestMessage};
 use support::pki::{pair, KeyPair};
-use support::tools::{openssl_decrypt, run};
+use support::tools::{openssl_decrypt, run, with_content_type};
 
 /// Rotation sets of one, two and three certificates, RSA 2048 and 4096.
 fn rotation_sets() -> Vec<Vec<KeyPair>> {

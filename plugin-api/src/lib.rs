@@ -282,14 +282,19 @@ mod tests {
 
     #[test]
     fn a_hook_is_testable_without_a_server() {
-        let plain = IncomingMessage::new(Recipient::new("a@example.org"), &b"Subject: x\r\n\r\nhi"[..]);
+        let plain = IncomingMessage::new(
+            Recipient::new("a@example.org"),
+            &b"Subject: x\r\n\r\nhi"[..],
+        );
         assert_eq!(
             Upper.before_store(&plain),
             Ok(Verdict::Replace(b"SUBJECT: X\r\n\r\nHI".to_vec()))
         );
         let opted_in = IncomingMessage::new(
-            Recipient::new("a@example.org")
-                .with_encryption(EncryptionSettings::enabled(ContentCipher::Aes128Cbc), vec![]),
+            Recipient::new("a@example.org").with_encryption(
+                EncryptionSettings::enabled(ContentCipher::Aes128Cbc),
+                vec![],
+            ),
             &b"x"[..],
         );
         let err = Upper.before_store(&opted_in).unwrap_err();

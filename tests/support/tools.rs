@@ -84,3 +84,26 @@ pub fn lf(bytes: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Rewrites an S/MIME message's content type to `ctype` (`openssl` writes
+/// one of the two spellings; real clients send both).
+pub fn with_content_type(smime: &[u8], ctype: &str) -> Vec<u8> {
+    String::from_utf8(smime.to_vec())
+        .unwrap()
+        .replace("application/x-pkcs7-mime", "application/pkcs7-mime")
+        .replace("application/pkcs7-mime", ctype)
+        .into_bytes()
+}
+
+/// The body of a message: everything after the first empty line.
+pub fn body_of(message: &[u8]) -> &[u8] {
+    for (i, w) in message.windows(2).enumerate() {
+        if w == b"\n\n" {
+            return &message[i + 2..];
+        }
+        if w == b"\n\r" && message.get(i + 2) == Some(&b'\n') {
+            return &message[i + 3..];
+        }
+    }
+    &[]
+}
