@@ -19,13 +19,15 @@ mod fingerprint;
 mod info;
 mod parse;
 mod rules;
+mod violation;
 
 use std::time::SystemTime;
 
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use info::{CertInfo, UtcDate};
 pub use parse::{parse, ParseError, ParsedCert};
-pub use rules::{check, evaluate, Rule, RuleOutcome, RuleStatus, RuleViolation, RSA_BITS};
+pub use rules::{check, evaluate, Rule, RuleOutcome, RuleStatus, RSA_BITS};
+pub use violation::RuleViolation;
 
 /// What the rules are checked against.
 #[derive(Debug, Clone, Copy)]

@@ -62,10 +62,22 @@ pub(super) fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Why the address rule is not checked without `--email`.
+const NO_EMAIL_GIVEN: &str =
+    "no --email given; add --email ADDRESS (repeat for aliases) to check it";
+
+/// Rewords the rules an offline inspect cannot check or checks only on
+/// request.
 fn mark_offline(report: &mut CertReport<'_>) {
     for outcome in &mut report.outcomes {
-        if outcome.rule == Rule::NotOnAccount && matches!(outcome.status, RuleStatus::Pass) {
-            outcome.status = RuleStatus::NotChecked(NOT_ON_ACCOUNT_OFFLINE);
+        match (outcome.rule, &outcome.status) {
+            (Rule::NotOnAccount, RuleStatus::Pass) => {
+                outcome.status = RuleStatus::NotChecked(NOT_ON_ACCOUNT_OFFLINE);
+            }
+            (Rule::EmailMatchesAccount, RuleStatus::NotChecked(_)) => {
+                outcome.status = RuleStatus::NotChecked(NO_EMAIL_GIVEN);
+            }
+            _ => {}
         }
     }
 }
