@@ -2,5 +2,6 @@
 //! command line, and runners for the real peers (`openssl`, `gpgsm`).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cert_corpus;
 pub mod pki;
 pub mod tools;
