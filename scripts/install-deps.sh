@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building and testing sealmail need,
+# only those missing, with one `apt-get update` at most.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config libclang-dev  # bindgen for librocksdb-sys
+  librocksdb-dev                           # linked instead of the 40-minute bundled build
+  libssl-dev                               # the `openssl` crate, benchmarks' reference side
+  openssl gpgsm gpg-agent                  # S/MIME peers in the tests
+  swaks isync python3                      # LMTP / IMAP peers in the tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
