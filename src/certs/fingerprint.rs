@@ -172,4 +172,13 @@ mod tests {
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn display_and_parse_round_trip(bytes in proptest::array::uniform32(proptest::num::u8::ANY)) {
+            let fp = Fingerprint::from(bytes);
+            proptest::prop_assert_eq!(fp.to_string().parse::<Fingerprint>().unwrap(), fp);
+            proptest::prop_assert_eq!(fp.to_string().to_uppercase().parse::<Fingerprint>().unwrap(), fp);
+        }
+    }
 }

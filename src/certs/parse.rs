@@ -374,4 +374,24 @@ mod tests {
         assert!(starts_with_oid(&der));
         assert!(matches!(parse(&der), Err(ParseError::Pkcs7 { .. })));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_pem_bodies_never_panic(body in "[A-Za-z0-9+/=\n-]{0,300}", label in "[A-Z0-9 #]{0,20}") {
+            let text = format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n");
+            let _ = parse(text.as_bytes());
+        }
+
+        #[test]
+        fn der_sequences_never_panic(tail in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let mut der = vec![0x30, 0x82];
+            der.extend(tail);
+            let _ = parse(&der);
+        }
+    }
 }
