@@ -182,13 +182,7 @@ fn already_encrypted_messages_pass_unchanged() {
         let mut cmd = Command::new("openssl");
         cmd.args(["cms", "-encrypt", "-aes256", "-subject", "hi"])
             .arg(&other.cert);
-        let mut smime = run(&mut cmd, &m.inner());
-        if ctype == "application/pkcs7-mime" {
-            smime = String::from_utf8(smime)
-                .unwrap()
-                .replace("application/x-pkcs7-mime", ctype)
-                .into_bytes();
-        }
+        let smime = with_content_type(&run(&mut cmd, &m.inner()), ctype);
         assert!(
             matches!(env.seal(&smime).unwrap(), Sealed::AlreadyEncrypted(_)),
             "{ctype} was encrypted twice"

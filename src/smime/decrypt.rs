@@ -173,17 +173,14 @@ fn decrypt_content(enveloped: &EnvelopedData, cek: &[u8]) -> Result<Vec<u8>, Smi
         .ok_or(SmimeError::BadCipherParameters)?;
     let iv = iv.as_bytes();
     use const_oid::db::rfc5911::{ID_AES_128_CBC, ID_AES_192_CBC, ID_AES_256_CBC};
-    let plain = match alg.oid {
+    match alg.oid {
         ID_AES_128_CBC => cbc_decrypt::<Aes128>(cek, iv, ciphertext),
         ID_AES_192_CBC => cbc_decrypt::<Aes192>(cek, iv, ciphertext),
         ID_AES_256_CBC => cbc_decrypt::<Aes256>(cek, iv, ciphertext),
-        other => {
-            return Err(SmimeError::UnsupportedCipher {
-                oid: other.to_string(),
-            })
-        }
-    };
-    plain
+        other => Err(SmimeError::UnsupportedCipher {
+            oid: other.to_string(),
+        }),
+    }
 }
 
 fn cbc_decrypt<C>(key: &[u8], iv: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, SmimeError>

@@ -24,14 +24,15 @@ use super::SmimeError;
 const MIN_MODULUS_BITS: usize = 1024;
 const MAX_MODULUS_BYTES: usize = 1024;
 
-/// Montgomery parameters of one public key, sized to the modulus.
+/// Montgomery parameters of one public key, sized to the modulus (boxed:
+/// the 8192-bit variant is 3 KiB).
 #[derive(Clone, Debug)]
 enum Modulus {
-    L32(DynResidueParams<32>),
-    L48(DynResidueParams<48>),
-    L64(DynResidueParams<64>),
-    L96(DynResidueParams<96>),
-    L128(DynResidueParams<128>),
+    L32(Box<DynResidueParams<32>>),
+    L48(Box<DynResidueParams<48>>),
+    L64(Box<DynResidueParams<64>>),
+    L96(Box<DynResidueParams<96>>),
+    L128(Box<DynResidueParams<128>>),
 }
 
 /// An RSA public key prepared for key transport.
@@ -68,11 +69,11 @@ impl RsaKeyTransport {
             });
         }
         let modulus = match n.len() {
-            0..=256 => Modulus::L32(DynResidueParams::new(&uint_from_be(n))),
-            257..=384 => Modulus::L48(DynResidueParams::new(&uint_from_be(n))),
-            385..=512 => Modulus::L64(DynResidueParams::new(&uint_from_be(n))),
-            513..=768 => Modulus::L96(DynResidueParams::new(&uint_from_be(n))),
-            _ => Modulus::L128(DynResidueParams::new(&uint_from_be(n))),
+            0..=256 => Modulus::L32(Box::new(DynResidueParams::new(&uint_from_be(n)))),
+            257..=384 => Modulus::L48(Box::new(DynResidueParams::new(&uint_from_be(n)))),
+            385..=512 => Modulus::L64(Box::new(DynResidueParams::new(&uint_from_be(n)))),
+            513..=768 => Modulus::L96(Box::new(DynResidueParams::new(&uint_from_be(n)))),
+            _ => Modulus::L128(Box::new(DynResidueParams::new(&uint_from_be(n)))),
         };
         Ok(Self {
             modulus,
@@ -197,8 +198,8 @@ mod tests {
             let private = RsaPrivateKey::new(&mut rng, bits).unwrap();
             let kt = RsaKeyTransport::from_pkcs1_der(&pkcs1_public(&private)).unwrap();
             assert_eq!(kt.size_bytes(), private.size());
-            for len in [16, 32] {
-                let cek: Vec<u8> = (0..len).map(|i| i as u8 ^ 0xa5).collect();
+            for len in [16u8, 32] {
+                let cek: Vec<u8> = (0..len).map(|i| i ^ 0xa5).collect();
                 let wrapped = kt.encrypt(&mut rng, &cek).unwrap();
                 assert_eq!(wrapped.len(), private.size());
                 assert_eq!(private.decrypt(Pkcs1v15Encrypt, &wrapped).unwrap(), cek);

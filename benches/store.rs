@@ -1,0 +1,2 @@
+//! Store benchmark: written with the store (see benches/RESULTS.md).
+fn main() {}
