@@ -3,5 +3,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cert_corpus;
+pub mod messages;
 pub mod pki;
 pub mod tools;

@@ -1,0 +1,333 @@
+//! Configuration: TOML file, `SEALMAIL_<SECTION>_<KEY>` environment
+//! overrides, embedded defaults (ARCHITECTURE.md, "Outside contracts").
+//!
+//! The file and the environment are merged into one TOML table first and
+//! only then deserialised, so that both are checked the same way: a key
+//! sealmail does not know is an error that names it, whichever side it
+//! came from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Prefix of the environment overrides.
+const ENV_PREFIX: &str = "SEALMAIL_";
+/// Top-level keys; everything else lives in a section.
+const TOP_LEVEL_KEYS: [&str; 2] = ["data_dir", "hostname"];
+/// Environment variables with the prefix that are not config keys.
+const ENV_NOT_CONFIG: [&str; 1] = ["SEALMAIL_LOG"];
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, a key is unknown or a value has the wrong type.
+    #[error("config {origin}: {message}")]
+    Invalid {
+        /// The file, or "environment".
+        origin: String,
+        /// What the TOML parser said, naming the key.
+        message: String,
+    },
+    /// A `SEALMAIL_*` variable that names no key.
+    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, imap.listen, imap.tls_listen, jmap.listen, tls.cert, tls.key, limits.max_message_size, hooks.chain")]
+    UnknownEnv {
+        /// The variable.
+        var: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Config {
+    /// Store, master key and admin socket live here.
+    pub data_dir: PathBuf,
+    /// Name in protocol greetings.
+    pub hostname: String,
+    /// `[lmtp]`
+    pub lmtp: Lmtp,
+    /// `[imap]`
+    pub imap: Imap,
+    /// `[jmap]`
+    pub jmap: Jmap,
+    /// `[tls]`
+    pub tls: Tls,
+    /// `[limits]`
+    pub limits: Limits,
+    /// `[hooks]`
+    pub hooks: Hooks,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./sealmail-data"),
+            hostname: "localhost".into(),
+            lmtp: Lmtp::default(),
+            imap: Imap::default(),
+            jmap: Jmap::default(),
+            tls: Tls::default(),
+            limits: Limits::default(),
+            hooks: Hooks::default(),
+        }
+    }
+}
+
+/// `[lmtp]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Lmtp {
+    /// Where the MTA delivers.
+    pub listen: SocketAddr,
+}
+
+impl Default for Lmtp {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2424)),
+        }
+    }
+}
+
+/// `[imap]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Imap {
+    /// Plain IMAP (STARTTLS offered when TLS is configured).
+    pub listen: SocketAddr,
+    /// Implicit TLS; off by default.
+    pub tls_listen: Option<SocketAddr>,
+}
+
+impl Default for Imap {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1143)),
+            tls_listen: None,
+        }
+    }
+}
+
+/// `[jmap]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Jmap {
+    /// JMAP and the management API over HTTP.
+    pub listen: SocketAddr,
+}
+
+impl Default for Jmap {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Tls {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest message accepted, in bytes. Default 50 MiB: above what
+    /// common MTAs accept by default (Postfix 10 MiB, Exim 50 MiB), so that
+    /// sealmail is not the narrowest point of the path.
+    pub max_message_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_size: 50 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[hooks]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Hooks {
+    /// Storage hooks in order.
+    pub chain: Vec<String>,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self {
+            chain: vec!["encrypt-at-rest".into()],
+        }
+    }
+}
+
+impl Config {
+    /// Loads `file` (or the defaults when `None`) and applies the
+    /// `SEALMAIL_*` variables of `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (mut table, origin) = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let table = text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
+                    origin: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                (table, path.display().to_string())
+            }
+            None => (toml::Table::new(), "defaults".to_string()),
+        };
+        let mut from_env = false;
+        for (var, value) in env {
+            if apply_env(&mut table, &var, &value)? {
+                from_env = true;
+            }
+        }
+        let origin = if from_env {
+            format!("{origin} + environment")
+        } else {
+            origin
+        };
+        Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
+            origin,
+            message: e.to_string(),
+        })
+    }
+
+    /// Loads with the process environment.
+    pub fn from_process(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load(file, std::env::vars())
+    }
+}
+
+/// Applies one environment variable; returns whether it was a config key.
+fn apply_env(table: &mut toml::Table, var: &str, value: &str) -> Result<bool, ConfigError> {
+    let Some(name) = var.strip_prefix(ENV_PREFIX) else {
+        return Ok(false);
+    };
+    if ENV_NOT_CONFIG.contains(&var) {
+        return Ok(false);
+    }
+    let name = name.to_ascii_lowercase();
+    let parsed = parse_env_value(value);
+    if TOP_LEVEL_KEYS.contains(&name.as_str()) {
+        table.insert(name, parsed);
+        return Ok(true);
+    }
+    let Some((section, key)) = name.split_once('_') else {
+        return Err(ConfigError::UnknownEnv { var: var.into() });
+    };
+    let entry = table
+        .entry(section.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let toml::Value::Table(section_table) = entry else {
+        return Err(ConfigError::UnknownEnv { var: var.into() });
+    };
+    section_table.insert(key.to_string(), parsed);
+    Ok(true)
+}
+
+/// An environment value as TOML when it parses as one (numbers, arrays,
+/// booleans), as a string otherwise.
+fn parse_env_value(value: &str) -> toml::Value {
+    format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./sealmail-data"));
+        assert_eq!(c.lmtp.listen.to_string(), "127.0.0.1:2424");
+        assert_eq!(c.imap.listen.to_string(), "127.0.0.1:1143");
+        assert_eq!(c.jmap.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.limits.max_message_size, 52_428_800);
+        assert_eq!(c.hooks.chain, vec!["encrypt-at-rest"]);
+        assert_eq!(c.imap.tls_listen, None);
+    }
+
+    #[test]
+    fn the_example_file_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sealmail.toml");
+        assert_eq!(Config::load(Some(&path), env(&[])).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("SEALMAIL_LMTP_LISTEN", "0.0.0.0:24"),
+                ("SEALMAIL_IMAP_TLS_LISTEN", "0.0.0.0:993"),
+                ("SEALMAIL_LIMITS_MAX_MESSAGE_SIZE", "1000"),
+                ("SEALMAIL_DATA_DIR", "/var/lib/sealmail"),
+                ("SEALMAIL_HOOKS_CHAIN", "[]"),
+                ("OTHER", "x"),
+                ("SEALMAIL_LOG", "debug"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.lmtp.listen.to_string(), "0.0.0.0:24");
+        assert_eq!(c.imap.tls_listen.unwrap().to_string(), "0.0.0.0:993");
+        assert_eq!(c.limits.max_message_size, 1000);
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/sealmail"));
+        assert!(c.hooks.chain.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[lmtp]\nlisen = \"127.0.0.1:1\"\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+        let err = Config::load(None, env(&[("SEALMAIL_LMTP_PORT", "1")])).unwrap_err().to_string();
+        assert!(err.contains("port"), "{err}");
+        let err = Config::load(None, env(&[("SEALMAIL_FOO", "1")])).unwrap_err().to_string();
+        assert!(err.contains("SEALMAIL_FOO"), "{err}");
+        std::fs::write(&path, "colour = \"blue\"\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+}
