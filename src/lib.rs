@@ -13,8 +13,14 @@
 //!   decrypt (list keys, tests). Synchronous, no I/O.
 //! - [`certs`]: parse PEM / DER / PKCS#7 certificates, apply the rules a
 //!   certificate must pass to be used for encryption, fingerprints.
+//! - [`store`]: the `Store` trait (the one swap point for storage
+//!   engines), its RocksDB implementation and the typed mail layer
+//!   (accounts, mailboxes, messages, certificates, lists, logs).
+//! - [`config`]: TOML configuration, environment overrides, defaults.
 //! - [`cli`]: the `sealmail` command line.
 
 pub mod certs;
 pub mod cli;
+pub mod config;
 pub mod smime;
+pub mod store;

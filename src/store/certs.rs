@@ -1,0 +1,285 @@
+//! Certificates and encryption settings of an account.
+//!
+//! The store keeps what the caller (the `certs` module, via the server)
+//! parsed and checked; it enforces only what needs the stored state: a
+//! fingerprint is on an account at most once, and an account with
+//! encryption enabled always keeps at least one active certificate
+//! (ARCHITECTURE.md, "Outside contracts"). Every change writes its audit
+//! event and change-log entry in the same batch.
+
+use sealmail_plugin_api::ContentCipher;
+use serde::{Deserialize, Serialize};
+
+use super::error::MailError;
+use super::keys::{self, Key};
+use super::log::{AuditKind, ChangeKind, ChangedObject};
+use super::mail::{now_secs, MailStore, Tx};
+use super::records::{AccountId, Certificate, NewCertificate, Record};
+use super::{Cf, Order};
+use crate::certs::Fingerprint;
+
+/// Content-encryption algorithm, as stored (serde twin of
+/// [`ContentCipher`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Cipher {
+    /// AES-256-CBC (default).
+    #[default]
+    Aes256Cbc,
+    /// AES-128-CBC.
+    Aes128Cbc,
+}
+
+impl From<ContentCipher> for Cipher {
+    fn from(c: ContentCipher) -> Self {
+        match c {
+            ContentCipher::Aes128Cbc => Cipher::Aes128Cbc,
+            // why: ContentCipher is non_exhaustive; the default is the safe
+            // fallback for a variant this store does not know yet.
+            _ => Cipher::Aes256Cbc,
+        }
+    }
+}
+
+impl From<Cipher> for ContentCipher {
+    fn from(c: Cipher) -> Self {
+        match c {
+            Cipher::Aes256Cbc => ContentCipher::Aes256Cbc,
+            Cipher::Aes128Cbc => ContentCipher::Aes128Cbc,
+        }
+    }
+}
+
+/// Encryption-at-rest settings of an account (JMAP `EncryptionSettings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EncryptionSettings {
+    /// Whether mail for the account is stored encrypted.
+    pub enabled: bool,
+    /// Content-encryption algorithm.
+    pub algorithm: Cipher,
+    /// Whether IMAP APPEND / JMAP import encrypt too.
+    pub encrypt_on_append: bool,
+}
+
+impl Record for EncryptionSettings {
+    const VERSION: u8 = 1;
+}
+
+impl EncryptionSettings {
+    /// The settings as the storage-hook API sees them.
+    pub fn to_hook(self) -> sealmail_plugin_api::EncryptionSettings {
+        if self.enabled {
+            sealmail_plugin_api::EncryptionSettings::enabled(self.algorithm.into())
+        } else {
+            sealmail_plugin_api::EncryptionSettings::default()
+        }
+    }
+}
+
+impl MailStore {
+    /// Adds a certificate. Refuses a fingerprint already on the account
+    /// ([`MailError::DuplicateCertificate`]) and one that is not the
+    /// SHA-256 of the DER.
+    pub fn add_certificate(
+        &self,
+        id: AccountId,
+        cert: NewCertificate,
+    ) -> Result<Certificate, MailError> {
+        let actual = Fingerprint::of_der(&cert.der);
+        if actual != cert.fingerprint {
+            return Err(MailError::FingerprintMismatch {
+                given: cert.fingerprint,
+                actual,
+            });
+        }
+        let _acct = self.lock_account(id);
+        let mut rec = self.account_record(id)?;
+        let key = Key::Cert(id, cert.fingerprint);
+        if self.store.get(Cf::Certs, &key.encode())?.is_some() {
+            return Err(MailError::DuplicateCertificate {
+                fingerprint: cert.fingerprint,
+            });
+        }
+        let now = now_secs();
+        let cert = Certificate::from_new(cert, now);
+        let mut tx = Tx::default();
+        tx.put(&key, &cert)?;
+        let object = ChangedObject::Certificate(cert.fingerprint);
+        tx.change(id, &mut rec, ChangeKind::Created, object)?;
+        let details = format!("{} {}", cert.fingerprint, cert.subject);
+        tx.audit(id, &mut rec, now, AuditKind::CertificateAdded, details)?;
+        tx.put(&Key::Account(id), &rec)?;
+        self.store.write(tx.batch)?;
+        Ok(cert)
+    }
+
+    /// Every certificate of the account, in fingerprint order.
+    pub fn list_certificates(&self, id: AccountId) -> Result<Vec<Certificate>, MailError> {
+        let range = keys::account_range(id);
+        let rows =
+            self.scan_records::<Certificate>(Cf::Certs, &range, Order::Forward, usize::MAX)?;
+        Ok(rows.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// The certificate `fingerprint` of the account.
+    pub fn get_certificate(
+        &self,
+        id: AccountId,
+        fingerprint: Fingerprint,
+    ) -> Result<Certificate, MailError> {
+        self.load(&Key::Cert(id, fingerprint))?
+            .ok_or(MailError::CertificateNotFound { fingerprint })
+    }
+
+    /// Removes a certificate; refused if it is the last active one of an
+    /// account with encryption enabled.
+    pub fn remove_certificate(
+        &self,
+        id: AccountId,
+        fingerprint: Fingerprint,
+    ) -> Result<(), MailError> {
+        let _acct = self.lock_account(id);
+        let mut rec = self.account_record(id)?;
+        let cert = self.get_certificate(id, fingerprint)?;
+        if cert.is_active {
+            self.ensure_not_last_active(id, fingerprint)?;
+        }
+        let mut tx = Tx::default();
+        tx.delete(&Key::Cert(id, fingerprint));
+        let object = ChangedObject::Certificate(fingerprint);
+        tx.change(id, &mut rec, ChangeKind::Destroyed, object)?;
+        let details = format!("{} {}", cert.fingerprint, cert.subject);
+        tx.audit(
+            id,
+            &mut rec,
+            now_secs(),
+            AuditKind::CertificateRemoved,
+            details,
+        )?;
+        tx.put(&Key::Account(id), &rec)?;
+        self.store.write(tx.batch)?;
+        Ok(())
+    }
+
+    /// Activates or deactivates a certificate; deactivating the last
+    /// active one of an account with encryption enabled is refused.
+    pub fn set_certificate_active(
+        &self,
+        id: AccountId,
+        fingerprint: Fingerprint,
+        active: bool,
+    ) -> Result<Certificate, MailError> {
+        self.update_certificate(id, fingerprint, |store, cert| {
+            if cert.is_active == active {
+                return Ok(None);
+            }
+            if !active {
+                store.ensure_not_last_active(id, fingerprint)?;
+            }
+            cert.is_active = active;
+            Ok(Some(if active {
+                AuditKind::CertificateActivated
+            } else {
+                AuditKind::CertificateDeactivated
+            }))
+        })
+    }
+
+    /// Sets the free-text description of a certificate.
+    pub fn set_certificate_description(
+        &self,
+        id: AccountId,
+        fingerprint: Fingerprint,
+        description: &str,
+    ) -> Result<Certificate, MailError> {
+        self.update_certificate(id, fingerprint, |_, cert| {
+            cert.description = description.to_string();
+            Ok(None)
+        })
+    }
+
+    fn update_certificate(
+        &self,
+        id: AccountId,
+        fingerprint: Fingerprint,
+        f: impl FnOnce(&Self, &mut Certificate) -> Result<Option<AuditKind>, MailError>,
+    ) -> Result<Certificate, MailError> {
+        let _acct = self.lock_account(id);
+        let mut rec = self.account_record(id)?;
+        let mut cert = self.get_certificate(id, fingerprint)?;
+        let before = cert.clone();
+        let audit = f(self, &mut cert)?;
+        if cert == before {
+            return Ok(cert);
+        }
+        let mut tx = Tx::default();
+        tx.put(&Key::Cert(id, fingerprint), &cert)?;
+        let object = ChangedObject::Certificate(fingerprint);
+        tx.change(id, &mut rec, ChangeKind::Updated, object)?;
+        if let Some(kind) = audit {
+            tx.audit(id, &mut rec, now_secs(), kind, fingerprint.to_string())?;
+        }
+        tx.put(&Key::Account(id), &rec)?;
+        self.store.write(tx.batch)?;
+        Ok(cert)
+    }
+
+    /// Errors if encryption is enabled and `fingerprint` is the only active
+    /// certificate. Call with the account lock held.
+    fn ensure_not_last_active(
+        &self,
+        id: AccountId,
+        fingerprint: Fingerprint,
+    ) -> Result<(), MailError> {
+        if !self.encryption_settings(id)?.enabled {
+            return Ok(());
+        }
+        let others = self
+            .list_certificates(id)?
+            .into_iter()
+            .any(|c| c.is_active && c.fingerprint != fingerprint);
+        if others {
+            Ok(())
+        } else {
+            Err(MailError::LastActiveCertificate { fingerprint })
+        }
+    }
+
+    /// The account's encryption settings (disabled by default).
+    pub fn encryption_settings(&self, id: AccountId) -> Result<EncryptionSettings, MailError> {
+        Ok(self.load(&Key::Settings(id))?.unwrap_or_default())
+    }
+
+    /// Replaces the encryption settings. Enabling with no active
+    /// certificate is refused ([`MailError::NoActiveCertificate`]).
+    pub fn set_encryption_settings(
+        &self,
+        id: AccountId,
+        settings: EncryptionSettings,
+    ) -> Result<EncryptionSettings, MailError> {
+        let _acct = self.lock_account(id);
+        let mut rec = self.account_record(id)?;
+        let old = self.encryption_settings(id)?;
+        if settings.enabled && !self.list_certificates(id)?.iter().any(|c| c.is_active) {
+            return Err(MailError::NoActiveCertificate);
+        }
+        if settings == old {
+            return Ok(settings);
+        }
+        let mut tx = Tx::default();
+        tx.put(&Key::Settings(id), &settings)?;
+        tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Settings)?;
+        if settings.enabled != old.enabled {
+            let kind = if settings.enabled {
+                AuditKind::EncryptionEnabled
+            } else {
+                AuditKind::EncryptionDisabled
+            };
+            let details = format!("{:?}", settings.algorithm);
+            tx.audit(id, &mut rec, now_secs(), kind, details)?;
+        }
+        tx.put(&Key::Account(id), &rec)?;
+        self.store.write(tx.batch)?;
+        Ok(settings)
+    }
+}

@@ -1,0 +1,342 @@
+//! Messages and their blobs.
+//!
+//! A message record lives at `acct mbox uid`; its bytes live once per
+//! account in the blob store under their SHA-256, with a reference count,
+//! so copies share one blob and the blob goes when its last message is
+//! expunged. Appending takes UIDNEXT and bumps it in the same batch as the
+//! record, the blob, the modseq and the change-log entry: UIDs strictly
+//! increase and are never reused within a UIDVALIDITY (RFC 9051 §2.3.1.1).
+
+use std::collections::BTreeMap;
+
+use super::error::{bug, corrupt, MailError};
+use super::keys::{self, Key};
+use super::log::{ChangeKind, ChangedObject};
+use super::mail::{AccountRecord, MailStore, Tx};
+use super::records::{
+    AccountId, BlobHash, FlagChange, Mailbox, MailboxId, Message, NewMessage, Uid,
+};
+use super::{Cf, Order};
+
+/// Pending reference-count changes of one batch, per blob.
+#[derive(Debug, Default)]
+pub(crate) struct BlobDeltas(BTreeMap<BlobHash, i64>);
+
+impl BlobDeltas {
+    pub(crate) fn add(&mut self, blob: BlobHash, delta: i64) {
+        *self.0.entry(blob).or_default() += delta;
+    }
+}
+
+impl MailStore {
+    /// Appends a message to a mailbox: one atomic batch with the blob (if
+    /// the account does not hold it yet), the record, the mailbox's
+    /// UIDNEXT / HIGHESTMODSEQ / count, the account's usage and the change
+    /// log entry. Returns the stored record (with its UID).
+    pub fn append(
+        &self,
+        id: AccountId,
+        mailbox: MailboxId,
+        msg: NewMessage<'_>,
+    ) -> Result<Message, MailError> {
+        let blob = BlobHash::of(msg.raw);
+        let size = u64::try_from(msg.raw.len()).map_err(|_| bug("message size"))?;
+        let _acct = self.lock_account(id);
+        let mut rec = self.account_record(id)?;
+        let mut mbox = self.get_mailbox(id, mailbox)?;
+        check_quota(&rec, size)?;
+        let mut tx = Tx::default();
+        let uid = take_uid(&mut mbox)?;
+        let object = ChangedObject::Message { mailbox, uid };
+        let modseq = tx.change(id, &mut rec, ChangeKind::Created, object)?;
+        let message = Message {
+            mailbox,
+            uid,
+            modseq,
+            flags: msg.flags,
+            internal_date: msg.internal_date,
+            size,
+            headers: msg.headers,
+            blob,
+            encrypted: msg.encrypted,
+        };
+        tx.put(&Key::Message(id, mailbox, uid), &message)?;
+        let mut blobs = BlobDeltas::default();
+        blobs.add(blob, 1);
+        self.apply_blob_deltas(&mut tx, id, blobs, Some((blob, msg.raw)))?;
+        mbox.highest_modseq = modseq;
+        mbox.exists = mbox.exists.saturating_add(1);
+        rec.used_bytes = rec.used_bytes.saturating_add(size);
+        tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
+        tx.put(&Key::Account(id), &rec)?;
+        self.store.write(tx.batch)?;
+        tracing::debug!(account = %id, mailbox = %mailbox, uid = %uid, bytes = size, "appended");
+        Ok(message)
+    }
+
+    /// The message `uid` of a mailbox.
+    pub fn get_message(
+        &self,
+        id: AccountId,
+        mailbox: MailboxId,
+        uid: Uid,
+    ) -> Result<Message, MailError> {
+        self.load(&Key::Message(id, mailbox, uid))?
+            .ok_or(MailError::MessageNotFound { uid: uid.get() })
+    }
+
+    /// Up to `limit` messages of a mailbox in UID order, starting after
+    /// `after` (for paging: pass the last UID of the previous page).
+    pub fn list_messages(
+        &self,
+        id: AccountId,
+        mailbox: MailboxId,
+        after: Option<Uid>,
+        limit: usize,
+    ) -> Result<Vec<Message>, MailError> {
+        let range = keys::messages_range(id, mailbox, after);
+        let rows = self.scan_records::<Message>(Cf::Messages, &range, Order::Forward, limit)?;
+        Ok(rows.into_iter().map(|(_, m)| m).collect())
+    }
+
+    /// The stored bytes of a message, exactly as appended.
+    pub fn get_blob(&self, id: AccountId, blob: BlobHash) -> Result<Option<Vec<u8>>, MailError> {
+        Ok(self.store.get(Cf::Blobs, &Key::Blob(id, blob).encode())?)
+    }
+
+    /// Changes the flags of the given messages (missing UIDs are skipped);
+    /// returns each changed UID with its new MODSEQ.
+    pub fn set_flags(
+        &self,
+        id: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        change: &FlagChange,
+    ) -> Result<Vec<(Uid, u64)>, MailError> {
+        let _acct = self.lock_account(id);
+        let mut rec = self.account_record(id)?;
+        let mut mbox = self.get_mailbox(id, mailbox)?;
+        let mut tx = Tx::default();
+        let mut changed = Vec::new();
+        for &uid in uids {
+            let Some(mut msg) = self.load::<Message>(&Key::Message(id, mailbox, uid))? else {
+                continue;
+            };
+            let flags = change.applied_to(&msg.flags);
+            if flags == msg.flags {
+                continue;
+            }
+            msg.flags = flags;
+            let object = ChangedObject::Message { mailbox, uid };
+            msg.modseq = tx.change(id, &mut rec, ChangeKind::Updated, object)?;
+            mbox.highest_modseq = msg.modseq;
+            tx.put(&Key::Message(id, mailbox, uid), &msg)?;
+            changed.push((uid, msg.modseq));
+        }
+        if !changed.is_empty() {
+            tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
+            tx.put(&Key::Account(id), &rec)?;
+            self.store.write(tx.batch)?;
+        }
+        Ok(changed)
+    }
+
+    /// Removes the given messages (missing UIDs are skipped); returns the
+    /// UIDs removed. Their UIDs are not reused.
+    pub fn expunge(
+        &self,
+        id: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+    ) -> Result<Vec<Uid>, MailError> {
+        let _acct = self.lock_account(id);
+        let mut rec = self.account_record(id)?;
+        let mut mbox = self.get_mailbox(id, mailbox)?;
+        let mut tx = Tx::default();
+        let mut blobs = BlobDeltas::default();
+        let mut removed = Vec::new();
+        for &uid in uids {
+            let Some(msg) = self.load::<Message>(&Key::Message(id, mailbox, uid))? else {
+                continue;
+            };
+            self.remove_message(&mut tx, id, &mut rec, &mut mbox, &msg)?;
+            blobs.add(msg.blob, -1);
+            rec.used_bytes = rec.used_bytes.saturating_sub(msg.size);
+            removed.push(uid);
+        }
+        if !removed.is_empty() {
+            self.apply_blob_deltas(&mut tx, id, blobs, None)?;
+            tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
+            tx.put(&Key::Account(id), &rec)?;
+            self.store.write(tx.batch)?;
+        }
+        Ok(removed)
+    }
+
+    /// Copies messages to another mailbox (IMAP COPY); returns
+    /// `(source UID, new UID)` pairs for UIDPLUS `COPYUID`.
+    pub fn copy_messages(
+        &self,
+        id: AccountId,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>, MailError> {
+        self.transfer(id, from, uids, to, false)
+    }
+
+    /// Moves messages to another mailbox (IMAP MOVE), atomically: the
+    /// copies appear and the originals go in one batch.
+    pub fn move_messages(
+        &self,
+        id: AccountId,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>, MailError> {
+        self.transfer(id, from, uids, to, true)
+    }
+
+    fn transfer(
+        &self,
+        id: AccountId,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+        remove_source: bool,
+    ) -> Result<Vec<(Uid, Uid)>, MailError> {
+        let _acct = self.lock_account(id);
+        let mut rec = self.account_record(id)?;
+        let mut src = self.get_mailbox(id, from)?;
+        let mut dst = self.get_mailbox(id, to)?;
+        if from == to && remove_source {
+            return Ok(Vec::new());
+        }
+        let mut tx = Tx::default();
+        let mut blobs = BlobDeltas::default();
+        let mut pairs = Vec::new();
+        for &uid in uids {
+            let Some(msg) = self.load::<Message>(&Key::Message(id, from, uid))? else {
+                continue;
+            };
+            let new_uid = take_uid(&mut dst)?;
+            if remove_source {
+                self.remove_message(&mut tx, id, &mut rec, &mut src, &msg)?;
+            } else {
+                check_quota(&rec, msg.size)?;
+                rec.used_bytes = rec.used_bytes.saturating_add(msg.size);
+                blobs.add(msg.blob, 1);
+            }
+            let object = ChangedObject::Message {
+                mailbox: to,
+                uid: new_uid,
+            };
+            let modseq = tx.change(id, &mut rec, ChangeKind::Created, object)?;
+            let copy = Message {
+                mailbox: to,
+                uid: new_uid,
+                modseq,
+                ..msg
+            };
+            tx.put(&Key::Message(id, to, new_uid), &copy)?;
+            dst.highest_modseq = modseq;
+            dst.exists = dst.exists.saturating_add(1);
+            pairs.push((uid, new_uid));
+        }
+        if pairs.is_empty() {
+            return Ok(pairs);
+        }
+        self.apply_blob_deltas(&mut tx, id, blobs, None)?;
+        if from != to {
+            tx.put(&Key::Mailbox(id, from), &src)?;
+        }
+        tx.put(&Key::Mailbox(id, to), &dst)?;
+        tx.put(&Key::Account(id), &rec)?;
+        self.store.write(tx.batch)?;
+        Ok(pairs)
+    }
+
+    /// Deletes a message record, logs it and updates its mailbox in memory.
+    fn remove_message(
+        &self,
+        tx: &mut Tx,
+        id: AccountId,
+        rec: &mut AccountRecord,
+        mbox: &mut Mailbox,
+        msg: &Message,
+    ) -> Result<(), MailError> {
+        tx.delete(&Key::Message(id, mbox.id, msg.uid));
+        let object = ChangedObject::Message {
+            mailbox: mbox.id,
+            uid: msg.uid,
+        };
+        mbox.highest_modseq = tx.change(id, rec, ChangeKind::Destroyed, object)?;
+        mbox.exists = mbox.exists.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Writes the new reference counts of `deltas` into `tx`, deleting
+    /// blobs that lose their last reference and storing `new_blob` if its
+    /// count goes up from zero.
+    pub(crate) fn apply_blob_deltas(
+        &self,
+        tx: &mut Tx,
+        id: AccountId,
+        deltas: BlobDeltas,
+        new_blob: Option<(BlobHash, &[u8])>,
+    ) -> Result<(), MailError> {
+        for (blob, delta) in deltas.0 {
+            if delta == 0 {
+                continue;
+            }
+            let key = Key::BlobRef(id, blob);
+            let old = self.load::<u64>(&key)?.unwrap_or(0);
+            let new = i128::from(old) + i128::from(delta);
+            if new <= 0 {
+                if new < 0 {
+                    return Err(
+                        corrupt(Cf::BlobRefs, format!("blob {blob} count below zero")).into(),
+                    );
+                }
+                tx.delete(&key);
+                tx.delete(&Key::Blob(id, blob));
+                continue;
+            }
+            if old == 0 {
+                let Some((_, bytes)) = new_blob.filter(|(h, _)| *h == blob) else {
+                    return Err(corrupt(
+                        Cf::BlobRefs,
+                        format!("blob {blob} referenced but missing"),
+                    )
+                    .into());
+                };
+                tx.batch
+                    .put(Cf::Blobs, Key::Blob(id, blob).encode(), bytes.to_vec());
+            }
+            let new = u64::try_from(new).map_err(|_| bug("blob count overflow"))?;
+            tx.put(&key, &new)?;
+        }
+        Ok(())
+    }
+}
+
+fn take_uid(mbox: &mut Mailbox) -> Result<Uid, MailError> {
+    let uid = mbox.uid_next;
+    mbox.uid_next = uid.next().ok_or_else(|| MailError::UidsExhausted {
+        name: mbox.name.clone(),
+    })?;
+    Ok(uid)
+}
+
+fn check_quota(rec: &AccountRecord, needed: u64) -> Result<(), MailError> {
+    match rec.quota_bytes {
+        Some(quota) if rec.used_bytes.saturating_add(needed) > quota => {
+            Err(MailError::QuotaExceeded {
+                used: rec.used_bytes,
+                needed,
+                quota,
+            })
+        }
+        _ => Ok(()),
+    }
+}

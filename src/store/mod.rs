@@ -1,0 +1,374 @@
+//! Durable storage: the [`Store`] trait, its RocksDB implementation
+//! ([`RocksStore`]) and the typed mail layer on top ([`MailStore`]).
+//!
+//! # Why this shape
+//!
+//! [`Store`] is the one swap point for storage engines (ARCHITECTURE.md,
+//! "Growing past one machine"). It is deliberately a narrow, ordered
+//! key-value interface — get, ranged scan, atomic multi-key batch — because
+//! that is what every engine worth plugging in (RocksDB, FoundationDB, TiKV)
+//! offers natively. Nothing above it names RocksDB. Everything mail-shaped
+//! (accounts, IMAP mailboxes and UIDs, blobs, certificates, lists, logs)
+//! lives in [`MailStore`], a concrete type over `Arc<dyn Store>`, so a new
+//! engine implements four methods and inherits all of it.
+//!
+//! Every change that touches several keys is built as one [`Batch`] and
+//! written with a single [`Store::write`], which is durable (WAL fsync)
+//! before it returns: a crash leaves either all of a change or none of it.
+//!
+//! The API is blocking; the server wraps calls in `spawn_blocking`.
+//!
+//! # Column families and key layout
+//!
+//! Integers in keys are big-endian so that byte order is numeric order and
+//! scans come back sorted. `acct` is an [`AccountId`] (u32), `mbox` a
+//! [`MailboxId`] (u32), `uid` a [`Uid`] (u32), `hash` and `fp` are 32-byte
+//! SHA-256 digests, `lenL` is a u16 byte length. Values are postcard
+//! encodings preceded by one record-version byte (see `records`).
+//!
+//! | CF | key | value |
+//! |---|---|---|
+//! | `meta` | `"next_account_id"` | u32 |
+//! | `accounts` | `acct` | account record (addresses, password hash, quota, counters) |
+//! | `addresses` | lowercased address (primary or alias) | `acct` |
+//! | `mailboxes` | `acct mbox` | [`Mailbox`] |
+//! | `mailbox_names` | `acct name` (UTF-8, `/`-separated) | `mbox` |
+//! | `messages` | `acct mbox uid` | [`Message`] |
+//! | `blobs` | `acct hash` | raw message bytes |
+//! | `blob_refs` | `acct hash` | u64 reference count |
+//! | `certs` | `acct fp` | [`Certificate`] |
+//! | `settings` | `acct` | [`EncryptionSettings`] |
+//! | `changes` | `acct change_id(u64)` | [`Change`] |
+//! | `audit` | `acct seq(u64)` | [`AuditEvent`] |
+//! | `lists` | lowercased list address | [`MailingList`] |
+//! | `list_members` | `lenL list member` | `()` |
+//! | `list_keys` | `lenL list fp` | list key record (certificate DER, AES-256-GCM sealed private key) |
+//!
+//! Every account-scoped CF starts its keys with `acct`, so removing an
+//! account is one range delete per CF.
+
+mod certs;
+mod error;
+mod keys;
+mod lists;
+mod log;
+mod mail;
+mod mailbox;
+mod master_key;
+mod message;
+mod records;
+mod rocks;
+
+use std::fmt;
+
+pub use error::{MailError, StoreError};
+pub use mail::{MailStore, Recipient};
+pub use master_key::{MasterKey, SecretBytes};
+pub use records::{
+    Account, AccountId, AuditEvent, AuditKind, BlobHash, Certificate, Change, ChangeKind,
+    ChangedObject, Cipher, EncryptionSettings, FlagChange, Flags, HeaderFields, ListKeyInfo,
+    ListKeyPair, Mailbox, MailboxId, MailboxRole, MailingList, Message, NewCertificate, NewMessage,
+    Uid,
+};
+pub use rocks::RocksStore;
+
+/// A column family: one independent, ordered key space of the store.
+///
+/// Resolved to an engine handle once, at open time. The layout of each is
+/// in the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Cf {
+    /// Global counters.
+    Meta,
+    /// Account records.
+    Accounts,
+    /// Address (primary and aliases) → account.
+    Addresses,
+    /// Mailbox records.
+    Mailboxes,
+    /// Mailbox name → mailbox id, per account.
+    MailboxNames,
+    /// Message records, in UID order per mailbox.
+    Messages,
+    /// Message contents, content-addressed per account.
+    Blobs,
+    /// Reference counts of blobs.
+    BlobRefs,
+    /// Certificates per account.
+    Certs,
+    /// Encryption settings per account.
+    Settings,
+    /// Per-account change log (JMAP state, IMAP modseq).
+    Changes,
+    /// Per-account audit log.
+    Audit,
+    /// Mailing lists.
+    Lists,
+    /// Mailing-list members.
+    ListMembers,
+    /// Mailing-list key pairs (private key sealed).
+    ListKeys,
+}
+
+impl Cf {
+    /// Every column family, in a fixed order.
+    pub const ALL: [Cf; 15] = [
+        Cf::Meta,
+        Cf::Accounts,
+        Cf::Addresses,
+        Cf::Mailboxes,
+        Cf::MailboxNames,
+        Cf::Messages,
+        Cf::Blobs,
+        Cf::BlobRefs,
+        Cf::Certs,
+        Cf::Settings,
+        Cf::Changes,
+        Cf::Audit,
+        Cf::Lists,
+        Cf::ListMembers,
+        Cf::ListKeys,
+    ];
+
+    /// The name the engine knows this column family by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Meta => "meta",
+            Cf::Accounts => "accounts",
+            Cf::Addresses => "addresses",
+            Cf::Mailboxes => "mailboxes",
+            Cf::MailboxNames => "mailbox_names",
+            Cf::Messages => "messages",
+            Cf::Blobs => "blobs",
+            Cf::BlobRefs => "blob_refs",
+            Cf::Certs => "certs",
+            Cf::Settings => "settings",
+            Cf::Changes => "changes",
+            Cf::Audit => "audit",
+            Cf::Lists => "lists",
+            Cf::ListMembers => "list_members",
+            Cf::ListKeys => "list_keys",
+        }
+    }
+}
+
+impl fmt::Display for Cf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A half-open key range `[start, end)`; `end: None` means "to the end of
+/// the column family".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRange {
+    /// First key included.
+    pub start: Vec<u8>,
+    /// First key excluded, or `None` for no upper bound.
+    pub end: Option<Vec<u8>>,
+}
+
+impl KeyRange {
+    /// Every key that starts with `prefix`.
+    pub fn prefix(prefix: &[u8]) -> Self {
+        Self {
+            start: prefix.to_vec(),
+            end: prefix_successor(prefix),
+        }
+    }
+
+    /// Keys from `start` (included) to `end` (excluded).
+    pub fn between(start: Vec<u8>, end: Vec<u8>) -> Self {
+        Self {
+            start,
+            end: Some(end),
+        }
+    }
+
+    /// Whether `key` lies in the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        key >= self.start.as_slice() && self.end.as_deref().is_none_or(|end| key < end)
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, or
+/// `None` if there is none (the prefix is empty or all `0xff`).
+pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// A key and its value, as [`Store::scan`] returns them.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// Scan direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Ascending key order.
+    Forward,
+    /// Descending key order (latest first for counter-keyed logs).
+    Reverse,
+}
+
+/// One operation of a [`Batch`].
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BatchOp {
+    /// Set `key` to `value`.
+    Put {
+        /// Column family.
+        cf: Cf,
+        /// Key.
+        key: Vec<u8>,
+        /// Value.
+        value: Vec<u8>,
+    },
+    /// Remove `key` (no error if absent).
+    Delete {
+        /// Column family.
+        cf: Cf,
+        /// Key.
+        key: Vec<u8>,
+    },
+    /// Remove every key in `range`.
+    DeleteRange {
+        /// Column family.
+        cf: Cf,
+        /// Keys to remove.
+        range: KeyRange,
+    },
+}
+
+// why: values hold message bodies and sealed keys; Debug shows sizes only.
+impl fmt::Debug for BatchOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchOp::Put { cf, key, value } => write!(
+                f,
+                "Put({cf}, {} key bytes, {} value bytes)",
+                key.len(),
+                value.len()
+            ),
+            BatchOp::Delete { cf, key } => write!(f, "Delete({cf}, {} key bytes)", key.len()),
+            BatchOp::DeleteRange { cf, .. } => write!(f, "DeleteRange({cf})"),
+        }
+    }
+}
+
+/// Writes applied all together or not at all, in order (a later put of the
+/// same key wins).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    ops: Vec<BatchOp>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a put.
+    pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push(BatchOp::Put { cf, key, value });
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
+        self.ops.push(BatchOp::Delete { cf, key });
+    }
+
+    /// Adds a range delete.
+    pub fn delete_range(&mut self, cf: Cf, range: KeyRange) {
+        self.ops.push(BatchOp::DeleteRange { cf, range });
+    }
+
+    /// The operations, in order.
+    pub fn ops(&self) -> &[BatchOp] {
+        &self.ops
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch has no operations.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// An ordered, durable key-value engine: the only swap point for storage.
+///
+/// Keys and values are opaque bytes. Keys are built by [`MailStore`] from
+/// ids it allocated and from addresses or mailbox names that came from
+/// peers and operators (validated, but otherwise arbitrary bytes); values
+/// are opaque records. No method may panic on any key or value.
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// The value of `key`, or `None`.
+    ///
+    /// `key` may derive from peer input (an address in RCPT TO): any bytes
+    /// must be accepted. Never panics.
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The values of several keys of one column family, in the order
+    /// given. Same input rules as [`Store::get`]; engines with a native
+    /// multi-get override the default. Never panics.
+    fn get_many(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.get(cf, k)).collect()
+    }
+
+    /// Up to `limit` key-value pairs of `range`, in `order`, read from one
+    /// consistent view.
+    ///
+    /// `range` bounds come from [`MailStore`] (prefixes of validated
+    /// names and ids); an empty or inverted range yields nothing. Never
+    /// panics.
+    fn scan(
+        &self,
+        cf: Cf,
+        range: &KeyRange,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError>;
+
+    /// Applies `batch` atomically and durably: when this returns `Ok`, the
+    /// whole batch is in the write-ahead log and synced to disk; when it
+    /// returns `Err`, none of it is visible.
+    ///
+    /// The batch is built by [`MailStore`]; values may hold peer-supplied
+    /// message bytes of any size up to the server's message limit. Never
+    /// panics.
+    fn write(&self, batch: Batch) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_range_bounds() {
+        let r = KeyRange::prefix(&[1, 0xff]);
+        assert_eq!(r.end, Some(vec![2]));
+        assert!(r.contains(&[1, 0xff, 0]));
+        assert!(!r.contains(&[2]));
+        assert_eq!(KeyRange::prefix(&[0xff, 0xff]).end, None);
+        assert_eq!(KeyRange::prefix(&[]).end, None);
+    }
+
+    #[test]
+    fn cf_names_are_unique() {
+        let mut names: Vec<_> = Cf::ALL.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Cf::ALL.len());
+    }
+}
