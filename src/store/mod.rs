@@ -58,6 +58,8 @@ mod master_key;
 mod message;
 mod records;
 mod rocks;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 
@@ -348,27 +350,4 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// message bytes of any size up to the server's message limit. Never
     /// panics.
     fn write(&self, batch: Batch) -> Result<(), StoreError>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_range_bounds() {
-        let r = KeyRange::prefix(&[1, 0xff]);
-        assert_eq!(r.end, Some(vec![2]));
-        assert!(r.contains(&[1, 0xff, 0]));
-        assert!(!r.contains(&[2]));
-        assert_eq!(KeyRange::prefix(&[0xff, 0xff]).end, None);
-        assert_eq!(KeyRange::prefix(&[]).end, None);
-    }
-
-    #[test]
-    fn cf_names_are_unique() {
-        let mut names: Vec<_> = Cf::ALL.iter().map(|c| c.name()).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), Cf::ALL.len());
-    }
 }

@@ -102,6 +102,15 @@ impl RocksStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ops);
     }
 
+    /// Test hook: cancels a failure armed by `fail_next_write_after`.
+    #[cfg(test)]
+    pub(crate) fn disarm_failure(&self) {
+        *self
+            .fail_after_ops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
     #[cfg(test)]
     fn injected_failure(&self, added: usize) -> Result<(), StoreError> {
         let mut slot = self

@@ -1,0 +1,706 @@
+//! The store against a real RocksDB in a temporary directory: round trips
+//! per entity, reopening, atomicity through a failing engine wrapper, the
+//! certificate rules, UID rules, account removal, and secrets at rest.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rand::RngCore;
+use sealmail::certs::Fingerprint;
+use sealmail::store::{
+    AccountId, AuditKind, Batch, Cf, ChangeKind, ChangedObject, Cipher, EncryptionSettings,
+    FlagChange, Flags, HeaderFields, KeyRange, KeyValue, MailError, MailStore, MasterKey,
+    NewCertificate, NewMessage, Order, Recipient, RocksStore, SecretBytes, Store, StoreError, Uid,
+};
+
+/// An engine that fails its writes when armed, and counts them: proves
+/// that each mail operation is exactly one batch and that a failed batch
+/// leaves nothing behind. Also shows the trait is implementable outside
+/// the crate.
+#[derive(Debug)]
+struct FaultyStore {
+    inner: Arc<RocksStore>,
+    fail: AtomicBool,
+    writes: AtomicUsize,
+}
+
+impl Store for FaultyStore {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(cf, key)
+    }
+
+    fn scan(
+        &self,
+        cf: Cf,
+        range: &KeyRange,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.inner.scan(cf, range, order, limit)
+    }
+
+    fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Engine {
+                op: "write",
+                message: "injected".into(),
+            });
+        }
+        self.inner.write(batch)
+    }
+}
+
+fn open(dir: &Path) -> MailStore {
+    MailStore::open(dir).unwrap()
+}
+
+fn faulty(dir: &Path) -> (Arc<FaultyStore>, MailStore) {
+    let engine = Arc::new(FaultyStore {
+        inner: Arc::new(RocksStore::open(dir).unwrap()),
+        fail: AtomicBool::new(false),
+        writes: AtomicUsize::new(0),
+    });
+    let mail = MailStore::new(engine.clone(), MasterKey::from_bytes([9; 32]));
+    (engine, mail)
+}
+
+fn dump(store: &dyn Store) -> Vec<(Cf, Vec<KeyValue>)> {
+    let all = KeyRange::prefix(&[]);
+    Cf::ALL
+        .iter()
+        .map(|&cf| {
+            (
+                cf,
+                store.scan(cf, &all, Order::Forward, usize::MAX).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn msg(raw: &[u8]) -> NewMessage<'_> {
+    NewMessage {
+        raw,
+        flags: Flags::default(),
+        internal_date: 1_700_000_000,
+        headers: HeaderFields {
+            subject: Some("Hello".into()),
+            message_id: Some("<1@example.org>".into()),
+            ..HeaderFields::default()
+        },
+        encrypted: false,
+    }
+}
+
+fn cert(seed: u8) -> NewCertificate {
+    let der = vec![seed; 500];
+    NewCertificate {
+        fingerprint: Fingerprint::of_der(&der),
+        der,
+        subject: format!("CN=user {seed}"),
+        issuer: "CN=Test CA".into(),
+        serial_number: format!("{seed:02x}"),
+        email_addresses: vec!["alice@example.org".into()],
+        not_before: 1_600_000_000,
+        not_after: 2_000_000_000,
+        key_algorithm: "RSA".into(),
+        key_size: Some(2048),
+        description: "laptop".into(),
+        is_active: true,
+    }
+}
+
+fn alice(mail: &MailStore) -> AccountId {
+    mail.add_account(
+        "Alice@Example.org",
+        Some("s3cret"),
+        &["al@example.org".into()],
+    )
+    .unwrap()
+    .id
+}
+
+fn inbox(mail: &MailStore, id: AccountId) -> sealmail::store::MailboxId {
+    mail.mailbox_by_name(id, "inbox").unwrap().id
+}
+
+fn enabled() -> EncryptionSettings {
+    EncryptionSettings {
+        enabled: true,
+        algorithm: Cipher::Aes128Cbc,
+        encrypt_on_append: true,
+    }
+}
+
+#[test]
+fn account_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = open(dir.path());
+    let id = alice(&mail);
+    let acct = mail.account_by_address("AL@example.ORG").unwrap();
+    assert_eq!(acct.id, id);
+    assert_eq!(acct.address, "alice@example.org");
+    assert_eq!(acct.aliases, vec!["al@example.org".to_string()]);
+    assert!(mail.verify_password(id, "s3cret").unwrap());
+    assert!(!mail.verify_password(id, "wrong").unwrap());
+    assert_eq!(
+        mail.resolve_address("<alice@example.org>").unwrap(),
+        Some(Recipient::Account(id))
+    );
+    assert_eq!(mail.resolve_address("nobody@example.org").unwrap(), None);
+    assert_eq!(mail.resolve_address("not an address").unwrap(), None);
+    assert!(matches!(
+        mail.add_account("al@example.org", None, &[]),
+        Err(MailError::AddressTaken { .. })
+    ));
+    mail.set_aliases(id, &["other@example.org".into()]).unwrap();
+    assert_eq!(mail.resolve_address("al@example.org").unwrap(), None);
+    assert_eq!(
+        mail.resolve_address("other@example.org").unwrap(),
+        Some(Recipient::Account(id))
+    );
+    mail.set_password(id, None).unwrap();
+    assert!(!mail.verify_password(id, "s3cret").unwrap());
+    let bob = mail.add_account("bob@example.org", None, &[]).unwrap();
+    assert!(!bob.has_password);
+    let all: Vec<_> = mail
+        .list_accounts()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.address)
+        .collect();
+    assert_eq!(all, ["alice@example.org", "bob@example.org"]);
+    let names: Vec<_> = mail
+        .list_mailboxes(bob.id)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"]
+    );
+}
+
+#[test]
+fn mailbox_hierarchy_rename_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = open(dir.path());
+    let id = alice(&mail);
+    let leaf = mail.create_mailbox(id, "Work/2024/Q1").unwrap();
+    let work = mail.mailbox_by_name(id, "Work").unwrap();
+    let year = mail.mailbox_by_name(id, "Work/2024").unwrap();
+    assert_eq!(year.parent, Some(work.id));
+    assert_eq!(leaf.parent, Some(year.id));
+    assert!(matches!(
+        mail.create_mailbox(id, "Work"),
+        Err(MailError::MailboxExists { .. })
+    ));
+    assert!(matches!(
+        mail.delete_mailbox(id, work.id),
+        Err(MailError::MailboxHasChildren { .. })
+    ));
+    let renamed = mail.rename_mailbox(id, work.id, "Old/Work").unwrap();
+    assert_eq!(renamed.name, "Old/Work");
+    assert_eq!(
+        mail.get_mailbox(id, leaf.id).unwrap().name,
+        "Old/Work/2024/Q1"
+    );
+    assert!(mail.mailbox_by_name(id, "Work/2024").is_err());
+    let old = mail.mailbox_by_name(id, "Old").unwrap();
+    assert_eq!(renamed.parent, Some(old.id));
+    assert!(matches!(
+        mail.rename_mailbox(id, inbox(&mail, id), "X"),
+        Err(MailError::InboxProtected)
+    ));
+    mail.set_subscribed(id, leaf.id, false).unwrap();
+    assert!(!mail.get_mailbox(id, leaf.id).unwrap().subscribed);
+    let raw = b"to be deleted with its mailbox";
+    let m = mail.append(id, leaf.id, msg(raw)).unwrap();
+    mail.delete_mailbox(id, leaf.id).unwrap();
+    assert!(mail.get_blob(id, m.blob).unwrap().is_none());
+    assert_eq!(mail.account(id).unwrap().used_bytes, 0);
+    // A mailbox created again under the same name gets a new UIDVALIDITY.
+    let again = mail.create_mailbox(id, "Old/Work/2024/Q1").unwrap();
+    assert_ne!(again.uid_validity, leaf.uid_validity);
+}
+
+#[test]
+fn messages_flags_copy_move_and_blob_sharing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = open(dir.path());
+    let id = alice(&mail);
+    let inbox = inbox(&mail, id);
+    let archive = mail.mailbox_by_name(id, "Archive").unwrap().id;
+    let a = mail.append(id, inbox, msg(b"message a")).unwrap();
+    let b = mail.append(id, inbox, msg(b"message b")).unwrap();
+    assert_eq!((a.uid.get(), b.uid.get()), (1, 2));
+    assert!(b.modseq > a.modseq);
+    let got = mail.get_message(id, inbox, a.uid).unwrap();
+    assert_eq!(got.headers.subject.as_deref(), Some("Hello"));
+    assert_eq!(mail.get_blob(id, got.blob).unwrap().unwrap(), b"message a");
+
+    let seen = Flags {
+        seen: true,
+        keywords: ["$Forwarded".to_string()].into(),
+        ..Flags::default()
+    };
+    let changed = mail
+        .set_flags(id, inbox, &[a.uid, b.uid], &FlagChange::Add(seen))
+        .unwrap();
+    assert_eq!(changed.len(), 2);
+    let box_after = mail.get_mailbox(id, inbox).unwrap();
+    assert_eq!(box_after.highest_modseq, changed[1].1);
+    let remove = FlagChange::Remove(Flags {
+        seen: true,
+        ..Flags::default()
+    });
+    mail.set_flags(id, inbox, &[a.uid], &remove).unwrap();
+    let flags = mail.get_message(id, inbox, a.uid).unwrap().flags;
+    assert!(!flags.seen && flags.keywords.contains("$Forwarded"));
+
+    let copied = mail.copy_messages(id, inbox, &[a.uid], archive).unwrap();
+    assert_eq!(copied, vec![(a.uid, Uid::FIRST)]);
+    mail.expunge(id, inbox, &[a.uid]).unwrap();
+    // The copy still holds the shared blob.
+    assert_eq!(mail.get_blob(id, a.blob).unwrap().unwrap(), b"message a");
+    mail.expunge(id, archive, &[Uid::FIRST]).unwrap();
+    assert!(mail.get_blob(id, a.blob).unwrap().is_none());
+
+    let moved = mail.move_messages(id, inbox, &[b.uid], archive).unwrap();
+    assert_eq!(moved, vec![(b.uid, Uid::new(2).unwrap())]);
+    assert!(mail.list_messages(id, inbox, None, 10).unwrap().is_empty());
+    assert_eq!(mail.get_mailbox(id, archive).unwrap().exists, 1);
+    assert_eq!(mail.account(id).unwrap().used_bytes, 9);
+}
+
+#[test]
+fn uids_increase_and_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, inbox) = {
+        let mail = open(dir.path());
+        let id = alice(&mail);
+        let inbox = inbox(&mail, id);
+        let uids: Vec<Uid> = (0..3)
+            .map(|i| {
+                mail.append(id, inbox, msg(format!("m{i}").as_bytes()))
+                    .unwrap()
+                    .uid
+            })
+            .collect();
+        assert_eq!(uids.iter().map(|u| u.get()).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(mail.expunge(id, inbox, &uids).unwrap(), uids);
+        (id, inbox)
+    };
+    let mail = open(dir.path());
+    let next = mail.append(id, inbox, msg(b"after reopen")).unwrap();
+    assert_eq!(next.uid.get(), 4);
+    let page = mail.list_messages(id, inbox, None, 10).unwrap();
+    assert_eq!(page.len(), 1);
+    let first = mail.append(id, inbox, msg(b"five")).unwrap();
+    let after = mail.list_messages(id, inbox, Some(next.uid), 10).unwrap();
+    assert_eq!(after.iter().map(|m| m.uid).collect::<Vec<_>>(), [first.uid]);
+}
+
+#[test]
+fn quota_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = open(dir.path());
+    let id = alice(&mail);
+    mail.set_quota(id, Some(10)).unwrap();
+    mail.append(id, inbox(&mail, id), msg(b"12345678")).unwrap();
+    let err = mail.append(id, inbox(&mail, id), msg(b"123")).unwrap_err();
+    assert!(matches!(
+        err,
+        MailError::QuotaExceeded {
+            used: 8,
+            needed: 3,
+            quota: 10
+        }
+    ));
+    assert!(err.is_user_error());
+}
+
+#[test]
+fn everything_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = fake_pem();
+    let (id, stored) = {
+        let mail = open(dir.path());
+        let id = alice(&mail);
+        let stored = mail
+            .append(id, inbox(&mail, id), msg(b"persistent"))
+            .unwrap();
+        mail.add_certificate(id, cert(1)).unwrap();
+        mail.set_encryption_settings(id, enabled()).unwrap();
+        mail.create_list(
+            "list@example.org",
+            "owner@example.org",
+            &["alice@example.org".into()],
+        )
+        .unwrap();
+        mail.add_list_key(
+            "list@example.org",
+            b"list cert der",
+            &SecretBytes::new(pem.clone()),
+        )
+        .unwrap();
+        (id, stored)
+    };
+    let mail = open(dir.path());
+    assert_eq!(mail.account_by_address("alice@example.org").unwrap().id, id);
+    assert!(mail.verify_password(id, "s3cret").unwrap());
+    let inbox = inbox(&mail, id);
+    assert_eq!(mail.get_message(id, inbox, stored.uid).unwrap(), stored);
+    assert_eq!(
+        mail.get_blob(id, stored.blob).unwrap().unwrap(),
+        b"persistent"
+    );
+    let certs = mail.list_certificates(id).unwrap();
+    assert_eq!(certs.len(), 1);
+    assert_eq!(certs[0].der, cert(1).der);
+    assert_eq!(mail.encryption_settings(id).unwrap(), enabled());
+    assert_eq!(
+        mail.list_members("list@example.org").unwrap(),
+        ["alice@example.org"]
+    );
+    let keys = mail.list_keys("list@example.org").unwrap();
+    assert_eq!(keys[0].private_key_pem.expose(), pem.as_slice());
+    assert_eq!(
+        mail.resolve_address("LIST@example.org").unwrap(),
+        Some(Recipient::List("list@example.org".into()))
+    );
+    let changes = mail.changes_since(id, 0, 1000).unwrap();
+    assert_eq!(changes.last().unwrap().id, mail.account(id).unwrap().modseq);
+    let audit = mail.audit_events(id, 10).unwrap();
+    assert_eq!(audit[0].kind, AuditKind::EncryptionEnabled);
+    assert_eq!(audit[1].kind, AuditKind::CertificateAdded);
+}
+
+#[test]
+fn changes_since_and_audit_latest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = open(dir.path());
+    let id = alice(&mail);
+    let state = mail.account(id).unwrap().modseq;
+    let m = mail.append(id, inbox(&mail, id), msg(b"x")).unwrap();
+    mail.add_certificate(id, cert(1)).unwrap();
+    let changes = mail.changes_since(id, state, 10).unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[0].kind, ChangeKind::Created);
+    assert_eq!(
+        changes[0].object,
+        ChangedObject::Message {
+            mailbox: m.mailbox,
+            uid: m.uid
+        }
+    );
+    assert_eq!(
+        changes[1].object,
+        ChangedObject::Certificate(cert(1).fingerprint)
+    );
+    assert_eq!(mail.changes_since(id, state, 1).unwrap().len(), 1);
+    mail.record_audit(id, AuditKind::DeliveryRefused, "no usable certificate")
+        .unwrap();
+    mail.record_audit(id, AuditKind::DeliveryEncrypted, "<1@example.org>")
+        .unwrap();
+    let audit = mail.audit_events(id, 2).unwrap();
+    assert_eq!(audit[0].kind, AuditKind::DeliveryEncrypted);
+    assert_eq!(audit[1].details, "no usable certificate");
+    assert!(audit[0].seq > audit[1].seq);
+}
+
+#[test]
+fn certificate_round_trip_and_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = open(dir.path());
+    let id = alice(&mail);
+    let added = mail.add_certificate(id, cert(1)).unwrap();
+    let fp = added.fingerprint;
+    assert_eq!(mail.get_certificate(id, fp).unwrap(), added);
+    let dup = mail.add_certificate(id, cert(1)).unwrap_err();
+    assert!(matches!(dup, MailError::DuplicateCertificate { fingerprint } if fingerprint == fp));
+    let mut wrong = cert(2);
+    wrong.fingerprint = fp;
+    assert!(matches!(
+        mail.add_certificate(id, wrong),
+        Err(MailError::FingerprintMismatch { .. })
+    ));
+    let updated = mail.set_certificate_description(id, fp, "phone").unwrap();
+    assert_eq!(updated.description, "phone");
+    assert!(
+        !mail
+            .set_certificate_active(id, fp, false)
+            .unwrap()
+            .is_active
+    );
+    mail.remove_certificate(id, fp).unwrap();
+    assert!(matches!(
+        mail.get_certificate(id, fp),
+        Err(MailError::CertificateNotFound { .. })
+    ));
+}
+
+#[test]
+fn last_active_certificate_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = open(dir.path());
+    let id = alice(&mail);
+    let err = mail.set_encryption_settings(id, enabled()).unwrap_err();
+    assert!(matches!(err, MailError::NoActiveCertificate), "{err}");
+    assert!(err.to_string().contains("add a certificate first"));
+
+    let one = mail.add_certificate(id, cert(1)).unwrap().fingerprint;
+    mail.set_encryption_settings(id, enabled()).unwrap();
+    for err in [
+        mail.remove_certificate(id, one).unwrap_err(),
+        mail.set_certificate_active(id, one, false).unwrap_err(),
+    ] {
+        assert!(
+            matches!(err, MailError::LastActiveCertificate { .. }),
+            "{err}"
+        );
+        assert!(err
+            .to_string()
+            .contains("disable encryption or add a certificate first"));
+    }
+    let mut inactive = cert(2);
+    inactive.is_active = false;
+    let two = mail.add_certificate(id, inactive).unwrap().fingerprint;
+    assert!(
+        mail.remove_certificate(id, one).is_err(),
+        "an inactive one does not count"
+    );
+    mail.set_certificate_active(id, two, true).unwrap();
+    mail.set_certificate_active(id, one, false).unwrap();
+    mail.remove_certificate(id, one).unwrap();
+    assert!(mail.remove_certificate(id, two).is_err());
+    mail.set_encryption_settings(id, EncryptionSettings::default())
+        .unwrap();
+    mail.remove_certificate(id, two).unwrap();
+    let kinds: Vec<_> = mail
+        .audit_events(id, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds[0], AuditKind::CertificateRemoved);
+    assert_eq!(kinds[1], AuditKind::EncryptionDisabled);
+    assert!(kinds.contains(&AuditKind::CertificateDeactivated));
+}
+
+#[test]
+fn failed_write_leaves_nothing_and_each_operation_is_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, mail) = faulty(dir.path());
+    let id = alice(&mail);
+    let inbox = inbox(&mail, id);
+    let before = dump(engine.as_ref());
+    engine.fail.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        mail.append(id, inbox, msg(b"lost")),
+        Err(MailError::Store(_))
+    ));
+    assert!(matches!(
+        mail.add_certificate(id, cert(1)),
+        Err(MailError::Store(_))
+    ));
+    assert_eq!(
+        dump(engine.as_ref()),
+        before,
+        "a failed write left something behind"
+    );
+    engine.fail.store(false, Ordering::SeqCst);
+
+    let writes = engine.writes.load(Ordering::SeqCst);
+    let m = mail.append(id, inbox, msg(b"kept")).unwrap();
+    mail.add_certificate(id, cert(1)).unwrap();
+    assert_eq!(
+        engine.writes.load(Ordering::SeqCst),
+        writes + 2,
+        "one batch per operation"
+    );
+    assert_eq!(m.uid, Uid::FIRST, "the failed append consumed no UID");
+}
+
+#[test]
+fn account_removal_leaves_no_key_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, mail) = faulty(dir.path());
+    let bob = mail.add_account("bob@example.org", None, &[]).unwrap().id;
+    let before_alice = dump(engine.as_ref());
+    let id = alice(&mail);
+    let inbox = inbox(&mail, id);
+    mail.append(id, inbox, msg(b"one")).unwrap();
+    mail.create_mailbox(id, "Projects/x").unwrap();
+    mail.add_certificate(id, cert(1)).unwrap();
+    mail.set_encryption_settings(id, enabled()).unwrap();
+    mail.record_audit(id, AuditKind::DeliveryEncrypted, "x")
+        .unwrap();
+    mail.remove_account(id).unwrap();
+    let mut after = dump(engine.as_ref());
+    // The account-id counter moved on; everything else is as before.
+    let meta = |d: &mut Vec<(Cf, Vec<KeyValue>)>| d.retain(|(cf, _)| *cf != Cf::Meta);
+    let mut before = before_alice;
+    meta(&mut before);
+    meta(&mut after);
+    assert_eq!(after, before);
+    assert_eq!(mail.resolve_address("al@example.org").unwrap(), None);
+    assert!(matches!(
+        mail.account(id),
+        Err(MailError::AccountNotFound { .. })
+    ));
+    assert_eq!(mail.list_accounts().unwrap().len(), 1);
+    assert!(mail.account(bob).is_ok());
+    // The address is free again and the new account gets a new id.
+    assert_ne!(alice(&mail), id);
+}
+
+#[test]
+fn lists_members_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail = open(dir.path());
+    alice(&mail);
+    assert!(matches!(
+        mail.create_list("alice@example.org", "o@example.org", &[]),
+        Err(MailError::AddressTaken { .. })
+    ));
+    mail.create_list(
+        "l@example.org",
+        "owner@example.org",
+        &["B@example.org".into()],
+    )
+    .unwrap();
+    mail.add_list_member("l@example.org", "a@example.org")
+        .unwrap();
+    mail.add_list_member("l@example.org", "a@example.org")
+        .unwrap();
+    assert_eq!(
+        mail.list_members("l@example.org").unwrap(),
+        ["a@example.org", "b@example.org"]
+    );
+    mail.remove_list_member("l@example.org", "b@example.org")
+        .unwrap();
+    assert_eq!(
+        mail.list_members("l@example.org").unwrap(),
+        ["a@example.org"]
+    );
+    let pem = SecretBytes::new(fake_pem());
+    let info = mail
+        .add_list_key("l@example.org", b"cert one", &pem)
+        .unwrap();
+    assert!(matches!(
+        mail.add_list_key("l@example.org", b"cert one", &pem),
+        Err(MailError::DuplicateListKey { .. })
+    ));
+    mail.add_list_key("l@example.org", b"cert two", &pem)
+        .unwrap();
+    assert_eq!(mail.list_keys("l@example.org").unwrap().len(), 2);
+    assert!(!format!("{:?}", mail.list_keys("l@example.org").unwrap()).contains("PRIVATE"));
+    mail.remove_list_key("l@example.org", info.fingerprint)
+        .unwrap();
+    assert_eq!(mail.list_key_infos("l@example.org").unwrap().len(), 1);
+    mail.remove_list("l@example.org").unwrap();
+    assert!(matches!(
+        mail.list_members("l@example.org"),
+        Err(MailError::ListNotFound { .. })
+    ));
+    assert_eq!(mail.resolve_address("l@example.org").unwrap(), None);
+}
+
+#[test]
+fn list_private_key_is_not_stored_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = fake_pem();
+    let body = pem_body_line(&pem);
+    let rocks = Arc::new(RocksStore::open(dir.path()).unwrap());
+    let key = MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
+    let mail = MailStore::new(rocks.clone(), key);
+    mail.create_list("l@example.org", "o@example.org", &[])
+        .unwrap();
+    // Positive control: the certificate is stored in clear, so the scan
+    // below must find it; otherwise it proves nothing.
+    let cert_marker = b"list-cert-der-marker-7f3a9c1e55".to_vec();
+    mail.add_list_key(
+        "l@example.org",
+        &cert_marker,
+        &SecretBytes::new(pem.clone()),
+    )
+    .unwrap();
+    rocks.flush().unwrap();
+    let mut files = 0;
+    let mut marker_seen = false;
+    for entry in walk(rocks.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        files += 1;
+        marker_seen |= bytes.windows(cert_marker.len()).any(|w| w == cert_marker);
+        assert!(
+            !bytes.windows(body.len()).any(|w| w == body),
+            "private key in clear in {}",
+            entry.display()
+        );
+    }
+    assert!(
+        files > 3,
+        "expected SST, WAL and manifest files, found {files}"
+    );
+    assert!(marker_seen, "the scan did not see the stored certificate");
+    assert_eq!(
+        mail.list_keys("l@example.org").unwrap()[0]
+            .private_key_pem
+            .expose(),
+        pem
+    );
+    // A different master key cannot open it.
+    let other = MailStore::new(rocks, MasterKey::from_bytes([0; 32]));
+    assert!(matches!(
+        other.list_keys("l@example.org"),
+        Err(MailError::ListKeyUnreadable { .. })
+    ));
+}
+
+#[test]
+fn master_key_is_created_with_mode_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let meta = std::fs::metadata(dir.path().join("master.key")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), 32);
+}
+
+/// A PEM-shaped secret with a random body (the store treats it as opaque).
+fn fake_pem() -> Vec<u8> {
+    let mut der = vec![0u8; 1200];
+    rand::thread_rng().fill_bytes(&mut der);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem.into_bytes()
+}
+
+/// One full base64 line from the middle of the PEM body.
+fn pem_body_line(pem: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(pem).unwrap();
+    text.lines().nth(3).unwrap().as_bytes().to_vec()
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
