@@ -17,10 +17,16 @@
 //!   engines), its RocksDB implementation and the typed mail layer
 //!   (accounts, mailboxes, messages, certificates, lists, logs).
 //! - [`config`]: TOML configuration, environment overrides, defaults.
+//! - [`manage`]: account operations shared by the management API and JMAP.
+//! - [`admin`]: the management API on `admin.sock`.
+//! - [`server`]: listeners, data directory lock, shutdown.
 //! - [`cli`]: the `sealmail` command line.
 
+pub mod admin;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod manage;
+pub mod server;
 pub mod smime;
 pub mod store;

@@ -1,12 +1,18 @@
 //! The `sealmail` command line.
 //!
 //! Offline commands (`encrypt`, `cert inspect`) work on files and standard
-//! streams. Exit codes are part of the contract: 0 ok, 1 a user error (the
-//! message says what and how to fix it), 2 an internal error or an
-//! unreachable server.
+//! streams; `serve` runs the server; every other command is a client of the
+//! running server's management API on `data_dir/admin.sock`. Exit codes
+//! are part of the contract: 0 ok, 1 a user error (the message says what
+//! and how to fix it), 2 an internal error or an unreachable server.
 
+mod client;
 mod encrypt;
+mod export;
 mod inspect;
+mod manage;
+mod serve;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,20 +38,215 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server (LMTP, IMAP, JMAP, management socket).
+    Serve(ServeArgs),
+    /// Accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Certificates of an account, and offline inspection.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Encryption at rest of an account.
+    #[command(subcommand)]
+    Encryption(EncryptionCommand),
+    /// Mailing lists.
+    #[command(subcommand)]
+    List(ListCommand),
+    /// Write an account's mail as Maildir, each message exactly as stored.
+    Export(ExportArgs),
     /// Encrypt one message from standard input to standard output as S/MIME
     /// (offline filter; the e-mail address rule is not applied).
     Encrypt(EncryptArgs),
-    /// Certificates.
-    #[command(subcommand)]
-    Cert(CertCommand),
+}
+
+/// Arguments of `sealmail serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `--json` for listing and status commands.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct JsonFlag {
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sealmail account ...`
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account (without --password-stdin it receives mail but cannot log in).
+    Add {
+        /// Primary address.
+        email: String,
+        /// Read the login password from standard input (first line).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Another address that delivers to this account; repeat for several.
+        #[arg(long = "alias", value_name = "EMAIL")]
+        aliases: Vec<String>,
+    },
+    /// List accounts.
+    List(JsonFlag),
+    /// Remove an account and all its mail, certificates and logs.
+    Remove {
+        /// The account.
+        email: String,
+    },
+    /// Set an account's password, read from standard input.
+    Passwd {
+        /// The account.
+        email: String,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
 }
 
 /// `sealmail cert ...`
 #[derive(Debug, Subcommand)]
 pub enum CertCommand {
+    /// Add the certificates of FILE (PEM, DER or PKCS#7) to an account.
+    Add {
+        /// The account.
+        email: String,
+        /// The certificate file.
+        file: PathBuf,
+        /// A note shown in listings.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List an account's certificates.
+    List {
+        /// The account.
+        email: String,
+        /// JSON output.
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Remove a certificate by fingerprint (hex; colons and upper case accepted).
+    Remove {
+        /// The account.
+        email: String,
+        /// SHA-256 fingerprint.
+        fingerprint: String,
+    },
     /// Show what would be recorded for a certificate file and whether it
     /// passes the rules for encryption.
     Inspect(InspectArgs),
+}
+
+/// `sealmail encryption ...`
+#[derive(Debug, Subcommand)]
+pub enum EncryptionCommand {
+    /// Store the account's new mail encrypted for its active certificates.
+    Enable {
+        /// The account.
+        email: String,
+        /// Content-encryption algorithm (kept as it is when not given; aes256 at first).
+        #[arg(long, value_enum)]
+        algorithm: Option<Algorithm>,
+        /// Encrypt IMAP APPEND and JMAP imports too.
+        #[arg(long)]
+        encrypt_on_append: bool,
+    },
+    /// Store new mail as it arrives.
+    Disable {
+        /// The account.
+        email: String,
+    },
+    /// Show the account's encryption settings and warnings.
+    Status {
+        /// The account.
+        email: String,
+        /// JSON output.
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+}
+
+/// `sealmail list ...`
+#[derive(Debug, Subcommand)]
+pub enum ListCommand {
+    /// Create a mailing list.
+    Add {
+        /// The list's address.
+        list: String,
+        /// A member address; repeat for several.
+        #[arg(long = "member", value_name = "EMAIL")]
+        members: Vec<String>,
+        /// Owner address, sender of notices (default owner-LIST).
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Show lists with their members and keys.
+    Show(JsonFlag),
+    /// Members of a list.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Key pairs of a list (decrypt mail sent encrypted to the list).
+    #[command(subcommand)]
+    Key(ListKeyCommand),
+}
+
+/// `sealmail list member ...`
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// Add a member.
+    Add {
+        /// The list.
+        list: String,
+        /// The member.
+        email: String,
+    },
+    /// Remove a member.
+    Remove {
+        /// The list.
+        list: String,
+        /// The member.
+        email: String,
+    },
+}
+
+/// `sealmail list key ...`
+#[derive(Debug, Subcommand)]
+pub enum ListKeyCommand {
+    /// Add a key pair: the list's certificate and its unencrypted PEM private key.
+    Add {
+        /// The list.
+        list: String,
+        /// Certificate file (PEM or DER).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Private key file (unencrypted PEM, PKCS#8 or PKCS#1).
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+/// Arguments of `sealmail export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The account.
+    pub email: String,
+    /// Directory to write one Maildir per mailbox into (INBOX at DIR/INBOX).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Only this mailbox.
+    #[arg(long)]
+    pub mailbox: Option<String>,
 }
 
 /// Arguments of `sealmail encrypt`.
@@ -92,6 +293,18 @@ impl From<Algorithm> for ContentCipher {
     }
 }
 
+impl Cli {
+    /// The configuration the command line points at (`--config`, the
+    /// environment, the defaults), with `--data-dir` applied.
+    pub fn config(&self) -> Result<crate::config::Config, crate::config::ConfigError> {
+        let mut config = crate::config::Config::from_process(self.config.as_deref())?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir.clone_from(dir);
+        }
+        Ok(config)
+    }
+}
+
 /// Exit code for a user error: the message says what and how to fix it.
 pub const EXIT_USER: u8 = 1;
 /// Exit code for an internal error or an unreachable server.
@@ -103,6 +316,9 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Encrypt(args) => encrypt::run(args),
         Command::Cert(CertCommand::Inspect(args)) => inspect::run(args),
+        Command::Serve(args) => serve::run(&cli, args),
+        Command::Export(args) => export::run(&cli, args),
+        _ => manage::run(&cli),
     };
     match result {
         Ok(code) => code,

@@ -70,6 +70,16 @@ impl Decryptor {
         Ok(Self::new(key, cert))
     }
 
+    /// The key's modulus (to check it against a certificate).
+    pub fn public_modulus(&self) -> &rsa::BigUint {
+        rsa::traits::PublicKeyParts::n(&self.key)
+    }
+
+    /// The key's public exponent.
+    pub fn public_exponent(&self) -> &rsa::BigUint {
+        rsa::traits::PublicKeyParts::e(&self.key)
+    }
+
     /// Decrypts an S/MIME message and returns the inner MIME entity.
     pub fn decrypt_message(&self, raw: &[u8]) -> Result<Vec<u8>, SmimeError> {
         self.decrypt_cms(&smime_payload(raw)?)

@@ -1,0 +1,275 @@
+//! The management API's wire types, shared by the server (`admin::routes`)
+//! and its client (`cli`). JSON, camelCase, like the JMAP extension.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Account, Certificate, EncryptionSettings};
+
+/// `POST /accounts`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountAdd {
+    /// Primary address.
+    pub email: String,
+    /// Login password; none: the account receives mail but cannot log in.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Further addresses that deliver to it.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// `PUT /accounts/{email}/password`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordSet {
+    /// The new password.
+    pub password: String,
+}
+
+/// An account as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    /// Primary address.
+    pub email: String,
+    /// Aliases.
+    pub aliases: Vec<String>,
+    /// Whether it can log in.
+    pub has_password: bool,
+    /// Creation time, RFC 3339 UTC.
+    pub created: String,
+    /// Bytes of mail stored.
+    pub used_bytes: u64,
+}
+
+impl From<&Account> for AccountView {
+    fn from(a: &Account) -> Self {
+        Self {
+            email: a.address.clone(),
+            aliases: a.aliases.clone(),
+            has_password: a.has_password,
+            created: utc(a.created),
+            used_bytes: a.used_bytes,
+        }
+    }
+}
+
+/// `POST /accounts/{email}/certs`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertAdd {
+    /// The certificate file's bytes (PEM, DER or PKCS#7), base64.
+    pub data: String,
+    /// Free text shown in listings.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A certificate as the API (and the JMAP `Certificate` object) shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertView {
+    /// SHA-256 of the DER, lowercase hex.
+    pub fingerprint: String,
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial number, hex.
+    pub serial_number: String,
+    /// E-mail addresses it names.
+    pub email_addresses: Vec<String>,
+    /// Validity start, RFC 3339 UTC.
+    pub not_before: String,
+    /// Validity end, RFC 3339 UTC.
+    pub not_after: String,
+    /// Key algorithm.
+    pub key_algorithm: String,
+    /// Key size in bits.
+    pub key_size: Option<u32>,
+    /// Operator's or user's note.
+    pub description: String,
+    /// Whether new mail is encrypted for it.
+    pub is_active: bool,
+}
+
+impl From<&Certificate> for CertView {
+    fn from(c: &Certificate) -> Self {
+        Self {
+            fingerprint: c.fingerprint.to_string(),
+            subject: c.subject.clone(),
+            issuer: c.issuer.clone(),
+            serial_number: c.serial_number.clone(),
+            email_addresses: c.email_addresses.clone(),
+            not_before: utc(c.not_before),
+            not_after: utc(c.not_after),
+            key_algorithm: c.key_algorithm.clone(),
+            key_size: c.key_size,
+            description: c.description.clone(),
+            is_active: c.is_active,
+        }
+    }
+}
+
+/// `PUT /accounts/{email}/encryption`; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionSet {
+    /// Turn encryption on or off.
+    pub enabled: Option<bool>,
+    /// `"AES-256-CBC"` or `"AES-128-CBC"`.
+    pub algorithm: Option<String>,
+    /// Whether IMAP APPEND / JMAP import encrypt too.
+    pub encrypt_on_append: Option<bool>,
+}
+
+/// Encryption status of an account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptionView {
+    /// The account.
+    pub email: String,
+    /// Whether mail is stored encrypted.
+    pub is_enabled: bool,
+    /// `"AES-256-CBC"` or `"AES-128-CBC"`.
+    pub algorithm: String,
+    /// Whether appends are encrypted too.
+    pub encrypt_on_append: bool,
+    /// Active certificates new mail is encrypted for.
+    pub active_certificates: usize,
+    /// Things the user should act on (expiring certificates).
+    pub warnings: Vec<String>,
+}
+
+impl EncryptionView {
+    /// The view of `settings` for `email`.
+    pub fn new(
+        email: &str,
+        settings: &EncryptionSettings,
+        certs: &[Certificate],
+        now: i64,
+    ) -> Self {
+        let active: Vec<&Certificate> = certs.iter().filter(|c| c.is_active).collect();
+        let warnings = active
+            .iter()
+            .filter(|c| c.not_after < now + 30 * 86_400)
+            .map(|c| {
+                if c.not_after < now {
+                    format!(
+                        "certificate {} expired on {}; upload a current one",
+                        c.fingerprint,
+                        utc(c.not_after)
+                    )
+                } else {
+                    format!(
+                        "certificate {} expires on {}; upload its successor",
+                        c.fingerprint,
+                        utc(c.not_after)
+                    )
+                }
+            })
+            .collect();
+        Self {
+            email: email.to_string(),
+            is_enabled: settings.enabled,
+            algorithm: sealmail_plugin_api::ContentCipher::from(settings.algorithm)
+                .jmap_name()
+                .to_string(),
+            encrypt_on_append: settings.encrypt_on_append,
+            active_certificates: active.len(),
+            warnings,
+        }
+    }
+}
+
+/// `POST /lists`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAdd {
+    /// The list's address.
+    pub address: String,
+    /// Owner address (sender of notices); default `owner-` + address local part.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Member addresses.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// `POST /lists/{address}/members`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberAdd {
+    /// The member's address.
+    pub email: String,
+}
+
+/// `POST /lists/{address}/keys`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListKeyAdd {
+    /// Certificate file bytes, base64 (PEM or DER).
+    pub cert: String,
+    /// Unencrypted PEM private key (PKCS#8 or PKCS#1).
+    pub key: String,
+}
+
+/// A list as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListView {
+    /// The list's address.
+    pub address: String,
+    /// Owner address.
+    pub owner: String,
+    /// Members.
+    pub members: Vec<String>,
+    /// Fingerprints of its key pairs.
+    pub keys: Vec<String>,
+}
+
+/// A mailbox, for `export`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailboxView {
+    /// Full name (`/`-separated hierarchy).
+    pub name: String,
+    /// Messages in it.
+    pub exists: u32,
+}
+
+/// A message, for `export`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    /// IMAP UID.
+    pub uid: u32,
+    /// Maildir info letters (`D`, `F`, `R`, `S`, `T`), sorted.
+    pub maildir_flags: String,
+    /// Internal date, unix seconds.
+    pub internal_date: i64,
+    /// Blob id (SHA-256 hex) to download the content as stored.
+    pub blob: String,
+    /// Whether the stored content is S/MIME encrypted.
+    pub encrypted: bool,
+}
+
+/// Body of every error reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// What went wrong and what to do.
+    pub error: String,
+}
+
+/// Unix seconds as RFC 3339 UTC (`2026-11-26T10:00:00Z`).
+pub fn utc(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}

@@ -1,0 +1,432 @@
+//! The management API's routes. Every handler moves its store work to the
+//! blocking pool through [`blocking`] and maps errors to HTTP in
+//! [`ApiError::into_response`], the one place that does.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use base64::Engine as _;
+
+use super::api::{
+    AccountAdd, AccountView, CertAdd, CertView, EncryptionSet, EncryptionView, ErrorBody, ListAdd,
+    ListKeyAdd, ListView, MailboxView, MemberAdd, MessageView, PasswordSet,
+};
+use crate::certs::Fingerprint;
+use crate::manage::{self, ManageError};
+use crate::store::{Account, BlobHash, Flags, MailError, MailStore};
+
+/// Largest request body: a certificate bundle or a list key, never mail.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The router over `store`.
+pub fn router(store: Arc<MailStore>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/accounts", get(list_accounts).post(add_account))
+        .route("/accounts/{email}", delete(remove_account))
+        .route("/accounts/{email}/password", put(set_password))
+        .route("/accounts/{email}/certs", get(list_certs).post(add_cert))
+        .route("/accounts/{email}/certs/{fingerprint}", delete(remove_cert))
+        .route(
+            "/accounts/{email}/encryption",
+            get(get_encryption).put(set_encryption),
+        )
+        .route("/accounts/{email}/mailboxes", get(list_mailboxes))
+        .route(
+            "/accounts/{email}/mailboxes/{name}/messages",
+            get(list_messages),
+        )
+        .route("/accounts/{email}/blobs/{hash}", get(get_blob))
+        .route("/lists", get(list_lists).post(add_list))
+        .route("/lists/{address}/members", post(add_member))
+        .route("/lists/{address}/members/{email}", delete(remove_member))
+        .route("/lists/{address}/keys", post(add_list_key))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(store)
+}
+
+type Store = State<Arc<MailStore>>;
+
+/// An error on its way to becoming an HTTP reply.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    /// Refused or failed in the management layer.
+    Manage(ManageError),
+    /// The request itself is malformed.
+    BadRequest(String),
+    /// A blocking task died; a bug.
+    Task(tokio::task::JoinError),
+}
+
+impl From<ManageError> for ApiError {
+    fn from(e: ManageError) -> Self {
+        Self::Manage(e)
+    }
+}
+
+impl From<MailError> for ApiError {
+    fn from(e: MailError) -> Self {
+        Self::Manage(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            Self::Manage(ManageError::Store(
+                e @ (MailError::AccountNotFound { .. }
+                | MailError::ListNotFound { .. }
+                | MailError::CertificateNotFound { .. }
+                | MailError::MailboxNotFound { .. }),
+            )) => (StatusCode::NOT_FOUND, e.to_string()),
+            Self::Manage(ManageError::Store(
+                e @ (MailError::DuplicateCertificate { .. }
+                | MailError::AddressTaken { .. }
+                | MailError::DuplicateListKey { .. }),
+            )) => (StatusCode::CONFLICT, e.to_string()),
+            Self::Manage(e) if e.is_user_error() => (StatusCode::BAD_REQUEST, e.to_string()),
+            Self::Manage(e) => {
+                tracing::error!(error = %e, "management request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            Self::Task(e) => {
+                tracing::error!(error = %e, "management task died");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("internal error: {e}"),
+                )
+            }
+        };
+        (status, Json(ErrorBody { error: message })).into_response()
+    }
+}
+
+/// Runs `f` on the blocking pool (every store call is blocking).
+async fn blocking<T, F>(store: Arc<MailStore>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&MailStore) -> Result<T, ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(ApiError::Task)?
+}
+
+fn decode_base64(field: &str, data: &str) -> Result<Vec<u8>, ApiError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| ApiError::BadRequest(format!("`{field}` is not base64 ({e})")))
+}
+
+fn account(store: &MailStore, email: &str) -> Result<Account, ApiError> {
+    Ok(store.account_by_address(email)?)
+}
+
+async fn list_accounts(State(store): Store) -> Result<Json<Vec<AccountView>>, ApiError> {
+    blocking(store, |s| {
+        Ok(Json(
+            s.list_accounts()?.iter().map(AccountView::from).collect(),
+        ))
+    })
+    .await
+}
+
+async fn add_account(
+    State(store): Store,
+    Json(req): Json<AccountAdd>,
+) -> Result<(StatusCode, Json<AccountView>), ApiError> {
+    blocking(store, move |s| {
+        let a = s.add_account(&req.email, req.password.as_deref(), &req.aliases)?;
+        Ok((StatusCode::CREATED, Json(AccountView::from(&a))))
+    })
+    .await
+}
+
+async fn remove_account(
+    State(store): Store,
+    Path(email): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    blocking(store, move |s| {
+        let a = account(s, &email)?;
+        s.remove_account(a.id)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+async fn set_password(
+    State(store): Store,
+    Path(email): Path<String>,
+    Json(req): Json<PasswordSet>,
+) -> Result<StatusCode, ApiError> {
+    blocking(store, move |s| {
+        let a = account(s, &email)?;
+        s.set_password(a.id, Some(&req.password))?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+async fn list_certs(
+    State(store): Store,
+    Path(email): Path<String>,
+) -> Result<Json<Vec<CertView>>, ApiError> {
+    blocking(store, move |s| {
+        let a = account(s, &email)?;
+        Ok(Json(
+            s.list_certificates(a.id)?
+                .iter()
+                .map(CertView::from)
+                .collect(),
+        ))
+    })
+    .await
+}
+
+async fn add_cert(
+    State(store): Store,
+    Path(email): Path<String>,
+    Json(req): Json<CertAdd>,
+) -> Result<(StatusCode, Json<Vec<CertView>>), ApiError> {
+    let file = decode_base64("data", &req.data)?;
+    blocking(store, move |s| {
+        let a = account(s, &email)?;
+        let added = manage::add_certificates(s, &a, &file, &req.description)?;
+        Ok((
+            StatusCode::CREATED,
+            Json(added.iter().map(CertView::from).collect()),
+        ))
+    })
+    .await
+}
+
+async fn remove_cert(
+    State(store): Store,
+    Path((email, fingerprint)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let fp: Fingerprint = fingerprint
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("{e}")))?;
+    blocking(store, move |s| {
+        let a = account(s, &email)?;
+        s.remove_certificate(a.id, fp)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+fn encryption_view(s: &MailStore, a: &Account) -> Result<EncryptionView, ApiError> {
+    let settings = s.encryption_settings(a.id)?;
+    let certs = s.list_certificates(a.id)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok(EncryptionView::new(&a.address, &settings, &certs, now))
+}
+
+async fn get_encryption(
+    State(store): Store,
+    Path(email): Path<String>,
+) -> Result<Json<EncryptionView>, ApiError> {
+    blocking(store, move |s| {
+        Ok(Json(encryption_view(s, &account(s, &email)?)?))
+    })
+    .await
+}
+
+async fn set_encryption(
+    State(store): Store,
+    Path(email): Path<String>,
+    Json(req): Json<EncryptionSet>,
+) -> Result<Json<EncryptionView>, ApiError> {
+    blocking(store, move |s| {
+        let a = account(s, &email)?;
+        manage::update_encryption(
+            s,
+            &a,
+            req.enabled,
+            req.algorithm.as_deref(),
+            req.encrypt_on_append,
+        )?;
+        Ok(Json(encryption_view(s, &a)?))
+    })
+    .await
+}
+
+async fn list_mailboxes(
+    State(store): Store,
+    Path(email): Path<String>,
+) -> Result<Json<Vec<MailboxView>>, ApiError> {
+    blocking(store, move |s| {
+        let a = account(s, &email)?;
+        let boxes = s.list_mailboxes(a.id)?;
+        Ok(Json(
+            boxes
+                .into_iter()
+                .map(|m| MailboxView {
+                    name: m.name,
+                    exists: m.exists,
+                })
+                .collect(),
+        ))
+    })
+    .await
+}
+
+async fn list_messages(
+    State(store): Store,
+    Path((email, name)): Path<(String, String)>,
+) -> Result<Json<Vec<MessageView>>, ApiError> {
+    blocking(store, move |s| {
+        let a = account(s, &email)?;
+        let mailbox = s.mailbox_by_name(a.id, &name)?;
+        let messages = s.list_messages(a.id, mailbox.id, None, usize::MAX)?;
+        Ok(Json(
+            messages
+                .into_iter()
+                .map(|m| MessageView {
+                    uid: m.uid.get(),
+                    maildir_flags: maildir_flags(&m.flags),
+                    internal_date: m.internal_date,
+                    blob: m.blob.to_string(),
+                    encrypted: m.encrypted,
+                })
+                .collect(),
+        ))
+    })
+    .await
+}
+
+/// Maildir info letters in ASCII order (Maildir spec: "2," then flags).
+fn maildir_flags(f: &Flags) -> String {
+    [
+        (f.draft, 'D'),
+        (f.flagged, 'F'),
+        (f.answered, 'R'),
+        (f.seen, 'S'),
+        (f.deleted, 'T'),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, c)| *c)
+    .collect()
+}
+
+async fn get_blob(
+    State(store): Store,
+    Path((email, hash)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let blob = parse_blob_hash(&hash)?;
+    blocking(store, move |s| {
+        let a = account(s, &email)?;
+        match s.get_blob(a.id, blob)? {
+            Some(bytes) => Ok(([(header::CONTENT_TYPE, "message/rfc822")], bytes).into_response()),
+            None => Err(ApiError::BadRequest(format!(
+                "no blob {hash} in this account"
+            ))),
+        }
+    })
+    .await
+}
+
+fn parse_blob_hash(hex: &str) -> Result<BlobHash, ApiError> {
+    let bad = || ApiError::BadRequest(format!("{hex:?} is not a blob id (64 hex digits)"));
+    if hex.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        let pair = hex.get(2 * i..2 * i + 2).ok_or_else(bad)?;
+        *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
+    }
+    Ok(BlobHash(out))
+}
+
+fn list_view(s: &MailStore, address: &str) -> Result<ListView, ApiError> {
+    let list = s.get_list(address)?;
+    Ok(ListView {
+        members: s.list_members(&list.address)?,
+        keys: s
+            .list_key_infos(&list.address)?
+            .iter()
+            .map(|k| k.fingerprint.to_string())
+            .collect(),
+        address: list.address,
+        owner: list.owner,
+    })
+}
+
+async fn list_lists(State(store): Store) -> Result<Json<Vec<ListView>>, ApiError> {
+    blocking(store, |s| {
+        let lists = s.list_lists()?;
+        Ok(Json(
+            lists
+                .iter()
+                .map(|l| list_view(s, &l.address))
+                .collect::<Result<_, _>>()?,
+        ))
+    })
+    .await
+}
+
+async fn add_list(
+    State(store): Store,
+    Json(req): Json<ListAdd>,
+) -> Result<(StatusCode, Json<ListView>), ApiError> {
+    blocking(store, move |s| {
+        let owner = req
+            .owner
+            .clone()
+            .unwrap_or_else(|| default_owner(&req.address));
+        let list = s.create_list(&req.address, &owner, &req.members)?;
+        Ok((StatusCode::CREATED, Json(list_view(s, &list.address)?)))
+    })
+    .await
+}
+
+/// `owner-LOCAL@DOMAIN`, the Sympa convention for a list's owner address.
+fn default_owner(list: &str) -> String {
+    match list.split_once('@') {
+        Some((local, domain)) => format!("owner-{local}@{domain}"),
+        None => format!("owner-{list}"),
+    }
+}
+
+async fn add_member(
+    State(store): Store,
+    Path(address): Path<String>,
+    Json(req): Json<MemberAdd>,
+) -> Result<Json<ListView>, ApiError> {
+    blocking(store, move |s| {
+        s.add_list_member(&address, &req.email)?;
+        Ok(Json(list_view(s, &address)?))
+    })
+    .await
+}
+
+async fn remove_member(
+    State(store): Store,
+    Path((address, email)): Path<(String, String)>,
+) -> Result<Json<ListView>, ApiError> {
+    blocking(store, move |s| {
+        s.remove_list_member(&address, &email)?;
+        Ok(Json(list_view(s, &address)?))
+    })
+    .await
+}
+
+async fn add_list_key(
+    State(store): Store,
+    Path(address): Path<String>,
+    Json(req): Json<ListKeyAdd>,
+) -> Result<(StatusCode, Json<ListView>), ApiError> {
+    let cert = decode_base64("cert", &req.cert)?;
+    blocking(store, move |s| {
+        manage::add_list_key(s, &address, &cert, &req.key)?;
+        Ok((StatusCode::CREATED, Json(list_view(s, &address)?)))
+    })
+    .await
+}

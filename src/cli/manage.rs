@@ -1,0 +1,379 @@
+//! The commands that manage a running server: account, cert (add, list,
+//! remove), encryption, list. Each is one management API call and a
+//! printout.
+
+use std::io::{BufRead as _, Read as _};
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use hyper::Method;
+use serde::Serialize;
+
+use super::client::{segment, AdminClient, ClientError};
+use super::table::render;
+use super::{
+    AccountCommand, CertCommand, Cli, Command, EncryptionCommand, ListCommand, ListKeyCommand,
+    MemberCommand, EXIT_USER,
+};
+use crate::admin::api::{
+    AccountAdd, AccountView, CertAdd, CertView, EncryptionSet, EncryptionView, ListAdd, ListKeyAdd,
+    ListView, MemberAdd, PasswordSet,
+};
+
+/// What a command prints on success.
+enum Output {
+    Line(String),
+    Text(String),
+}
+
+pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let config = match cli.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sealmail: {e}");
+            return Ok(ExitCode::from(EXIT_USER));
+        }
+    };
+    let result = AdminClient::new(&config.data_dir)
+        .map_err(Failure::from)
+        .and_then(|client| dispatch(&client, &cli.command));
+    match result {
+        Ok(Output::Line(line)) => println!("{line}"),
+        Ok(Output::Text(text)) => print!("{text}"),
+        Err(Failure::Client(e)) => {
+            eprintln!("sealmail: {e}");
+            return Ok(ExitCode::from(e.exit_code()));
+        }
+        Err(Failure::Input(message)) => {
+            eprintln!("sealmail: {message}");
+            return Ok(ExitCode::from(EXIT_USER));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A command that could not be done.
+enum Failure {
+    Client(ClientError),
+    /// Local input (a file, standard input) that cannot be read.
+    Input(String),
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Self::Client(e)
+    }
+}
+
+fn dispatch(client: &AdminClient, command: &Command) -> Result<Output, Failure> {
+    match command {
+        Command::Account(c) => account(client, c),
+        Command::Cert(c) => cert(client, c),
+        Command::Encryption(c) => encryption(client, c),
+        Command::List(c) => list(client, c),
+        _ => Err(Failure::Input(
+            "this command does not talk to the server".into(),
+        )),
+    }
+}
+
+fn json_or<T: Serialize>(
+    json: bool,
+    value: &T,
+    table: impl FnOnce(&T) -> String,
+) -> Result<Output, Failure> {
+    if json {
+        let text =
+            serde_json::to_string_pretty(value).map_err(|e| Failure::Input(e.to_string()))?;
+        Ok(Output::Text(format!("{text}\n")))
+    } else {
+        Ok(Output::Text(table(value)))
+    }
+}
+
+fn read_password() -> Result<String, Failure> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+        Failure::Input(format!("cannot read the password from standard input: {e}"))
+    })?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err(Failure::Input("the password on standard input is empty; pipe one line, e.g. `echo secret | sealmail ...`".into()));
+    }
+    Ok(password)
+}
+
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| Failure::Input(format!("cannot read {}: {e}", path.display())))?;
+    Ok(bytes)
+}
+
+fn account(client: &AdminClient, command: &AccountCommand) -> Result<Output, Failure> {
+    match command {
+        AccountCommand::Add {
+            email,
+            password_stdin,
+            aliases,
+        } => {
+            let password = password_stdin.then(read_password).transpose()?;
+            let body = AccountAdd {
+                email: email.clone(),
+                password,
+                aliases: aliases.clone(),
+            };
+            let a: AccountView = client.json(Method::POST, "/accounts", Some(&body))?;
+            let login = if a.has_password {
+                "can log in"
+            } else {
+                "receives mail, cannot log in (no password)"
+            };
+            Ok(Output::Line(format!("account {} added; {login}", a.email)))
+        }
+        AccountCommand::List(flag) => {
+            let accounts: Vec<AccountView> = client.json(Method::GET, "/accounts", None::<&()>)?;
+            json_or(flag.json, &accounts, |accounts| {
+                let rows = accounts
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.email.clone(),
+                            a.aliases.join(","),
+                            yes_no(a.has_password),
+                            a.used_bytes.to_string(),
+                            a.created.clone(),
+                        ]
+                    })
+                    .collect::<Vec<_>>();
+                render(&["ACCOUNT", "ALIASES", "LOGIN", "BYTES", "CREATED"], &rows)
+            })
+        }
+        AccountCommand::Remove { email } => {
+            client.call(
+                Method::DELETE,
+                &format!("/accounts/{}", segment(email)),
+                None::<&()>,
+            )?;
+            Ok(Output::Line(format!(
+                "account {email} removed with all its mail"
+            )))
+        }
+        AccountCommand::Passwd { email, .. } => {
+            let body = PasswordSet {
+                password: read_password()?,
+            };
+            client.call(
+                Method::PUT,
+                &format!("/accounts/{}/password", segment(email)),
+                Some(&body),
+            )?;
+            Ok(Output::Line(format!("password of {email} changed")))
+        }
+    }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+fn cert_rows(certs: &[CertView]) -> String {
+    let rows = certs
+        .iter()
+        .map(|c| {
+            vec![
+                c.fingerprint.clone(),
+                if c.is_active { "active" } else { "inactive" }.to_string(),
+                c.email_addresses.join(","),
+                c.not_after.clone(),
+                format!(
+                    "{} {}",
+                    c.key_algorithm,
+                    c.key_size.map(|b| b.to_string()).unwrap_or_default()
+                ),
+                c.description.clone(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    render(
+        &[
+            "FINGERPRINT",
+            "STATE",
+            "E-MAIL",
+            "NOT AFTER",
+            "KEY",
+            "DESCRIPTION",
+        ],
+        &rows,
+    )
+}
+
+fn cert(client: &AdminClient, command: &CertCommand) -> Result<Output, Failure> {
+    match command {
+        CertCommand::Add {
+            email,
+            file,
+            description,
+        } => {
+            let body = CertAdd {
+                data: base64::engine::general_purpose::STANDARD.encode(read_file(file)?),
+                description: description.clone(),
+            };
+            let added: Vec<CertView> = client.json(
+                Method::POST,
+                &format!("/accounts/{}/certs", segment(email)),
+                Some(&body),
+            )?;
+            Ok(Output::Text(format!(
+                "added to {email}:\n{}",
+                cert_rows(&added)
+            )))
+        }
+        CertCommand::List { email, json } => {
+            let certs: Vec<CertView> = client.json(
+                Method::GET,
+                &format!("/accounts/{}/certs", segment(email)),
+                None::<&()>,
+            )?;
+            json_or(json.json, &certs, |c| cert_rows(c))
+        }
+        CertCommand::Remove { email, fingerprint } => {
+            let path = format!(
+                "/accounts/{}/certs/{}",
+                segment(email),
+                segment(fingerprint)
+            );
+            client.call(Method::DELETE, &path, None::<&()>)?;
+            Ok(Output::Line(format!(
+                "certificate {fingerprint} removed from {email}"
+            )))
+        }
+        CertCommand::Inspect(_) => Err(Failure::Input("cert inspect works offline".into())),
+    }
+}
+
+fn encryption(client: &AdminClient, command: &EncryptionCommand) -> Result<Output, Failure> {
+    let (email, change) = match command {
+        EncryptionCommand::Enable {
+            email,
+            algorithm,
+            encrypt_on_append,
+        } => (
+            email,
+            Some(EncryptionSet {
+                enabled: Some(true),
+                algorithm: algorithm.map(|a| {
+                    sealmail_plugin_api::ContentCipher::from(a)
+                        .jmap_name()
+                        .to_string()
+                }),
+                encrypt_on_append: Some(*encrypt_on_append),
+            }),
+        ),
+        EncryptionCommand::Disable { email } => (
+            email,
+            Some(EncryptionSet {
+                enabled: Some(false),
+                ..EncryptionSet::default()
+            }),
+        ),
+        EncryptionCommand::Status { email, .. } => (email, None),
+    };
+    let path = format!("/accounts/{}/encryption", segment(email));
+    let view: EncryptionView = match &change {
+        Some(body) => client.json(Method::PUT, &path, Some(body))?,
+        None => client.json(Method::GET, &path, None::<&()>)?,
+    };
+    let json = matches!(command, EncryptionCommand::Status { json, .. } if json.json);
+    json_or(json, &view, |v| {
+        let mut text = render(
+            &[
+                "ACCOUNT",
+                "ENCRYPTION",
+                "ALGORITHM",
+                "ON APPEND",
+                "ACTIVE CERTS",
+            ],
+            &[vec![
+                v.email.clone(),
+                if v.is_enabled { "enabled" } else { "disabled" }.to_string(),
+                v.algorithm.clone(),
+                yes_no(v.encrypt_on_append),
+                v.active_certificates.to_string(),
+            ]],
+        );
+        for w in &v.warnings {
+            text.push_str(&format!("warning: {w}\n"));
+        }
+        text
+    })
+}
+
+fn list(client: &AdminClient, command: &ListCommand) -> Result<Output, Failure> {
+    let view: ListView = match command {
+        ListCommand::Add {
+            list,
+            members,
+            owner,
+        } => {
+            let body = ListAdd {
+                address: list.clone(),
+                owner: owner.clone(),
+                members: members.clone(),
+            };
+            client.json(Method::POST, "/lists", Some(&body))?
+        }
+        ListCommand::Show(flag) => {
+            let lists: Vec<ListView> = client.json(Method::GET, "/lists", None::<&()>)?;
+            return json_or(flag.json, &lists, |lists| {
+                let rows = lists
+                    .iter()
+                    .map(|l| {
+                        vec![
+                            l.address.clone(),
+                            l.owner.clone(),
+                            l.members.len().to_string(),
+                            l.keys.len().to_string(),
+                        ]
+                    })
+                    .collect::<Vec<_>>();
+                render(&["LIST", "OWNER", "MEMBERS", "KEYS"], &rows)
+            });
+        }
+        ListCommand::Member(MemberCommand::Add { list, email }) => {
+            let body = MemberAdd {
+                email: email.clone(),
+            };
+            client.json(
+                Method::POST,
+                &format!("/lists/{}/members", segment(list)),
+                Some(&body),
+            )?
+        }
+        ListCommand::Member(MemberCommand::Remove { list, email }) => {
+            let path = format!("/lists/{}/members/{}", segment(list), segment(email));
+            client.json(Method::DELETE, &path, None::<&()>)?
+        }
+        ListCommand::Key(ListKeyCommand::Add { list, cert, key }) => {
+            let key_pem = String::from_utf8(read_file(key)?)
+                .map_err(|_| Failure::Input(format!("{} is not a PEM text file", key.display())))?;
+            let body = ListKeyAdd {
+                cert: base64::engine::general_purpose::STANDARD.encode(read_file(cert)?),
+                key: key_pem,
+            };
+            client.json(
+                Method::POST,
+                &format!("/lists/{}/keys", segment(list)),
+                Some(&body),
+            )?
+        }
+    };
+    Ok(Output::Line(format!(
+        "list {} (owner {}): {} members, {} keys",
+        view.address,
+        view.owner,
+        view.members.len(),
+        view.keys.len()
+    )))
+}

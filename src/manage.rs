@@ -1,0 +1,184 @@
+//! Account management that combines the certificate rules with the store:
+//! what `sealmail cert add`, `encryption enable`, `list key add` (through
+//! the management API) and the JMAP encryption extension all do, written
+//! once so that every door gives the same answer and the same message.
+
+use std::time::SystemTime;
+
+use crate::certs::{self, CertError, Fingerprint, ParsedCert, Policy};
+use crate::smime::{Decryptor, SmimeError};
+use crate::store::{
+    Account, Certificate, Cipher, EncryptionSettings, ListKeyInfo, MailError, MailStore,
+    NewCertificate, SecretBytes,
+};
+
+/// Why a management operation was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManageError {
+    /// The certificate breaks a rule or cannot be read.
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    /// The store refused (unknown account, last active certificate, ...) or failed.
+    #[error(transparent)]
+    Store(#[from] MailError),
+    /// A list key that cannot be read.
+    #[error(transparent)]
+    Key(#[from] SmimeError),
+    /// A list key whose private half does not belong to its certificate.
+    #[error("the private key does not belong to certificate {fingerprint}; give the key the certificate was issued for")]
+    KeyMismatch {
+        /// The certificate's fingerprint.
+        fingerprint: Fingerprint,
+    },
+    /// An algorithm name that is not one of the two.
+    #[error(
+        "unknown algorithm {given:?}; use \"AES-256-CBC\" (aes256) or \"AES-128-CBC\" (aes128)"
+    )]
+    UnknownAlgorithm {
+        /// What was given.
+        given: String,
+    },
+}
+
+impl ManageError {
+    /// Whether the caller can fix it (as opposed to a server fault).
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_user_error(),
+            _ => true,
+        }
+    }
+}
+
+/// The rules' view of `account` now: its addresses, its certificates.
+fn policy_inputs(
+    store: &MailStore,
+    account: &Account,
+) -> Result<(Vec<String>, Vec<Fingerprint>), MailError> {
+    let mut addresses = vec![account.address.clone()];
+    addresses.extend(account.aliases.iter().cloned());
+    let existing = store
+        .list_certificates(account.id)?
+        .iter()
+        .map(|c| c.fingerprint)
+        .collect();
+    Ok((addresses, existing))
+}
+
+/// Checks every end-entity certificate in `file` (PEM, DER or PKCS#7)
+/// against the rules for `account` and adds those that pass; a file with
+/// any failing certificate adds nothing.
+pub fn add_certificates(
+    store: &MailStore,
+    account: &Account,
+    file: &[u8],
+    description: &str,
+) -> Result<Vec<Certificate>, ManageError> {
+    let (addresses, existing) = policy_inputs(store, account)?;
+    let policy = Policy {
+        now: SystemTime::now(),
+        addresses: Some(&addresses),
+        existing: &existing,
+    };
+    let accepted = certs::recipients(file, &policy)?;
+    let mut added = Vec::with_capacity(accepted.len());
+    for cert in &accepted {
+        added.push(store.add_certificate(account.id, new_certificate(cert, description))?);
+    }
+    Ok(added)
+}
+
+/// What the store records of a checked certificate.
+pub fn new_certificate(cert: &ParsedCert, description: &str) -> NewCertificate {
+    let info = cert.info();
+    NewCertificate {
+        fingerprint: cert.fingerprint(),
+        der: cert.der().to_vec(),
+        subject: info.subject,
+        issuer: info.issuer,
+        serial_number: info.serial_number,
+        email_addresses: info.email_addresses,
+        not_before: info.not_before.unix_timestamp(),
+        not_after: info.not_after.unix_timestamp(),
+        key_algorithm: info.key_algorithm,
+        key_size: info.key_size,
+        description: description.to_string(),
+        is_active: true,
+    }
+}
+
+/// Parses an algorithm as the CLI (`aes256`) or JMAP (`AES-256-CBC`) names it.
+pub fn parse_algorithm(name: &str) -> Result<Cipher, ManageError> {
+    match name.to_ascii_lowercase().as_str() {
+        "aes256" | "aes-256-cbc" => Ok(Cipher::Aes256Cbc),
+        "aes128" | "aes-128-cbc" => Ok(Cipher::Aes128Cbc),
+        _ => Err(ManageError::UnknownAlgorithm {
+            given: name.to_string(),
+        }),
+    }
+}
+
+/// Changes the given encryption settings of `account`; `None` keeps a field.
+pub fn update_encryption(
+    store: &MailStore,
+    account: &Account,
+    enabled: Option<bool>,
+    algorithm: Option<&str>,
+    encrypt_on_append: Option<bool>,
+) -> Result<EncryptionSettings, ManageError> {
+    let mut settings = store.encryption_settings(account.id)?;
+    if let Some(enabled) = enabled {
+        settings.enabled = enabled;
+    }
+    if let Some(name) = algorithm {
+        settings.algorithm = parse_algorithm(name)?;
+    }
+    if let Some(on_append) = encrypt_on_append {
+        settings.encrypt_on_append = on_append;
+    }
+    store.set_encryption_settings(account.id, settings)?;
+    Ok(settings)
+}
+
+/// Adds a key pair to a list: the certificate (the first end-entity one in
+/// `cert_file`) and its unencrypted PEM private key, which must match.
+pub fn add_list_key(
+    store: &MailStore,
+    list: &str,
+    cert_file: &[u8],
+    key_pem: &str,
+) -> Result<ListKeyInfo, ManageError> {
+    let certs = certs::parse(cert_file).map_err(CertError::from)?;
+    let count = certs.len();
+    let cert = certs
+        .into_iter()
+        .find(|c| !c.is_ca())
+        .ok_or(CertError::NoEndEntity { count })?;
+    let decryptor = Decryptor::from_pem(key_pem, Some(cert.certificate()))?;
+    if !key_matches(&decryptor, &cert) {
+        return Err(ManageError::KeyMismatch {
+            fingerprint: cert.fingerprint(),
+        });
+    }
+    Ok(store.add_list_key(
+        list,
+        cert.der(),
+        &SecretBytes::new(key_pem.as_bytes().to_vec()),
+    )?)
+}
+
+/// Whether the decryptor's key is the certificate's public key.
+fn key_matches(decryptor: &Decryptor, cert: &ParsedCert) -> bool {
+    use der::Decode as _;
+    let spki = &cert.certificate().tbs_certificate.subject_public_key_info;
+    let Some(bits) = spki.subject_public_key.as_bytes() else {
+        return false;
+    };
+    let Ok(public) = rsa::pkcs1::RsaPublicKey::from_der(bits) else {
+        return false;
+    };
+    let n = decryptor.public_modulus();
+    n.to_bytes_be() == public.modulus.as_bytes()
+        && decryptor.public_exponent().to_bytes_be() == public.public_exponent.as_bytes()
+}

@@ -1,0 +1,210 @@
+//! Wiring of the running server: the data directory lock, the store, the
+//! listeners, and a clean shutdown.
+//!
+//! [`serve`] is what `sealmail serve` calls; [`run`] takes listeners that
+//! are already bound and a shutdown future, so that tests can bind port 0
+//! and stop the server when they like (mini-redis `server::run`).
+
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::UnixListener;
+
+use crate::config::Config;
+use crate::store::{MailError, MailStore};
+
+/// Name of the management socket inside `data_dir`.
+pub const ADMIN_SOCKET: &str = "admin.sock";
+/// Name of the lock file inside `data_dir`.
+const LOCK_FILE: &str = "sealmail.lock";
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The data directory cannot be created or used.
+    #[error("cannot use data directory {path}: {source}; check that it exists and that this user may write to it")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another server runs on the same data directory.
+    #[error("another sealmail server (pid {pid}) holds {path}; stop it first, or give this one another --data-dir")]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+        /// The other server's pid, as it wrote it.
+        pid: String,
+    },
+    /// The store cannot be opened.
+    #[error("cannot open the store in {path}: {source}")]
+    Store {
+        /// The data directory.
+        path: PathBuf,
+        /// The store's error.
+        #[source]
+        source: MailError,
+    },
+    /// A listener cannot be bound.
+    #[error("cannot listen on {what} {address}: {source}; is another program using it?")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address or path.
+        address: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking start-up task died.
+    #[error("internal error while starting: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Exclusive hold on a data directory for as long as it lives.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+}
+
+impl DataDirLock {
+    /// Takes the lock of `dir`, creating the directory (mode 0700) if needed.
+    pub fn acquire(dir: &Path) -> Result<Self, ServerError> {
+        let io = |source| ServerError::DataDir {
+            path: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))
+            .map_err(io)?;
+        if file.try_lock().is_err() {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            return Err(ServerError::Locked {
+                path: dir.to_owned(),
+                pid: pid.trim().to_string(),
+            });
+        }
+        file.set_len(0).map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// Listeners bound before the server runs.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The management API's unix socket.
+    pub admin: UnixListener,
+}
+
+/// Binds `data_dir/admin.sock` with mode 0600, replacing a stale socket
+/// left by a killed server (the caller holds the data directory lock, so
+/// no live server owns it).
+pub fn bind_admin_socket(data_dir: &Path) -> Result<UnixListener, ServerError> {
+    let path = data_dir.join(ADMIN_SOCKET);
+    let bind_error = |source| ServerError::Bind {
+        what: "management socket",
+        address: path.display().to_string(),
+        source,
+    };
+    match std::fs::remove_file(&path) {
+        Ok(()) => tracing::info!(path = %path.display(), "replaced a stale management socket"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(bind_error(e)),
+    }
+    let listener = UnixListener::bind(&path).map_err(bind_error)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(bind_error)?;
+    Ok(listener)
+}
+
+/// Starts everything `config` asks for and runs until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> Result<(), ServerError> {
+    let data_dir = config.data_dir.clone();
+    let _lock = DataDirLock::acquire(&data_dir)?;
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).map_err(
+        |source| ServerError::DataDir {
+            path: data_dir.clone(),
+            source,
+        },
+    )?;
+    let dir = data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || MailStore::open(&dir))
+        .await?
+        .map_err(|source| ServerError::Store {
+            path: data_dir.clone(),
+            source,
+        })?;
+    let listeners = Listeners {
+        admin: bind_admin_socket(&data_dir)?,
+    };
+    tracing::info!(data_dir = %data_dir.display(), "sealmail started");
+    run(Arc::new(store), listeners, shutdown_signal()).await;
+    let _ = std::fs::remove_file(data_dir.join(ADMIN_SOCKET));
+    tracing::info!("sealmail stopped");
+    Ok(())
+}
+
+/// Serves on `listeners` until `shutdown` completes, then lets requests in
+/// flight finish.
+pub async fn run(
+    store: Arc<MailStore>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let admin = crate::admin::router(store);
+    let result = axum::serve(listeners.admin, admin)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "management API stopped");
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_the_same_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDirLock::acquire(dir.path()).unwrap();
+        let err = DataDirLock::acquire(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("another sealmail server"), "{err}");
+        assert!(
+            err.to_string().contains(&std::process::id().to_string()),
+            "{err}"
+        );
+        drop(first);
+        DataDirLock::acquire(dir.path()).unwrap();
+    }
+}
