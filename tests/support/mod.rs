@@ -5,4 +5,5 @@
 pub mod cert_corpus;
 pub mod messages;
 pub mod pki;
+pub mod server;
 pub mod tools;
