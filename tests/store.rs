@@ -704,3 +704,37 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn append_many_spans_accounts_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, mail) = faulty(dir.path());
+    let a = alice(&mail);
+    let b = mail.add_account("bob@example.org", None, &[]).unwrap().id;
+    let (ia, ib) = (inbox(&mail, a), inbox(&mail, b));
+    let writes = engine.writes.load(Ordering::SeqCst);
+    let stored = mail
+        .append_many(vec![
+            (a, ia, msg(b"copy a")),
+            (b, ib, msg(b"copy b")),
+            (a, ia, msg(b"copy a")),
+        ])
+        .unwrap();
+    assert_eq!(engine.writes.load(Ordering::SeqCst), writes + 1);
+    let uids: Vec<u32> = stored.iter().map(|m| m.uid.get()).collect();
+    assert_eq!(uids, [1, 1, 2]);
+    // Two messages with the same bytes share one blob, removed with the last.
+    mail.expunge(a, ia, &[Uid::FIRST]).unwrap();
+    assert!(mail.get_blob(a, stored[0].blob).unwrap().is_some());
+
+    mail.set_quota(b, Some(10)).unwrap();
+    let before = dump(engine.as_ref());
+    let err = mail
+        .append_many(vec![
+            (a, ia, msg(b"fits")),
+            (b, ib, msg(b"too large for bob")),
+        ])
+        .unwrap_err();
+    assert!(matches!(err, MailError::QuotaExceeded { .. }));
+    assert_eq!(dump(engine.as_ref()), before);
+}

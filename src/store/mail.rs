@@ -120,6 +120,22 @@ impl MailStore {
         }
     }
 
+    /// Locks several accounts, in stripe order so that two callers with
+    /// overlapping sets cannot deadlock.
+    pub(crate) fn lock_accounts(&self, ids: &[AccountId]) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = ids
+            .iter()
+            .map(|id| usize::try_from(id.0).unwrap_or(0) % LOCK_STRIPES)
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        stripes
+            .into_iter()
+            .filter_map(|i| self.stripes.get(i))
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+            .collect()
+    }
+
     pub(crate) fn lock_directory(&self) -> MutexGuard<'_, ()> {
         self.directory
             .lock()

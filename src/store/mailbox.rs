@@ -204,7 +204,7 @@ impl MailStore {
             };
             tx.change(id, &mut rec, ChangeKind::Destroyed, object)?;
         }
-        self.apply_blob_deltas(&mut tx, id, blobs, None)?;
+        self.apply_blob_deltas(&mut tx, id, blobs, &Default::default())?;
         tx.delete(&Key::Mailbox(id, mailbox));
         tx.delete(&Key::MailboxName(id, mbox.name));
         tx.change(

@@ -7,6 +7,7 @@
 //! record, the blob, the modseq and the change-log entry: UIDs strictly
 //! increase and are never reused within a UIDVALIDITY (RFC 9051 §2.3.1.1).
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use super::error::{bug, corrupt, MailError};
@@ -39,39 +40,77 @@ impl MailStore {
         mailbox: MailboxId,
         msg: NewMessage<'_>,
     ) -> Result<Message, MailError> {
-        let blob = BlobHash::of(msg.raw);
-        let size = u64::try_from(msg.raw.len()).map_err(|_| bug("message size"))?;
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        let mut mbox = self.get_mailbox(id, mailbox)?;
-        check_quota(&rec, size)?;
+        self.append_many(vec![(id, mailbox, msg)])?
+            .pop()
+            .ok_or_else(|| bug("append_many lost its message").into())
+    }
+
+    /// Appends several messages, possibly to several accounts (a list
+    /// fan-out), in one atomic batch and one WAL sync. All or nothing: if
+    /// one item fails (unknown mailbox, quota), nothing is stored. Returns
+    /// the stored records in input order.
+    pub fn append_many(
+        &self,
+        items: Vec<(AccountId, MailboxId, NewMessage<'_>)>,
+    ) -> Result<Vec<Message>, MailError> {
+        let hashed: Vec<_> = items
+            .into_iter()
+            .map(|(id, mb, msg)| (id, mb, BlobHash::of(msg.raw), msg))
+            .collect();
+        let ids: Vec<AccountId> = hashed.iter().map(|(id, ..)| *id).collect();
+        let _locks = self.lock_accounts(&ids);
+        let mut accounts: BTreeMap<AccountId, AccountRecord> = BTreeMap::new();
+        let mut mailboxes: BTreeMap<(AccountId, MailboxId), Mailbox> = BTreeMap::new();
+        let mut blobs: BTreeMap<AccountId, (BlobDeltas, BTreeMap<BlobHash, &[u8]>)> =
+            BTreeMap::new();
         let mut tx = Tx::default();
-        let uid = take_uid(&mut mbox)?;
-        let object = ChangedObject::Message { mailbox, uid };
-        let modseq = tx.change(id, &mut rec, ChangeKind::Created, object)?;
-        let message = Message {
-            mailbox,
-            uid,
-            modseq,
-            flags: msg.flags,
-            internal_date: msg.internal_date,
-            size,
-            headers: msg.headers,
-            blob,
-            encrypted: msg.encrypted,
-        };
-        tx.put(&Key::Message(id, mailbox, uid), &message)?;
-        let mut blobs = BlobDeltas::default();
-        blobs.add(blob, 1);
-        self.apply_blob_deltas(&mut tx, id, blobs, Some((blob, msg.raw)))?;
-        mbox.highest_modseq = modseq;
-        mbox.exists = mbox.exists.saturating_add(1);
-        rec.used_bytes = rec.used_bytes.saturating_add(size);
-        tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
-        tx.put(&Key::Account(id), &rec)?;
+        let mut stored = Vec::with_capacity(hashed.len());
+        for (id, mailbox, blob, msg) in hashed {
+            let size = u64::try_from(msg.raw.len()).map_err(|_| bug("message size"))?;
+            let rec = match accounts.entry(id) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(self.account_record(id)?),
+            };
+            let mbox = match mailboxes.entry((id, mailbox)) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(self.get_mailbox(id, mailbox)?),
+            };
+            check_quota(rec, size)?;
+            let uid = take_uid(mbox)?;
+            let object = ChangedObject::Message { mailbox, uid };
+            let modseq = tx.change(id, rec, ChangeKind::Created, object)?;
+            let message = Message {
+                mailbox,
+                uid,
+                modseq,
+                flags: msg.flags,
+                internal_date: msg.internal_date,
+                size,
+                headers: msg.headers,
+                blob,
+                encrypted: msg.encrypted,
+            };
+            tx.put(&Key::Message(id, mailbox, uid), &message)?;
+            let (deltas, new_blobs) = blobs.entry(id).or_default();
+            deltas.add(blob, 1);
+            new_blobs.insert(blob, msg.raw);
+            mbox.highest_modseq = modseq;
+            mbox.exists = mbox.exists.saturating_add(1);
+            rec.used_bytes = rec.used_bytes.saturating_add(size);
+            tracing::debug!(account = %id, mailbox = %mailbox, uid = %uid, bytes = size, "appending");
+            stored.push(message);
+        }
+        for (id, (deltas, new_blobs)) in blobs {
+            self.apply_blob_deltas(&mut tx, id, deltas, &new_blobs)?;
+        }
+        for ((id, mb), mbox) in &mailboxes {
+            tx.put(&Key::Mailbox(*id, *mb), mbox)?;
+        }
+        for (id, rec) in &accounts {
+            tx.put(&Key::Account(*id), rec)?;
+        }
         self.store.write(tx.batch)?;
-        tracing::debug!(account = %id, mailbox = %mailbox, uid = %uid, bytes = size, "appended");
-        Ok(message)
+        Ok(stored)
     }
 
     /// The message `uid` of a mailbox.
@@ -165,7 +204,7 @@ impl MailStore {
             removed.push(uid);
         }
         if !removed.is_empty() {
-            self.apply_blob_deltas(&mut tx, id, blobs, None)?;
+            self.apply_blob_deltas(&mut tx, id, blobs, &BTreeMap::new())?;
             tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
             tx.put(&Key::Account(id), &rec)?;
             self.store.write(tx.batch)?;
@@ -246,7 +285,7 @@ impl MailStore {
         if pairs.is_empty() {
             return Ok(pairs);
         }
-        self.apply_blob_deltas(&mut tx, id, blobs, None)?;
+        self.apply_blob_deltas(&mut tx, id, blobs, &BTreeMap::new())?;
         if from != to {
             tx.put(&Key::Mailbox(id, from), &src)?;
         }
@@ -276,14 +315,14 @@ impl MailStore {
     }
 
     /// Writes the new reference counts of `deltas` into `tx`, deleting
-    /// blobs that lose their last reference and storing `new_blob` if its
-    /// count goes up from zero.
+    /// blobs that lose their last reference and storing the bytes from
+    /// `new_blobs` of a blob whose count goes up from zero.
     pub(crate) fn apply_blob_deltas(
         &self,
         tx: &mut Tx,
         id: AccountId,
         deltas: BlobDeltas,
-        new_blob: Option<(BlobHash, &[u8])>,
+        new_blobs: &BTreeMap<BlobHash, &[u8]>,
     ) -> Result<(), MailError> {
         for (blob, delta) in deltas.0 {
             if delta == 0 {
@@ -303,7 +342,7 @@ impl MailStore {
                 continue;
             }
             if old == 0 {
-                let Some((_, bytes)) = new_blob.filter(|(h, _)| *h == blob) else {
+                let Some(bytes) = new_blobs.get(&blob) else {
                     return Err(corrupt(
                         Cf::BlobRefs,
                         format!("blob {blob} referenced but missing"),
@@ -320,7 +359,7 @@ impl MailStore {
     }
 }
 
-fn take_uid(mbox: &mut Mailbox) -> Result<Uid, MailError> {
+pub(crate) fn take_uid(mbox: &mut Mailbox) -> Result<Uid, MailError> {
     let uid = mbox.uid_next;
     mbox.uid_next = uid.next().ok_or_else(|| MailError::UidsExhausted {
         name: mbox.name.clone(),
@@ -328,7 +367,7 @@ fn take_uid(mbox: &mut Mailbox) -> Result<Uid, MailError> {
     Ok(uid)
 }
 
-fn check_quota(rec: &AccountRecord, needed: u64) -> Result<(), MailError> {
+pub(crate) fn check_quota(rec: &AccountRecord, needed: u64) -> Result<(), MailError> {
     match rec.quota_bytes {
         Some(quota) if rec.used_bytes.saturating_add(needed) > quota => {
             Err(MailError::QuotaExceeded {

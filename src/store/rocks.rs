@@ -48,6 +48,11 @@ impl RocksStore {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        // why: small column families (accounts, mailboxes) rarely fill a
+        // memtable, so without a cap every WAL file stays alive until they
+        // do — gigabytes of WAL to keep on disk and replay at open. The cap
+        // forces those flushes instead.
+        opts.set_max_total_wal_size(256 << 20);
         let cfs = Cf::ALL
             .iter()
             .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(*cf)));
