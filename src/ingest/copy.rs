@@ -1,0 +1,250 @@
+//! One recipient copy: load what the hooks need about the account, add
+//! the trace fields, run the hook chain, check that an opted-in copy came
+//! out encrypted, store it. The blocking half runs on the blocking pool.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use sealmail_plugin_api::{
+    DeliveryMeta, EncryptionSettings, IncomingMessage, Recipient, RecipientCertificate, Source,
+};
+
+use super::error::DeliverError;
+use super::{Delivered, Envelope, HookChain, Ingest};
+use crate::smime::{already_encrypted, Split};
+use crate::store::{
+    Account, AccountId, AuditKind, Certificate, Flags, HeaderFields, MailStore, MailboxId,
+    NewMessage,
+};
+
+/// What the hook chain is told about the account of one copy.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) account: Account,
+    pub(crate) mailbox: MailboxId,
+    pub(crate) settings: EncryptionSettings,
+    pub(crate) certificates: Vec<Certificate>,
+}
+
+impl Target {
+    /// The account `id` with its INBOX, settings and active certificates.
+    pub(crate) fn load(store: &MailStore, id: AccountId) -> Result<Self, crate::store::MailError> {
+        Self::load_into(store, id, "INBOX")
+    }
+
+    /// The account `id` delivering into mailbox `name`.
+    pub(crate) fn load_into(
+        store: &MailStore,
+        id: AccountId,
+        name: &str,
+    ) -> Result<Self, crate::store::MailError> {
+        let account = store.account(id)?;
+        let mailbox = store.mailbox_by_name(id, name)?.id;
+        let settings = store.encryption_settings(id)?.to_hook();
+        let certificates = store
+            .list_certificates(id)?
+            .into_iter()
+            .filter(|c| c.is_active)
+            .collect();
+        Ok(Self {
+            account,
+            mailbox,
+            settings,
+            certificates,
+        })
+    }
+
+    /// Whether the account has at least one active certificate.
+    pub(crate) fn has_certificates(&self) -> bool {
+        !self.certificates.is_empty()
+    }
+}
+
+/// A copy ready to store.
+#[derive(Debug)]
+pub(crate) struct Sealed {
+    pub(crate) raw: Vec<u8>,
+    pub(crate) encrypted: bool,
+}
+
+impl Sealed {
+    /// The store's record of this copy.
+    pub(crate) fn new_message(&self, internal_date: i64) -> NewMessage<'_> {
+        NewMessage {
+            raw: &self.raw,
+            flags: Flags::default(),
+            internal_date,
+            headers: header_fields(&self.raw),
+            encrypted: self.encrypted,
+        }
+    }
+}
+
+/// `Return-Path` and `Delivered-To` (RFC 5321 §4.4, RFC 9228), then the message.
+pub(crate) fn with_trace_fields(envelope: &Envelope, delivered_to: &str, data: &[u8]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(data.len() + 128);
+    raw.extend_from_slice(
+        format!(
+            "Return-Path: <{}>\r\nDelivered-To: {}\r\n",
+            envelope.mail_from, delivered_to
+        )
+        .as_bytes(),
+    );
+    raw.extend_from_slice(data);
+    raw
+}
+
+/// Runs `chain` on `raw` for `target`. With `must_encrypt` (mail that
+/// arrived encrypted to a list) the copy is encrypted whatever the
+/// account's own setting. Fails closed when an opted-in copy comes out in
+/// clear.
+pub(crate) fn seal(
+    chain: &HookChain,
+    target: &Target,
+    envelope: &Envelope,
+    rcpt: &str,
+    raw: &[u8],
+    must_encrypt: bool,
+    source: Source,
+) -> Result<Sealed, DeliverError> {
+    let settings = if must_encrypt && !target.settings.enabled {
+        EncryptionSettings::enabled(target.settings.cipher)
+    } else {
+        target.settings
+    };
+    let certificates = target
+        .certificates
+        .iter()
+        .map(|c| RecipientCertificate {
+            der: Cow::Borrowed(&c.der),
+            fingerprint: Cow::Owned(c.fingerprint.to_string()),
+        })
+        .collect();
+    let mut recipient =
+        Recipient::new(&target.account.address).with_encryption(settings, certificates);
+    recipient.envelope_to = rcpt;
+    let mut msg = IncomingMessage::new(recipient, raw);
+    msg.meta = meta(envelope, source);
+    let out = chain.run(msg).map_err(|source| DeliverError::Refused {
+        rcpt: rcpt.to_string(),
+        source,
+    })?;
+    let split = Split::new(&out);
+    let encrypted = already_encrypted(&out, &split).is_some();
+    if settings.enabled && !encrypted {
+        return Err(DeliverError::NotEncrypted {
+            rcpt: rcpt.to_string(),
+        });
+    }
+    Ok(Sealed {
+        raw: out,
+        encrypted,
+    })
+}
+
+fn meta<'a>(envelope: &'a Envelope, source: Source) -> DeliveryMeta<'a> {
+    let mut meta = DeliveryMeta::default();
+    meta.mail_from = &envelope.mail_from;
+    meta.lhlo = Some(&envelope.lhlo);
+    meta.source = source;
+    meta
+}
+
+/// The clear header fields the store indexes, unfolded.
+pub(crate) fn header_fields(raw: &[u8]) -> HeaderFields {
+    let split = Split::new(raw);
+    let get = |name: &[u8]| split.field_value(name).map(unfold);
+    HeaderFields {
+        from: get(b"from"),
+        to: get(b"to"),
+        cc: get(b"cc"),
+        subject: get(b"subject"),
+        date: get(b"date"),
+        message_id: get(b"message-id"),
+        in_reply_to: get(b"in-reply-to"),
+        references: get(b"references"),
+    }
+}
+
+/// A raw field value without its folding line breaks (RFC 5322 §2.2.3).
+fn unfold(value: &[u8]) -> String {
+    let text = String::from_utf8_lossy(value);
+    text.replace("\r\n", "").replace('\n', "")
+}
+
+/// Seconds since the epoch, now.
+pub(crate) fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Ingest {
+    /// One account's copy, end to end.
+    pub(crate) async fn deliver_to_account(
+        &self,
+        envelope: &Envelope,
+        rcpt: &str,
+        id: AccountId,
+        data: Arc<Vec<u8>>,
+    ) -> Result<Delivered, DeliverError> {
+        let _permit = self
+            .cpu
+            .acquire()
+            .await
+            .map_err(|_| DeliverError::Refused {
+                rcpt: rcpt.to_string(),
+                source: sealmail_plugin_api::HookError::temporary(
+                    "4.3.2",
+                    "server is shutting down",
+                ),
+            })?;
+        let store = Arc::clone(&self.store);
+        let chain = self.chain.clone();
+        let envelope = envelope.clone();
+        let rcpt_owned = rcpt.to_string();
+        let encrypted = tokio::task::spawn_blocking(move || {
+            store_copy(&store, &chain, &envelope, &rcpt_owned, id, &data)
+        })
+        .await??;
+        self.notifier.notify(id);
+        Ok(Delivered::Account { encrypted })
+    }
+}
+
+/// Blocking: load, seal, store and audit one account's copy.
+fn store_copy(
+    store: &MailStore,
+    chain: &HookChain,
+    envelope: &Envelope,
+    rcpt: &str,
+    id: AccountId,
+    data: &[u8],
+) -> Result<bool, DeliverError> {
+    let target = Target::load(store, id).map_err(|e| DeliverError::store(rcpt, e))?;
+    let raw = with_trace_fields(envelope, rcpt, data);
+    let sealed = match seal(chain, &target, envelope, rcpt, &raw, false, Source::Lmtp) {
+        Ok(s) => s,
+        Err(e) => {
+            audit(store, id, AuditKind::DeliveryRefused, &e.to_string());
+            return Err(e);
+        }
+    };
+    store
+        .append(id, target.mailbox, sealed.new_message(now()))
+        .map_err(|e| DeliverError::store(rcpt, e))?;
+    if sealed.encrypted && target.settings.enabled {
+        audit(
+            store,
+            id,
+            AuditKind::DeliveryEncrypted,
+            "delivery over LMTP stored as S/MIME",
+        );
+    }
+    Ok(sealed.encrypted)
+}
+
+/// Records an audit event; a failure to record is logged, not fatal.
+pub(crate) fn audit(store: &MailStore, id: AccountId, kind: AuditKind, details: &str) {
+    if let Err(e) = store.record_audit(id, kind, details) {
+        tracing::error!(account = %id, error = %e, "could not write the audit log");
+    }
+}

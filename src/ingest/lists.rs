@@ -1,0 +1,346 @@
+//! List fan-out with the Sympa rules (ARCHITECTURE.md, "Mailing lists"):
+//!
+//! - plaintext in: each member gets its copy through the hook chain
+//!   (encrypted for members with encryption, as it is for others);
+//! - encrypted to one of the list's own certificates: decrypted with the
+//!   list keys (each tried: rotation), then re-encrypted for each member;
+//!   a member with no usable certificate gets a notice instead;
+//! - encrypted otherwise: every member gets it intact.
+//!
+//! Members are processed in chunks on the blocking pool, at most one chunk
+//! per core at a time, and each chunk is written in one batch: memory
+//! stays bounded by `cores × CHUNK` copies whatever the list's size. The
+//! decrypted plaintext lives only in memory (zeroed when dropped).
+
+use std::sync::Arc;
+
+use sealmail_plugin_api::Source;
+use tokio::task::JoinSet;
+use zeroize::Zeroizing;
+
+use super::copy::{audit, now, seal, with_trace_fields, Sealed, Target};
+use super::error::DeliverError;
+use super::notice::{self, Original};
+use super::{Delivered, Envelope, HookChain, Ingest};
+use crate::smime::{already_encrypted, AlreadyEncrypted, Decryptor, Split};
+use crate::store::{
+    AccountId, AuditKind, MailStore, MailboxId, MailingList, Recipient as Addressee,
+};
+
+/// Members per batch write. Large enough to amortise the WAL sync, small
+/// enough that `cores` chunks of 64 KiB messages stay within a few tens of MiB.
+const CHUNK: usize = 128;
+
+/// What the members receive.
+#[derive(Debug)]
+enum Content {
+    /// Plaintext: through the hook chain as for any delivery.
+    Plain(Arc<Vec<u8>>),
+    /// Encrypted to someone else: stored intact.
+    Intact(Arc<Vec<u8>>),
+    /// Decrypted with a list key: must be re-encrypted per member.
+    Decrypted(Arc<Zeroizing<Vec<u8>>>, Original),
+}
+
+/// Tally of a fan-out.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    copies: usize,
+    notices: usize,
+    skipped: usize,
+}
+
+impl Ingest {
+    /// Fans `data` out to the members of `list`.
+    pub(crate) async fn deliver_to_list(
+        &self,
+        envelope: &Envelope,
+        list: &str,
+        data: Arc<Vec<u8>>,
+    ) -> Result<Delivered, DeliverError> {
+        let store = Arc::clone(&self.store);
+        let name = list.to_string();
+        let (list_rec, members, content) =
+            tokio::task::spawn_blocking(move || prepare(&store, &name, data))
+                .await?
+                .map_err(|e| DeliverError::store(list, e))?;
+        let list_rec = Arc::new(list_rec);
+        let content = Arc::new(content);
+        let mut jobs = JoinSet::new();
+        let mut tally = Tally::default();
+        let mut failure = None;
+        for chunk in members.chunks(CHUNK) {
+            let permit = Arc::clone(&self.cpu)
+                .acquire_owned()
+                .await
+                .map_err(|_| shutting_down(list))?;
+            let job = ChunkJob {
+                store: Arc::clone(&self.store),
+                chain: self.chain.clone(),
+                envelope: envelope.clone(),
+                list: Arc::clone(&list_rec),
+                content: Arc::clone(&content),
+                members: chunk.to_vec(),
+            };
+            jobs.spawn_blocking(move || {
+                let _permit = permit;
+                job.run()
+            });
+            while jobs.len() > self.cpu.available_permits().max(1) * 2 {
+                collect(&mut jobs, &mut tally, &mut failure, self).await;
+            }
+        }
+        while !jobs.is_empty() {
+            collect(&mut jobs, &mut tally, &mut failure, self).await;
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        tracing::info!(list = %list, copies = tally.copies, notices = tally.notices, skipped = tally.skipped, "list delivered");
+        Ok(Delivered::List {
+            copies: tally.copies,
+            notices: tally.notices,
+            skipped: tally.skipped,
+        })
+    }
+}
+
+fn shutting_down(list: &str) -> DeliverError {
+    DeliverError::Refused {
+        rcpt: list.to_string(),
+        source: sealmail_plugin_api::HookError::temporary("4.3.2", "server is shutting down"),
+    }
+}
+
+/// Waits for one chunk and adds its outcome.
+async fn collect(
+    jobs: &mut JoinSet<Result<(Tally, Vec<AccountId>), DeliverError>>,
+    tally: &mut Tally,
+    failure: &mut Option<DeliverError>,
+    ingest: &Ingest,
+) {
+    match jobs.join_next().await {
+        Some(Ok(Ok((t, accounts)))) => {
+            tally.copies += t.copies;
+            tally.notices += t.notices;
+            tally.skipped += t.skipped;
+            for id in accounts {
+                ingest.notifier.notify(id);
+            }
+        }
+        Some(Ok(Err(e))) => {
+            failure.get_or_insert(e);
+        }
+        Some(Err(e)) => {
+            failure.get_or_insert(DeliverError::Task(e));
+        }
+        None => {}
+    }
+}
+
+/// Blocking: the list, its members, and what they are to receive.
+fn prepare(
+    store: &MailStore,
+    list: &str,
+    data: Arc<Vec<u8>>,
+) -> Result<(MailingList, Vec<String>, Content), crate::store::MailError> {
+    let list_rec = store.get_list(list)?;
+    let members = store.list_members(&list_rec.address)?;
+    let split = Split::new(&data);
+    let content = match already_encrypted(&data, &split) {
+        None => Content::Plain(Arc::clone(&data)),
+        Some(AlreadyEncrypted::Smime) => {
+            match decrypt_with_list_keys(store, &list_rec.address, &data)? {
+                Some(plain) => {
+                    let original = Original {
+                        subject: split
+                            .field_value(b"subject")
+                            .map(|v| String::from_utf8_lossy(v).into_owned()),
+                        message_id: split
+                            .field_value(b"message-id")
+                            .map(|v| String::from_utf8_lossy(v).into_owned()),
+                    };
+                    Content::Decrypted(Arc::new(plain), original)
+                }
+                None => Content::Intact(Arc::clone(&data)),
+            }
+        }
+        Some(_) => Content::Intact(Arc::clone(&data)),
+    };
+    Ok((list_rec, members, content))
+}
+
+/// The message with its inner entity decrypted by one of the list's keys:
+/// clear outer fields (the S/MIME `Content-*` fields dropped) + the inner
+/// entity. `None` when no list key opens it.
+fn decrypt_with_list_keys(
+    store: &MailStore,
+    list: &str,
+    data: &[u8],
+) -> Result<Option<Zeroizing<Vec<u8>>>, crate::store::MailError> {
+    for pair in store.list_keys(list)? {
+        let cert = match x509_cert::der::Decode::from_der(&pair.info.cert_der) {
+            Ok(c) => c,
+            Err(_) => continue,
+        };
+        let Ok(pem) = std::str::from_utf8(pair.private_key_pem.expose()) else {
+            continue;
+        };
+        let Ok(decryptor) = Decryptor::from_pem(pem, Some(&cert)) else {
+            continue;
+        };
+        if let Ok(inner) = decryptor.decrypt_message(data) {
+            let inner = Zeroizing::new(inner);
+            let split = Split::new(data);
+            let mut plain = Zeroizing::new(Vec::with_capacity(data.len() + inner.len()));
+            for field in &split.outer {
+                plain.extend_from_slice(field);
+            }
+            plain.extend_from_slice(&inner);
+            return Ok(Some(plain));
+        }
+    }
+    Ok(None)
+}
+
+/// One chunk of members, processed on the blocking pool.
+struct ChunkJob {
+    store: Arc<MailStore>,
+    chain: HookChain,
+    envelope: Envelope,
+    list: Arc<MailingList>,
+    content: Arc<Content>,
+    members: Vec<String>,
+}
+
+impl ChunkJob {
+    fn run(self) -> Result<(Tally, Vec<AccountId>), DeliverError> {
+        let mut tally = Tally::default();
+        let mut copies: Vec<(AccountId, MailboxId, Sealed)> =
+            Vec::with_capacity(self.members.len());
+        for member in &self.members {
+            match self.copy_for(member)? {
+                Some((id, mailbox, sealed, is_notice)) => {
+                    if is_notice {
+                        tally.notices += 1;
+                    }
+                    copies.push((id, mailbox, sealed));
+                }
+                None => tally.skipped += 1,
+            }
+        }
+        let date = now();
+        let batch = copies
+            .iter()
+            .map(|(id, mb, s)| (*id, *mb, s.new_message(date)))
+            .collect();
+        match self.store.append_many(batch) {
+            Ok(_) => {}
+            Err(e) if e.is_user_error() => {
+                // why: the batch is all or nothing; one member over quota
+                // must not hold back the others, so store them one by one.
+                tracing::warn!(list = %self.list.address, error = %e, "batch refused; storing member copies one by one");
+                return self.store_one_by_one(copies, tally);
+            }
+            Err(e) => return Err(DeliverError::store(&self.list.address, e)),
+        }
+        tally.copies = copies.len();
+        Ok((tally, copies.iter().map(|(id, _, _)| *id).collect()))
+    }
+
+    fn store_one_by_one(
+        &self,
+        copies: Vec<(AccountId, MailboxId, Sealed)>,
+        mut tally: Tally,
+    ) -> Result<(Tally, Vec<AccountId>), DeliverError> {
+        let mut stored = Vec::with_capacity(copies.len());
+        for (id, mailbox, sealed) in copies {
+            match self.store.append(id, mailbox, sealed.new_message(now())) {
+                Ok(_) => stored.push(id),
+                Err(e) if e.is_user_error() => {
+                    audit(
+                        &self.store,
+                        id,
+                        AuditKind::DeliveryRefused,
+                        &format!("list {}: {e}", self.list.address),
+                    );
+                    tally.skipped += 1;
+                }
+                Err(e) => return Err(DeliverError::store(&self.list.address, e)),
+            }
+        }
+        tally.copies = stored.len();
+        Ok((tally, stored))
+    }
+
+    /// The copy for one member, or `None` when the member is skipped.
+    fn copy_for(
+        &self,
+        member: &str,
+    ) -> Result<Option<(AccountId, MailboxId, Sealed, bool)>, DeliverError> {
+        let store = &self.store;
+        let id = match store
+            .resolve_address(member)
+            .map_err(|e| DeliverError::store(member, e))?
+        {
+            Some(Addressee::Account(id)) => id,
+            _ => {
+                tracing::warn!(list = %self.list.address, member = %member, "list member is not a local account; skipped");
+                return Ok(None);
+            }
+        };
+        let target = Target::load(store, id).map_err(|e| DeliverError::store(member, e))?;
+        let (raw, must_encrypt, is_notice) = match self.content.as_ref() {
+            Content::Plain(data) | Content::Intact(data) => (
+                with_trace_fields(&self.envelope, member, data),
+                false,
+                false,
+            ),
+            Content::Decrypted(plain, _) if target.has_certificates() => (
+                with_trace_fields(&self.envelope, member, plain),
+                true,
+                false,
+            ),
+            Content::Decrypted(_, original) => {
+                let notice = notice::cert_missing(
+                    &self.list.address,
+                    &self.list.owner,
+                    member,
+                    original,
+                    time::OffsetDateTime::now_utc(),
+                );
+                (
+                    with_trace_fields(&self.envelope, member, &notice),
+                    false,
+                    true,
+                )
+            }
+        };
+        let raw = Zeroizing::new(raw);
+        match seal(
+            &self.chain,
+            &target,
+            &self.envelope,
+            member,
+            &raw,
+            must_encrypt,
+            Source::Lmtp,
+        ) {
+            Ok(sealed) => Ok(Some((id, target.mailbox, sealed, is_notice))),
+            Err(e @ (DeliverError::Refused { .. } | DeliverError::NotEncrypted { .. })) => {
+                // why: one member who cannot take the copy (opted in without
+                // a usable certificate) must not hold the list back; the
+                // refusal is in that member's audit log.
+                audit(
+                    store,
+                    id,
+                    AuditKind::DeliveryRefused,
+                    &format!("list {}: {e}", self.list.address),
+                );
+                tracing::warn!(list = %self.list.address, member = %member, error = %e, "member copy refused");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Mail in: from an accepted LMTP transaction (or an IMAP APPEND, a JMAP
+//! import, `sealmail import`) to stored copies.
+//!
+//! ```text
+//! transaction ──▶ per RCPT: resolve address ──▶ account ─┐
+//!                                           └─▶ list ──▶ members (lists.rs, Sympa rules)
+//!   per copy: Return-Path + Delivered-To ──▶ hook chain (blocking pool, CPU-capped)
+//!            ──▶ fail-closed check ──▶ MailStore::append ──▶ notify IMAP IDLE / JMAP
+//! ```
+//!
+//! Every recipient gets its own result; one recipient's failure never
+//! touches another's copy.
+
+mod copy;
+mod encrypt_hook;
+mod error;
+mod hooks;
+mod lists;
+mod notice;
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+pub use encrypt_hook::EncryptAtRest;
+pub use error::DeliverError;
+pub use hooks::{HookChain, UnknownHook};
+
+use crate::notify::Notifier;
+use crate::store::{MailStore, Recipient as Addressee};
+
+/// A message with its envelope, as it arrived.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// `MAIL FROM` reverse path, without `<>`; empty for a bounce.
+    pub mail_from: String,
+    /// The LHLO name of the MTA.
+    pub lhlo: String,
+}
+
+/// What happened to one recipient of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivered {
+    /// Stored for an account; `encrypted` says how.
+    Account {
+        /// Whether the stored copy is S/MIME.
+        encrypted: bool,
+    },
+    /// A list fanned out.
+    List {
+        /// Copies stored (content or notice).
+        copies: usize,
+        /// Members that got a notice instead of the content.
+        notices: usize,
+        /// Members skipped (not local, or opted in without a usable certificate).
+        skipped: usize,
+    },
+}
+
+/// The ingest pipeline, shared by every protocol.
+#[derive(Debug)]
+pub struct Ingest {
+    pub(crate) store: Arc<MailStore>,
+    pub(crate) chain: HookChain,
+    pub(crate) notifier: Arc<Notifier>,
+    /// Caps concurrent hook-chain work (encryption) at the number of
+    /// cores, so deliveries queue instead of thrashing the blocking pool.
+    pub(crate) cpu: Arc<Semaphore>,
+}
+
+impl Ingest {
+    /// A pipeline over `store` with `chain`.
+    pub fn new(store: Arc<MailStore>, chain: HookChain, notifier: Arc<Notifier>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            store,
+            chain,
+            notifier,
+            cpu: Arc::new(Semaphore::new(cores)),
+        }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<MailStore> {
+        &self.store
+    }
+
+    /// The notifier new mail is announced on.
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
+    }
+
+    /// Whether mail can be delivered to `address` (RCPT TO time).
+    pub async fn check_recipient(&self, address: &str) -> Result<(), DeliverError> {
+        let store = Arc::clone(&self.store);
+        let addr = address.to_string();
+        let found = tokio::task::spawn_blocking(move || store.resolve_address(&addr))
+            .await?
+            .map_err(|source| DeliverError::Store {
+                rcpt: address.to_string(),
+                source,
+            })?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(DeliverError::UnknownRecipient {
+                rcpt: address.to_string(),
+            }),
+        }
+    }
+
+    /// Delivers `data` to each of `recipients`; one result per recipient,
+    /// in order. Recipients are handled one after the other; a list's
+    /// members are fanned out in parallel inside.
+    pub async fn deliver(
+        &self,
+        envelope: &Envelope,
+        recipients: &[String],
+        data: Arc<Vec<u8>>,
+    ) -> Vec<Result<Delivered, DeliverError>> {
+        let mut results = Vec::with_capacity(recipients.len());
+        for rcpt in recipients {
+            results.push(self.deliver_one(envelope, rcpt, Arc::clone(&data)).await);
+        }
+        results
+    }
+
+    async fn deliver_one(
+        &self,
+        envelope: &Envelope,
+        rcpt: &str,
+        data: Arc<Vec<u8>>,
+    ) -> Result<Delivered, DeliverError> {
+        let store = Arc::clone(&self.store);
+        let addr = rcpt.to_string();
+        let found = tokio::task::spawn_blocking(move || store.resolve_address(&addr))
+            .await?
+            .map_err(|source| DeliverError::Store {
+                rcpt: rcpt.to_string(),
+                source,
+            })?;
+        match found {
+            Some(Addressee::Account(id)) => self.deliver_to_account(envelope, rcpt, id, data).await,
+            Some(Addressee::List(list)) => self.deliver_to_list(envelope, &list, data).await,
+            None => Err(DeliverError::UnknownRecipient {
+                rcpt: rcpt.to_string(),
+            }),
+        }
+    }
+}
