@@ -359,7 +359,7 @@ impl MailStore {
     }
 }
 
-pub(crate) fn take_uid(mbox: &mut Mailbox) -> Result<Uid, MailError> {
+fn take_uid(mbox: &mut Mailbox) -> Result<Uid, MailError> {
     let uid = mbox.uid_next;
     mbox.uid_next = uid.next().ok_or_else(|| MailError::UidsExhausted {
         name: mbox.name.clone(),
@@ -367,7 +367,7 @@ pub(crate) fn take_uid(mbox: &mut Mailbox) -> Result<Uid, MailError> {
     Ok(uid)
 }
 
-pub(crate) fn check_quota(rec: &AccountRecord, needed: u64) -> Result<(), MailError> {
+fn check_quota(rec: &AccountRecord, needed: u64) -> Result<(), MailError> {
     match rec.quota_bytes {
         Some(quota) if rec.used_bytes.saturating_add(needed) > quota => {
             Err(MailError::QuotaExceeded {
