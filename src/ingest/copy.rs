@@ -248,3 +248,60 @@ pub(crate) fn audit(store: &MailStore, id: AccountId, kind: AuditKind, details: 
         tracing::error!(account = %id, error = %e, "could not write the audit log");
     }
 }
+
+/// A message a client or the operator adds to a mailbox (IMAP APPEND,
+/// JMAP `Email/import`, `sealmail import`).
+#[derive(Debug, Clone)]
+pub struct Append {
+    /// The account.
+    pub account: AccountId,
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// Initial flags.
+    pub flags: Flags,
+    /// INTERNALDATE, unix seconds.
+    pub internal_date: i64,
+    /// Which door it came through.
+    pub source: Source,
+}
+
+impl Ingest {
+    /// Stores `raw` as `append` says. The hook chain runs when the account
+    /// has `encryptOnAppend` (or when the operator migrates mail in);
+    /// otherwise the client's bytes are stored as they are, as IMAP
+    /// expects of APPEND. Returns the stored record.
+    pub async fn append(&self, append: Append, raw: Vec<u8>) -> Result<crate::store::Message, DeliverError> {
+        let _permit = self.cpu.acquire().await.map_err(|_| DeliverError::Refused {
+            rcpt: append.account.to_string(),
+            source: sealmail_plugin_api::HookError::temporary("4.3.2", "server is shutting down"),
+        })?;
+        let store = Arc::clone(&self.store);
+        let chain = self.chain.clone();
+        let id = append.account;
+        let message = tokio::task::spawn_blocking(move || append_blocking(&store, &chain, &append, &raw)).await??;
+        self.notifier.notify(id);
+        Ok(message)
+    }
+}
+
+fn append_blocking(store: &MailStore, chain: &HookChain, append: &Append, raw: &[u8]) -> Result<crate::store::Message, DeliverError> {
+    let account = store.account(append.account).map_err(|e| DeliverError::store("", e))?;
+    let rcpt = account.address.clone();
+    let settings = store.encryption_settings(append.account).map_err(|e| DeliverError::store(&rcpt, e))?;
+    let through_hooks = append.source == Source::Migration || (settings.enabled && settings.encrypt_on_append);
+    let sealed = if through_hooks {
+        let mut target = Target::load(store, append.account).map_err(|e| DeliverError::store(&rcpt, e))?;
+        target.mailbox = append.mailbox;
+        let envelope = Envelope {
+            mail_from: String::new(),
+            lhlo: String::new(),
+        };
+        seal(chain, &target, &envelope, &rcpt, raw, false, append.source).inspect_err(|e| audit(store, append.account, AuditKind::DeliveryRefused, &e.to_string()))?
+    } else {
+        let encrypted = already_encrypted(raw, &Split::new(raw)).is_some();
+        Sealed { raw: raw.to_vec(), encrypted }
+    };
+    let mut message = sealed.new_message(append.internal_date);
+    message.flags = append.flags.clone();
+    store.append(append.account, append.mailbox, message).map_err(|e| DeliverError::store(&rcpt, e))
+}
