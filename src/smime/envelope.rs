@@ -21,8 +21,10 @@ use cms::builder::{
     ContentEncryptionAlgorithm, EnvelopedDataBuilder, RecipientInfoBuilder, RecipientInfoType,
 };
 use cms::cert::IssuerAndSerialNumber;
-use cms::content_info::{CmsVersion, ContentInfo};
-use cms::enveloped_data::{KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo};
+use cms::content_info::CmsVersion;
+use cms::enveloped_data::{
+    EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
+};
 use der::asn1::OctetString;
 use der::{Any, Decode as _, Encode as _};
 use sealmail_plugin_api::ContentCipher;
@@ -138,12 +140,37 @@ impl Envelope {
         let enveloped = builder
             .build_with_rng(&mut rand::thread_rng())
             .map_err(build_error)?;
-        let info = ContentInfo {
-            content_type: const_oid::db::rfc5911::ID_ENVELOPED_DATA,
-            content: Any::encode_from(&enveloped)?,
-        };
-        Ok(info.to_der()?)
+        content_info_der(&enveloped)
     }
+}
+
+/// `ContentInfo ::= SEQUENCE { contentType, content [0] EXPLICIT ANY }`
+/// around `enveloped`, written straight into one buffer.
+///
+/// why not `ContentInfo { content: Any::encode_from(..) }.to_der()`: that
+/// copies the whole ciphertext twice more (into the `Any`, then into the
+/// output), a measurable share of sealing a large message.
+fn content_info_der(enveloped: &EnvelopedData) -> Result<Vec<u8>, SmimeError> {
+    use der::{Header, Length, Tag, TagNumber};
+    let oid = const_oid::db::rfc5911::ID_ENVELOPED_DATA;
+    let body_len = enveloped.encoded_len()?;
+    let explicit = Header::new(
+        Tag::ContextSpecific {
+            constructed: true,
+            number: TagNumber::N0,
+        },
+        body_len,
+    )?;
+    let seq_len = (oid.encoded_len()? + (explicit.encoded_len()? + body_len)?)?;
+    let outer = Header::new(Tag::Sequence, seq_len)?;
+    let total = (outer.encoded_len()? + seq_len)?;
+    let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    outer.encode_to_vec(&mut out)?;
+    oid.encode_to_vec(&mut out)?;
+    explicit.encode_to_vec(&mut out)?;
+    enveloped.encode_to_vec(&mut out)?;
+    debug_assert_eq!(Length::try_from(out.len()).ok(), Some(total));
+    Ok(out)
 }
 
 /// `cms::builder::Error` does not implement `std::error::Error`; keep its
@@ -187,5 +214,37 @@ impl RecipientInfoBuilder for KeyTransport<'_> {
             },
             enc_key: OctetString::new(wrapped)?,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cms::content_info::ContentInfo;
+
+    #[test]
+    fn hand_written_content_info_equals_the_der_crate_s() {
+        let mut rng = rand::thread_rng();
+        let key = rsa::RsaPrivateKey::new(&mut rng, 1024).unwrap();
+        let pkcs1 = rsa::pkcs1::EncodeRsaPublicKey::to_pkcs1_der(&key.to_public_key()).unwrap();
+        let recipient = Recipient {
+            rid: IssuerAndSerialNumber {
+                issuer: Default::default(),
+                serial_number: x509_cert::serial_number::SerialNumber::new(&[1]).unwrap(),
+            },
+            transport: RsaKeyTransport::from_pkcs1_der(pkcs1.as_bytes()).unwrap(),
+        };
+        let envelope = Envelope::new(vec![recipient], ContentCipher::Aes128Cbc).unwrap();
+        for size in [0usize, 100, 70_000] {
+            let der_bytes = envelope.encrypt_der(&vec![b'x'; size]).unwrap();
+            let info = ContentInfo::from_der(&der_bytes).unwrap();
+            assert_eq!(info.content_type, const_oid::db::rfc5911::ID_ENVELOPED_DATA);
+            let enveloped: EnvelopedData = info.content.decode_as().unwrap();
+            let reference = ContentInfo {
+                content_type: const_oid::db::rfc5911::ID_ENVELOPED_DATA,
+                content: Any::encode_from(&enveloped).unwrap(),
+            };
+            assert_eq!(reference.to_der().unwrap(), der_bytes);
+        }
     }
 }
