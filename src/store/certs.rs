@@ -10,11 +10,12 @@
 use sealmail_plugin_api::ContentCipher;
 use serde::{Deserialize, Serialize};
 
+use super::cert_record::{Certificate, NewCertificate};
 use super::error::MailError;
 use super::keys::{self, Key};
 use super::log::{AuditKind, ChangeKind, ChangedObject};
 use super::mail::{now_secs, MailStore, Tx};
-use super::records::{AccountId, Certificate, NewCertificate, Record};
+use super::records::{AccountId, Record};
 use super::{Cf, Order};
 use crate::certs::Fingerprint;
 

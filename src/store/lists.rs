@@ -8,9 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::accounts::normalize_address;
 use super::error::MailError;
 use super::keys::{self, Key};
-use super::mail::{normalize_address, now_secs, MailStore, Tx};
+use super::mail::{now_secs, MailStore, Tx};
 use super::master_key::SecretBytes;
 use super::records::{fp_bytes, Record};
 use super::{Batch, Cf, KeyRange, Order};

@@ -12,9 +12,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::accounts::AccountRecord;
 use super::error::{bug, MailError};
 use super::keys::{self, Key};
-use super::mail::{now_secs, AccountRecord, MailStore, Tx};
+use super::mail::{now_secs, MailStore, Tx};
 use super::records::{fp_bytes, AccountId, MailboxId, Record, Uid};
 use super::{Cf, Order};
 use crate::certs::Fingerprint;

@@ -13,10 +13,11 @@ use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
+use super::accounts::AccountRecord;
 use super::error::{bug, MailError};
 use super::keys::{self, Key};
 use super::log::{ChangeKind, ChangedObject};
-use super::mail::{AccountRecord, MailStore, Tx};
+use super::mail::{MailStore, Tx};
 use super::records::{AccountId, Mailbox, MailboxId, MailboxRole, Record, Uid};
 use super::{Cf, Order};
 

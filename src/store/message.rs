@@ -10,13 +10,13 @@
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
+use super::accounts::AccountRecord;
 use super::error::{bug, corrupt, MailError};
 use super::keys::{self, Key};
 use super::log::{ChangeKind, ChangedObject};
-use super::mail::{AccountRecord, MailStore, Tx};
-use super::records::{
-    AccountId, BlobHash, FlagChange, Mailbox, MailboxId, Message, NewMessage, Uid,
-};
+use super::mail::{MailStore, Tx};
+use super::message_record::{FlagChange, Message, NewMessage};
+use super::records::{AccountId, BlobHash, Mailbox, MailboxId, Uid};
 use super::{Cf, Order};
 
 /// Pending reference-count changes of one batch, per blob.

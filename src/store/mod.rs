@@ -47,6 +47,8 @@
 //! Every account-scoped CF starts its keys with `acct`, so removing an
 //! account is one range delete per CF.
 
+mod accounts;
+mod cert_record;
 mod certs;
 mod error;
 mod keys;
@@ -56,6 +58,7 @@ mod mail;
 mod mailbox;
 mod master_key;
 mod message;
+mod message_record;
 mod records;
 mod rocks;
 #[cfg(test)]
@@ -63,15 +66,16 @@ mod tests;
 
 use std::fmt;
 
+pub use accounts::Recipient;
+pub use cert_record::{Certificate, NewCertificate};
+pub use certs::{Cipher, EncryptionSettings};
 pub use error::{MailError, StoreError};
-pub use mail::{MailStore, Recipient};
+pub use lists::{ListKeyInfo, ListKeyPair, MailingList};
+pub use log::{AuditEvent, AuditKind, Change, ChangeKind, ChangedObject};
+pub use mail::MailStore;
 pub use master_key::{MasterKey, SecretBytes};
-pub use records::{
-    Account, AccountId, AuditEvent, AuditKind, BlobHash, Certificate, Change, ChangeKind,
-    ChangedObject, Cipher, EncryptionSettings, FlagChange, Flags, HeaderFields, ListKeyInfo,
-    ListKeyPair, Mailbox, MailboxId, MailboxRole, MailingList, Message, NewCertificate, NewMessage,
-    Uid,
-};
+pub use message_record::{FlagChange, Flags, HeaderFields, Message, NewMessage};
+pub use records::{Account, AccountId, BlobHash, Mailbox, MailboxId, MailboxRole, Uid};
 pub use rocks::RocksStore;
 
 /// A column family: one independent, ordered key space of the store.

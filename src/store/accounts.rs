@@ -1,0 +1,358 @@
+//! Accounts: primary address, aliases, password, quota; the address
+//! directory that RCPT TO resolves against.
+//!
+//! Addresses are lowercased and live in one namespace with list
+//! addresses, so one address delivers to exactly one thing. Passwords are
+//! stored as argon2id PHC strings; hashing happens before any lock is
+//! taken because it is deliberately slow. Removing an account is one batch
+//! of range deletes over every account-scoped column family.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use serde::{Deserialize, Serialize};
+
+use super::error::{bug, corrupt, MailError};
+use super::keys::{self, Key};
+use super::log::{ChangeKind, ChangedObject};
+use super::mail::{now_secs, MailStore, Tx};
+use super::records::{decode, encode, Account, AccountId, MailboxRole, Record};
+use super::{Batch, Cf, KeyRange, Order};
+
+const MAX_ADDRESS_LEN: usize = 320;
+
+/// The stored account: profile plus the counters that serialise changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AccountRecord {
+    pub(crate) address: String,
+    pub(crate) aliases: Vec<String>,
+    pub(crate) password_hash: Option<String>,
+    pub(crate) quota_bytes: Option<u64>,
+    pub(crate) used_bytes: u64,
+    pub(crate) created: i64,
+    pub(crate) next_mailbox_id: u32,
+    pub(crate) next_uid_validity: u32,
+    pub(crate) modseq: u64,
+    pub(crate) audit_seq: u64,
+}
+
+impl Record for AccountRecord {
+    const VERSION: u8 = 1;
+}
+
+impl AccountRecord {
+    fn view(&self, id: AccountId) -> Account {
+        Account {
+            id,
+            address: self.address.clone(),
+            aliases: self.aliases.clone(),
+            has_password: self.password_hash.is_some(),
+            quota_bytes: self.quota_bytes,
+            used_bytes: self.used_bytes,
+            created: self.created,
+            modseq: self.modseq,
+        }
+    }
+}
+
+/// What an address delivers to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// An account (by its primary address or an alias).
+    Account(AccountId),
+    /// A mailing list, by its address.
+    List(String),
+}
+
+impl MailStore {
+    pub(crate) fn account_record(&self, id: AccountId) -> Result<AccountRecord, MailError> {
+        self.load(&Key::Account(id))?
+            .ok_or_else(|| MailError::AccountNotFound {
+                account: format!("#{id}"),
+            })
+    }
+
+    /// What `address` (as given in RCPT TO, any case) delivers to.
+    pub fn resolve_address(&self, address: &str) -> Result<Option<Recipient>, MailError> {
+        let Ok(address) = normalize_address(address) else {
+            return Ok(None);
+        };
+        if let Some(id) = self.load::<AccountIdRecord>(&Key::Address(address.clone()))? {
+            return Ok(Some(Recipient::Account(id.0)));
+        }
+        if self
+            .store
+            .get(Cf::Lists, &Key::List(address.clone()).encode())?
+            .is_some()
+        {
+            return Ok(Some(Recipient::List(address)));
+        }
+        Ok(None)
+    }
+
+    /// The account `address` (primary or alias) belongs to.
+    pub fn account_by_address(&self, address: &str) -> Result<Account, MailError> {
+        match self.resolve_address(address)? {
+            Some(Recipient::Account(id)) => self.account(id),
+            _ => Err(MailError::AccountNotFound {
+                account: address.to_string(),
+            }),
+        }
+    }
+
+    /// The account `id`.
+    pub fn account(&self, id: AccountId) -> Result<Account, MailError> {
+        Ok(self.account_record(id)?.view(id))
+    }
+
+    /// Every account, in id order.
+    pub fn list_accounts(&self) -> Result<Vec<Account>, MailError> {
+        let all = KeyRange::prefix(&[]);
+        let rows =
+            self.scan_records::<AccountRecord>(Cf::Accounts, &all, Order::Forward, usize::MAX)?;
+        rows.into_iter()
+            .map(|(key, rec)| match key {
+                Key::Account(id) => Ok(rec.view(id)),
+                _ => Err(bug("non-account key in accounts").into()),
+            })
+            .collect()
+    }
+
+    /// Creates an account with its default mailboxes (INBOX, Sent,
+    /// Drafts, Trash, Junk, Archive). Without a password it receives mail
+    /// but cannot log in. Addresses are lowercased.
+    pub fn add_account(
+        &self,
+        address: &str,
+        password: Option<&str>,
+        aliases: &[String],
+    ) -> Result<Account, MailError> {
+        let address = normalize_address(address)?;
+        let aliases = normalize_aliases(&address, aliases)?;
+        let password_hash = password.map(hash_password).transpose()?;
+        let _dir = self.lock_directory();
+        for a in std::iter::once(&address).chain(&aliases) {
+            self.ensure_address_free(a)?;
+        }
+        let next: u32 = self.load_meta_u32()?.unwrap_or(1);
+        let id = AccountId(next);
+        let _acct = self.lock_account(id);
+        let now = now_secs();
+        let mut rec = AccountRecord {
+            address,
+            aliases,
+            password_hash,
+            quota_bytes: None,
+            used_bytes: 0,
+            created: now,
+            next_mailbox_id: 1,
+            next_uid_validity: u32::try_from(now).unwrap_or(1).max(1),
+            modseq: 0,
+            audit_seq: 0,
+        };
+        let mut tx = Tx::default();
+        let next_id = next
+            .checked_add(1)
+            .ok_or_else(|| bug("account ids exhausted"))?;
+        tx.batch
+            .put(Cf::Meta, keys::NEXT_ACCOUNT_ID.to_vec(), encode(&next_id)?);
+        for a in std::iter::once(&rec.address).chain(&rec.aliases) {
+            tx.put(&Key::Address(a.clone()), &AccountIdRecord(id))?;
+        }
+        let roles = [
+            ("INBOX", MailboxRole::Inbox),
+            ("Sent", MailboxRole::Sent),
+            ("Drafts", MailboxRole::Drafts),
+            ("Trash", MailboxRole::Trash),
+            ("Junk", MailboxRole::Junk),
+            ("Archive", MailboxRole::Archive),
+        ];
+        for (name, role) in roles {
+            self.new_mailbox(&mut tx, id, &mut rec, name.to_string(), None, Some(role))?;
+        }
+        tx.change(id, &mut rec, ChangeKind::Created, ChangedObject::Account)?;
+        tx.put(&Key::Account(id), &rec)?;
+        self.store.write(tx.batch)?;
+        tracing::info!(account = %id, "account added");
+        Ok(rec.view(id))
+    }
+
+    /// Removes the account and everything it owns: addresses, mailboxes,
+    /// messages, blobs, certificates, settings, changes and audit log.
+    pub fn remove_account(&self, id: AccountId) -> Result<(), MailError> {
+        let _dir = self.lock_directory();
+        let _acct = self.lock_account(id);
+        let rec = self.account_record(id)?;
+        let mut batch = Batch::new();
+        for a in std::iter::once(&rec.address).chain(&rec.aliases) {
+            batch.delete(Cf::Addresses, Key::Address(a.clone()).encode());
+        }
+        for cf in ACCOUNT_SCOPED {
+            batch.delete_range(cf, keys::account_range(id));
+        }
+        self.store.write(batch)?;
+        tracing::info!(account = %id, "account removed");
+        Ok(())
+    }
+
+    /// Replaces the account's aliases.
+    pub fn set_aliases(&self, id: AccountId, aliases: &[String]) -> Result<Account, MailError> {
+        let _dir = self.lock_directory();
+        let _acct = self.lock_account(id);
+        let mut rec = self.account_record(id)?;
+        let aliases = normalize_aliases(&rec.address, aliases)?;
+        let mut tx = Tx::default();
+        for old in rec.aliases.iter().filter(|a| !aliases.contains(a)) {
+            tx.batch
+                .delete(Cf::Addresses, Key::Address(old.clone()).encode());
+        }
+        for new in aliases.iter().filter(|a| !rec.aliases.contains(a)) {
+            self.ensure_address_free(new)?;
+            tx.put(&Key::Address(new.clone()), &AccountIdRecord(id))?;
+        }
+        rec.aliases = aliases;
+        tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Account)?;
+        tx.put(&Key::Account(id), &rec)?;
+        self.store.write(tx.batch)?;
+        Ok(rec.view(id))
+    }
+
+    /// Sets (or with `None` clears) the password, stored as an argon2id
+    /// hash. The password is never logged.
+    pub fn set_password(&self, id: AccountId, password: Option<&str>) -> Result<(), MailError> {
+        let hash = password.map(hash_password).transpose()?;
+        self.update_account(id, |rec| rec.password_hash = hash)
+    }
+
+    /// Whether `password` is the account's password (`false` when none is
+    /// set). Costs one argon2id evaluation; takes no lock.
+    pub fn verify_password(&self, id: AccountId, password: &str) -> Result<bool, MailError> {
+        let rec = self.account_record(id)?;
+        let Some(stored) = rec.password_hash else {
+            return Ok(false);
+        };
+        let parsed = PasswordHash::new(&stored)
+            .map_err(|e| corrupt(Cf::Accounts, format!("password hash: {e}")))?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    }
+
+    /// Sets the quota in bytes (`None`: unlimited).
+    pub fn set_quota(&self, id: AccountId, quota_bytes: Option<u64>) -> Result<(), MailError> {
+        self.update_account(id, |rec| rec.quota_bytes = quota_bytes)
+    }
+
+    fn update_account(
+        &self,
+        id: AccountId,
+        f: impl FnOnce(&mut AccountRecord),
+    ) -> Result<(), MailError> {
+        let _acct = self.lock_account(id);
+        let mut rec = self.account_record(id)?;
+        f(&mut rec);
+        let mut tx = Tx::default();
+        tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Account)?;
+        tx.put(&Key::Account(id), &rec)?;
+        self.store.write(tx.batch)?;
+        Ok(())
+    }
+
+    pub(crate) fn ensure_address_free(&self, address: &str) -> Result<(), MailError> {
+        let taken = self
+            .store
+            .get(Cf::Addresses, &Key::Address(address.to_string()).encode())?;
+        let list = self
+            .store
+            .get(Cf::Lists, &Key::List(address.to_string()).encode())?;
+        if taken.is_some() || list.is_some() {
+            return Err(MailError::AddressTaken {
+                address: address.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn load_meta_u32(&self) -> Result<Option<u32>, MailError> {
+        match self.store.get(Cf::Meta, keys::NEXT_ACCOUNT_ID)? {
+            Some(b) => Ok(Some(decode(Cf::Meta, &b)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Account-scoped column families: keys start with the account id.
+const ACCOUNT_SCOPED: [Cf; 10] = [
+    Cf::Accounts,
+    Cf::Mailboxes,
+    Cf::MailboxNames,
+    Cf::Messages,
+    Cf::Blobs,
+    Cf::BlobRefs,
+    Cf::Certs,
+    Cf::Settings,
+    Cf::Changes,
+    Cf::Audit,
+];
+
+impl Record for u32 {
+    const VERSION: u8 = 1;
+}
+
+impl Record for u64 {
+    const VERSION: u8 = 1;
+}
+
+/// Value of [`Cf::Addresses`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct AccountIdRecord(pub(crate) AccountId);
+
+impl Record for AccountIdRecord {
+    const VERSION: u8 = 1;
+}
+
+/// Lowercases and checks an address (local@domain, no spaces or controls).
+pub(crate) fn normalize_address(address: &str) -> Result<String, MailError> {
+    let bad = |reason| MailError::InvalidAddress {
+        address: address.to_string(),
+        reason,
+    };
+    let a = address
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_lowercase();
+    if a.len() > MAX_ADDRESS_LEN {
+        return Err(bad("longer than 320 bytes"));
+    }
+    if a.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("contains a space or control character"));
+    }
+    match a.rsplit_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+        {
+            Ok(a)
+        }
+        _ => Err(bad("expected local-part@domain")),
+    }
+}
+
+fn normalize_aliases(primary: &str, aliases: &[String]) -> Result<Vec<String>, MailError> {
+    let mut out: Vec<String> = Vec::with_capacity(aliases.len());
+    for a in aliases {
+        let a = normalize_address(a)?;
+        if a != primary && !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+fn hash_password(password: &str) -> Result<String, MailError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| bug(format!("argon2: {e}")).into())
+}
