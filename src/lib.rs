@@ -16,6 +16,8 @@
 //! - [`store`]: the `Store` trait (the one swap point for storage
 //!   engines), its RocksDB implementation and the typed mail layer
 //!   (accounts, mailboxes, messages, certificates, lists, logs).
+//! - [`lmtp`]: the LMTP server (RFC 2033) through which the MTA delivers:
+//!   a sans-I/O session and its tokio driver.
 //! - [`config`]: TOML configuration, environment overrides, defaults.
 //! - [`manage`]: account operations shared by the management API and JMAP.
 //! - [`admin`]: the management API on `admin.sock`.
@@ -26,6 +28,7 @@ pub mod admin;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod lmtp;
 pub mod manage;
 pub mod server;
 pub mod smime;
