@@ -18,6 +18,8 @@
 //!   (accounts, mailboxes, messages, certificates, lists, logs).
 //! - [`lmtp`]: the LMTP server (RFC 2033) through which the MTA delivers:
 //!   a sans-I/O session and its tokio driver.
+//! - [`imap`]: the IMAP server (IMAP4rev1/rev2, IDLE, UIDPLUS, MOVE, STARTTLS)
+//!   on imap-next, serving messages exactly as stored.
 //! - [`config`]: TOML configuration, environment overrides, defaults.
 //! - [`manage`]: account operations shared by the management API and JMAP.
 //! - [`admin`]: the management API on `admin.sock`.
@@ -28,6 +30,7 @@ pub mod admin;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod imap;
 pub mod lmtp;
 pub mod manage;
 pub mod server;

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cert_corpus;
+pub mod imap;
 pub mod mailstore;
 pub mod messages;
 pub mod pki;

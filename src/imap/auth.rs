@@ -1,0 +1,173 @@
+//! LOGIN (RFC 9051 §6.2.3) and AUTHENTICATE PLAIN (§6.2.2, RFC 4616).
+//!
+//! Unknown user and wrong password look the same to the client, and both
+//! wait `failed_login_delay` before the `NO`: a real delay in every
+//! build, so that the binary we test is the one we ship. Before STARTTLS
+//! on a server with TLS, both are refused (`LOGINDISABLED`, RFC 9051
+//! §6.2.3). Passwords are never logged.
+
+use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
+use imap_next::imap_types::response::{Code, CommandContinuationRequest, StatusKind};
+use imap_next::types::CommandAuthenticate;
+use tracing::{info, warn};
+
+use super::error::ImapError;
+use super::session::{status, Done, Session};
+use crate::store::{Account, MailError};
+
+impl Session {
+    /// Whether a clear-text password must be refused here.
+    fn privacy_required(&self) -> bool {
+        self.ctx.config.tls.is_some() && !self.conn.is_tls()
+    }
+
+    /// LOGIN `user` `pass`.
+    pub(crate) async fn login(&mut self, user: &str, pass: &str) -> Result<Done, ImapError> {
+        if self.account.is_some() {
+            return Err(ImapError::WrongState {
+                command: "LOGIN",
+                needed: "already logged in",
+            });
+        }
+        if self.privacy_required() {
+            return Err(ImapError::PrivacyRequired);
+        }
+        self.verify(user, pass).await?;
+        let caps = self.capabilities();
+        Ok(Done::with_code(Code::Capability(caps), "LOGIN completed"))
+    }
+
+    /// Checks the credentials and enters the authenticated state.
+    async fn verify(&mut self, user: &str, pass: &str) -> Result<(), ImapError> {
+        let user_owned = user.to_string();
+        let pass = pass.to_string();
+        let found = self
+            .with_store(move |store| {
+                let account = match store.account_by_address(&user_owned) {
+                    Ok(a) => a,
+                    Err(MailError::AccountNotFound { .. } | MailError::InvalidAddress { .. }) => {
+                        return Ok(None)
+                    }
+                    Err(e) => return Err(e),
+                };
+                let ok = account.has_password && store.verify_password(account.id, &pass)?;
+                Ok(ok.then_some(account))
+            })
+            .await?;
+        match found {
+            Some(account) => {
+                self.logged_in(account);
+                Ok(())
+            }
+            None => {
+                warn!("failed login");
+                tokio::time::sleep(self.ctx.config.failed_login_delay).await;
+                Err(ImapError::AuthFailed)
+            }
+        }
+    }
+
+    fn logged_in(&mut self, account: Account) {
+        info!(account = %account.id, "logged in");
+        self.changes = Some(self.ctx.notifier.subscribe(account.id));
+        self.account = Some(account);
+    }
+
+    /// AUTHENTICATE: only PLAIN, with or without an initial response.
+    pub(crate) async fn authenticate_start(&mut self, cmd: CommandAuthenticate) {
+        let tag = cmd.tag.clone();
+        let refusal = if self.account.is_some() {
+            Some(ImapError::WrongState {
+                command: "AUTHENTICATE",
+                needed: "already logged in",
+            })
+        } else if self.privacy_required() {
+            Some(ImapError::PrivacyRequired)
+        } else if cmd.mechanism != AuthMechanism::Plain {
+            Some(ImapError::Unsupported {
+                what: format!("SASL mechanism {}", cmd.mechanism),
+            })
+        } else {
+            None
+        };
+        if let Some(e) = refusal {
+            self.auth_tag = None;
+            self.finish_error(tag, &e);
+            return;
+        }
+        match cmd.initial_response {
+            Some(ir) => {
+                self.auth_tag = None;
+                let data = ir.declassify().to_vec();
+                self.plain(tag, &data).await;
+            }
+            None => {
+                let cont = CommandContinuationRequest::base64(Vec::new());
+                if let Err(_cont) = self.conn.server().authenticate_continue(cont) {
+                    self.auth_tag = None;
+                }
+            }
+        }
+    }
+
+    /// The client's answer to our empty challenge.
+    pub(crate) async fn authenticate_data(
+        &mut self,
+        tag: Option<imap_next::imap_types::core::Tag<'static>>,
+        data: AuthenticateData<'static>,
+    ) {
+        let Some(tag) = tag else {
+            return;
+        };
+        match data {
+            AuthenticateData::Continue(bytes) => {
+                let bytes = bytes.declassify().to_vec();
+                self.plain(tag, &bytes).await;
+            }
+            AuthenticateData::Cancel => {
+                let e = ImapError::syntax("AUTHENTICATE cancelled");
+                self.finish_error(tag, &e);
+            }
+        }
+    }
+
+    /// RFC 4616: `[authzid] NUL authcid NUL passwd`.
+    async fn plain(&mut self, tag: imap_next::imap_types::core::Tag<'static>, data: &[u8]) {
+        let mut fields = data.split(|&b| b == 0);
+        let (Some(authz), Some(user), Some(pass), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            let e = ImapError::syntax("PLAIN response must be authzid NUL user NUL password");
+            self.finish_error(tag, &e);
+            return;
+        };
+        let user = String::from_utf8_lossy(user).into_owned();
+        let pass = String::from_utf8_lossy(pass).into_owned();
+        let authz = String::from_utf8_lossy(authz).into_owned();
+        // why: acting as another user (authzid) is not offered; only the
+        // empty authzid or the user's own address is accepted.
+        if !authz.is_empty() && !authz.eq_ignore_ascii_case(&user) {
+            tokio::time::sleep(self.ctx.config.failed_login_delay).await;
+            self.finish_error(tag, &ImapError::AuthFailed);
+            return;
+        }
+        match self.verify(&user, &pass).await {
+            Ok(()) => {
+                let caps = self.capabilities();
+                let ok = status(
+                    Some(tag),
+                    StatusKind::Ok,
+                    Some(Code::Capability(caps)),
+                    "AUTHENTICATE completed",
+                );
+                self.auth_finish(ok);
+            }
+            Err(e) => self.finish_error(tag, &e),
+        }
+    }
+
+    fn finish_error(&mut self, tag: imap_next::imap_types::core::Tag<'static>, e: &ImapError) {
+        let (kind, code) = e.reply();
+        self.auth_finish(status(Some(tag), kind, code, &e.to_string()));
+    }
+}

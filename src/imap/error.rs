@@ -1,0 +1,151 @@
+//! Why an IMAP command failed, and the one mapping of those reasons to a
+//! tagged `NO` or `BAD` with its response code (RFC 9051 §7.1, RFC 5530).
+//!
+//! `BAD` means the peer sent something we could not accept in this state
+//! (syntax, wrong state, oversized literal); `NO` means the command was
+//! understood but could not be carried out (no such mailbox, quota, wrong
+//! password, our bug). Server-side failures say so with `[SERVERBUG]` and
+//! are logged at `error`; the text never carries passwords or bodies.
+
+use std::path::PathBuf;
+
+use imap_next::imap_types::core::Atom;
+use imap_next::imap_types::response::{Code, CodeOther, StatusKind};
+
+use crate::ingest::DeliverError;
+use crate::store::MailError;
+
+/// A failure of the IMAP server or of one command.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImapError {
+    /// The peer sent a command we cannot parse or accept as given.
+    #[error("{detail}")]
+    Syntax {
+        /// What was wrong, for the client.
+        detail: String,
+    },
+    /// The command is not allowed in the session's current state.
+    #[error("{command} is not allowed now: {needed}")]
+    WrongState {
+        /// The command.
+        command: &'static str,
+        /// What must happen first.
+        needed: &'static str,
+    },
+    /// The peer asked for something we do not implement.
+    #[error("{what} is not supported by this server")]
+    Unsupported {
+        /// What.
+        what: String,
+    },
+    /// Login or AUTHENTICATE failed (unknown user or wrong password; the
+    /// two are not told apart on purpose).
+    #[error("authentication failed")]
+    AuthFailed,
+    /// Plain-text login before STARTTLS on a server that has TLS.
+    #[error("use STARTTLS first: logging in without TLS is disabled on this server")]
+    PrivacyRequired,
+    /// A write on a mailbox opened with EXAMINE.
+    #[error("mailbox is read-only (opened with EXAMINE); SELECT it to change it")]
+    ReadOnly,
+    /// The target of APPEND, COPY or MOVE does not exist.
+    #[error("no mailbox {name:?}; create it first")]
+    TryCreate {
+        /// The name the client gave.
+        name: String,
+    },
+    /// A message or literal over `max_literal_bytes`.
+    #[error("message is {size} bytes, over this server's limit of {limit}; send a smaller one")]
+    TooBig {
+        /// Announced size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The store refused or failed.
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    /// APPEND through the ingest pipeline failed.
+    #[error(transparent)]
+    Deliver(#[from] DeliverError),
+    /// A blocking task died: our bug.
+    #[error("internal error (a bug in sealmail): {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The TLS certificate or key given by the operator cannot be used.
+    #[error(
+        "TLS setup from {path}: {detail}; give a PEM certificate chain and its PEM private key"
+    )]
+    Tls {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+impl ImapError {
+    /// A syntax error with `detail`.
+    pub(crate) fn syntax(detail: impl Into<String>) -> Self {
+        Self::Syntax {
+            detail: detail.into(),
+        }
+    }
+
+    /// The tagged status kind and response code for this error: the one
+    /// place where errors become wire replies.
+    pub(crate) fn reply(&self) -> (StatusKind, Option<Code<'static>>) {
+        match self {
+            Self::Syntax { .. } | Self::WrongState { .. } | Self::Unsupported { .. } => {
+                (StatusKind::Bad, None)
+            }
+            Self::AuthFailed => (StatusKind::No, other("AUTHENTICATIONFAILED")),
+            Self::PrivacyRequired => (StatusKind::No, other("PRIVACYREQUIRED")),
+            Self::ReadOnly => (StatusKind::No, Some(Code::ReadOnly)),
+            Self::TryCreate { .. } => (StatusKind::No, Some(Code::TryCreate)),
+            Self::TooBig { .. } => (StatusKind::No, Some(Code::TooBig)),
+            Self::Mail(e) => (StatusKind::No, mail_code(e)),
+            Self::Deliver(DeliverError::OverQuota { .. }) => {
+                (StatusKind::No, Some(Code::OverQuota))
+            }
+            Self::Deliver(_) => (StatusKind::No, other("UNAVAILABLE")),
+            Self::Task(_) | Self::Tls { .. } => (StatusKind::No, other("SERVERBUG")),
+        }
+    }
+
+    /// Whether the server (not the peer) is at fault and an operator
+    /// should look at the log.
+    pub(crate) fn is_server_fault(&self) -> bool {
+        match self {
+            Self::Mail(e) => !e.is_user_error(),
+            Self::Deliver(e) => !matches!(
+                e,
+                DeliverError::OverQuota { .. } | DeliverError::Refused { .. }
+            ),
+            Self::Task(_) | Self::Tls { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+fn mail_code(e: &MailError) -> Option<Code<'static>> {
+    match e {
+        MailError::MailboxNotFound { .. } | MailError::MessageNotFound { .. } => {
+            other("NONEXISTENT")
+        }
+        MailError::MailboxExists { .. } => other("ALREADYEXISTS"),
+        MailError::QuotaExceeded { .. } => Some(Code::OverQuota),
+        MailError::InvalidMailboxName { .. }
+        | MailError::MailboxHasChildren { .. }
+        | MailError::InboxProtected
+        | MailError::UidsExhausted { .. } => other("CANNOT"),
+        e if !e.is_user_error() => other("SERVERBUG"),
+        _ => None,
+    }
+}
+
+/// A response code that imap-types has no variant for (RFC 5530 codes).
+pub(crate) fn other(code: &'static str) -> Option<Code<'static>> {
+    Atom::validate(code).ok()?;
+    Some(Code::Other(CodeOther::unvalidated(code.as_bytes())))
+}

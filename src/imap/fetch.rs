@@ -1,0 +1,305 @@
+//! FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2).
+//!
+//! Messages are fetched in batches: one blocking store call loads a
+//! batch's blobs, its responses are encoded and written, then the next
+//! batch is loaded, so `FETCH 1:* BODY.PEEK[]` over a large mailbox streams
+//! instead of holding the mailbox in memory. `BODY[...]` and `RFC822` /
+//! `RFC822.TEXT` set `\Seen` unless PEEK or EXAMINE (§6.4.5); the new
+//! flags are then sent with the data.
+
+use imap_next::imap_types::core::{Atom, IString, Literal, NString, Vec1};
+use imap_next::imap_types::fetch::{
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
+};
+use imap_next::imap_types::flag::{Flag, FlagFetch};
+use imap_next::imap_types::response::Data;
+use imap_next::imap_types::sequence::SequenceSet;
+use imap_next::imap_types::IntoStatic;
+
+use super::dates::internal_date;
+use super::error::ImapError;
+use super::mime;
+use super::selected::{seen, Selected};
+use super::session::{Done, Session};
+use crate::store::{Flags, Message};
+
+/// Messages per batch (one store round trip, one write).
+const FETCH_BATCH: usize = 64;
+
+/// The FLAGS of stored `flags` (`\Recent` is not kept, RFC 9051 drops it).
+pub(crate) fn wire_flags(flags: &Flags) -> Vec<Flag<'static>> {
+    let mut out = Vec::new();
+    let system = [
+        (flags.seen, Flag::Seen),
+        (flags.answered, Flag::Answered),
+        (flags.flagged, Flag::Flagged),
+        (flags.deleted, Flag::Deleted),
+        (flags.draft, Flag::Draft),
+    ];
+    out.extend(system.into_iter().filter(|(on, _)| *on).map(|(_, f)| f));
+    out.extend(
+        flags
+            .keywords
+            .iter()
+            .filter_map(|k| Atom::try_from(k.clone()).ok())
+            .map(Flag::Keyword),
+    );
+    out
+}
+
+/// `FLAGS (...) UID n` of a message: the unsolicited flag update.
+pub(crate) fn flag_items(m: &Message) -> Vec<MessageDataItem<'static>> {
+    vec![
+        MessageDataItem::Flags(
+            wire_flags(&m.flags)
+                .into_iter()
+                .map(FlagFetch::Flag)
+                .collect(),
+        ),
+        MessageDataItem::Uid(m.uid.0),
+    ]
+}
+
+fn literal(bytes: Vec<u8>) -> NString<'static> {
+    NString(Some(IString::Literal(Literal::unvalidated(bytes))))
+}
+
+fn needs_blob(name: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        name,
+        MessageDataItemName::Body
+            | MessageDataItemName::BodyExt { .. }
+            | MessageDataItemName::BodyStructure
+            | MessageDataItemName::Envelope
+            | MessageDataItemName::Rfc822
+            | MessageDataItemName::Rfc822Header
+            | MessageDataItemName::Rfc822Text
+    )
+}
+
+fn sets_seen(name: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        name,
+        MessageDataItemName::BodyExt { peek: false, .. }
+            | MessageDataItemName::Rfc822
+            | MessageDataItemName::Rfc822Text
+    )
+}
+
+fn needs_parse(name: &MessageDataItemName<'_>) -> bool {
+    matches!(
+        name,
+        MessageDataItemName::Body
+            | MessageDataItemName::BodyStructure
+            | MessageDataItemName::Envelope
+            | MessageDataItemName::Rfc822Header
+            | MessageDataItemName::Rfc822Text
+            | MessageDataItemName::BodyExt {
+                section: Some(_),
+                ..
+            }
+    )
+}
+
+/// The item names asked for, with UID first for UID FETCH.
+fn item_names(
+    items: MacroOrMessageDataItemNames<'static>,
+    uid: bool,
+) -> Result<Vec<MessageDataItemName<'static>>, ImapError> {
+    let mut names: Vec<MessageDataItemName<'static>> = match items {
+        MacroOrMessageDataItemNames::Macro(m) => m
+            .expand()
+            .into_iter()
+            .map(IntoStatic::into_static)
+            .collect(),
+        MacroOrMessageDataItemNames::MessageDataItemNames(v) => v,
+    };
+    if uid && !names.contains(&MessageDataItemName::Uid) {
+        names.insert(0, MessageDataItemName::Uid);
+    }
+    for name in &names {
+        if matches!(
+            name,
+            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
+        ) {
+            return Err(ImapError::Unsupported {
+                what: "FETCH BINARY".into(),
+            });
+        }
+    }
+    Ok(names)
+}
+
+impl Session {
+    /// FETCH / UID FETCH.
+    pub(crate) async fn fetch(
+        &mut self,
+        set: &SequenceSet,
+        items: MacroOrMessageDataItemNames<'static>,
+        uid: bool,
+    ) -> Result<Done, ImapError> {
+        let names = item_names(items, uid)?;
+        let (indices, read_only) = match &self.selected {
+            Some(sel) => (sel.resolve(set, uid), sel.read_only),
+            None => return Ok(Done::ok("FETCH completed")),
+        };
+        let load = names.iter().any(needs_blob);
+        let mark = !read_only && names.iter().any(sets_seen);
+        for chunk in indices.chunks(FETCH_BATCH) {
+            let marked = if mark {
+                self.mark_seen(chunk).await?
+            } else {
+                Vec::new()
+            };
+            let blobs = if load {
+                self.load_blobs(chunk).await?
+            } else {
+                vec![None; chunk.len()]
+            };
+            let Some(sel) = self.selected.as_ref() else {
+                break;
+            };
+            let mut out = Vec::with_capacity(chunk.len());
+            for (&i, raw) in chunk.iter().zip(blobs) {
+                let Some(m) = sel.messages.get(i) else {
+                    continue;
+                };
+                let mut items = message_items(m, raw.as_deref(), &names);
+                if marked.contains(&i) && !names.contains(&MessageDataItemName::Flags) {
+                    items.extend(flag_items(m).into_iter().take(1));
+                }
+                if let Ok(items) = Vec1::try_from(items) {
+                    out.push(Data::Fetch {
+                        seq: Selected::seq(i),
+                        items,
+                    });
+                }
+            }
+            for data in out {
+                self.conn.data(data);
+            }
+            if self.conn.flush().await.is_err() {
+                break;
+            }
+        }
+        self.sync(uid).await?;
+        Ok(Done::ok("FETCH completed"))
+    }
+
+    /// Sets `\Seen` on the unseen messages of `chunk`; returns those changed.
+    async fn mark_seen(&mut self, chunk: &[usize]) -> Result<Vec<usize>, ImapError> {
+        let unseen: Vec<usize> = match &self.selected {
+            Some(sel) => chunk
+                .iter()
+                .copied()
+                .filter(|&i| sel.messages.get(i).is_some_and(|m| !m.flags.seen))
+                .collect(),
+            None => return Ok(Vec::new()),
+        };
+        if unseen.is_empty() {
+            return Ok(unseen);
+        }
+        self.change_flags(&unseen, seen()).await
+    }
+
+    /// The stored bytes of the messages at `chunk`, in one store call.
+    async fn load_blobs(&self, chunk: &[usize]) -> Result<Vec<Option<Vec<u8>>>, ImapError> {
+        let id = self.account()?.id;
+        let blobs: Vec<_> = match &self.selected {
+            Some(sel) => chunk
+                .iter()
+                .filter_map(|&i| sel.messages.get(i).map(|m| m.blob))
+                .collect(),
+            None => return Ok(Vec::new()),
+        };
+        self.with_store(move |s| blobs.iter().map(|b| s.get_blob(id, *b)).collect())
+            .await
+    }
+}
+
+/// The FETCH items of one message.
+fn message_items(
+    m: &Message,
+    raw: Option<&[u8]>,
+    names: &[MessageDataItemName<'static>],
+) -> Vec<MessageDataItem<'static>> {
+    let raw_bytes = raw.unwrap_or_default();
+    let parsed = if names.iter().any(needs_parse) {
+        mime::parse(raw_bytes)
+    } else {
+        None
+    };
+    let mut items = Vec::with_capacity(names.len());
+    for name in names {
+        let item = match name {
+            MessageDataItemName::Flags => flag_items(m).into_iter().next(),
+            MessageDataItemName::Uid => Some(MessageDataItem::Uid(m.uid.0)),
+            MessageDataItemName::InternalDate => {
+                internal_date(m.internal_date).map(MessageDataItem::InternalDate)
+            }
+            MessageDataItemName::Rfc822Size => Some(MessageDataItem::Rfc822Size(
+                u32::try_from(m.size).unwrap_or(u32::MAX),
+            )),
+            MessageDataItemName::Envelope => parsed
+                .as_ref()
+                .map(|p| MessageDataItem::Envelope(mime::envelope(p))),
+            MessageDataItemName::BodyStructure => parsed
+                .as_ref()
+                .map(|p| MessageDataItem::BodyStructure(mime::body_structure(p, true))),
+            MessageDataItemName::Body => parsed
+                .as_ref()
+                .map(|p| MessageDataItem::Body(mime::body_structure(p, false))),
+            MessageDataItemName::Rfc822 => {
+                Some(MessageDataItem::Rfc822(literal(raw_bytes.to_vec())))
+            }
+            MessageDataItemName::Rfc822Header => {
+                Some(MessageDataItem::Rfc822Header(literal(section_bytes(
+                    parsed.as_ref(),
+                    Some(&imap_next::imap_types::fetch::Section::Header(None)),
+                ))))
+            }
+            MessageDataItemName::Rfc822Text => {
+                Some(MessageDataItem::Rfc822Text(literal(section_bytes(
+                    parsed.as_ref(),
+                    Some(&imap_next::imap_types::fetch::Section::Text(None)),
+                ))))
+            }
+            MessageDataItemName::BodyExt {
+                section, partial, ..
+            } => {
+                let data = match section {
+                    None => raw_bytes.to_vec(),
+                    Some(s) => section_bytes(parsed.as_ref(), Some(s)),
+                };
+                let (origin, data) = match partial {
+                    Some((start, len)) => (Some(*start), cut(data, *start, len.get())),
+                    None => (None, data),
+                };
+                Some(MessageDataItem::BodyExt {
+                    section: section.clone(),
+                    origin,
+                    data: literal(data),
+                })
+            }
+            _ => None,
+        };
+        items.extend(item);
+    }
+    items
+}
+
+fn section_bytes(
+    parsed: Option<&mail_parser::Message<'_>>,
+    section: Option<&imap_next::imap_types::fetch::Section<'_>>,
+) -> Vec<u8> {
+    parsed
+        .and_then(|p| mime::section(p, section))
+        .unwrap_or_default()
+}
+
+/// `<start.len>` of RFC 9051 §6.4.5: a start past the end gives "".
+fn cut(data: Vec<u8>, start: u32, len: u32) -> Vec<u8> {
+    let start = start as usize;
+    let end = start.saturating_add(len as usize).min(data.len());
+    data.get(start..end).map(<[u8]>::to_vec).unwrap_or_default()
+}

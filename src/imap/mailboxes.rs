@@ -1,0 +1,322 @@
+//! Mailbox commands of the authenticated state (RFC 9051 §6.3): CREATE,
+//! DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST (with SPECIAL-USE, RFC
+//! 6154, and `\HasChildren`, RFC 5258 §4), LSUB, STATUS, NAMESPACE
+//! (RFC 2342) and ID (RFC 2971).
+//!
+//! The hierarchy delimiter is `/`, as the store names mailboxes. Names
+//! from the client are taken as UTF-8 bytes as sent (modified UTF-7 is
+//! not decoded) and are always resolved within the logged-in account.
+
+use std::borrow::Cow;
+
+use imap_next::imap_types::core::{Atom, IString, NString, QuotedChar};
+use imap_next::imap_types::extensions::namespace::Namespace;
+use imap_next::imap_types::flag::FlagNameAttribute;
+use imap_next::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
+use imap_next::imap_types::response::Data;
+use imap_next::imap_types::status::{StatusDataItem, StatusDataItemName};
+
+use super::error::ImapError;
+use super::session::{Done, Session};
+use crate::store::{Mailbox, MailboxRole};
+
+/// The hierarchy delimiter.
+pub(crate) const DELIMITER: char = '/';
+
+/// A mailbox name from the wire as the store spells it.
+pub(crate) fn name_of(mailbox: &WireMailbox<'_>) -> Result<String, ImapError> {
+    match mailbox {
+        WireMailbox::Inbox => Ok("INBOX".into()),
+        WireMailbox::Other(other) => std::str::from_utf8(other.as_ref())
+            .map(str::to_string)
+            .map_err(|_| ImapError::syntax("mailbox name is not UTF-8")),
+    }
+}
+
+/// A stored name on the wire.
+pub(crate) fn wire_name(name: &str) -> Result<WireMailbox<'static>, ImapError> {
+    WireMailbox::try_from(name.to_string())
+        .map_err(|_| ImapError::syntax(format!("mailbox name {name:?} cannot be sent")))
+}
+
+impl Session {
+    /// CREATE.
+    pub(crate) async fn create(&mut self, mailbox: &WireMailbox<'_>) -> Result<Done, ImapError> {
+        let id = self.account()?.id;
+        let name = name_of(mailbox)?;
+        // RFC 9051 §6.3.4: a trailing delimiter only says "will have children".
+        let name = name.trim_end_matches(DELIMITER).to_string();
+        self.with_store(move |s| s.create_mailbox(id, &name))
+            .await?;
+        Ok(Done::ok("CREATE completed"))
+    }
+
+    /// DELETE.
+    pub(crate) async fn delete(&mut self, mailbox: &WireMailbox<'_>) -> Result<Done, ImapError> {
+        let id = self.account()?.id;
+        let name = name_of(mailbox)?;
+        let selected = self.selected.as_ref().map(|s| s.mailbox.id);
+        let deleted = self
+            .with_store(move |s| {
+                let mbox = s.mailbox_by_name(id, &name)?;
+                s.delete_mailbox(id, mbox.id)?;
+                Ok(mbox.id)
+            })
+            .await?;
+        if selected == Some(deleted) {
+            self.selected = None;
+        }
+        self.ctx.notifier.notify(id);
+        Ok(Done::ok("DELETE completed"))
+    }
+
+    /// RENAME.
+    pub(crate) async fn rename(
+        &mut self,
+        from: &WireMailbox<'_>,
+        to: &WireMailbox<'_>,
+    ) -> Result<Done, ImapError> {
+        let id = self.account()?.id;
+        let (from, to) = (name_of(from)?, name_of(to)?);
+        if from == "INBOX" {
+            return Err(ImapError::Unsupported {
+                what: "renaming INBOX (moving its messages)".into(),
+            });
+        }
+        self.with_store(move |s| {
+            let mbox = s.mailbox_by_name(id, &from)?;
+            s.rename_mailbox(id, mbox.id, &to)
+        })
+        .await?;
+        Ok(Done::ok("RENAME completed"))
+    }
+
+    /// SUBSCRIBE / UNSUBSCRIBE.
+    pub(crate) async fn subscribe(
+        &mut self,
+        mailbox: &WireMailbox<'_>,
+        on: bool,
+    ) -> Result<Done, ImapError> {
+        let id = self.account()?.id;
+        let name = name_of(mailbox)?;
+        self.with_store(move |s| {
+            let mbox = s.mailbox_by_name(id, &name)?;
+            s.set_subscribed(id, mbox.id, on)
+        })
+        .await?;
+        Ok(Done::ok(if on {
+            "SUBSCRIBE completed"
+        } else {
+            "UNSUBSCRIBE completed"
+        }))
+    }
+
+    /// LIST and LSUB.
+    pub(crate) async fn list(
+        &mut self,
+        reference: &WireMailbox<'_>,
+        pattern: &ListMailbox<'_>,
+        lsub: bool,
+    ) -> Result<Done, ImapError> {
+        let id = self.account()?.id;
+        let reference = match reference {
+            WireMailbox::Inbox => "INBOX".to_string(),
+            WireMailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
+        };
+        let pattern = match pattern {
+            ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).into_owned(),
+            ListMailbox::String(s) => String::from_utf8_lossy(s.as_ref()).into_owned(),
+        };
+        if pattern.is_empty() && !lsub {
+            self.conn.data(Data::List {
+                items: vec![FlagNameAttribute::Noselect],
+                delimiter: QuotedChar::try_from(DELIMITER).ok(),
+                mailbox: empty_mailbox(),
+            });
+            return Ok(Done::ok("LIST completed"));
+        }
+        let full = format!("{reference}{pattern}");
+        let all = self.with_store(move |s| s.list_mailboxes(id)).await?;
+        for mbox in &all {
+            if (lsub && !mbox.subscribed) || !matches_pattern(&full, &mbox.name) {
+                continue;
+            }
+            let items = attributes(mbox, &all);
+            let mailbox = wire_name(&mbox.name)?;
+            let delimiter = QuotedChar::try_from(DELIMITER).ok();
+            self.conn.data(if lsub {
+                Data::Lsub {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+            } else {
+                Data::List {
+                    items,
+                    delimiter,
+                    mailbox,
+                }
+            });
+        }
+        Ok(Done::ok(if lsub {
+            "LSUB completed"
+        } else {
+            "LIST completed"
+        }))
+    }
+
+    /// STATUS.
+    pub(crate) async fn status(
+        &mut self,
+        mailbox: &WireMailbox<'_>,
+        items: &[StatusDataItemName],
+    ) -> Result<Done, ImapError> {
+        let id = self.account()?.id;
+        let name = name_of(mailbox)?;
+        let need_messages = items
+            .iter()
+            .any(|i| matches!(i, StatusDataItemName::Unseen | StatusDataItemName::Deleted));
+        let (mbox, messages) = self
+            .with_store(move |s| {
+                let mbox = s.mailbox_by_name(id, &name)?;
+                let messages = if need_messages {
+                    s.list_messages(id, mbox.id, None, usize::MAX)?
+                } else {
+                    Vec::new()
+                };
+                Ok((mbox, messages))
+            })
+            .await?;
+        let count = |f: &dyn Fn(&crate::store::Message) -> bool| {
+            u32::try_from(messages.iter().filter(|m| f(m)).count()).unwrap_or(u32::MAX)
+        };
+        let mut out = Vec::new();
+        for item in items {
+            out.push(match item {
+                StatusDataItemName::Messages => StatusDataItem::Messages(mbox.exists),
+                StatusDataItemName::Recent => StatusDataItem::Recent(0),
+                StatusDataItemName::UidNext => StatusDataItem::UidNext(mbox.uid_next.0),
+                StatusDataItemName::UidValidity => StatusDataItem::UidValidity(mbox.uid_validity),
+                StatusDataItemName::Unseen => StatusDataItem::Unseen(count(&|m| !m.flags.seen)),
+                StatusDataItemName::Deleted => StatusDataItem::Deleted(count(&|m| m.flags.deleted)),
+                #[allow(unreachable_patterns)]
+                _ => continue,
+            });
+        }
+        self.conn.data(Data::Status {
+            mailbox: wire_name(&mbox.name)?,
+            items: Cow::Owned(out),
+        });
+        Ok(Done::ok("STATUS completed"))
+    }
+}
+
+fn empty_mailbox() -> WireMailbox<'static> {
+    WireMailbox::try_from("").unwrap_or(WireMailbox::Inbox)
+}
+
+/// LIST attributes: special use (RFC 6154) and children (RFC 5258 §4).
+fn attributes(mbox: &Mailbox, all: &[Mailbox]) -> Vec<FlagNameAttribute<'static>> {
+    let mut items = Vec::new();
+    let prefix = format!("{}{DELIMITER}", mbox.name);
+    let children = all.iter().any(|m| m.name.starts_with(&prefix));
+    items.push(attribute(if children {
+        "HasChildren"
+    } else {
+        "HasNoChildren"
+    }));
+    let role = match mbox.role {
+        Some(MailboxRole::Sent) => Some("Sent"),
+        Some(MailboxRole::Drafts) => Some("Drafts"),
+        Some(MailboxRole::Trash) => Some("Trash"),
+        Some(MailboxRole::Junk) => Some("Junk"),
+        Some(MailboxRole::Archive) => Some("Archive"),
+        _ => None,
+    };
+    if let Some(role) = role {
+        items.push(attribute(role));
+    }
+    items
+}
+
+fn attribute(name: &'static str) -> FlagNameAttribute<'static> {
+    Atom::try_from(name).map_or(FlagNameAttribute::Marked, FlagNameAttribute::from)
+}
+
+/// RFC 9051 §6.3.9: `*` matches anything, `%` anything but the delimiter;
+/// INBOX matches case-insensitively.
+pub(crate) fn matches_pattern(pattern: &str, name: &str) -> bool {
+    let pattern = normalise_inbox(pattern);
+    wildcard(pattern.as_bytes(), name.as_bytes())
+}
+
+fn normalise_inbox(pattern: &str) -> String {
+    let head = pattern.get(..5).unwrap_or_default();
+    let tail = pattern.get(5..).unwrap_or_default();
+    if head.eq_ignore_ascii_case("INBOX") && (tail.is_empty() || tail.starts_with(DELIMITER)) {
+        format!("INBOX{tail}")
+    } else {
+        pattern.to_string()
+    }
+}
+
+fn wildcard(p: &[u8], n: &[u8]) -> bool {
+    match p.split_first() {
+        None => n.is_empty(),
+        Some((b'*', rest)) => (0..=n.len()).any(|i| n.get(i..).is_some_and(|t| wildcard(rest, t))),
+        Some((b'%', rest)) => {
+            let stop = n.iter().position(|&c| c == b'/').unwrap_or(n.len());
+            (0..=stop).any(|i| n.get(i..).is_some_and(|t| wildcard(rest, t)))
+        }
+        Some((c, rest)) => n
+            .split_first()
+            .is_some_and(|(d, t)| c == d && wildcard(rest, t)),
+    }
+}
+
+/// `* ID ("name" "sealmail" ...)`.
+pub(crate) fn id_data() -> Data<'static> {
+    let pair = |k: &'static str, v: &'static str| {
+        IString::try_from(k)
+            .ok()
+            .map(|k| (k, NString(IString::try_from(v).ok())))
+    };
+    let parameters = [
+        pair("name", "sealmail"),
+        pair("version", env!("CARGO_PKG_VERSION")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Data::Id {
+        parameters: Some(parameters),
+    }
+}
+
+/// One personal namespace, `""` with delimiter `/`; no others.
+pub(crate) fn namespace_data() -> Data<'static> {
+    let personal = IString::try_from("")
+        .ok()
+        .map(|prefix| Namespace::new(prefix, QuotedChar::try_from(DELIMITER).ok()));
+    Data::Namespace {
+        personal: personal.into_iter().collect(),
+        other: Vec::new(),
+        shared: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches_pattern as m;
+
+    #[test]
+    fn wildcards() {
+        assert!(m("*", "INBOX"));
+        assert!(m("*", "a/b/c"));
+        assert!(m("%", "a"));
+        assert!(!m("%", "a/b"));
+        assert!(m("a/%", "a/b"));
+        assert!(m("inbox", "INBOX"));
+        assert!(!m("Sent", "Sentx"));
+    }
+}

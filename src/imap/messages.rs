@@ -1,0 +1,250 @@
+//! Commands that change messages: STORE (RFC 9051 §6.4.6), COPY (§6.4.7),
+//! MOVE (RFC 6851), EXPUNGE and UID EXPUNGE (§6.4.3, RFC 4315), APPEND
+//! (§6.3.12) with the UIDPLUS codes APPENDUID and COPYUID.
+//!
+//! APPEND goes through the ingest pipeline, which encrypts when the
+//! account asked for encryption on append. After each change the other
+//! sessions of the account are woken (IDLE, NOOP) through the notifier.
+
+use imap_next::imap_types::core::Vec1;
+use imap_next::imap_types::datetime::DateTime;
+use imap_next::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_next::imap_types::extensions::uidplus::{UidElement, UidSet};
+use imap_next::imap_types::flag::{Flag, StoreResponse, StoreType};
+use imap_next::imap_types::mailbox::Mailbox as WireMailbox;
+use imap_next::imap_types::response::{Code, Data, StatusKind};
+use imap_next::imap_types::sequence::SequenceSet;
+use sealmail_plugin_api::Source;
+
+use super::dates::unix_of;
+use super::error::ImapError;
+use super::fetch::flag_items;
+use super::mailboxes::name_of;
+use super::selected::Selected;
+use super::session::{status, Done, Session};
+use crate::ingest::Append;
+use crate::store::{FlagChange, Flags, MailError, Uid};
+
+/// Stored flags from the wire (`\Recent` and other `\` extensions are
+/// not stored and are ignored).
+pub(crate) fn store_flags(flags: &[Flag<'_>]) -> Flags {
+    let mut out = Flags::default();
+    for flag in flags {
+        match flag {
+            Flag::Seen => out.seen = true,
+            Flag::Answered => out.answered = true,
+            Flag::Flagged => out.flagged = true,
+            Flag::Deleted => out.deleted = true,
+            Flag::Draft => out.draft = true,
+            Flag::Keyword(k) => {
+                out.keywords.insert(k.as_ref().to_string());
+            }
+            Flag::Extension(_) => {}
+        }
+    }
+    out
+}
+
+fn uid_set(uids: impl Iterator<Item = Uid>) -> Option<UidSet> {
+    let elements: Vec<UidElement> = uids.map(|u| UidElement::Single(u.0)).collect();
+    Vec1::try_from(elements).ok().map(UidSet)
+}
+
+impl Session {
+    /// The selected mailbox, writable.
+    fn writable(&self, command: &'static str) -> Result<&Selected, ImapError> {
+        let sel = self.selected.as_ref().ok_or(ImapError::WrongState {
+            command,
+            needed: "SELECT a mailbox first",
+        })?;
+        if sel.read_only {
+            return Err(ImapError::ReadOnly);
+        }
+        Ok(sel)
+    }
+
+    /// STORE / UID STORE.
+    pub(crate) async fn store(
+        &mut self,
+        set: &SequenceSet,
+        kind: &StoreType,
+        response: &StoreResponse,
+        flags: &[Flag<'static>],
+        uid: bool,
+    ) -> Result<Done, ImapError> {
+        let indices = self.writable("STORE")?.resolve(set, uid);
+        let flags = store_flags(flags);
+        let change = match kind {
+            StoreType::Replace => FlagChange::Replace(flags),
+            StoreType::Add => FlagChange::Add(flags),
+            StoreType::Remove => FlagChange::Remove(flags),
+        };
+        self.change_flags(&indices, change).await?;
+        if matches!(response, StoreResponse::Answer) {
+            let mut out = Vec::new();
+            if let Some(sel) = &self.selected {
+                for &i in &indices {
+                    if let Some(m) = sel.messages.get(i) {
+                        if let Ok(items) = Vec1::try_from(flag_items(m)) {
+                            out.push(Data::Fetch {
+                                seq: Selected::seq(i),
+                                items,
+                            });
+                        }
+                    }
+                }
+            }
+            for data in out {
+                self.conn.data(data);
+            }
+        }
+        self.sync(uid).await?;
+        Ok(Done::ok("STORE completed"))
+    }
+
+    /// EXPUNGE, or UID EXPUNGE with `set`.
+    pub(crate) async fn expunge(&mut self, set: Option<&SequenceSet>) -> Result<Done, ImapError> {
+        let sel = self.writable("EXPUNGE")?;
+        let in_set = set.map(|s| sel.resolve(s, true));
+        let uids: Vec<Uid> = sel
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| m.flags.deleted && in_set.as_ref().is_none_or(|s| s.contains(i)))
+            .map(|(_, m)| m.uid)
+            .collect();
+        let (id, mbox) = (self.account()?.id, sel.mailbox.id);
+        if !uids.is_empty() {
+            self.with_store(move |s| s.expunge(id, mbox, &uids)).await?;
+            self.ctx.notifier.notify(id);
+        }
+        // The snapshot still lists them: sync reports each as EXPUNGE.
+        self.sync(true).await?;
+        Ok(Done::ok("EXPUNGE completed"))
+    }
+
+    /// COPY / MOVE and their UID forms.
+    pub(crate) async fn transfer(
+        &mut self,
+        set: &SequenceSet,
+        target: &WireMailbox<'_>,
+        uid: bool,
+        remove: bool,
+    ) -> Result<Done, ImapError> {
+        let sel = if remove {
+            self.writable("MOVE")?
+        } else {
+            self.selected.as_ref().ok_or(ImapError::WrongState {
+                command: "COPY",
+                needed: "SELECT a mailbox first",
+            })?
+        };
+        let uids: Vec<Uid> = sel
+            .resolve(set, uid)
+            .into_iter()
+            .filter_map(|i| sel.messages.get(i).map(|m| m.uid))
+            .collect();
+        let (id, from) = (self.account()?.id, sel.mailbox.id);
+        let name = name_of(target)?;
+        let (validity, pairs) = self
+            .with_store(move |s| {
+                let to = match s.mailbox_by_name(id, &name) {
+                    Err(MailError::MailboxNotFound { .. }) => return Ok(None),
+                    other => other?,
+                };
+                let pairs = if remove {
+                    s.move_messages(id, from, &uids, to.id)?
+                } else {
+                    s.copy_messages(id, from, &uids, to.id)?
+                };
+                Ok(Some((to.uid_validity, pairs)))
+            })
+            .await?
+            .ok_or_else(|| ImapError::TryCreate {
+                name: String::from_utf8_lossy(match target {
+                    WireMailbox::Inbox => b"INBOX".as_slice(),
+                    WireMailbox::Other(o) => o.as_ref(),
+                })
+                .into_owned(),
+            })?;
+        if !pairs.is_empty() {
+            self.ctx.notifier.notify(id);
+        }
+        let code = match (
+            uid_set(pairs.iter().map(|p| p.0)),
+            uid_set(pairs.iter().map(|p| p.1)),
+        ) {
+            (Some(source), Some(destination)) => Some(Code::CopyUid {
+                uid_validity: validity,
+                source,
+                destination,
+            }),
+            _ => None,
+        };
+        if !remove {
+            return Ok(match code {
+                Some(code) => Done::with_code(code, "COPY completed"),
+                None => Done::ok("COPY completed"),
+            });
+        }
+        // RFC 6851 §4.3: COPYUID comes untagged, before the EXPUNGEs.
+        if let Some(code) = code {
+            self.conn
+                .status(status(None, StatusKind::Ok, Some(code), "moved"));
+        }
+        self.sync(true).await?;
+        Ok(Done::ok("MOVE completed"))
+    }
+
+    /// APPEND.
+    pub(crate) async fn append(
+        &mut self,
+        target: &WireMailbox<'_>,
+        flags: &[Flag<'static>],
+        date: Option<&DateTime>,
+        message: LiteralOrLiteral8<'static>,
+    ) -> Result<Done, ImapError> {
+        let id = self.account()?.id;
+        let name = name_of(target)?;
+        let raw = match message {
+            LiteralOrLiteral8::Literal(l) => l.into_inner().into_owned(),
+            LiteralOrLiteral8::Literal8(l) => l.data.into_owned(),
+        };
+        let limit = u64::from(self.ctx.config.max_literal_bytes);
+        let size = u64::try_from(raw.len()).unwrap_or(u64::MAX);
+        if size > limit {
+            return Err(ImapError::TooBig { size, limit });
+        }
+        let lookup = name.clone();
+        let mailbox = self
+            .with_store(move |s| match s.mailbox_by_name(id, &lookup) {
+                Err(MailError::MailboxNotFound { .. }) => Ok(None),
+                other => other.map(Some),
+            })
+            .await?
+            .ok_or(ImapError::TryCreate { name })?;
+        let append = Append {
+            account: id,
+            mailbox: mailbox.id,
+            flags: store_flags(flags),
+            internal_date: date
+                .map_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp(), unix_of),
+            source: Source::ImapAppend,
+        };
+        let stored = self.ctx.ingest.append(append, raw).await?;
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|s| s.mailbox.id == mailbox.id)
+        {
+            self.sync(true).await?;
+        }
+        Ok(Done::with_code(
+            Code::AppendUid {
+                uid_validity: mailbox.uid_validity,
+                uid: stored.uid.0,
+            },
+            "APPEND completed",
+        ))
+    }
+}

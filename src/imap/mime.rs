@@ -1,0 +1,326 @@
+//! ENVELOPE, BODYSTRUCTURE and `BODY[section]` of a stored message (RFC
+//! 9051 §6.4.5, §7.5.2), computed from the stored bytes with mail-parser.
+//!
+//! An encrypted message is an `application/pkcs7-mime` single part: its
+//! structure says exactly that, its clear outer header gives the
+//! envelope, and sections cut from it are the stored S/MIME bytes. Byte
+//! ranges come from mail-parser's offsets, so sections are verbatim
+//! slices of what is stored, never re-serialised.
+
+use base64::Engine;
+use imap_next::imap_types::body::{
+    BasicFields, Body, BodyStructure, Disposition, MultiPartExtensionData, SinglePartExtensionData,
+    SpecificFields,
+};
+use imap_next::imap_types::core::{IString, NString, Vec1};
+use imap_next::imap_types::envelope::{Address, Envelope};
+use imap_next::imap_types::fetch::{Part, Section};
+use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
+
+/// Parses stored bytes for structure and envelope.
+pub(crate) fn parse(raw: &[u8]) -> Option<Message<'_>> {
+    MessageParser::new()
+        .with_mime_headers()
+        .with_address_headers()
+        .parse(raw)
+}
+
+fn istring(s: &str) -> IString<'static> {
+    IString::try_from(s.to_string()).unwrap_or_else(|_| {
+        IString::Literal(imap_next::imap_types::core::Literal::unvalidated(
+            s.as_bytes().to_vec(),
+        ))
+    })
+}
+
+fn nstring(s: Option<&str>) -> NString<'static> {
+    NString(s.map(istring))
+}
+
+/// The raw value of the first header field `name` of `part`, unfolded.
+fn raw_field(part: &MessagePart<'_>, raw: &[u8], name: &str) -> Option<String> {
+    let h = part
+        .headers
+        .iter()
+        .find(|h| h.name.as_str().eq_ignore_ascii_case(name))?;
+    let bytes = raw.get(h.offset_start as usize..h.offset_end as usize)?;
+    let text = String::from_utf8_lossy(bytes);
+    let unfolded: String = text.replace("\r\n", "").replace('\n', "");
+    Some(unfolded.trim().to_string())
+}
+
+/// RFC 2047 encoded-word for a display name that is not ASCII.
+fn encode_name(name: &str) -> String {
+    if name.is_ascii() {
+        return name.to_string();
+    }
+    let b64 = base64::engine::general_purpose::STANDARD.encode(name.as_bytes());
+    format!("=?utf-8?b?{b64}?=")
+}
+
+fn addresses(part: &MessagePart<'_>, name: &str) -> Vec<Address<'static>> {
+    let Some(h) = part
+        .headers
+        .iter()
+        .find(|h| h.name.as_str().eq_ignore_ascii_case(name))
+    else {
+        return Vec::new();
+    };
+    let Some(addr) = h.value.as_address() else {
+        return Vec::new();
+    };
+    addr.iter()
+        .filter_map(|a| {
+            let email = a.address.as_deref()?;
+            let (local, host) = email.rsplit_once('@').unwrap_or((email, ""));
+            Some(Address {
+                name: nstring(a.name.as_deref().map(encode_name).as_deref()),
+                adl: NString(None),
+                mailbox: nstring(Some(local)),
+                host: nstring((!host.is_empty()).then_some(host)),
+            })
+        })
+        .collect()
+}
+
+/// ENVELOPE of `msg` (its root header).
+pub(crate) fn envelope(msg: &Message<'_>) -> Envelope<'static> {
+    let raw = msg.raw_message.as_ref();
+    let root = msg.root_part();
+    let text = |name| nstring(raw_field(root, raw, name).as_deref());
+    let from = addresses(root, "from");
+    let or_from = |list: Vec<Address<'static>>| if list.is_empty() { from.clone() } else { list };
+    Envelope {
+        date: text("date"),
+        subject: text("subject"),
+        sender: or_from(addresses(root, "sender")),
+        reply_to: or_from(addresses(root, "reply-to")),
+        from: from.clone(),
+        to: addresses(root, "to"),
+        cc: addresses(root, "cc"),
+        bcc: addresses(root, "bcc"),
+        in_reply_to: text("in-reply-to"),
+        message_id: text("message-id"),
+    }
+}
+
+/// BODYSTRUCTURE (`extended`) or BODY of `msg`.
+pub(crate) fn body_structure(msg: &Message<'_>, extended: bool) -> BodyStructure<'static> {
+    structure(msg, 0, extended, 0)
+}
+
+/// Nesting deeper than this is shown as an opaque part.
+const MAX_DEPTH: usize = 32;
+
+fn structure(msg: &Message<'_>, id: usize, ext: bool, depth: usize) -> BodyStructure<'static> {
+    let Some(part) = msg.parts.get(id) else {
+        return leaf(msg, &MessagePart::default(), ext, depth);
+    };
+    match &part.body {
+        PartType::Multipart(children) if depth < MAX_DEPTH => {
+            let bodies: Vec<_> = children
+                .iter()
+                .map(|&c| structure(msg, c as usize, ext, depth + 1))
+                .collect();
+            let Ok(bodies) = Vec1::try_from(bodies) else {
+                return leaf(msg, part, ext, depth);
+            };
+            let subtype = part
+                .content_type()
+                .and_then(|c| c.subtype())
+                .unwrap_or("mixed");
+            BodyStructure::Multi {
+                bodies,
+                subtype: istring(subtype),
+                extension_data: ext.then(|| MultiPartExtensionData {
+                    parameter_list: parameters(part),
+                    tail: Some(disposition(part)),
+                }),
+            }
+        }
+        _ => leaf(msg, part, ext, depth),
+    }
+}
+
+fn parameters(part: &MessagePart<'_>) -> Vec<(IString<'static>, IString<'static>)> {
+    part.content_type()
+        .and_then(|c| c.attributes())
+        .unwrap_or_default()
+        .iter()
+        .map(|a| (istring(&a.name), istring(&a.value)))
+        .collect()
+}
+
+fn disposition(part: &MessagePart<'_>) -> Disposition<'static> {
+    Disposition {
+        disposition: part.content_disposition().map(|d| {
+            let params = d
+                .attributes()
+                .unwrap_or_default()
+                .iter()
+                .map(|a| (istring(&a.name), istring(&a.value)))
+                .collect();
+            (istring(d.ctype()), params)
+        }),
+        tail: None,
+    }
+}
+
+fn leaf(
+    msg: &Message<'_>,
+    part: &MessagePart<'_>,
+    ext: bool,
+    depth: usize,
+) -> BodyStructure<'static> {
+    let raw = msg.raw_message.as_ref();
+    let body = raw
+        .get(part.offset_body as usize..part.offset_end as usize)
+        .unwrap_or_default();
+    let lines = u32::try_from(body.iter().filter(|&&b| b == b'\n').count()).unwrap_or(u32::MAX);
+    let (ctype, subtype) = match part.content_type() {
+        Some(c) => (c.ctype().to_string(), c.subtype().unwrap_or("").to_string()),
+        None => ("text".to_string(), "plain".to_string()),
+    };
+    let mut parameter_list = parameters(part);
+    if parameter_list.is_empty() && part.content_type().is_none() {
+        parameter_list.push((istring("charset"), istring("us-ascii")));
+    }
+    let basic = BasicFields {
+        parameter_list,
+        id: nstring(part.content_id()),
+        description: nstring(part.content_description()),
+        content_transfer_encoding: istring(part.content_transfer_encoding().unwrap_or("7BIT")),
+        size: u32::try_from(body.len()).unwrap_or(u32::MAX),
+    };
+    let specific = match &part.body {
+        PartType::Message(nested) if depth < MAX_DEPTH => SpecificFields::Message {
+            envelope: Box::new(envelope(nested)),
+            body_structure: Box::new(structure(nested, 0, ext, depth + 1)),
+            number_of_lines: lines,
+        },
+        _ if ctype.eq_ignore_ascii_case("text") => SpecificFields::Text {
+            subtype: istring(&subtype),
+            number_of_lines: lines,
+        },
+        _ => SpecificFields::Basic {
+            r#type: istring(&ctype),
+            subtype: istring(&subtype),
+        },
+    };
+    BodyStructure::Single {
+        body: Body { basic, specific },
+        extension_data: ext.then(|| SinglePartExtensionData {
+            md5: NString(None),
+            tail: Some(disposition(part)),
+        }),
+    }
+}
+
+/// The bytes of `BODY[section]` (RFC 9051 §6.4.5); `None` for a part
+/// that does not exist (the client gets an empty string).
+pub(crate) fn section(msg: &Message<'_>, section: Option<&Section<'_>>) -> Option<Vec<u8>> {
+    let raw = msg.raw_message.as_ref();
+    let Some(section) = section else {
+        return Some(raw.to_vec());
+    };
+    let (path, what) = match section {
+        Section::Part(p) => (Some(p), What::Body),
+        Section::Header(p) => (p.as_ref(), What::Header),
+        Section::Text(p) => (p.as_ref(), What::Text),
+        Section::Mime(p) => (Some(p), What::Mime),
+        Section::HeaderFields(p, names) => (p.as_ref(), What::Fields(names_of(names), true)),
+        Section::HeaderFieldsNot(p, names) => (p.as_ref(), What::Fields(names_of(names), false)),
+    };
+    let (owner, part) = match path {
+        Some(path) => find(msg, path)?,
+        None => (msg, msg.root_part()),
+    };
+    let raw = owner.raw_message.as_ref();
+    let slice = |a: u32, b: u32| raw.get(a as usize..b as usize).map(<[u8]>::to_vec);
+    match what {
+        What::Body => slice(part.offset_body, part.offset_end),
+        What::Mime => slice(part.offset_header, part.offset_body),
+        // HEADER / TEXT of a part are those of its encapsulated message.
+        What::Header | What::Text | What::Fields(..) => {
+            let (inner, root) = match (&part.body, path.is_some()) {
+                (PartType::Message(nested), true) => (nested, nested.root_part()),
+                (_, true) => return None,
+                (_, false) => (owner, part),
+            };
+            let raw = inner.raw_message.as_ref();
+            match what {
+                What::Header => raw
+                    .get(root.offset_header as usize..root.offset_body as usize)
+                    .map(<[u8]>::to_vec),
+                What::Text => raw
+                    .get(root.offset_body as usize..root.offset_end as usize)
+                    .map(<[u8]>::to_vec),
+                What::Fields(names, keep) => Some(fields(root, raw, &names, keep)),
+                What::Body | What::Mime => None,
+            }
+        }
+    }
+}
+
+enum What {
+    Body,
+    Header,
+    Text,
+    Mime,
+    Fields(Vec<String>, bool),
+}
+
+fn names_of(names: &Vec1<imap_next::imap_types::core::AString<'_>>) -> Vec<String> {
+    names
+        .as_ref()
+        .iter()
+        .map(|n| String::from_utf8_lossy(n.as_ref()).to_ascii_lowercase())
+        .collect()
+}
+
+/// The header lines of `part` whose name is (`keep`) or is not in
+/// `names`, verbatim, followed by the blank line.
+fn fields(part: &MessagePart<'_>, raw: &[u8], names: &[String], keep: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for h in &part.headers {
+        let listed = names
+            .iter()
+            .any(|n| h.name.as_str().eq_ignore_ascii_case(n));
+        if listed == keep {
+            if let Some(line) = raw.get(h.offset_field as usize..h.offset_end as usize) {
+                out.extend_from_slice(line);
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The part at `path` (1-based numbers, RFC 9051 §6.4.5) with the
+/// message whose `raw_message` its offsets refer to.
+fn find<'m, 'x>(
+    msg: &'m Message<'x>,
+    path: &Part,
+) -> Option<(&'m Message<'x>, &'m MessagePart<'x>)> {
+    let mut owner = msg;
+    let mut part = msg.root_part();
+    for (depth, n) in path.0.as_ref().iter().enumerate() {
+        let n = n.get() as usize;
+        if depth > 0 {
+            if let PartType::Message(nested) = &part.body {
+                owner = nested;
+                part = nested.root_part();
+            }
+        }
+        part = match &part.body {
+            PartType::Multipart(children) => {
+                let id = *children.get(n.checked_sub(1)?)?;
+                owner.parts.get(id as usize)?
+            }
+            // A non-multipart has exactly one part, itself.
+            _ if n == 1 => part,
+            _ => return None,
+        };
+    }
+    Some((owner, part))
+}

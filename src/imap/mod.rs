@@ -1,0 +1,184 @@
+//! The IMAP server: IMAP4rev1 (RFC 3501) and the IMAP4rev2 core (RFC 9051)
+//! with IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851), ENABLE
+//! (RFC 5161), NAMESPACE (RFC 2342), ID (RFC 2971), LITERAL+ (RFC 7888),
+//! SPECIAL-USE (RFC 6154) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
+//! RFC 8314).
+//!
+//! # Shape
+//!
+//! Parsing, literals and response encoding are imap-codec / imap-next's
+//! sans-I/O [`imap_next::server::Server`]; [`connection`] is the thin tokio
+//! driver around it, and [`session`] holds the per-connection state
+//! machine of RFC 9051 §3 (not authenticated → authenticated → selected →
+//! logout). Command handlers are grouped by concept: `auth`, `mailboxes`,
+//! `selected` (the per-session snapshot of UIDs and flags that keeps
+//! sequence numbers consistent, RFC 9051 §2.3.1.2 and §7.5.1), `fetch` and
+//! `mime` (FETCH items, ENVELOPE and BODYSTRUCTURE, §6.4.5 and §7.5.2),
+//! `search` (§6.4.4), `messages` (STORE, COPY, MOVE, EXPUNGE, APPEND).
+//! Every store call runs on the blocking pool through one wrapper.
+//!
+//! Messages are served exactly as stored: an encrypted message is the
+//! S/MIME `application/pkcs7-mime` message, decrypted by the client.
+//! A session only ever names mailboxes of its own account: every name is
+//! resolved against the logged-in account id, never globally.
+
+mod auth;
+mod connection;
+mod dates;
+mod error;
+mod fetch;
+mod mailboxes;
+mod messages;
+mod mime;
+mod search;
+mod selected;
+mod session;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::rustls;
+use tracing::{info, info_span, warn, Instrument};
+
+pub use error::ImapError;
+
+use crate::ingest::Ingest;
+use crate::notify::Notifier;
+use crate::store::MailStore;
+
+/// Settings of the IMAP server.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ImapConfig {
+    /// Name in the greeting.
+    pub hostname: String,
+    /// Largest literal (APPEND message) accepted; default 50 MiB, the
+    /// store's `limits.max_message_size`, so that what LMTP accepts can
+    /// also be appended back.
+    pub max_literal_bytes: u32,
+    /// Inactivity limit outside IDLE; default 30 minutes, the minimum RFC
+    /// 9051 §5.4 allows for an autologout timer.
+    pub idle_timeout: Duration,
+    /// Concurrent connections; more get `* BYE` at once. Default 1,000.
+    pub max_connections: usize,
+    /// TLS server configuration: enables STARTTLS on the plain port (and
+    /// LOGINDISABLED before it) and implicit TLS on the TLS port.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Pause before answering a failed login, to slow password guessing;
+    /// default 1 s. A real delay in every build (tests set it small).
+    pub failed_login_delay: Duration,
+}
+
+impl ImapConfig {
+    /// The defaults, greeting as `hostname`.
+    pub fn new(hostname: impl Into<String>) -> Self {
+        Self {
+            hostname: hostname.into(),
+            max_literal_bytes: 50 * 1024 * 1024,
+            idle_timeout: Duration::from_secs(30 * 60),
+            max_connections: 1000,
+            tls: None,
+            failed_login_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What every IMAP session shares.
+#[derive(Debug)]
+pub struct ImapContext {
+    /// The mail store.
+    pub store: Arc<MailStore>,
+    /// The ingest pipeline (APPEND goes through it).
+    pub ingest: Arc<Ingest>,
+    /// Change notifications (IDLE, NOOP).
+    pub notifier: Arc<Notifier>,
+    /// Settings.
+    pub config: ImapConfig,
+}
+
+/// How long `serve` waits for sessions to say BYE after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Accepts IMAP connections on `listener` until `shutdown` completes;
+/// each connection runs in its own task. With `implicit_tls` every
+/// connection starts with a TLS handshake (port 993 style); that needs
+/// `ctx.config.tls`, without it such connections are refused.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<ImapContext>,
+    implicit_tls: bool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let limit = ctx.config.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(limit));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    let mut next_id: u64 = 0;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // why: EMFILE and friends are transient; back off
+                    // instead of spinning on accept.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        next_id += 1;
+        let span = info_span!("imap", conn = next_id, peer = %peer);
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            span.in_scope(|| warn!(limit, "too many connections"));
+            tokio::spawn(session::refuse(tcp));
+            continue;
+        };
+        let ctx = Arc::clone(&ctx);
+        let stop = stop_rx.clone();
+        tokio::spawn(
+            async move {
+                session::run(ctx, tcp, implicit_tls, stop).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+    info!("IMAP listener stopping");
+    let _ = stop_tx.send(true);
+    let all = u32::try_from(limit).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(all)).await;
+}
+
+/// Loads a PEM certificate chain and its PEM private key (PKCS#8, PKCS#1
+/// or SEC1) into a TLS server configuration.
+pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, ImapError> {
+    let tls_err = |path: &Path, detail: String| ImapError::Tls {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let cert_pem = std::fs::read(cert).map_err(|e| tls_err(cert, e.to_string()))?;
+    let key_pem = std::fs::read(key).map_err(|e| tls_err(key, e.to_string()))?;
+    let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_err(cert, format!("bad PEM: {e}")))?;
+    if chain.is_empty() {
+        return Err(tls_err(cert, "no CERTIFICATE block found".into()));
+    }
+    let private = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| tls_err(key, format!("bad PEM: {e}")))?
+        .ok_or_else(|| tls_err(key, "no PRIVATE KEY block found".into()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err(cert, e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| tls_err(key, format!("key does not fit the certificate: {e}")))?;
+    Ok(Arc::new(config))
+}
