@@ -21,6 +21,8 @@
 //! - [`imap`]: the IMAP server (IMAP4rev1/rev2, IDLE, UIDPLUS, MOVE, STARTTLS)
 //!   on imap-next, serving messages exactly as stored.
 //! - [`config`]: TOML configuration, environment overrides, defaults.
+//! - [`jmap`]: the JMAP server (RFC 8620, RFC 8621) with the encryption
+//!   extension (certificates, encryption settings).
 //! - [`manage`]: account operations shared by the management API and JMAP.
 //! - [`admin`]: the management API on `admin.sock`.
 //! - [`server`]: listeners, data directory lock, shutdown.
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod imap;
 pub mod lmtp;
+pub mod jmap;
 pub mod manage;
 pub mod server;
 pub mod smime;

@@ -4,6 +4,7 @@
 
 pub mod cert_corpus;
 pub mod imap;
+pub mod jmap;
 pub mod mailstore;
 pub mod messages;
 pub mod pki;

@@ -1,0 +1,140 @@
+//! The JMAP server: RFC 8620 core (session, API, upload/download), RFC 8621
+//! mail objects and sealmail's encryption extension
+//! (`urn:sealmail:params:jmap:encryption`, ARCHITECTURE.md "Outside
+//! contracts").
+//!
+//! # Shape
+//!
+//! [`router`] is an axum `Router` that `server.rs` serves on `jmap.listen`.
+//! Every request is authenticated with HTTP Basic (RFC 8620 §1.6.1 leaves
+//! the scheme open) against the store's password hash. The API endpoint
+//! (`api`) parses the request object (RFC 8620 §3.3), enforces the limits
+//! announced in the session (§2), resolves result references (§3.7) and
+//! hands each method call to one handler per object type:
+//!
+//! - `mailbox`: `Mailbox/get|query|changes|set` (RFC 8621 §2);
+//! - `email`: `Email/get|query|changes|set|import` and `Thread/get`
+//!   (RFC 8621 §3, §4);
+//! - `certificate`, `settings`: the encryption extension.
+//!
+//! Handlers talk to the blocking [`MailStore`] only through
+//! `spawn_blocking`. Every failure becomes a JMAP error in one place
+//! (`error::Error::classify`), so a method error and a SetError for the
+//! same cause always read the same.
+//!
+//! # Ids and states
+//!
+//! The store keeps one record per (mailbox, UID), so an Email id encodes
+//! both: `e{mailbox}_{uid}`; the Thread id is `t{mailbox}_{uid}` (one
+//! thread per message, RFC 8621 §3 allows any grouping). A mailbox is
+//! `m{id}`, the account `a{id}`, a certificate its SHA-256 fingerprint in
+//! hex, a blob the SHA-256 of its bytes in hex. Moving an Email to another
+//! mailbox (`Email/set` `mailboxIds`) therefore gives it a new id: `/changes`
+//! reports the old id destroyed and the new one created, and `Email/set`
+//! names the new id in its `updated` entry (`id`). Every state string is
+//! the account's change-log counter (modseq): one number for all types,
+//! which RFC 8620 §1.6 permits (a state must change when the data does).
+
+mod api;
+mod auth;
+mod blob;
+mod call;
+mod certificate;
+mod changes;
+mod email;
+mod error;
+mod ids;
+mod mailbox;
+mod reference;
+mod session;
+mod set;
+mod settings;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::Semaphore;
+
+use crate::ingest::Ingest;
+use crate::notify::Notifier;
+use crate::store::MailStore;
+
+/// What the JMAP server needs from the rest of sealmail.
+#[derive(Debug)]
+pub struct JmapContext {
+    /// The mail store.
+    pub store: Arc<MailStore>,
+    /// The ingest pipeline (`Email/import` goes through it, so that
+    /// `encryptOnAppend` is honoured).
+    pub ingest: Arc<Ingest>,
+    /// New-mail notifications.
+    pub notifier: Arc<Notifier>,
+    /// Largest upload accepted (`limits.max_message_size`).
+    pub max_upload_bytes: u64,
+}
+
+/// Limits announced in the session's core capability and enforced.
+pub(crate) mod limits {
+    /// Uploads in flight per server.
+    pub(crate) const CONCURRENT_UPLOAD: usize = 4;
+    /// Largest API request body.
+    pub(crate) const SIZE_REQUEST: usize = 10 * 1024 * 1024;
+    /// API requests in flight per server.
+    pub(crate) const CONCURRENT_REQUESTS: usize = 8;
+    /// Method calls in one request.
+    pub(crate) const CALLS_IN_REQUEST: usize = 32;
+    /// Objects one `/get` may return.
+    pub(crate) const OBJECTS_IN_GET: usize = 500;
+    /// Operations (create + update + destroy) in one `/set`.
+    pub(crate) const OBJECTS_IN_SET: usize = 500;
+    /// Certificates per account. why: each active certificate adds one
+    /// RSA key transport (and ~300 bytes) to every stored message, and a
+    /// rotation needs two or three; 20 leaves room for mistakes while
+    /// bounding per-delivery cost.
+    pub(crate) const CERTIFICATES: usize = 20;
+}
+
+/// Capability URIs.
+pub(crate) mod capability {
+    /// RFC 8620.
+    pub(crate) const CORE: &str = "urn:ietf:params:jmap:core";
+    /// RFC 8621.
+    pub(crate) const MAIL: &str = "urn:ietf:params:jmap:mail";
+    /// sealmail's encryption extension.
+    pub(crate) const ENCRYPTION: &str = "urn:sealmail:params:jmap:encryption";
+}
+
+/// Shared state of the routes.
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub(crate) ctx: Arc<JmapContext>,
+    pub(crate) uploads: blob::Uploads,
+    pub(crate) request_slots: Semaphore,
+    pub(crate) upload_slots: Semaphore,
+}
+
+/// The JMAP routes: session, API, upload, download.
+pub fn router(ctx: Arc<JmapContext>) -> Router {
+    let server = Arc::new(Server {
+        ctx,
+        uploads: blob::Uploads::default(),
+        request_slots: Semaphore::new(limits::CONCURRENT_REQUESTS),
+        upload_slots: Semaphore::new(limits::CONCURRENT_UPLOAD),
+    });
+    Router::new()
+        .route("/.well-known/jmap", get(session::handle))
+        .route("/jmap/session", get(session::handle))
+        .route("/jmap/api", post(api::handle))
+        .route("/jmap/upload/{account}/", post(blob::upload))
+        .route(
+            "/jmap/download/{account}/{blob}/{name}",
+            get(blob::download),
+        )
+        // why: the handlers read bodies with their own limits (the
+        // announced maxSizeRequest / maxSizeUpload), so that an oversized
+        // body gets a JMAP problem response, not axum's plain 413.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(server)
+}

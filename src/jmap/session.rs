@@ -1,0 +1,98 @@
+//! The session resource (RFC 8620 §2): capabilities with the limits the
+//! server enforces, the one account the credentials open, and the URLs,
+//! built from the request's `Host` header so that a client reaches the
+//! server by the same name it used (ARCHITECTURE.md).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::auth::authenticate;
+use super::{capability, ids, limits, Server};
+use crate::store::Account;
+
+/// `GET /.well-known/jmap` and `GET /jmap/session`.
+pub(crate) async fn handle(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    let account = match authenticate(&server, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let base = base_url(&headers);
+    Json(session(&account, &base, server.ctx.max_upload_bytes)).into_response()
+}
+
+/// `http://host[:port]` of the request.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '@']))
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// The state of the session object itself. It changes only when the
+/// capabilities do, i.e. with a new sealmail version.
+pub(crate) const SESSION_STATE: &str = concat!("s", env!("CARGO_PKG_VERSION"));
+
+fn core_capability(max_upload: u64) -> Value {
+    json!({
+        "maxSizeUpload": max_upload,
+        "maxConcurrentUpload": limits::CONCURRENT_UPLOAD,
+        "maxSizeRequest": limits::SIZE_REQUEST,
+        "maxConcurrentRequests": limits::CONCURRENT_REQUESTS,
+        "maxCallsInRequest": limits::CALLS_IN_REQUEST,
+        "maxObjectsInGet": limits::OBJECTS_IN_GET,
+        "maxObjectsInSet": limits::OBJECTS_IN_SET,
+        "collationAlgorithms": ["i;ascii-casemap", "i;octet"],
+    })
+}
+
+fn session(account: &Account, base: &str, max_upload: u64) -> Value {
+    let id = ids::account(account.id);
+    let mail = json!({
+        // why 1: a stored message lives in exactly one mailbox.
+        "maxMailboxesPerEmail": 1,
+        "maxMailboxDepth": null,
+        "maxSizeMailboxName": 255,
+        "maxSizeAttachmentsPerEmail": max_upload,
+        "emailQuerySortOptions": ["receivedAt", "size"],
+        "mayCreateTopLevelMailbox": true,
+    });
+    let encryption = json!({
+        "maxCertificates": limits::CERTIFICATES,
+        "algorithms": ["AES-256-CBC", "AES-128-CBC"],
+    });
+    json!({
+        "capabilities": {
+            capability::CORE: core_capability(max_upload),
+            capability::MAIL: {},
+            capability::ENCRYPTION: {},
+        },
+        "accounts": {
+            id.clone(): {
+                "name": account.address,
+                "isPersonal": true,
+                "isReadOnly": false,
+                "accountCapabilities": {
+                    capability::MAIL: mail,
+                    capability::ENCRYPTION: encryption,
+                },
+            },
+        },
+        "primaryAccounts": {
+            capability::MAIL: id,
+            capability::ENCRYPTION: id,
+        },
+        "username": account.address,
+        "apiUrl": format!("{base}/jmap/api"),
+        "downloadUrl": format!("{base}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?accept={{type}}"),
+        "uploadUrl": format!("{base}/jmap/upload/{{accountId}}/"),
+        "eventSourceUrl": format!("{base}/jmap/eventsource/?types={{types}}&closeafter={{closeafter}}&ping={{ping}}"),
+        "state": SESSION_STATE,
+    })
+}

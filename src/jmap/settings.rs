@@ -1,0 +1,95 @@
+//! `EncryptionSettings/get|set` of the encryption extension: a singleton
+//! (id `singleton`, as RFC 8621 §8 does for VacationResponse) with
+//! `isEnabled`, `algorithm`, `encryptOnAppend` and read-only `warnings`.
+//!
+//! Changes go through [`manage::update_encryption`], as `sealmail
+//! encryption enable` does, so enabling with no active certificate is
+//! refused with the same message; `warnings` are computed as the
+//! management API's `EncryptionView` does.
+
+use serde_json::{json, Map, Value};
+
+use super::call::{get_response, parse, select, Call, GetArgs};
+use super::error::Error;
+use super::set::{object, only, prop, SetArgs, SetOutcome};
+use crate::admin::api::EncryptionView;
+use crate::manage;
+
+/// The singleton's id.
+const SINGLETON: &str = "singleton";
+
+/// `EncryptionSettings/get`.
+pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Value, Error> {
+    let args: GetArgs = parse(args)?;
+    let account_id = args.check(call)?;
+    let (state, obj) = call
+        .blocking(|s, id| {
+            let account = s.account(id)?;
+            let settings = s.encryption_settings(id)?;
+            let certs = s.list_certificates(id)?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let view = EncryptionView::new(&account.address, &settings, &certs, now);
+            Ok((account.modseq.to_string(), object_of(view)))
+        })
+        .await?;
+    let props = args.properties.as_deref();
+    let (mut list, mut not_found) = (Vec::new(), Vec::new());
+    match &args.ids {
+        None => list.push(select(obj, props)),
+        Some(wanted) => {
+            for id in wanted {
+                if id == SINGLETON && list.is_empty() {
+                    list.push(select(obj.clone(), props));
+                } else if id != SINGLETON {
+                    not_found.push(id.clone());
+                }
+            }
+        }
+    }
+    Ok(get_response(account_id, state, list, not_found))
+}
+
+fn object_of(view: EncryptionView) -> Map<String, Value> {
+    let mut obj = Map::new();
+    obj.insert("id".into(), json!(SINGLETON));
+    obj.insert("isEnabled".into(), json!(view.is_enabled));
+    obj.insert("algorithm".into(), json!(view.algorithm));
+    obj.insert("encryptOnAppend".into(), json!(view.encrypt_on_append));
+    obj.insert("warnings".into(), json!(view.warnings));
+    obj
+}
+
+/// `EncryptionSettings/set`: update `singleton` only.
+pub(crate) async fn set(call: &mut Call, args: Map<String, Value>) -> Result<Value, Error> {
+    let args: SetArgs = parse(args)?;
+    let mut out = SetOutcome::begin(call, &args).await?;
+    for (cid, _) in args.create.unwrap_or_default() {
+        out.created(call, cid, Err(Error::Singleton));
+    }
+    for (id, patch) in args.update.unwrap_or_default() {
+        let r = if id == SINGLETON {
+            update(call, patch).await
+        } else {
+            Err(Error::NotFound)
+        };
+        out.updated(id, r.map(|()| None));
+    }
+    for id in args.destroy.unwrap_or_default() {
+        out.destroyed(id, Err(Error::Singleton));
+    }
+    out.finish(call).await
+}
+
+async fn update(call: &Call, patch: Value) -> Result<(), Error> {
+    let patch = object(patch)?;
+    only(&patch, &["isEnabled", "algorithm", "encryptOnAppend"])?;
+    let enabled: Option<bool> = prop(&patch, "isEnabled")?;
+    let algorithm: Option<String> = prop(&patch, "algorithm")?;
+    let on_append: Option<bool> = prop(&patch, "encryptOnAppend")?;
+    call.blocking(move |s, id| {
+        let account = s.account(id)?;
+        manage::update_encryption(s, &account, enabled, algorithm.as_deref(), on_append)?;
+        Ok(())
+    })
+    .await
+}
