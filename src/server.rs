@@ -12,9 +12,14 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::net::UnixListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::Config;
+use crate::ingest::{HookChain, Ingest};
+use crate::lmtp::LmtpConfig;
+use crate::notify::Notifier;
 use crate::store::{MailError, MailStore};
 
 /// Name of the management socket inside `data_dir`.
@@ -63,6 +68,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// `[hooks] chain` names a hook that does not exist.
+    #[error(transparent)]
+    Hooks(crate::ingest::UnknownHook),
     /// A blocking start-up task died.
     #[error("internal error while starting: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -108,6 +116,51 @@ impl DataDirLock {
 pub struct Listeners {
     /// The management API's unix socket.
     pub admin: UnixListener,
+    /// LMTP, where the MTA delivers.
+    pub lmtp: TcpListener,
+}
+
+/// Binds a TCP listener, naming it in the error.
+async fn bind_tcp(what: &'static str, address: SocketAddr) -> Result<TcpListener, ServerError> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| ServerError::Bind {
+            what,
+            address: address.to_string(),
+            source,
+        })?;
+    if let Ok(local) = listener.local_addr() {
+        tracing::info!(service = what, address = %local, "listening");
+    }
+    Ok(listener)
+}
+
+/// What the running services share.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The store.
+    pub store: Arc<MailStore>,
+    /// The ingest pipeline.
+    pub ingest: Arc<Ingest>,
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+}
+
+impl Services {
+    /// The services over `store` as `config` describes them.
+    pub fn new(store: Arc<MailStore>, config: Config) -> Result<Self, ServerError> {
+        let chain = HookChain::from_names(&config.hooks.chain).map_err(ServerError::Hooks)?;
+        let ingest = Arc::new(Ingest::new(
+            Arc::clone(&store),
+            chain,
+            Arc::new(Notifier::new()),
+        ));
+        Ok(Self {
+            store,
+            ingest,
+            config: Arc::new(config),
+        })
+    }
 }
 
 /// Binds `data_dir/admin.sock` with mode 0600, replacing a stale socket
@@ -149,28 +202,56 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         })?;
     let listeners = Listeners {
         admin: bind_admin_socket(&data_dir)?,
+        lmtp: bind_tcp("lmtp", config.lmtp.listen).await?,
     };
+    let services = Services::new(Arc::new(store), config)?;
     tracing::info!(data_dir = %data_dir.display(), "sealmail started");
-    run(Arc::new(store), listeners, shutdown_signal()).await;
+    run(services, listeners, shutdown_signal()).await;
     let _ = std::fs::remove_file(data_dir.join(ADMIN_SOCKET));
     tracing::info!("sealmail stopped");
     Ok(())
 }
 
-/// Serves on `listeners` until `shutdown` completes, then lets requests in
+/// Serves on `listeners` until `shutdown` completes, then lets work in
 /// flight finish.
 pub async fn run(
-    store: Arc<MailStore>,
+    services: Services,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let admin = crate::admin::router(store);
-    let result = axum::serve(listeners.admin, admin)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "management API stopped");
-    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let admin = crate::admin::router(Arc::clone(&services.store));
+    let admin_stop = stopped();
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(listeners.admin, admin)
+            .with_graceful_shutdown(admin_stop)
+            .await
+        {
+            tracing::error!(error = %e, "management API stopped");
+        }
+    });
+    let config = &services.config;
+    let lmtp_config = LmtpConfig {
+        hostname: config.hostname.clone(),
+        max_message_bytes: config.limits.max_message_size,
+        ..LmtpConfig::default()
+    };
+    tasks.spawn(crate::lmtp::serve(
+        listeners.lmtp,
+        Arc::clone(&services.ingest),
+        lmtp_config,
+        stopped(),
+    ));
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use super::{Cli, LogFormat, ServeArgs, EXIT_INTERNAL, EXIT_USER};
+use crate::server::ServerError;
 
 pub(super) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     init_tracing(args.log_format);
@@ -18,7 +19,12 @@ pub(super) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     match runtime.block_on(crate::server::serve(config)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e @ crate::server::ServerError::Locked { .. }) => {
+        Err(
+            e @ (ServerError::Locked { .. }
+            | ServerError::Hooks(_)
+            | ServerError::Bind { .. }
+            | ServerError::DataDir { .. }),
+        ) => {
             eprintln!("sealmail serve: {e}");
             Ok(ExitCode::from(EXIT_USER))
         }

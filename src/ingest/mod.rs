@@ -16,6 +16,7 @@ mod encrypt_hook;
 mod error;
 mod hooks;
 mod lists;
+mod lmtp;
 mod notice;
 
 use std::sync::Arc;

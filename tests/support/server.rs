@@ -10,8 +10,21 @@ use super::tools::run_unchecked;
 /// A running `sealmail serve`; killed when dropped.
 pub struct Server {
     pub data_dir: PathBuf,
+    pub lmtp_port: u16,
+    pub imap_port: u16,
+    pub jmap_port: u16,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// A port that was free a moment ago (the OS picks it; the server binds
+/// it again right after, which is racy only against other programs).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn binary() -> Command {
@@ -29,12 +42,13 @@ impl Server {
 
     /// Starts a server on `data_dir` and waits until its socket answers.
     pub fn start_on(data_dir: &Path) -> Self {
+        let (lmtp_port, imap_port, jmap_port) = (free_port(), free_port(), free_port());
         let child = binary()
             .args(["serve", "--data-dir"])
             .arg(data_dir)
-            .env("SEALMAIL_LMTP_LISTEN", "127.0.0.1:0")
-            .env("SEALMAIL_IMAP_LISTEN", "127.0.0.1:0")
-            .env("SEALMAIL_JMAP_LISTEN", "127.0.0.1:0")
+            .env("SEALMAIL_LMTP_LISTEN", format!("127.0.0.1:{lmtp_port}"))
+            .env("SEALMAIL_IMAP_LISTEN", format!("127.0.0.1:{imap_port}"))
+            .env("SEALMAIL_JMAP_LISTEN", format!("127.0.0.1:{jmap_port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -42,6 +56,9 @@ impl Server {
             .unwrap();
         let server = Self {
             data_dir: data_dir.to_owned(),
+            lmtp_port,
+            imap_port,
+            jmap_port,
             child: Some(child),
             _dir: None,
         };
@@ -52,7 +69,10 @@ impl Server {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(self.data_dir.join("admin.sock")).is_ok() {
+            let admin =
+                std::os::unix::net::UnixStream::connect(self.data_dir.join("admin.sock")).is_ok();
+            let lmtp = std::net::TcpStream::connect(("127.0.0.1", self.lmtp_port)).is_ok();
+            if admin && lmtp {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -90,7 +110,11 @@ impl Server {
     /// SIGTERMs the server and waits for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
-        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
         child.wait().unwrap()
     }
 }

@@ -107,3 +107,35 @@ pub fn body_of(message: &[u8]) -> &[u8] {
     }
     &[]
 }
+
+/// Runs a Python 3 `script` with `args`; panics with its stderr on failure.
+pub fn python(script: &str, args: &[&str]) -> String {
+    require("python3");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("script.py");
+    std::fs::write(&path, script).unwrap();
+    let out = run(Command::new("python3").arg(&path).args(args), b"");
+    String::from_utf8(out).unwrap()
+}
+
+/// Whether `needle` occurs anywhere in the files under `dir`, read raw.
+pub fn found_in_files(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(path);
+                }
+            }
+        }
+    }
+    hits
+}
