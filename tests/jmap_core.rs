@@ -373,3 +373,30 @@ async fn encrypted_email_shows_only_its_smime_part() {
     assert_eq!(e["textBody"], json!([]));
     assert_eq!(e["bodyStructure"]["type"], "application/pkcs7-mime");
 }
+
+#[tokio::test]
+async fn event_source_pushes_a_state_change_on_delivery() {
+    let (server, client) = setup("bob@example.org");
+    let mut resp = client
+        .get("/jmap/eventsource/?types=*&closeafter=state&ping=0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    server.deliver("bob@example.org", MESSAGE).await.unwrap();
+    let mut text = String::new();
+    let read = async {
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("the stream closes after the first state event");
+    let (_, state) = client.call("Email/get", json!({ "ids": [] })).await;
+    assert!(text.starts_with("event: state\ndata: "), "{text:?}");
+    let data: Value =
+        serde_json::from_str(text.lines().nth(1).unwrap().trim_start_matches("data: ")).unwrap();
+    assert_eq!(data["changed"][&client.account_id]["Email"], state["state"]);
+}

@@ -15,7 +15,8 @@
 //! - `mailbox`: `Mailbox/get|query|changes|set` (RFC 8621 §2);
 //! - `email`: `Email/get|query|changes|set|import` and `Thread/get`
 //!   (RFC 8621 §3, §4);
-//! - `certificate`, `settings`: the encryption extension.
+//! - `certificate`, `settings`: the encryption extension;
+//! - `events`: push of state changes over an event source (§7.3).
 //!
 //! Handlers talk to the blocking [`MailStore`] only through
 //! `spawn_blocking`. Every failure becomes a JMAP error in one place
@@ -43,6 +44,7 @@ mod certificate;
 mod changes;
 mod email;
 mod error;
+mod events;
 mod ids;
 mod mailbox;
 mod reference;
@@ -115,7 +117,7 @@ pub(crate) struct Server {
     pub(crate) upload_slots: Semaphore,
 }
 
-/// The JMAP routes: session, API, upload, download.
+/// The JMAP routes: session, API, upload, download, event source.
 pub fn router(ctx: Arc<JmapContext>) -> Router {
     let server = Arc::new(Server {
         ctx,
@@ -128,6 +130,7 @@ pub fn router(ctx: Arc<JmapContext>) -> Router {
         .route("/jmap/session", get(session::handle))
         .route("/jmap/api", post(api::handle))
         .route("/jmap/upload/{account}/", post(blob::upload))
+        .route("/jmap/eventsource/", get(events::handle))
         .route(
             "/jmap/download/{account}/{blob}/{name}",
             get(blob::download),
