@@ -21,6 +21,8 @@
 //! - [`imap`]: the IMAP server (IMAP4rev1/rev2, IDLE, UIDPLUS, MOVE, STARTTLS)
 //!   on imap-next, serving messages exactly as stored.
 //! - [`config`]: TOML configuration, environment overrides, defaults.
+//! - [`ingest`]: hook chain, encrypt-at-rest hook, list fan-out, storing copies.
+//! - [`notify`]: new-mail notifications for IMAP IDLE and JMAP.
 //! - [`jmap`]: the JMAP server (RFC 8620, RFC 8621) with the encryption
 //!   extension (certificates, encryption settings).
 //! - [`manage`]: account operations shared by the management API and JMAP.
@@ -34,8 +36,10 @@ pub mod cli;
 pub mod config;
 pub mod imap;
 pub mod lmtp;
+pub mod ingest;
 pub mod jmap;
 pub mod manage;
+pub mod notify;
 pub mod server;
 pub mod smime;
 pub mod store;
