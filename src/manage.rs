@@ -16,9 +16,11 @@ use crate::store::{
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManageError {
-    /// The certificate breaks a rule or cannot be read.
+    /// The certificate breaks a rule or cannot be read (boxed: a rule
+    /// violation carries several strings, and every `Result` here would
+    /// grow to its size).
     #[error(transparent)]
-    Cert(#[from] CertError),
+    Cert(Box<CertError>),
     /// The store refused (unknown account, last active certificate, ...) or failed.
     #[error(transparent)]
     Store(#[from] MailError),
@@ -39,6 +41,12 @@ pub enum ManageError {
         /// What was given.
         given: String,
     },
+}
+
+impl From<CertError> for ManageError {
+    fn from(e: CertError) -> Self {
+        Self::Cert(Box::new(e))
+    }
 }
 
 impl ManageError {
