@@ -96,6 +96,10 @@ pub(crate) async fn run(
     // as imap-next's default does for its own literal limit.
     options.max_command_size = ctx.config.max_literal_bytes.saturating_add(64 * 1024);
     options.crlf_relaxed = true;
+    let _ = options.set_literal_reject_text(format!(
+        "literal over this server's limit of {} bytes",
+        ctx.config.max_literal_bytes
+    ));
     let text = format!("{} IMAP4rev1 IMAP4rev2 sealmail ready", ctx.config.hostname);
     let greeting = Greeting::ok(None, text.as_str())
         .map(IntoStatic::into_static)

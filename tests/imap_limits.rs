@@ -1,0 +1,165 @@
+//! Hostile and broken input on a raw socket: garbage, over-long lines,
+//! oversized and unterminated literals. Each gets BAD or NO and neither
+//! the session nor the server dies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::imap::ImapServer;
+
+struct Raw {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Raw {
+    fn connect(port: u16) -> Self {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut raw = Raw {
+            reader: BufReader::new(tcp.try_clone().unwrap()),
+            writer: tcp,
+        };
+        assert!(raw.line().starts_with("* OK"));
+        raw
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        line
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+    }
+
+    /// Lines up to and including the one starting with `tag `.
+    fn until(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            assert!(!line.is_empty(), "connection closed; got {lines:?}");
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    fn login(port: u16) -> Self {
+        let mut raw = Self::connect(port);
+        raw.send(b"L LOGIN alice@example.org alice-pw\r\n");
+        assert!(raw.until("L").last().unwrap().starts_with("L OK"));
+        raw
+    }
+
+    fn noop_ok(&mut self) {
+        self.send(b"N NOOP\r\n");
+        let last = self.until("N").pop().unwrap();
+        assert!(last.starts_with("N OK"), "{last}");
+    }
+}
+
+fn server() -> ImapServer {
+    let s = ImapServer::start_with(|c| {
+        c.max_literal_bytes = 1000;
+        c.idle_timeout = Duration::from_secs(2);
+    });
+    s.account("alice@example.org", "alice-pw");
+    s
+}
+
+#[test]
+fn garbage_gets_bad_and_the_session_goes_on() {
+    let s = server();
+    let mut raw = Raw::login(s.port);
+    raw.send(b"\x00\xff\xfe garbage \x01\r\n");
+    assert!(raw.line().contains("BAD"));
+    raw.send(b"G1 FROBNICATE now\r\n");
+    assert!(raw.line().starts_with("G1 BAD"));
+    raw.send(b"G2 FETCH\r\n");
+    assert!(raw.line().starts_with("G2 BAD"));
+    raw.send(b"G3 FETCH 1 FLAGS\r\n");
+    assert!(raw.line().starts_with("G3 BAD"), "FETCH before SELECT");
+    raw.noop_ok();
+}
+
+#[test]
+fn an_oversized_literal_is_refused_and_the_session_goes_on() {
+    let s = server();
+    let mut raw = Raw::login(s.port);
+    raw.send(b"A1 APPEND INBOX {5000}\r\n");
+    let line = raw.line();
+    assert!(
+        line.starts_with("A1 BAD") && line.contains("limit of 1000"),
+        "{line}"
+    );
+    raw.noop_ok();
+    // LITERAL+: the client sends without waiting; the server reads it
+    // all, throws it away and says BAD.
+    let mut cmd = b"A2 APPEND INBOX {3000+}\r\n".to_vec();
+    cmd.extend(std::iter::repeat_n(b'x', 3000));
+    cmd.extend_from_slice(b"\r\n");
+    raw.send(&cmd);
+    let line = raw.until("A2").pop().unwrap();
+    assert!(line.starts_with("A2 BAD"), "{line}");
+    raw.noop_ok();
+    // A literal within the limit is accepted.
+    raw.send(b"A3 APPEND INBOX {12+}\r\nSubject: hi\r\n\r\n");
+    assert!(raw.until("A3").pop().unwrap().starts_with("A3 OK"));
+}
+
+#[test]
+fn an_over_long_command_line_is_refused() {
+    let s = server();
+    let mut raw = Raw::login(s.port);
+    let mut cmd = b"T1 SEARCH SUBJECT ".to_vec();
+    cmd.extend(std::iter::repeat_n(b'a', 100 * 1024));
+    cmd.extend_from_slice(b"\r\n");
+    raw.send(&cmd);
+    let line = raw.until("T1").pop().unwrap();
+    assert!(line.starts_with("T1 BAD"), "{line}");
+    raw.noop_ok();
+}
+
+#[test]
+fn an_unterminated_literal_times_out_and_the_server_lives_on() {
+    let s = server();
+    let mut raw = Raw::login(s.port);
+    raw.send(b"U1 APPEND INBOX {100}\r\n");
+    assert!(raw.line().starts_with('+'));
+    raw.send(b"only a few bytes");
+    // The idle timeout (2 s here) ends the session with BYE.
+    let mut rest = String::new();
+    let _ = raw.reader.read_to_string(&mut rest);
+    assert!(rest.contains("* BYE"), "{rest:?}");
+    // A client that just vanishes mid-literal does not hurt either.
+    let mut gone = Raw::login(s.port);
+    gone.send(b"U2 APPEND INBOX {100}\r\n");
+    drop(gone);
+    Raw::login(s.port).noop_ok();
+    assert!(s
+        .stored(
+            s.store.account_by_address("alice@example.org").unwrap().id,
+            "INBOX"
+        )
+        .is_empty());
+}
+
+#[test]
+fn connections_over_the_limit_get_bye() {
+    let s = ImapServer::start_with(|c| c.max_connections = 2);
+    let _a = Raw::connect(s.port);
+    let _b = Raw::connect(s.port);
+    let tcp = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut line = String::new();
+    BufReader::new(tcp).read_line(&mut line).unwrap();
+    assert!(line.starts_with("* BYE"), "{line}");
+}
