@@ -30,13 +30,23 @@ enum Position {
 }
 
 /// Accumulates one message body.
-#[derive(Debug)]
 pub(crate) struct DataReader {
     position: Position,
     data: Vec<u8>,
     /// Unstuffed size seen so far, including what was dropped.
     size: u64,
     limit: u64,
+}
+
+// why: by hand, so that debug output never contains the message body.
+impl std::fmt::Debug for DataReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataReader")
+            .field("position", &self.position)
+            .field("size", &self.size)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DataReader {

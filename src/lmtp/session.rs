@@ -55,7 +55,6 @@ struct Envelope {
 }
 
 /// One LMTP connection's protocol state. Never panics on peer input.
-#[derive(Debug)]
 pub struct Session {
     hostname: String,
     max_message_bytes: u64,
@@ -70,6 +69,19 @@ pub struct Session {
     errors: u32,
     /// Inside a too-long command line, dropping bytes up to its LF.
     discarding: bool,
+}
+
+// why: by hand, so that debug output shows no raw peer bytes.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("phase", &self.phase)
+            .field("lhlo", &self.lhlo)
+            .field("envelope", &self.envelope)
+            .field("errors", &self.errors)
+            .field("input_bytes", &self.input.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Outcome of one step of input processing.

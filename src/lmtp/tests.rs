@@ -408,7 +408,7 @@ fn replies_from_delivery_are_repaired_on_the_wire() {
 }
 
 #[test]
-fn transaction_debug_does_not_show_the_body() {
+fn debug_output_does_not_show_the_body() {
     let tx = Transaction {
         mail_from: "s".into(),
         recipients: vec![],
@@ -416,6 +416,10 @@ fn transaction_debug_does_not_show_the_body() {
         data: b"secret".to_vec(),
     };
     assert!(!format!("{tx:?}").contains("secret"));
+    let mut session = Session::new(&LmtpConfig::default());
+    session.feed(format!("{HEAD}RCPT TO:<a@x>\r\nDATA\r\nsecret body").as_bytes());
+    pump(&mut session, &mut Outcome::default());
+    assert!(!format!("{session:?}").contains("secret"), "{session:?}");
 }
 
 #[test]
