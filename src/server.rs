@@ -18,12 +18,16 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::Config;
 use crate::ingest::{HookChain, Ingest};
+use crate::jmap::JmapContext;
 use crate::lmtp::LmtpConfig;
 use crate::notify::Notifier;
 use crate::store::{MailError, MailStore};
 
 /// Name of the management socket inside `data_dir`.
 pub const ADMIN_SOCKET: &str = "admin.sock";
+/// How long a shutdown waits for connections to finish (an LMTP DATA
+/// in progress usually completes well within it).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Name of the lock file inside `data_dir`.
 const LOCK_FILE: &str = "sealmail.lock";
 
@@ -118,6 +122,8 @@ pub struct Listeners {
     pub admin: UnixListener,
     /// LMTP, where the MTA delivers.
     pub lmtp: TcpListener,
+    /// JMAP over HTTP.
+    pub jmap: TcpListener,
 }
 
 /// Binds a TCP listener, naming it in the error.
@@ -203,6 +209,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let listeners = Listeners {
         admin: bind_admin_socket(&data_dir)?,
         lmtp: bind_tcp("lmtp", config.lmtp.listen).await?,
+        jmap: bind_tcp("jmap", config.jmap.listen).await?,
     };
     let services = Services::new(Arc::new(store), config)?;
     tracing::info!(data_dir = %data_dir.display(), "sealmail started");
@@ -249,9 +256,30 @@ pub async fn run(
         lmtp_config,
         stopped(),
     ));
+    let jmap = crate::jmap::router(Arc::new(JmapContext {
+        store: Arc::clone(&services.store),
+        ingest: Arc::clone(&services.ingest),
+        notifier: Arc::clone(services.ingest.notifier()),
+        max_upload_bytes: config.limits.max_message_size,
+    }));
+    let jmap_stop = stopped();
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(listeners.jmap, jmap)
+            .with_graceful_shutdown(jmap_stop)
+            .await
+        {
+            tracing::error!(error = %e, "JMAP server stopped");
+        }
+    });
     shutdown.await;
     let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
+    // why: long-lived connections (IMAP IDLE, the JMAP event source) would
+    // hold a graceful shutdown open forever; give work in flight a grace
+    // period, then stop. Acknowledged mail is already synced to disk.
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.
