@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::Config;
 use crate::ingest::{HookChain, Ingest};
+use crate::imap::{ImapConfig, ImapContext};
 use crate::jmap::JmapContext;
 use crate::lmtp::LmtpConfig;
 use crate::notify::Notifier;
@@ -75,6 +76,13 @@ pub enum ServerError {
     /// `[hooks] chain` names a hook that does not exist.
     #[error(transparent)]
     Hooks(crate::ingest::UnknownHook),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(crate::imap::ImapError),
+    /// Only one of `tls.cert` and `tls.key` is set, or `imap.tls_listen`
+    /// without them.
+    #[error("TLS needs both tls.cert and tls.key (PEM files); imap.tls_listen needs them too")]
+    TlsIncomplete,
     /// A blocking start-up task died.
     #[error("internal error while starting: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -124,6 +132,10 @@ pub struct Listeners {
     pub lmtp: TcpListener,
     /// JMAP over HTTP.
     pub jmap: TcpListener,
+    /// IMAP (STARTTLS offered when TLS is configured).
+    pub imap: TcpListener,
+    /// IMAP with implicit TLS, when `imap.tls_listen` is set.
+    pub imap_tls: Option<TcpListener>,
 }
 
 /// Binds a TCP listener, naming it in the error.
@@ -150,21 +162,28 @@ pub struct Services {
     pub ingest: Arc<Ingest>,
     /// The configuration the server started with.
     pub config: Arc<Config>,
+    /// TLS for IMAP, from `[tls]`.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Services {
     /// The services over `store` as `config` describes them.
     pub fn new(store: Arc<MailStore>, config: Config) -> Result<Self, ServerError> {
         let chain = HookChain::from_names(&config.hooks.chain).map_err(ServerError::Hooks)?;
-        let ingest = Arc::new(Ingest::new(
-            Arc::clone(&store),
-            chain,
-            Arc::new(Notifier::new()),
-        ));
+        let ingest = Arc::new(Ingest::new(Arc::clone(&store), chain, Arc::new(Notifier::new())));
+        let tls = match (&config.tls.cert, &config.tls.key) {
+            (Some(cert), Some(key)) => Some(crate::imap::load_tls(cert, key).map_err(ServerError::Tls)?),
+            (None, None) => None,
+            _ => return Err(ServerError::TlsIncomplete),
+        };
+        if config.imap.tls_listen.is_some() && tls.is_none() {
+            return Err(ServerError::TlsIncomplete);
+        }
         Ok(Self {
             store,
             ingest,
             config: Arc::new(config),
+            tls,
         })
     }
 }
@@ -210,6 +229,11 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         admin: bind_admin_socket(&data_dir)?,
         lmtp: bind_tcp("lmtp", config.lmtp.listen).await?,
         jmap: bind_tcp("jmap", config.jmap.listen).await?,
+        imap: bind_tcp("imap", config.imap.listen).await?,
+        imap_tls: match config.imap.tls_listen {
+            Some(address) => Some(bind_tcp("imaps", address).await?),
+            None => None,
+        },
     };
     let services = Services::new(Arc::new(store), config)?;
     tracing::info!(data_dir = %data_dir.display(), "sealmail started");
@@ -271,6 +295,16 @@ pub async fn run(
             tracing::error!(error = %e, "JMAP server stopped");
         }
     });
+    let imap = Arc::new(ImapContext {
+        store: Arc::clone(&services.store),
+        ingest: Arc::clone(&services.ingest),
+        notifier: Arc::clone(services.ingest.notifier()),
+        config: imap_config(config, services.tls.clone()),
+    });
+    tasks.spawn(crate::imap::serve(listeners.imap, Arc::clone(&imap), false, stopped()));
+    if let Some(listener) = listeners.imap_tls {
+        tasks.spawn(crate::imap::serve(listener, imap, true, stopped()));
+    }
     shutdown.await;
     let _ = stop_tx.send(true);
     // why: long-lived connections (IMAP IDLE, the JMAP event source) would
@@ -280,6 +314,14 @@ pub async fn run(
     if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
     }
+}
+
+/// The IMAP settings from the server's configuration.
+fn imap_config(config: &Config, tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>) -> ImapConfig {
+    let mut imap = ImapConfig::new(config.hostname.clone());
+    imap.max_literal_bytes = u32::try_from(config.limits.max_message_size).unwrap_or(u32::MAX);
+    imap.tls = tls;
+    imap
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -23,7 +23,9 @@ pub(super) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             e @ (ServerError::Locked { .. }
             | ServerError::Hooks(_)
             | ServerError::Bind { .. }
-            | ServerError::DataDir { .. }),
+            | ServerError::DataDir { .. }
+            | ServerError::Tls(_)
+            | ServerError::TlsIncomplete),
         ) => {
             eprintln!("sealmail serve: {e}");
             Ok(ExitCode::from(EXIT_USER))

@@ -71,8 +71,10 @@ impl Server {
         while Instant::now() < deadline {
             let admin =
                 std::os::unix::net::UnixStream::connect(self.data_dir.join("admin.sock")).is_ok();
-            let lmtp = std::net::TcpStream::connect(("127.0.0.1", self.lmtp_port)).is_ok();
-            if admin && lmtp {
+            let tcp = [self.lmtp_port, self.imap_port, self.jmap_port]
+                .iter()
+                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok());
+            if admin && tcp {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
