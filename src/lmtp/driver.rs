@@ -8,7 +8,6 @@
 //! sessions to close with `421 4.3.2` (RFC 5321 §3.8) and waits for
 //! running deliveries to finish.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,7 +67,7 @@ pub async fn serve<D: Delivery>(
             (Arc::clone(&delivery), Arc::clone(&config), stopped.clone());
         connections.spawn(
             async move {
-                connection(socket, peer, delivery, &config, stopped).await;
+                connection(socket, delivery, &config, stopped).await;
                 drop(permit);
             }
             .instrument(span),
@@ -83,12 +82,11 @@ pub async fn serve<D: Delivery>(
 /// Runs one session to its end.
 async fn connection<D: Delivery>(
     mut socket: TcpStream,
-    peer: SocketAddr,
     delivery: Arc<D>,
     config: &LmtpConfig,
     mut stopped: watch::Receiver<bool>,
 ) {
-    tracing::info!(%peer, "connected");
+    tracing::info!("connected");
     let mut session = Session::new(config);
     let mut buf = vec![0u8; READ_CHUNK];
     loop {

@@ -1,4 +1,4 @@
-//! What a [`Session`](super::Session) asks of its driver, and the one way
+//! What a [`Session`] asks of its driver, and the one way
 //! a driver can misuse it.
 
 #[cfg(doc)]
