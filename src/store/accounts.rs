@@ -178,7 +178,8 @@ impl MailStore {
     }
 
     /// Removes the account and everything it owns: addresses, mailboxes,
-    /// messages, blobs, certificates, settings, changes and audit log.
+    /// messages, blobs, certificates, settings, changes, audit log and
+    /// import markers.
     pub fn remove_account(&self, id: AccountId) -> Result<(), MailError> {
         let _dir = self.lock_directory();
         let _acct = self.lock_account(id);
@@ -282,7 +283,7 @@ impl MailStore {
 }
 
 /// Account-scoped column families: keys start with the account id.
-const ACCOUNT_SCOPED: [Cf; 10] = [
+const ACCOUNT_SCOPED: [Cf; 11] = [
     Cf::Accounts,
     Cf::Mailboxes,
     Cf::MailboxNames,
@@ -293,6 +294,7 @@ const ACCOUNT_SCOPED: [Cf; 10] = [
     Cf::Settings,
     Cf::Changes,
     Cf::Audit,
+    Cf::Imports,
 ];
 
 impl Record for u32 {

@@ -141,6 +141,13 @@ pub enum MailError {
         /// The UID.
         uid: u32,
     },
+    /// The message's content is not what the caller last read (another
+    /// writer replaced or re-encrypted it meanwhile).
+    #[error("message UID {uid} changed while it was being processed; run the command again")]
+    ContentChanged {
+        /// The UID.
+        uid: u32,
+    },
     /// The certificate is already on the account.
     #[error("certificate {fingerprint} is already on this account")]
     DuplicateCertificate {

@@ -30,6 +30,8 @@ pub(crate) enum Key {
     List(String),
     ListMember(String, String),
     ListKeyPair(String, Fingerprint),
+    /// A message `sealmail import` stored, by the SHA-256 of its source.
+    Import(AccountId, BlobHash),
 }
 
 impl Key {
@@ -50,6 +52,7 @@ impl Key {
             Key::List(_) => Cf::Lists,
             Key::ListMember(..) => Cf::ListMembers,
             Key::ListKeyPair(..) => Cf::ListKeys,
+            Key::Import(..) => Cf::Imports,
         }
     }
 
@@ -68,7 +71,7 @@ impl Key {
                 out.extend(mailbox_prefix(*a, *m));
                 out.extend(uid.get().to_be_bytes());
             }
-            Key::Blob(a, h) | Key::BlobRef(a, h) => {
+            Key::Blob(a, h) | Key::BlobRef(a, h) | Key::Import(a, h) => {
                 out.extend(a.0.to_be_bytes());
                 out.extend(h.0);
             }
@@ -122,13 +125,13 @@ impl Key {
                 let uid = Uid::new(u32::from_be_bytes(exact::<4>(rest)?))?;
                 Key::Message(a, MailboxId(u32::from_be_bytes(m)), uid)
             }
-            Cf::Blobs | Cf::BlobRefs => {
+            Cf::Blobs | Cf::BlobRefs | Cf::Imports => {
                 let (a, rest) = acct(bytes)?;
                 let h = BlobHash(exact::<32>(rest)?);
-                if cf == Cf::Blobs {
-                    Key::Blob(a, h)
-                } else {
-                    Key::BlobRef(a, h)
+                match cf {
+                    Cf::Blobs => Key::Blob(a, h),
+                    Cf::BlobRefs => Key::BlobRef(a, h),
+                    _ => Key::Import(a, h),
                 }
             }
             Cf::Certs => {
@@ -244,6 +247,7 @@ mod tests {
             (acct.clone(), mbox, uid).prop_map(|(a, m, u)| Key::Message(a, m, u)),
             (acct.clone(), hash).prop_map(|(a, h)| Key::Blob(a, BlobHash(h))),
             (acct.clone(), hash).prop_map(|(a, h)| Key::BlobRef(a, BlobHash(h))),
+            (acct.clone(), hash).prop_map(|(a, h)| Key::Import(a, BlobHash(h))),
             (acct.clone(), hash).prop_map(|(a, h)| Key::Cert(a, h.into())),
             acct.clone().prop_map(Key::Settings),
             (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::Change(a, n)),
@@ -270,6 +274,13 @@ mod tests {
         fn changes_after_excludes_since(a: u32, since: u64, n: u64) {
             let range = changes_after(AccountId(a), since);
             prop_assert_eq!(range.contains(&Key::Change(AccountId(a), n).encode()), n > since);
+        }
+
+        #[test]
+        fn import_keys_stay_in_their_account(a: u32, b: u32, h: [u8; 32]) {
+            let key = Key::Import(AccountId(a), BlobHash(h)).encode();
+            prop_assert!(account_range(AccountId(a)).contains(&key));
+            prop_assert_eq!(account_range(AccountId(b)).contains(&key), a == b);
         }
 
         #[test]

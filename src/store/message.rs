@@ -53,19 +53,28 @@ impl MailStore {
         &self,
         items: Vec<(AccountId, MailboxId, NewMessage<'_>)>,
     ) -> Result<Vec<Message>, MailError> {
-        let hashed: Vec<_> = items
-            .into_iter()
-            .map(|(id, mb, msg)| (id, mb, BlobHash::of(msg.raw), msg))
-            .collect();
-        let ids: Vec<AccountId> = hashed.iter().map(|(id, ..)| *id).collect();
+        let ids: Vec<AccountId> = items.iter().map(|(id, ..)| *id).collect();
         let _locks = self.lock_accounts(&ids);
+        let mut tx = Tx::default();
+        let stored = self.stage_appends(&mut tx, items)?;
+        self.store.write(tx.batch)?;
+        Ok(stored)
+    }
+
+    /// Adds the appends of `items` to `tx`, without writing it. The
+    /// caller holds the locks of every account in `items`.
+    pub(crate) fn stage_appends(
+        &self,
+        tx: &mut Tx,
+        items: Vec<(AccountId, MailboxId, NewMessage<'_>)>,
+    ) -> Result<Vec<Message>, MailError> {
         let mut accounts: BTreeMap<AccountId, AccountRecord> = BTreeMap::new();
         let mut mailboxes: BTreeMap<(AccountId, MailboxId), Mailbox> = BTreeMap::new();
         let mut blobs: BTreeMap<AccountId, (BlobDeltas, BTreeMap<BlobHash, &[u8]>)> =
             BTreeMap::new();
-        let mut tx = Tx::default();
-        let mut stored = Vec::with_capacity(hashed.len());
-        for (id, mailbox, blob, msg) in hashed {
+        let mut stored = Vec::with_capacity(items.len());
+        for (id, mailbox, msg) in items {
+            let blob = BlobHash::of(msg.raw);
             let size = u64::try_from(msg.raw.len()).map_err(|_| bug("message size"))?;
             let rec = match accounts.entry(id) {
                 Entry::Occupied(e) => e.into_mut(),
@@ -101,7 +110,7 @@ impl MailStore {
             stored.push(message);
         }
         for (id, (deltas, new_blobs)) in blobs {
-            self.apply_blob_deltas(&mut tx, id, deltas, &new_blobs)?;
+            self.apply_blob_deltas(tx, id, deltas, &new_blobs)?;
         }
         for ((id, mb), mbox) in &mailboxes {
             tx.put(&Key::Mailbox(*id, *mb), mbox)?;
@@ -109,7 +118,6 @@ impl MailStore {
         for (id, rec) in &accounts {
             tx.put(&Key::Account(*id), rec)?;
         }
-        self.store.write(tx.batch)?;
         Ok(stored)
     }
 

@@ -43,9 +43,16 @@
 //! | `lists` | lowercased list address | [`MailingList`] |
 //! | `list_members` | `lenL list member` | `()` |
 //! | `list_keys` | `lenL list fp` | list key record (certificate DER, AES-256-GCM sealed private key) |
+//! | `imports` | `acct hash` (SHA-256 of the source message as read by `sealmail import`) | where it was stored (`mbox uid`) |
 //!
 //! Every account-scoped CF starts its keys with `acct`, so removing an
 //! account is one range delete per CF.
+//!
+//! An `imports` marker is written in the same batch as the message it
+//! records (see `migrate`), so a re-run of an interrupted import skips
+//! exactly the messages that were stored. It outlives an expunge of that
+//! message on purpose: importing the same source again must not bring
+//! back mail the user deleted.
 
 mod accounts;
 mod cert_record;
@@ -59,6 +66,7 @@ mod mailbox;
 mod master_key;
 mod message;
 mod message_record;
+mod migrate;
 mod records;
 mod rocks;
 #[cfg(test)]
@@ -115,11 +123,13 @@ pub enum Cf {
     ListMembers,
     /// Mailing-list key pairs (private key sealed).
     ListKeys,
+    /// Markers of messages brought in by `sealmail import`.
+    Imports,
 }
 
 impl Cf {
     /// Every column family, in a fixed order.
-    pub const ALL: [Cf; 15] = [
+    pub const ALL: [Cf; 16] = [
         Cf::Meta,
         Cf::Accounts,
         Cf::Addresses,
@@ -135,6 +145,7 @@ impl Cf {
         Cf::Lists,
         Cf::ListMembers,
         Cf::ListKeys,
+        Cf::Imports,
     ];
 
     /// The name the engine knows this column family by.
@@ -155,6 +166,7 @@ impl Cf {
             Cf::Lists => "lists",
             Cf::ListMembers => "list_members",
             Cf::ListKeys => "list_keys",
+            Cf::Imports => "imports",
         }
     }
 }
@@ -354,4 +366,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// message bytes of any size up to the server's message limit. Never
     /// panics.
     fn write(&self, batch: Batch) -> Result<(), StoreError>;
+
+    /// Asks the engine to drop deleted values from its files now, instead
+    /// of whenever its own housekeeping gets to them: after `sealmail
+    /// reencrypt` replaced plaintext blobs, so the plaintext does not
+    /// linger in files on disk. Engines without such a notion keep the
+    /// default, which does nothing. Takes no input from peers; may take
+    /// long (it rewrites files). Never panics.
+    fn compact(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

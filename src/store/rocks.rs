@@ -6,13 +6,19 @@
 //! returns; RocksDB applies a batch across column families atomically.
 //! Message blobs go to RocksDB's blob files (values of 4 KiB and more), so
 //! compaction moves 64 KiB bodies once instead of at every level.
+//!
+//! [`Store::compact`] flushes every column family (so the WAL files that
+//! still hold replaced values become obsolete and RocksDB deletes them)
+//! and then rewrites the blobs column family and all its blob files. What
+//! it cannot reach: blocks of deleted files that the file system or an
+//! SSD has not overwritten yet, and copies in backups or snapshots.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, Direction, ErrorKind, IteratorMode, Options, ReadOptions,
-    WriteBatch, WriteOptions, DB,
+    BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor, CompactOptions, Direction,
+    ErrorKind, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
 use super::error::{bug, corrupt};
@@ -154,12 +160,17 @@ impl RocksStore {
     }
 }
 
+/// Blob GC age cutoff in normal operation (RocksDB's default): during
+/// compaction, blobs are moved out of the oldest quarter of blob files.
+const BLOB_GC_CUTOFF: &str = "0.25";
+
 fn cf_options(cf: Cf) -> Options {
     let mut opts = Options::default();
     if cf == Cf::Blobs {
         opts.set_enable_blob_files(true);
         opts.set_min_blob_size(4096);
         opts.set_enable_blob_gc(true);
+        opts.set_blob_gc_age_cutoff(0.25);
     }
     opts
 }
@@ -235,6 +246,27 @@ impl Store for RocksStore {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
         self.db.write_opt(wb, &opts).map_err(|e| engine("write", e))
+    }
+
+    fn compact(&self) -> Result<(), StoreError> {
+        self.flush()?;
+        let blobs = self.handle(Cf::Blobs)?;
+        // why: with the normal cutoff, a blob file outside the oldest
+        // quarter keeps its deleted blobs until it ages into it; for this
+        // one forced compaction every blob file is collected.
+        self.db
+            .set_options_cf(blobs, &[("blob_garbage_collection_age_cutoff", "1.0")])
+            .map_err(|e| engine("compact", e))?;
+        let mut opts = CompactOptions::default();
+        opts.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        self.db
+            .compact_range_cf_opt(blobs, None::<&[u8]>, None::<&[u8]>, &opts);
+        self.db
+            .set_options_cf(
+                blobs,
+                &[("blob_garbage_collection_age_cutoff", BLOB_GC_CUTOFF)],
+            )
+            .map_err(|e| engine("compact", e))
     }
 }
 

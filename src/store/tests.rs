@@ -1,6 +1,7 @@
 //! Mail-layer atomicity against the real engine: a failure injected
 //! inside RocksDB's batch, after each possible number of operations,
-//! leaves the store exactly as it was.
+//! leaves the store exactly as it was. Also the migration primitives
+//! (import markers, content replacement) that rely on it.
 
 use std::sync::Arc;
 
@@ -125,6 +126,124 @@ fn expunge_of_last_copy_is_all_or_nothing() {
     let gone = fails_cleanly_at_every_point(&rocks, || mail.expunge(acct.id, inbox.id, &[m.uid]));
     assert_eq!(gone, vec![m.uid]);
     assert_eq!(mail.get_blob(acct.id, m.blob).unwrap(), None);
+}
+
+#[test]
+fn import_marker_is_written_with_the_message_and_only_once() {
+    let (_dir, rocks, mail) = open();
+    let acct = mail.add_account("a@example.org", None, &[]).unwrap();
+    let inbox = mail.mailbox_by_name(acct.id, "INBOX").unwrap();
+    let source = BlobHash::of(b"as read from the maildir");
+    let stored = fails_cleanly_at_every_point(&rocks, || {
+        mail.append_imported(acct.id, inbox.id, source, message(b"sealed form"))
+    })
+    .expect("first import stores");
+    assert!(mail.is_imported(acct.id, source).unwrap());
+    let again = mail
+        .append_imported(acct.id, inbox.id, source, message(b"sealed form"))
+        .unwrap();
+    assert_eq!(
+        again, None,
+        "a second import of the same source stores nothing"
+    );
+    // An expunged import is not brought back by importing the source again.
+    mail.expunge(acct.id, inbox.id, &[stored.uid]).unwrap();
+    let after = mail
+        .append_imported(acct.id, inbox.id, source, message(b"sealed form"))
+        .unwrap();
+    assert_eq!(after, None);
+    assert!(mail
+        .list_messages(acct.id, inbox.id, None, 10)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn removing_an_account_removes_its_import_markers() {
+    let (_dir, rocks, mail) = open();
+    let acct = mail.add_account("a@example.org", None, &[]).unwrap();
+    let inbox = mail.mailbox_by_name(acct.id, "INBOX").unwrap();
+    let source = BlobHash::of(b"m");
+    mail.append_imported(acct.id, inbox.id, source, message(b"m"))
+        .unwrap();
+    mail.remove_account(acct.id).unwrap();
+    let all = KeyRange::prefix(&[]);
+    assert!(rocks
+        .scan(Cf::Imports, &all, Order::Forward, 10)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn replace_content_is_all_or_nothing_and_keeps_uid_flags_date() {
+    let (_dir, rocks, mail) = open();
+    let acct = mail.add_account("a@example.org", None, &[]).unwrap();
+    let inbox = mail.mailbox_by_name(acct.id, "INBOX").unwrap();
+    let mut plain = message(b"Subject: s\r\n\r\nplaintext");
+    plain.flags.seen = true;
+    let old = mail.append(acct.id, inbox.id, plain).unwrap();
+    let sealed = b"Subject: s\r\nContent-Type: application/pkcs7-mime\r\n\r\nMIIB-longer".to_vec();
+    let new = fails_cleanly_at_every_point(&rocks, || {
+        mail.replace_content(acct.id, inbox.id, old.uid, old.blob, &sealed, true)
+    });
+    assert_eq!(
+        (new.uid, new.mailbox, &new.flags),
+        (old.uid, old.mailbox, &old.flags)
+    );
+    assert_eq!(new.internal_date, old.internal_date);
+    assert!(new.encrypted && new.modseq > old.modseq);
+    assert_eq!(mail.get_message(acct.id, inbox.id, old.uid).unwrap(), new);
+    assert_eq!(
+        mail.get_blob(acct.id, old.blob).unwrap(),
+        None,
+        "plaintext blob gone"
+    );
+    assert_eq!(
+        mail.get_blob(acct.id, new.blob).unwrap(),
+        Some(sealed.clone())
+    );
+    let used = mail.account(acct.id).unwrap().used_bytes;
+    assert_eq!(used, u64::try_from(sealed.len()).unwrap());
+    let last = mail.changes_since(acct.id, old.modseq, 10).unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].kind, ChangeKind::Updated);
+}
+
+#[test]
+fn replace_content_refuses_a_changed_message_and_keeps_shared_blobs() {
+    let (_dir, _rocks, mail) = open();
+    let acct = mail.add_account("a@example.org", None, &[]).unwrap();
+    let inbox = mail.mailbox_by_name(acct.id, "INBOX").unwrap();
+    let archive = mail.mailbox_by_name(acct.id, "Archive").unwrap();
+    let m = mail.append(acct.id, inbox.id, message(b"shared")).unwrap();
+    mail.copy_messages(acct.id, inbox.id, &[m.uid], archive.id)
+        .unwrap();
+    let wrong = BlobHash::of(b"something else");
+    assert!(matches!(
+        mail.replace_content(acct.id, inbox.id, m.uid, wrong, b"x", true),
+        Err(MailError::ContentChanged { .. })
+    ));
+    mail.replace_content(acct.id, inbox.id, m.uid, m.blob, b"sealed", true)
+        .unwrap();
+    assert_eq!(
+        mail.get_blob(acct.id, m.blob).unwrap().as_deref(),
+        Some(&b"shared"[..]),
+        "the copy in Archive still needs the old blob"
+    );
+    mail.replace_content(acct.id, archive.id, Uid::FIRST, m.blob, b"sealed2", true)
+        .unwrap();
+    assert_eq!(mail.get_blob(acct.id, m.blob).unwrap(), None);
+}
+
+#[test]
+fn compact_keeps_live_data() {
+    let (_dir, _rocks, mail) = open();
+    let acct = mail.add_account("a@example.org", None, &[]).unwrap();
+    let inbox = mail.mailbox_by_name(acct.id, "INBOX").unwrap();
+    let big = vec![b'x'; 10_000];
+    let m = mail.append(acct.id, inbox.id, message(&big)).unwrap();
+    mail.compact().unwrap();
+    assert_eq!(mail.get_blob(acct.id, m.blob).unwrap(), Some(big));
 }
 
 #[test]
