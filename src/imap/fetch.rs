@@ -266,26 +266,39 @@ fn message_items(
             }
             MessageDataItemName::BodyExt {
                 section, partial, ..
-            } => {
-                let data = match section {
-                    None => raw_bytes.to_vec(),
-                    Some(s) => section_bytes(parsed.as_ref(), Some(s)),
-                };
-                let (origin, data) = match partial {
-                    Some((start, len)) => (Some(*start), cut(data, *start, len.get())),
-                    None => (None, data),
-                };
-                Some(MessageDataItem::BodyExt {
-                    section: section.clone(),
-                    origin,
-                    data: literal(data),
-                })
-            }
+            } => Some(body_ext(
+                raw_bytes,
+                parsed.as_ref(),
+                section.as_ref(),
+                *partial,
+            )),
             _ => None,
         };
         items.extend(item);
     }
     items
+}
+
+/// `BODY[section]<partial>`.
+fn body_ext(
+    raw: &[u8],
+    parsed: Option<&mail_parser::Message<'_>>,
+    section: Option<&imap_next::imap_types::fetch::Section<'static>>,
+    partial: Option<(u32, std::num::NonZeroU32)>,
+) -> MessageDataItem<'static> {
+    let data = match section {
+        None => raw.to_vec(),
+        Some(s) => section_bytes(parsed, Some(s)),
+    };
+    let (origin, data) = match partial {
+        Some((start, len)) => (Some(start), cut(data, start, len.get())),
+        None => (None, data),
+    };
+    MessageDataItem::BodyExt {
+        section: section.cloned(),
+        origin,
+        data: literal(data),
+    }
 }
 
 fn section_bytes(

@@ -45,6 +45,17 @@ pub(crate) fn store_flags(flags: &[Flag<'_>]) -> Flags {
     out
 }
 
+/// UIDPLUS `COPYUID` for `(source, destination)` pairs.
+fn copy_uid(validity: std::num::NonZeroU32, pairs: &[(Uid, Uid)]) -> Option<Code<'static>> {
+    let source = uid_set(pairs.iter().map(|p| p.0))?;
+    let destination = uid_set(pairs.iter().map(|p| p.1))?;
+    Some(Code::CopyUid {
+        uid_validity: validity,
+        source,
+        destination,
+    })
+}
+
 fn uid_set(uids: impl Iterator<Item = Uid>) -> Option<UidSet> {
     let elements: Vec<UidElement> = uids.map(|u| UidElement::Single(u.0)).collect();
     Vec1::try_from(elements).ok().map(UidSet)
@@ -161,26 +172,12 @@ impl Session {
             })
             .await?
             .ok_or_else(|| ImapError::TryCreate {
-                name: String::from_utf8_lossy(match target {
-                    WireMailbox::Inbox => b"INBOX".as_slice(),
-                    WireMailbox::Other(o) => o.as_ref(),
-                })
-                .into_owned(),
+                name: name_of(target).unwrap_or_default(),
             })?;
         if !pairs.is_empty() {
             self.ctx.notifier.notify(id);
         }
-        let code = match (
-            uid_set(pairs.iter().map(|p| p.0)),
-            uid_set(pairs.iter().map(|p| p.1)),
-        ) {
-            (Some(source), Some(destination)) => Some(Code::CopyUid {
-                uid_validity: validity,
-                source,
-                destination,
-            }),
-            _ => None,
-        };
+        let code = copy_uid(validity, &pairs);
         if !remove {
             return Ok(match code {
                 Some(code) => Done::with_code(code, "COPY completed"),

@@ -25,14 +25,17 @@
 mod auth;
 mod connection;
 mod dates;
+mod dispatch;
 mod error;
 mod fetch;
+mod idle;
 mod mailboxes;
 mod messages;
 mod mime;
 mod search;
 mod selected;
 mod session;
+mod tls;
 
 use std::future::Future;
 use std::path::Path;

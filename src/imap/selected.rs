@@ -182,6 +182,22 @@ impl Session {
                 Ok((mbox, messages))
             })
             .await?;
+        self.announce(&mbox, messages.len(), read_only);
+        self.selected = Some(Selected {
+            modseq: mbox.highest_modseq,
+            mailbox: mbox,
+            read_only,
+            messages,
+        });
+        Ok(if read_only {
+            Done::with_code(Code::ReadOnly, "EXAMINE completed")
+        } else {
+            Done::with_code(Code::ReadWrite, "SELECT completed")
+        })
+    }
+
+    /// The untagged responses of SELECT (RFC 9051 §6.3.2).
+    fn announce(&mut self, mbox: &Mailbox, count: usize, read_only: bool) {
         let flags = [
             Flag::Answered,
             Flag::Flagged,
@@ -190,7 +206,7 @@ impl Session {
             Flag::Draft,
         ];
         self.conn.data(Data::Flags(flags.to_vec()));
-        let exists = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+        let exists = u32::try_from(count).unwrap_or(u32::MAX);
         self.conn.data(Data::Exists(exists));
         self.conn.data(Data::Recent(0));
         let codes = [
@@ -210,17 +226,6 @@ impl Session {
                 "ok",
             ));
         }
-        self.selected = Some(Selected {
-            modseq: mbox.highest_modseq,
-            mailbox: mbox,
-            read_only,
-            messages,
-        });
-        Ok(if read_only {
-            Done::with_code(Code::ReadOnly, "EXAMINE completed")
-        } else {
-            Done::with_code(Code::ReadWrite, "SELECT completed")
-        })
     }
 
     /// CLOSE (`expunge`: removes `\Deleted` messages silently) or UNSELECT.

@@ -6,10 +6,8 @@
 use std::sync::Arc;
 
 use imap_next::imap_types::command::{Command, CommandBody};
-use imap_next::imap_types::core::{Tag, Text, Vec1};
-use imap_next::imap_types::response::{
-    Capability, Code, CommandContinuationRequest, Data, Greeting, Status, StatusKind,
-};
+use imap_next::imap_types::core::{Tag, Text};
+use imap_next::imap_types::response::{Code, Greeting, Status, StatusKind};
 use imap_next::imap_types::IntoStatic;
 use imap_next::server::{Error as ProtocolError, Event, Options};
 use tokio::io::AsyncWriteExt;
@@ -24,7 +22,7 @@ use super::ImapContext;
 use crate::store::{Account, MailError, MailStore};
 
 /// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A successful command's tagged `OK`.
 #[derive(Debug)]
@@ -64,7 +62,7 @@ pub(crate) struct Session {
     pub(crate) selected: Option<Selected>,
     pub(crate) changes: Option<broadcast::Receiver<()>>,
     pub(crate) auth_tag: Option<Tag<'static>>,
-    stop: watch::Receiver<bool>,
+    pub(crate) stop: watch::Receiver<bool>,
 }
 
 /// Answers a connection over the limit and closes it.
@@ -82,7 +80,7 @@ pub(crate) async fn run(
     stop: watch::Receiver<bool>,
 ) {
     let transport = if implicit_tls {
-        match handshake(&ctx, tcp).await {
+        match super::tls::handshake(&ctx, tcp).await {
             Some(tls) => tls,
             None => return,
         }
@@ -125,25 +123,6 @@ fn fallback_greeting() -> Greeting<'static> {
     Greeting::ok(None, "IMAP ready").expect("constant greeting text is valid")
 }
 
-async fn handshake(ctx: &ImapContext, tcp: TcpStream) -> Option<Transport> {
-    let Some(tls) = ctx.config.tls.clone() else {
-        warn!("implicit TLS connection but no TLS configured; closing");
-        return None;
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => Some(Transport::Tls(Box::new(stream))),
-        Ok(Err(e)) => {
-            info!(error = %e, "TLS handshake failed");
-            None
-        }
-        Err(_) => {
-            info!("TLS handshake timed out");
-            None
-        }
-    }
-}
-
 impl Session {
     async fn serve(&mut self) -> Result<(), ConnectionError> {
         loop {
@@ -176,7 +155,7 @@ impl Session {
         }
     }
 
-    async fn bye(&mut self, text: &'static str) -> Result<(), ConnectionError> {
+    pub(crate) async fn bye(&mut self, text: &'static str) -> Result<(), ConnectionError> {
         if let Ok(status) = Status::bye(None, text) {
             self.conn.status(status);
         }
@@ -269,137 +248,6 @@ impl Session {
         self.conn.status(status(tag, kind, code, &text));
     }
 
-    async fn dispatch(&mut self, body: CommandBody<'static>) -> Result<Done, ImapError> {
-        match body {
-            CommandBody::Capability => {
-                let caps = self.capabilities();
-                self.conn.data(Data::Capability(caps));
-                Ok(Done::ok("CAPABILITY completed"))
-            }
-            CommandBody::Noop | CommandBody::Check => {
-                self.sync(true).await?;
-                Ok(Done::ok("done"))
-            }
-            CommandBody::Logout => {
-                if let Ok(bye) = Status::bye(None, "logging out") {
-                    self.conn.status(bye);
-                }
-                Ok(Done::ok("LOGOUT completed"))
-            }
-            CommandBody::StartTLS => self.check_start_tls(),
-            CommandBody::Login { username, password } => {
-                let user = String::from_utf8_lossy(username.as_ref()).into_owned();
-                let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
-                self.login(&user, &pass).await
-            }
-            CommandBody::Enable { .. } => {
-                // why: none of the ENABLE-able extensions (CONDSTORE,
-                // UTF8=ACCEPT, IMAP4rev2 semantics) is implemented, and
-                // RFC 5161 §3.1 lets the server enable nothing.
-                self.account()?;
-                self.conn.data(Data::Enabled {
-                    capabilities: Vec::new(),
-                });
-                Ok(Done::ok("ENABLE completed"))
-            }
-            CommandBody::Id { .. } => {
-                self.conn.data(super::mailboxes::id_data());
-                Ok(Done::ok("ID completed"))
-            }
-            body => self.dispatch_authenticated(body).await,
-        }
-    }
-
-    async fn dispatch_authenticated(
-        &mut self,
-        body: CommandBody<'static>,
-    ) -> Result<Done, ImapError> {
-        let name = body.name();
-        self.account()?;
-        match body {
-            CommandBody::Select { mailbox, .. } => self.select(&mailbox, false).await,
-            CommandBody::Examine { mailbox, .. } => self.select(&mailbox, true).await,
-            CommandBody::Unselect => self.close(false).await,
-            CommandBody::Close => self.close(true).await,
-            CommandBody::Create { mailbox } => self.create(&mailbox).await,
-            CommandBody::Delete { mailbox } => self.delete(&mailbox).await,
-            CommandBody::Rename { from, to } => self.rename(&from, &to).await,
-            CommandBody::Subscribe { mailbox } => self.subscribe(&mailbox, true).await,
-            CommandBody::Unsubscribe { mailbox } => self.subscribe(&mailbox, false).await,
-            CommandBody::List {
-                reference,
-                mailbox_wildcard,
-            } => self.list(&reference, &mailbox_wildcard, false).await,
-            CommandBody::Lsub {
-                reference,
-                mailbox_wildcard,
-            } => self.list(&reference, &mailbox_wildcard, true).await,
-            CommandBody::Status {
-                mailbox,
-                item_names,
-            } => self.status(&mailbox, &item_names).await,
-            CommandBody::Namespace => {
-                self.conn.data(super::mailboxes::namespace_data());
-                Ok(Done::ok("NAMESPACE completed"))
-            }
-            CommandBody::Append {
-                mailbox,
-                flags,
-                date,
-                message,
-            } => self.append(&mailbox, &flags, date.as_ref(), message).await,
-            body => self.dispatch_selected(name, body).await,
-        }
-    }
-
-    async fn dispatch_selected(
-        &mut self,
-        name: &'static str,
-        body: CommandBody<'static>,
-    ) -> Result<Done, ImapError> {
-        if self.selected.is_none() && is_selected_command(&body) {
-            return Err(ImapError::WrongState {
-                command: name,
-                needed: "SELECT or EXAMINE a mailbox first",
-            });
-        }
-        match body {
-            CommandBody::Expunge => self.expunge(None).await,
-            CommandBody::ExpungeUid { sequence_set } => self.expunge(Some(&sequence_set)).await,
-            CommandBody::Search { criteria, uid, .. } => self.search(criteria.as_ref(), uid).await,
-            CommandBody::Fetch {
-                sequence_set,
-                macro_or_item_names,
-                uid,
-                ..
-            } => self.fetch(&sequence_set, macro_or_item_names, uid).await,
-            CommandBody::Store {
-                sequence_set,
-                kind,
-                response,
-                flags,
-                uid,
-                ..
-            } => {
-                self.store(&sequence_set, &kind, &response, &flags, uid)
-                    .await
-            }
-            CommandBody::Copy {
-                sequence_set,
-                mailbox,
-                uid,
-            } => self.transfer(&sequence_set, &mailbox, uid, false).await,
-            CommandBody::Move {
-                sequence_set,
-                mailbox,
-                uid,
-            } => self.transfer(&sequence_set, &mailbox, uid, true).await,
-            other => Err(ImapError::Unsupported {
-                what: other.name().to_string(),
-            }),
-        }
-    }
-
     /// The logged-in account, or the error for a command that needs one.
     pub(crate) fn account(&self) -> Result<&Account, ImapError> {
         self.account.as_ref().ok_or(ImapError::WrongState {
@@ -419,148 +267,11 @@ impl Session {
         Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
     }
 
-    /// The capability list for the current state (RFC 9051 §7.2.2).
-    pub(crate) fn capabilities(&self) -> Vec1<Capability<'static>> {
-        let mut caps = vec![Capability::Imap4Rev1, other_cap("IMAP4rev2")];
-        let tls_pending = self.ctx.config.tls.is_some() && !self.conn.is_tls();
-        if self.account.is_none() {
-            if tls_pending {
-                caps.push(Capability::StartTls);
-                caps.push(Capability::LoginDisabled);
-            } else {
-                caps.push(Capability::Auth(
-                    imap_next::imap_types::auth::AuthMechanism::Plain,
-                ));
-            }
-        }
-        caps.extend([
-            Capability::LiteralPlus,
-            Capability::Idle,
-            Capability::UidPlus,
-            Capability::Move,
-            Capability::Enable,
-            Capability::Namespace,
-            Capability::Id,
-            Capability::Unselect,
-            other_cap("SPECIAL-USE"),
-        ]);
-        Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
-    }
-
-    fn check_start_tls(&self) -> Result<Done, ImapError> {
-        if self.ctx.config.tls.is_none() {
-            return Err(ImapError::Unsupported {
-                what: "STARTTLS (no TLS certificate configured)".into(),
-            });
-        }
-        if self.conn.is_tls() || self.account.is_some() {
-            return Err(ImapError::WrongState {
-                command: "STARTTLS",
-                needed: "only once, before logging in",
-            });
-        }
-        Ok(Done::ok("begin TLS negotiation now"))
-    }
-
-    async fn start_tls(&mut self) -> Result<(), ConnectionError> {
-        self.conn.flush().await?;
-        let (Some(tls), Some(tcp)) = (self.ctx.config.tls.clone(), self.conn.take_plain()) else {
-            return Ok(());
-        };
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-            .await
-            .map_err(|_| ConnectionError::Timeout(HANDSHAKE_TIMEOUT))??;
-        info!("STARTTLS active");
-        self.conn.resume(Transport::Tls(Box::new(stream)));
-        Ok(())
-    }
-
-    /// RFC 2177: accept IDLE, push changes as they happen until DONE.
-    async fn idle(&mut self, tag: Tag<'static>) -> Result<(), ConnectionError> {
-        let span = debug_span!("cmd", tag = %tag.inner(), cmd = "IDLE");
-        if self.account.is_none() {
-            let e = ImapError::WrongState {
-                command: "IDLE",
-                needed: "log in first",
-            };
-            let (kind, code) = e.reply();
-            let _ = self
-                .conn
-                .server()
-                .idle_reject(status(Some(tag), kind, code, &e.to_string()));
-            return Ok(());
-        }
-        if let Ok(cont) = CommandContinuationRequest::basic(None, "idling") {
-            let _ = self.conn.server().idle_accept(cont);
-        }
-        if let Err(e) = self.sync(true).instrument(span.clone()).await {
-            self.reply_error(None, &e);
-        }
-        loop {
-            let woke = self.wait_idle().await?;
-            if let Some(event) = woke {
-                if !matches!(event, Incoming::Event(Event::IdleDoneReceived)) {
-                    debug!(parent: &span, "unexpected input while idling");
-                }
-                self.conn
-                    .status(status(Some(tag), StatusKind::Ok, None, "IDLE terminated"));
-                return Ok(());
-            }
-            if let Err(e) = self.sync(true).instrument(span.clone()).await {
-                self.reply_error(None, &e);
-            }
-        }
-    }
-
-    /// `Some(input)` when the client spoke, `None` when the account changed.
-    async fn wait_idle(&mut self) -> Result<Option<Incoming>, ConnectionError> {
-        let changes = self.changes.as_mut();
-        tokio::select! {
-            incoming = self.conn.next(None) => Ok(Some(incoming?)),
-            _ = recv_change(changes) => Ok(None),
-            _ = self.stop.changed() => {
-                self.bye("server shutting down").await?;
-                Err(ConnectionError::Closed)
-            }
-        }
-    }
-
     /// After AUTHENTICATE completes, whichever way.
     pub(crate) fn auth_finish(&mut self, status: Status<'static>) {
         if let Err(status) = self.conn.server().authenticate_finish(status) {
             self.conn.status(status);
         }
-    }
-}
-
-async fn recv_change(changes: Option<&mut broadcast::Receiver<()>>) {
-    match changes {
-        // Lagged or a message: either way, something changed.
-        Some(rx) => {
-            let _ = rx.recv().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-fn is_selected_command(body: &CommandBody<'_>) -> bool {
-    matches!(
-        body,
-        CommandBody::Expunge
-            | CommandBody::ExpungeUid { .. }
-            | CommandBody::Search { .. }
-            | CommandBody::Fetch { .. }
-            | CommandBody::Store { .. }
-            | CommandBody::Copy { .. }
-            | CommandBody::Move { .. }
-    )
-}
-
-fn other_cap(name: &'static str) -> Capability<'static> {
-    match imap_next::imap_types::core::Atom::try_from(name) {
-        Ok(atom) => Capability::from(atom),
-        Err(_) => Capability::Imap4Rev1,
     }
 }
 
