@@ -11,55 +11,12 @@ mod support;
 use std::process::Command;
 
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::json;
 use support::pki::pair;
 use support::server::Server;
 use support::tools::{found_in_files, openssl_decrypt, python, require, run};
 
 const PASSWORD: &str = "newcomer password";
-
-/// One JMAP method call over HTTP Basic, as a web client would make it.
-fn jmap(server: &Server, user: &str, method: &str, args: Value) -> Value {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let http = reqwest::Client::new();
-        let base = format!("http://127.0.0.1:{}", server.jmap_port);
-        let session: Value = http
-            .get(format!("{base}/.well-known/jmap"))
-            .basic_auth(user, Some(PASSWORD))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let account = session["primaryAccounts"]["urn:sealmail:params:jmap:encryption"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let mut args = args;
-        args["accountId"] = json!(account);
-        let body = json!({
-            "using": ["urn:ietf:params:jmap:core", "urn:sealmail:params:jmap:encryption"],
-            "methodCalls": [[method, args, "c0"]],
-        });
-        let api = session["apiUrl"].as_str().unwrap().to_string();
-        let reply: Value = http
-            .post(api)
-            .basic_auth(user, Some(PASSWORD))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        reply["methodResponses"][0][1].clone()
-    })
-}
 
 const IMAP_FETCH: &str = r#"
 import imaplib, sys, base64
@@ -90,11 +47,10 @@ fn upload_certificates_over_jmap_deliver_over_lmtp_read_over_imap() {
 
     let old = pair(user, 2048);
     let new = pair(user, 4096);
+    let jmap = server.jmap(user, PASSWORD);
     for (i, k) in [&old, &new].iter().enumerate() {
         let pem = String::from_utf8(k.cert_pem()).unwrap();
-        let set = jmap(
-            &server,
-            user,
+        let set = jmap.call(
             "Certificate/set",
             json!({ "create": { format!("c{i}"): { "certificate": pem } } }),
         );
@@ -103,9 +59,7 @@ fn upload_certificates_over_jmap_deliver_over_lmtp_read_over_imap() {
             "{set}"
         );
     }
-    let set = jmap(
-        &server,
-        user,
+    let set = jmap.call(
         "EncryptionSettings/set",
         json!({ "update": { "singleton": { "isEnabled": true } } }),
     );

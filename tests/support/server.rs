@@ -13,6 +13,9 @@ pub struct Server {
     pub lmtp_port: u16,
     pub imap_port: u16,
     pub jmap_port: u16,
+    /// Where the server's log (debug level) and its TMPDIR are: scanned by
+    /// the no-plaintext tests.
+    pub scratch: tempfile::TempDir,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -43,15 +46,25 @@ impl Server {
     /// Starts a server on `data_dir` and waits until its socket answers.
     pub fn start_on(data_dir: &Path) -> Self {
         let (lmtp_port, imap_port, jmap_port) = (free_port(), free_port(), free_port());
+        let scratch = tempfile::tempdir().unwrap();
+        let tmp = scratch.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(scratch.path().join("server.log"))
+            .unwrap();
         let child = binary()
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .env("SEALMAIL_LMTP_LISTEN", format!("127.0.0.1:{lmtp_port}"))
             .env("SEALMAIL_IMAP_LISTEN", format!("127.0.0.1:{imap_port}"))
             .env("SEALMAIL_JMAP_LISTEN", format!("127.0.0.1:{jmap_port}"))
+            .env("SEALMAIL_LOG", "debug")
+            .env("TMPDIR", &tmp)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let server = Self {
@@ -59,6 +72,7 @@ impl Server {
             lmtp_port,
             imap_port,
             jmap_port,
+            scratch,
             child: Some(child),
             _dir: None,
         };
@@ -124,5 +138,104 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A JMAP client of the real server, as a web client would be: HTTP Basic,
+/// the session from `/.well-known/jmap`, calls posted to its `apiUrl`.
+pub struct JmapUser {
+    http: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+    user: String,
+    password: String,
+    pub session: serde_json::Value,
+    pub account_id: String,
+}
+
+impl Server {
+    /// Logs `user` in over JMAP.
+    pub fn jmap(&self, user: &str, password: &str) -> JmapUser {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let http = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{}/.well-known/jmap", self.jmap_port);
+        let session: serde_json::Value = runtime.block_on(async {
+            http.get(url)
+                .basic_auth(user, Some(password))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+        let account_id = session["primaryAccounts"]["urn:ietf:params:jmap:mail"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        JmapUser {
+            http,
+            runtime,
+            user: user.into(),
+            password: password.into(),
+            session,
+            account_id,
+        }
+    }
+}
+
+impl JmapUser {
+    /// Posts `calls` (each `[name, args, id]`; `accountId` filled in) and
+    /// returns the `methodResponses`.
+    pub fn calls(&self, calls: serde_json::Value) -> Vec<serde_json::Value> {
+        let mut calls = calls;
+        for call in calls.as_array_mut().unwrap() {
+            call[1]["accountId"] = serde_json::json!(self.account_id);
+        }
+        let body = serde_json::json!({
+            "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:sealmail:params:jmap:encryption"],
+            "methodCalls": calls,
+        });
+        let api = self.session["apiUrl"].as_str().unwrap().to_string();
+        let reply: serde_json::Value = self.runtime.block_on(async {
+            let r = self
+                .http
+                .post(api)
+                .basic_auth(&self.user, Some(&self.password))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            r.json().await.unwrap()
+        });
+        reply["methodResponses"].as_array().unwrap().clone()
+    }
+
+    /// One call; returns its arguments.
+    pub fn call(&self, method: &str, args: serde_json::Value) -> serde_json::Value {
+        self.calls(serde_json::json!([[method, args, "c0"]]))[0][1].clone()
+    }
+
+    /// Uploads `data`; returns the blobId.
+    pub fn upload(&self, data: Vec<u8>) -> String {
+        let url = self.session["uploadUrl"]
+            .as_str()
+            .unwrap()
+            .replace("{accountId}", &self.account_id);
+        let reply: serde_json::Value = self.runtime.block_on(async {
+            let r = self
+                .http
+                .post(url)
+                .basic_auth(&self.user, Some(&self.password))
+                .header("content-type", "message/rfc822")
+                .body(data)
+                .send()
+                .await
+                .unwrap();
+            r.json().await.unwrap()
+        });
+        reply["blobId"].as_str().unwrap().to_string()
     }
 }

@@ -1,0 +1,178 @@
+//! No plaintext at rest: marked messages reach an opted-in account by
+//! every door — LMTP delivery, IMAP APPEND with encryptOnAppend, JMAP
+//! Email/import, and a list that re-encrypts what was sent encrypted to
+//! it — and then the whole data directory, the server's debug log and its
+//! temporary directory are read raw: zero hits. A control marker of an
+//! account without encryption is found, so the scan can see plaintext.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::json;
+use support::pki::pair;
+use support::server::Server;
+use support::tools::{found_in_files, openssl_decrypt, python, require, run};
+
+const PASSWORD: &str = "no plaintext";
+
+const IMAP_APPEND: &str = r#"
+import imaplib, sys
+port, user, password, marker = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+imap = imaplib.IMAP4("127.0.0.1", port)
+imap.login(user, password)
+msg = ("From: alice@example.org\r\nTo: alice@example.org\r\nSubject: draft\r\n\r\n" + marker + "\r\n").encode()
+typ, data = imap.append("INBOX", r"(\Seen)", None, msg)
+assert typ == "OK", data
+imap.logout()
+"#;
+
+fn message(marker: &str) -> Vec<u8> {
+    format!("From: someone@example.net\r\nTo: alice@example.org\r\nSubject: by JMAP\r\n\r\n{marker}\r\n").into_bytes()
+}
+
+#[test]
+fn every_door_leaves_only_ciphertext_on_disk() {
+    require("swaks");
+    let server = Server::start();
+    let alice = pair("alice@example.org", 2048);
+    let team_key = pair("team@example.org", 2048);
+    let out = server.cli(
+        &["account", "add", "alice@example.org", "--password-stdin"],
+        format!("{PASSWORD}\n").as_bytes(),
+    );
+    assert!(out.status.success());
+    server.ok(&[
+        "cert",
+        "add",
+        "alice@example.org",
+        alice.cert.to_str().unwrap(),
+    ]);
+    server.ok(&[
+        "encryption",
+        "enable",
+        "alice@example.org",
+        "--encrypt-on-append",
+    ]);
+    server.ok(&["account", "add", "bob@example.org"]);
+    server.ok(&[
+        "list",
+        "add",
+        "team@example.org",
+        "--member",
+        "alice@example.org",
+    ]);
+    server.ok(&[
+        "list",
+        "key",
+        "add",
+        "team@example.org",
+        "--cert",
+        team_key.cert.to_str().unwrap(),
+        "--key",
+        team_key.key.to_str().unwrap(),
+    ]);
+
+    let markers = [
+        "LMTP-SECRET-a81f20",
+        "IMAP-APPEND-SECRET-77c0e1",
+        "JMAP-IMPORT-SECRET-3b9d42",
+        "LIST-REENCRYPTED-SECRET-c55a07",
+    ];
+    let lmtp = |to: &str, body: &str| {
+        run(
+            Command::new("swaks")
+                .args([
+                    "--protocol",
+                    "LMTP",
+                    "--server",
+                    "127.0.0.1",
+                    "--port",
+                    &server.lmtp_port.to_string(),
+                ])
+                .args(["--from", "x@example.net", "--to", to, "--body", body]),
+            b"",
+        )
+    };
+    lmtp("alice@example.org", markers[0]);
+    python(
+        IMAP_APPEND,
+        &[
+            &server.imap_port.to_string(),
+            "alice@example.org",
+            PASSWORD,
+            markers[1],
+        ],
+    );
+
+    let jmap = server.jmap("alice@example.org", PASSWORD);
+    let inbox =
+        jmap.call("Mailbox/query", json!({ "filter": { "role": "inbox" } }))["ids"][0].clone();
+    let blob = jmap.upload(message(markers[2]));
+    let imported = jmap.call("Email/import", json!({ "emails": { "e1": { "blobId": blob, "mailboxIds": { inbox.as_str().unwrap(): true } } } }));
+    assert!(imported["created"]["e1"]["id"].is_string(), "{imported}");
+
+    let inner = format!("Content-Type: text/plain\r\n\r\n{}\r\n", markers[3]);
+    let smime = run(
+        Command::new("openssl")
+            .args(["cms", "-encrypt", "-aes256", "-subject", "to the list"])
+            .arg(&team_key.cert),
+        inner.as_bytes(),
+    );
+    let lmtp_smime = python(
+        r#"
+import smtplib, sys
+lmtp = smtplib.LMTP("127.0.0.1", int(sys.argv[1]))
+lmtp.sendmail("x@example.net", ["team@example.org"], open(sys.argv[2], "rb").read())
+lmtp.quit()
+print("sent")
+"#,
+        &[&server.lmtp_port.to_string(), &{
+            let path = server.scratch.path().join("list.eml");
+            std::fs::write(&path, &smime).unwrap();
+            path.to_str().unwrap().to_string()
+        }],
+    );
+    assert_eq!(lmtp_smime.trim(), "sent");
+    std::fs::remove_file(server.scratch.path().join("list.eml")).unwrap();
+
+    let control = "CONTROL-CLEAR-MARKER-90e4";
+    lmtp("bob@example.org", control);
+
+    // Everything arrived, encrypted: export and open each with alice's key.
+    let out = support::pki::tempdir();
+    server.ok(&[
+        "export",
+        "alice@example.org",
+        "--to",
+        out.path().to_str().unwrap(),
+        "--mailbox",
+        "INBOX",
+    ]);
+    let cur = out.path().join("INBOX").join("cur");
+    let mut opened = String::new();
+    for f in std::fs::read_dir(cur).unwrap() {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        opened.push_str(&String::from_utf8_lossy(&openssl_decrypt(
+            &bytes,
+            &alice.cert,
+            &alice.key,
+        )));
+    }
+    for m in markers {
+        assert!(opened.contains(m), "{m} did not arrive");
+    }
+    drop(out);
+
+    assert!(
+        !found_in_files(&server.data_dir, control.as_bytes()).is_empty(),
+        "the scan cannot see plaintext"
+    );
+    for m in markers {
+        for place in [server.data_dir.as_path(), server.scratch.path()] {
+            let hits = found_in_files(place, m.as_bytes());
+            assert!(hits.is_empty(), "{m} in clear at {hits:?}");
+        }
+    }
+}
