@@ -9,6 +9,7 @@ packages=(
   libssl-dev                               # the `openssl` crate, benchmarks' reference side
   openssl gpgsm gpg-agent                  # S/MIME peers in the tests
   swaks isync python3                      # LMTP / IMAP peers in the tests
+  postfix                                  # the MTA that delivers over LMTP in tests/postfix.rs
 )
 
 missing=()
@@ -21,5 +22,10 @@ echo "installing: ${missing[*]}" >&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# why: "No configuration" leaves the system Postfix unconfigured and stopped,
+# so nothing listens on port 25; the test runs its own private instance.
+if [[ " ${missing[*]} " == *" postfix "* ]]; then
+  echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
