@@ -56,12 +56,18 @@ impl Session {
             .await?;
         match found {
             Some(account) => {
+                self.ctx.config.throttle.succeeded(self.peer);
                 self.logged_in(account);
                 Ok(())
             }
             None => {
-                warn!("failed login");
-                tokio::time::sleep(self.ctx.config.failed_login_delay).await;
+                let delay = self
+                    .ctx
+                    .config
+                    .throttle
+                    .failed(self.peer, self.ctx.config.failed_login_delay);
+                warn!(delay_ms = delay.as_millis(), "failed login");
+                tokio::time::sleep(delay).await;
                 Err(ImapError::AuthFailed)
             }
         }
@@ -147,7 +153,12 @@ impl Session {
         // why: acting as another user (authzid) is not offered; only the
         // empty authzid or the user's own address is accepted.
         if !authz.is_empty() && !authz.eq_ignore_ascii_case(&user) {
-            tokio::time::sleep(self.ctx.config.failed_login_delay).await;
+            let delay = self
+                .ctx
+                .config
+                .throttle
+                .failed(self.peer, self.ctx.config.failed_login_delay);
+            tokio::time::sleep(delay).await;
             self.finish_error(tag, &ImapError::AuthFailed);
             return;
         }

@@ -35,6 +35,7 @@ mod mime;
 mod search;
 mod selected;
 mod session;
+mod throttle;
 mod tls;
 
 use std::future::Future;
@@ -72,8 +73,11 @@ pub struct ImapConfig {
     /// LOGINDISABLED before it) and implicit TLS on the TLS port.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Pause before answering a failed login, to slow password guessing;
-    /// default 1 s. A real delay in every build (tests set it small).
+    /// default 1 s, doubled per recent failure from the same address (see
+    /// `throttle`). A real delay in every build (tests set it small).
     pub failed_login_delay: Duration,
+    /// Failure counts per source address, shared by all connections.
+    pub(crate) throttle: Arc<throttle::LoginThrottle>,
 }
 
 impl ImapConfig {
@@ -86,6 +90,7 @@ impl ImapConfig {
             max_connections: 1000,
             tls: None,
             failed_login_delay: Duration::from_secs(1),
+            throttle: Arc::default(),
         }
     }
 }
@@ -146,7 +151,7 @@ pub async fn serve(
         let stop = stop_rx.clone();
         tokio::spawn(
             async move {
-                session::run(ctx, tcp, implicit_tls, stop).await;
+                session::run(ctx, tcp, peer.ip(), implicit_tls, stop).await;
                 drop(permit);
             }
             .instrument(span),

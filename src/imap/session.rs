@@ -57,6 +57,8 @@ enum Flow {
 pub(crate) struct Session {
     pub(crate) ctx: Arc<ImapContext>,
     pub(crate) conn: Connection,
+    /// The client's address (failed-login throttling).
+    pub(crate) peer: std::net::IpAddr,
     /// The logged-in account: every mailbox name resolves within it.
     pub(crate) account: Option<Account>,
     pub(crate) selected: Option<Selected>,
@@ -76,6 +78,7 @@ pub(crate) async fn refuse(mut tcp: TcpStream) {
 pub(crate) async fn run(
     ctx: Arc<ImapContext>,
     tcp: TcpStream,
+    peer: std::net::IpAddr,
     implicit_tls: bool,
     stop: watch::Receiver<bool>,
 ) {
@@ -106,6 +109,7 @@ pub(crate) async fn run(
     let mut session = Session {
         ctx,
         conn,
+        peer,
         account: None,
         selected: None,
         changes: None,
