@@ -270,38 +270,103 @@ impl Ingest {
     /// has `encryptOnAppend` (or when the operator migrates mail in);
     /// otherwise the client's bytes are stored as they are, as IMAP
     /// expects of APPEND. Returns the stored record.
-    pub async fn append(&self, append: Append, raw: Vec<u8>) -> Result<crate::store::Message, DeliverError> {
-        let _permit = self.cpu.acquire().await.map_err(|_| DeliverError::Refused {
-            rcpt: append.account.to_string(),
-            source: sealmail_plugin_api::HookError::temporary("4.3.2", "server is shutting down"),
-        })?;
+    pub async fn append(
+        &self,
+        append: Append,
+        raw: Vec<u8>,
+    ) -> Result<crate::store::Message, DeliverError> {
+        let _permit = self
+            .cpu
+            .acquire()
+            .await
+            .map_err(|_| DeliverError::Refused {
+                rcpt: append.account.to_string(),
+                source: sealmail_plugin_api::HookError::temporary(
+                    "4.3.2",
+                    "server is shutting down",
+                ),
+            })?;
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();
         let id = append.account;
-        let message = tokio::task::spawn_blocking(move || append_blocking(&store, &chain, &append, &raw)).await??;
+        let message =
+            tokio::task::spawn_blocking(move || append_blocking(&store, &chain, &append, &raw))
+                .await??;
         self.notifier.notify(id);
         Ok(message)
     }
 }
 
-fn append_blocking(store: &MailStore, chain: &HookChain, append: &Append, raw: &[u8]) -> Result<crate::store::Message, DeliverError> {
-    let account = store.account(append.account).map_err(|e| DeliverError::store("", e))?;
-    let rcpt = account.address.clone();
-    let settings = store.encryption_settings(append.account).map_err(|e| DeliverError::store(&rcpt, e))?;
-    let through_hooks = append.source == Source::Migration || (settings.enabled && settings.encrypt_on_append);
-    let sealed = if through_hooks {
-        let mut target = Target::load(store, append.account).map_err(|e| DeliverError::store(&rcpt, e))?;
-        target.mailbox = append.mailbox;
-        let envelope = Envelope {
-            mail_from: String::new(),
-            lhlo: String::new(),
-        };
-        seal(chain, &target, &envelope, &rcpt, raw, false, append.source).inspect_err(|e| audit(store, append.account, AuditKind::DeliveryRefused, &e.to_string()))?
-    } else {
-        let encrypted = already_encrypted(raw, &Split::new(raw)).is_some();
-        Sealed { raw: raw.to_vec(), encrypted }
-    };
+fn append_blocking(
+    store: &MailStore,
+    chain: &HookChain,
+    append: &Append,
+    raw: &[u8],
+) -> Result<crate::store::Message, DeliverError> {
+    let (rcpt, sealed) = seal_append(store, chain, append, raw)?;
     let mut message = sealed.new_message(append.internal_date);
     message.flags = append.flags.clone();
-    store.append(append.account, append.mailbox, message).map_err(|e| DeliverError::store(&rcpt, e))
+    store
+        .append(append.account, append.mailbox, message)
+        .map_err(|e| DeliverError::store(&rcpt, e))
 }
+
+/// The bytes to store for `append` (through the hook chain when the
+/// account or the source asks for it), with the account's address.
+fn seal_append(
+    store: &MailStore,
+    chain: &HookChain,
+    append: &Append,
+    raw: &[u8],
+) -> Result<(String, Sealed), DeliverError> {
+    let account = store
+        .account(append.account)
+        .map_err(|e| DeliverError::store("", e))?;
+    let rcpt = account.address.clone();
+    let settings = store
+        .encryption_settings(append.account)
+        .map_err(|e| DeliverError::store(&rcpt, e))?;
+    let through_hooks =
+        append.source == Source::Migration || (settings.enabled && settings.encrypt_on_append);
+    let sealed = if through_hooks {
+        let mut target =
+            Target::load(store, append.account).map_err(|e| DeliverError::store(&rcpt, e))?;
+        target.mailbox = append.mailbox;
+        seal(
+            chain,
+            &target,
+            &no_envelope(),
+            &rcpt,
+            raw,
+            false,
+            append.source,
+        )
+        .inspect_err(|e| {
+            audit(
+                store,
+                append.account,
+                AuditKind::DeliveryRefused,
+                &e.to_string(),
+            )
+        })?
+    } else {
+        let encrypted = already_encrypted(raw, &Split::new(raw)).is_some();
+        Sealed {
+            raw: raw.to_vec(),
+            encrypted,
+        }
+    };
+    Ok((rcpt, sealed))
+}
+
+/// The envelope of mail that did not come over LMTP.
+fn no_envelope() -> Envelope {
+    Envelope {
+        mail_from: String::new(),
+        lhlo: String::new(),
+    }
+}
+
+// why: the two migration doors (`sealmail import`, `sealmail reencrypt`)
+// need `seal` and `Target`, which are private to this module.
+mod migrate;

@@ -1,0 +1,147 @@
+//! The operator's migration doors into the pipeline: `sealmail import`
+//! ([`Ingest::import`]) and `sealmail reencrypt` ([`Ingest::reencrypt`]).
+//!
+//! Both run the message through the configured hook chain with
+//! [`Source::Migration`], exactly like a delivery, so an opted-in
+//! account's copy is encrypted by the same `encrypt-at-rest` code and
+//! fails closed the same way. Both are idempotent, so an interrupted run
+//! can simply be started again: an import records the SHA-256 of the
+//! source bytes in the same batch as the message
+//! ([`MailStore::append_imported`]), and a re-encryption skips messages
+//! already encrypted and swaps content only if it is still the blob that
+//! was encrypted ([`MailStore::replace_content`]).
+
+use std::sync::Arc;
+
+use sealmail_plugin_api::Source;
+
+use super::{audit, no_envelope, seal, seal_append, Append, Target};
+use crate::ingest::{DeliverError, HookChain, Ingest};
+use crate::store::{AccountId, AuditKind, BlobHash, MailError, MailStore, MailboxId, Message, Uid};
+
+impl Ingest {
+    /// Stores `raw` as [`Ingest::append`] does, through the hook chain as
+    /// a migration (whatever `append.source` says), at most once per
+    /// account and source: returns `None`, storing nothing, when a message
+    /// with the same bytes was imported into the account before.
+    pub async fn import(
+        &self,
+        mut append: Append,
+        raw: Vec<u8>,
+    ) -> Result<Option<Message>, DeliverError> {
+        append.source = Source::Migration;
+        let _permit = self.cpu_permit(append.account).await?;
+        let store = Arc::clone(&self.store);
+        let chain = self.chain.clone();
+        let id = append.account;
+        let stored =
+            tokio::task::spawn_blocking(move || import_blocking(&store, &chain, &append, &raw))
+                .await??;
+        if stored.is_some() {
+            self.notifier.notify(id);
+        }
+        Ok(stored)
+    }
+
+    /// Encrypts the stored message `uid` in place for the account's
+    /// current certificates: its content goes through the hook chain as a
+    /// migration and replaces the old content in one batch (UID, flags,
+    /// internal date and mailbox kept). Returns `None` when there was
+    /// nothing to do: the message is already encrypted, gone, changed
+    /// meanwhile, or the account no longer has encryption enabled.
+    pub async fn reencrypt(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        uid: Uid,
+    ) -> Result<Option<Message>, DeliverError> {
+        let _permit = self.cpu_permit(account).await?;
+        let store = Arc::clone(&self.store);
+        let chain = self.chain.clone();
+        let replaced = tokio::task::spawn_blocking(move || {
+            reencrypt_blocking(&store, &chain, account, mailbox, uid)
+        })
+        .await??;
+        if replaced.is_some() {
+            self.notifier.notify(account);
+        }
+        Ok(replaced)
+    }
+
+    async fn cpu_permit(
+        &self,
+        account: AccountId,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, DeliverError> {
+        Arc::clone(&self.cpu)
+            .acquire_owned()
+            .await
+            .map_err(|_| DeliverError::Refused {
+                rcpt: account.to_string(),
+                source: sealmail_plugin_api::HookError::temporary(
+                    "4.3.2",
+                    "server is shutting down",
+                ),
+            })
+    }
+}
+
+fn import_blocking(
+    store: &MailStore,
+    chain: &HookChain,
+    append: &Append,
+    raw: &[u8],
+) -> Result<Option<Message>, DeliverError> {
+    let source = BlobHash::of(raw);
+    let seen = store
+        .is_imported(append.account, source)
+        .map_err(|e| DeliverError::store("", e))?;
+    if seen {
+        return Ok(None);
+    }
+    let (rcpt, sealed) = seal_append(store, chain, append, raw)?;
+    let mut message = sealed.new_message(append.internal_date);
+    message.flags = append.flags.clone();
+    store
+        .append_imported(append.account, append.mailbox, source, message)
+        .map_err(|e| DeliverError::store(&rcpt, e))
+}
+
+fn reencrypt_blocking(
+    store: &MailStore,
+    chain: &HookChain,
+    id: AccountId,
+    mailbox: MailboxId,
+    uid: Uid,
+) -> Result<Option<Message>, DeliverError> {
+    let target = Target::load(store, id).map_err(|e| DeliverError::store("", e))?;
+    let rcpt = target.account.address.clone();
+    let msg = match store.get_message(id, mailbox, uid) {
+        Ok(m) if !m.encrypted => m,
+        Ok(_) | Err(MailError::MessageNotFound { .. }) => return Ok(None),
+        Err(e) => return Err(DeliverError::store(&rcpt, e)),
+    };
+    if !target.settings.enabled {
+        return Ok(None);
+    }
+    let raw = match store.get_blob(id, msg.blob) {
+        Ok(Some(raw)) => raw,
+        // why: expunged (with its last reference) between the two reads.
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(DeliverError::store(&rcpt, e)),
+    };
+    let sealed = seal(
+        chain,
+        &target,
+        &no_envelope(),
+        &rcpt,
+        &raw,
+        false,
+        Source::Migration,
+    )
+    .inspect_err(|e| audit(store, id, AuditKind::DeliveryRefused, &e.to_string()))?;
+    match store.replace_content(id, mailbox, uid, msg.blob, &sealed.raw, sealed.encrypted) {
+        Ok(m) => Ok(Some(m)),
+        Err(MailError::ContentChanged { .. } | MailError::MessageNotFound { .. }) => Ok(None),
+        Err(e) => Err(DeliverError::store(&rcpt, e)),
+    }
+}
