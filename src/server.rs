@@ -258,7 +258,7 @@ pub async fn run(
         }
     };
     let mut tasks = tokio::task::JoinSet::new();
-    let admin = crate::admin::router(Arc::clone(&services.store));
+    let admin = crate::admin::router(&services);
     let admin_stop = stopped();
     tasks.spawn(async move {
         if let Err(e) = axum::serve(listeners.admin, admin)

@@ -255,6 +255,82 @@ pub struct MessageView {
     pub encrypted: bool,
 }
 
+/// `POST /accounts/{email}/import`: one message of `sealmail import`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportRequest {
+    /// Target mailbox, created when missing.
+    pub mailbox: String,
+    /// The message exactly as read from the Maildir file or the mbox
+    /// (after `>From ` un-escaping), base64.
+    pub data: String,
+    /// Maildir info letters (`D`, `F`, `R`, `S`, `T`); others are ignored.
+    #[serde(default)]
+    pub maildir_flags: String,
+    /// Internal date, unix seconds; none: now.
+    #[serde(default)]
+    pub internal_date: Option<i64>,
+    /// Where the message came from (file name, mbox position), for the
+    /// messages of a refusal.
+    #[serde(default)]
+    pub source: String,
+}
+
+/// Answer to an [`ImportRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportResult {
+    /// The UID it was stored under; `None`: the account already had
+    /// this exact message from an earlier import, nothing was stored.
+    pub uid: Option<u32>,
+    /// Whether the stored copy is S/MIME.
+    pub encrypted: bool,
+}
+
+/// Where a re-encryption run stands: the last message examined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReencryptCursor {
+    /// Mailbox id.
+    pub mailbox: u32,
+    /// UID in that mailbox.
+    pub uid: u32,
+}
+
+/// `POST /accounts/{email}/reencrypt`: encrypt the next page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReencryptRequest {
+    /// Continue after this message; none: from the start.
+    #[serde(default)]
+    pub cursor: Option<ReencryptCursor>,
+    /// At most this many messages to encrypt in this call.
+    pub limit: u32,
+}
+
+/// Answer to a [`ReencryptRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReencryptPage {
+    /// Messages encrypted by this call.
+    pub encrypted: u32,
+    /// Plaintext messages that needed nothing after all (expunged or
+    /// changed meanwhile).
+    pub skipped: u32,
+    /// Where to continue; none: every mailbox is done.
+    pub cursor: Option<ReencryptCursor>,
+}
+
+/// `GET /accounts/{email}/reencrypt`: what a run would do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReencryptStatus {
+    /// Messages of the account stored in clear.
+    pub plaintext: u64,
+    /// All messages of the account.
+    pub total: u64,
+}
+
 /// Body of every error reply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

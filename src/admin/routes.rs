@@ -1,10 +1,12 @@
 //! The management API's routes. Every handler moves its store work to the
 //! blocking pool through [`blocking`] and maps errors to HTTP in
-//! [`ApiError::into_response`], the one place that does.
+//! [`ApiError::into_response`], the one place that does. The migration
+//! routes (`import`, `reencrypt`) live in `migrate` and go through the
+//! ingest pipeline rather than straight to the store.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -16,14 +18,36 @@ use super::api::{
     ListKeyAdd, ListView, MailboxView, MemberAdd, MessageView, PasswordSet,
 };
 use crate::certs::Fingerprint;
+use crate::ingest::{DeliverError, Ingest};
 use crate::manage::{self, ManageError};
+use crate::server::Services;
 use crate::store::{Account, BlobHash, Flags, MailError, MailStore};
 
 /// Largest request body: a certificate bundle or a list key, never mail.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The router over `store`.
-pub fn router(store: Arc<MailStore>) -> Router {
+mod migrate;
+
+/// What the handlers share: the pipeline (and through it the store) and
+/// the message size limit the migration routes enforce.
+#[derive(Debug, Clone)]
+struct AdminState {
+    ingest: Arc<Ingest>,
+    max_message_bytes: u64,
+}
+
+impl FromRef<AdminState> for Arc<MailStore> {
+    fn from_ref(state: &AdminState) -> Self {
+        Arc::clone(state.ingest.store())
+    }
+}
+
+/// The router over the services' ingest pipeline and its store; imported
+/// messages are held to `limits.max_message_size`, as LMTP holds mail.
+pub fn router(services: &Services) -> Router {
+    let ingest = Arc::clone(&services.ingest);
+    let max_message_bytes = services.config.limits.max_message_size;
+    let import_body = migrate::import_body_limit(max_message_bytes);
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/accounts", get(list_accounts).post(add_account))
@@ -41,12 +65,24 @@ pub fn router(store: Arc<MailStore>) -> Router {
             get(list_messages),
         )
         .route("/accounts/{email}/blobs/{hash}", get(get_blob))
+        .route(
+            "/accounts/{email}/import",
+            post(migrate::import_message).layer(axum::extract::DefaultBodyLimit::max(import_body)),
+        )
+        .route(
+            "/accounts/{email}/reencrypt",
+            get(migrate::reencrypt_status).post(migrate::reencrypt_page),
+        )
+        .route("/compact", post(migrate::compact))
         .route("/lists", get(list_lists).post(add_list))
         .route("/lists/{address}/members", post(add_member))
         .route("/lists/{address}/members/{email}", delete(remove_member))
         .route("/lists/{address}/keys", post(add_list_key))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(store)
+        .with_state(AdminState {
+            ingest,
+            max_message_bytes,
+        })
 }
 
 type Store = State<Arc<MailStore>>;
@@ -58,8 +94,16 @@ pub(crate) enum ApiError {
     Manage(ManageError),
     /// The request itself is malformed.
     BadRequest(String),
+    /// The ingest pipeline refused or failed to store a message.
+    Deliver(DeliverError),
     /// A blocking task died; a bug.
     Task(tokio::task::JoinError),
+}
+
+impl From<DeliverError> for ApiError {
+    fn from(e: DeliverError) -> Self {
+        Self::Deliver(e)
+    }
 }
 
 impl From<ManageError> for ApiError {
@@ -94,6 +138,18 @@ impl IntoResponse for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
             }
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            Self::Deliver(
+                e @ (DeliverError::Refused { .. }
+                | DeliverError::NotEncrypted { .. }
+                | DeliverError::OverQuota { .. }),
+            ) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            Self::Deliver(DeliverError::Store { source, .. }) if source.is_user_error() => {
+                (StatusCode::BAD_REQUEST, source.to_string())
+            }
+            Self::Deliver(e) => {
+                tracing::error!(error = %e, "management request failed in the pipeline");
+                (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
             Self::Task(e) => {
                 tracing::error!(error = %e, "management task died");
                 (
