@@ -9,8 +9,11 @@
 mod client;
 mod encrypt;
 mod export;
+mod import;
 mod inspect;
 mod manage;
+mod progress;
+mod reencrypt;
 mod serve;
 mod table;
 
@@ -54,6 +57,13 @@ pub enum Command {
     List(ListCommand),
     /// Write an account's mail as Maildir, each message exactly as stored.
     Export(ExportArgs),
+    /// Bring a Maildir or an mbox file into a mailbox, through the hook
+    /// chain (so an opted-in account's mail is stored encrypted).
+    #[command(long_about = import::LONG_ABOUT)]
+    Import(ImportArgs),
+    /// Encrypt an account's mail that is still stored in clear.
+    #[command(long_about = reencrypt::LONG_ABOUT)]
+    Reencrypt(ReencryptArgs),
     /// Encrypt one message from standard input to standard output as S/MIME
     /// (offline filter; the e-mail address rule is not applied).
     Encrypt(EncryptArgs),
@@ -249,6 +259,25 @@ pub struct ExportArgs {
     pub mailbox: Option<String>,
 }
 
+/// Arguments of `sealmail import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The account.
+    pub email: String,
+    /// A Maildir (a directory with cur/ and new/) or an mbox file.
+    pub path: PathBuf,
+    /// Mailbox to import into; created when missing.
+    #[arg(long, default_value = "INBOX")]
+    pub mailbox: String,
+}
+
+/// Arguments of `sealmail reencrypt`.
+#[derive(Debug, Args)]
+pub struct ReencryptArgs {
+    /// The account (encryption must be enabled).
+    pub email: String,
+}
+
 /// Arguments of `sealmail encrypt`.
 #[derive(Debug, Args)]
 pub struct EncryptArgs {
@@ -318,6 +347,8 @@ pub fn main() -> ExitCode {
         Command::Cert(CertCommand::Inspect(args)) => inspect::run(args),
         Command::Serve(args) => serve::run(&cli, args),
         Command::Export(args) => export::run(&cli, args),
+        Command::Import(args) => import::run(&cli, args),
+        Command::Reencrypt(args) => reencrypt::run(&cli, args),
         _ => manage::run(&cli),
     };
     match result {
