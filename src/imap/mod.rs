@@ -67,7 +67,10 @@ pub struct ImapConfig {
     /// Inactivity limit outside IDLE; default 30 minutes, the minimum RFC
     /// 9051 §5.4 allows for an autologout timer.
     pub idle_timeout: Duration,
-    /// Concurrent connections; more get `* BYE` at once. Default 1,000.
+    /// Concurrent connections; more get `* BYE` at once. Default 10,000:
+    /// an idle session costs a task and two small buffers (tens of KiB),
+    /// and a few thousand clients keeping IDLE open is an ordinary load;
+    /// the file-descriptor limit of the process must allow it.
     pub max_connections: usize,
     /// TLS server configuration: enables STARTTLS on the plain port (and
     /// LOGINDISABLED before it) and implicit TLS on the TLS port.
@@ -87,7 +90,7 @@ impl ImapConfig {
             hostname: hostname.into(),
             max_literal_bytes: 50 * 1024 * 1024,
             idle_timeout: Duration::from_secs(30 * 60),
-            max_connections: 1000,
+            max_connections: 10_000,
             tls: None,
             failed_login_delay: Duration::from_secs(1),
             throttle: Arc::default(),
