@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn the_table_stays_bounded() {
         let t = LoginThrottle::default();
-        for i in 0..(MAX_SOURCES as u32 + 50) {
+        for i in 0..u32::try_from(MAX_SOURCES + 50).unwrap() {
             t.failed(IpAddr::from(i.to_be_bytes()), Duration::ZERO);
         }
         assert!(t.sources.lock().unwrap().len() <= MAX_SOURCES);
