@@ -29,7 +29,7 @@ use crate::store::{
 
 /// Members per batch write. Large enough to amortise the WAL sync, small
 /// enough that `cores` chunks of 64 KiB messages stay within a few tens of MiB.
-const CHUNK: usize = 128;
+const CHUNK: usize = 64;
 
 /// What the members receive.
 #[derive(Debug)]
