@@ -8,4 +8,13 @@ cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sealmail-target}"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# Supply chain: known advisories, offline against the database copy beside
+# the repository when there is one (CI, the project's machines); otherwise
+# cargo-audit fetches the database. Ignored advisories: .cargo/audit.toml.
+command -v cargo-audit >/dev/null || cargo install --locked --quiet cargo-audit
+if [ -d ../shared/advisory-db ]; then
+  cargo audit --db ../shared/advisory-db --no-fetch --stale
+else
+  cargo audit
+fi
 cargo test --workspace

@@ -199,10 +199,12 @@ impl Config {
                     path: path.to_owned(),
                     source,
                 })?;
-                let table = text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
-                    origin: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                let table = text
+                    .parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid {
+                        origin: path.display().to_string(),
+                        message: e.to_string(),
+                    })?;
                 (table, path.display().to_string())
             }
             None => (toml::Table::new(), "defaults".to_string()),
@@ -272,7 +274,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -290,7 +295,10 @@ mod tests {
     #[test]
     fn the_example_file_is_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sealmail.toml");
-        assert_eq!(Config::load(Some(&path), env(&[])).unwrap(), Config::default());
+        assert_eq!(
+            Config::load(Some(&path), env(&[])).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
@@ -322,9 +330,13 @@ mod tests {
         std::fs::write(&path, "[lmtp]\nlisen = \"127.0.0.1:1\"\n").unwrap();
         let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
         assert!(err.contains("lisen"), "{err}");
-        let err = Config::load(None, env(&[("SEALMAIL_LMTP_PORT", "1")])).unwrap_err().to_string();
+        let err = Config::load(None, env(&[("SEALMAIL_LMTP_PORT", "1")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("port"), "{err}");
-        let err = Config::load(None, env(&[("SEALMAIL_FOO", "1")])).unwrap_err().to_string();
+        let err = Config::load(None, env(&[("SEALMAIL_FOO", "1")]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SEALMAIL_FOO"), "{err}");
         std::fs::write(&path, "colour = \"blue\"\n").unwrap();
         let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();

@@ -17,8 +17,8 @@ use std::net::SocketAddr;
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::Config;
-use crate::ingest::{HookChain, Ingest};
 use crate::imap::{ImapConfig, ImapContext};
+use crate::ingest::{HookChain, Ingest};
 use crate::jmap::JmapContext;
 use crate::lmtp::LmtpConfig;
 use crate::notify::Notifier;
@@ -170,9 +170,15 @@ impl Services {
     /// The services over `store` as `config` describes them.
     pub fn new(store: Arc<MailStore>, config: Config) -> Result<Self, ServerError> {
         let chain = HookChain::from_names(&config.hooks.chain).map_err(ServerError::Hooks)?;
-        let ingest = Arc::new(Ingest::new(Arc::clone(&store), chain, Arc::new(Notifier::new())));
+        let ingest = Arc::new(Ingest::new(
+            Arc::clone(&store),
+            chain,
+            Arc::new(Notifier::new()),
+        ));
         let tls = match (&config.tls.cert, &config.tls.key) {
-            (Some(cert), Some(key)) => Some(crate::imap::load_tls(cert, key).map_err(ServerError::Tls)?),
+            (Some(cert), Some(key)) => {
+                Some(crate::imap::load_tls(cert, key).map_err(ServerError::Tls)?)
+            }
             (None, None) => None,
             _ => return Err(ServerError::TlsIncomplete),
         };
@@ -301,7 +307,12 @@ pub async fn run(
         notifier: Arc::clone(services.ingest.notifier()),
         config: imap_config(config, services.tls.clone()),
     });
-    tasks.spawn(crate::imap::serve(listeners.imap, Arc::clone(&imap), false, stopped()));
+    tasks.spawn(crate::imap::serve(
+        listeners.imap,
+        Arc::clone(&imap),
+        false,
+        stopped(),
+    ));
     if let Some(listener) = listeners.imap_tls {
         tasks.spawn(crate::imap::serve(listener, imap, true, stopped()));
     }
@@ -317,7 +328,10 @@ pub async fn run(
 }
 
 /// The IMAP settings from the server's configuration.
-fn imap_config(config: &Config, tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>) -> ImapConfig {
+fn imap_config(
+    config: &Config,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+) -> ImapConfig {
     let mut imap = ImapConfig::new(config.hostname.clone());
     imap.max_literal_bytes = u32::try_from(config.limits.max_message_size).unwrap_or(u32::MAX);
     imap.tls = tls;

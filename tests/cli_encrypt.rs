@@ -18,7 +18,15 @@ fn encrypts_for_every_cert_given() {
     let a = pair("alice@example.org", 2048);
     let b = pair("alice.new@example.org", 4096);
     let m = messages::multipart_alternative();
-    let out = run(sealmail().arg("encrypt").arg("--cert").arg(&a.cert).arg("--cert").arg(&b.cert), &m.raw());
+    let out = run(
+        sealmail()
+            .arg("encrypt")
+            .arg("--cert")
+            .arg(&a.cert)
+            .arg("--cert")
+            .arg(&b.cert),
+        &m.raw(),
+    );
     assert!(out.starts_with(m.outer.as_bytes()));
     for k in [&a, &b] {
         assert_eq!(openssl_decrypt(&out, &k.cert, &k.key), m.inner());
@@ -33,8 +41,16 @@ fn aes128_on_request_and_a_file_with_two_certificates() {
     let both = dir.path().join("both.pem");
     std::fs::write(&both, [a.cert_pem(), b.cert_pem()].concat()).unwrap();
     let m = messages::plain_text("\n");
-    let out = run(sealmail().args(["encrypt", "--algorithm", "aes128", "--cert"]).arg(&both), &m.raw());
-    let printed = run(Command::new("openssl").args(["cms", "-cmsout", "-print"]), &out);
+    let out = run(
+        sealmail()
+            .args(["encrypt", "--algorithm", "aes128", "--cert"])
+            .arg(&both),
+        &m.raw(),
+    );
+    let printed = run(
+        Command::new("openssl").args(["cms", "-cmsout", "-print"]),
+        &out,
+    );
     assert!(String::from_utf8_lossy(&printed).contains("aes-128-cbc"));
     for k in [&a, &b] {
         assert_eq!(openssl_decrypt(&out, &k.cert, &k.key), m.inner());
@@ -53,9 +69,20 @@ fn a_bad_certificate_fails_with_one_line_and_exit_1() {
     );
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate at all").unwrap();
-    for (file, words) in [(&expired_like_ca.cert, "CA certificate"), (&garbage, "garbage.pem")] {
-        let out = run_unchecked(sealmail().arg("encrypt").arg("--cert").arg(file), b"Subject: x\r\n\r\nhi\r\n");
-        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    for (file, words) in [
+        (&expired_like_ca.cert, "CA certificate"),
+        (&garbage, "garbage.pem"),
+    ] {
+        let out = run_unchecked(
+            sealmail().arg("encrypt").arg("--cert").arg(file),
+            b"Subject: x\r\n\r\nhi\r\n",
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
         assert!(err.contains(words), "{err}");
@@ -74,14 +101,20 @@ fn the_address_rule_is_not_applied_offline() {
         &smime_extensions("carol@elsewhere.example"),
     );
     let m = messages::plain_text("\r\n");
-    let out = run(sealmail().arg("encrypt").arg("--cert").arg(&k.cert), &m.raw());
+    let out = run(
+        sealmail().arg("encrypt").arg("--cert").arg(&k.cert),
+        &m.raw(),
+    );
     assert_eq!(openssl_decrypt(&out, &k.cert, &k.key), m.inner());
 }
 
 #[test]
 fn missing_file_and_empty_input_are_user_errors() {
     let a = pair("alice@example.org", 2048);
-    let out = run_unchecked(sealmail().args(["encrypt", "--cert", "/nonexistent/cert.pem"]), b"x");
+    let out = run_unchecked(
+        sealmail().args(["encrypt", "--cert", "/nonexistent/cert.pem"]),
+        b"x",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/cert.pem"));
     let out = run_unchecked(sealmail().arg("encrypt").arg("--cert").arg(&a.cert), b"");
@@ -95,7 +128,10 @@ fn missing_file_and_empty_input_are_user_errors() {
 fn already_encrypted_input_passes_through_byte_for_byte() {
     let a = pair("alice@example.org", 2048);
     let m = messages::plain_text("\r\n");
-    let once = run(sealmail().arg("encrypt").arg("--cert").arg(&a.cert), &m.raw());
+    let once = run(
+        sealmail().arg("encrypt").arg("--cert").arg(&a.cert),
+        &m.raw(),
+    );
     let out = run_unchecked(sealmail().arg("encrypt").arg("--cert").arg(&a.cert), &once);
     assert!(out.status.success());
     assert_eq!(out.stdout, once);

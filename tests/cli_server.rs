@@ -20,12 +20,44 @@ fn everything_survives_sigkill_and_restart() {
     let alice = pair("alice@example.org", 2048);
     let list_key = pair("news@example.org", 2048);
     let mut server = Server::start_on(dir.path());
-    let out = server.cli(&["account", "add", "alice@example.org", "--password-stdin", "--alias", "al@example.org"], b"pw\n");
+    let out = server.cli(
+        &[
+            "account",
+            "add",
+            "alice@example.org",
+            "--password-stdin",
+            "--alias",
+            "al@example.org",
+        ],
+        b"pw\n",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     server.ok(&["account", "add", "bob@example.org"]);
-    server.ok(&["cert", "add", "alice@example.org", alice.cert.to_str().unwrap(), "--description", "laptop"]);
-    server.ok(&["encryption", "enable", "alice@example.org", "--algorithm", "aes128", "--encrypt-on-append"]);
-    server.ok(&["list", "add", "news@example.org", "--member", "alice@example.org", "--member", "bob@example.org"]);
+    server.ok(&[
+        "cert",
+        "add",
+        "alice@example.org",
+        alice.cert.to_str().unwrap(),
+        "--description",
+        "laptop",
+    ]);
+    server.ok(&[
+        "encryption",
+        "enable",
+        "alice@example.org",
+        "--algorithm",
+        "aes128",
+        "--encrypt-on-append",
+    ]);
+    server.ok(&[
+        "list",
+        "add",
+        "news@example.org",
+        "--member",
+        "alice@example.org",
+        "--member",
+        "bob@example.org",
+    ]);
     server.ok(&[
         "list",
         "key",
@@ -39,21 +71,31 @@ fn everything_survives_sigkill_and_restart() {
     server.kill();
 
     let server = Server::start_on(dir.path());
-    let accounts: serde_json::Value = serde_json::from_str(&server.ok(&["account", "list", "--json"])).unwrap();
-    let emails: Vec<&str> = accounts.as_array().unwrap().iter().map(|a| a["email"].as_str().unwrap()).collect();
+    let accounts: serde_json::Value =
+        serde_json::from_str(&server.ok(&["account", "list", "--json"])).unwrap();
+    let emails: Vec<&str> = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["email"].as_str().unwrap())
+        .collect();
     assert_eq!(emails, ["alice@example.org", "bob@example.org"]);
     assert_eq!(accounts[0]["aliases"][0], "al@example.org");
     assert_eq!(accounts[0]["hasPassword"], true);
     assert_eq!(accounts[1]["hasPassword"], false);
 
-    let certs: serde_json::Value = serde_json::from_str(&server.ok(&["cert", "list", "alice@example.org", "--json"])).unwrap();
+    let certs: serde_json::Value =
+        serde_json::from_str(&server.ok(&["cert", "list", "alice@example.org", "--json"])).unwrap();
     assert_eq!(certs[0]["description"], "laptop");
     assert_eq!(certs[0]["emailAddresses"][0], "alice@example.org");
-    let status: serde_json::Value = serde_json::from_str(&server.ok(&["encryption", "status", "alice@example.org", "--json"])).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&server.ok(&["encryption", "status", "alice@example.org", "--json"]))
+            .unwrap();
     assert_eq!(status["isEnabled"], true);
     assert_eq!(status["algorithm"], "AES-128-CBC");
     assert_eq!(status["encryptOnAppend"], true);
-    let lists: serde_json::Value = serde_json::from_str(&server.ok(&["list", "show", "--json"])).unwrap();
+    let lists: serde_json::Value =
+        serde_json::from_str(&server.ok(&["list", "show", "--json"])).unwrap();
     assert_eq!(lists[0]["members"].as_array().unwrap().len(), 2);
     assert_eq!(lists[0]["keys"].as_array().unwrap().len(), 1);
     assert_eq!(lists[0]["owner"], "owner-news@example.org");
@@ -62,15 +104,31 @@ fn everything_survives_sigkill_and_restart() {
 #[test]
 fn the_data_dir_is_private_and_a_second_server_is_refused() {
     let mut server = Server::start();
-    let mode = |p: &str| std::fs::metadata(server.data_dir.join(p)).unwrap().permissions().mode() & 0o777;
+    let mode = |p: &str| {
+        std::fs::metadata(server.data_dir.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
     assert_eq!(mode("admin.sock"), 0o600);
     assert_eq!(mode("master.key"), 0o600);
     assert_eq!(mode("."), 0o700);
-    let out = run_unchecked(binary().args(["serve", "--data-dir"]).arg(&server.data_dir), b"");
+    let out = run_unchecked(
+        binary().args(["serve", "--data-dir"]).arg(&server.data_dir),
+        b"",
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("another sealmail server"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("another sealmail server"),
+        "{}",
+        stderr(&out)
+    );
     assert!(server.terminate().success(), "SIGTERM gives a clean exit");
-    assert!(!server.data_dir.join("admin.sock").exists(), "socket removed on clean exit");
+    assert!(
+        !server.data_dir.join("admin.sock").exists(),
+        "socket removed on clean exit"
+    );
 }
 
 #[test]
@@ -78,7 +136,10 @@ fn a_stale_socket_from_a_killed_server_is_replaced() {
     let dir = tempdir();
     let mut first = Server::start_on(dir.path());
     first.kill();
-    assert!(dir.path().join("admin.sock").exists(), "the killed server left its socket");
+    assert!(
+        dir.path().join("admin.sock").exists(),
+        "the killed server left its socket"
+    );
     let second = Server::start_on(dir.path());
     second.ok(&["account", "list"]);
 }
@@ -86,9 +147,18 @@ fn a_stale_socket_from_a_killed_server_is_replaced() {
 #[test]
 fn server_not_running_exits_2_and_says_so() {
     let dir = tempdir();
-    let out = run_unchecked(binary().args(["account", "list", "--data-dir"]).arg(dir.path()), b"");
+    let out = run_unchecked(
+        binary()
+            .args(["account", "list", "--data-dir"])
+            .arg(dir.path()),
+        b"",
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("server is not running"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("server is not running"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("sealmail serve"), "{}", stderr(&out));
 }
 
@@ -96,26 +166,81 @@ fn server_not_running_exits_2_and_says_so() {
 fn user_errors_exit_1_with_what_to_do() {
     let server = Server::start();
     let alice = pair("alice@example.org", 2048);
-    let out = server.cli(&["cert", "add", "nobody@example.org", alice.cert.to_str().unwrap()], b"");
+    let out = server.cli(
+        &[
+            "cert",
+            "add",
+            "nobody@example.org",
+            alice.cert.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no account nobody@example.org"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no account nobody@example.org"),
+        "{}",
+        stderr(&out)
+    );
 
     server.ok(&["account", "add", "alice@example.org"]);
     let dir = tempdir();
-    let ca = self_signed(dir.path(), "ca", "rsa:2048", "/CN=CA", &["basicConstraints=critical,CA:TRUE".into()]);
-    let out = server.cli(&["cert", "add", "alice@example.org", ca.cert.to_str().unwrap()], b"");
+    let ca = self_signed(
+        dir.path(),
+        "ca",
+        "rsa:2048",
+        "/CN=CA",
+        &["basicConstraints=critical,CA:TRUE".into()],
+    );
+    let out = server.cli(
+        &[
+            "cert",
+            "add",
+            "alice@example.org",
+            ca.cert.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("CA certificate"), "{}", stderr(&out));
 
     let bob = pair("bob@example.org", 2048);
-    let out = server.cli(&["cert", "add", "alice@example.org", bob.cert.to_str().unwrap()], b"");
+    let out = server.cli(
+        &[
+            "cert",
+            "add",
+            "alice@example.org",
+            bob.cert.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("bob@example.org"), "names the certificate's address: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bob@example.org"),
+        "names the certificate's address: {}",
+        stderr(&out)
+    );
 
-    server.ok(&["cert", "add", "alice@example.org", alice.cert.to_str().unwrap()]);
-    let out = server.cli(&["cert", "add", "alice@example.org", alice.cert.to_str().unwrap()], b"");
+    server.ok(&[
+        "cert",
+        "add",
+        "alice@example.org",
+        alice.cert.to_str().unwrap(),
+    ]);
+    let out = server.cli(
+        &[
+            "cert",
+            "add",
+            "alice@example.org",
+            alice.cert.to_str().unwrap(),
+        ],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("already on the account"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already on the account"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = server.cli(&["encryption", "enable", "bob@example.org"], b"");
     assert_eq!(out.status.code(), Some(1));
@@ -129,28 +254,57 @@ fn the_last_active_certificate_cannot_be_removed_while_encryption_is_on() {
     let server = Server::start();
     let alice = pair("alice@example.org", 2048);
     server.ok(&["account", "add", "alice@example.org"]);
-    server.ok(&["cert", "add", "alice@example.org", alice.cert.to_str().unwrap()]);
+    server.ok(&[
+        "cert",
+        "add",
+        "alice@example.org",
+        alice.cert.to_str().unwrap(),
+    ]);
     server.ok(&["encryption", "enable", "alice@example.org"]);
-    let certs: serde_json::Value = serde_json::from_str(&server.ok(&["cert", "list", "alice@example.org", "--json"])).unwrap();
+    let certs: serde_json::Value =
+        serde_json::from_str(&server.ok(&["cert", "list", "alice@example.org", "--json"])).unwrap();
     let fp = certs[0]["fingerprint"].as_str().unwrap().to_uppercase();
-    let with_colons: String = fp.as_bytes().chunks(2).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(":");
+    let with_colons: String = fp
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
     let out = server.cli(&["cert", "remove", "alice@example.org", &with_colons], b"");
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("disable encryption or add a certificate first"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("disable encryption or add a certificate first"),
+        "{}",
+        stderr(&out)
+    );
     server.ok(&["encryption", "disable", "alice@example.org"]);
     server.ok(&["cert", "remove", "alice@example.org", &with_colons]);
-    assert!(server.ok(&["cert", "list", "alice@example.org", "--json"]).trim() == "[]");
+    assert!(
+        server
+            .ok(&["cert", "list", "alice@example.org", "--json"])
+            .trim()
+            == "[]"
+    );
 }
 
 #[test]
 fn an_unknown_config_key_is_named() {
     let dir = tempdir();
     let config = dir.path().join("sealmail.toml");
-    std::fs::write(&config, "data_dir = \"x\"\n[lmtp]\nlisten_adress = \"127.0.0.1:24\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "data_dir = \"x\"\n[lmtp]\nlisten_adress = \"127.0.0.1:24\"\n",
+    )
+    .unwrap();
     let out = run_unchecked(binary().args(["serve", "--config"]).arg(&config), b"");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("listen_adress"), "{}", stderr(&out));
-    let out = run_unchecked(binary().args(["account", "list"]).env("SEALMAIL_IMAP_PORT", "1"), b"");
+    let out = run_unchecked(
+        binary()
+            .args(["account", "list"])
+            .env("SEALMAIL_IMAP_PORT", "1"),
+        b"",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("port"), "{}", stderr(&out));
 }

@@ -51,12 +51,19 @@ fn every_cipher_stream_and_content_type() {
             let smime = openssl_encrypt(&content, &[&alice], &args);
             let payload = smime_payload(&smime).unwrap();
             assert_eq!(payload[0], 0x30);
-            assert_eq!(payload[1] == 0x80, stream, "-stream should give an indefinite length");
+            assert_eq!(
+                payload[1] == 0x80,
+                stream,
+                "-stream should give an indefinite length"
+            );
             for ctype in ["application/pkcs7-mime", "application/x-pkcs7-mime"] {
                 let msg = with_content_type(&smime, ctype);
                 for with_cert in [true, false] {
                     let plain = decryptor(&alice, with_cert).decrypt_message(&msg).unwrap();
-                    assert!(plain == content, "{cipher} stream={stream} {ctype} cert={with_cert}");
+                    assert!(
+                        plain == content,
+                        "{cipher} stream={stream} {ctype} cert={with_cert}"
+                    );
                 }
             }
         }
@@ -67,9 +74,16 @@ fn every_cipher_stream_and_content_type() {
 fn binary_der_and_ber_objects() {
     let alice = pair("alice@example.org", 2048);
     let content = content();
-    for args in [&["-aes256", "-outform", "DER"][..], &["-aes128", "-stream", "-outform", "DER"][..]] {
+    for args in [
+        &["-aes256", "-outform", "DER"][..],
+        &["-aes128", "-stream", "-outform", "DER"][..],
+    ] {
         let der = openssl_encrypt(&content, &[&alice], args);
-        assert_eq!(decryptor(&alice, true).decrypt_cms(&der).unwrap(), content, "{args:?}");
+        assert_eq!(
+            decryptor(&alice, true).decrypt_cms(&der).unwrap(),
+            content,
+            "{args:?}"
+        );
     }
 }
 
@@ -85,7 +99,10 @@ fn each_key_of_a_multi_recipient_message() {
     let smime = openssl_encrypt(&content, &refs, &["-aes256", "-stream"]);
     for k in &keys {
         assert_eq!(decryptor(k, true).decrypt_message(&smime).unwrap(), content);
-        assert_eq!(decryptor(k, false).decrypt_message(&smime).unwrap(), content);
+        assert_eq!(
+            decryptor(k, false).decrypt_message(&smime).unwrap(),
+            content
+        );
     }
 }
 
@@ -93,17 +110,32 @@ fn each_key_of_a_multi_recipient_message() {
 fn a_stranger_gets_a_clear_error() {
     let alice = pair("alice@example.org", 2048);
     let mallory = pair("mallory@example.net", 2048);
-    let smime = openssl_encrypt(b"Content-Type: text/plain\r\n\r\nhi\r\n", &[&alice], &["-aes256"]);
-    let err = decryptor(&mallory, true).decrypt_message(&smime).unwrap_err();
-    assert!(err.to_string().contains("encrypted for other certificates"), "{err}");
-    let err = decryptor(&alice, true).decrypt_message(b"Subject: x\r\n\r\nplain").unwrap_err();
+    let smime = openssl_encrypt(
+        b"Content-Type: text/plain\r\n\r\nhi\r\n",
+        &[&alice],
+        &["-aes256"],
+    );
+    let err = decryptor(&mallory, true)
+        .decrypt_message(&smime)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("encrypted for other certificates"),
+        "{err}"
+    );
+    let err = decryptor(&alice, true)
+        .decrypt_message(b"Subject: x\r\n\r\nplain")
+        .unwrap_err();
     assert!(err.to_string().contains("not S/MIME encrypted"), "{err}");
 }
 
 #[test]
 fn truncated_or_corrupted_input_is_an_error_not_a_panic() {
     let alice = pair("alice@example.org", 2048);
-    let der = openssl_encrypt(b"Content-Type: text/plain\r\n\r\nhi\r\n", &[&alice], &["-aes256", "-stream", "-outform", "DER"]);
+    let der = openssl_encrypt(
+        b"Content-Type: text/plain\r\n\r\nhi\r\n",
+        &[&alice],
+        &["-aes256", "-stream", "-outform", "DER"],
+    );
     let d = decryptor(&alice, true);
     for cut in [1, 10, der.len() / 2, der.len() - 1] {
         assert!(d.decrypt_cms(&der[..cut]).is_err(), "cut at {cut}");

@@ -29,7 +29,8 @@ impl GpgHome {
         let dir = tempdir();
         let home = dir.path().join("gnupg");
         std::fs::create_dir(&home).unwrap();
-        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
         // why: the default key-derivation count makes every import take seconds.
         std::fs::write(home.join("gpg-agent.conf"), "s2k-count 65536\n").unwrap();
         let p12 = dir.path().join("key.p12");
@@ -46,7 +47,10 @@ impl GpgHome {
             b"",
         );
         let gpg = Self { dir };
-        let out = run_unchecked(gpg.gpgsm().arg("--import").arg(&p12), format!("{P12_PASSWORD}\n").as_bytes());
+        let out = run_unchecked(
+            gpg.gpgsm().arg("--import").arg(&p12),
+            format!("{P12_PASSWORD}\n").as_bytes(),
+        );
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("secret keys imported: 1"),
             "gpgsm import failed: {}",
@@ -61,8 +65,15 @@ impl GpgHome {
 
     fn gpgsm(&self) -> Command {
         let mut cmd = Command::new("gpgsm");
-        cmd.env("GNUPGHOME", self.home())
-            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0", "--status-fd", "2"]);
+        cmd.env("GNUPGHOME", self.home()).args([
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-fd",
+            "0",
+            "--status-fd",
+            "2",
+        ]);
         cmd
     }
 
@@ -72,24 +83,39 @@ impl GpgHome {
         let body = self.dir.path().join("body.b64");
         std::fs::write(&body, body_of(smime)).unwrap();
         let out = run_unchecked(
-            self.gpgsm().args(["--assume-base64", "--decrypt"]).arg(&body),
+            self.gpgsm()
+                .args(["--assume-base64", "--decrypt"])
+                .arg(&body),
             format!("{P12_PASSWORD}\n").as_bytes(),
         );
         let status = String::from_utf8_lossy(&out.stderr);
-        assert!(status.contains("[GNUPG:] DECRYPTION_OKAY"), "gpgsm could not decrypt:\n{status}");
+        assert!(
+            status.contains("[GNUPG:] DECRYPTION_OKAY"),
+            "gpgsm could not decrypt:\n{status}"
+        );
         out.stdout
     }
 }
 
 impl Drop for GpgHome {
     fn drop(&mut self) {
-        let _ = Command::new("gpgconf").env("GNUPGHOME", self.home()).args(["--kill", "gpg-agent"]).status();
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.home())
+            .args(["--kill", "gpg-agent"])
+            .status();
     }
 }
 
 fn seal_for(keys: &[&KeyPair], cipher: ContentCipher, m: &TestMessage) -> Vec<u8> {
-    let recipients = keys.iter().map(|k| Recipient::from_der(&k.cert_der()).unwrap()).collect();
-    match Envelope::new(recipients, cipher).unwrap().seal(&m.raw()).unwrap() {
+    let recipients = keys
+        .iter()
+        .map(|k| Recipient::from_der(&k.cert_der()).unwrap())
+        .collect();
+    match Envelope::new(recipients, cipher)
+        .unwrap()
+        .seal(&m.raw())
+        .unwrap()
+    {
         Sealed::Encrypted(out) => out,
         other => panic!("not encrypted: {other:?}"),
     }
@@ -97,11 +123,21 @@ fn seal_for(keys: &[&KeyPair], cipher: ContentCipher, m: &TestMessage) -> Vec<u8
 
 fn check_with_each_key(keys: &[&KeyPair], cipher: ContentCipher) {
     let homes: Vec<GpgHome> = keys.iter().map(|k| GpgHome::with_key(k)).collect();
-    for m in [messages::plain_text("\r\n"), messages::utf8_8bit(), messages::multipart_binary(), messages::headers_only()] {
+    for m in [
+        messages::plain_text("\r\n"),
+        messages::utf8_8bit(),
+        messages::multipart_binary(),
+        messages::headers_only(),
+    ] {
         let sealed = seal_for(keys, cipher, &m);
         for (home, key) in homes.iter().zip(keys) {
             let inner = home.decrypt(&sealed);
-            assert!(inner == m.inner(), "{}: gpgsm with {} gave another inner entity", m.name, key.email);
+            assert!(
+                inner == m.inner(),
+                "{}: gpgsm with {} gave another inner entity",
+                m.name,
+                key.email
+            );
         }
     }
 }
@@ -126,10 +162,22 @@ fn gpgsm_refuses_a_message_not_for_its_key() {
     let a = pair("alice@example.org", 2048);
     let mallory = pair("mallory@example.net", 2048);
     let home = GpgHome::with_key(&mallory);
-    let sealed = seal_for(&[&a], ContentCipher::Aes256Cbc, &messages::plain_text("\r\n"));
+    let sealed = seal_for(
+        &[&a],
+        ContentCipher::Aes256Cbc,
+        &messages::plain_text("\r\n"),
+    );
     let body = home.dir.path().join("other.b64");
     std::fs::write(&body, body_of(&sealed)).unwrap();
-    let out = run_unchecked(home.gpgsm().args(["--assume-base64", "--decrypt"]).arg(&body), b"x\n");
+    let out = run_unchecked(
+        home.gpgsm()
+            .args(["--assume-base64", "--decrypt"])
+            .arg(&body),
+        b"x\n",
+    );
     let status = String::from_utf8_lossy(&out.stderr);
-    assert!(status.contains("DECRYPTION_FAILED") && !status.contains("DECRYPTION_OKAY"), "{status}");
+    assert!(
+        status.contains("DECRYPTION_FAILED") && !status.contains("DECRYPTION_OKAY"),
+        "{status}"
+    );
 }

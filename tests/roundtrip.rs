@@ -36,8 +36,14 @@ fn arb_message() -> impl Strategy<Value = TestMessage> {
     let field = ("[A-Z][a-z]{1,8}(-[A-Z][a-z]{1,6})?", "[ -~]{0,60}");
     let content = prop_oneof![
         Just(vec![]),
-        Just(vec!["Content-Type: text/plain; charset=utf-8".to_string(), "Content-Transfer-Encoding: 8bit".to_string()]),
-        Just(vec!["Content-Type: multipart/mixed;".to_string(), " boundary=\"b\"".to_string()]),
+        Just(vec![
+            "Content-Type: text/plain; charset=utf-8".to_string(),
+            "Content-Transfer-Encoding: 8bit".to_string()
+        ]),
+        Just(vec![
+            "Content-Type: multipart/mixed;".to_string(),
+            " boundary=\"b\"".to_string()
+        ]),
         Just(vec!["Content-Transfer-Encoding: binary".to_string()]),
         Just(vec!["content-type: application/octet-stream".to_string()]),
     ];
@@ -47,20 +53,29 @@ fn arb_message() -> impl Strategy<Value = TestMessage> {
         proptest::collection::vec(any::<u8>(), 0..3000),
         any::<bool>(),
     )
-        .prop_filter_map("no header may look like a Content-* field", |(fields, content, body, crlf)| {
-            if fields.iter().any(|(n, _)| n.to_ascii_lowercase().starts_with("content-")) {
-                return None;
-            }
-            let eol = if crlf { "\r\n" } else { "\n" };
-            Some(TestMessage {
-                name: "generated",
-                outer: fields.iter().map(|(n, v)| format!("{n}: {v}{eol}")).collect(),
-                content: content.iter().map(|l| format!("{l}{eol}")).collect(),
-                body,
-                eol,
-                has_separator: true,
-            })
-        })
+        .prop_filter_map(
+            "no header may look like a Content-* field",
+            |(fields, content, body, crlf)| {
+                if fields
+                    .iter()
+                    .any(|(n, _)| n.to_ascii_lowercase().starts_with("content-"))
+                {
+                    return None;
+                }
+                let eol = if crlf { "\r\n" } else { "\n" };
+                Some(TestMessage {
+                    name: "generated",
+                    outer: fields
+                        .iter()
+                        .map(|(n, v)| format!("{n}: {v}{eol}"))
+                        .collect(),
+                    content: content.iter().map(|l| format!("{l}{eol}")).collect(),
+                    body,
+                    eol,
+                    has_separator: true,
+                })
+            },
+        )
 }
 
 proptest! {
@@ -87,8 +102,16 @@ fn content_key_and_iv(smime: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let RecipientInfo::Ktri(ktri) = env.recip_infos.0.iter().next().unwrap() else {
         panic!("expected key transport");
     };
-    let cek = key.decrypt(Pkcs1v15Encrypt, ktri.enc_key.as_bytes()).unwrap();
-    let iv = env.encrypted_content.content_enc_alg.parameters.unwrap().value().to_vec();
+    let cek = key
+        .decrypt(Pkcs1v15Encrypt, ktri.enc_key.as_bytes())
+        .unwrap();
+    let iv = env
+        .encrypted_content
+        .content_enc_alg
+        .parameters
+        .unwrap()
+        .value()
+        .to_vec();
     (cek, iv)
 }
 
@@ -96,7 +119,9 @@ fn content_key_and_iv(smime: &[u8]) -> (Vec<u8>, Vec<u8>) {
 fn every_copy_has_its_own_content_key_and_iv() {
     let (env, _) = alice_envelope(ContentCipher::Aes256Cbc);
     let raw = support::messages::plain_text("\r\n").raw();
-    let copies: Vec<(Vec<u8>, Vec<u8>)> = (0..8).map(|_| content_key_and_iv(&sealed(&env, &raw))).collect();
+    let copies: Vec<(Vec<u8>, Vec<u8>)> = (0..8)
+        .map(|_| content_key_and_iv(&sealed(&env, &raw)))
+        .collect();
     for (i, a) in copies.iter().enumerate() {
         assert_eq!(a.0.len(), 32, "AES-256 key");
         for b in &copies[i + 1..] {
@@ -105,5 +130,9 @@ fn every_copy_has_its_own_content_key_and_iv() {
         }
     }
     let (env128, _) = alice_envelope(ContentCipher::Aes128Cbc);
-    assert_eq!(content_key_and_iv(&sealed(&env128, &raw)).0.len(), 16, "AES-128 key");
+    assert_eq!(
+        content_key_and_iv(&sealed(&env128, &raw)).0.len(),
+        16,
+        "AES-128 key"
+    );
 }

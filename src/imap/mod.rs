@@ -46,6 +46,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::{self, PemObject as _};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tracing::{info, info_span, warn, Instrument};
 
 pub use error::ImapError;
@@ -175,15 +177,16 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, Im
     };
     let cert_pem = std::fs::read(cert).map_err(|e| tls_err(cert, e.to_string()))?;
     let key_pem = std::fs::read(key).map_err(|e| tls_err(key, e.to_string()))?;
-    let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| tls_err(cert, format!("bad PEM: {e}")))?;
     if chain.is_empty() {
         return Err(tls_err(cert, "no CERTIFICATE block found".into()));
     }
-    let private = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| tls_err(key, format!("bad PEM: {e}")))?
-        .ok_or_else(|| tls_err(key, "no PRIVATE KEY block found".into()))?;
+    let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+        pem::Error::NoItemsFound => tls_err(key, "no PRIVATE KEY block found".into()),
+        e => tls_err(key, format!("bad PEM: {e}")),
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-pub use encrypt_hook::EncryptAtRest;
 pub use copy::Append;
+pub use encrypt_hook::EncryptAtRest;
 pub use error::DeliverError;
 pub use hooks::{HookChain, UnknownHook};
 

@@ -153,7 +153,9 @@ pub fn multipart_alternative() -> TestMessage {
 }
 
 pub fn multipart_binary() -> TestMessage {
-    let blob: Vec<u8> = (0..6000u32).map(|i| (i * 7 % 256).to_le_bytes()[0]).collect();
+    let blob: Vec<u8> = (0..6000u32)
+        .map(|i| (i * 7 % 256).to_le_bytes()[0])
+        .collect();
     let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
     let mut body_lines = vec![
         "This is a multi-part message in MIME format.".to_string(),
