@@ -117,29 +117,15 @@ fn acknowledged_mail_survives_ten_sigkills() {
         acked.len()
     );
 
-    let out = tempdir();
-    server.ok(&[
-        "export",
-        "alice@example.org",
-        "--to",
-        out.path().to_str().unwrap(),
-        "--mailbox",
-        "INBOX",
-    ]);
-    let cur = out.path().join("INBOX").join("cur");
-    let files: Vec<_> = std::fs::read_dir(cur)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let files = server.inbox("alice@example.org");
     let cert = x509_cert::Certificate::from_pem(alice.cert_pem()).unwrap();
     let decryptor =
         Decryptor::from_pem(&String::from_utf8(alice.key_pem()).unwrap(), Some(&cert)).unwrap();
     let mut stored = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        let bytes = std::fs::read(f).unwrap();
+    for (i, bytes) in files.iter().enumerate() {
         let inner = decryptor
-            .decrypt_message(&bytes)
-            .unwrap_or_else(|e| panic!("{} does not decrypt: {e}", f.display()));
+            .decrypt_message(bytes)
+            .unwrap_or_else(|e| panic!("message {i} does not decrypt: {e}"));
         let text = String::from_utf8(inner).unwrap();
         let marker = text
             .lines()
@@ -148,7 +134,7 @@ fn acknowledged_mail_survives_ten_sigkills() {
             .to_string();
         if i < 3 {
             assert!(
-                String::from_utf8_lossy(&openssl_decrypt(&bytes, &alice.cert, &alice.key))
+                String::from_utf8_lossy(&openssl_decrypt(bytes, &alice.cert, &alice.key))
                     .contains(&marker)
             );
         }

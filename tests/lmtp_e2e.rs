@@ -7,29 +7,9 @@ mod support;
 
 use std::process::Command;
 
-use support::pki::{pair, tempdir};
+use support::pki::pair;
 use support::server::Server;
 use support::tools::{found_in_files, openssl_decrypt, python, require, run};
-
-/// The messages exported from `email`'s INBOX with `sealmail export`.
-fn exported(server: &Server, email: &str) -> Vec<Vec<u8>> {
-    let out = tempdir();
-    server.ok(&[
-        "export",
-        email,
-        "--to",
-        out.path().to_str().unwrap(),
-        "--mailbox",
-        "INBOX",
-    ]);
-    let cur = out.path().join("INBOX").join("cur");
-    let mut files: Vec<_> = std::fs::read_dir(cur)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
-}
 
 fn swaks(port: u16, to: &str, body: &str) -> String {
     require("swaks");
@@ -77,7 +57,7 @@ fn swaks_delivery_to_an_opted_in_account_is_stored_as_smime_only() {
     assert!(transcript.contains("250 2.0.0"), "{transcript}");
     swaks(server.lmtp_port, "bob@example.org", clear);
 
-    let stored = exported(&server, "alice@example.org");
+    let stored = server.inbox("alice@example.org");
     assert_eq!(stored.len(), 1);
     let text = String::from_utf8_lossy(&stored[0]);
     assert!(
@@ -130,12 +110,12 @@ fn smtplib_lmtp_gets_550_for_an_unknown_recipient_and_delivers_the_others() {
         .unwrap()
         .contains("5.1.1"));
     assert_eq!(refused.as_object().unwrap().len(), 1);
-    let a = exported(&server, "alice@example.org");
+    let a = server.inbox("alice@example.org");
     assert!(
         String::from_utf8_lossy(&openssl_decrypt(&a[0], &alice.cert, &alice.key))
             .contains("hello from smtplib")
     );
-    let b = exported(&server, "bob@example.org");
+    let b = server.inbox("bob@example.org");
     assert!(String::from_utf8_lossy(&b[0]).contains("hello from smtplib"));
 }
 
@@ -189,14 +169,14 @@ fn one_reply_per_recipient_and_one_for_a_whole_list() {
         "{out}"
     );
     assert!(replies[1].starts_with("250 2.0.0"), "{out}");
-    let a = exported(&server, "alice@example.org");
+    let a = server.inbox("alice@example.org");
     assert_eq!(a.len(), 1);
     assert!(
         String::from_utf8_lossy(&openssl_decrypt(&a[0], &alice.cert, &alice.key))
             .contains("to the list")
     );
     assert_eq!(
-        exported(&server, "bob@example.org").len(),
+        server.inbox("bob@example.org").len(),
         2,
         "one from the list, one direct"
     );

@@ -14,26 +14,6 @@ use support::pki::{pair, tempdir, KeyPair};
 use support::server::Server;
 use support::tools::{found_in_files, lf, openssl_decrypt, run};
 
-/// `(file name, bytes)` of every message `sealmail export` writes for
-/// `mailbox`, in name order. Names are `DATE.uUID.sealmail:2,FLAGS`.
-fn exported(server: &Server, email: &str, mailbox: &str) -> Vec<(String, Vec<u8>)> {
-    let out = tempdir();
-    let dir = out.path().to_str().unwrap();
-    server.ok(&["export", email, "--to", dir, "--mailbox", mailbox]);
-    let mut files: Vec<_> = std::fs::read_dir(out.path().join(mailbox).join("cur"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|p| {
-            let name = p.file_name().unwrap().to_str().unwrap().to_string();
-            (name, std::fs::read(p).unwrap())
-        })
-        .collect()
-}
-
 fn opted_in(server: &Server, email: &str) -> KeyPair {
     let k = pair(email, 2048);
     server.ok(&["account", "add", email]);
@@ -132,7 +112,7 @@ fn maildir_import_is_encrypted_keeps_flags_and_dates_and_runs_once() {
         "{out}"
     );
 
-    let stored = exported(&server, "alice@example.org", "INBOX");
+    let stored = server.export_named("alice@example.org", "INBOX");
     assert_eq!(stored.len(), 3);
     for ((name, bytes), (date, flags, raw)) in stored.iter().zip(&messages) {
         assert!(name.starts_with(&format!("{date}.u")), "{name}");
@@ -150,7 +130,7 @@ fn maildir_import_is_encrypted_keeps_flags_and_dates_and_runs_once() {
         again.contains("imported 0, already there 3, refused 0"),
         "{again}"
     );
-    assert_eq!(exported(&server, "alice@example.org", "INBOX").len(), 3);
+    assert_eq!(server.export_named("alice@example.org", "INBOX").len(), 3);
 }
 
 #[test]
@@ -178,7 +158,7 @@ fn mbox_import_unescapes_from_lines_into_a_new_mailbox() {
         out.contains("imported 2, already there 0, refused 0"),
         "{out}"
     );
-    let stored = exported(&server, "bob@example.org", "Old/2002");
+    let stored = server.export_named("bob@example.org", "Old/2002");
     assert_eq!(stored.len(), 2);
     let by_uid = |uid: &str| {
         let (name, bytes) = stored.iter().find(|(n, _)| n.contains(uid)).unwrap();
@@ -233,8 +213,8 @@ fn reencrypt_encrypts_plaintext_in_place_and_a_second_run_does_nothing() {
     let archived = three_messages(archive.path(), &format!("{marker}-archive"), "second");
     let archive_path = archive.path().to_str().unwrap();
     server.ok(&["import", email, archive_path, "--mailbox", "Archive"]);
-    let before_inbox = exported(&server, email, "INBOX");
-    let before_archive = exported(&server, email, "Archive");
+    let before_inbox = server.export_named(email, "INBOX");
+    let before_archive = server.export_named(email, "Archive");
     assert!(
         String::from_utf8_lossy(&before_inbox[0].1).contains(marker),
         "stored in clear"
@@ -255,7 +235,7 @@ fn reencrypt_encrypts_plaintext_in_place_and_a_second_run_does_nothing() {
         ("Archive", &before_archive, &archived),
     ];
     for (mailbox, before, messages) in expected {
-        let after = exported(&server, email, mailbox);
+        let after = server.export_named(email, mailbox);
         let names =
             |v: &Vec<(String, Vec<u8>)>| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
         assert_eq!(
@@ -276,11 +256,11 @@ fn reencrypt_encrypts_plaintext_in_place_and_a_second_run_does_nothing() {
         Vec::<std::path::PathBuf>::new()
     );
 
-    let snapshot = exported(&server, email, "INBOX");
+    let snapshot = server.export_named(email, "INBOX");
     let again = server.ok(&["reencrypt", email]);
     assert!(again.contains("encrypted 0 messages"), "{again}");
     assert_eq!(
-        exported(&server, email, "INBOX"),
+        server.export_named(email, "INBOX"),
         snapshot,
         "second run changes nothing"
     );

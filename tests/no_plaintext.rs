@@ -141,19 +141,8 @@ print("sent")
     lmtp("bob@example.org", control);
 
     // Everything arrived, encrypted: export and open each with alice's key.
-    let out = support::pki::tempdir();
-    server.ok(&[
-        "export",
-        "alice@example.org",
-        "--to",
-        out.path().to_str().unwrap(),
-        "--mailbox",
-        "INBOX",
-    ]);
-    let cur = out.path().join("INBOX").join("cur");
     let mut opened = String::new();
-    for f in std::fs::read_dir(cur).unwrap() {
-        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+    for bytes in server.inbox("alice@example.org") {
         opened.push_str(&String::from_utf8_lossy(&openssl_decrypt(
             &bytes,
             &alice.cert,
@@ -163,7 +152,6 @@ print("sent")
     for m in markers {
         assert!(opened.contains(m), "{m} did not arrive");
     }
-    drop(out);
 
     assert!(
         !found_in_files(&server.data_dir, control.as_bytes()).is_empty(),

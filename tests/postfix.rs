@@ -263,26 +263,6 @@ smtp.quit()
 print(json.dumps(refused))
 "#;
 
-/// The messages exported from `email`'s INBOX with `sealmail export`.
-fn exported(server: &Server, email: &str) -> Vec<Vec<u8>> {
-    let out = tempdir();
-    server.ok(&[
-        "export",
-        email,
-        "--to",
-        out.path().to_str().unwrap(),
-        "--mailbox",
-        "INBOX",
-    ]);
-    let cur = out.path().join("INBOX").join("cur");
-    let mut files: Vec<_> = std::fs::read_dir(cur)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -305,8 +285,8 @@ fn wait_delivered(server: &Server, postfix: &Postfix) -> (Vec<u8>, Vec<u8>) {
     let deadline = Instant::now() + DELIVERY_TIMEOUT;
     let (mut a, mut b, log) = loop {
         let (a, b) = (
-            exported(server, "alice@example.org"),
-            exported(server, "bob@example.org"),
+            server.inbox("alice@example.org"),
+            server.inbox("bob@example.org"),
         );
         let log = postfix.log();
         let done = ["alice@example.org", "bob@example.org", "nobody@example.org"]

@@ -257,3 +257,34 @@ impl Server {
             .unwrap()
     }
 }
+
+impl Server {
+    /// `(file name, bytes)` of every message `sealmail export` writes for
+    /// `mailbox` of `email`, in name order. Names are
+    /// `DATE.uUID.sealmail:2,FLAGS`.
+    pub fn export_named(&self, email: &str, mailbox: &str) -> Vec<(String, Vec<u8>)> {
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path().to_str().unwrap();
+        self.ok(&["export", email, "--to", dir, "--mailbox", mailbox]);
+        let mut files: Vec<_> = std::fs::read_dir(out.path().join(mailbox).join("cur"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                let name = p.file_name().unwrap().to_str().unwrap().to_string();
+                (name, std::fs::read(p).unwrap())
+            })
+            .collect()
+    }
+
+    /// The messages of `email`'s INBOX as stored, via `sealmail export`.
+    pub fn inbox(&self, email: &str) -> Vec<Vec<u8>> {
+        self.export_named(email, "INBOX")
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect()
+    }
+}
