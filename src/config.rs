@@ -40,7 +40,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A `SEALMAIL_*` variable that names no key.
-    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, imap.listen, imap.tls_listen, jmap.listen, tls.cert, tls.key, limits.max_message_size, hooks.chain")]
+    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, imap.listen, imap.tls_listen, jmap.listen, tls.cert, tls.key, limits.max_message_size, hooks.chain, store.master_key")]
     UnknownEnv {
         /// The variable.
         var: String,
@@ -68,6 +68,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[hooks]`
     pub hooks: Hooks,
+    /// `[store]`
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -81,6 +83,7 @@ impl Default for Config {
             tls: Tls::default(),
             limits: Limits::default(),
             hooks: Hooks::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -166,6 +169,28 @@ impl Default for Limits {
         Self {
             max_message_size: 50 * 1024 * 1024,
         }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// The server master key file (32 bytes, mode 0600; created at first
+    /// start). Unset: `data_dir/master.key`. It seals mailing-list private
+    /// keys; kept on other storage, a copy of the data directory alone
+    /// does not reveal them.
+    pub master_key: Option<PathBuf>,
+}
+
+impl Config {
+    /// The master key file: `[store] master_key`, or `data_dir/master.key`.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.store
+            .master_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 }
 

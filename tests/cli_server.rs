@@ -308,3 +308,33 @@ fn an_unknown_config_key_is_named() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("port"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_master_key_can_live_outside_the_data_dir() {
+    let data = tempdir();
+    let keys = tempdir();
+    let key_path = keys.path().join("sealmail-master.key");
+    let list_key = pair("news@example.org", 2048);
+    let server = Server::start_with_env(
+        data.path(),
+        &[("SEALMAIL_STORE_MASTER_KEY", key_path.to_str().unwrap())],
+    );
+    server.ok(&["list", "add", "news@example.org"]);
+    server.ok(&[
+        "list",
+        "key",
+        "add",
+        "news@example.org",
+        "--cert",
+        list_key.cert.to_str().unwrap(),
+        "--key",
+        list_key.key.to_str().unwrap(),
+    ]);
+    assert!(
+        !data.path().join("master.key").exists(),
+        "master key written into the data dir"
+    );
+    let meta = std::fs::metadata(&key_path).unwrap();
+    assert_eq!(meta.len(), 32);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}

@@ -40,6 +40,12 @@ pub struct Split<'a> {
 impl<'a> Split<'a> {
     /// Splits `raw`. Never fails: any byte sequence is a message whose
     /// header may be empty.
+    ///
+    /// ```
+    /// let s = sealmail::smime::Split::new(b"Subject: hi\r\nContent-Type: text/plain\r\n\r\nbody");
+    /// assert_eq!(s.outer, vec![&b"Subject: hi\r\n"[..]]);
+    /// assert_eq!(s.inner_entity(), b"Content-Type: text/plain\r\n\r\nbody");
+    /// ```
     pub fn new(raw: &'a [u8]) -> Self {
         let eol = line_ending(raw);
         let mut outer = Vec::new();

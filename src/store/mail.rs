@@ -40,8 +40,15 @@ impl MailStore {
     /// Opens the RocksDB store at `data_dir/db` with the master key
     /// `data_dir/master.key` (created if missing).
     pub fn open(data_dir: &Path) -> Result<Self, MailError> {
+        Self::open_with_master_key(data_dir, &data_dir.join("master.key"))
+    }
+
+    /// Opens the RocksDB store at `data_dir/db` with the master key file
+    /// `master_key` (created, mode 0600, if missing); kept apart from the
+    /// data directory, a copy of `db/` alone does not reveal list keys.
+    pub fn open_with_master_key(data_dir: &Path, master_key: &Path) -> Result<Self, MailError> {
         let store = RocksStore::open(data_dir)?;
-        let key = MasterKey::load_or_create(&data_dir.join("master.key"))?;
+        let key = MasterKey::load_or_create(master_key)?;
         Ok(Self::new(Arc::new(store), key))
     }
 

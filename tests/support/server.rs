@@ -45,6 +45,11 @@ impl Server {
 
     /// Starts a server on `data_dir` and waits until its socket answers.
     pub fn start_on(data_dir: &Path) -> Self {
+        Self::start_with_env(data_dir, &[])
+    }
+
+    /// Starts a server on `data_dir` with extra environment (config keys).
+    pub fn start_with_env(data_dir: &Path, envs: &[(&str, &str)]) -> Self {
         let (lmtp_port, imap_port, jmap_port) = (free_port(), free_port(), free_port());
         let scratch = tempfile::tempdir().unwrap();
         let tmp = scratch.path().join("tmp");
@@ -60,6 +65,7 @@ impl Server {
             .env("SEALMAIL_LMTP_LISTEN", format!("127.0.0.1:{lmtp_port}"))
             .env("SEALMAIL_IMAP_LISTEN", format!("127.0.0.1:{imap_port}"))
             .env("SEALMAIL_JMAP_LISTEN", format!("127.0.0.1:{jmap_port}"))
+            .envs(envs.iter().copied())
             .env("SEALMAIL_LOG", "debug")
             .env("TMPDIR", &tmp)
             .stdin(Stdio::null())
