@@ -40,7 +40,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A `SEALMAIL_*` variable that names no key.
-    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, imap.listen, imap.tls_listen, jmap.listen, tls.cert, tls.key, limits.max_message_size, hooks.chain, store.master_key")]
+    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, imap.listen, imap.tls_listen, jmap.listen, tls.cert, tls.key, limits.max_message_size, hooks.chain, store.master_key, lists.notice_template")]
     UnknownEnv {
         /// The variable.
         var: String,
@@ -70,6 +70,8 @@ pub struct Config {
     pub hooks: Hooks,
     /// `[store]`
     pub store: StoreConfig,
+    /// `[lists]`
+    pub lists: Lists,
 }
 
 impl Default for Config {
@@ -84,6 +86,7 @@ impl Default for Config {
             limits: Limits::default(),
             hooks: Hooks::default(),
             store: StoreConfig::default(),
+            lists: Lists::default(),
         }
     }
 }
@@ -192,6 +195,18 @@ impl Config {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
+}
+
+/// `[lists]`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Lists {
+    /// A text file with the body of the notice a list member without a
+    /// usable certificate receives instead of mail sent encrypted to the
+    /// list. Placeholders: `{list}`, `{member}`, `{subject}`,
+    /// `{message_id}`, `{marker}`. Unset: the built-in text.
+    pub notice_template: Option<PathBuf>,
 }
 
 /// `[hooks]`

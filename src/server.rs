@@ -73,6 +73,15 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// `[lists] notice_template` cannot be read.
+    #[error("cannot read [lists] notice_template {path}: {source}")]
+    NoticeTemplate {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// `[hooks] chain` names a hook that does not exist.
     #[error(transparent)]
     Hooks(crate::ingest::UnknownHook),
@@ -170,11 +179,16 @@ impl Services {
     /// The services over `store` as `config` describes them.
     pub fn new(store: Arc<MailStore>, config: Config) -> Result<Self, ServerError> {
         let chain = HookChain::from_names(&config.hooks.chain).map_err(ServerError::Hooks)?;
-        let ingest = Arc::new(Ingest::new(
-            Arc::clone(&store),
-            chain,
-            Arc::new(Notifier::new()),
-        ));
+        let mut ingest = Ingest::new(Arc::clone(&store), chain, Arc::new(Notifier::new()));
+        if let Some(path) = &config.lists.notice_template {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ServerError::NoticeTemplate {
+                    path: path.clone(),
+                    source,
+                })?;
+            ingest = ingest.with_notice_template(text);
+        }
+        let ingest = Arc::new(ingest);
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => {
                 Some(crate::imap::load_tls(cert, key).map_err(ServerError::Tls)?)

@@ -308,3 +308,25 @@ fn mail_encrypted_for_someone_else_reaches_every_member_intact() {
         assert!(inbox_of(&t, member)[0].ends_with(&smime), "{member}");
     }
 }
+
+#[test]
+fn the_cert_missing_notice_text_is_configurable() {
+    let t = TestStore::with_notice_template("Dear {member}: {list} got \"{subject}\" ({message_id}) encrypted. [{marker}]\nUpload a certificate.\n");
+    let (_, _, list_key) = list_with_three_members(&t);
+    let smime = run(
+        Command::new("openssl")
+            .args(["cms", "-encrypt", "-aes256", "-subject", "Quarterly"])
+            .arg(&list_key.cert),
+        b"Content-Type: text/plain\r\n\r\nsecret\r\n",
+    );
+    let smime = [b"Message-ID: <q-1@example.net>\r\n".to_vec(), smime].concat();
+    t.deliver(&["team@example.org"], &smime)[0]
+        .as_ref()
+        .unwrap();
+    let notice = String::from_utf8(inbox_of(&t, "bob@example.org")[0].clone()).unwrap();
+    assert!(
+        notice.contains("Dear bob@example.org: team@example.org got \"Quarterly\" (<q-1@example.net>) encrypted. [x509-user-cert-missing]\r\nUpload a certificate.\r\n"),
+        "{notice}"
+    );
+    assert!(!notice.contains("secret"));
+}

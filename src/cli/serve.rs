@@ -25,7 +25,8 @@ pub(super) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             | ServerError::Bind { .. }
             | ServerError::DataDir { .. }
             | ServerError::Tls(_)
-            | ServerError::TlsIncomplete),
+            | ServerError::TlsIncomplete
+            | ServerError::NoticeTemplate { .. }),
         ) => {
             eprintln!("sealmail serve: {e}");
             Ok(ExitCode::from(EXIT_USER))

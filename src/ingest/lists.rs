@@ -81,6 +81,7 @@ impl Ingest {
                 list: Arc::clone(&list_rec),
                 content: Arc::clone(&content),
                 members: chunk.to_vec(),
+                notice_template: self.notice_template.clone(),
             };
             jobs.spawn_blocking(move || {
                 let _permit = permit;
@@ -211,6 +212,7 @@ struct ChunkJob {
     list: Arc<MailingList>,
     content: Arc<Content>,
     members: Vec<String>,
+    notice_template: Option<Arc<str>>,
 }
 
 impl ChunkJob {
@@ -308,6 +310,7 @@ impl ChunkJob {
                     member,
                     original,
                     time::OffsetDateTime::now_utc(),
+                    self.notice_template.as_deref(),
                 );
                 (
                     with_trace_fields(&self.envelope, member, &notice),

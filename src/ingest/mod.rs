@@ -69,6 +69,9 @@ pub struct Ingest {
     /// Caps concurrent hook-chain work (encryption) at the number of
     /// cores, so deliveries queue instead of thrashing the blocking pool.
     pub(crate) cpu: Arc<Semaphore>,
+    /// Body of the cert-missing notice (`[lists] notice_template`); the
+    /// built-in text when `None`.
+    pub(crate) notice_template: Option<Arc<str>>,
 }
 
 impl Ingest {
@@ -80,7 +83,17 @@ impl Ingest {
             chain,
             notifier,
             cpu: Arc::new(Semaphore::new(cores)),
+            notice_template: None,
         }
+    }
+
+    /// The same pipeline with `template` as the body of the notice a list
+    /// member without a certificate gets (placeholders `{list}`,
+    /// `{member}`, `{subject}`, `{message_id}`, `{marker}`).
+    #[must_use]
+    pub fn with_notice_template(mut self, template: String) -> Self {
+        self.notice_template = Some(template.into());
+        self
     }
 
     /// The store underneath.

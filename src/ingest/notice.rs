@@ -8,6 +8,33 @@ use rand::RngCore as _;
 /// The notice's marker, also in an `X-Sealmail-Notice` field for filters.
 pub(crate) const CERT_MISSING: &str = "x509-user-cert-missing";
 
+/// The body when `[lists] notice_template` is not set. Placeholders:
+/// `{list}`, `{member}`, `{subject}`, `{message_id}`, `{marker}`.
+pub(crate) const DEFAULT_TEMPLATE: &str = "\
+A message was sent encrypted to the list {list}. It was not delivered to you
+because you have no usable S/MIME certificate on this server, and an
+encrypted message is never stored in clear.
+
+Subject:    {subject}
+Message-ID: {message_id}
+
+To receive encrypted list mail, upload your certificate: in a JMAP client
+(Certificate/set), or ask your mail operator to run
+`sealmail cert add {member} YOUR-CERT.pem`.
+
+({marker})
+";
+
+/// `text` with every line ended by CRLF.
+fn crlf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.lines() {
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out
+}
+
 /// What the notice quotes of the original (clear header values, raw).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Original {
@@ -22,6 +49,7 @@ pub(crate) fn cert_missing(
     member: &str,
     original: &Original,
     now: time::OffsetDateTime,
+    template: Option<&str>,
 ) -> Vec<u8> {
     let date = now
         .format(&time::format_description::well_known::Rfc2822)
@@ -47,20 +75,14 @@ pub(crate) fn cert_missing(
     if let Some(mid) = &original.message_id {
         fields.push(format!("In-Reply-To: {mid}"));
     }
-    let body = format!(
-        "A message was sent encrypted to the list {list}. It was not delivered to you\r\n\
-         because you have no usable S/MIME certificate on this server, and an\r\n\
-         encrypted message is never stored in clear.\r\n\
-         \r\n\
-         Subject:    {subject}\r\n\
-         Message-ID: {message_id}\r\n\
-         \r\n\
-         To receive encrypted list mail, upload your certificate: in a JMAP client\r\n\
-         (Certificate/set), or ask your mail operator to run\r\n\
-         `sealmail cert add {member} YOUR-CERT.pem`.\r\n\
-         \r\n\
-         ({CERT_MISSING})\r\n"
-    );
+    let body = template
+        .unwrap_or(DEFAULT_TEMPLATE)
+        .replace("{list}", list)
+        .replace("{member}", member)
+        .replace("{subject}", subject)
+        .replace("{message_id}", message_id)
+        .replace("{marker}", CERT_MISSING);
+    let body = crlf(&body);
     let mut raw = fields.join("\r\n").into_bytes();
     raw.extend_from_slice(b"\r\n\r\n");
     raw.extend_from_slice(body.as_bytes());

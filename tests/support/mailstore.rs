@@ -38,6 +38,18 @@ impl TestStore {
         Self::with_chain(&["encrypt-at-rest"])
     }
 
+    /// A store whose list notices use `template`.
+    pub fn with_notice_template(template: &str) -> Self {
+        let t = Self::new();
+        let ingest = Ingest::new(
+            Arc::clone(&t.store),
+            HookChain::from_names(&["encrypt-at-rest".to_string()]).unwrap(),
+            Arc::new(Notifier::new()),
+        )
+        .with_notice_template(template.to_string());
+        Self { ingest, ..t }
+    }
+
     /// An account with the given certificates; encryption on if `encrypt`.
     pub fn account(&self, email: &str, certs: &[&KeyPair], encrypt: bool) -> AccountId {
         let account = self.store.add_account(email, None, &[]).unwrap();
