@@ -99,21 +99,7 @@ pub fn add_certificates(
 
 /// What the store records of a checked certificate.
 pub fn new_certificate(cert: &ParsedCert, description: &str) -> NewCertificate {
-    let info = cert.info();
-    NewCertificate {
-        fingerprint: cert.fingerprint(),
-        der: cert.der().to_vec(),
-        subject: info.subject,
-        issuer: info.issuer,
-        serial_number: info.serial_number,
-        email_addresses: info.email_addresses,
-        not_before: info.not_before.unix_timestamp(),
-        not_after: info.not_after.unix_timestamp(),
-        key_algorithm: info.key_algorithm,
-        key_size: info.key_size,
-        description: description.to_string(),
-        is_active: true,
-    }
+    NewCertificate::from_info(cert.der().to_vec(), &cert.info(), description.to_string())
 }
 
 /// Parses an algorithm as the CLI (`aes256`) or JMAP (`AES-256-CBC`) names it.

@@ -186,17 +186,7 @@ impl Ingest {
         id: AccountId,
         data: Arc<Vec<u8>>,
     ) -> Result<Delivered, DeliverError> {
-        let _permit = self
-            .cpu
-            .acquire()
-            .await
-            .map_err(|_| DeliverError::Refused {
-                rcpt: rcpt.to_string(),
-                source: sealmail_plugin_api::HookError::temporary(
-                    "4.3.2",
-                    "server is shutting down",
-                ),
-            })?;
+        let _permit = self.cpu_permit(rcpt).await?;
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();
         let envelope = envelope.clone();
@@ -275,17 +265,7 @@ impl Ingest {
         append: Append,
         raw: Vec<u8>,
     ) -> Result<crate::store::Message, DeliverError> {
-        let _permit = self
-            .cpu
-            .acquire()
-            .await
-            .map_err(|_| DeliverError::Refused {
-                rcpt: append.account.to_string(),
-                source: sealmail_plugin_api::HookError::temporary(
-                    "4.3.2",
-                    "server is shutting down",
-                ),
-            })?;
+        let _permit = self.cpu_permit(&append.account.to_string()).await?;
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();
         let id = append.account;

@@ -70,10 +70,7 @@ impl Ingest {
         let mut tally = Tally::default();
         let mut failure = None;
         for chunk in members.chunks(CHUNK) {
-            let permit = Arc::clone(&self.cpu)
-                .acquire_owned()
-                .await
-                .map_err(|_| shutting_down(list))?;
+            let permit = self.cpu_permit(list).await?;
             let job = ChunkJob {
                 store: Arc::clone(&self.store),
                 chain: self.chain.clone(),
@@ -103,13 +100,6 @@ impl Ingest {
             notices: tally.notices,
             skipped: tally.skipped,
         })
-    }
-}
-
-fn shutting_down(list: &str) -> DeliverError {
-    DeliverError::Refused {
-        rcpt: list.to_string(),
-        source: sealmail_plugin_api::HookError::temporary("4.3.2", "server is shutting down"),
     }
 }
 

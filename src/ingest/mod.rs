@@ -96,6 +96,24 @@ impl Ingest {
         self
     }
 
+    /// A slot of the CPU-heavy work pool; refused (4.3.2) only when the
+    /// server is shutting down and the pool is closed.
+    pub(crate) async fn cpu_permit(
+        &self,
+        rcpt: &str,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, DeliverError> {
+        Arc::clone(&self.cpu)
+            .acquire_owned()
+            .await
+            .map_err(|_| DeliverError::Refused {
+                rcpt: rcpt.to_string(),
+                source: sealmail_plugin_api::HookError::temporary(
+                    "4.3.2",
+                    "server is shutting down",
+                ),
+            })
+    }
+
     /// The store underneath.
     pub fn store(&self) -> &Arc<MailStore> {
         &self.store

@@ -30,7 +30,7 @@ impl Ingest {
         raw: Vec<u8>,
     ) -> Result<Option<Message>, DeliverError> {
         append.source = Source::Migration;
-        let _permit = self.cpu_permit(append.account).await?;
+        let _permit = self.cpu_permit(&append.account.to_string()).await?;
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();
         let id = append.account;
@@ -55,7 +55,7 @@ impl Ingest {
         mailbox: MailboxId,
         uid: Uid,
     ) -> Result<Option<Message>, DeliverError> {
-        let _permit = self.cpu_permit(account).await?;
+        let _permit = self.cpu_permit(&account.to_string()).await?;
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();
         let replaced = tokio::task::spawn_blocking(move || {
@@ -66,22 +66,6 @@ impl Ingest {
             self.notifier.notify(account);
         }
         Ok(replaced)
-    }
-
-    async fn cpu_permit(
-        &self,
-        account: AccountId,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, DeliverError> {
-        Arc::clone(&self.cpu)
-            .acquire_owned()
-            .await
-            .map_err(|_| DeliverError::Refused {
-                rcpt: account.to_string(),
-                source: sealmail_plugin_api::HookError::temporary(
-                    "4.3.2",
-                    "server is shutting down",
-                ),
-            })
     }
 }
 
