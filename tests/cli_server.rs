@@ -14,6 +14,16 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts a user error: exit code 1 and `words` in the message.
+fn refused(o: &std::process::Output, words: &str) {
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
+    assert!(
+        stderr(o).contains(words),
+        "expected {words:?} in: {}",
+        stderr(o)
+    );
+}
+
 #[test]
 fn everything_survives_sigkill_and_restart() {
     let dir = tempdir();
@@ -118,12 +128,7 @@ fn the_data_dir_is_private_and_a_second_server_is_refused() {
         binary().args(["serve", "--data-dir"]).arg(&server.data_dir),
         b"",
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("another sealmail server"),
-        "{}",
-        stderr(&out)
-    );
+    refused(&out, "another sealmail server");
     assert!(server.terminate().success(), "SIGTERM gives a clean exit");
     assert!(
         !server.data_dir.join("admin.sock").exists(),
@@ -175,12 +180,7 @@ fn user_errors_exit_1_with_what_to_do() {
         ],
         b"",
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("no account nobody@example.org"),
-        "{}",
-        stderr(&out)
-    );
+    refused(&out, "no account nobody@example.org");
 
     server.ok(&["account", "add", "alice@example.org"]);
     let dir = tempdir();
@@ -200,8 +200,7 @@ fn user_errors_exit_1_with_what_to_do() {
         ],
         b"",
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("CA certificate"), "{}", stderr(&out));
+    refused(&out, "CA certificate");
 
     let bob = pair("bob@example.org", 2048);
     let out = server.cli(
@@ -213,12 +212,7 @@ fn user_errors_exit_1_with_what_to_do() {
         ],
         b"",
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("bob@example.org"),
-        "names the certificate's address: {}",
-        stderr(&out)
-    );
+    refused(&out, "bob@example.org");
 
     server.ok(&[
         "cert",
@@ -235,18 +229,12 @@ fn user_errors_exit_1_with_what_to_do() {
         ],
         b"",
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("already on the account"),
-        "{}",
-        stderr(&out)
-    );
+    refused(&out, "already on the account");
 
     let out = server.cli(&["encryption", "enable", "bob@example.org"], b"");
     assert_eq!(out.status.code(), Some(1));
     let out = server.cli(&["account", "add", "alice@example.org"], b"");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("already used"), "{}", stderr(&out));
+    refused(&out, "already used");
 }
 
 #[test]
@@ -271,12 +259,7 @@ fn the_last_active_certificate_cannot_be_removed_while_encryption_is_on() {
         .collect::<Vec<_>>()
         .join(":");
     let out = server.cli(&["cert", "remove", "alice@example.org", &with_colons], b"");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("disable encryption or add a certificate first"),
-        "{}",
-        stderr(&out)
-    );
+    refused(&out, "disable encryption or add a certificate first");
     server.ok(&["encryption", "disable", "alice@example.org"]);
     server.ok(&["cert", "remove", "alice@example.org", &with_colons]);
     assert!(
@@ -297,16 +280,14 @@ fn an_unknown_config_key_is_named() {
     )
     .unwrap();
     let out = run_unchecked(binary().args(["serve", "--config"]).arg(&config), b"");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("listen_adress"), "{}", stderr(&out));
+    refused(&out, "listen_adress");
     let out = run_unchecked(
         binary()
             .args(["account", "list"])
             .env("SEALMAIL_IMAP_PORT", "1"),
         b"",
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("port"), "{}", stderr(&out));
+    refused(&out, "port");
 }
 
 #[test]
