@@ -5,15 +5,80 @@
 //! Any failure (no header, unknown user, wrong password, an account that
 //! cannot log in) gives the same 401, so the answer does not tell which
 //! addresses exist.
+//!
+//! Checking an argon2id hash costs tens of milliseconds of CPU by design,
+//! and a JMAP client sends its credentials with every request, so a
+//! successful check is remembered for [`CACHE_TTL`] under a salted SHA-256
+//! of the credentials (never the password itself). The account is loaded
+//! afresh on every request, so a removed account is refused at once; a
+//! changed password stops working within the TTL (Dovecot's auth cache
+//! makes the same trade with a one-hour default).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::RngCore as _;
+use sha2::{Digest as _, Sha256};
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
 use super::Server;
-use crate::store::Account;
+use crate::store::{Account, AccountId};
+
+/// How long a successful password check is remembered.
+pub(crate) const CACHE_TTL: Duration = Duration::from_secs(5 * 60);
+/// Entries kept at most; the table is emptied when full (a spray of
+/// distinct credentials cannot grow it, and real clients simply re-check).
+const CACHE_ENTRIES: usize = 10_000;
+
+/// Successful credential checks, keyed by a salted hash of the credentials.
+#[derive(Debug)]
+pub(crate) struct AuthCache {
+    salt: [u8; 32],
+    // why: a std Mutex, held for one map operation, never across an await.
+    entries: Mutex<HashMap<[u8; 32], (AccountId, Instant)>>,
+}
+
+impl Default for AuthCache {
+    fn default() -> Self {
+        let mut salt = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut salt);
+        Self {
+            salt,
+            entries: Mutex::default(),
+        }
+    }
+}
+
+impl AuthCache {
+    fn key(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        h.update(user.as_bytes());
+        h.update([0]);
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<AccountId> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(id, _)| *id)
+    }
+
+    fn put(&self, key: [u8; 32], id: AccountId) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (id, Instant::now()));
+    }
+}
 
 /// The authenticated account of a request, or the 401 to send.
 pub(crate) async fn authenticate(
@@ -23,9 +88,14 @@ pub(crate) async fn authenticate(
     let Some((user, password)) = basic_credentials(headers) else {
         return Err(unauthorized());
     };
+    let cache_key = server.auth_cache.key(&user, &password);
+    let cached = server.auth_cache.get(&cache_key);
     let store = Arc::clone(&server.ctx.store);
     let checked = tokio::task::spawn_blocking(move || {
         let account = store.account_by_address(&user).ok()?;
+        if cached == Some(account.id) && account.has_password {
+            return Some(account);
+        }
         match store.verify_password(account.id, &password) {
             Ok(true) => Some(account),
             Ok(false) => None,
@@ -37,7 +107,10 @@ pub(crate) async fn authenticate(
     })
     .await;
     match checked {
-        Ok(Some(account)) => Ok(account),
+        Ok(Some(account)) => {
+            server.auth_cache.put(cache_key, account.id);
+            Ok(account)
+        }
         _ => Err(unauthorized()),
     }
 }
@@ -67,4 +140,30 @@ fn unauthorized() -> Response {
         "authentication required: give the account's address and password (HTTP Basic)\n",
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_is_keyed_by_user_and_password() {
+        let cache = AuthCache::default();
+        let key = cache.key("a@example.org", "right");
+        assert_ne!(key, cache.key("a@example.org", "wrong"));
+        assert_ne!(
+            key,
+            cache.key("a@example.orgr", "ight"),
+            "the separator keeps fields apart"
+        );
+        assert_ne!(
+            key,
+            AuthCache::default().key("a@example.org", "right"),
+            "salted per server"
+        );
+        assert_eq!(cache.get(&key), None);
+        cache.put(key, AccountId(7));
+        assert_eq!(cache.get(&key), Some(AccountId(7)));
+        assert_eq!(cache.get(&cache.key("a@example.org", "wrong")), None);
+    }
 }

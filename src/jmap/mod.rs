@@ -115,6 +115,7 @@ pub(crate) struct Server {
     pub(crate) uploads: blob::Uploads,
     pub(crate) request_slots: Semaphore,
     pub(crate) upload_slots: Semaphore,
+    pub(crate) auth_cache: auth::AuthCache,
 }
 
 /// The JMAP routes: session, API, upload, download, event source.
@@ -122,6 +123,7 @@ pub fn router(ctx: Arc<JmapContext>) -> Router {
     let server = Arc::new(Server {
         ctx,
         uploads: blob::Uploads::default(),
+        auth_cache: auth::AuthCache::default(),
         request_slots: Semaphore::new(limits::CONCURRENT_REQUESTS),
         upload_slots: Semaphore::new(limits::CONCURRENT_UPLOAD),
     });
