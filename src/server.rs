@@ -230,6 +230,7 @@ pub fn bind_admin_socket(data_dir: &Path) -> Result<UnixListener, ServerError> {
 
 /// Starts everything `config` asks for and runs until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> Result<(), ServerError> {
+    raise_open_files_limit();
     let data_dir = config.data_dir.clone();
     let _lock = DataDirLock::acquire(&data_dir)?;
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).map_err(
@@ -340,6 +341,16 @@ pub async fn run(
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every IMAP IDLE
+/// client holds a socket, and the common soft default (1,024) is far below
+/// the IMAP connection cap. Failing to raise it is logged, not fatal.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
     }
 }
 
