@@ -202,8 +202,12 @@ impl Session {
         self.change_flags(&unseen, seen()).await
     }
 
-    /// The stored bytes of the messages at `chunk`, in one store call.
-    async fn load_blobs(&self, chunk: &[usize]) -> Result<Vec<Option<Vec<u8>>>, ImapError> {
+    /// The stored bytes of the messages at `chunk`, in one store call
+    /// (FETCH and content SEARCH).
+    pub(crate) async fn load_blobs(
+        &self,
+        chunk: &[usize],
+    ) -> Result<Vec<Option<Vec<u8>>>, ImapError> {
         let id = self.account()?.id;
         let blobs: Vec<_> = match &self.selected {
             Some(sel) => chunk

@@ -50,7 +50,7 @@ impl Session {
         let all: Vec<usize> = (0..count).collect();
         for chunk in all.chunks(SEARCH_BATCH) {
             let blobs = if content {
-                self.search_blobs(chunk).await?
+                self.load_blobs(chunk).await?
             } else {
                 vec![None; chunk.len()]
             };
@@ -77,19 +77,6 @@ impl Session {
         self.conn.data(Data::Search(found.into()));
         self.sync(uid).await?;
         Ok(Done::ok("SEARCH completed"))
-    }
-
-    async fn search_blobs(&self, chunk: &[usize]) -> Result<Vec<Option<Vec<u8>>>, ImapError> {
-        let id = self.account()?.id;
-        let blobs: Vec<_> = match &self.selected {
-            Some(sel) => chunk
-                .iter()
-                .filter_map(|&i| sel.messages.get(i).map(|m| m.blob))
-                .collect(),
-            None => return Ok(Vec::new()),
-        };
-        self.with_store(move |s| blobs.iter().map(|b| s.get_blob(id, *b)).collect())
-            .await
     }
 }
 

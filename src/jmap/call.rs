@@ -70,6 +70,19 @@ pub(crate) fn parse<T: DeserializeOwned>(args: Map<String, Value>) -> Result<T, 
     serde_json::from_value(Value::Object(args)).map_err(|e| Error::InvalidArguments(e.to_string()))
 }
 
+/// A `/query` filter of `kind` (RFC 8620 §5.5): absent or null is the
+/// default (match all); one that does not parse is `unsupportedFilter`.
+pub(crate) fn parse_filter<F: DeserializeOwned + Default>(
+    filter: Option<&Value>,
+    kind: &str,
+) -> Result<F, Error> {
+    match filter {
+        None | Some(Value::Null) => Ok(F::default()),
+        Some(f) => serde_json::from_value(f.clone())
+            .map_err(|e| Error::UnsupportedFilter(format!("{kind} filter: {e}"))),
+    }
+}
+
 /// `/get` arguments (RFC 8620 §5.1).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

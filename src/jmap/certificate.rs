@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::call::{
-    direction, get_response, parse, query_response, select, Call, GetArgs, QueryArgs,
+    direction, get_response, parse, parse_filter, query_response, select, Call, GetArgs, QueryArgs,
 };
 use super::changes::changes as log_changes;
 use super::error::Error;
@@ -70,11 +70,7 @@ struct Filter {
 pub(crate) async fn query(call: &mut Call, args: Map<String, Value>) -> Result<Value, Error> {
     let args: QueryArgs = parse(args)?;
     let account_id = call.check_account(&args.account_id)?;
-    let filter: Filter = match &args.filter {
-        None | Some(Value::Null) => Filter::default(),
-        Some(f) => serde_json::from_value(f.clone())
-            .map_err(|e| Error::UnsupportedFilter(format!("Certificate filter: {e}")))?,
-    };
+    let filter: Filter = parse_filter(args.filter.as_ref(), "Certificate")?;
     let (state, mut all) = call
         .blocking(|s, id| Ok((s.account(id)?.modseq.to_string(), s.list_certificates(id)?)))
         .await?;
