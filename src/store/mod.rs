@@ -69,6 +69,7 @@ mod message_record;
 mod migrate;
 mod records;
 mod rocks;
+mod segments;
 #[cfg(test)]
 mod tests;
 
