@@ -60,6 +60,8 @@ fn three_messages(dir: &Path, marker: &str, subject: &str) -> Vec<(i64, &'static
          Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
     )
     .into_bytes();
+    // The marker in a large message too: large blobs live in segment files.
+    binary.extend(format!("{marker}\r\n").bytes());
     binary.extend((0..2 * 1024 * 1024).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
     let plain =
         format!("From: c@example.net\r\nSubject: new\r\n\r\nplain {marker}\r\n").into_bytes();
