@@ -52,6 +52,7 @@ fn main() {
                 ..HeaderFields::default()
             },
             encrypted: true,
+            unique: false,
         };
         uids.push(store.append(acct, inbox, msg).unwrap().uid);
     }

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use sealmail::ingest::{DeliverError, Delivered};
 use sealmail::manage;
-use sealmail::store::AuditKind;
+use sealmail::store::{AuditKind, BlobHash};
 use support::mailstore::TestStore;
 use support::messages;
 use support::pki::{pair, KeyPair};
@@ -59,6 +59,9 @@ fn an_opted_in_account_gets_smime_for_each_of_its_keys() {
     }
     let audit = t.store.audit_events(id, 10).unwrap();
     assert!(audit.iter().any(|e| e.kind == AuditKind::DeliveryEncrypted));
+    // A fresh S/MIME copy equals no other message: it is not hashed.
+    let (key, raw) = &t.inbox_blobs(id)[0];
+    assert_ne!(*key, BlobHash::of(raw));
 }
 
 #[test]
@@ -97,6 +100,13 @@ fn already_encrypted_mail_is_not_encrypted_twice() {
         openssl_decrypt(&stored[0], &alice.cert, &alice.key),
         messages::plain_text("\r\n").inner()
     );
+    // Stored as it came, so content-addressed: a second delivery shares it.
+    t.deliver(&["alice@example.org"], &smime)[0]
+        .as_ref()
+        .unwrap();
+    let blobs = t.inbox_blobs(id);
+    assert_eq!(blobs[0].0, BlobHash::of(&blobs[0].1));
+    assert_eq!(blobs[0].0, blobs[1].0);
 }
 
 #[test]

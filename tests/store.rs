@@ -93,6 +93,7 @@ fn msg(raw: &[u8]) -> NewMessage<'_> {
             ..HeaderFields::default()
         },
         encrypted: false,
+        unique: false,
     }
 }
 

@@ -65,6 +65,9 @@ impl Target {
 pub(crate) struct Sealed {
     pub(crate) raw: Vec<u8>,
     pub(crate) encrypted: bool,
+    /// Encrypted by the hook chain just now (a new random content key):
+    /// equal to no other message.
+    pub(crate) fresh: bool,
 }
 
 impl Sealed {
@@ -76,6 +79,7 @@ impl Sealed {
             internal_date,
             headers: header_fields(&self.raw),
             encrypted: self.encrypted,
+            unique: self.fresh,
         }
     }
 }
@@ -136,9 +140,13 @@ pub(crate) fn seal(
             rcpt: rcpt.to_string(),
         });
     }
+    // why compare: a message that arrived encrypted passes the chain
+    // unchanged, and two deliveries of it may share one blob.
+    let fresh = encrypted && out.as_slice() != raw;
     Ok(Sealed {
         raw: out,
         encrypted,
+        fresh,
     })
 }
 
@@ -334,6 +342,7 @@ fn seal_append(
         Sealed {
             raw: raw.to_vec(),
             encrypted,
+            fresh: false,
         }
     };
     Ok((rcpt, sealed))

@@ -8,9 +8,12 @@
 //! - encrypted otherwise: every member gets it intact.
 //!
 //! Members are processed in chunks on the blocking pool, at most one chunk
-//! per core at a time, and each chunk is written in one batch: memory
-//! stays bounded by `cores × CHUNK` copies whatever the list's size. The
-//! decrypted plaintext lives only in memory (zeroed when dropped).
+//! per core encrypting at a time, and each chunk is written in one batch.
+//! A chunk gives its core back before its write, so the next chunk
+//! encrypts while this one waits for the disk sync; at most `2 × cores`
+//! chunks are in flight, so memory stays bounded by `2 × cores × CHUNK`
+//! copies whatever the list's size. The decrypted plaintext lives only in
+//! memory (zeroed when dropped).
 
 use std::sync::Arc;
 
@@ -80,11 +83,8 @@ impl Ingest {
                 members: chunk.to_vec(),
                 notice_template: self.notice_template.clone(),
             };
-            jobs.spawn_blocking(move || {
-                let _permit = permit;
-                job.run()
-            });
-            while jobs.len() > self.cpu.available_permits().max(1) * 2 {
+            jobs.spawn_blocking(move || job.run(permit));
+            while jobs.len() >= 2 * self.cores {
                 collect(&mut jobs, &mut tally, &mut failure, self).await;
             }
         }
@@ -206,7 +206,12 @@ struct ChunkJob {
 }
 
 impl ChunkJob {
-    fn run(self) -> Result<(Tally, Vec<AccountId>), DeliverError> {
+    /// Seals the chunk's copies holding `permit` (a core), then writes
+    /// them without it.
+    fn run(
+        self,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<(Tally, Vec<AccountId>), DeliverError> {
         let mut tally = Tally::default();
         let mut copies: Vec<(AccountId, MailboxId, Sealed)> =
             Vec::with_capacity(self.members.len());
@@ -221,6 +226,7 @@ impl ChunkJob {
                 None => tally.skipped += 1,
             }
         }
+        drop(permit);
         let date = now();
         let batch = copies
             .iter()

@@ -69,6 +69,8 @@ pub struct Ingest {
     /// Caps concurrent hook-chain work (encryption) at the number of
     /// cores, so deliveries queue instead of thrashing the blocking pool.
     pub(crate) cpu: Arc<Semaphore>,
+    /// The permits of `cpu`: the number of cores.
+    pub(crate) cores: usize,
     /// Body of the cert-missing notice (`[lists] notice_template`); the
     /// built-in text when `None`.
     pub(crate) notice_template: Option<Arc<str>>,
@@ -83,6 +85,7 @@ impl Ingest {
             chain,
             notifier,
             cpu: Arc::new(Semaphore::new(cores)),
+            cores,
             notice_template: None,
         }
     }

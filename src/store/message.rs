@@ -74,7 +74,11 @@ impl MailStore {
             BTreeMap::new();
         let mut stored = Vec::with_capacity(items.len());
         for (id, mailbox, msg) in items {
-            let blob = BlobHash::of(msg.raw);
+            let blob = if msg.unique {
+                BlobHash::random()
+            } else {
+                BlobHash::of(msg.raw)
+            };
             let size = u64::try_from(msg.raw.len()).map_err(|_| bug("message size"))?;
             let rec = match accounts.entry(id) {
                 Entry::Occupied(e) => e.into_mut(),

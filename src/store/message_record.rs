@@ -114,6 +114,11 @@ pub struct NewMessage<'a> {
     pub headers: HeaderFields,
     /// Whether `raw` is S/MIME encrypted.
     pub encrypted: bool,
+    /// Whether `raw` was just encrypted here (with a new random content
+    /// key), so that no other message can equal it: its blob gets a random
+    /// key instead of the SHA-256 of all its bytes, which would never
+    /// deduplicate anything.
+    pub unique: bool,
 }
 
 /// A stored message record.

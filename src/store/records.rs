@@ -97,7 +97,10 @@ impl fmt::Display for Uid {
     }
 }
 
-/// The SHA-256 of a message's bytes: the key of its blob.
+/// The key of a message's blob: the SHA-256 of its bytes, or 32 random
+/// bytes for a copy that cannot equal any other ([`NewMessage::unique`]).
+///
+/// [`NewMessage::unique`]: super::NewMessage::unique
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BlobHash(pub [u8; 32]);
 
@@ -105,6 +108,11 @@ impl BlobHash {
     /// The hash of `data`.
     pub fn of(data: &[u8]) -> Self {
         Self(Sha256::digest(data).into())
+    }
+
+    /// A random key, for a blob that equals no other.
+    pub fn random() -> Self {
+        Self(rand::random())
     }
 }
 

@@ -36,6 +36,7 @@ fn message(raw: &[u8]) -> NewMessage<'_> {
         internal_date: 1_700_000_000,
         headers: HeaderFields::default(),
         encrypted: false,
+        unique: false,
     }
 }
 
@@ -262,4 +263,30 @@ fn cf_names_are_unique() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), Cf::ALL.len());
+}
+
+#[test]
+fn equal_messages_share_a_blob_and_unique_copies_do_not() {
+    let (_dir, _rocks, mail) = open();
+    let acct = mail.add_account("a@example.org", None, &[]).unwrap();
+    let inbox = mail.mailbox_by_name(acct.id, "INBOX").unwrap();
+    let raw = b"Subject: same\r\n\r\nbody";
+    let a = mail.append(acct.id, inbox.id, message(raw)).unwrap();
+    let b = mail.append(acct.id, inbox.id, message(raw)).unwrap();
+    assert_eq!(a.blob, b.blob, "content address");
+    assert_eq!(a.blob, BlobHash::of(raw));
+
+    let sealed = NewMessage {
+        unique: true,
+        ..message(raw)
+    };
+    let c = mail.append(acct.id, inbox.id, sealed.clone()).unwrap();
+    let d = mail.append(acct.id, inbox.id, sealed).unwrap();
+    assert_ne!(c.blob, d.blob);
+    assert_ne!(c.blob, a.blob);
+    // Each unique copy is its own blob: expunging one keeps the other.
+    mail.expunge(acct.id, inbox.id, &[c.uid]).unwrap();
+    assert_eq!(mail.get_blob(acct.id, c.blob).unwrap(), None);
+    assert_eq!(mail.get_blob(acct.id, d.blob).unwrap().unwrap(), raw);
+    assert_eq!(mail.get_blob(acct.id, a.blob).unwrap().unwrap(), raw);
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sealmail::ingest::{DeliverError, Delivered, Envelope, HookChain, Ingest};
 use sealmail::manage;
 use sealmail::notify::Notifier;
-use sealmail::store::{AccountId, MailStore};
+use sealmail::store::{AccountId, BlobHash, MailStore};
 
 use super::pki::KeyPair;
 
@@ -81,12 +81,20 @@ impl TestStore {
 
     /// Every stored message in the account's INBOX, as stored.
     pub fn inbox(&self, id: AccountId) -> Vec<Vec<u8>> {
+        self.inbox_blobs(id)
+            .into_iter()
+            .map(|(_, raw)| raw)
+            .collect()
+    }
+
+    /// Every stored message in the account's INBOX with its blob key.
+    pub fn inbox_blobs(&self, id: AccountId) -> Vec<(BlobHash, Vec<u8>)> {
         let inbox = self.store.mailbox_by_name(id, "INBOX").unwrap();
         self.store
             .list_messages(id, inbox.id, None, usize::MAX)
             .unwrap()
             .into_iter()
-            .map(|m| self.store.get_blob(id, m.blob).unwrap().unwrap())
+            .map(|m| (m.blob, self.store.get_blob(id, m.blob).unwrap().unwrap()))
             .collect()
     }
 }
