@@ -54,6 +54,10 @@ use sealmail::notify::Notifier;
 use sealmail::store::{AccountId, Cipher, HeaderFields, MailStore, NewMessage};
 
 /// Size of the message body.
+// The allocator of the `sealmail` binary, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BODY: usize = 64 * 1024;
 /// Distinct RSA key pairs the members' certificates rotate over.
 const KEYS: usize = 16;
