@@ -286,6 +286,8 @@ fn report(ours: &[Figures], sympa: &SympaWay) {
 // ----------------------------------------------------------------- child
 
 fn child(n: usize) {
+    // As `sealmail serve` does at start.
+    sealmail::server::no_transparent_huge_pages();
     let dir = match std::env::var_os("SEALMAIL_BENCH_DIR") {
         Some(d) => tempfile::tempdir_in(d),
         None => tempfile::tempdir(),

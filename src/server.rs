@@ -231,6 +231,7 @@ pub fn bind_admin_socket(data_dir: &Path) -> Result<UnixListener, ServerError> {
 /// Starts everything `config` asks for and runs until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> Result<(), ServerError> {
     raise_open_files_limit();
+    no_transparent_huge_pages();
     let data_dir = config.data_dir.clone();
     let _lock = DataDirLock::acquire(&data_dir)?;
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).map_err(
@@ -351,6 +352,16 @@ fn raise_open_files_limit() {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => tracing::debug!(limit, "open files limit"),
         Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
+    }
+}
+
+/// Turns transparent huge pages off for this process. The allocator asks
+/// for them, and the kernel then zeroes 2 MiB at each first touch: a sixth
+/// of the CPU of a fresh server's first list fan-out (benches/RESULTS.md),
+/// for memory that is freed again within milliseconds. Failing is logged.
+pub fn no_transparent_huge_pages() {
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!(error = %e, "could not turn transparent huge pages off");
     }
 }
 
