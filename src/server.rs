@@ -292,6 +292,10 @@ pub async fn run(
             tracing::error!(error = %e, "management API stopped");
         }
     });
+    tasks.spawn(maintain_periodically(
+        Arc::clone(&services.store),
+        stopped(),
+    ));
     let config = &services.config;
     let lmtp_config = LmtpConfig {
         hostname: config.hostname.clone(),
@@ -342,6 +346,32 @@ pub async fn run(
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
         tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
+    }
+}
+
+/// How often the store's routine housekeeping runs.
+const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Runs [`MailStore::maintain`] every [`MAINTENANCE_EVERY`] (on the
+/// blocking pool: it rewrites files) until `stopped` completes.
+async fn maintain_periodically(store: Arc<MailStore>, stopped: impl Future<Output = ()>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stopped);
+    // why: an interval's first tick is immediate; start an hour in.
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            _ = tick.tick() => {
+                let store = Arc::clone(&store);
+                match tokio::task::spawn_blocking(move || store.maintain()).await {
+                    Ok(Ok(())) => tracing::debug!("store maintenance done"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "store maintenance failed"),
+                    Err(e) => tracing::warn!(error = %e, "store maintenance task failed"),
+                }
+            }
+        }
     }
 }
 

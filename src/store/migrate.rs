@@ -130,4 +130,10 @@ impl MailStore {
     pub fn compact(&self) -> Result<(), MailError> {
         Ok(self.store.compact()?)
     }
+
+    /// Routine housekeeping (see [`super::Store::maintain`]); the server
+    /// runs it every hour.
+    pub fn maintain(&self) -> Result<(), MailError> {
+        Ok(self.store.maintain()?)
+    }
 }

@@ -377,4 +377,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn compact(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Routine housekeeping the server runs now and then: gives back the
+    /// space of deleted values where enough of it has piled up, without
+    /// rewriting everything as [`Store::compact`] does. The default does
+    /// nothing. Takes no input from peers. Never panics.
+    fn maintain(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -1,0 +1,219 @@
+//! Blob values on the engine: large ones in segment files, their
+//! locations in the `blob_locations` column family, small ones inline.
+
+use std::collections::BTreeMap;
+use std::sync::PoisonError;
+
+use rocksdb::{IteratorMode, WriteBatch};
+
+use super::super::error::corrupt;
+use super::super::segments::{Location, ReadError, SEGMENT_MIN_VALUE};
+use super::super::{BatchOp, Cf, KeyRange, KeyValue, Order, StoreError};
+use super::{read_error, RocksStore, RELOCATE_BYTES};
+
+impl RocksStore {
+    /// Adds a `Cf::Blobs` operation to `wb`: a value of
+    /// [`SEGMENT_MIN_VALUE`] and more has already been written to a
+    /// segment at `location`, so only the location goes into the batch.
+    pub(super) fn add_blob_op(
+        &self,
+        wb: &mut WriteBatch,
+        op: &BatchOp,
+        location: Option<Location>,
+    ) -> Result<(), StoreError> {
+        let (blobs, locations) = (self.handle(Cf::Blobs)?, self.locations()?);
+        match op {
+            BatchOp::Put { key, value, .. } => match location {
+                Some(loc) => {
+                    wb.put_cf(locations, key, loc.encode());
+                    wb.delete_cf(blobs, key);
+                }
+                None => {
+                    wb.put_cf(blobs, key, value);
+                    wb.delete_cf(locations, key);
+                }
+            },
+            BatchOp::Delete { key, .. } => {
+                wb.delete_cf(blobs, key);
+                wb.delete_cf(locations, key);
+            }
+            BatchOp::DeleteRange { range, .. } => {
+                self.delete_range(wb, Cf::Blobs, blobs, range)?;
+                self.delete_range(wb, Cf::Blobs, locations, range)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The blob at `key`: from its segment if it has a location, else
+    /// from the `blobs` column family.
+    pub(super) fn get_blob(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        // why two tries: the collector may move the blob and delete its old
+        // segment between our reading the location and the segment.
+        for attempt in 0..2 {
+            let Some(raw) = self
+                .db
+                .get_cf(self.locations()?, key)
+                .map_err(|e| read_error(Cf::Blobs, "get", e))?
+            else {
+                return self
+                    .db
+                    .get_cf(self.handle(Cf::Blobs)?, key)
+                    .map_err(|e| read_error(Cf::Blobs, "get", e));
+            };
+            let loc = decode_location(&raw)?;
+            match self.segments.read(&loc) {
+                Ok(bytes) => return Ok(Some(bytes)),
+                Err(ReadError::Missing(_)) if attempt == 0 => continue,
+                Err(e) => return Err(segment_error(e)),
+            }
+        }
+        Err(corrupt(Cf::Blobs, "blob segment missing"))
+    }
+
+    /// A scan of `Cf::Blobs`: the inline values and the segment values,
+    /// merged in key order.
+    pub(super) fn scan_blobs(
+        &self,
+        range: &KeyRange,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = self.scan_cf(Cf::Blobs, self.handle(Cf::Blobs)?, range, order, limit)?;
+        for (key, raw) in self.scan_cf(Cf::Blobs, self.locations()?, range, order, limit)? {
+            let loc = decode_location(&raw)?;
+            let bytes = self.segments.read(&loc).map_err(segment_error)?;
+            out.push((key, bytes));
+        }
+        out.sort_by(|a, b| match order {
+            Order::Forward => a.0.cmp(&b.0),
+            Order::Reverse => b.0.cmp(&a.0),
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Rewrites every closed segment that holds bytes no location names
+    /// (deleted or replaced blobs, a crash's leftovers): its live values
+    /// move to the current segment, their locations are repointed, and
+    /// the old file is deleted.
+    ///
+    /// A segment is rewritten when at least `min_dead` of its bytes are
+    /// dead (0.0: any dead byte at all).
+    pub(super) fn collect_segments(&self, min_dead: f64) -> Result<(), StoreError> {
+        let _one = self
+            .collecting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let boundary = self.segments.seal();
+        // why: a commit that appended to a segment below the boundary before
+        // the seal may not have written its location yet; wait for it.
+        drop(self.commit.write().unwrap_or_else(PoisonError::into_inner));
+        let mut live: BTreeMap<u64, Vec<(Vec<u8>, Location)>> = BTreeMap::new();
+        for item in self.db.iterator_cf(self.locations()?, IteratorMode::Start) {
+            let (key, raw) = item.map_err(|e| read_error(Cf::Blobs, "scan", e))?;
+            let loc = decode_location(&raw)?;
+            if loc.segment < boundary {
+                live.entry(loc.segment)
+                    .or_default()
+                    .push((key.into_vec(), loc));
+            }
+        }
+        let io = |source| StoreError::Io {
+            path: self.segments.dir().to_path_buf(),
+            source,
+        };
+        for number in self.segments.list().map_err(io)? {
+            if number >= boundary {
+                continue;
+            }
+            let entries = live.remove(&number).unwrap_or_default();
+            let used: u64 = entries.iter().map(|(_, l)| u64::from(l.len)).sum();
+            let size = self.segments.size(number).map_err(io)?;
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "a ratio of file sizes; rounding is harmless"
+            )]
+            let dead = size.saturating_sub(used) as f64 / size.max(1) as f64;
+            if size > 0 && (used == size || dead < min_dead) {
+                continue;
+            }
+            let mut start = 0;
+            while start < entries.len() {
+                let mut end = start;
+                let mut bytes = 0;
+                while end < entries.len() && (end == start || bytes < RELOCATE_BYTES) {
+                    bytes += u64::from(entries[end].1.len);
+                    end += 1;
+                }
+                self.relocate(&entries[start..end])?;
+                start = end;
+            }
+            self.segments.remove(number).map_err(io)?;
+            tracing::debug!(
+                segment = number,
+                live_bytes = used,
+                size,
+                "blob segment collected"
+            );
+        }
+        Ok(())
+    }
+
+    /// Copies the values at `entries` into the current segment and points
+    /// each key there, unless a commit changed its location meanwhile.
+    fn relocate(&self, entries: &[(Vec<u8>, Location)]) -> Result<(), StoreError> {
+        let values = entries
+            .iter()
+            .map(|(_, loc)| self.segments.read(loc).map_err(segment_error))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        let moved = self
+            .segments
+            .append(&refs)
+            .map_err(|source| StoreError::Io {
+                path: self.segments.dir().to_path_buf(),
+                source,
+            })?;
+        let locations = self.locations()?;
+        let _exclusive = self.commit.write().unwrap_or_else(PoisonError::into_inner);
+        let mut wb = WriteBatch::default();
+        for ((key, old), new) in entries.iter().zip(moved) {
+            let now = self
+                .db
+                .get_cf(locations, key)
+                .map_err(|e| read_error(Cf::Blobs, "get", e))?;
+            if now.as_deref().and_then(Location::decode) == Some(*old) {
+                wb.put_cf(locations, key, new.encode());
+            }
+        }
+        self.commit_batch(wb)
+    }
+}
+
+/// The value of a `Cf::Blobs` put that goes to a segment.
+pub(super) fn segment_value(op: &BatchOp) -> Option<&[u8]> {
+    match op {
+        BatchOp::Put {
+            cf: Cf::Blobs,
+            value,
+            ..
+        } if value.len() >= SEGMENT_MIN_VALUE => Some(value),
+        _ => None,
+    }
+}
+
+fn decode_location(raw: &[u8]) -> Result<Location, StoreError> {
+    Location::decode(raw).ok_or_else(|| corrupt(Cf::Blobs, "undecodable blob location"))
+}
+
+fn segment_error(e: ReadError) -> StoreError {
+    match e {
+        ReadError::Missing(path) => corrupt(
+            Cf::Blobs,
+            format!("blob segment {} is missing", path.display()),
+        ),
+        ReadError::Corrupt(detail) => corrupt(Cf::Blobs, detail),
+        ReadError::Io(path, source) => StoreError::Io { path, source },
+    }
+}
