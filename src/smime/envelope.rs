@@ -119,13 +119,22 @@ impl Envelope {
         if let Some(kind) = already_encrypted(raw, &split) {
             return Ok(Sealed::AlreadyEncrypted(kind));
         }
-        let cms = self.encrypt_der(&split.inner_entity())?;
-        Ok(Sealed::Encrypted(render_smime(&split, &cms)))
+        let enveloped = self.encrypt(&split.inner_entity())?;
+        let smime = render_smime(&split, |out| write_content_info(&enveloped, out))?;
+        Ok(Sealed::Encrypted(smime))
     }
 
     /// Encrypts `content` and returns the DER `ContentInfo` holding the
     /// EnvelopedData.
     pub fn encrypt_der(&self, content: &[u8]) -> Result<Vec<u8>, SmimeError> {
+        let enveloped = self.encrypt(content)?;
+        let mut out = Vec::new();
+        write_content_info(&enveloped, &mut VecWriter(&mut out))?;
+        Ok(out)
+    }
+
+    /// Encrypts `content` into an EnvelopedData for every recipient.
+    fn encrypt(&self, content: &[u8]) -> Result<EnvelopedData, SmimeError> {
         let algorithm = match self.cipher {
             ContentCipher::Aes128Cbc => ContentEncryptionAlgorithm::Aes128Cbc,
             _ => ContentEncryptionAlgorithm::Aes256Cbc,
@@ -137,21 +146,34 @@ impl Envelope {
                 .add_recipient_info(KeyTransport { recipient })
                 .map_err(build_error)?;
         }
-        let enveloped = builder
+        builder
             .build_with_rng(&mut rand::thread_rng())
-            .map_err(build_error)?;
-        content_info_der(&enveloped)
+            .map_err(build_error)
+    }
+}
+
+/// A [`der::Writer`] appending to a vector.
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl der::Writer for VecWriter<'_> {
+    fn write(&mut self, slice: &[u8]) -> der::Result<()> {
+        self.0.extend_from_slice(slice);
+        Ok(())
     }
 }
 
 /// `ContentInfo ::= SEQUENCE { contentType, content [0] EXPLICIT ANY }`
-/// around `enveloped`, written straight into one buffer.
+/// around `enveloped`, written straight to `out`.
 ///
 /// why not `ContentInfo { content: Any::encode_from(..) }.to_der()`: that
 /// copies the whole ciphertext twice more (into the `Any`, then into the
-/// output), a measurable share of sealing a large message.
-fn content_info_der(enveloped: &EnvelopedData) -> Result<Vec<u8>, SmimeError> {
-    use der::{Header, Length, Tag, TagNumber};
+/// output), a measurable share of sealing a large message. When sealing,
+/// `out` base64-encodes as it goes, so the DER never exists in one piece.
+fn write_content_info(
+    enveloped: &EnvelopedData,
+    out: &mut impl der::Writer,
+) -> Result<(), SmimeError> {
+    use der::{Header, Tag, TagNumber};
     let oid = const_oid::db::rfc5911::ID_ENVELOPED_DATA;
     let body_len = enveloped.encoded_len()?;
     let explicit = Header::new(
@@ -162,15 +184,11 @@ fn content_info_der(enveloped: &EnvelopedData) -> Result<Vec<u8>, SmimeError> {
         body_len,
     )?;
     let seq_len = (oid.encoded_len()? + (explicit.encoded_len()? + body_len)?)?;
-    let outer = Header::new(Tag::Sequence, seq_len)?;
-    let total = (outer.encoded_len()? + seq_len)?;
-    let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    outer.encode_to_vec(&mut out)?;
-    oid.encode_to_vec(&mut out)?;
-    explicit.encode_to_vec(&mut out)?;
-    enveloped.encode_to_vec(&mut out)?;
-    debug_assert_eq!(Length::try_from(out.len()).ok(), Some(total));
-    Ok(out)
+    Header::new(Tag::Sequence, seq_len)?.encode(out)?;
+    oid.encode(out)?;
+    explicit.encode(out)?;
+    enveloped.encode(out)?;
+    Ok(())
 }
 
 /// `cms::builder::Error` does not implement `std::error::Error`; keep its

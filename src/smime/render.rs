@@ -9,12 +9,19 @@ const LINE_CHARS: usize = 76;
 /// Input bytes per full base64 line.
 const LINE_BYTES: usize = LINE_CHARS / 4 * 3;
 
-/// The outer S/MIME message for `split`, carrying the DER `cms` object.
-pub(crate) fn render_smime(split: &Split<'_>, cms: &[u8]) -> Vec<u8> {
+/// The outer S/MIME message for `split`, carrying the DER CMS object that
+/// `write_cms` writes (base64-encoded as it is written).
+pub(crate) fn render_smime<E>(
+    split: &Split<'_>,
+    write_cms: impl FnOnce(&mut Base64Lines<'_>) -> Result<(), E>,
+) -> Result<Vec<u8>, E> {
     let eol = split.eol;
     let header_len: usize = split.outer.iter().map(|f| f.len() + eol.len()).sum();
-    let lines = cms.len().div_ceil(LINE_BYTES);
-    let mut out = Vec::with_capacity(header_len + 256 + lines * (LINE_CHARS + eol.len()));
+    // why: the body's base64 is about 4/3 of the inner entity, plus line
+    // ends and the CMS overhead; one allocation for nearly every message.
+    let body = split.inner_len() / 3 * 4;
+    let lines = body / LINE_CHARS + 16;
+    let mut out = Vec::with_capacity(header_len + 1024 + body + lines * eol.len());
     let mut has_mime_version = false;
     for field in &split.outer {
         has_mime_version |= field_name(field).eq_ignore_ascii_case(b"mime-version");
@@ -35,8 +42,54 @@ pub(crate) fn render_smime(split: &Split<'_>, cms: &[u8]) -> Vec<u8> {
     push_line(b"Content-Disposition: attachment; filename=\"smime.p7m\"");
     push_line(b"Content-Transfer-Encoding: base64");
     push_line(b"");
-    write_base64_lines(&mut out, cms, eol);
-    out
+    let mut lines = Base64Lines {
+        out: &mut out,
+        eol,
+        pending: [0; LINE_BYTES],
+        pending_len: 0,
+    };
+    write_cms(&mut lines)?;
+    lines.finish();
+    Ok(out)
+}
+
+/// A [`der::Writer`] that appends what it is given as base64 lines of
+/// [`LINE_CHARS`], each ended by `eol`; [`Base64Lines::finish`] writes the
+/// last, shorter line.
+pub(crate) struct Base64Lines<'a> {
+    out: &'a mut Vec<u8>,
+    eol: &'a [u8],
+    /// Bytes of a line not complete yet.
+    pending: [u8; LINE_BYTES],
+    pending_len: usize,
+}
+
+impl Base64Lines<'_> {
+    fn finish(self) {
+        write_base64_lines(self.out, &self.pending[..self.pending_len], self.eol);
+    }
+}
+
+impl der::Writer for Base64Lines<'_> {
+    fn write(&mut self, mut slice: &[u8]) -> der::Result<()> {
+        if self.pending_len > 0 {
+            let take = (LINE_BYTES - self.pending_len).min(slice.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&slice[..take]);
+            self.pending_len += take;
+            slice = &slice[take..];
+            if self.pending_len < LINE_BYTES {
+                return Ok(());
+            }
+            write_base64_lines(self.out, &self.pending, self.eol);
+            self.pending_len = 0;
+        }
+        let whole = slice.len() / LINE_BYTES * LINE_BYTES;
+        write_base64_lines(self.out, &slice[..whole], self.eol);
+        let rest = &slice[whole..];
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.pending_len = rest.len();
+        Ok(())
+    }
 }
 
 /// Appends `data` as base64 in lines of [`LINE_CHARS`], each ended by `eol`.
@@ -58,6 +111,31 @@ pub(crate) fn write_base64_lines(out: &mut Vec<u8>, data: &[u8], eol: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_in_any_pieces_give_the_same_lines() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut whole = Vec::new();
+        write_base64_lines(&mut whole, &data, b"\r\n");
+        for cuts in [vec![1, 56, 57, 58, 500], vec![3; 300], vec![114, 0, 1000]] {
+            let mut out = Vec::new();
+            let mut lines = Base64Lines {
+                out: &mut out,
+                eol: b"\r\n",
+                pending: [0; LINE_BYTES],
+                pending_len: 0,
+            };
+            let mut rest = data.as_slice();
+            for cut in cuts {
+                let (piece, tail) = rest.split_at(cut.min(rest.len()));
+                der::Writer::write(&mut lines, piece).unwrap();
+                rest = tail;
+            }
+            der::Writer::write(&mut lines, rest).unwrap();
+            lines.finish();
+            assert_eq!(out, whole);
+        }
+    }
 
     #[test]
     fn lines_are_76_characters() {

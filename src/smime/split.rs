@@ -108,7 +108,8 @@ impl<'a> Split<'a> {
         out
     }
 
-    fn inner_len(&self) -> usize {
+    /// An upper bound of the length of [`Split::inner_entity`].
+    pub(crate) fn inner_len(&self) -> usize {
         let fields: usize = self.content_fields.iter().map(|f| f.len() + 2).sum();
         fields + DEFAULT_CONTENT_TYPE.len() + 4 + self.body.len()
     }
