@@ -84,8 +84,9 @@ fn main() {
     assert_eq!(store.account(acct).unwrap().used_bytes, (n * BODY) as u64);
     println!("reopen: {:.3} s", reopen.as_secs_f64());
     println!(
-        "database size: {:.0} MB",
-        dir_size(&dir.path().join("db")) as f64 / 1e6
+        "on disk: database {:.0} MB, blob segments {:.0} MB",
+        dir_size(&dir.path().join("db")) as f64 / 1e6,
+        dir_size(&dir.path().join("segments")) as f64 / 1e6
     );
 }
 
