@@ -23,8 +23,11 @@
 //! Integers in keys are big-endian so that byte order is numeric order and
 //! scans come back sorted. `acct` is an [`AccountId`] (u32), `mbox` a
 //! [`MailboxId`] (u32), `uid` a [`Uid`] (u32), `hash` and `fp` are 32-byte
-//! SHA-256 digests, `lenL` is a u16 byte length. Values are postcard
-//! encodings preceded by one record-version byte (see `records`).
+//! SHA-256 digests (`hash` of a blob is random for a freshly encrypted
+//! copy, see [`BlobHash`]), `lenL` is a u16 byte length. Values are
+//! postcard encodings preceded by one record-version byte (see `records`).
+//! Where the engine keeps large `blobs` values is its own business (the
+//! RocksDB engine: segment files, see `rocks`).
 //!
 //! | CF | key | value |
 //! |---|---|---|
