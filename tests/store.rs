@@ -1,21 +1,23 @@
 //! The store against a real RocksDB in a temporary directory: round trips
 //! per entity, reopening, atomicity through a failing engine wrapper, the
-//! certificate rules, UID rules, account removal, and secrets at rest.
+//! certificate rules, UID rules and account removal. Lists and secrets at
+//! rest: `store_lists.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use base64::Engine as _;
-use rand::RngCore;
 use sealmail::certs::Fingerprint;
 use sealmail::store::{
     AccountId, AuditKind, Batch, Cf, ChangeKind, ChangedObject, Cipher, EncryptionSettings,
     FlagChange, Flags, HeaderFields, KeyRange, KeyValue, MailError, MailStore, MasterKey,
     NewCertificate, NewMessage, Order, Recipient, RocksStore, SecretBytes, Store, StoreError, Uid,
 };
+
+#[path = "support/secrets.rs"]
+mod secrets;
+use secrets::fake_pem;
 
 /// An engine that fails its writes when armed, and counts them: proves
 /// that each mail operation is exactly one batch and that a failed batch
@@ -559,151 +561,6 @@ fn account_removal_leaves_no_key_behind() {
     assert!(mail.account(bob).is_ok());
     // The address is free again and the new account gets a new id.
     assert_ne!(alice(&mail), id);
-}
-
-#[test]
-fn lists_members_and_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let mail = open(dir.path());
-    alice(&mail);
-    assert!(matches!(
-        mail.create_list("alice@example.org", "o@example.org", &[]),
-        Err(MailError::AddressTaken { .. })
-    ));
-    mail.create_list(
-        "l@example.org",
-        "owner@example.org",
-        &["B@example.org".into()],
-    )
-    .unwrap();
-    mail.add_list_member("l@example.org", "a@example.org")
-        .unwrap();
-    mail.add_list_member("l@example.org", "a@example.org")
-        .unwrap();
-    assert_eq!(
-        mail.list_members("l@example.org").unwrap(),
-        ["a@example.org", "b@example.org"]
-    );
-    mail.remove_list_member("l@example.org", "b@example.org")
-        .unwrap();
-    assert_eq!(
-        mail.list_members("l@example.org").unwrap(),
-        ["a@example.org"]
-    );
-    let pem = SecretBytes::new(fake_pem());
-    let info = mail
-        .add_list_key("l@example.org", b"cert one", &pem)
-        .unwrap();
-    assert!(matches!(
-        mail.add_list_key("l@example.org", b"cert one", &pem),
-        Err(MailError::DuplicateListKey { .. })
-    ));
-    mail.add_list_key("l@example.org", b"cert two", &pem)
-        .unwrap();
-    assert_eq!(mail.list_keys("l@example.org").unwrap().len(), 2);
-    assert!(!format!("{:?}", mail.list_keys("l@example.org").unwrap()).contains("PRIVATE"));
-    mail.remove_list_key("l@example.org", info.fingerprint)
-        .unwrap();
-    assert_eq!(mail.list_key_infos("l@example.org").unwrap().len(), 1);
-    mail.remove_list("l@example.org").unwrap();
-    assert!(matches!(
-        mail.list_members("l@example.org"),
-        Err(MailError::ListNotFound { .. })
-    ));
-    assert_eq!(mail.resolve_address("l@example.org").unwrap(), None);
-}
-
-#[test]
-fn list_private_key_is_not_stored_in_clear() {
-    let dir = tempfile::tempdir().unwrap();
-    let pem = fake_pem();
-    let body = pem_body_line(&pem);
-    let rocks = Arc::new(RocksStore::open(dir.path()).unwrap());
-    let key = MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
-    let mail = MailStore::new(rocks.clone(), key);
-    mail.create_list("l@example.org", "o@example.org", &[])
-        .unwrap();
-    // Positive control: the certificate is stored in clear, so the scan
-    // below must find it; otherwise it proves nothing.
-    let cert_marker = b"list-cert-der-marker-7f3a9c1e55".to_vec();
-    mail.add_list_key(
-        "l@example.org",
-        &cert_marker,
-        &SecretBytes::new(pem.clone()),
-    )
-    .unwrap();
-    rocks.flush().unwrap();
-    let mut files = 0;
-    let mut marker_seen = false;
-    for entry in walk(rocks.path()) {
-        let bytes = std::fs::read(&entry).unwrap();
-        files += 1;
-        marker_seen |= bytes.windows(cert_marker.len()).any(|w| w == cert_marker);
-        assert!(
-            !bytes.windows(body.len()).any(|w| w == body),
-            "private key in clear in {}",
-            entry.display()
-        );
-    }
-    assert!(
-        files > 3,
-        "expected SST, WAL and manifest files, found {files}"
-    );
-    assert!(marker_seen, "the scan did not see the stored certificate");
-    assert_eq!(
-        mail.list_keys("l@example.org").unwrap()[0]
-            .private_key_pem
-            .expose(),
-        pem
-    );
-    // A different master key cannot open it.
-    let other = MailStore::new(rocks, MasterKey::from_bytes([0; 32]));
-    assert!(matches!(
-        other.list_keys("l@example.org"),
-        Err(MailError::ListKeyUnreadable { .. })
-    ));
-}
-
-#[test]
-fn master_key_is_created_with_mode_0600() {
-    let dir = tempfile::tempdir().unwrap();
-    drop(open(dir.path()));
-    let meta = std::fs::metadata(dir.path().join("master.key")).unwrap();
-    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-    assert_eq!(meta.len(), 32);
-}
-
-/// A PEM-shaped secret with a random body (the store treats it as opaque).
-fn fake_pem() -> Vec<u8> {
-    let mut der = vec![0u8; 1200];
-    rand::thread_rng().fill_bytes(&mut der);
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(chunk).unwrap());
-        pem.push('\n');
-    }
-    pem.push_str("-----END PRIVATE KEY-----\n");
-    pem.into_bytes()
-}
-
-/// One full base64 line from the middle of the PEM body.
-fn pem_body_line(pem: &[u8]) -> Vec<u8> {
-    let text = std::str::from_utf8(pem).unwrap();
-    text.lines().nth(3).unwrap().as_bytes().to_vec()
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]

@@ -8,5 +8,6 @@ pub mod jmap;
 pub mod mailstore;
 pub mod messages;
 pub mod pki;
+pub mod secrets;
 pub mod server;
 pub mod tools;
