@@ -1,7 +1,7 @@
 //! No plaintext at rest: marked messages reach an opted-in account by
-//! every door — LMTP delivery, IMAP APPEND with encryptOnAppend, JMAP
-//! Email/import, and a list that re-encrypts what was sent encrypted to
-//! it — and then the whole data directory, the server's debug log and its
+//! every door — LMTP delivery (small, and large enough for a segment
+//! file), IMAP APPEND with encryptOnAppend, JMAP Email/import, and a list
+//! that re-encrypts what was sent encrypted to it — and then the whole data directory, the server's debug log and its
 //! temporary directory are read raw: zero hits. A control marker of an
 //! account without encryption is found, so the scan can see plaintext.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -79,6 +79,7 @@ fn every_door_leaves_only_ciphertext_on_disk() {
         "IMAP-APPEND-SECRET-77c0e1",
         "JMAP-IMPORT-SECRET-3b9d42",
         "LIST-REENCRYPTED-SECRET-c55a07",
+        "LMTP-LARGE-SECRET-5d1e99",
     ];
     let lmtp = |to: &str, body: &str| {
         run(
@@ -137,8 +138,35 @@ print("sent")
     assert_eq!(lmtp_smime.trim(), "sent");
     std::fs::remove_file(server.scratch.path().join("list.eml")).unwrap();
 
+    // Large messages are stored in segment files, not in the database.
+    let lmtp_large = |to: &str, marker: &str| {
+        let mut body =
+            format!("From: x@example.net\r\nTo: {to}\r\nSubject: large\r\n\r\n{marker}\r\n");
+        while body.len() < 200 * 1024 {
+            body.push_str(&"y".repeat(76));
+            body.push_str("\r\n");
+        }
+        let path = server.scratch.path().join("large.eml");
+        std::fs::write(&path, body).unwrap();
+        let sent = python(
+            r#"
+import smtplib, sys
+lmtp = smtplib.LMTP("127.0.0.1", int(sys.argv[1]))
+lmtp.sendmail("x@example.net", [sys.argv[2]], open(sys.argv[3], "rb").read())
+lmtp.quit()
+print("sent")
+"#,
+            &[&server.lmtp_port.to_string(), to, path.to_str().unwrap()],
+        );
+        assert_eq!(sent.trim(), "sent");
+        std::fs::remove_file(&path).unwrap();
+    };
+    lmtp_large("alice@example.org", markers[4]);
+
     let control = "CONTROL-CLEAR-MARKER-90e4";
     lmtp("bob@example.org", control);
+    let large_control = "CONTROL-LARGE-MARKER-4b2c18";
+    lmtp_large("bob@example.org", large_control);
 
     // Everything arrived, encrypted: export and open each with alice's key.
     let mut opened = String::new();
@@ -156,6 +184,10 @@ print("sent")
     assert!(
         !found_in_files(&server.data_dir, control.as_bytes()).is_empty(),
         "the scan cannot see plaintext"
+    );
+    assert!(
+        !found_in_files(&server.data_dir.join("segments"), large_control.as_bytes()).is_empty(),
+        "the scan cannot see plaintext in segment files"
     );
     for m in markers {
         for place in [server.data_dir.as_path(), server.scratch.path()] {
