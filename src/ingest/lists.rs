@@ -315,8 +315,7 @@ impl ChunkJob {
                 )
             }
         };
-        let raw = Zeroizing::new(raw);
-        match seal(
+        let sealed = seal(
             &self.chain,
             &target,
             &self.envelope,
@@ -324,7 +323,15 @@ impl ChunkJob {
             &raw,
             must_encrypt,
             Source::Lmtp,
-        ) {
+        );
+        if must_encrypt {
+            // Plaintext decrypted with a list key: wiped once sealed.
+            // why only then: mail that arrived in clear is held unwiped
+            // in the delivery's buffer anyway, and wiping each member's
+            // 64 KiB copy (volatile byte writes) cost about 15 µs a copy.
+            drop(Zeroizing::new(raw));
+        }
+        match sealed {
             Ok(sealed) => Ok(Some((id, target.mailbox, sealed, is_notice))),
             Err(e @ (DeliverError::Refused { .. } | DeliverError::NotEncrypted { .. })) => {
                 // why: one member who cannot take the copy (opted in without
