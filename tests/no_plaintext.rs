@@ -121,33 +121,11 @@ fn every_door_leaves_only_ciphertext_on_disk() {
             .arg(&team_key.cert),
         inner.as_bytes(),
     );
-    let lmtp_smime = python(
-        r#"
-import smtplib, sys
-lmtp = smtplib.LMTP("127.0.0.1", int(sys.argv[1]))
-lmtp.sendmail("x@example.net", ["team@example.org"], open(sys.argv[2], "rb").read())
-lmtp.quit()
-print("sent")
-"#,
-        &[&server.lmtp_port.to_string(), &{
-            let path = server.scratch.path().join("list.eml");
-            std::fs::write(&path, &smime).unwrap();
-            path.to_str().unwrap().to_string()
-        }],
-    );
-    assert_eq!(lmtp_smime.trim(), "sent");
-    std::fs::remove_file(server.scratch.path().join("list.eml")).unwrap();
-
-    // Large messages are stored in segment files, not in the database.
-    let lmtp_large = |to: &str, marker: &str| {
-        let mut body =
-            format!("From: x@example.net\r\nTo: {to}\r\nSubject: large\r\n\r\n{marker}\r\n");
-        while body.len() < 200 * 1024 {
-            body.push_str(&"y".repeat(76));
-            body.push_str("\r\n");
-        }
-        let path = server.scratch.path().join("large.eml");
-        std::fs::write(&path, body).unwrap();
+    // Sends `data` with Python's smtplib.LMTP (through a scratch file,
+    // removed again so the plaintext scan below does not find it).
+    let lmtp_data = |to: &str, data: &[u8]| {
+        let path = server.scratch.path().join("message.eml");
+        std::fs::write(&path, data).unwrap();
         let sent = python(
             r#"
 import smtplib, sys
@@ -160,6 +138,18 @@ print("sent")
         );
         assert_eq!(sent.trim(), "sent");
         std::fs::remove_file(&path).unwrap();
+    };
+    lmtp_data("team@example.org", &smime);
+
+    // Large messages are stored in segment files, not in the database.
+    let lmtp_large = |to: &str, marker: &str| {
+        let mut body =
+            format!("From: x@example.net\r\nTo: {to}\r\nSubject: large\r\n\r\n{marker}\r\n");
+        while body.len() < 200 * 1024 {
+            body.push_str(&"y".repeat(76));
+            body.push_str("\r\n");
+        }
+        lmtp_data(to, body.as_bytes());
     };
     lmtp_large("alice@example.org", markers[4]);
 

@@ -119,10 +119,7 @@ impl RocksStore {
                     .push((key.into_vec(), loc));
             }
         }
-        let io = |source| StoreError::Io {
-            path: self.segments.dir().to_path_buf(),
-            source,
-        };
+        let io = |source| self.segment_io(source);
         for number in self.segments.list().map_err(io)? {
             if number >= boundary {
                 continue;
@@ -160,6 +157,14 @@ impl RocksStore {
         Ok(())
     }
 
+    /// A failed segment file operation, as a [`StoreError::Io`].
+    pub(super) fn segment_io(&self, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: self.segments.dir().to_path_buf(),
+            source,
+        }
+    }
+
     /// Copies the values at `entries` into the current segment and points
     /// each key there, unless a commit changed its location meanwhile.
     fn relocate(&self, entries: &[(Vec<u8>, Location)]) -> Result<(), StoreError> {
@@ -171,10 +176,7 @@ impl RocksStore {
         let moved = self
             .segments
             .append(&refs)
-            .map_err(|source| StoreError::Io {
-                path: self.segments.dir().to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| self.segment_io(source))?;
         let locations = self.locations()?;
         let _exclusive = self.commit.write().unwrap_or_else(PoisonError::into_inner);
         let mut wb = WriteBatch::default();

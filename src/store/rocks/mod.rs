@@ -338,10 +338,7 @@ impl Store for RocksStore {
         } else {
             self.segments
                 .append(&values)
-                .map_err(|source| StoreError::Io {
-                    path: self.segments.dir().to_path_buf(),
-                    source,
-                })?
+                .map_err(|source| self.segment_io(source))?
         }
         .into_iter();
         let mut wb = WriteBatch::default();
