@@ -163,3 +163,25 @@ fn connections_over_the_limit_get_bye() {
     BufReader::new(tcp).read_line(&mut line).unwrap();
     assert!(line.starts_with("* BYE"), "{line}");
 }
+
+/// `LIST "" "*a*a*a*a*a*a*a*a*b"` against a long mailbox name took 51 s of
+/// a worker thread by backtracking; now one pass. The read timeout (10 s)
+/// is far above the answer's time and far below the old cost of this
+/// pattern (hours), so it fails only on an exponential matcher.
+#[test]
+fn adversarial_list_pattern_answers_at_once() {
+    let s = server();
+    let mut raw = Raw::login(s.port);
+    let name = "a".repeat(60);
+    raw.send(format!("C CREATE {name}\r\n").as_bytes());
+    assert!(raw.until("C").last().unwrap().starts_with("C OK"));
+    let pattern = format!("{}b", "*a".repeat(30));
+    raw.send(format!("L LIST \"\" \"{pattern}\"\r\n").as_bytes());
+    let lines = raw.until("L");
+    assert!(lines.last().unwrap().starts_with("L OK"), "{lines:?}");
+    assert_eq!(lines.len(), 1, "nothing matches: {lines:?}");
+    raw.send(format!("M LIST \"\" \"{}*\"\r\n", "*a".repeat(30)).as_bytes());
+    let lines = raw.until("M");
+    assert!(lines.iter().any(|l| l.contains(&name)), "{lines:?}");
+    raw.noop_ok();
+}
