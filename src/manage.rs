@@ -33,6 +33,16 @@ pub enum ManageError {
         /// The certificate's fingerprint.
         fingerprint: Fingerprint,
     },
+    /// Adding the certificates would take the account past its limit.
+    #[error("the account has {have} certificates and this upload adds {adding}; an account may hold at most {limit}; remove certificates it no longer needs first")]
+    TooManyCertificates {
+        /// Certificates the account holds.
+        have: usize,
+        /// End-entity certificates in the upload.
+        adding: usize,
+        /// [`MAX_CERTIFICATES`].
+        limit: usize,
+    },
     /// An algorithm name that is not one of the two.
     #[error(
         "unknown algorithm {given:?}; use \"AES-256-CBC\" (aes256) or \"AES-128-CBC\" (aes128)"
@@ -58,6 +68,11 @@ impl ManageError {
         }
     }
 }
+
+/// Certificates one account may hold (ARCHITECTURE.md). why a limit: every
+/// certificate adds an RSA operation to each message the account
+/// receives, so the count bounds one account's cost per delivery.
+pub const MAX_CERTIFICATES: usize = 20;
 
 /// The rules' view of `account` now: its addresses, its certificates.
 fn policy_inputs(
@@ -90,6 +105,15 @@ pub fn add_certificates(
         existing: &existing,
     };
     let accepted = certs::recipients(file, &policy)?;
+    // why counted here and per certificate: every door (JMAP, the CLI)
+    // goes through this function, and a bundle adds each of its members.
+    if existing.len() + accepted.len() > MAX_CERTIFICATES {
+        return Err(ManageError::TooManyCertificates {
+            have: existing.len(),
+            adding: accepted.len(),
+            limit: MAX_CERTIFICATES,
+        });
+    }
     let mut added = Vec::with_capacity(accepted.len());
     for cert in &accepted {
         added.push(store.add_certificate(account.id, new_certificate(cert, description))?);

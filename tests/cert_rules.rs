@@ -333,6 +333,47 @@ fn rsa_1024_is_too_small() {
     assert_words(&v.to_string(), &["1024-bit RSA key", "2048-8192 bits"]);
 }
 
+/// An exponent as large as the modulus cost 0.3 s of CPU per delivery;
+/// only the exponents mail clients use are accepted.
+#[test]
+fn rsa_exponent_over_32_bits_is_refused() {
+    let (_dir, path) = with_key(
+        "rsa-bige",
+        &[
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-pkeyopt",
+            "rsa_keygen_pubexp:4294967297",
+        ],
+        "bige@example.org",
+    );
+    let v = violation(&path, &offline());
+    assert!(
+        matches!(&v, RuleViolation::RsaExponent { exponent, .. } if exponent == "4294967297"),
+        "{v:?}"
+    );
+    assert_words(&v.to_string(), &["public exponent 4294967297", "65537"]);
+}
+
+#[test]
+fn rsa_exponent_3_is_accepted() {
+    let (_dir, path) = with_key(
+        "rsa-e3",
+        &[
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-pkeyopt",
+            "rsa_keygen_pubexp:3",
+        ],
+        "e3@example.org",
+    );
+    check(&one(&path), &offline()).unwrap();
+}
+
 #[test]
 fn ed25519_key_is_unsupported() {
     let (_dir, path) = with_key("ed25519", &["-algorithm", "ED25519"], "ed@example.org");

@@ -350,6 +350,61 @@ async fn over_quota_past_twenty_certificates() {
     not_created(&args, "overQuota");
 }
 
+/// A bundle counts each of its certificates: 21 in one PKCS#7 upload on
+/// an empty account are refused whole, over JMAP and from the CLI's door
+/// (`manage::add_certificates`).
+#[tokio::test]
+async fn a_bundle_counts_each_certificate_against_the_limit() {
+    let email = "bundle@example.org";
+    let (server, client) = setup(email);
+    let dir = pki::tempdir();
+    let key = corpus::rsa_key();
+    let certs: Vec<_> = (0..21)
+        .map(|i| {
+            corpus::self_signed(
+                dir.path(),
+                &format!("b{i}"),
+                &key,
+                &corpus::subject_for(email),
+                &smime_extensions(email),
+            )
+        })
+        .collect();
+    let paths: Vec<&std::path::Path> = certs.iter().map(|p| p.as_path()).collect();
+    let bundle = corpus::pkcs7(&paths, false);
+    let args = create_cert(
+        &client,
+        json!({ "certificate": String::from_utf8(bundle.clone()).unwrap() }),
+    )
+    .await;
+    let err = not_created(&args, "overQuota");
+    assert!(
+        err["description"].as_str().unwrap().contains("at most 20"),
+        "{err}"
+    );
+    let account = server.store.account_by_address(email).unwrap();
+    assert!(server
+        .store
+        .list_certificates(account.id)
+        .unwrap()
+        .is_empty());
+    let cli_door = sealmail::manage::add_certificates(&server.store, &account, &bundle, "");
+    assert!(
+        matches!(
+            cli_door,
+            Err(sealmail::manage::ManageError::TooManyCertificates { adding: 21, .. })
+        ),
+        "{cli_door:?}"
+    );
+    // Twenty fit.
+    let twenty = corpus::pkcs7(&paths[..20], false);
+    sealmail::manage::add_certificates(&server.store, &account, &twenty, "").unwrap();
+    assert_eq!(
+        server.store.list_certificates(account.id).unwrap().len(),
+        20
+    );
+}
+
 fn decrypts(smime: &[u8], k: &KeyPair) -> bool {
     let out = run_unchecked(
         Command::new("openssl")

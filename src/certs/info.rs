@@ -140,8 +140,9 @@ fn directory_string(value: &der::Any) -> Option<String> {
 /// The subject public key, as far as the rules care.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum KeyKind {
-    /// RSA with this many modulus bits.
-    Rsa { bits: u32 },
+    /// RSA with this many modulus bits and this public exponent (`None`
+    /// when it does not fit 64 bits).
+    Rsa { bits: u32, exponent: Option<u64> },
     /// RSA whose key does not decode.
     BadRsa { error: String },
     /// EC on a named curve (name or OID) of known or unknown size.
@@ -160,6 +161,7 @@ impl KeyKind {
             return match rsa::pkcs1::RsaPublicKey::from_der(spki.subject_public_key.raw_bytes()) {
                 Ok(key) => Self::Rsa {
                     bits: significant_bits(key.modulus.as_bytes()),
+                    exponent: small_uint(key.public_exponent.as_bytes()),
                 },
                 Err(e) => Self::BadRsa {
                     error: e.to_string(),
@@ -223,7 +225,7 @@ impl KeyKind {
 
     pub(crate) fn bits(&self) -> Option<u32> {
         match self {
-            Self::Rsa { bits } => Some(*bits),
+            Self::Rsa { bits, .. } => Some(*bits),
             Self::Ec { bits, .. } => *bits,
             Self::Edwards { bits, .. } => Some(*bits),
             Self::BadRsa { .. } | Self::Other { .. } => None,
@@ -240,6 +242,15 @@ pub(crate) fn oid_name(oid: &ObjectIdentifier) -> String {
 }
 
 /// Bits of a big-endian unsigned integer, leading zeros not counted.
+/// A big-endian unsigned integer that fits 64 bits.
+fn small_uint(bytes: &[u8]) -> Option<u64> {
+    let digits: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
+    let mut be = [0u8; 8];
+    let start = be.len().checked_sub(digits.len())?;
+    be.get_mut(start..)?.copy_from_slice(&digits);
+    Some(u64::from_be_bytes(be))
+}
+
 fn significant_bits(bytes: &[u8]) -> u32 {
     let mut iter = bytes.iter().skip_while(|b| **b == 0);
     let Some(first) = iter.next() else {

@@ -26,7 +26,7 @@ use std::time::SystemTime;
 pub use fingerprint::{Fingerprint, FingerprintError};
 pub use info::{CertInfo, UtcDate};
 pub use parse::{parse, ParseError, ParsedCert};
-pub use rules::{check, evaluate, Rule, RuleOutcome, RuleStatus, RSA_BITS};
+pub use rules::{check, evaluate, Rule, RuleOutcome, RuleStatus, RSA_BITS, RSA_EXPONENTS};
 pub use violation::RuleViolation;
 
 /// What the rules are checked against.

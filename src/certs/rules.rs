@@ -17,6 +17,13 @@ use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
 use super::info::{basic_constraints, email_addresses, oid_name, to_datetime, KeyKind};
 use super::{Fingerprint, ParsedCert, Policy, RuleViolation};
 
+/// RSA public exponents accepted for encryption: odd, at least 3 and at
+/// most 2^32 − 1, as RFC 8017 §3.1 allows and every mail client uses
+/// (65537 in practice). why the upper bound: the exponent sets the cost of
+/// every copy sealed for the certificate, and one as large as the modulus
+/// made each delivery cost 0.3 s of CPU per certificate.
+pub const RSA_EXPONENTS: std::ops::RangeInclusive<u64> = 3..=0xffff_ffff;
+
 /// RSA modulus sizes accepted for encryption, in bits. Below 2048 is
 /// breakable or soon will be (NIST SP 800-131A); above 8192 the RSA code
 /// spends seconds per message and no mail client issues such keys.
@@ -30,7 +37,8 @@ pub enum Rule {
     NotCa,
     /// Valid now.
     Validity,
-    /// RSA of 2048–8192 bits.
+    /// RSA of 2048–8192 bits with an odd public exponent of at most
+    /// 2^32 − 1.
     KeyType,
     /// Has at least one e-mail address.
     HasEmail,
@@ -218,8 +226,16 @@ impl Ctx<'_> {
     fn key_type(&self) -> Result<(), RuleViolation> {
         let holder = self.holder();
         match KeyKind::of(self.cert.certificate()) {
-            KeyKind::Rsa { bits } if RSA_BITS.contains(&bits) => Ok(()),
-            KeyKind::Rsa { bits } => Err(RuleViolation::RsaKeySize { holder, bits }),
+            KeyKind::Rsa { bits, .. } if !RSA_BITS.contains(&bits) => {
+                Err(RuleViolation::RsaKeySize { holder, bits })
+            }
+            KeyKind::Rsa {
+                exponent: Some(e), ..
+            } if e % 2 == 1 && RSA_EXPONENTS.contains(&e) => Ok(()),
+            KeyKind::Rsa { exponent, .. } => Err(RuleViolation::RsaExponent {
+                holder,
+                exponent: exponent.map_or_else(|| "more than 64 bits".into(), |e| e.to_string()),
+            }),
             KeyKind::BadRsa { error } => Err(RuleViolation::MalformedKey { holder, error }),
             KeyKind::Ec { curve, .. } => Err(RuleViolation::EcKey { holder, curve }),
             other => Err(RuleViolation::UnsupportedKey {

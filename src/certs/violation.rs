@@ -51,6 +51,14 @@ pub enum RuleViolation {
         /// The modulus size.
         bits: u32,
     },
+    /// An RSA public exponent outside [`super::RSA_EXPONENTS`] or even.
+    #[error("certificate for {holder} has the RSA public exponent {exponent}; only odd exponents from 3 to 4294967295 (65537 in practice) are accepted, as mail clients use; get a certificate made by a standard tool")]
+    RsaExponent {
+        /// Who the certificate is for.
+        holder: String,
+        /// The exponent, in decimal, or a note that it is huge.
+        exponent: String,
+    },
     /// An RSA key that does not decode.
     #[error("certificate for {holder} has an RSA public key that does not decode ({error}); the certificate is damaged, get it again from its issuer")]
     MalformedKey {

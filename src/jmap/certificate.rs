@@ -18,8 +18,8 @@ use super::call::{
 };
 use super::changes::changes as log_changes;
 use super::error::Error;
+use super::ids;
 use super::set::{object, only, prop, SetArgs, SetOutcome};
-use super::{ids, limits};
 use crate::admin::api::CertView;
 use crate::manage;
 use crate::store::{Certificate, ChangedObject};
@@ -143,12 +143,6 @@ async fn create(call: &Call, obj: Value) -> Result<Value, Error> {
     };
     let added = call
         .blocking(move |s, id| {
-            if s.list_certificates(id)?.len() >= limits::CERTIFICATES {
-                return Err(Error::OverQuota(format!(
-                    "the account has {} certificates, the most it may have; destroy one it no longer needs first",
-                    limits::CERTIFICATES
-                )));
-            }
             let account = s.account(id)?;
             Ok(manage::add_certificates(s, &account, &bytes, &description)?)
         })

@@ -58,9 +58,6 @@ pub(crate) enum Error {
     /// The operation is not allowed here.
     #[error("{0}")]
     Forbidden(String),
-    /// A per-account limit.
-    #[error("{0}")]
-    OverQuota(String),
     /// `ifInState` does not match.
     #[error("the state is {0}, not the one given in ifInState")]
     StateMismatch(String),
@@ -154,6 +151,7 @@ impl Error {
             Error::Manage(m) => match &**m {
                 ManageError::Store(m) => store_error(m, text.clone()),
                 ManageError::Cert(c) => cert_error(c, text.clone()),
+                ManageError::TooManyCertificates { .. } => e("overQuota"),
                 ManageError::UnknownAlgorithm { .. } => {
                     e("invalidProperties").with("properties", json!(["algorithm"]))
                 }
@@ -175,7 +173,6 @@ impl Error {
             Error::NotFound => e("notFound"),
             Error::BlobNotFound(id) => e("blobNotFound").with("notFound", json!([id])),
             Error::Forbidden(_) => e("forbidden"),
-            Error::OverQuota(_) => e("overQuota"),
             Error::StateMismatch(_) => e("stateMismatch"),
             Error::CannotCalculateChanges(_) => e("cannotCalculateChanges"),
             Error::RequestTooLarge(_) => e("requestTooLarge"),

@@ -95,7 +95,7 @@ pub(crate) mod limits {
     /// RSA key transport (and ~300 bytes) to every stored message, and a
     /// rotation needs two or three; 20 leaves room for mistakes while
     /// bounding per-delivery cost.
-    pub(crate) const CERTIFICATES: usize = 20;
+    pub(crate) const CERTIFICATES: usize = crate::manage::MAX_CERTIFICATES;
 }
 
 /// Capability URIs.

@@ -141,10 +141,14 @@ impl RsaKeyTransport {
             return Err(SmimeError::UnsupportedKeySize { bits });
         }
         let n_is_odd = n.last().is_some_and(|b| b & 1 == 1);
-        let e_is_usable = e.len() <= n.len() && e.last().is_some_and(|b| b & 1 == 1) && e != [1];
+        // why at most 32 bits: the exponent sets the cost of every copy;
+        // certificates stored before the upload rule checked it must not
+        // make one account's deliveries hold everybody's CPU.
+        let e_is_usable = e.len() <= 4 && e.last().is_some_and(|b| b & 1 == 1) && e != [1];
         if !n_is_odd || !e_is_usable {
             return Err(SmimeError::BadPublicKey {
-                detail: "modulus must be odd and the exponent odd and greater than 1".into(),
+                detail: "modulus must be odd and the exponent odd, at least 3 and at most 2^32-1"
+                    .into(),
             });
         }
         let modulus = match n.len() {
