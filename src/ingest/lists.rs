@@ -25,7 +25,7 @@ use super::copy::{audit, now, seal, with_trace_fields, Sealed, Target};
 use super::error::DeliverError;
 use super::notice::{self, Original};
 use super::{Delivered, Envelope, HookChain, Ingest};
-use crate::smime::{already_encrypted, AlreadyEncrypted, Decryptor, Split};
+use crate::smime::{already_encrypted, AlreadyEncrypted, Decryptor, Enveloped, Split};
 use crate::store::{
     AccountId, AuditKind, MailStore, MailboxId, MailingList, Recipient as Addressee,
 };
@@ -169,6 +169,10 @@ fn decrypt_with_list_keys(
     list: &str,
     data: &[u8],
 ) -> Result<Option<Zeroizing<Vec<u8>>>, crate::store::MailError> {
+    // why parse once: every list key (rotation) tries the same envelope.
+    let Ok(enveloped) = Enveloped::from_message(data) else {
+        return Ok(None);
+    };
     for pair in store.list_keys(list)? {
         let cert = match x509_cert::der::Decode::from_der(&pair.info.cert_der) {
             Ok(c) => c,
@@ -180,7 +184,7 @@ fn decrypt_with_list_keys(
         let Ok(decryptor) = Decryptor::from_pem(pem, Some(&cert)) else {
             continue;
         };
-        if let Ok(inner) = decryptor.decrypt_message(data) {
+        if let Ok(inner) = decryptor.open(&enveloped) {
             let inner = Zeroizing::new(inner);
             let split = Split::new(data);
             let mut plain = Zeroizing::new(Vec::with_capacity(data.len() + inner.len()));

@@ -16,10 +16,9 @@ use base64::Engine as _;
 use cbc::cipher::block_padding::Pkcs7;
 use cbc::cipher::{BlockDecryptMut, KeyIvInit};
 use cms::cert::IssuerAndSerialNumber;
-use cms::content_info::ContentInfo;
-use cms::enveloped_data::{EnvelopedData, RecipientIdentifier, RecipientInfo};
-use der::asn1::OctetString;
-use der::Decode as _;
+use cms::enveloped_data::{EncryptedContentInfo, RecipientIdentifier, RecipientInfo};
+use der::asn1::{AnyRef, ObjectIdentifier, OctetString};
+use der::{Decode as _, Reader as _, SliceReader, Tag, TagNumber, Tagged as _};
 use rsa::pkcs1::DecodeRsaPrivateKey as _;
 use rsa::pkcs8::DecodePrivateKey as _;
 use rsa::{Pkcs1v15Encrypt, RsaPrivateKey};
@@ -87,15 +86,26 @@ impl Decryptor {
 
     /// Decrypts a DER or BER `ContentInfo` holding EnvelopedData.
     pub fn decrypt_cms(&self, cms_bytes: &[u8]) -> Result<Vec<u8>, SmimeError> {
-        let enveloped = parse_enveloped(cms_bytes)?;
-        let cek = self.content_key(&enveloped)?;
-        decrypt_content(&enveloped, &cek)
+        self.open(&Enveloped::from_cms(cms_bytes)?)
+    }
+
+    /// Decrypts an envelope parsed once (several keys may try it: a
+    /// list's keys during a rotation).
+    pub fn open(&self, enveloped: &Enveloped) -> Result<Vec<u8>, SmimeError> {
+        let cek = self.content_key(enveloped)?;
+        decrypt_content(&enveloped.content, &cek)
     }
 
     /// Finds our RecipientInfo and unwraps the content key.
-    fn content_key(&self, enveloped: &EnvelopedData) -> Result<Zeroizing<Vec<u8>>, SmimeError> {
+    ///
+    /// why at most one private-key operation when the certificate is
+    /// known: the sender controls the RecipientInfos, and 4,000 of them
+    /// naming the list's certificate with garbage keys cost 17 s of RSA.
+    /// Without a certificate every key-transport entry is a candidate, up
+    /// to [`MAX_BLIND_ATTEMPTS`].
+    fn content_key(&self, enveloped: &Enveloped) -> Result<Zeroizing<Vec<u8>>, SmimeError> {
         let mut candidates = 0;
-        for info in enveloped.recip_infos.0.iter() {
+        for info in &enveloped.recipients {
             let RecipientInfo::Ktri(ktri) = info else {
                 continue;
             };
@@ -106,15 +116,127 @@ impl Decryptor {
                     continue;
                 }
             }
-            candidates += 1;
             if ktri.key_enc_alg.oid != const_oid::db::rfc5912::RSA_ENCRYPTION {
                 continue;
             }
+            candidates += 1;
             if let Ok(cek) = self.key.decrypt(Pkcs1v15Encrypt, ktri.enc_key.as_bytes()) {
                 return Ok(Zeroizing::new(cek));
             }
+            if self.rid.is_some() || candidates >= MAX_BLIND_ATTEMPTS {
+                break;
+            }
         }
         Err(SmimeError::NotForThisKey { candidates })
+    }
+}
+
+/// RecipientInfos of one envelope that are looked at. why: a sender
+/// controls their number; 1,024 is far beyond any real message's
+/// recipients (they are the sender's addressees), and a key whose entry
+/// lies further back is treated as not addressed.
+pub const MAX_RECIPIENT_INFOS: usize = 1024;
+
+/// Private-key attempts of a [`Decryptor`] without a certificate.
+const MAX_BLIND_ATTEMPTS: usize = 16;
+
+/// CMS EnvelopedData (RFC 5652 §6.1) as far as opening it needs:
+///
+/// ```text
+/// EnvelopedData ::= SEQUENCE {
+///   version CMSVersion,
+///   originatorInfo [0] IMPLICIT OriginatorInfo OPTIONAL,
+///   recipientInfos RecipientInfos,
+///   encryptedContentInfo EncryptedContentInfo,
+///   unprotectedAttrs [1] IMPLICIT UnprotectedAttributes OPTIONAL }
+/// ```
+///
+/// Parsed in one pass: the `cms` crate's SET OF decoding sorts as it
+/// reads (quadratic; 8,000 RecipientInfos took 57 s), so the SET is walked
+/// here element by element, and only the first [`MAX_RECIPIENT_INFOS`]
+/// are kept.
+#[derive(Debug)]
+pub struct Enveloped {
+    recipients: Vec<RecipientInfo>,
+    content: EncryptedContentInfo,
+}
+
+impl Enveloped {
+    /// The envelope of an S/MIME message.
+    pub fn from_message(raw: &[u8]) -> Result<Self, SmimeError> {
+        Self::from_cms(&smime_payload(raw)?)
+    }
+
+    /// The envelope in a DER or BER `ContentInfo`.
+    pub fn from_cms(cms_bytes: &[u8]) -> Result<Self, SmimeError> {
+        match Self::from_der(cms_bytes) {
+            Ok(parsed) => Ok(parsed),
+            Err(SmimeError::Der(_)) => Self::from_der(&ber::to_der(cms_bytes)?),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn from_der(der_bytes: &[u8]) -> Result<Self, SmimeError> {
+        let info = sequence(AnyRef::from_der(der_bytes)?)?;
+        let mut reader = SliceReader::new(info)?;
+        let content_type = ObjectIdentifier::decode(&mut reader)?;
+        if content_type != const_oid::db::rfc5911::ID_ENVELOPED_DATA {
+            return Err(SmimeError::NotEnveloped {
+                content_type: content_type.to_string(),
+            });
+        }
+        let explicit = AnyRef::decode(&mut reader)?;
+        reader.finish(())?;
+        if explicit.tag() != context(TagNumber::N0) {
+            return Err(der::Tag::Sequence.value_error().into());
+        }
+        let body = sequence(AnyRef::from_der(explicit.value())?)?;
+        let mut reader = SliceReader::new(body)?;
+        let _version = AnyRef::decode(&mut reader)?;
+        if reader.peek_tag()? == context(TagNumber::N0) {
+            let _originator_info = AnyRef::decode(&mut reader)?;
+        }
+        let set = AnyRef::decode(&mut reader)?;
+        if set.tag() != Tag::Set {
+            return Err(Tag::Set.value_error().into());
+        }
+        let recipients = recipient_infos(set.value())?;
+        let content = EncryptedContentInfo::decode(&mut reader)?;
+        Ok(Self {
+            recipients,
+            content,
+        })
+    }
+}
+
+/// The first [`MAX_RECIPIENT_INFOS`] elements of the RecipientInfos SET,
+/// each decoded on its own; one of a kind this crate cannot read is
+/// skipped, not fatal.
+fn recipient_infos(set: &[u8]) -> Result<Vec<RecipientInfo>, SmimeError> {
+    let mut reader = SliceReader::new(set)?;
+    let mut out = Vec::new();
+    while !reader.is_finished() && out.len() < MAX_RECIPIENT_INFOS {
+        if let Ok(info) = RecipientInfo::from_der(reader.tlv_bytes()?) {
+            out.push(info);
+        }
+    }
+    Ok(out)
+}
+
+/// The contents of a SEQUENCE.
+fn sequence(any: AnyRef<'_>) -> Result<&[u8], SmimeError> {
+    if any.tag() == Tag::Sequence {
+        Ok(any.value())
+    } else {
+        Err(Tag::Sequence.value_error().into())
+    }
+}
+
+/// A constructed context-specific tag, `[n]`.
+fn context(number: TagNumber) -> Tag {
+    Tag::ContextSpecific {
+        constructed: true,
+        number,
     }
 }
 
@@ -153,23 +275,8 @@ pub fn smime_payload(raw: &[u8]) -> Result<Vec<u8>, SmimeError> {
         })
 }
 
-/// Parses a ContentInfo holding EnvelopedData, DER first, BER otherwise.
-fn parse_enveloped(cms_bytes: &[u8]) -> Result<EnvelopedData, SmimeError> {
-    let info = match ContentInfo::from_der(cms_bytes) {
-        Ok(info) => info,
-        Err(_) => ContentInfo::from_der(&ber::to_der(cms_bytes)?)?,
-    };
-    if info.content_type != const_oid::db::rfc5911::ID_ENVELOPED_DATA {
-        return Err(SmimeError::NotEnveloped {
-            content_type: info.content_type.to_string(),
-        });
-    }
-    Ok(info.content.decode_as::<EnvelopedData>()?)
-}
-
 /// AES-CBC decryption of the encrypted content with `cek`.
-fn decrypt_content(enveloped: &EnvelopedData, cek: &[u8]) -> Result<Vec<u8>, SmimeError> {
-    let eci = &enveloped.encrypted_content;
+fn decrypt_content(eci: &EncryptedContentInfo, cek: &[u8]) -> Result<Vec<u8>, SmimeError> {
     let ciphertext = eci
         .encrypted_content
         .as_ref()

@@ -21,7 +21,7 @@ mod rsa_kt;
 mod split;
 
 pub use ber::BerError;
-pub use decrypt::{smime_payload, Decryptor};
+pub use decrypt::{smime_payload, Decryptor, Enveloped, MAX_RECIPIENT_INFOS};
 pub use detect::{already_encrypted, AlreadyEncrypted};
 pub use envelope::{Envelope, Recipient, Sealed};
 pub use split::Split;
