@@ -71,6 +71,33 @@ async fn wrong_password_is_401_with_challenge() {
     assert_eq!(anonymous.status(), 401);
 }
 
+/// A successful check is cached, but a password change (or a cleared
+/// password) ends it at once, not when the cache entry expires.
+#[tokio::test]
+async fn a_changed_password_stops_working_at_once() {
+    let (server, client) = setup("carol@example.org");
+    let ok = client.get("/.well-known/jmap").send().await.unwrap();
+    assert_eq!(ok.status(), 200, "first check, now cached");
+    let account = server
+        .store
+        .account_by_address("carol@example.org")
+        .unwrap();
+    let id = account.id;
+    server.store.set_password(id, Some("a new one")).unwrap();
+    let old = client.get("/.well-known/jmap").send().await.unwrap();
+    assert_eq!(old.status(), 401, "the old password is refused at once");
+    let renewed = server.client("carol@example.org", "a new one", &account);
+    let new = renewed.get("/.well-known/jmap").send().await.unwrap();
+    assert_eq!(new.status(), 200);
+    server.store.set_password(id, None).unwrap();
+    let cleared = renewed.get("/.well-known/jmap").send().await.unwrap();
+    assert_eq!(
+        cleared.status(),
+        401,
+        "an account without password cannot log in"
+    );
+}
+
 #[tokio::test]
 async fn request_level_errors_are_problem_details() {
     let (_server, client) = setup("bob@example.org");

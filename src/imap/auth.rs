@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::error::ImapError;
 use super::session::{status, Done, Session};
-use crate::store::{Account, MailError};
+use crate::store::Account;
 
 impl Session {
     /// Whether a clear-text password must be refused here.
@@ -42,30 +42,20 @@ impl Session {
         let user_owned = user.to_string();
         let pass = pass.to_string();
         let found = self
-            .with_store(move |store| {
-                let account = match store.account_by_address(&user_owned) {
-                    Ok(a) => a,
-                    Err(MailError::AccountNotFound { .. } | MailError::InvalidAddress { .. }) => {
-                        return Ok(None)
-                    }
-                    Err(e) => return Err(e),
-                };
-                let ok = account.has_password && store.verify_password(account.id, &pass)?;
-                Ok(ok.then_some(account))
-            })
+            .with_store(move |store| store.check_login(&user_owned, &pass))
             .await?;
         match found {
             Some(account) => {
-                self.ctx.config.throttle.succeeded(self.peer);
+                self.ctx.config.throttle.succeeded(self.peer, user);
                 self.logged_in(account);
                 Ok(())
             }
             None => {
-                let delay = self
-                    .ctx
-                    .config
-                    .throttle
-                    .failed(self.peer, self.ctx.config.failed_login_delay);
+                let delay = self.ctx.config.throttle.failed(
+                    self.peer,
+                    user,
+                    self.ctx.config.failed_login_delay,
+                );
                 warn!(delay_ms = delay.as_millis(), "failed login");
                 tokio::time::sleep(delay).await;
                 Err(ImapError::AuthFailed)
@@ -153,11 +143,11 @@ impl Session {
         // why: acting as another user (authzid) is not offered; only the
         // empty authzid or the user's own address is accepted.
         if !authz.is_empty() && !authz.eq_ignore_ascii_case(&user) {
-            let delay = self
-                .ctx
-                .config
-                .throttle
-                .failed(self.peer, self.ctx.config.failed_login_delay);
+            let delay = self.ctx.config.throttle.failed(
+                self.peer,
+                &user,
+                self.ctx.config.failed_login_delay,
+            );
             tokio::time::sleep(delay).await;
             self.finish_error(tag, &ImapError::AuthFailed);
             return;

@@ -2,10 +2,12 @@
 //!
 //! Every failed LOGIN / AUTHENTICATE waits before its `NO`; the wait
 //! doubles with each recent failure from the same address (shared by all
-//! its connections), up to [`MAX_DELAY`], and a success or
-//! [`FORGET_AFTER`] without failures clears it. A guesser opening many
-//! connections from one address therefore gains little, and a user who
-//! mistypes once waits only the base delay.
+//! its connections), up to [`MAX_DELAY`]. A success forgets only the
+//! failures for the account that logged in (a guesser who also owns an
+//! account cannot clear the count of guesses at others by logging in to
+//! it), and [`FORGET_AFTER`] without failures clears the address. A
+//! guesser opening many connections from one address therefore gains
+//! little, and a user who mistypes once waits only the base delay.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,9 +23,15 @@ const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 /// spray from many addresses cannot grow the table without bound.
 const MAX_SOURCES: usize = 10_000;
 
-#[derive(Debug, Clone, Copy)]
+/// Accounts whose failures are counted apart per address; failures for
+/// further names count in the total only (a success never clears them).
+const USERS_PER_SOURCE: usize = 32;
+
+#[derive(Debug, Clone)]
 struct Record {
     failures: u32,
+    /// Failures per login name (lowercased), part of `failures`.
+    by_user: Vec<(String, u32)>,
     last: Instant,
 }
 
@@ -35,8 +43,9 @@ pub(crate) struct LoginThrottle {
 }
 
 impl LoginThrottle {
-    /// Records a failure from `ip`; returns how long to wait before answering.
-    pub(crate) fn failed(&self, ip: IpAddr, base: Duration) -> Duration {
+    /// Records a failure from `ip` to log in as `user`; returns how long
+    /// to wait before answering.
+    pub(crate) fn failed(&self, ip: IpAddr, user: &str, base: Duration) -> Duration {
         let now = Instant::now();
         let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         if sources.len() >= MAX_SOURCES && !sources.contains_key(&ip) {
@@ -53,21 +62,39 @@ impl LoginThrottle {
         }
         let record = sources.entry(ip).or_insert(Record {
             failures: 0,
+            by_user: Vec::new(),
             last: now,
         });
         if now.duration_since(record.last) >= FORGET_AFTER {
             record.failures = 0;
+            record.by_user.clear();
         }
         record.failures = record.failures.saturating_add(1);
+        let user = user.to_lowercase();
+        if let Some((_, n)) = record.by_user.iter_mut().find(|(u, _)| *u == user) {
+            *n = n.saturating_add(1);
+        } else if record.by_user.len() < USERS_PER_SOURCE {
+            record.by_user.push((user, 1));
+        }
         record.last = now;
         let factor = 1u32 << record.failures.saturating_sub(1).min(16);
         base.saturating_mul(factor).min(MAX_DELAY.max(base))
     }
 
-    /// Forgets the failures of `ip` after a successful login.
-    pub(crate) fn succeeded(&self, ip: IpAddr) {
+    /// Forgets the failures of `ip` for `user` after `user` logged in.
+    pub(crate) fn succeeded(&self, ip: IpAddr, user: &str) {
         let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
-        sources.remove(&ip);
+        let Some(record) = sources.get_mut(&ip) else {
+            return;
+        };
+        let user = user.to_lowercase();
+        if let Some(i) = record.by_user.iter().position(|(u, _)| *u == user) {
+            let (_, n) = record.by_user.swap_remove(i);
+            record.failures = record.failures.saturating_sub(n);
+        }
+        if record.failures == 0 {
+            sources.remove(&ip);
+        }
     }
 }
 
@@ -81,23 +108,35 @@ mod tests {
         let a: IpAddr = [10, 0, 0, 1].into();
         let b: IpAddr = [10, 0, 0, 2].into();
         let base = Duration::from_millis(100);
-        assert_eq!(t.failed(a, base), base);
-        assert_eq!(t.failed(a, base), base * 2);
-        assert_eq!(t.failed(a, base), base * 4);
-        assert_eq!(t.failed(b, base), base, "another source is not slowed");
+        assert_eq!(t.failed(a, "u", base), base);
+        assert_eq!(t.failed(a, "u", base), base * 2);
+        assert_eq!(t.failed(a, "U", base), base * 4);
+        assert_eq!(t.failed(b, "u", base), base, "another source is not slowed");
         for _ in 0..20 {
-            t.failed(a, base);
+            t.failed(a, "u", base);
         }
-        assert_eq!(t.failed(a, base), MAX_DELAY);
-        t.succeeded(a);
-        assert_eq!(t.failed(a, base), base);
+        assert_eq!(t.failed(a, "u", base), MAX_DELAY);
+        t.succeeded(a, "u");
+        assert_eq!(t.failed(a, "u", base), base);
+    }
+
+    #[test]
+    fn logging_in_to_ones_own_account_keeps_the_guesses_at_others() {
+        let t = LoginThrottle::default();
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let base = Duration::from_millis(100);
+        t.failed(a, "victim", base);
+        t.failed(a, "victim", base);
+        t.failed(a, "me", base);
+        t.succeeded(a, "me");
+        assert_eq!(t.failed(a, "victim", base), base * 4, "two guesses remain");
     }
 
     #[test]
     fn the_table_stays_bounded() {
         let t = LoginThrottle::default();
         for i in 0..u32::try_from(MAX_SOURCES + 50).unwrap() {
-            t.failed(IpAddr::from(i.to_be_bytes()), Duration::ZERO);
+            t.failed(IpAddr::from(i.to_be_bytes()), "u", Duration::ZERO);
         }
         assert!(t.sources.lock().unwrap().len() <= MAX_SOURCES);
     }

@@ -9,10 +9,11 @@
 //! Checking an argon2id hash costs tens of milliseconds of CPU by design,
 //! and a JMAP client sends its credentials with every request, so a
 //! successful check is remembered for [`CACHE_TTL`] under a salted SHA-256
-//! of the credentials (never the password itself). The account is loaded
-//! afresh on every request, so a removed account is refused at once; a
-//! changed password stops working within the TTL (Dovecot's auth cache
-//! makes the same trade with a one-hour default).
+//! of the credentials (never the password itself). The account and a stamp
+//! of its stored password hash are loaded afresh on every request, so a
+//! removed account and a changed password are refused at once. A full
+//! check costs the same whether or not the address exists
+//! ([`MailStore::check_login`](crate::store::MailStore::check_login)).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,7 +40,15 @@ const CACHE_ENTRIES: usize = 10_000;
 pub(crate) struct AuthCache {
     salt: [u8; 32],
     // why: a std Mutex, held for one map operation, never across an await.
-    entries: Mutex<HashMap<[u8; 32], (AccountId, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], Remembered>>,
+}
+
+/// A successful check: whose, against which password hash, when.
+#[derive(Debug, Clone, Copy)]
+struct Remembered {
+    id: AccountId,
+    stamp: [u8; 32],
+    at: Instant,
 }
 
 impl Default for AuthCache {
@@ -63,20 +72,21 @@ impl AuthCache {
         h.finalize().into()
     }
 
-    fn get(&self, key: &[u8; 32]) -> Option<AccountId> {
+    fn get(&self, key: &[u8; 32]) -> Option<Remembered> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(key)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(id, _)| *id)
+            .filter(|r| r.at.elapsed() < CACHE_TTL)
+            .copied()
     }
 
-    fn put(&self, key: [u8; 32], id: AccountId) {
+    fn put(&self, key: [u8; 32], id: AccountId, stamp: [u8; 32]) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= CACHE_ENTRIES {
             entries.clear();
         }
-        entries.insert(key, (id, Instant::now()));
+        let at = Instant::now();
+        entries.insert(key, Remembered { id, stamp, at });
     }
 }
 
@@ -92,23 +102,29 @@ pub(crate) async fn authenticate(
     let cached = server.auth_cache.get(&cache_key);
     let store = Arc::clone(&server.ctx.store);
     let checked = tokio::task::spawn_blocking(move || {
-        let account = store.account_by_address(&user).ok()?;
-        if cached == Some(account.id) && account.has_password {
-            return Some(account);
-        }
-        match store.verify_password(account.id, &password) {
-            Ok(true) => Some(account),
-            Ok(false) => None,
-            Err(e) => {
-                tracing::error!(error = %e, "password check failed");
-                None
+        if let Some(hit) = cached {
+            // why the stamp: a password changed since the check must stop
+            // working now, not when the entry expires.
+            let account = store.account_by_address(&user).ok()?;
+            let stamp = store.password_stamp(account.id).ok()??;
+            if account.id == hit.id && stamp == hit.stamp {
+                return Some((account, stamp));
             }
         }
+        let account = match store.check_login(&user, &password) {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::error!(error = %e, "password check failed");
+                return None;
+            }
+        };
+        let stamp = store.password_stamp(account.id).ok()??;
+        Some((account, stamp))
     })
     .await;
     match checked {
-        Ok(Some(account)) => {
-            server.auth_cache.put(cache_key, account.id);
+        Ok(Some((account, stamp))) => {
+            server.auth_cache.put(cache_key, account.id, stamp);
             Ok(account)
         }
         _ => Err(unauthorized()),
@@ -161,9 +177,12 @@ mod tests {
             AuthCache::default().key("a@example.org", "right"),
             "salted per server"
         );
-        assert_eq!(cache.get(&key), None);
-        cache.put(key, AccountId(7));
-        assert_eq!(cache.get(&key), Some(AccountId(7)));
-        assert_eq!(cache.get(&cache.key("a@example.org", "wrong")), None);
+        assert!(cache.get(&key).is_none());
+        cache.put(key, AccountId(7), [1; 32]);
+        assert_eq!(
+            cache.get(&key).map(|r| (r.id, r.stamp)),
+            Some((AccountId(7), [1; 32]))
+        );
+        assert!(cache.get(&cache.key("a@example.org", "wrong")).is_none());
     }
 }
