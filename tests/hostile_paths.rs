@@ -234,7 +234,7 @@ fn export_refuses_a_link_inside_its_directory() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("INBOX is a symbolic link") && stderr.contains("never follows"),
+        stderr.contains("INBOX\" is a symbolic link") && stderr.contains("never follows"),
         "{stderr}"
     );
     assert_eq!(walk(&canary), Vec::<PathBuf>::new(), "written through the link");
@@ -295,7 +295,11 @@ fn import_skips_links_and_fifos_below_its_path() {
         "{stdout}\n{stderr}"
     );
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    for named in ["/cur is a symbolic link", "1700000002.link.host is a symbolic link", "1700000003.fifo.host is a FIFO"] {
+    for named in [
+        "/cur\" is a symbolic link",
+        "1700000002.link.host\" is a symbolic link",
+        "1700000003.fifo.host\" is a FIFO",
+    ] {
         assert!(stderr.contains(named), "{named}: {stderr}");
     }
     let stored = server.inbox(USER);

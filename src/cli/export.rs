@@ -52,48 +52,47 @@ pub(super) fn run(cli: &Cli, args: &ExportArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USER));
         }
     };
-    match AdminClient::new(&config.data_dir)
+    let outcome = AdminClient::new(&config.data_dir)
         .map_err(ExportError::from)
-        .and_then(|client| export(&client, args))
-    {
+        .and_then(|client| export(&client, args));
+    Ok(report(args, outcome))
+}
+
+/// Prints what came of the export; the exit code.
+fn report(args: &ExportArgs, outcome: Result<Exported, ExportError>) -> ExitCode {
+    let to = args.to.display();
+    match outcome {
         Ok(done) => {
             for skipped in &done.skipped {
                 eprintln!("sealmail export: skipped: {skipped}");
             }
+            let skipped = match done.skipped.len() {
+                0 => String::new(),
+                n => format!(" ({n} mailboxes skipped, see above)"),
+            };
             println!(
-                "exported {} messages of {} to {}{}",
-                done.count,
-                args.email,
-                args.to.display(),
-                match done.skipped.len() {
-                    0 => String::new(),
-                    n => format!(" ({n} mailboxes skipped, see above)"),
-                }
+                "exported {} messages of {} to {to}{skipped}",
+                done.count, args.email
             );
-            Ok(if done.skipped.is_empty() {
+            if done.skipped.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_USER)
-            })
+            }
         }
         Err(ExportError::Client(e)) => {
             eprintln!("sealmail export: {e}");
-            Ok(ExitCode::from(e.exit_code()))
+            ExitCode::from(e.exit_code())
         }
         Err(ExportError::Tree(TreeError::Link(path))) => {
             eprintln!(
-                "sealmail export: {} is a symbolic link; export never follows links inside {} (a link there could send an account's mail elsewhere): remove it, or export into a new directory",
-                path.display(),
-                args.to.display()
+                "sealmail export: {path:?} is a symbolic link; export never follows links inside {to} (a link there could send an account's mail elsewhere): remove it, or export into a new directory"
             );
-            Ok(ExitCode::from(EXIT_USER))
+            ExitCode::from(EXIT_USER)
         }
         Err(ExportError::Tree(e)) => {
-            eprintln!(
-                "sealmail export: cannot write under {}: {e}",
-                args.to.display()
-            );
-            Ok(ExitCode::from(EXIT_USER))
+            eprintln!("sealmail export: cannot write under {to}: {e}");
+            ExitCode::from(EXIT_USER)
         }
     }
 }

@@ -54,9 +54,11 @@ impl TreeError {
 impl fmt::Display for TreeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Link(path) => write!(f, "{} is a symbolic link, which is never followed", path.display()),
-            Self::Kind { path, found } => write!(f, "{} is {found}", path.display()),
-            Self::Io(path, e) => write!(f, "{}: {e}", path.display()),
+            // why: quoted and escaped, since names below the operator's
+            // directory may hold terminal control characters.
+            Self::Link(path) => write!(f, "{path:?} is a symbolic link, which is never followed"),
+            Self::Kind { path, found } => write!(f, "{path:?} is {found}"),
+            Self::Io(path, e) => write!(f, "{path:?}: {e}"),
         }
     }
 }
