@@ -237,7 +237,11 @@ fn export_refuses_a_link_inside_its_directory() {
         stderr.contains("INBOX\" is a symbolic link") && stderr.contains("never follows"),
         "{stderr}"
     );
-    assert_eq!(walk(&canary), Vec::<PathBuf>::new(), "written through the link");
+    assert_eq!(
+        walk(&canary),
+        Vec::<PathBuf>::new(),
+        "written through the link"
+    );
 }
 
 /// Runs `sealmail import` under `timeout`, so a read that waits forever
@@ -324,9 +328,19 @@ fn import_into_a_path_step_mailbox_is_refused() {
     let server = server_with_user();
     let tmp = tempfile::tempdir().unwrap();
     let mbox = tmp.path().join("mbox");
-    std::fs::write(&mbox, "From a@x Sat Jan  3 01:05:34 1996\nSubject: 1\n\none\n").unwrap();
+    std::fs::write(
+        &mbox,
+        "From a@x Sat Jan  3 01:05:34 1996\nSubject: 1\n\none\n",
+    )
+    .unwrap();
     let out = server.cli(
-        &["import", USER, mbox.to_str().unwrap(), "--mailbox", "../escape"],
+        &[
+            "import",
+            USER,
+            mbox.to_str().unwrap(),
+            "--mailbox",
+            "../escape",
+        ],
         b"",
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

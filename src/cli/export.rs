@@ -199,7 +199,11 @@ fn export_message(
     m: &MessageView,
 ) -> Result<usize, ExportError> {
     // why: only the flag letters go into a file name, whatever the server sent.
-    let flags: String = m.maildir_flags.chars().filter(char::is_ascii_uppercase).collect();
+    let flags: String = m
+        .maildir_flags
+        .chars()
+        .filter(char::is_ascii_uppercase)
+        .collect();
     let base = format!("{}.u{}.sealmail", m.internal_date, m.uid);
     let name = format!("{base}:2,{flags}");
     match maildir.cur.kind(OsStr::new(&name))? {
@@ -227,6 +231,8 @@ fn export_message(
     let io = |e| TreeError::Io(maildir.tmp.path().join(&base), e);
     let mut file = maildir.tmp.create_new(tmp_name)?;
     file.write_all(&bytes).map_err(io)?;
-    maildir.tmp.rename(tmp_name, &maildir.cur, OsStr::new(&name))?;
+    maildir
+        .tmp
+        .rename(tmp_name, &maildir.cur, OsStr::new(&name))?;
     Ok(1)
 }

@@ -23,9 +23,9 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{BufReader, Read as _, Seek as _, SeekFrom};
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::os::unix::ffi::OsStrExt as _;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
@@ -207,7 +207,10 @@ impl Layout {
         // why: the operator may name PATH through a link: resolved once, here;
         // below it nothing is followed.
         let real = std::fs::canonicalize(path).map_err(|e| cannot(&e))?;
-        if std::fs::symlink_metadata(&real).map_err(|e| cannot(&e))?.is_dir() {
+        if std::fs::symlink_metadata(&real)
+            .map_err(|e| cannot(&e))?
+            .is_dir()
+        {
             return Dir::open_root(&real, false)
                 .map_err(|e| e.to_string())
                 .and_then(maildir_files);

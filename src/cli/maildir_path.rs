@@ -124,7 +124,17 @@ mod tests {
 
     #[test]
     fn no_level_is_a_path_step_or_hidden() {
-        for name in [".", "..", "...", ".a", "a/.", "\u{202e}x", "\u{85}", "~", "-"] {
+        for name in [
+            ".",
+            "..",
+            "...",
+            ".a",
+            "a/.",
+            "\u{202e}x",
+            "\u{85}",
+            "~",
+            "-",
+        ] {
             for level in levels(name).unwrap() {
                 assert!(!level.is_empty() && !level.starts_with('.'), "{name:?}");
                 assert!(!level.contains(['/', '\\', '\0']), "{name:?}");
@@ -135,7 +145,18 @@ mod tests {
 
     #[test]
     fn encoding_is_injective() {
-        for level in ["", "%", "%25", "cur", "%63ur", "a.b", "x\0y", "ü€😀", "tmp2", "a b"] {
+        for level in [
+            "",
+            "%",
+            "%25",
+            "cur",
+            "%63ur",
+            "a.b",
+            "x\0y",
+            "ü€😀",
+            "tmp2",
+            "a b",
+        ] {
             assert_eq!(decode_level(&encode_level(level)), level, "{level:?}");
         }
         assert_ne!(encode_level("%"), encode_level(""));

@@ -182,7 +182,8 @@ impl Dir {
 
     /// Creates `name` for writing; fails if anything (a link too) is there.
     pub(super) fn create_new(&self, name: &OsStr) -> Result<File, TreeError> {
-        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o666))
             .map(File::from)
             .map_err(|e| TreeError::Io(self.path.join(name), e.into()))
@@ -230,12 +231,26 @@ mod tests {
         let root = Dir::open_root(&root_path, true).unwrap();
         std::os::unix::fs::symlink(&outside, root_path.join("dir")).unwrap();
         std::os::unix::fs::symlink(outside.join("secret"), root_path.join("file")).unwrap();
-        assert!(matches!(root.create_dir("dir".as_ref()), Err(TreeError::Link(_))));
-        assert!(matches!(root.open_dir("dir".as_ref()), Err(TreeError::Link(_))));
-        assert!(matches!(root.open_regular("file".as_ref()), Err(TreeError::Link(_))));
+        assert!(matches!(
+            root.create_dir("dir".as_ref()),
+            Err(TreeError::Link(_))
+        ));
+        assert!(matches!(
+            root.open_dir("dir".as_ref()),
+            Err(TreeError::Link(_))
+        ));
+        assert!(matches!(
+            root.open_regular("file".as_ref()),
+            Err(TreeError::Link(_))
+        ));
         assert!(root.create_new("file".as_ref()).is_err());
         assert_eq!(std::fs::read(outside.join("secret")).unwrap(), b"root only");
-        let kinds: Vec<_> = root.entries().unwrap().into_iter().map(|(_, k)| k).collect();
+        let kinds: Vec<_> = root
+            .entries()
+            .unwrap()
+            .into_iter()
+            .map(|(_, k)| k)
+            .collect();
         assert_eq!(kinds, [FileType::Symlink, FileType::Symlink]);
     }
 

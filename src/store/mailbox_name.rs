@@ -81,7 +81,9 @@ fn check(name: &str) -> Result<(), &'static str> {
 /// `name` with a first level spelled `inbox` in any case as `INBOX`
 /// (RFC 9051 §5.1: INBOX is case-insensitive); no other checks.
 pub(crate) fn fold_inbox(name: &str) -> String {
-    let (first, rest) = name.split_once('/').map_or((name, None), |(f, r)| (f, Some(r)));
+    let (first, rest) = name
+        .split_once('/')
+        .map_or((name, None), |(f, r)| (f, Some(r)));
     let first = if first.eq_ignore_ascii_case("INBOX") {
         "INBOX"
     } else {
@@ -110,7 +112,15 @@ mod tests {
         assert_eq!(norm("inbox").unwrap(), "INBOX");
         assert_eq!(norm("Inbox/Sub").unwrap(), "INBOX/Sub");
         assert_eq!(norm("Archive/2024").unwrap(), "Archive/2024");
-        for good in ["...", ".hidden", "a.b", "a\\b", "Entwürfe", "..x", &"a".repeat(255)] {
+        for good in [
+            "...",
+            ".hidden",
+            "a.b",
+            "a\\b",
+            "Entwürfe",
+            "..x",
+            &"a".repeat(255),
+        ] {
             assert!(norm(good).is_ok(), "{good:?}");
         }
     }
@@ -150,8 +160,16 @@ mod tests {
     #[test]
     fn errors_say_what_to_do_and_quote_only_the_start() {
         let err = norm("a/../b").unwrap_err().to_string();
-        assert!(err.contains("`..`") && err.contains("choose another name"), "{err}");
-        let err = norm(&format!("{}\0", "x".repeat(500))).unwrap_err().to_string();
-        assert!(err.len() < 400 && err.contains("control character"), "{err}");
+        assert!(
+            err.contains("`..`") && err.contains("choose another name"),
+            "{err}"
+        );
+        let err = norm(&format!("{}\0", "x".repeat(500)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.len() < 400 && err.contains("control character"),
+            "{err}"
+        );
     }
 }
