@@ -9,23 +9,33 @@
 //! by Ctrl-C — stores every message once.
 //!
 //! Maildir: the files of `new/` and `cur/` in name order, flags from the
-//! `:2,FLAGS` suffix, internal date from the file's mtime. mbox: read with
+//! `:2,FLAGS` suffix, internal date from the file's mtime. Import usually
+//! runs as root on a tree a mail user may have shaped, so nothing below
+//! PATH is followed if it is a link, and only regular files are read
+//! (`nofollow`): a linked `cur/`, a link or FIFO among the messages is
+//! skipped with a warning and counted. PATH itself is resolved once (a
+//! link there is the operator's choice); an mbox must be a regular file. mbox: read with
 //! mail-parser's reader (splits at every line starting with `From `,
 //! un-escapes `>From `; writers escape `From ` inside bodies, which is
 //! what makes that split safe), the blank separator line before the next
 //! `From ` dropped, internal date from the `From ` line.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{BufReader, Read as _};
+use std::io::{BufReader, Read as _, Seek as _, SeekFrom};
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use base64::Engine as _;
 use hyper::Method;
 use mail_parser::mailbox::mbox::MessageIterator;
+use rustix::fs::FileType;
 
 use super::client::{segment, AdminClient, ClientError};
+use super::nofollow::{Dir, TreeError};
 use super::progress::Progress;
 use super::{Cli, ImportArgs, EXIT_USER};
 use crate::admin::api::{ImportRequest, ImportResult, MailboxView};
@@ -41,9 +51,16 @@ not stored) when it cannot be encrypted. Maildir flags (S, R, F, T, D)
 and file times are kept; mbox messages get the date of their From line.
 
 Running the same import again stores nothing twice, so an interrupted
-import can simply be started again. Exit code 1 when PATH cannot be read
-or any message was refused (the reasons are printed), 2 when the server
-is unreachable or failed.";
+import can simply be started again.
+
+Nothing inside PATH is followed if it is a symbolic link, and only
+regular files are read: a linked cur/ or new/, and a link, FIFO or device
+among the messages, are skipped with a warning and counted as skipped.
+PATH itself may be a link; an mbox must be a regular file.
+
+Exit code 1 when PATH cannot be read, the mailbox name is not allowed, or
+any message was refused or skipped (the reasons are printed), 2 when the
+server is unreachable or failed.";
 
 /// One message read from PATH.
 struct Item {
@@ -54,20 +71,40 @@ struct Item {
     internal_date: Option<i64>,
 }
 
+/// Why an entry of PATH was not sent.
+#[derive(Debug)]
+enum NotRead {
+    /// Not a regular file (a link, FIFO, device, ...): never read.
+    Skipped(String),
+    /// Reading it failed.
+    Failed(String),
+}
+
 /// What came of each message.
 #[derive(Debug, Default)]
 struct Tally {
     imported: u64,
     already: u64,
     refused: u64,
+    skipped: u64,
+}
+
+/// One message file of a Maildir: its directory and name.
+struct MaildirFile {
+    dir: Rc<Dir>,
+    name: OsString,
 }
 
 /// What PATH is.
 enum Layout {
-    /// The message files of a Maildir, in name order.
-    Maildir(Vec<PathBuf>),
-    /// An mbox file.
-    Mbox(PathBuf),
+    /// The message files of a Maildir, in name order, and what was
+    /// skipped while listing them.
+    Maildir {
+        files: Vec<MaildirFile>,
+        skipped: Vec<String>,
+    },
+    /// An mbox file, opened.
+    Mbox(PathBuf, File),
 }
 
 pub(super) fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<ExitCode> {
@@ -75,6 +112,11 @@ pub(super) fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(e) => return Ok(fail(&e.to_string(), EXIT_USER)),
     };
+    // why: the server checks too, but a bad name would otherwise be refused
+    // once per message.
+    if let Err(e) = crate::store::normalize_mailbox_name(&args.mailbox) {
+        return Ok(fail(&format!("--mailbox: {e}"), EXIT_USER));
+    }
     let layout = match Layout::open(&args.path) {
         Ok(l) => l,
         Err(message) => return Ok(fail(&message, EXIT_USER)),
@@ -86,12 +128,12 @@ pub(super) fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<ExitCode> {
     let mut tally = Tally::default();
     let outcome = import(&client, args, layout, &mut tally);
     println!(
-        "imported {}, already there {}, refused {} (into {} of {})",
-        tally.imported, tally.already, tally.refused, args.mailbox, args.email
+        "imported {}, already there {}, refused {}, skipped {} (into {} of {})",
+        tally.imported, tally.already, tally.refused, tally.skipped, args.mailbox, args.email
     );
     match outcome {
         Err(e) => Ok(fail(&e.to_string(), e.exit_code())),
-        Ok(()) if tally.refused > 0 => Ok(ExitCode::from(EXIT_USER)),
+        Ok(()) if tally.refused + tally.skipped > 0 => Ok(ExitCode::from(EXIT_USER)),
         Ok(()) => Ok(ExitCode::SUCCESS),
     }
 }
@@ -122,7 +164,12 @@ fn import(
         progress.update(u64::try_from(n).unwrap_or(u64::MAX));
         let item = match item {
             Ok(item) => item,
-            Err(e) => {
+            Err(NotRead::Skipped(why)) => {
+                tally.skipped += 1;
+                progress.note(&format!("sealmail import: skipped: {why}"));
+                continue;
+            }
+            Err(NotRead::Failed(e)) => {
                 tally.refused += 1;
                 progress.note(&format!("sealmail import: cannot read: {e}"));
                 continue;
@@ -156,19 +203,29 @@ fn import(
 impl Layout {
     /// Decides what `path` is; the message says what is wrong otherwise.
     fn open(path: &Path) -> Result<Self, String> {
-        let meta =
-            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if meta.is_dir() {
-            return maildir_files(path).map(Layout::Maildir);
+        let cannot = |e: &dyn std::fmt::Display| format!("cannot read {}: {e}", path.display());
+        // why: the operator may name PATH through a link: resolved once, here;
+        // below it nothing is followed.
+        let real = std::fs::canonicalize(path).map_err(|e| cannot(&e))?;
+        if std::fs::symlink_metadata(&real)
+            .map_err(|e| cannot(&e))?
+            .is_dir()
+        {
+            return Dir::open_root(&real, false)
+                .map_err(|e| e.to_string())
+                .and_then(maildir_files);
         }
+        let (Some(parent), Some(name)) = (real.parent(), real.file_name()) else {
+            return Err(cannot(&"neither a directory nor a file"));
+        };
+        let mut file = Dir::open_root(parent, false)
+            .and_then(|dir| dir.open_regular(name))
+            .map_err(|e| format!("{e}; give a Maildir (with cur/ and new/) or an mbox file"))?;
         let mut head = [0u8; 5];
-        let mut file =
-            File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let n = file
-            .read(&mut head)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let n = file.read(&mut head).map_err(|e| cannot(&e))?;
+        file.seek(SeekFrom::Start(0)).map_err(|e| cannot(&e))?;
         if n == 0 || head.starts_with(b"From ") {
-            return Ok(Layout::Mbox(path.to_owned()));
+            return Ok(Layout::Mbox(path.to_owned(), file));
         }
         Err(format!(
             "{} is not an mbox file (its first line does not start with \"From \") nor a Maildir directory; give a Maildir (with cur/ and new/) or an mbox file",
@@ -176,59 +233,77 @@ impl Layout {
         ))
     }
 
-    /// How many messages, when known without reading them all.
+    /// How many entries, when known without reading them all.
     fn count(&self) -> Option<u64> {
         match self {
-            Layout::Maildir(files) => u64::try_from(files.len()).ok(),
-            Layout::Mbox(_) => None,
+            Layout::Maildir { files, skipped } => u64::try_from(files.len() + skipped.len()).ok(),
+            Layout::Mbox(..) => None,
         }
     }
 
-    fn items(self) -> Box<dyn Iterator<Item = Result<Item, String>>> {
+    fn items(self) -> Box<dyn Iterator<Item = Result<Item, NotRead>>> {
         match self {
-            Layout::Maildir(files) => Box::new(files.into_iter().map(|f| maildir_item(&f))),
-            Layout::Mbox(path) => match File::open(&path) {
-                Ok(file) => Box::new(mbox_items(path, file)),
-                Err(e) => Box::new(std::iter::once(Err(format!("{}: {e}", path.display())))),
-            },
+            Layout::Maildir { files, skipped } => Box::new(
+                skipped
+                    .into_iter()
+                    .map(|why| Err(NotRead::Skipped(why)))
+                    .chain(files.into_iter().map(|f| maildir_item(&f))),
+            ),
+            Layout::Mbox(path, file) => Box::new(mbox_items(path, file)),
         }
     }
 }
 
-/// The message files of the Maildir at `dir` (`new/` then `cur/`, each in
-/// name order); dot files are skipped, as Maildir readers do.
-fn maildir_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let (new, cur) = (dir.join("new"), dir.join("cur"));
-    if !new.is_dir() && !cur.is_dir() {
+/// The message files of the Maildir `root` (`new/` then `cur/`, each in
+/// name order); dot files are passed over, as Maildir readers do, and
+/// anything that is not a regular file is noted as skipped.
+fn maildir_files(root: Dir) -> Result<Layout, String> {
+    let (mut files, mut skipped, mut found) = (Vec::new(), Vec::new(), false);
+    for sub in ["new", "cur"] {
+        let dir = match root.open_dir(OsStr::new(sub)) {
+            Ok(Some(dir)) => Rc::new(dir),
+            Ok(None) => continue,
+            Err(e @ (TreeError::Link(_) | TreeError::Kind { .. })) => {
+                skipped.push(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(format!("cannot read {e}")),
+        };
+        found = true;
+        for (name, kind) in dir.entries().map_err(|e| format!("cannot read {e}"))? {
+            if name.as_bytes().starts_with(b".") {
+                continue;
+            }
+            if kind == FileType::RegularFile {
+                files.push(MaildirFile {
+                    dir: Rc::clone(&dir),
+                    name,
+                });
+            } else {
+                skipped.push(TreeError::not_regular(dir.path().join(&name), kind).to_string());
+            }
+        }
+    }
+    if !found && skipped.is_empty() {
         return Err(format!(
             "{} is not a Maildir (it has no cur/ or new/ directory); give a Maildir or an mbox file",
-            dir.display()
+            root.path().display()
         ));
     }
-    let mut out = Vec::new();
-    for sub in [new, cur].iter().filter(|d| d.is_dir()) {
-        let entries =
-            std::fs::read_dir(sub).map_err(|e| format!("cannot read {}: {e}", sub.display()))?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .map(|e| e.path())
-            .collect();
-        files.sort();
-        out.extend(files);
-    }
-    Ok(out)
+    Ok(Layout::Maildir { files, skipped })
 }
 
-fn maildir_item(file: &Path) -> Result<Item, String> {
-    let label = file.display().to_string();
-    let raw = std::fs::read(file).map_err(|e| format!("{label}: {e}"))?;
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let internal_date = std::fs::metadata(file)
+fn maildir_item(f: &MaildirFile) -> Result<Item, NotRead> {
+    let label = f.dir.path().join(&f.name).display().to_string();
+    let mut file = f.dir.open_regular(&f.name).map_err(|e| match e {
+        TreeError::Io(..) => NotRead::Failed(e.to_string()),
+        e => NotRead::Skipped(e.to_string()),
+    })?;
+    let mut raw = Vec::new();
+    file.read_to_end(&mut raw)
+        .map_err(|e| NotRead::Failed(format!("{label}: {e}")))?;
+    let internal_date = file
+        .metadata()
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -236,11 +311,10 @@ fn maildir_item(file: &Path) -> Result<Item, String> {
     Ok(Item {
         label,
         raw,
-        maildir_flags: maildir_flags(&name),
+        maildir_flags: maildir_flags(&f.name.to_string_lossy()),
         internal_date,
     })
 }
-
 /// The system flag letters of a Maildir file name (`...:2,FRS`);
 /// lower-case letters are Dovecot keywords, not flags.
 fn maildir_flags(name: &str) -> String {
@@ -249,12 +323,12 @@ fn maildir_flags(name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn mbox_items(path: PathBuf, file: File) -> impl Iterator<Item = Result<Item, String>> {
+fn mbox_items(path: PathBuf, file: File) -> impl Iterator<Item = Result<Item, NotRead>> {
     MessageIterator::new(BufReader::new(file))
         .enumerate()
         .map(move |(n, msg)| {
             let label = format!("{} message {}", path.display(), n + 1);
-            let msg = msg.map_err(|e| format!("{label}: {e}"))?;
+            let msg = msg.map_err(|e| NotRead::Failed(format!("{label}: {e}")))?;
             let internal_date = i64::try_from(msg.internal_date()).ok().filter(|&d| d > 0);
             Ok(Item {
                 label,

@@ -11,7 +11,9 @@ mod encrypt;
 mod export;
 mod import;
 mod inspect;
+mod maildir_path;
 mod manage;
+mod nofollow;
 mod progress;
 mod reencrypt;
 mod serve;
@@ -56,6 +58,7 @@ pub enum Command {
     #[command(subcommand)]
     List(ListCommand),
     /// Write an account's mail as Maildir, each message exactly as stored.
+    #[command(long_about = export::LONG_ABOUT)]
     Export(ExportArgs),
     /// Bring a Maildir or an mbox file into a mailbox, through the hook
     /// chain (so an opted-in account's mail is stored encrypted).

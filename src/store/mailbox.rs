@@ -7,7 +7,7 @@
 //! creation time), so a name deleted and created again never reuses one.
 //! Renaming moves the inferiors with it; renaming or deleting INBOX is
 //! refused, and so is deleting a mailbox that has children (JMAP
-//! `mailboxHasChild`).
+//! `mailboxHasChild`). The naming rules are in `mailbox_name`.
 
 use std::num::NonZeroU32;
 
@@ -18,10 +18,9 @@ use super::error::{bug, MailError};
 use super::keys::{self, Key};
 use super::log::{ChangeKind, ChangedObject};
 use super::mail::{MailStore, Tx};
+use super::mailbox_name::{fold_inbox, normalize_mailbox_name};
 use super::records::{AccountId, Mailbox, MailboxId, MailboxRole, Record, Uid};
 use super::{Cf, Order};
-
-const MAX_NAME_LEN: usize = 1024;
 
 /// Value of [`Cf::MailboxNames`].
 #[derive(Debug, Serialize, Deserialize)]
@@ -256,8 +255,11 @@ impl MailStore {
         let not_found = || MailError::MailboxNotFound {
             mailbox: name.to_string(),
         };
-        let normal = normalize_mailbox_name(name).map_err(|_| not_found())?;
-        let mbox = self.mailbox_id(id, &normal)?.ok_or_else(not_found)?;
+        // why: no name rules here, so a mailbox an older version stored under
+        // a name now refused can still be renamed or deleted.
+        let mbox = self
+            .mailbox_id(id, &fold_inbox(name))?
+            .ok_or_else(not_found)?;
         self.get_mailbox(id, mbox)
     }
 
@@ -280,51 +282,5 @@ impl MailStore {
     ) -> Result<Option<MailboxId>, MailError> {
         let rec = self.load::<MailboxIdRecord>(&Key::MailboxName(id, name.to_string()))?;
         Ok(rec.map(|r| r.0))
-    }
-}
-
-/// Checks a mailbox name and puts `INBOX` in upper case.
-pub(crate) fn normalize_mailbox_name(name: &str) -> Result<String, MailError> {
-    let bad = |reason| MailError::InvalidMailboxName {
-        name: name.to_string(),
-        reason,
-    };
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(bad("it must be 1 to 1024 bytes long"));
-    }
-    if name.chars().any(|c| c.is_control() || c == '*' || c == '%') {
-        return Err(bad("control characters, `*` and `%` are not allowed"));
-    }
-    if name.split('/').any(str::is_empty) {
-        return Err(bad(
-            "empty hierarchy level (leading, trailing or double `/`)",
-        ));
-    }
-    let (first, rest) = name
-        .split_once('/')
-        .map_or((name, None), |(f, r)| (f, Some(r)));
-    let first = if first.eq_ignore_ascii_case("INBOX") {
-        "INBOX"
-    } else {
-        first
-    };
-    Ok(match rest {
-        Some(rest) => format!("{first}/{rest}"),
-        None => first.to_string(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalize_mailbox_name as norm;
-
-    #[test]
-    fn names() {
-        assert_eq!(norm("inbox").unwrap(), "INBOX");
-        assert_eq!(norm("Inbox/Sub").unwrap(), "INBOX/Sub");
-        assert_eq!(norm("Archive/2024").unwrap(), "Archive/2024");
-        for bad in ["", "/a", "a/", "a//b", "a*", "a%b", "a\u{7}"] {
-            assert!(norm(bad).is_err(), "{bad:?}");
-        }
     }
 }
