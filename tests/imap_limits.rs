@@ -185,3 +185,76 @@ fn adversarial_list_pattern_answers_at_once() {
     assert!(lines.iter().any(|l| l.contains(&name)), "{lines:?}");
     raw.noop_ok();
 }
+
+/// Before login: a literal over the pre-login limit is answered at once
+/// with BYE (LITERAL+ too, which the protocol layer used to swallow in
+/// silence while reading up to 50 MB), and so is a line that grows too
+/// long. After login the normal limits apply.
+#[test]
+fn before_login_large_literals_and_lines_get_bye_at_once() {
+    let s = ImapServer::start();
+    s.account("alice@example.org", "alice-pw");
+    let mut raw = Raw::connect(s.port);
+    raw.send(b"a1 LOGIN {50000000+}\r\n");
+    let line = raw.line();
+    assert!(
+        line.starts_with("* BYE") && line.contains("before login"),
+        "{line}"
+    );
+    assert_eq!(raw.line(), "", "the connection is closed");
+
+    let mut raw = Raw::connect(s.port);
+    raw.send(b"a1 LOGIN {50000000}\r\n");
+    assert!(raw.line().starts_with("* BYE"));
+
+    let mut raw = Raw::connect(s.port);
+    raw.send(&[b'x'; 20 * 1024]);
+    assert!(raw.line().starts_with("* BYE"));
+
+    // Small literals still log in, and then a 20 KiB literal is fine.
+    let mut raw = Raw::connect(s.port);
+    raw.send(b"a1 LOGIN {17+}\r\nalice@example.org {8+}\r\nalice-pw\r\n");
+    assert!(raw.until("a1").pop().unwrap().starts_with("a1 OK"));
+    let mut literal = b"Subject: big\r\n\r\n".to_vec();
+    literal.resize(20 * 1024, b'y');
+    let mut cmd = b"a2 APPEND INBOX {20480+}\r\n".to_vec();
+    cmd.extend_from_slice(&literal);
+    cmd.extend_from_slice(b"\r\n");
+    raw.send(&cmd);
+    let done = raw.until("a2").pop().unwrap();
+    assert!(done.starts_with("a2 OK"), "{done}");
+}
+
+/// An address may hold only a few connections that have not logged in,
+/// and they time out quickly; a logged-in session is not counted and
+/// keeps the long timer.
+#[test]
+fn unauthenticated_connections_are_capped_per_address_and_time_out() {
+    let s = ImapServer::start_with(|c| {
+        c.max_unauthenticated_per_source = 3;
+        c.login_timeout = Duration::from_millis(500);
+    });
+    s.account("alice@example.org", "alice-pw");
+    let mut anonymous: Vec<Raw> = (0..3).map(|_| Raw::connect(s.port)).collect();
+    let tcp = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut line = String::new();
+    BufReader::new(tcp).read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("* BYE") && line.contains("not logged in"),
+        "{line}"
+    );
+    // The anonymous ones are logged out by the short timer...
+    for raw in &mut anonymous {
+        let line = raw.line();
+        assert!(
+            line.starts_with("* BYE") && line.contains("autologout"),
+            "{line}"
+        );
+    }
+    drop(anonymous);
+    // ...which frees their places; a logged-in session outlives the timer.
+    let mut user = Raw::login(s.port);
+    std::thread::sleep(Duration::from_millis(1200));
+    user.noop_ok();
+}

@@ -1,5 +1,5 @@
 //! Limits under load, against the real binary: 1,000 idle IMAP
-//! connections, a client announcing a 100 MiB literal, slowloris LMTP
+//! connections from one address, a client announcing a 100 MiB literal, slowloris LMTP
 //! clients and a flood of failed logins, all at once. A normal client is
 //! still served throughout, memory stays bounded (peak RSS printed), and
 //! failed logins from one address slow down.
@@ -16,6 +16,18 @@ use support::tools::python;
 
 fn connect(port: u16) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
+}
+
+/// A connection from `source` (a loopback address of its own).
+fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from = std::net::SocketAddr::from((source, 0));
+    socket.bind(&from.into()).unwrap();
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    socket.connect(&to.into()).unwrap();
+    let s: TcpStream = socket.into();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s
 }
@@ -66,10 +78,16 @@ fn a_normal_client_is_served_while_the_server_is_under_attack() {
     assert!(out.status.success());
     let rss_before = server.memory_kib("VmRSS");
 
-    // 1,000 idle IMAP connections, each past its greeting.
-    let mut idle: Vec<TcpStream> = (0..1000).map(|_| connect(server.imap_port)).collect();
-    for s in idle.iter_mut().step_by(50) {
-        assert!(read_line(s).starts_with("* OK"));
+    // 1,000 idle IMAP connections from one address (127.0.0.3): the
+    // first 50 are greeted, the rest refused (a cap per address below the
+    // global one), so they cannot shut out the normal client.
+    let mut idle: Vec<TcpStream> = (0..1000)
+        .map(|_| connect_from([127, 0, 0, 3], server.imap_port))
+        .collect();
+    for (i, s) in idle.iter_mut().enumerate().step_by(25) {
+        let line = read_line(s);
+        let expected = if i < 50 { "* OK" } else { "* BYE" };
+        assert!(line.starts_with(expected), "connection {i}: {line}");
     }
 
     // A literal of 100 MiB announced: refused without reading it.

@@ -64,6 +64,8 @@ impl Session {
     }
 
     fn logged_in(&mut self, account: Account) {
+        self.anonymous = None;
+        self.conn.logged_in();
         info!(account = %account.id, "logged in");
         self.changes = Some(self.ctx.notifier.subscribe(account.id));
         self.account = Some(account);

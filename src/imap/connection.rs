@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use imap_next::imap_types::response::{Data, Greeting, Status};
 use imap_next::server::{Error as ProtocolError, Event, Options, Server};
+
+use super::prelogin::CommandMeter;
 use imap_next::{Interrupt, Io, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -71,6 +73,9 @@ pub(crate) enum ConnectionError {
     /// The socket failed.
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
+    /// A command over the pre-login limit.
+    #[error(transparent)]
+    PreLogin(#[from] super::prelogin::TooLarge),
 }
 
 /// One client connection: transport plus protocol state.
@@ -82,6 +87,8 @@ pub(crate) struct Connection {
     pending: VecDeque<Incoming>,
     out: Vec<u8>,
     read_buf: Vec<u8>,
+    /// Meters input until the client has logged in.
+    meter: Option<CommandMeter>,
 }
 
 impl Connection {
@@ -94,7 +101,13 @@ impl Connection {
             pending: VecDeque::new(),
             out: Vec::new(),
             read_buf: vec![0; READ_CHUNK_BYTES],
+            meter: Some(CommandMeter::default()),
         }
+    }
+
+    /// Lifts the pre-login limits: the client has logged in.
+    pub(crate) fn logged_in(&mut self) {
+        self.meter = None;
     }
 
     /// Queues an untagged data response.
@@ -184,6 +197,9 @@ impl Connection {
             return Err(ConnectionError::Closed);
         }
         let bytes = self.read_buf.get(..n).ok_or(ConnectionError::Closed)?;
+        if let Some(meter) = &mut self.meter {
+            meter.feed(bytes)?;
+        }
         self.server.enqueue_input(bytes);
         Ok(())
     }
@@ -211,6 +227,9 @@ impl Connection {
         self.transport = Some(transport);
         self.server = Server::new(self.options.clone(), silent_greeting());
         self.pending.clear();
+        if self.meter.is_some() {
+            self.meter = Some(CommandMeter::default());
+        }
         // Drop the greeting's bytes unsent; the next call reports it sent.
         while let Err(Interrupt::Io(Io::Output(_))) = self.server.next() {}
     }

@@ -32,6 +32,7 @@ mod idle;
 mod mailboxes;
 mod messages;
 mod mime;
+mod prelogin;
 mod search;
 mod selected;
 mod session;
@@ -69,6 +70,16 @@ pub struct ImapConfig {
     /// Inactivity limit outside IDLE; default 30 minutes, the minimum RFC
     /// 9051 §5.4 allows for an autologout timer.
     pub idle_timeout: Duration,
+    /// Inactivity limit before login; default 60 s. why shorter than
+    /// `idle_timeout`: a client that has not logged in has nothing to wait
+    /// for, and idle anonymous connections were one address's way to take
+    /// every connection slot (RFC 9051 §5.4 lets unauthenticated sessions
+    /// have a shorter timer).
+    pub login_timeout: Duration,
+    /// Connections not yet logged in from one address; more get `* BYE`.
+    /// Default 50: far above what one mail client opens, far below
+    /// `max_connections`, so that one address cannot shut others out.
+    pub max_unauthenticated_per_source: usize,
     /// Concurrent connections; more get `* BYE` at once. Default 10,000:
     /// an idle session costs a task and two small buffers (tens of KiB),
     /// and a few thousand clients keeping IDLE open is an ordinary load;
@@ -83,6 +94,8 @@ pub struct ImapConfig {
     pub failed_login_delay: Duration,
     /// Failure counts per source address, shared by all connections.
     pub(crate) throttle: Arc<throttle::LoginThrottle>,
+    /// Unauthenticated connections per source address.
+    pub(crate) anonymous: Arc<prelogin::SourceCounts>,
 }
 
 impl ImapConfig {
@@ -92,10 +105,13 @@ impl ImapConfig {
             hostname: hostname.into(),
             max_literal_bytes: 50 * 1024 * 1024,
             idle_timeout: Duration::from_secs(30 * 60),
+            login_timeout: Duration::from_secs(60),
+            max_unauthenticated_per_source: 50,
             max_connections: 10_000,
             tls: None,
             failed_login_delay: Duration::from_secs(1),
             throttle: Arc::default(),
+            anonymous: Arc::default(),
         }
     }
 }
@@ -146,6 +162,11 @@ pub async fn serve(
             },
         };
         next_id += 1;
+        // why: a response written in pieces otherwise waits for the
+        // client's delayed ACK (about 40 ms) on every command.
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
         let span = info_span!("imap", conn = next_id, peer = %peer);
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             span.in_scope(|| warn!(limit, "too many connections"));

@@ -65,6 +65,8 @@ pub(crate) struct Session {
     pub(crate) changes: Option<broadcast::Receiver<()>>,
     pub(crate) auth_tag: Option<Tag<'static>>,
     pub(crate) stop: watch::Receiver<bool>,
+    /// Counts this connection against its address until it logs in.
+    pub(crate) anonymous: Option<super::prelogin::AnonymousSlot>,
 }
 
 /// Answers a connection over the limit and closes it.
@@ -105,6 +107,19 @@ pub(crate) async fn run(
     let greeting = Greeting::ok(None, text.as_str())
         .map(IntoStatic::into_static)
         .unwrap_or_else(|_| fallback_greeting());
+    let limit = ctx.config.max_unauthenticated_per_source;
+    let Some(anonymous) = ctx.config.anonymous.enter(peer, limit) else {
+        warn!(
+            limit,
+            "too many unauthenticated connections from this address"
+        );
+        let text =
+            "too many connections from your address that have not logged in; log in or close some";
+        let bye = Greeting::bye(None, text).map(IntoStatic::into_static);
+        let mut conn = Connection::new(transport, options, bye.unwrap_or(greeting));
+        let _ = conn.flush().await;
+        return;
+    };
     let conn = Connection::new(transport, options, greeting);
     let mut session = Session {
         ctx,
@@ -115,6 +130,7 @@ pub(crate) async fn run(
         changes: None,
         auth_tag: None,
         stop,
+        anonymous: Some(anonymous),
     };
     match session.serve().await {
         Ok(()) | Err(ConnectionError::Closed) => info!("disconnected"),
@@ -130,7 +146,11 @@ fn fallback_greeting() -> Greeting<'static> {
 impl Session {
     async fn serve(&mut self) -> Result<(), ConnectionError> {
         loop {
-            let timeout = Some(self.ctx.config.idle_timeout);
+            let timeout = Some(if self.account.is_some() {
+                self.ctx.config.idle_timeout
+            } else {
+                self.ctx.config.login_timeout
+            });
             let incoming = tokio::select! {
                 incoming = self.conn.next(timeout) => incoming,
                 _ = self.stop.changed() => return self.bye("server shutting down").await,
@@ -138,6 +158,10 @@ impl Session {
             let incoming = match incoming {
                 Err(ConnectionError::Timeout(_)) => {
                     return self.bye("autologout: idle too long").await
+                }
+                Err(ConnectionError::PreLogin(e)) => {
+                    warn!(reason = %e, "pre-login limit");
+                    return self.bye(e.to_string()).await;
                 }
                 other => other?,
             };
@@ -159,7 +183,8 @@ impl Session {
         }
     }
 
-    pub(crate) async fn bye(&mut self, text: &'static str) -> Result<(), ConnectionError> {
+    pub(crate) async fn bye(&mut self, text: impl Into<String>) -> Result<(), ConnectionError> {
+        let text: String = text.into();
         if let Ok(status) = Status::bye(None, text) {
             self.conn.status(status);
         }
