@@ -40,7 +40,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A `SEALMAIL_*` variable that names no key.
-    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, imap.listen, imap.tls_listen, jmap.listen, tls.cert, tls.key, limits.max_message_size, hooks.chain, store.master_key, lists.notice_template")]
+    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, imap.listen, imap.tls_listen, jmap.listen, tls.cert, tls.key, limits.max_message_size, limits.account_quota, hooks.chain, store.master_key, lists.notice_template")]
     UnknownEnv {
         /// The variable.
         var: String,
@@ -165,13 +165,25 @@ pub struct Limits {
     /// common MTAs accept by default (Postfix 10 MiB, Exim 50 MiB), so that
     /// sealmail is not the narrowest point of the path.
     pub max_message_size: u64,
+    /// Bytes of stored mail an account may hold unless it has a quota of
+    /// its own (`sealmail account quota`); 0 for no limit. Default 10 GiB:
+    /// a generous mailbox, yet one account cannot fill the disk alone.
+    pub account_quota: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_message_size: 50 * 1024 * 1024,
+            account_quota: 10 * 1024 * 1024 * 1024,
         }
+    }
+}
+
+impl Limits {
+    /// The default quota as the store takes it (`None`: no limit).
+    pub fn default_quota(&self) -> Option<u64> {
+        (self.account_quota > 0).then_some(self.account_quota)
     }
 }
 

@@ -243,13 +243,16 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     )?;
     let dir = data_dir.clone();
     let master_key = config.master_key_path();
-    let store =
-        tokio::task::spawn_blocking(move || MailStore::open_with_master_key(&dir, &master_key))
-            .await?
-            .map_err(|source| ServerError::Store {
-                path: data_dir.clone(),
-                source,
-            })?;
+    let default_quota = config.limits.default_quota();
+    let store = tokio::task::spawn_blocking(move || {
+        MailStore::open_with_master_key(&dir, &master_key)
+            .map(|s| s.with_default_quota(default_quota))
+    })
+    .await?
+    .map_err(|source| ServerError::Store {
+        path: data_dir.clone(),
+        source,
+    })?;
     let listeners = Listeners {
         admin: bind_admin_socket(&data_dir)?,
         lmtp: bind_tcp("lmtp", config.lmtp.listen).await?,

@@ -85,6 +85,12 @@ impl DeliverError {
             } => (451, (*status).to_string()),
             Self::Refused { .. } => (451, "4.3.0".into()),
             Self::NotEncrypted { .. } => (451, "4.7.0".into()),
+            // RFC 3463: mailbox full is transient, unless the message
+            // alone is larger than the whole quota.
+            Self::OverQuota {
+                source: MailError::QuotaExceeded { needed, quota, .. },
+                ..
+            } if needed > quota => (552, "5.2.2".into()),
             Self::OverQuota { .. } => (452, "4.2.2".into()),
             Self::Store { .. } | Self::Task(_) => (451, "4.3.0".into()),
         }

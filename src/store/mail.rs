@@ -39,6 +39,8 @@ pub struct MailStore {
     pub(crate) master_key: MasterKey,
     directory: Mutex<()>,
     stripes: Vec<Mutex<()>>,
+    /// Quota of accounts without one of their own (`limits.account_quota`).
+    pub(crate) default_quota: Option<u64>,
 }
 
 impl MailStore {
@@ -57,6 +59,14 @@ impl MailStore {
         Ok(Self::new(Arc::new(store), key))
     }
 
+    /// The same store with `quota` (bytes; `None`: unlimited) for every
+    /// account that has no quota of its own.
+    #[must_use]
+    pub fn with_default_quota(mut self, quota: Option<u64>) -> Self {
+        self.default_quota = quota;
+        self
+    }
+
     /// A mail store over any engine.
     pub fn new(store: Arc<dyn Store>, master_key: MasterKey) -> Self {
         Self {
@@ -64,6 +74,7 @@ impl MailStore {
             master_key,
             directory: Mutex::new(()),
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            default_quota: None,
         }
     }
 

@@ -88,7 +88,7 @@ impl MailStore {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => e.insert(self.get_mailbox(id, mailbox)?),
             };
-            check_quota(rec, size)?;
+            self.check_quota(rec, size)?;
             let uid = take_uid(mbox)?;
             let object = ChangedObject::Message { mailbox, uid };
             let modseq = tx.change(id, rec, ChangeKind::Created, object)?;
@@ -274,7 +274,7 @@ impl MailStore {
             if remove_source {
                 self.remove_message(&mut tx, id, &mut rec, &mut src, &msg)?;
             } else {
-                check_quota(&rec, msg.size)?;
+                self.check_quota(&rec, msg.size)?;
                 rec.used_bytes = rec.used_bytes.saturating_add(msg.size);
                 blobs.add(msg.blob, 1);
             }
@@ -379,15 +379,28 @@ fn take_uid(mbox: &mut Mailbox) -> Result<Uid, MailError> {
     Ok(uid)
 }
 
-fn check_quota(rec: &AccountRecord, needed: u64) -> Result<(), MailError> {
-    match rec.quota_bytes {
-        Some(quota) if rec.used_bytes.saturating_add(needed) > quota => {
-            Err(MailError::QuotaExceeded {
-                used: rec.used_bytes,
-                needed,
-                quota,
-            })
-        }
+impl MailStore {
+    /// The account's own quota, or the store's default.
+    pub fn effective_quota(&self, account: &crate::store::Account) -> Option<u64> {
+        account.quota_bytes.or(self.default_quota)
+    }
+
+    fn check_quota(&self, rec: &AccountRecord, needed: u64) -> Result<(), MailError> {
+        check_quota(
+            rec.quota_bytes.or(self.default_quota),
+            rec.used_bytes,
+            needed,
+        )
+    }
+}
+
+fn check_quota(quota: Option<u64>, used: u64, needed: u64) -> Result<(), MailError> {
+    match quota {
+        Some(quota) if used.saturating_add(needed) > quota => Err(MailError::QuotaExceeded {
+            used,
+            needed,
+            quota,
+        }),
         _ => Ok(()),
     }
 }
