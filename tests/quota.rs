@@ -96,4 +96,14 @@ fn a_full_account_is_refused_at_every_door() {
         "{imported}"
     );
     assert_eq!(server.inbox("alice@example.org").len(), 2);
+
+    // The operator raises alice's own quota: delivery works again; back
+    // to the default, it is refused again.
+    server.ok(&["account", "quota", "alice@example.org", "1MiB"]);
+    assert!(deliver(&server, 2000).starts_with("250"));
+    server.ok(&["account", "quota", "alice@example.org", "default"]);
+    assert!(deliver(&server, 2000).starts_with("452"));
+    let bad = server.cli(&["account", "quota", "alice@example.org", "lots"], b"");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a size"));
 }

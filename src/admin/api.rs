@@ -27,6 +27,13 @@ pub struct PasswordSet {
     pub password: String,
 }
 
+/// Body of `PUT /accounts/{email}/quota`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuotaSet {
+    /// The account's own quota in bytes; `None` to use `limits.account_quota`.
+    pub quota_bytes: Option<u64>,
+}
+
 /// An account as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

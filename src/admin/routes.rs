@@ -15,7 +15,7 @@ use base64::Engine as _;
 
 use super::api::{
     AccountAdd, AccountView, CertAdd, CertView, EncryptionSet, EncryptionView, ErrorBody, ListAdd,
-    ListKeyAdd, ListView, MailboxView, MemberAdd, MessageView, PasswordSet,
+    ListKeyAdd, ListView, MailboxView, MemberAdd, MessageView, PasswordSet, QuotaSet,
 };
 use crate::certs::Fingerprint;
 use crate::ingest::{DeliverError, Ingest};
@@ -53,6 +53,7 @@ pub fn router(services: &Services) -> Router {
         .route("/accounts", get(list_accounts).post(add_account))
         .route("/accounts/{email}", delete(remove_account))
         .route("/accounts/{email}/password", put(set_password))
+        .route("/accounts/{email}/quota", put(set_quota))
         .route("/accounts/{email}/certs", get(list_certs).post(add_cert))
         .route("/accounts/{email}/certs/{fingerprint}", delete(remove_cert))
         .route(
@@ -223,6 +224,19 @@ async fn set_password(
     blocking(store, move |s| {
         let a = account(s, &email)?;
         s.set_password(a.id, Some(&req.password))?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+async fn set_quota(
+    State(store): Store,
+    Path(email): Path<String>,
+    Json(req): Json<QuotaSet>,
+) -> Result<StatusCode, ApiError> {
+    blocking(store, move |s| {
+        let a = account(s, &email)?;
+        s.set_quota(a.id, req.quota_bytes)?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await

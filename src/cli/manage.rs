@@ -17,7 +17,7 @@ use super::{
 };
 use crate::admin::api::{
     AccountAdd, AccountView, CertAdd, CertView, EncryptionSet, EncryptionView, ListAdd, ListKeyAdd,
-    ListView, MemberAdd, PasswordSet,
+    ListView, MemberAdd, PasswordSet, QuotaSet,
 };
 
 /// What a command prints on success.
@@ -160,6 +160,18 @@ fn account(client: &AdminClient, command: &AccountCommand) -> Result<Output, Fai
                 "account {email} removed with all its mail"
             )))
         }
+        AccountCommand::Quota { email, size } => {
+            let quota_bytes = parse_size(size)?;
+            client.call(
+                Method::PUT,
+                &format!("/accounts/{}/quota", segment(email)),
+                Some(&QuotaSet { quota_bytes }),
+            )?;
+            Ok(Output::Line(match quota_bytes {
+                Some(bytes) => format!("quota of {email} set to {bytes} bytes"),
+                None => format!("{email} uses the default quota (limits.account_quota)"),
+            }))
+        }
         AccountCommand::Passwd { email, .. } => {
             let body = PasswordSet {
                 password: read_password()?,
@@ -172,6 +184,39 @@ fn account(client: &AdminClient, command: &AccountCommand) -> Result<Output, Fai
             Ok(Output::Line(format!("password of {email} changed")))
         }
     }
+}
+
+/// A size as `account quota` takes it: bytes, or a number with a unit
+/// (KB, MB, GB, TB decimal; KiB, MiB, GiB, TiB binary; any case), or
+/// `default` (`None`).
+fn parse_size(text: &str) -> Result<Option<u64>, ClientError> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("default") {
+        return Ok(None);
+    }
+    let bad = || {
+        ClientError::Refused(format!(
+        "{text:?} is not a size; give bytes (1048576), a number with a unit (500MB, 2GiB) or `default`"
+    ))
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    number.checked_mul(factor).map(Some).ok_or_else(bad)
 }
 
 fn yes_no(b: bool) -> String {

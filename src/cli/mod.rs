@@ -118,6 +118,14 @@ pub enum AccountCommand {
         /// The account.
         email: String,
     },
+    /// Set an account's quota: bytes of stored mail it may hold.
+    Quota {
+        /// The account.
+        email: String,
+        /// A size such as 2GiB, 500MB or 1048576 (bytes), or `default` for
+        /// `limits.account_quota`.
+        size: String,
+    },
     /// Set an account's password, read from standard input.
     Passwd {
         /// The account.
