@@ -64,21 +64,23 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A serialised JSON document made safe for a terminal without changing
-/// what it means: serde already writes C0 controls as `\u00XX`, but DEL,
-/// C1 and the bidi controls pass through raw; they are written as
-/// `\uXXXX` too. Such characters can only stand inside JSON strings (the
-/// grammar allows nothing else outside them), so rewriting them anywhere
-/// in the text is the same as rewriting them in the strings, and a JSON
-/// reader decodes exactly the value it would have decoded before.
+/// A JSON document written by `serde_json` made safe for a terminal
+/// without changing what it means: serde writes C0 controls inside
+/// strings as `\u00XX`, but DEL, C1 and the bidi controls pass through
+/// raw; they are written as `\uXXXX` too. Outside strings the grammar
+/// allows only the whitespace LF, CR, TAB (the layout of pretty output,
+/// left alone) and no other such character, so rewriting the rest
+/// anywhere in the text is the same as rewriting them in the strings,
+/// and a JSON reader decodes exactly the value it decoded before.
 pub fn escape_json(json: &str) -> Cow<'_, str> {
-    if !json.chars().any(is_control) {
+    let rewrite = |c: char| is_control(c) && !matches!(c, '\n' | '\r' | '\t');
+    if !json.chars().any(rewrite) {
         return Cow::Borrowed(json);
     }
     let mut out = String::with_capacity(json.len() + 16);
     for c in json.chars() {
-        if is_control(c) {
-            // why u32 → u16 is exact: every is_control char is in the BMP.
+        if rewrite(c) {
+            // why one \uXXXX suffices: every is_control char is in the BMP.
             let _ = write!(out, "\\u{:04x}", u32::from(c));
         } else {
             out.push(c);
@@ -106,9 +108,10 @@ mod tests {
     #[test]
     fn json_stays_json_with_the_same_value() {
         let value = serde_json::json!({ "d": "x\u{202e}y\u{9b}z\u{1b}" });
-        let text = serde_json::to_string(&value).unwrap_or_default();
+        let text = serde_json::to_string_pretty(&value).unwrap_or_default();
         let safe = escape_json(&text);
-        assert!(!safe.chars().any(is_control), "{safe}");
+        assert!(!safe.chars().any(|c| is_control(c) && c != '\n'), "{safe}");
+        assert_eq!(safe.lines().count(), text.lines().count(), "layout kept");
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap_or_default();
         assert_eq!(back, value);
     }
