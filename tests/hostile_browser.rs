@@ -87,7 +87,10 @@ async fn only_same_origin_json_can_turn_encryption_off() {
         let problem: Value = resp.json().await.unwrap_or(Value::Null);
         let expected = if origin.is_some() { 403 } else { 415 };
         assert_eq!(status, expected, "{ctype} from {origin:?}: {problem}");
-        assert!(problem["type"].is_string() && problem["detail"].is_string(), "{problem}");
+        assert!(
+            problem["type"].is_string() && problem["detail"].is_string(),
+            "{problem}"
+        );
         assert!(
             is_enabled(&client).await,
             "{ctype} from {origin:?} turned encryption off"
@@ -103,11 +106,17 @@ async fn only_same_origin_json_can_turn_encryption_off() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(!is_enabled(&client).await, "a same-origin page may change settings");
+    assert!(
+        !is_enabled(&client).await,
+        "a same-origin page may change settings"
+    );
     let (status, out) = client
         .request(&json!({ "using": [CORE], "methodCalls": [["Core/echo", { "x": 1 }, "e"]] }))
         .await;
-    assert_eq!((status, &out["methodResponses"][0][1]["x"]), (200, &json!(1)));
+    assert_eq!(
+        (status, &out["methodResponses"][0][1]["x"]),
+        (200, &json!(1))
+    );
 }
 
 #[tokio::test]
@@ -141,7 +150,10 @@ async fn a_foreign_page_cannot_upload() {
         .unwrap();
     assert_eq!(resp.status(), 403);
     let (status, _) = client.upload(&client.account_id, b"hello".to_vec()).await;
-    assert_eq!(status, 201, "an upload without Origin (a mail client) works");
+    assert_eq!(
+        status, 201,
+        "an upload without Origin (a mail client) works"
+    );
 }
 
 /// Downloads `path` and returns the response headers, asserting 200.
@@ -184,7 +196,10 @@ async fn downloads_are_never_active_documents() {
         from_template("x.js", "text/javascript"),
         from_template("x", "multipart/x-mixed-replace%3B%20boundary%3Dx"),
         from_template("x", "text/plain%0D%0ASet-Cookie:%20a=b"),
-        format!("/jmap/download/{}/{blob}/p.html?accept=TEXT/HTML;%20charset=utf-8", client.account_id),
+        format!(
+            "/jmap/download/{}/{blob}/p.html?accept=TEXT/HTML;%20charset=utf-8",
+            client.account_id
+        ),
     ];
     for path in &paths {
         let h = download_headers(&client, path).await;
@@ -194,11 +209,17 @@ async fn downloads_are_never_active_documents() {
         let csp = h["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("sandbox"), "{path}: {csp}");
         let disposition = h["content-disposition"].to_str().unwrap();
-        assert!(disposition.starts_with("attachment;"), "{path}: {disposition}");
+        assert!(
+            disposition.starts_with("attachment;"),
+            "{path}: {disposition}"
+        );
         assert!(h.get("set-cookie").is_none(), "{path}");
     }
     let plain = download_headers(&client, &from_template("notes.txt", "text/plain")).await;
-    assert_eq!(plain["content-type"], "text/plain", "a harmless type is kept");
+    assert_eq!(
+        plain["content-type"], "text/plain",
+        "a harmless type is kept"
+    );
 }
 
 #[tokio::test]

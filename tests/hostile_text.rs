@@ -25,7 +25,9 @@ const HOSTILE: &str = "\u{1b}]0;pwned\u{7}\r\nfake row\u{1b}[31m";
 /// DEL, the C1 CSI (U+009B) and the bidi override U+202E.
 fn assert_no_raw_controls(what: &str, out: &[u8]) {
     let text = String::from_utf8_lossy(out);
-    for bad in ['\u{1b}', '\r', '\u{7}', '\0', '\u{7f}', '\u{9b}', '\u{202e}'] {
+    for bad in [
+        '\u{1b}', '\r', '\u{7}', '\0', '\u{7f}', '\u{9b}', '\u{202e}',
+    ] {
         assert!(!text.contains(bad), "{what} carries raw {bad:?}: {text:?}");
     }
 }
@@ -53,12 +55,21 @@ fn jmap_refuses_a_description_with_control_characters() {
     let err = &args["notCreated"]["c1"];
     assert_eq!(err["type"], "invalidProperties", "{args}");
     assert_eq!(err["properties"], json!(["description"]), "{args}");
-    assert!(err["description"].as_str().unwrap().contains("control character"), "{args}");
+    assert!(
+        err["description"]
+            .as_str()
+            .unwrap()
+            .contains("control character"),
+        "{args}"
+    );
     let args = jmap.call(
         "Certificate/set",
         json!({ "create": { "c1": { "certificate": pem, "description": "x".repeat(201) } } }),
     );
-    assert_eq!(args["notCreated"]["c1"]["type"], "invalidProperties", "{args}");
+    assert_eq!(
+        args["notCreated"]["c1"]["type"], "invalidProperties",
+        "{args}"
+    );
 
     let args = jmap.call(
         "Certificate/set",
@@ -69,7 +80,10 @@ fn jmap_refuses_a_description_with_control_characters() {
         "Certificate/set",
         json!({ "update": { id.clone(): { "description": "ok\u{202e}exe.jpg" } } }),
     );
-    assert_eq!(args["notUpdated"][&id]["type"], "invalidProperties", "{args}");
+    assert_eq!(
+        args["notUpdated"][&id]["type"], "invalidProperties",
+        "{args}"
+    );
     let listing = server.ok(&["cert", "list", "alice@example.org"]);
     assert!(listing.contains("laptop, 2026 ✓"), "{listing}");
     assert_no_raw_controls("cert list", listing.as_bytes());
@@ -82,7 +96,14 @@ fn cert_add_refuses_a_description_with_control_characters() {
     let cert = cert.to_str().unwrap();
     for description in [HOSTILE.to_string(), "tab\there".into(), "y".repeat(201)] {
         let out = server.cli(
-            &["cert", "add", "alice@example.org", cert, "--description", &description],
+            &[
+                "cert",
+                "add",
+                "alice@example.org",
+                cert,
+                "--description",
+                &description,
+            ],
             b"",
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -101,8 +122,9 @@ fn hostile_cert(dir: &Path) -> KeyPair {
     require("openssl");
     let (cert, key) = (dir.join("hostile.crt"), dir.join("hostile.key"));
     let mut exts = smime_extensions("alice@example.org");
-    exts[0] = "subjectAltName=email:alice@example.org,email:x\u{1b}]0;pwned\u{7}\u{1b}[31m@evil.example"
-        .to_string();
+    exts[0] =
+        "subjectAltName=email:alice@example.org,email:x\u{1b}]0;pwned\u{7}\u{1b}[31m@evil.example"
+            .to_string();
     let mut cmd = Command::new("openssl");
     cmd.args(["req", "-x509", "-nodes", "-utf8", "-days", "365"])
         .args(["-newkey", "rsa:2048", "-keyout"])
@@ -136,7 +158,10 @@ fn cert_list_escapes_what_an_uploaded_certificate_carries() {
     assert!(table.status.success());
     assert_no_raw_controls("cert list", &table.stdout);
     let text = String::from_utf8(table.stdout).unwrap();
-    assert!(text.contains("x\\e]0;pwned\\a\\e[31m@evil.example"), "{text}");
+    assert!(
+        text.contains("x\\e]0;pwned\\a\\e[31m@evil.example"),
+        "{text}"
+    );
     assert_eq!(text.lines().count(), 2, "one header, one row: {text}");
 
     let json = server.cli(&["cert", "list", "alice@example.org", "--json"], b"");
@@ -174,7 +199,13 @@ print("sent")
 fn a_list_notice_takes_no_field_from_a_hostile_message_id() {
     let server = Server::start();
     server.ok(&["account", "add", "bob@example.org"]);
-    server.ok(&["list", "add", "team@example.org", "--member", "bob@example.org"]);
+    server.ok(&[
+        "list",
+        "add",
+        "team@example.org",
+        "--member",
+        "bob@example.org",
+    ]);
     let list_key = pair("team@example.org", 2048);
     server.ok(&[
         "list",
@@ -194,7 +225,11 @@ fn a_list_notice_takes_no_field_from_a_hostile_message_id() {
     );
     let head = "Message-ID: <m-1@example.net>\rBcc: evil@example.net\r\n\
                 Subject: plans\rX-Injected: 1\u{7}\r\n";
-    lmtp_send(&server, "team@example.org", &[head.as_bytes(), &smime].concat());
+    lmtp_send(
+        &server,
+        "team@example.org",
+        &[head.as_bytes(), &smime].concat(),
+    );
 
     let inbox = server.inbox("bob@example.org");
     assert_eq!(inbox.len(), 1, "bob gets the notice");
@@ -202,7 +237,10 @@ fn a_list_notice_takes_no_field_from_a_hostile_message_id() {
     assert!(notice.contains("x509-user-cert-missing"), "{notice}");
     let (header, body) = notice.split_once("\r\n\r\n").unwrap();
     for line in header.split("\r\n").chain(body.split("\r\n")) {
-        assert!(!line.contains(['\r', '\n', '\u{7}']), "bare line end or control: {line:?}");
+        assert!(
+            !line.contains(['\r', '\n', '\u{7}']),
+            "bare line end or control: {line:?}"
+        );
     }
     for line in header.split("\r\n") {
         let name = line.split(':').next().unwrap().to_ascii_lowercase();

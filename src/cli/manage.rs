@@ -20,11 +20,11 @@ use super::{
     AccountCommand, CertCommand, Cli, Command, EncryptionCommand, ListCommand, ListKeyCommand,
     MemberCommand, EXIT_USER,
 };
-use crate::text::{escape, escape_json};
 use crate::admin::api::{
     AccountAdd, AccountView, CertAdd, CertView, EncryptionSet, EncryptionView, ListAdd, ListKeyAdd,
     ListView, MemberAdd, PasswordSet,
 };
+use crate::text::{escape, escape_json};
 
 /// What a command prints on success.
 enum Output {

@@ -216,7 +216,10 @@ mod tests {
     #[test]
     fn a_valid_message_id_threads_the_notice() {
         let n = notice("Hello", " <abc.1@example.org>");
-        assert!(n.contains("\r\nIn-Reply-To: <abc.1@example.org>\r\n"), "{n}");
+        assert!(
+            n.contains("\r\nIn-Reply-To: <abc.1@example.org>\r\n"),
+            "{n}"
+        );
         assert!(n.contains("\r\nReferences: <abc.1@example.org>\r\n"), "{n}");
         assert!(n.contains("Subject:    Hello\r\n"), "{n}");
     }
@@ -233,7 +236,10 @@ mod tests {
             assert!(!head.contains("In-Reply-To"), "{head}");
             for line in head.split("\r\n").chain(body.split("\r\n")) {
                 assert!(!line.contains(['\r', '\n', '\0', '\u{202e}']), "{line:?}");
-                assert!(!line.starts_with("Bcc") && !line.starts_with("X-Evil"), "{line}");
+                assert!(
+                    !line.starts_with("Bcc") && !line.starts_with("X-Evil"),
+                    "{line}"
+                );
                 assert!(line.len() < 998, "{}", line.len());
             }
         }

@@ -140,7 +140,10 @@ mod tests {
         assert!(!same("https://evil.example", "mail.example.org"));
         assert!(!same("http://127.0.0.1:8081", "127.0.0.1:8080"));
         assert!(!same("null", "127.0.0.1:8080"));
-        assert!(!same("http://mail.example.org.evil.example", "mail.example.org"));
+        assert!(!same(
+            "http://mail.example.org.evil.example",
+            "mail.example.org"
+        ));
         assert!(!same("ftp://mail.example.org", "mail.example.org"));
         assert!(!same("http://a@mail.example.org", "mail.example.org"));
     }
@@ -149,7 +152,10 @@ mod tests {
     fn only_json_is_an_api_request() {
         let with = |t: &str| {
             let mut h = HeaderMap::new();
-            h.insert(header::CONTENT_TYPE, t.parse().unwrap_or(header::HeaderValue::from_static("x")));
+            h.insert(
+                header::CONTENT_TYPE,
+                t.parse().unwrap_or(header::HeaderValue::from_static("x")),
+            );
             require_json(&h).is_ok()
         };
         assert!(with("application/json"));
