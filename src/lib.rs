@@ -43,3 +43,4 @@ pub mod notify;
 pub mod server;
 pub mod smime;
 pub mod store;
+pub mod text;

@@ -43,6 +43,9 @@ pub enum ManageError {
         /// [`MAX_CERTIFICATES`].
         limit: usize,
     },
+    /// A certificate description that is not one line of plain text.
+    #[error("the certificate description {0}; give one line of plain text of at most {MAX_DESCRIPTION_CHARS} characters (it is a label shown in `cert list` and in mail clients)")]
+    BadDescription(DescriptionFault),
     /// An algorithm name that is not one of the two.
     #[error(
         "unknown algorithm {given:?}; use \"AES-256-CBC\" (aes256) or \"AES-128-CBC\" (aes128)"
@@ -98,6 +101,7 @@ pub fn add_certificates(
     file: &[u8],
     description: &str,
 ) -> Result<Vec<Certificate>, ManageError> {
+    check_description(description)?;
     let (addresses, existing) = policy_inputs(store, account)?;
     let policy = Policy {
         now: SystemTime::now(),
@@ -119,6 +123,50 @@ pub fn add_certificates(
         added.push(store.add_certificate(account.id, new_certificate(cert, description))?);
     }
     Ok(added)
+}
+
+/// Longest certificate description, in characters. why: a description
+/// is a label ("laptop, 2026") shown in one cell of `cert list` and in
+/// clients' certificate lists; 200 is ample for that, keeps a listing of
+/// the 20 certificates an account may hold readable, and bounds what a
+/// user can make every listing carry.
+pub const MAX_DESCRIPTION_CHARS: usize = 200;
+
+/// What is wrong with a certificate description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DescriptionFault {
+    /// A control, bidi or line-separator character ([`crate::text::is_control`]).
+    Control(char),
+    /// More than [`MAX_DESCRIPTION_CHARS`] characters.
+    TooLong(usize),
+}
+
+impl std::fmt::Display for DescriptionFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Control(c) => write!(
+                f,
+                "contains the control character U+{:04X} (line breaks, tabs, escape sequences and bidi overrides are refused: they would rewrite the terminal or the listing that shows it)",
+                u32::from(*c)
+            ),
+            Self::TooLong(n) => write!(f, "is {n} characters long"),
+        }
+    }
+}
+
+/// Refuses a description that could rewrite the terminal or listing it
+/// is shown in, or that is longer than a label needs. Free text a user
+/// chose is refused at input rather than cleaned, so that what they see
+/// is what they typed.
+pub fn check_description(description: &str) -> Result<(), ManageError> {
+    if let Some(c) = description.chars().find(|&c| crate::text::is_control(c)) {
+        return Err(ManageError::BadDescription(DescriptionFault::Control(c)));
+    }
+    let n = description.chars().count();
+    if n > MAX_DESCRIPTION_CHARS {
+        return Err(ManageError::BadDescription(DescriptionFault::TooLong(n)));
+    }
+    Ok(())
 }
 
 /// What the store records of a checked certificate.

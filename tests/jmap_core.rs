@@ -103,6 +103,7 @@ async fn request_level_errors_are_problem_details() {
     let (_server, client) = setup("bob@example.org");
     let resp = client
         .post("/jmap/api")
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await

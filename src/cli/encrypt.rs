@@ -15,7 +15,7 @@ pub(super) fn run(args: &EncryptArgs) -> anyhow::Result<ExitCode> {
     let envelope = match envelope_for(args) {
         Ok(envelope) => envelope,
         Err(reason) => {
-            eprintln!("sealmail encrypt: {reason}");
+            eprintln!("sealmail encrypt: {}", crate::text::escape(&reason));
             return Ok(ExitCode::from(EXIT_USER));
         }
     };
@@ -37,7 +37,7 @@ pub(super) fn run(args: &EncryptArgs) -> anyhow::Result<ExitCode> {
             input
         }
         Err(e) => {
-            eprintln!("sealmail encrypt: {e}");
+            eprintln!("sealmail encrypt: {}", crate::text::escape(&e.to_string()));
             return Ok(ExitCode::from(EXIT_USER));
         }
     };

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::{InspectArgs, EXIT_USER};
 use crate::certs::{self, CertInfo, CertReport, Policy, Role, Rule, RuleStatus, UtcDate};
+use crate::text::{escape, escape_json};
 
 /// Why the duplicate rule is not checked offline.
 const NOT_ON_ACCOUNT_OFFLINE: &str =
@@ -30,7 +31,7 @@ pub(super) fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     let parsed = match certs::parse(&bytes) {
         Ok(parsed) => parsed,
         Err(err) => {
-            eprintln!("sealmail: {path}: {err}");
+            eprintln!("sealmail: {}", escape(&format!("{path}: {err}")));
             return Ok(ExitCode::from(EXIT_USER));
         }
     };
@@ -47,8 +48,10 @@ pub(super) fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if args.json {
         let doc = JsonDoc::new(&args.file.to_string_lossy(), &reports, &verdict);
-        serde_json::to_writer_pretty(&mut out, &doc).context("writing JSON to standard output")?;
-        writeln!(out).context("writing to standard output")?;
+        let text = serde_json::to_string_pretty(&doc).context("writing JSON")?;
+        // why: a certificate's subject may hold bidi or C1 controls that
+        // serde leaves raw; escape_json keeps the same JSON value.
+        writeln!(out, "{}", escape_json(&text)).context("writing to standard output")?;
     } else {
         write_text(&mut out, &reports, &verdict).context("writing to standard output")?;
     }
@@ -56,7 +59,7 @@ pub(super) fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
     match verdict {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(reason) => {
-            eprintln!("sealmail: {path}: {reason}");
+            eprintln!("sealmail: {}", escape(&format!("{path}: {reason}")));
             Ok(ExitCode::from(EXIT_USER))
         }
     }
@@ -118,11 +121,11 @@ fn write_text(
         for outcome in &report.outcomes {
             let (word, message) = status_of(&outcome.status);
             match message {
-                Some(m) => writeln!(out, "    {word:<11} {}: {m}", outcome.rule)?,
+                Some(m) => writeln!(out, "    {word:<11} {}: {}", outcome.rule, escape(&m))?,
                 None => writeln!(out, "    {word:<11} {}", outcome.rule)?,
             }
         }
-        writeln!(out, "  Verdict:      {}", cert_verdict(report))?;
+        writeln!(out, "  Verdict:      {}", escape(&cert_verdict(report)))?;
         writeln!(out)?;
     }
     match verdict {
@@ -132,7 +135,7 @@ fn write_text(
             accepted.len(),
             if accepted.len() == 1 { "" } else { "s" }
         ),
-        Err(reason) => writeln!(out, "Verdict: would be rejected: {reason}"),
+        Err(reason) => writeln!(out, "Verdict: would be rejected: {}", escape(reason)),
     }
 }
 
@@ -146,10 +149,10 @@ fn write_info(out: &mut impl Write, info: &CertInfo, is_ca: bool) -> std::io::Re
         Some(bits) => format!("{} {bits} bits", info.key_algorithm),
         None => info.key_algorithm.clone(),
     };
-    writeln!(out, "  Subject:      {}", info.subject)?;
-    writeln!(out, "  Issuer:       {}", info.issuer)?;
-    writeln!(out, "  Serial:       {}", info.serial_number)?;
-    writeln!(out, "  E-mail:       {emails}")?;
+    writeln!(out, "  Subject:      {}", escape(&info.subject))?;
+    writeln!(out, "  Issuer:       {}", escape(&info.issuer))?;
+    writeln!(out, "  Serial:       {}", escape(&info.serial_number))?;
+    writeln!(out, "  E-mail:       {}", escape(&emails))?;
     writeln!(
         out,
         "  Valid:        {} to {}",

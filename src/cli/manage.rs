@@ -1,6 +1,11 @@
 //! The commands that manage a running server: account, cert (add, list,
 //! remove), encryption, list. Each is one management API call and a
 //! printout.
+//!
+//! Everything printed goes through [`Output`]: a `Line` is escaped for the
+//! terminal when it is printed, a `Text` is made only by the table
+//! renderer or the JSON writer, which escape what they draw; error
+//! messages (the server relays users' input in them) are escaped too.
 
 use std::io::{BufRead as _, Read as _};
 use std::process::ExitCode;
@@ -19,10 +24,14 @@ use crate::admin::api::{
     AccountAdd, AccountView, CertAdd, CertView, EncryptionSet, EncryptionView, ListAdd, ListKeyAdd,
     ListView, MemberAdd, PasswordSet, QuotaSet,
 };
+use crate::text::{escape, escape_json};
 
 /// What a command prints on success.
 enum Output {
+    /// One line, escaped when printed.
     Line(String),
+    /// Already safe for the terminal: made by `table::render`,
+    /// `escape_json` or from escaped parts.
     Text(String),
 }
 
@@ -38,14 +47,14 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         .map_err(Failure::from)
         .and_then(|client| dispatch(&client, &cli.command));
     match result {
-        Ok(Output::Line(line)) => println!("{line}"),
+        Ok(Output::Line(line)) => println!("{}", escape(&line)),
         Ok(Output::Text(text)) => print!("{text}"),
         Err(Failure::Client(e)) => {
-            eprintln!("sealmail: {e}");
+            eprintln!("sealmail: {}", escape(&e.to_string()));
             return Ok(ExitCode::from(e.exit_code()));
         }
         Err(Failure::Input(message)) => {
-            eprintln!("sealmail: {message}");
+            eprintln!("sealmail: {}", escape(&message));
             return Ok(ExitCode::from(EXIT_USER));
         }
     }
@@ -85,7 +94,10 @@ fn json_or<T: Serialize>(
     if json {
         let text =
             serde_json::to_string_pretty(value).map_err(|e| Failure::Input(e.to_string()))?;
-        Ok(Output::Text(format!("{text}\n")))
+        // why escape_json and not only serde: serde writes DEL, C1 and bidi
+        // controls raw, which a terminal acts on; as \uXXXX they decode to
+        // the same strings for every JSON reader.
+        Ok(Output::Text(format!("{}\n", escape_json(&text))))
     } else {
         Ok(Output::Text(table(value)))
     }
@@ -271,7 +283,8 @@ fn cert(client: &AdminClient, command: &CertCommand) -> Result<Output, Failure> 
                 Some(&body),
             )?;
             Ok(Output::Text(format!(
-                "added to {email}:\n{}",
+                "added to {}:\n{}",
+                escape(email),
                 cert_rows(&added)
             )))
         }
@@ -349,7 +362,7 @@ fn encryption(client: &AdminClient, command: &EncryptionCommand) -> Result<Outpu
             ]],
         );
         for w in &v.warnings {
-            text.push_str(&format!("warning: {w}\n"));
+            text.push_str(&format!("warning: {}\n", escape(w)));
         }
         text
     })

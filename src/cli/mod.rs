@@ -23,7 +23,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
 use sealmail_plugin_api::ContentCipher;
+
+use crate::text;
 
 /// A mail store that keeps opted-in accounts' mail encrypted at rest as S/MIME.
 #[derive(Debug, Parser)]
@@ -365,7 +368,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("sealmail: {err:#}");
+            eprintln!("sealmail: {}", text::escape(&format!("{err:#}")));
             ExitCode::from(EXIT_INTERNAL)
         }
     }

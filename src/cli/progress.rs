@@ -45,7 +45,8 @@ impl Progress {
     /// Prints `message` on its own line, above the progress line.
     pub(super) fn note(&mut self, message: &str) {
         self.clear();
-        eprintln!("{message}");
+        // why escape: notes quote file names and the server's reasons.
+        eprintln!("{}", crate::text::escape(message));
         self.last = None;
     }
 

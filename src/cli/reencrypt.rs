@@ -57,7 +57,7 @@ pub(super) fn run(cli: &Cli, args: &ReencryptArgs) -> anyhow::Result<ExitCode> {
         Ok((encrypted, skipped, already)) => {
             println!(
                 "encrypted {encrypted} messages of {} ({already} were already encrypted, {skipped} changed or expunged meanwhile)",
-                args.email
+                crate::text::escape(&args.email)
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -66,7 +66,7 @@ pub(super) fn run(cli: &Cli, args: &ReencryptArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn fail(message: &str, code: u8) -> ExitCode {
-    eprintln!("sealmail reencrypt: {message}");
+    eprintln!("sealmail reencrypt: {}", crate::text::escape(message));
     ExitCode::from(code)
 }
 

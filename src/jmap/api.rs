@@ -22,7 +22,7 @@ use super::call::Call;
 use super::error::{Error, Problem};
 use super::reference::{self, Answered};
 use super::session::SESSION_STATE;
-use super::{capability, certificate, email, limits, mailbox, settings, Server};
+use super::{capability, certificate, email, guard, limits, mailbox, settings, Server};
 
 /// The request object (RFC 8620 §3.3).
 #[derive(Debug, Deserialize)]
@@ -47,6 +47,9 @@ pub(crate) async fn handle(
         );
         return Problem::limit("maxConcurrentRequests", detail).into_response();
     };
+    if let Err(p) = guard::require_json(&headers) {
+        return p.into_response();
+    }
     let account = match authenticate(&server, &headers).await {
         Ok(a) => a,
         Err(r) => return r,

@@ -185,6 +185,9 @@ async fn update(call: &Call, id: &str, patch: Value) -> Result<(), Error> {
     let patch = object(patch)?;
     only(&patch, &["description", "isActive"])?;
     let description: Option<String> = prop(&patch, "description")?;
+    if let Some(d) = &description {
+        manage::check_description(d)?;
+    }
     let active: Option<bool> = prop(&patch, "isActive")?;
     call.blocking(move |s, id| {
         s.get_certificate(id, fp)?;

@@ -155,6 +155,9 @@ impl Error {
                 ManageError::UnknownAlgorithm { .. } => {
                     e("invalidProperties").with("properties", json!(["algorithm"]))
                 }
+                ManageError::BadDescription(_) => {
+                    e("invalidProperties").with("properties", json!(["description"]))
+                }
                 _ => e("invalidProperties"),
             },
             Error::Deliver(d) => match &**d {
@@ -231,10 +234,18 @@ fn cert_error(c: &CertError, text: String) -> JmapError {
     }
 }
 
+/// Prefix of RFC 8620's request-level error types.
+const JMAP_ERROR: &str = "urn:ietf:params:jmap:error:";
+/// Prefix of sealmail's request-level error types.
+const SEALMAIL_ERROR: &str = "urn:sealmail:params:jmap:error:";
+
 /// A request-level error (RFC 8620 §3.6.1), answered as problem details.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Problem {
     status: StatusCode,
+    /// The type URI's prefix: RFC 8620's for its request-level errors,
+    /// sealmail's own for refusals RFC 8620 has no type for.
+    namespace: &'static str,
     kind: &'static str,
     detail: String,
     limit: Option<&'static str>,
@@ -249,6 +260,26 @@ impl Problem {
     /// JSON, but not a request object.
     pub(crate) fn not_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "notRequest", detail)
+    }
+
+    /// A state-changing request from a page of another site (403).
+    pub(crate) fn cross_origin(detail: impl Into<String>) -> Self {
+        Self {
+            namespace: SEALMAIL_ERROR,
+            ..Self::new(StatusCode::FORBIDDEN, "crossOrigin", detail)
+        }
+    }
+
+    /// An API request whose body is not declared `application/json` (415).
+    pub(crate) fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self {
+            namespace: SEALMAIL_ERROR,
+            ..Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupportedMediaType",
+                detail,
+            )
+        }
     }
 
     /// A limit of the session's core capability was exceeded.
@@ -267,6 +298,7 @@ impl Problem {
     fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
+            namespace: JMAP_ERROR,
             kind,
             detail: detail.into(),
             limit: None,
@@ -277,7 +309,7 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let mut body = json!({
-            "type": format!("urn:ietf:params:jmap:error:{}", self.kind),
+            "type": format!("{}{}", self.namespace, self.kind),
             "status": self.status.as_u16(),
             "detail": self.detail,
         });

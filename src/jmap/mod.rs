@@ -45,6 +45,7 @@ mod changes;
 mod email;
 mod error;
 mod events;
+mod guard;
 mod ids;
 mod mailbox;
 mod reference;
@@ -141,5 +142,8 @@ pub fn router(ctx: Arc<JmapContext>) -> Router {
         // announced maxSizeRequest / maxSizeUpload), so that an oversized
         // body gets a JMAP problem response, not axum's plain 413.
         .layer(DefaultBodyLimit::disable())
+        // why a layer over every route: a state-changing route added later
+        // is refused to foreign pages without its author thinking of it.
+        .layer(axum::middleware::from_fn(guard::refuse_cross_site))
         .with_state(server)
 }
