@@ -70,7 +70,10 @@ fn appended_mail_is_encrypted_by_default() {
             "textBody": [{ "partId": "b", "type": "text/plain" }],
         } } }),
     );
-    assert_eq!(created["notCreated"]["c1"]["type"], "forbidden", "{created}");
+    assert_eq!(
+        created["notCreated"]["c1"]["type"], "forbidden",
+        "{created}"
+    );
 
     let stored = server.inbox(email);
     assert_eq!(stored.len(), 2, "the APPEND and the import");

@@ -121,7 +121,11 @@ fn a_hook_over_its_budget_refuses_and_its_late_finish_stores_nothing() {
         .unwrap()
         .id;
 
-    let replies = transaction(server.port, &["slow@example.org", "bob@example.org"], MESSAGE);
+    let replies = transaction(
+        server.port,
+        &["slow@example.org", "bob@example.org"],
+        MESSAGE,
+    );
     assert_eq!(replies.data.len(), 2, "{replies:?}");
     assert!(replies.data[0].starts_with("451 4.3.0"), "{replies:?}");
     assert!(replies.data[1].starts_with("250 2.0.0"), "{replies:?}");
@@ -134,7 +138,11 @@ fn a_hook_over_its_budget_refuses_and_its_late_finish_stores_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(inbox_len(&server.store, slow), 0, "the late finish was stored");
+    assert_eq!(
+        inbox_len(&server.store, slow),
+        0,
+        "the late finish was stored"
+    );
     assert_eq!(inbox_len(&server.store, bob), 1);
     let audit = refusals(&server.store, slow);
     assert_eq!(audit.len(), 1, "one audit line for one refusal: {audit:?}");

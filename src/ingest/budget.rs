@@ -38,7 +38,10 @@ impl Claim {
             Ok(_) | Err(COMMITTING) => Ok(()),
             Err(_) => {
                 tracing::debug!(rcpt = %rcpt, "copy abandoned by the waiter; not stored");
-                Err(overran(rcpt, "the copy was abandoned before its store write"))
+                Err(overran(
+                    rcpt,
+                    "the copy was abandoned before its store write",
+                ))
             }
         }
     }

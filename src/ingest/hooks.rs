@@ -157,7 +157,12 @@ impl HookChain {
             ));
         };
         if elapsed > self.budget {
-            tracing::error!(hook = hook.name(), elapsed_ms = elapsed.as_millis(), budget_ms = self.budget.as_millis(), "storage hook overran its time budget; copy refused");
+            tracing::error!(
+                hook = hook.name(),
+                elapsed_ms = elapsed.as_millis(),
+                budget_ms = self.budget.as_millis(),
+                "storage hook overran its time budget; copy refused"
+            );
             return Err(HookError::temporary(
                 HOOK_FAILED,
                 format!(
@@ -201,14 +206,26 @@ mod tests {
     }
 
     fn msg() -> IncomingMessage<'static> {
-        IncomingMessage::new(Recipient::new("a@example.org"), &b"Subject: x\r\n\r\nhi"[..])
+        IncomingMessage::new(
+            Recipient::new("a@example.org"),
+            &b"Subject: x\r\n\r\nhi"[..],
+        )
     }
 
     #[test]
     fn a_panicking_hook_is_a_temporary_refusal() {
         let chain = HookChain::new(vec![Arc::new(Panics)]);
         let err = chain.run(msg()).unwrap_err();
-        assert!(matches!(err, HookError::Temporary { status: "4.3.0", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                HookError::Temporary {
+                    status: "4.3.0",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -34,10 +34,13 @@ impl Ingest {
             // why a linear search: at most `max_recipients` (1000) a
             // transaction, and `Addressee` has no hash.
             slots.push(self.resolve(rcpt).await.map(|t| {
-                targets.iter().position(|(x, _)| *x == t).unwrap_or_else(|| {
-                    targets.push((t, rcpt));
-                    targets.len() - 1
-                })
+                targets
+                    .iter()
+                    .position(|(x, _)| *x == t)
+                    .unwrap_or_else(|| {
+                        targets.push((t, rcpt));
+                        targets.len() - 1
+                    })
             }));
         }
         let mut outcomes: Vec<Option<Shared>> = Vec::with_capacity(targets.len());

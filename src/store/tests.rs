@@ -299,12 +299,19 @@ fn settings_written_before_appends_were_encrypted_by_default_are_upgraded() {
     // A version-1 record (enabled, AES-128-CBC, encrypt_on_append false),
     // laid out as sealmail wrote it: version byte, then postcard fields.
     let mut batch = Batch::new();
-    batch.put(Cf::Settings, keys::Key::Settings(acct.id).encode(), vec![1, 1, 1, 0]);
+    batch.put(
+        Cf::Settings,
+        keys::Key::Settings(acct.id).encode(),
+        vec![1, 1, 1, 0],
+    );
     rocks.write(batch).unwrap();
     let settings = mail.encryption_settings(acct.id).unwrap();
     assert!(settings.enabled);
     assert_eq!(settings.algorithm, Cipher::Aes128Cbc);
-    assert!(settings.encrypt_on_append, "the old default is read as the new one");
+    assert!(
+        settings.encrypt_on_append,
+        "the old default is read as the new one"
+    );
     // An explicit opt-out is written as version 2 and kept.
     let clear = EncryptionSettings {
         encrypt_on_append: false,
