@@ -9,7 +9,10 @@
 //! ```
 //!
 //! Every recipient gets its own result; one recipient's failure never
-//! touches another's copy.
+//! touches another's copy. RCPTs that resolve to the same account or
+//! list share one copy and its result (RFC 2033 §4.2, `recipients.rs`).
+//! A hook that panics or overruns its time budget refuses its copy
+//! (`hooks.rs`, `budget.rs`).
 
 mod budget;
 mod copy;
