@@ -185,7 +185,8 @@ pub fn parse_algorithm(name: &str) -> Result<Cipher, ManageError> {
     }
 }
 
-/// Changes the given encryption settings of `account`; `None` keeps a field.
+/// Changes the given encryption settings of `account`; `None` keeps a
+/// field (appends are encrypted unless the account opted out).
 pub fn update_encryption(
     store: &MailStore,
     account: &Account,

@@ -250,7 +250,10 @@ async fn settings_get_and_set() {
     assert_eq!(s["id"], "singleton");
     assert_eq!(s["isEnabled"], false);
     assert_eq!(s["algorithm"], "AES-256-CBC");
-    assert_eq!(s["encryptOnAppend"], false);
+    assert_eq!(
+        s["encryptOnAppend"], true,
+        "appends are encrypted by default"
+    );
     assert_eq!(s["warnings"], json!([]));
 
     let refused = enable(&client, true).await;
@@ -269,7 +272,7 @@ async fn settings_get_and_set() {
     let (_, ok) = client
         .call(
             "EncryptionSettings/set",
-            json!({ "update": { "singleton": { "isEnabled": true, "algorithm": "AES-128-CBC", "encryptOnAppend": true } } }),
+            json!({ "update": { "singleton": { "isEnabled": true, "algorithm": "AES-128-CBC", "encryptOnAppend": false } } }),
         )
         .await;
     assert!(
@@ -284,6 +287,10 @@ async fn settings_get_and_set() {
         .await;
     assert_eq!(got["list"][0]["isEnabled"], true);
     assert_eq!(got["list"][0]["algorithm"], "AES-128-CBC");
+    assert_eq!(
+        got["list"][0]["encryptOnAppend"], false,
+        "the user opted out"
+    );
     assert_eq!(got["notFound"], json!(["other"]));
 
     let (_, bad) = client

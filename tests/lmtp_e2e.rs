@@ -7,6 +7,7 @@ mod support;
 
 use std::process::Command;
 
+use support::lmtp::transaction;
 use support::pki::pair;
 use support::server::Server;
 use support::tools::{found_in_files, openssl_decrypt, python, require, run};
@@ -119,28 +120,6 @@ fn smtplib_lmtp_gets_550_for_an_unknown_recipient_and_delivers_the_others() {
     assert!(String::from_utf8_lossy(&b[0]).contains("hello from smtplib"));
 }
 
-const RAW_LMTP: &str = r#"
-import socket, sys
-port = int(sys.argv[1]); rcpts = sys.argv[2].split(",")
-s = socket.create_connection(("127.0.0.1", port)); f = s.makefile("rb")
-def reply():
-    lines = []
-    while True:
-        line = f.readline().decode().rstrip("\r\n"); lines.append(line)
-        if len(line) < 4 or line[3] != "-": return lines
-reply()
-s.sendall(b"LHLO test\r\n"); reply()
-s.sendall(b"MAIL FROM:<sender@example.net>\r\n"); reply()
-ok = []
-for r in rcpts:
-    s.sendall(("RCPT TO:<%s>\r\n" % r).encode())
-    if reply()[0].startswith("250"): ok.append(r)
-s.sendall(b"DATA\r\n"); reply()
-s.sendall(b"Subject: list test\r\n\r\nto the list\r\n.\r\n")
-for r in ok: print(reply()[0])
-s.sendall(b"QUIT\r\n"); reply()
-"#;
-
 #[test]
 fn one_reply_per_recipient_and_one_for_a_whole_list() {
     let server = Server::start();
@@ -155,20 +134,18 @@ fn one_reply_per_recipient_and_one_for_a_whole_list() {
         "--member",
         "bob@example.org",
     ]);
-    let out = python(
-        RAW_LMTP,
-        &[
-            &server.lmtp_port.to_string(),
-            "team@example.org,bob@example.org",
-        ],
-    );
-    let replies: Vec<&str> = out.lines().collect();
-    assert_eq!(replies.len(), 2, "{out}");
+    let replies = transaction(
+        server.lmtp_port,
+        &["team@example.org", "bob@example.org"],
+        b"Subject: list test\r\n\r\nto the list\r\n",
+    )
+    .data;
+    assert_eq!(replies.len(), 2, "{replies:?}");
     assert!(
         replies[0].starts_with("250 2.0.0") && replies[0].contains("2 members"),
-        "{out}"
+        "{replies:?}"
     );
-    assert!(replies[1].starts_with("250 2.0.0"), "{out}");
+    assert!(replies[1].starts_with("250 2.0.0"), "{replies:?}");
     let a = server.inbox("alice@example.org");
     assert_eq!(a.len(), 1);
     assert!(

@@ -1,6 +1,6 @@
 //! No plaintext at rest: marked messages reach an opted-in account by
 //! every door — LMTP delivery (small, and large enough for a segment
-//! file), IMAP APPEND with encryptOnAppend, JMAP Email/import, and a list
+//! file), IMAP APPEND (encrypted by default), JMAP Email/import, and a list
 //! that re-encrypts what was sent encrypted to it — and then the whole data directory, the server's debug log and its
 //! temporary directory are read raw: zero hits. A control marker of an
 //! account without encryption is found, so the scan can see plaintext.
@@ -16,17 +16,6 @@ use support::server::Server;
 use support::tools::{found_in_files, openssl_decrypt, python, require, run};
 
 const PASSWORD: &str = "no plaintext";
-
-const IMAP_APPEND: &str = r#"
-import imaplib, sys
-port, user, password, marker = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-imap = imaplib.IMAP4("127.0.0.1", port)
-imap.login(user, password)
-msg = ("From: alice@example.org\r\nTo: alice@example.org\r\nSubject: draft\r\n\r\n" + marker + "\r\n").encode()
-typ, data = imap.append("INBOX", r"(\Seen)", None, msg)
-assert typ == "OK", data
-imap.logout()
-"#;
 
 fn message(marker: &str) -> Vec<u8> {
     format!("From: someone@example.net\r\nTo: alice@example.org\r\nSubject: by JMAP\r\n\r\n{marker}\r\n").into_bytes()
@@ -49,12 +38,7 @@ fn every_door_leaves_only_ciphertext_on_disk() {
         "alice@example.org",
         alice.cert.to_str().unwrap(),
     ]);
-    server.ok(&[
-        "encryption",
-        "enable",
-        "alice@example.org",
-        "--encrypt-on-append",
-    ]);
+    server.ok(&["encryption", "enable", "alice@example.org"]);
     server.ok(&["account", "add", "bob@example.org"]);
     server.ok(&[
         "list",
@@ -97,14 +81,13 @@ fn every_door_leaves_only_ciphertext_on_disk() {
         )
     };
     lmtp("alice@example.org", markers[0]);
-    python(
-        IMAP_APPEND,
-        &[
-            &server.imap_port.to_string(),
-            "alice@example.org",
-            PASSWORD,
-            markers[1],
-        ],
+    server.imap_append(
+        "alice@example.org",
+        PASSWORD,
+        &format!(
+            "From: alice@example.org\r\nTo: alice@example.org\r\nSubject: draft\r\n\r\n{}\r\n",
+            markers[1]
+        ),
     );
 
     let jmap = server.jmap("alice@example.org", PASSWORD);

@@ -12,6 +12,29 @@
 //! unit-tested by building an [`IncomingMessage`] by hand. The host runs
 //! hooks on its blocking pool, so a hook may do CPU-heavy work (encryption)
 //! but should not block on the network.
+//!
+//! # The host fails closed
+//!
+//! Whatever goes wrong in a hook, the copy is *not* stored: the recipient
+//! gets a temporary LMTP failure (the MTA keeps the message and retries),
+//! the account's audit log gets a "delivery refused" line and the host
+//! logs an error. In particular:
+//!
+//! - **Panic.** The host catches it (`catch_unwind`) and answers
+//!   `451 4.3.0` for that recipient. The server, the blocking thread and
+//!   the other recipients carry on; the hook is called again for later
+//!   copies. The panic message is not logged (it may quote the message).
+//! - **Time budget.** Each call of [`StorageHook::before_store`] has a
+//!   budget (30 s by default). A hook cannot be stopped, so the host
+//!   measures each call when it returns: a call over budget is refused
+//!   with `451 4.3.0` *even if it succeeded*. The host also stops waiting
+//!   for the whole copy after one budget per hook plus one: the recipient
+//!   then gets `451 4.3.0` at once, and whatever the hook returns later is
+//!   discarded (nothing is stored).
+//! - **Unknown verdict.** [`Verdict`] is `#[non_exhaustive]`: a plugin
+//!   built against a newer version of this crate may return a verdict the
+//!   host does not know. The host refuses the copy with `451 4.3.5`
+//!   (system incorrectly configured) rather than guess.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -176,6 +199,9 @@ impl<'a> IncomingMessage<'a> {
 }
 
 /// What a hook decided for one copy.
+///
+/// A host that does not know a verdict refuses the copy (`451 4.3.5`);
+/// it never treats it as [`Verdict::Accept`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Verdict {
@@ -247,7 +273,8 @@ impl std::error::Error for HookError {}
 ///
 /// Runs on the host's blocking pool, once per recipient copy, in the order
 /// the operator configured (`[hooks] chain = [...]`). The output of one hook
-/// is the input of the next.
+/// is the input of the next. A panic or a call over the host's time budget
+/// refuses the copy with a temporary failure (see the crate docs).
 pub trait StorageHook: Send + Sync + fmt::Debug {
     /// The name the operator uses for this hook in `[hooks] chain`.
     fn name(&self) -> &str;
@@ -256,6 +283,9 @@ pub trait StorageHook: Send + Sync + fmt::Debug {
     ///
     /// `msg.raw` comes from the network: treat it as hostile and never panic
     /// on it. Returning an error stops the chain for this recipient only.
+    /// Return within the host's time budget (30 s by default): a later
+    /// answer, even `Ok`, refuses the copy. May be called from several
+    /// threads at once, for different copies.
     fn before_store(&self, _msg: &IncomingMessage<'_>) -> Result<Verdict, HookError> {
         Ok(Verdict::Accept)
     }

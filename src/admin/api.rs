@@ -127,7 +127,8 @@ pub struct EncryptionSet {
     pub enabled: Option<bool>,
     /// `"AES-256-CBC"` or `"AES-128-CBC"`.
     pub algorithm: Option<String>,
-    /// Whether IMAP APPEND / JMAP import encrypt too.
+    /// Whether IMAP APPEND / JMAP import encrypt too (true unless the
+    /// account opted out; `false` stores appended mail as sent).
     pub encrypt_on_append: Option<bool>,
 }
 
@@ -141,7 +142,7 @@ pub struct EncryptionView {
     pub is_enabled: bool,
     /// `"AES-256-CBC"` or `"AES-128-CBC"`.
     pub algorithm: String,
-    /// Whether appends are encrypted too.
+    /// Whether appends are encrypted too (the default).
     pub encrypt_on_append: bool,
     /// Active certificates new mail is encrypted for.
     pub active_certificates: usize,

@@ -316,7 +316,8 @@ fn encryption(client: &AdminClient, command: &EncryptionCommand) -> Result<Outpu
         EncryptionCommand::Enable {
             email,
             algorithm,
-            encrypt_on_append,
+            append_in_clear,
+            ..
         } => (
             email,
             Some(EncryptionSet {
@@ -326,7 +327,7 @@ fn encryption(client: &AdminClient, command: &EncryptionCommand) -> Result<Outpu
                         .jmap_name()
                         .to_string()
                 }),
-                encrypt_on_append: Some(*encrypt_on_append),
+                encrypt_on_append: Some(!*append_in_clear),
             }),
         ),
         EncryptionCommand::Disable { email } => (

@@ -176,14 +176,26 @@ pub enum CertCommand {
 #[derive(Debug, Subcommand)]
 pub enum EncryptionCommand {
     /// Store the account's new mail encrypted for its active certificates.
+    ///
+    /// Both what arrives over LMTP and what the account's own mail clients
+    /// store (IMAP APPEND, JMAP Email/import: drafts, sent copies) are
+    /// encrypted. With --append-in-clear the clients' copies are stored as
+    /// the clients send them: clients without the user's key (webmail, a
+    /// phone) can then read drafts and sent mail, but those copies lie in
+    /// plaintext on the server's disk.
     Enable {
         /// The account.
         email: String,
         /// Content-encryption algorithm (kept as it is when not given; aes256 at first).
         #[arg(long, value_enum)]
         algorithm: Option<Algorithm>,
-        /// Encrypt IMAP APPEND and JMAP imports too.
+        /// Store mail the account's clients append (drafts, sent copies)
+        /// as sent: readable without the user's key, but plaintext on disk.
         #[arg(long)]
+        append_in_clear: bool,
+        /// Accepted for old scripts and changes nothing: appended mail is
+        /// encrypted by default.
+        #[arg(long, hide = true, conflicts_with = "append_in_clear")]
         encrypt_on_append: bool,
     },
     /// Store new mail as it arrives.

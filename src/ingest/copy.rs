@@ -9,6 +9,7 @@ use sealmail_plugin_api::{
     DeliveryMeta, EncryptionSettings, IncomingMessage, Recipient, RecipientCertificate, Source,
 };
 
+use super::budget::Claim;
 use super::error::DeliverError;
 use super::{Delivered, Envelope, HookChain, Ingest};
 use crate::smime::{already_encrypted, Split};
@@ -194,15 +195,15 @@ impl Ingest {
         id: AccountId,
         data: Arc<Vec<u8>>,
     ) -> Result<Delivered, DeliverError> {
-        let _permit = self.cpu_permit(rcpt).await?;
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();
         let envelope = envelope.clone();
         let rcpt_owned = rcpt.to_string();
-        let encrypted = tokio::task::spawn_blocking(move || {
-            store_copy(&store, &chain, &envelope, &rcpt_owned, id, &data)
-        })
-        .await??;
+        let encrypted = self
+            .bounded(rcpt, id, move |claim| {
+                store_copy(&store, &chain, &envelope, &rcpt_owned, id, &data, claim)
+            })
+            .await?;
         self.notifier.notify(id);
         Ok(Delivered::Account { encrypted })
     }
@@ -216,16 +217,13 @@ fn store_copy(
     rcpt: &str,
     id: AccountId,
     data: &[u8],
+    claim: &Claim,
 ) -> Result<bool, DeliverError> {
     let target = Target::load(store, id).map_err(|e| DeliverError::store(rcpt, e))?;
     let raw = with_trace_fields(envelope, rcpt, data);
-    let sealed = match seal(chain, &target, envelope, rcpt, &raw, false, Source::Lmtp) {
-        Ok(s) => s,
-        Err(e) => {
-            audit(store, id, AuditKind::DeliveryRefused, &e.to_string());
-            return Err(e);
-        }
-    };
+    let sealed = seal(chain, &target, envelope, rcpt, &raw, false, Source::Lmtp)
+        .inspect_err(|e| refused(store, id, e, claim))?;
+    claim.commit(rcpt)?;
     store
         .append(id, target.mailbox, sealed.new_message(now()))
         .map_err(|e| DeliverError::store(rcpt, e))?;
@@ -238,6 +236,14 @@ fn store_copy(
         );
     }
     Ok(sealed.encrypted)
+}
+
+/// Audits a refused copy, unless the waiter gave up on it and audited
+/// it already.
+fn refused(store: &MailStore, id: AccountId, e: &DeliverError, claim: &Claim) {
+    if !claim.is_abandoned() {
+        audit(store, id, AuditKind::DeliveryRefused, &e.to_string());
+    }
 }
 
 /// Records an audit event; a failure to record is logged, not fatal.
@@ -265,21 +271,23 @@ pub struct Append {
 
 impl Ingest {
     /// Stores `raw` as `append` says. The hook chain runs when the account
-    /// has `encryptOnAppend` (or when the operator migrates mail in);
-    /// otherwise the client's bytes are stored as they are, as IMAP
-    /// expects of APPEND. Returns the stored record.
+    /// has encryption with `encryptOnAppend` (the default), or when the
+    /// operator migrates mail in; otherwise (no encryption, or the account
+    /// opted out with `--append-in-clear`) the client's bytes are stored
+    /// as they are. Returns the stored record.
     pub async fn append(
         &self,
         append: Append,
         raw: Vec<u8>,
     ) -> Result<crate::store::Message, DeliverError> {
-        let _permit = self.cpu_permit(&append.account.to_string()).await?;
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();
         let id = append.account;
-        let message =
-            tokio::task::spawn_blocking(move || append_blocking(&store, &chain, &append, &raw))
-                .await??;
+        let message = self
+            .bounded(&id.to_string(), id, move |claim| {
+                append_blocking(&store, &chain, &append, &raw, claim)
+            })
+            .await?;
         self.notifier.notify(id);
         Ok(message)
     }
@@ -290,8 +298,10 @@ fn append_blocking(
     chain: &HookChain,
     append: &Append,
     raw: &[u8],
+    claim: &Claim,
 ) -> Result<crate::store::Message, DeliverError> {
-    let (rcpt, sealed) = seal_append(store, chain, append, raw)?;
+    let (rcpt, sealed) = seal_append(store, chain, append, raw, claim)?;
+    claim.commit(&rcpt)?;
     let mut message = sealed.new_message(append.internal_date);
     message.flags = append.flags.clone();
     store
@@ -306,6 +316,7 @@ fn seal_append(
     chain: &HookChain,
     append: &Append,
     raw: &[u8],
+    claim: &Claim,
 ) -> Result<(String, Sealed), DeliverError> {
     let account = store
         .account(append.account)
@@ -329,14 +340,7 @@ fn seal_append(
             false,
             append.source,
         )
-        .inspect_err(|e| {
-            audit(
-                store,
-                append.account,
-                AuditKind::DeliveryRefused,
-                &e.to_string(),
-            )
-        })?
+        .inspect_err(|e| refused(store, append.account, e, claim))?
     } else {
         let encrypted = already_encrypted(raw, &Split::new(raw)).is_some();
         Sealed {

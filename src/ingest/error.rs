@@ -51,6 +51,10 @@ pub enum DeliverError {
         #[source]
         source: MailError,
     },
+    /// The outcome of the one copy that several RCPTs of a transaction
+    /// resolved to (RFC 2033 §4.2: one copy, one reply per RCPT).
+    #[error("{0}")]
+    Shared(std::sync::Arc<DeliverError>),
     /// A blocking task died; our bug.
     #[error("internal error: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -93,6 +97,7 @@ impl DeliverError {
             } if needed > quota => (552, "5.2.2".into()),
             Self::OverQuota { .. } => (452, "4.2.2".into()),
             Self::Store { .. } | Self::Task(_) => (451, "4.3.0".into()),
+            Self::Shared(e) => e.code(),
         }
     }
 }

@@ -9,8 +9,12 @@
 //! ```
 //!
 //! Every recipient gets its own result; one recipient's failure never
-//! touches another's copy.
+//! touches another's copy. RCPTs that resolve to the same account or
+//! list share one copy and its result (RFC 2033 §4.2, `recipients.rs`).
+//! A hook that panics or overruns its time budget refuses its copy
+//! (`hooks.rs`, `budget.rs`).
 
+mod budget;
 mod copy;
 mod encrypt_hook;
 mod error;
@@ -18,6 +22,7 @@ mod hooks;
 mod lists;
 mod lmtp;
 mod notice;
+mod recipients;
 
 use std::sync::Arc;
 
@@ -26,10 +31,10 @@ use tokio::sync::Semaphore;
 pub use copy::Append;
 pub use encrypt_hook::EncryptAtRest;
 pub use error::DeliverError;
-pub use hooks::{HookChain, UnknownHook};
+pub use hooks::{HookChain, UnknownHook, DEFAULT_BUDGET as DEFAULT_HOOK_BUDGET};
 
 use crate::notify::Notifier;
-use crate::store::{MailStore, Recipient as Addressee};
+use crate::store::MailStore;
 
 /// A message with its envelope, as it arrived.
 #[derive(Debug, Clone)]
@@ -146,41 +151,15 @@ impl Ingest {
     }
 
     /// Delivers `data` to each of `recipients`; one result per recipient,
-    /// in order. Recipients are handled one after the other; a list's
-    /// members are fanned out in parallel inside.
+    /// in order. Recipients that resolve to the same account or list share
+    /// one copy and its outcome (`recipients.rs`). Targets are handled one
+    /// after the other; a list's members are fanned out in parallel inside.
     pub async fn deliver(
         &self,
         envelope: &Envelope,
         recipients: &[String],
         data: Arc<Vec<u8>>,
     ) -> Vec<Result<Delivered, DeliverError>> {
-        let mut results = Vec::with_capacity(recipients.len());
-        for rcpt in recipients {
-            results.push(self.deliver_one(envelope, rcpt, Arc::clone(&data)).await);
-        }
-        results
-    }
-
-    async fn deliver_one(
-        &self,
-        envelope: &Envelope,
-        rcpt: &str,
-        data: Arc<Vec<u8>>,
-    ) -> Result<Delivered, DeliverError> {
-        let store = Arc::clone(&self.store);
-        let addr = rcpt.to_string();
-        let found = tokio::task::spawn_blocking(move || store.resolve_address(&addr))
-            .await?
-            .map_err(|source| DeliverError::Store {
-                rcpt: rcpt.to_string(),
-                source,
-            })?;
-        match found {
-            Some(Addressee::Account(id)) => self.deliver_to_account(envelope, rcpt, id, data).await,
-            Some(Addressee::List(list)) => self.deliver_to_list(envelope, &list, data).await,
-            None => Err(DeliverError::UnknownRecipient {
-                rcpt: rcpt.to_string(),
-            }),
-        }
+        self.deliver_each_once(envelope, recipients, data).await
     }
 }

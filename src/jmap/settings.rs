@@ -1,6 +1,8 @@
 //! `EncryptionSettings/get|set` of the encryption extension: a singleton
 //! (id `singleton`, as RFC 8621 §8 does for VacationResponse) with
-//! `isEnabled`, `algorithm`, `encryptOnAppend` and read-only `warnings`.
+//! `isEnabled`, `algorithm`, `encryptOnAppend` (true unless the user opts
+//! out: drafts and sent copies the client stores are then plaintext on
+//! disk) and read-only `warnings`.
 //!
 //! Changes go through [`manage::update_encryption`], as `sealmail
 //! encryption enable` does, so enabling with no active certificate is

@@ -15,7 +15,7 @@ use super::error::MailError;
 use super::keys::{self, Key};
 use super::log::{AuditKind, ChangeKind, ChangedObject};
 use super::mail::{now_secs, MailStore, Tx};
-use super::records::{AccountId, Record};
+use super::records::{decode, AccountId, Record};
 use super::{Cf, Order};
 use crate::certs::Fingerprint;
 
@@ -52,18 +52,61 @@ impl From<Cipher> for ContentCipher {
 }
 
 /// Encryption-at-rest settings of an account (JMAP `EncryptionSettings`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncryptionSettings {
     /// Whether mail for the account is stored encrypted.
     pub enabled: bool,
     /// Content-encryption algorithm.
     pub algorithm: Cipher,
-    /// Whether IMAP APPEND / JMAP import encrypt too.
+    /// Whether mail the client stores itself (IMAP APPEND, JMAP
+    /// `Email/import`) is encrypted too. True by default: drafts and sent
+    /// copies are the account's mail like any other; `false` (`encryption
+    /// enable --append-in-clear`) stores them as the client sent them.
     pub encrypt_on_append: bool,
 }
 
+impl Default for EncryptionSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            algorithm: Cipher::default(),
+            encrypt_on_append: true,
+        }
+    }
+}
+
+// why version 2: the same fields as version 1, but version 1 was written
+// when `encrypt_on_append` defaulted to false, so its `false` cannot be
+// told apart from a choice; see `SettingsV1`.
 impl Record for EncryptionSettings {
+    const VERSION: u8 = 2;
+}
+
+/// Settings as sealmail wrote them before appends were encrypted by
+/// default. Read only: upgraded on load to `encrypt_on_append = true`,
+/// since `false` was the default nobody had to choose, and the safe
+/// reading of an unknown choice is the one that keeps mail encrypted. An
+/// account that wants appends in clear says so again (`--append-in-clear`
+/// or JMAP `encryptOnAppend: false`), which writes version 2.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+struct SettingsV1 {
+    enabled: bool,
+    algorithm: Cipher,
+    encrypt_on_append: bool,
+}
+
+impl Record for SettingsV1 {
     const VERSION: u8 = 1;
+}
+
+impl From<SettingsV1> for EncryptionSettings {
+    fn from(old: SettingsV1) -> Self {
+        Self {
+            enabled: old.enabled,
+            algorithm: old.algorithm,
+            encrypt_on_append: true,
+        }
+    }
 }
 
 impl EncryptionSettings {
@@ -246,9 +289,17 @@ impl MailStore {
         }
     }
 
-    /// The account's encryption settings (disabled by default).
+    /// The account's encryption settings (disabled by default; records of
+    /// older versions upgraded, see `SettingsV1`).
     pub fn encryption_settings(&self, id: AccountId) -> Result<EncryptionSettings, MailError> {
-        Ok(self.load(&Key::Settings(id))?.unwrap_or_default())
+        let key = Key::Settings(id);
+        let Some(bytes) = self.store.get(Cf::Settings, &key.encode())? else {
+            return Ok(EncryptionSettings::default());
+        };
+        if bytes.first() == Some(&SettingsV1::VERSION) {
+            return Ok(decode::<SettingsV1>(Cf::Settings, &bytes)?.into());
+        }
+        Ok(decode::<EncryptionSettings>(Cf::Settings, &bytes)?)
     }
 
     /// Replaces the encryption settings. Enabling with no active

@@ -290,3 +290,34 @@ fn equal_messages_share_a_blob_and_unique_copies_do_not() {
     assert_eq!(mail.get_blob(acct.id, d.blob).unwrap().unwrap(), raw);
     assert_eq!(mail.get_blob(acct.id, a.blob).unwrap().unwrap(), raw);
 }
+
+#[test]
+fn settings_written_before_appends_were_encrypted_by_default_are_upgraded() {
+    let (_dir, rocks, mail) = open();
+    let acct = mail.add_account("a@example.org", None, &[]).unwrap();
+    assert!(mail.encryption_settings(acct.id).unwrap().encrypt_on_append);
+    // A version-1 record (enabled, AES-128-CBC, encrypt_on_append false),
+    // laid out as sealmail wrote it: version byte, then postcard fields.
+    let mut batch = Batch::new();
+    batch.put(
+        Cf::Settings,
+        keys::Key::Settings(acct.id).encode(),
+        vec![1, 1, 1, 0],
+    );
+    rocks.write(batch).unwrap();
+    let settings = mail.encryption_settings(acct.id).unwrap();
+    assert!(settings.enabled);
+    assert_eq!(settings.algorithm, Cipher::Aes128Cbc);
+    assert!(
+        settings.encrypt_on_append,
+        "the old default is read as the new one"
+    );
+    // An explicit opt-out is written as version 2 and kept.
+    let clear = EncryptionSettings {
+        encrypt_on_append: false,
+        ..settings
+    };
+    mail.add_certificate(acct.id, cert(1)).unwrap();
+    mail.set_encryption_settings(acct.id, clear).unwrap();
+    assert_eq!(mail.encryption_settings(acct.id).unwrap(), clear);
+}

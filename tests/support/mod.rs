@@ -5,6 +5,7 @@
 pub mod cert_corpus;
 pub mod imap;
 pub mod jmap;
+pub mod lmtp;
 pub mod mailstore;
 pub mod messages;
 pub mod pki;

@@ -294,3 +294,25 @@ impl Server {
             .collect()
     }
 }
+
+const IMAP_APPEND: &str = r#"
+import imaplib, sys
+port, user, password, message = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+imap = imaplib.IMAP4("127.0.0.1", port)
+imap.login(user, password)
+typ, data = imap.append("INBOX", r"(\Seen)", None, message.encode())
+assert typ == "OK", data
+imap.logout()
+"#;
+
+impl Server {
+    /// Appends `message` to `user`'s INBOX with Python's `imaplib`, as a
+    /// mail client stores a draft or a sent copy. The message travels as
+    /// an argument, never through a file the plaintext scans could see.
+    pub fn imap_append(&self, user: &str, password: &str, message: &str) {
+        super::tools::python(
+            IMAP_APPEND,
+            &[&self.imap_port.to_string(), user, password, message],
+        );
+    }
+}

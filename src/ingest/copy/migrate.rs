@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use sealmail_plugin_api::Source;
 
-use super::{audit, no_envelope, seal, seal_append, Append, Target};
+use super::{no_envelope, refused, seal, seal_append, Append, Claim, Target};
 use crate::ingest::{DeliverError, HookChain, Ingest};
-use crate::store::{AccountId, AuditKind, BlobHash, MailError, MailStore, MailboxId, Message, Uid};
+use crate::store::{AccountId, BlobHash, MailError, MailStore, MailboxId, Message, Uid};
 
 impl Ingest {
     /// Stores `raw` as [`Ingest::append`] does, through the hook chain as
@@ -30,13 +30,14 @@ impl Ingest {
         raw: Vec<u8>,
     ) -> Result<Option<Message>, DeliverError> {
         append.source = Source::Migration;
-        let _permit = self.cpu_permit(&append.account.to_string()).await?;
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();
         let id = append.account;
-        let stored =
-            tokio::task::spawn_blocking(move || import_blocking(&store, &chain, &append, &raw))
-                .await??;
+        let stored = self
+            .bounded(&id.to_string(), id, move |claim| {
+                import_blocking(&store, &chain, &append, &raw, claim)
+            })
+            .await?;
         if stored.is_some() {
             self.notifier.notify(id);
         }
@@ -55,13 +56,13 @@ impl Ingest {
         mailbox: MailboxId,
         uid: Uid,
     ) -> Result<Option<Message>, DeliverError> {
-        let _permit = self.cpu_permit(&account.to_string()).await?;
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();
-        let replaced = tokio::task::spawn_blocking(move || {
-            reencrypt_blocking(&store, &chain, account, mailbox, uid)
-        })
-        .await??;
+        let replaced = self
+            .bounded(&account.to_string(), account, move |claim| {
+                reencrypt_blocking(&store, &chain, account, mailbox, uid, claim)
+            })
+            .await?;
         if replaced.is_some() {
             self.notifier.notify(account);
         }
@@ -74,6 +75,7 @@ fn import_blocking(
     chain: &HookChain,
     append: &Append,
     raw: &[u8],
+    claim: &Claim,
 ) -> Result<Option<Message>, DeliverError> {
     let source = BlobHash::of(raw);
     let seen = store
@@ -82,7 +84,8 @@ fn import_blocking(
     if seen {
         return Ok(None);
     }
-    let (rcpt, sealed) = seal_append(store, chain, append, raw)?;
+    let (rcpt, sealed) = seal_append(store, chain, append, raw, claim)?;
+    claim.commit(&rcpt)?;
     let mut message = sealed.new_message(append.internal_date);
     message.flags = append.flags.clone();
     store
@@ -96,6 +99,7 @@ fn reencrypt_blocking(
     id: AccountId,
     mailbox: MailboxId,
     uid: Uid,
+    claim: &Claim,
 ) -> Result<Option<Message>, DeliverError> {
     let target = Target::load(store, id).map_err(|e| DeliverError::store("", e))?;
     let rcpt = target.account.address.clone();
@@ -122,7 +126,8 @@ fn reencrypt_blocking(
         false,
         Source::Migration,
     )
-    .inspect_err(|e| audit(store, id, AuditKind::DeliveryRefused, &e.to_string()))?;
+    .inspect_err(|e| refused(store, id, e, claim))?;
+    claim.commit(&rcpt)?;
     match store.replace_content(id, mailbox, uid, msg.blob, &sealed.raw, sealed.encrypted) {
         Ok(m) => Ok(Some(m)),
         Err(MailError::ContentChanged { .. } | MailError::MessageNotFound { .. }) => Ok(None),

@@ -1,0 +1,105 @@
+//! One copy per target in a transaction (RFC 2033 §4.2): the same address
+//! given twice (in any letter case the store folds), or an account and
+//! its alias, resolve to one target and get one stored copy; a list
+//! address given twice fans out once. Each RCPT still gets its own
+//! result, in order, which is the outcome of that one copy.
+
+use std::sync::Arc;
+
+use super::{DeliverError, Delivered, Envelope, Ingest};
+use crate::store::Recipient as Addressee;
+
+/// The outcome of one target's copy, shared by every RCPT that named it.
+type Shared = Result<Delivered, Arc<DeliverError>>;
+
+impl Ingest {
+    /// Delivers `data` once per distinct target of `recipients`, the
+    /// targets one after the other in the order they were first named;
+    /// returns one result per recipient, in order.
+    #[expect(
+        clippy::expect_used,
+        reason = "uses[i] counts exactly the slots of target i, so only the last one takes its outcome"
+    )]
+    pub(crate) async fn deliver_each_once(
+        &self,
+        envelope: &Envelope,
+        recipients: &[String],
+        data: Arc<Vec<u8>>,
+    ) -> Vec<Result<Delivered, DeliverError>> {
+        // Each distinct target with the first RCPT that named it, in the
+        // order first named; each RCPT with its target's index.
+        let mut targets: Vec<(Addressee, &str)> = Vec::new();
+        let mut slots: Vec<Result<usize, DeliverError>> = Vec::with_capacity(recipients.len());
+        for rcpt in recipients {
+            // why a linear search: at most `max_recipients` (1000) a
+            // transaction, and `Addressee` has no hash.
+            slots.push(self.resolve(rcpt).await.map(|t| {
+                targets
+                    .iter()
+                    .position(|(x, _)| *x == t)
+                    .unwrap_or_else(|| {
+                        targets.push((t, rcpt));
+                        targets.len() - 1
+                    })
+            }));
+        }
+        let mut outcomes: Vec<Option<Shared>> = Vec::with_capacity(targets.len());
+        for (target, rcpt) in &targets {
+            let result = self
+                .deliver_to(envelope, rcpt, target, Arc::clone(&data))
+                .await;
+            outcomes.push(Some(result.map_err(Arc::new)));
+        }
+        let mut uses = vec![0usize; targets.len()];
+        for i in slots.iter().flatten() {
+            uses[*i] += 1;
+        }
+        slots
+            .into_iter()
+            .map(|slot| {
+                let i = slot?;
+                uses[i] -= 1;
+                // The last RCPT of a target takes its outcome; so a target
+                // named once gets its error as it is, not wrapped.
+                let outcome = if uses[i] == 0 {
+                    outcomes[i].take()
+                } else {
+                    outcomes[i].clone()
+                };
+                match outcome.expect("taken only by the last of the slots `uses` counts") {
+                    Ok(delivered) => Ok(delivered),
+                    Err(e) => Err(Arc::try_unwrap(e).unwrap_or_else(DeliverError::Shared)),
+                }
+            })
+            .collect()
+    }
+
+    /// What `rcpt` delivers to.
+    async fn resolve(&self, rcpt: &str) -> Result<Addressee, DeliverError> {
+        let store = Arc::clone(&self.store);
+        let addr = rcpt.to_string();
+        tokio::task::spawn_blocking(move || store.resolve_address(&addr))
+            .await?
+            .map_err(|source| DeliverError::Store {
+                rcpt: rcpt.to_string(),
+                source,
+            })?
+            .ok_or_else(|| DeliverError::UnknownRecipient {
+                rcpt: rcpt.to_string(),
+            })
+    }
+
+    /// The one copy for `target`, named by the first RCPT that gave it.
+    async fn deliver_to(
+        &self,
+        envelope: &Envelope,
+        rcpt: &str,
+        target: &Addressee,
+        data: Arc<Vec<u8>>,
+    ) -> Result<Delivered, DeliverError> {
+        match target {
+            Addressee::Account(id) => self.deliver_to_account(envelope, rcpt, *id, data).await,
+            Addressee::List(list) => self.deliver_to_list(envelope, list, data).await,
+        }
+    }
+}

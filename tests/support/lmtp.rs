@@ -1,0 +1,132 @@
+//! LMTP for the tests: an in-process LMTP listener over a real store and
+//! the ingest pipeline with a hook chain of the test's choosing (the same
+//! `sealmail::lmtp::serve` the server runs), and a raw-socket Python
+//! client that reads one reply per accepted recipient after DATA, which
+//! `smtplib.LMTP` does not (it reads only one).
+
+use std::sync::Arc;
+
+use sealmail::ingest::{HookChain, Ingest};
+use sealmail::lmtp::{serve, LmtpConfig};
+use sealmail::notify::Notifier;
+use sealmail::store::MailStore;
+use tokio::sync::oneshot;
+
+use super::tools::python;
+
+/// An LMTP listener on 127.0.0.1:0 over a fresh store; stopped on drop.
+pub struct LmtpServer {
+    pub port: u16,
+    pub store: Arc<MailStore>,
+    pub ingest: Arc<Ingest>,
+    stop: Option<oneshot::Sender<()>>,
+    // why kept: dropping the runtime would stop the listener (and abandon
+    // the blocking threads of hooks still running).
+    _runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl LmtpServer {
+    /// A server whose deliveries run through `chain`.
+    pub fn start(chain: HookChain) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MailStore::open(dir.path()).unwrap());
+        let ingest = Arc::new(Ingest::new(
+            Arc::clone(&store),
+            chain,
+            Arc::new(Notifier::new()),
+        ));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = LmtpConfig {
+            hostname: "lmtp.test".into(),
+            ..LmtpConfig::default()
+        };
+        runtime.spawn(serve(listener, Arc::clone(&ingest), config, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            port,
+            store,
+            ingest,
+            stop: Some(stop),
+            _runtime: runtime,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for LmtpServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The replies of one LMTP transaction.
+#[derive(Debug)]
+pub struct Replies {
+    /// One per `RCPT TO`, in order (the lines of a reply joined by `\n`).
+    pub rcpt: Vec<String>,
+    /// One per accepted recipient after DATA, in order.
+    pub data: Vec<String>,
+}
+
+const RAW_LMTP: &str = r#"
+import json, socket, sys
+port, rcpts, message = int(sys.argv[1]), sys.argv[2].split(","), open(sys.argv[3], "rb").read()
+s = socket.create_connection(("127.0.0.1", port)); f = s.makefile("rb")
+def reply():
+    lines = []
+    while True:
+        line = f.readline().decode().rstrip("\r\n"); lines.append(line)
+        if len(line) < 4 or line[3] != "-": return "\n".join(lines)
+reply()
+s.sendall(b"LHLO test\r\n"); reply()
+s.sendall(b"MAIL FROM:<sender@example.net>\r\n"); reply()
+out = {"rcpt": [], "data": []}
+for r in rcpts:
+    s.sendall(("RCPT TO:<%s>\r\n" % r).encode())
+    out["rcpt"].append(reply())
+accepted = sum(1 for r in out["rcpt"] if r.startswith("250"))
+s.sendall(b"DATA\r\n"); reply()
+body = b"".join(b"." + l if l.startswith(b".") else l for l in message.splitlines(True))
+s.sendall(body + b".\r\n")
+for _ in range(accepted): out["data"].append(reply())
+s.sendall(b"QUIT\r\n"); reply()
+print(json.dumps(out))
+"#;
+
+/// One transaction on `port`: `MAIL FROM:<sender@example.net>`, a `RCPT
+/// TO` per entry of `rcpts`, DATA with `message` (which must end in
+/// CRLF); reads every reply on the socket itself.
+pub fn transaction(port: u16, rcpts: &[&str], message: &[u8]) -> Replies {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("message.eml");
+    std::fs::write(&path, message).unwrap();
+    let out = python(
+        RAW_LMTP,
+        &[&port.to_string(), &rcpts.join(","), path.to_str().unwrap()],
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let list = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect()
+    };
+    Replies {
+        rcpt: list("rcpt"),
+        data: list("data"),
+    }
+}
