@@ -38,6 +38,7 @@ pub mod imap;
 pub mod ingest;
 pub mod jmap;
 pub mod lmtp;
+pub(crate) mod login_throttle;
 pub mod manage;
 pub mod notify;
 pub mod server;

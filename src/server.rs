@@ -327,6 +327,7 @@ pub async fn run(
                 tracing::debug!(%error, "TCP_NODELAY not set");
             }
         });
+        let jmap = jmap.into_make_service_with_connect_info::<std::net::SocketAddr>();
         if let Err(e) = axum::serve(listener, jmap)
             .with_graceful_shutdown(jmap_stop)
             .await

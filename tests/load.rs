@@ -78,17 +78,17 @@ fn a_normal_client_is_served_while_the_server_is_under_attack() {
     assert!(out.status.success());
     let rss_before = server.memory_kib("VmRSS");
 
-    // 1,000 idle IMAP connections from one address (127.0.0.3): the
-    // first 50 are greeted, the rest refused (a cap per address below the
-    // global one), so they cannot shut out the normal client.
+    // 1,000 idle IMAP connections from one address (127.0.0.3): 50 are
+    // greeted, the rest refused (a cap per address below the global one),
+    // so they cannot shut out the normal client. Which 50 depends on the
+    // order the server's tasks run in.
     let mut idle: Vec<TcpStream> = (0..1000)
         .map(|_| connect_from([127, 0, 0, 3], server.imap_port))
         .collect();
-    for (i, s) in idle.iter_mut().enumerate().step_by(25) {
-        let line = read_line(s);
-        let expected = if i < 50 { "* OK" } else { "* BYE" };
-        assert!(line.starts_with(expected), "connection {i}: {line}");
-    }
+    let greetings: Vec<String> = idle.iter_mut().map(read_line).collect();
+    let greeted = greetings.iter().filter(|l| l.starts_with("* OK")).count();
+    let refused = greetings.iter().filter(|l| l.starts_with("* BYE")).count();
+    assert_eq!((greeted, refused), (50, 950), "{:?}", &greetings[..3]);
 
     // A literal of 100 MiB announced: refused without reading it.
     let mut big = connect(server.imap_port);

@@ -36,7 +36,6 @@ mod prelogin;
 mod search;
 mod selected;
 mod session;
-mod throttle;
 mod tls;
 
 use std::future::Future;
@@ -93,7 +92,7 @@ pub struct ImapConfig {
     /// `throttle`). A real delay in every build (tests set it small).
     pub failed_login_delay: Duration,
     /// Failure counts per source address, shared by all connections.
-    pub(crate) throttle: Arc<throttle::LoginThrottle>,
+    pub(crate) throttle: Arc<crate::login_throttle::LoginThrottle>,
     /// Unauthenticated connections per source address.
     pub(crate) anonymous: Arc<prelogin::SourceCounts>,
 }

@@ -17,7 +17,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::auth::authenticate;
+use super::auth::{authenticate, Peer};
 use super::call::Call;
 use super::error::{Error, Problem};
 use super::reference::{self, Answered};
@@ -37,22 +37,23 @@ struct Request {
 /// `POST /jmap/api`.
 pub(crate) async fn handle(
     State(server): State<Arc<Server>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Ok(_slot) = server.request_slots.try_acquire() else {
-        let detail = format!(
-            "at most {} API requests at once; retry when one has finished",
-            limits::CONCURRENT_REQUESTS
-        );
-        return Problem::limit("maxConcurrentRequests", detail).into_response();
-    };
     if let Err(p) = guard::require_json(&headers) {
         return p.into_response();
     }
-    let account = match authenticate(&server, &headers).await {
+    let account = match authenticate(&server, &headers, peer).await {
         Ok(a) => a,
         Err(r) => return r,
+    };
+    let Some(_slot) = server.request_slots.try_acquire(account.id) else {
+        let detail = format!(
+            "at most {} API requests of one account at once; retry when one has finished",
+            limits::CONCURRENT_REQUESTS
+        );
+        return Problem::limit("maxConcurrentRequests", detail).into_response();
     };
     let request = match read_request(body).await {
         Ok(r) => r,
@@ -75,8 +76,15 @@ pub(crate) async fn handle(
 }
 
 async fn read_request(body: Body) -> Result<Request, Problem> {
-    let bytes = axum::body::to_bytes(body, limits::SIZE_REQUEST)
+    let read = axum::body::to_bytes(body, limits::SIZE_REQUEST);
+    let bytes = tokio::time::timeout(limits::BODY_READ_TIMEOUT, read)
         .await
+        .map_err(|_| {
+            Problem::not_request(format!(
+                "the request body did not arrive within {} s; send it whole",
+                limits::BODY_READ_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|_| {
             Problem::limit(
                 "maxSizeRequest",

@@ -16,8 +16,13 @@
 //! ([`MailStore::check_login`](crate::store::MailStore::check_login)).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
@@ -26,7 +31,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
-use super::Server;
+use super::{limits, Server};
 use crate::store::{Account, AccountId};
 
 /// How long a successful password check is remembered.
@@ -90,14 +95,58 @@ impl AuthCache {
     }
 }
 
-/// The authenticated account of a request, or the 401 to send.
+/// Base wait before a 401 for wrong credentials, doubled per recent
+/// failure from the same address (as IMAP does; see `login_throttle`).
+const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
+
+/// The client's address, when the listener records it (`ConnectInfo`;
+/// the server's listener does, an in-process test router may not).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub(crate) Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let info = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Peer(info.map(|c| c.0.ip())))
+    }
+}
+
+/// API requests in flight per account, taken after authentication, so
+/// that neither wrong-password floods nor one account's stalled requests
+/// take the slots of others.
+#[derive(Debug, Default)]
+pub(crate) struct AccountSlots {
+    // why: a std Mutex; held for one map operation, never across an await.
+    slots: Mutex<HashMap<AccountId, Arc<Semaphore>>>,
+}
+
+impl AccountSlots {
+    /// A slot of `id`'s, unless all [`limits::CONCURRENT_REQUESTS`] are taken.
+    pub(crate) fn try_acquire(&self, id: AccountId) -> Option<OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = slots
+                .entry(id)
+                .or_insert_with(|| Arc::new(Semaphore::new(limits::CONCURRENT_REQUESTS)));
+            Arc::clone(entry)
+        };
+        semaphore.try_acquire_owned().ok()
+    }
+}
+
+/// The authenticated account of a request, or the 401 to send (after the
+/// failed-login wait of `peer`'s address).
 pub(crate) async fn authenticate(
     server: &Server,
     headers: &HeaderMap,
+    peer: Peer,
 ) -> Result<Account, Response> {
     let Some((user, password)) = basic_credentials(headers) else {
         return Err(unauthorized());
     };
+    let login = user.clone();
     let cache_key = server.auth_cache.key(&user, &password);
     let cached = server.auth_cache.get(&cache_key);
     let store = Arc::clone(&server.ctx.store);
@@ -125,9 +174,19 @@ pub(crate) async fn authenticate(
     match checked {
         Ok(Some((account, stamp))) => {
             server.auth_cache.put(cache_key, account.id, stamp);
+            if let Peer(Some(ip)) = peer {
+                server.throttle.succeeded(ip, &login);
+            }
             Ok(account)
         }
-        _ => Err(unauthorized()),
+        _ => {
+            if let Peer(Some(ip)) = peer {
+                let delay = server.throttle.failed(ip, &login, FAILED_LOGIN_DELAY);
+                tracing::warn!(peer = %ip, delay_ms = delay.as_millis(), "failed JMAP login");
+                tokio::time::sleep(delay).await;
+            }
+            Err(unauthorized())
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::authenticate;
+use super::auth::{authenticate, Peer};
 use super::error::Problem;
 use super::{ids, Server};
 use crate::store::{AccountId, BlobHash};
@@ -100,10 +100,11 @@ impl Uploads {
 pub(crate) async fn upload(
     State(server): State<Arc<Server>>,
     Path(account_id): Path<String>,
+    peer: Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let account = match authenticate(&server, &headers).await {
+    let account = match authenticate(&server, &headers, peer).await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -151,9 +152,10 @@ pub(crate) async fn download(
     State(server): State<Arc<Server>>,
     Path((account_id, blob_id, name)): Path<(String, String, String)>,
     Query(accept): Query<Accept>,
+    peer: Peer,
     headers: HeaderMap,
 ) -> Response {
-    let account = match authenticate(&server, &headers).await {
+    let account = match authenticate(&server, &headers, peer).await {
         Ok(a) => a,
         Err(r) => return r,
     };

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
-use super::auth::authenticate;
+use super::auth::{authenticate, Peer};
 use super::{ids, Server};
 use crate::store::Account;
 
@@ -74,9 +74,10 @@ impl hyper::body::Body for EventBody {
 pub(crate) async fn handle(
     State(server): State<Arc<Server>>,
     Query(query): Query<EventQuery>,
+    peer: Peer,
     headers: HeaderMap,
 ) -> Response {
-    let account = match authenticate(&server, &headers).await {
+    let account = match authenticate(&server, &headers, peer).await {
         Ok(a) => a,
         Err(r) => return r,
     };

@@ -86,6 +86,9 @@ pub(crate) mod limits {
     pub(crate) const SIZE_REQUEST: usize = 10 * 1024 * 1024;
     /// API requests in flight per server.
     pub(crate) const CONCURRENT_REQUESTS: usize = 8;
+    /// Longest wait for a request body. why: a client that announces a
+    /// body and stalls holds one of its account's request slots.
+    pub(crate) const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
     /// Method calls in one request.
     pub(crate) const CALLS_IN_REQUEST: usize = 32;
     /// Objects one `/get` may return.
@@ -114,9 +117,11 @@ pub(crate) mod capability {
 pub(crate) struct Server {
     pub(crate) ctx: Arc<JmapContext>,
     pub(crate) uploads: blob::Uploads,
-    pub(crate) request_slots: Semaphore,
+    pub(crate) request_slots: auth::AccountSlots,
     pub(crate) upload_slots: Semaphore,
     pub(crate) auth_cache: auth::AuthCache,
+    /// Failed logins per source address.
+    pub(crate) throttle: crate::login_throttle::LoginThrottle,
 }
 
 /// The JMAP routes: session, API, upload, download, event source.
@@ -125,8 +130,9 @@ pub fn router(ctx: Arc<JmapContext>) -> Router {
         ctx,
         uploads: blob::Uploads::default(),
         auth_cache: auth::AuthCache::default(),
-        request_slots: Semaphore::new(limits::CONCURRENT_REQUESTS),
+        request_slots: auth::AccountSlots::default(),
         upload_slots: Semaphore::new(limits::CONCURRENT_UPLOAD),
+        throttle: crate::login_throttle::LoginThrottle::default(),
     });
     Router::new()
         .route("/.well-known/jmap", get(session::handle))

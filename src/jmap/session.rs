@@ -11,13 +11,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::auth::authenticate;
+use super::auth::{authenticate, Peer};
 use super::{capability, ids, limits, Server};
 use crate::store::Account;
 
 /// `GET /.well-known/jmap` and `GET /jmap/session`.
-pub(crate) async fn handle(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
-    let account = match authenticate(&server, &headers).await {
+pub(crate) async fn handle(
+    State(server): State<Arc<Server>>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
+    let account = match authenticate(&server, &headers, peer).await {
         Ok(a) => a,
         Err(r) => return r,
     };

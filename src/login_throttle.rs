@@ -1,4 +1,4 @@
-//! Failed-login slowdown per source address.
+//! Failed-login slowdown per source address, for IMAP and JMAP alike.
 //!
 //! Every failed LOGIN / AUTHENTICATE waits before its `NO`; the wait
 //! doubles with each recent failure from the same address (shared by all
