@@ -11,7 +11,7 @@ use sealmail_plugin_api::{
 
 use super::error::DeliverError;
 use super::{Delivered, Envelope, HookChain, Ingest};
-use crate::smime::{already_encrypted, Split};
+use crate::smime::{already_encrypted, into_crlf, Split};
 use crate::store::{
     Account, AccountId, AuditKind, Certificate, Flags, HeaderFields, MailStore, MailboxId,
     NewMessage,
@@ -94,6 +94,12 @@ pub(crate) fn with_trace_fields(envelope: &Envelope, delivered_to: &str, data: &
         )
         .as_bytes(),
     );
+    // why: a message that starts with a continuation line would fold it
+    // into Delivered-To, which stays in clear; a strict reader drops that
+    // line and the header ends there for us, so an empty line says so.
+    if matches!(data.first(), Some(b' ' | b'\t')) {
+        raw.extend_from_slice(b"\r\n");
+    }
     raw.extend_from_slice(data);
     raw
 }
@@ -267,12 +273,14 @@ impl Ingest {
     /// Stores `raw` as `append` says. The hook chain runs when the account
     /// has `encryptOnAppend` (or when the operator migrates mail in);
     /// otherwise the client's bytes are stored as they are, as IMAP
-    /// expects of APPEND. Returns the stored record.
+    /// expects of APPEND, except that bare CR and LF become CRLF. Returns
+    /// the stored record.
     pub async fn append(
         &self,
         append: Append,
         raw: Vec<u8>,
     ) -> Result<crate::store::Message, DeliverError> {
+        let raw = into_crlf(raw);
         let _permit = self.cpu_permit(&append.account.to_string()).await?;
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();

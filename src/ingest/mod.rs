@@ -10,6 +10,12 @@
 //!
 //! Every recipient gets its own result; one recipient's failure never
 //! touches another's copy.
+//!
+//! Every door first gives the message CRLF line ends
+//! ([`crate::smime::to_crlf`]): [`Ingest::deliver`] (LMTP and list
+//! fan-out), [`Ingest::append`] (IMAP APPEND, JMAP), [`Ingest::import`] and
+//! [`Ingest::reencrypt`], so that clients fetch one convention and the
+//! header splitter sees the lines a strict reader sees.
 
 mod copy;
 mod encrypt_hook;
@@ -147,13 +153,20 @@ impl Ingest {
 
     /// Delivers `data` to each of `recipients`; one result per recipient,
     /// in order. Recipients are handled one after the other; a list's
-    /// members are fanned out in parallel inside.
+    /// members are fanned out in parallel inside. Bare CR and LF in
+    /// `data` become CRLF first.
     pub async fn deliver(
         &self,
         envelope: &Envelope,
         recipients: &[String],
         data: Arc<Vec<u8>>,
     ) -> Vec<Result<Delivered, DeliverError>> {
+        // why here: once per transaction, before any copy or list member
+        // reads it; LMTP DATA is nearly always CRLF already (no copy then).
+        let data = match crate::smime::to_crlf(&data) {
+            std::borrow::Cow::Owned(fixed) => Arc::new(fixed),
+            std::borrow::Cow::Borrowed(_) => Arc::clone(&data),
+        };
         let mut results = Vec::with_capacity(recipients.len());
         for rcpt in recipients {
             results.push(self.deliver_one(envelope, rcpt, Arc::clone(&data)).await);

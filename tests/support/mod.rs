@@ -10,4 +10,5 @@ pub mod messages;
 pub mod pki;
 pub mod secrets;
 pub mod server;
+pub mod strict_reader;
 pub mod tools;
