@@ -8,11 +8,18 @@
 //! ends and what a clear header field holds. After this, the splitter, the
 //! reader and every client see the same lines, and what clients fetch has
 //! one convention whether the account is encrypted or not.
+//!
+//! One exception: a message that declares `Content-Transfer-Encoding:
+//! binary` anywhere (RFC 3030, RFC 3516 literal8) keeps its body as it
+//! is, because there CR and LF are data, not line ends; its header (up to
+//! the first empty line as a CR/LF/CRLF reader sees it) is normalised
+//! all the same, so the splitter still sees the reader's lines.
 
 use std::borrow::Cow;
 
-/// `raw` with every bare `\n` and bare `\r` turned into `\r\n`; borrowed
-/// when it has none (the common case: LMTP DATA arrives CRLF-terminated).
+/// `raw` with every bare `\n` and bare `\r` turned into `\r\n` (in the
+/// header only when the message has binary content); borrowed when there
+/// is nothing to change (the common case: LMTP DATA arrives with CRLF).
 ///
 /// ```
 /// use sealmail::smime::to_crlf;
@@ -20,20 +27,65 @@ use std::borrow::Cow;
 /// assert!(matches!(to_crlf(b"a\r\nb"), std::borrow::Cow::Borrowed(_)));
 /// ```
 pub fn to_crlf(raw: &[u8]) -> Cow<'_, [u8]> {
-    if is_crlf_only(raw) {
-        Cow::Borrowed(raw)
-    } else {
-        Cow::Owned(rewrite(raw))
+    match normalised(raw) {
+        Some(out) => Cow::Owned(out),
+        None => Cow::Borrowed(raw),
     }
 }
 
 /// [`to_crlf`] for an owned message: `raw` itself when nothing changes.
 pub fn into_crlf(raw: Vec<u8>) -> Vec<u8> {
-    if is_crlf_only(&raw) {
-        raw
-    } else {
-        rewrite(&raw)
+    normalised(&raw).unwrap_or(raw)
+}
+
+/// The normalised message, or `None` when it is `raw` itself.
+fn normalised(raw: &[u8]) -> Option<Vec<u8>> {
+    if is_crlf_only(raw) {
+        return None;
     }
+    if !declares_binary(raw) {
+        return Some(rewrite(raw));
+    }
+    let (head, body) = raw.split_at(header_end(raw));
+    if is_crlf_only(head) {
+        return None;
+    }
+    let mut out = rewrite(head);
+    out.extend_from_slice(body);
+    Some(out)
+}
+
+/// The end of the first empty line (CR, LF or CRLF ended), or the end.
+fn header_end(raw: &[u8]) -> usize {
+    let mut start = 0;
+    while let Some(off) = raw.get(start..).and_then(|r| memchr::memchr2(b'\r', b'\n', r)) {
+        let at = start + off;
+        let crlf = raw.get(at) == Some(&b'\r') && raw.get(at + 1) == Some(&b'\n');
+        let end = if crlf { at + 2 } else { at + 1 };
+        if at == start {
+            return end;
+        }
+        start = end;
+    }
+    raw.len()
+}
+
+/// Whether a line of `raw` is `Content-Transfer-Encoding: binary` (any
+/// case, blanks around the colon): the root or some part has binary
+/// content.
+fn declares_binary(raw: &[u8]) -> bool {
+    const NAME: &[u8] = b"content-transfer-encoding";
+    raw.split(|&b| b == b'\n' || b == b'\r').any(|line| {
+        let (Some(name), Some(rest)) = (line.get(..NAME.len()), line.get(NAME.len()..)) else {
+            return false;
+        };
+        let value = rest.trim_ascii_start().strip_prefix(b":").unwrap_or_default();
+        name.eq_ignore_ascii_case(NAME)
+            && value
+                .trim_ascii_start()
+                .get(..6)
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"binary"))
+    })
 }
 
 /// Whether every `\n` follows a `\r` and there are as many `\r` as `\n`
@@ -87,6 +139,29 @@ mod tests {
         assert!(matches!(to_crlf(b"no line end"), Cow::Borrowed(_)));
     }
 
+    #[test]
+    fn binary_content_keeps_its_body() {
+        let raw = b"Subject: a\nContent-Transfer-Encoding:  Binary\n\n\x00\r\x01\n\r\n";
+        assert_eq!(
+            to_crlf(raw).as_ref(),
+            b"Subject: a\r\nContent-Transfer-Encoding:  Binary\r\n\r\n\x00\r\x01\n\r\n"
+        );
+        let crlf_head = b"Subject: a\r\nContent-Transfer-Encoding: binary\r\n\r\n\r\x01\n";
+        assert!(matches!(to_crlf(crlf_head), Cow::Borrowed(_)));
+        // A part's binary declaration counts; a header ended by CR CR LF
+        // is the reader's line end and then the empty line.
+        let raw = b"Subject: a\r\r\n--b\ncontent-transfer-encoding : binary\n\n\x02\r";
+        assert_eq!(
+            to_crlf(raw).as_ref(),
+            b"Subject: a\r\n\r\n--b\ncontent-transfer-encoding : binary\n\n\x02\r"
+        );
+        // Not a declaration: the body is normalised.
+        assert_eq!(
+            to_crlf(b"Subject: binary\n\nContent-Transfer-Encoding: 8bit\n").as_ref(),
+            b"Subject: binary\r\n\r\nContent-Transfer-Encoding: 8bit\r\n"
+        );
+    }
+
     /// The line structure a CR/LF/CRLF reader sees (Python's
     /// `str.splitlines` on those three): the reference for the rewrite.
     fn lines(raw: &[u8]) -> Vec<&[u8]> {
@@ -114,7 +189,8 @@ mod tests {
 
     proptest! {
         /// The output is CRLF only, has the same lines as the input, and
-        /// is the input itself when that was CRLF only already.
+        /// is the input itself when that was CRLF only already (inputs
+        /// declaring binary content aside: their bytes are not drawn).
         #[test]
         fn same_lines_crlf_only(raw in proptest::collection::vec(
             prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()], 0..200)
