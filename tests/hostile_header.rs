@@ -147,7 +147,9 @@ fn a_bare_lf_append_is_fetched_with_crlf() {
     );
     let (size, fetched) = printed.trim().split_once(' ').unwrap();
     let fetched = base64_decode(fetched);
-    let expected = format!("From: bob@example.org\r\nSubject: draft\r\n\r\n{marker}\r\nline two\r\nline three\r\n");
+    let expected = format!(
+        "From: bob@example.org\r\nSubject: draft\r\n\r\n{marker}\r\nline two\r\nline three\r\n"
+    );
     assert_eq!(String::from_utf8_lossy(&fetched), expected);
     assert_eq!(size.parse::<usize>().unwrap(), fetched.len());
     // The account is not encrypted: the scan sees its text, so the scans

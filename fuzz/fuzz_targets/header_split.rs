@@ -33,7 +33,9 @@ fn keys() -> &'static Keys {
         let dir = tempfile::tempdir().expect("temporary directory");
         let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.der"));
         let status = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
             .args(["-subj", "/CN=fuzz", "-outform", "DER", "-keyout"])
             .arg(&key)
             .arg("-out")
@@ -83,7 +85,9 @@ fn build(input: &[u8]) -> Built {
     let mut in_header = true;
     let mut chunks = input.chunks(4).enumerate();
     for (n, chunk) in chunks.by_ref() {
-        let [kind, eol, len, pick] = *chunk else { break };
+        let [kind, eol, len, pick] = *chunk else {
+            break;
+        };
         let marker = format!("QZ{n:08x}QZ").into_bytes();
         let text = clean(&input[..usize::from(len % 16).min(input.len())]);
         let eol = EOLS[usize::from(eol) % EOLS.len()];
@@ -161,21 +165,32 @@ fn well_formed(field: &[u8]) -> bool {
     if !matches!(name_len, Some(n) if n > 0 && field.get(n) == Some(&b':')) {
         return false;
     }
-    field.split_inclusive(|&b| b == b'\n').enumerate().all(|(i, line)| {
-        let Some(text) = line.strip_suffix(b"\r\n") else {
-            return false;
-        };
-        (i == 0 || matches!(text.first(), Some(b' ' | b'\t')))
-            && !text.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
-    })
+    field
+        .split_inclusive(|&b| b == b'\n')
+        .enumerate()
+        .all(|(i, line)| {
+            let Some(text) = line.strip_suffix(b"\r\n") else {
+                return false;
+            };
+            (i == 0 || matches!(text.first(), Some(b' ' | b'\t')))
+                && !text.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+        })
 }
 
 fuzz_target!(|input: &[u8]| {
     let built = build(input);
     let normal = to_crlf(&built.raw);
     let split = Split::new(&normal);
-    let kept: usize = split.outer.iter().chain(&split.content_fields).map(|f| f.len()).sum();
-    assert_eq!(kept + split.separator.len() + split.body.len(), normal.len());
+    let kept: usize = split
+        .outer
+        .iter()
+        .chain(&split.content_fields)
+        .map(|f| f.len())
+        .sum();
+    assert_eq!(
+        kept + split.separator.len() + split.body.len(),
+        normal.len()
+    );
     let Sealed::Encrypted(sealed) = keys().envelope.seal(&normal).expect("seal") else {
         // why: an arbitrary tail may look like one armoured PGP block;
         // what the detector trusts is fuzzed with the detector.
@@ -183,18 +198,38 @@ fuzz_target!(|input: &[u8]| {
     };
     let outer = Split::new(&sealed);
     for f in &outer.outer {
-        assert!(well_formed(f), "malformed clear field {:?}", String::from_utf8_lossy(f));
+        assert!(
+            well_formed(f),
+            "malformed clear field {:?}",
+            String::from_utf8_lossy(f)
+        );
     }
     let clear: Vec<u8> = outer.outer.concat();
     let inner = keys().decryptor.decrypt_message(&sealed).expect("decrypt");
     assert_eq!(inner, split.inner_entity());
     for (marker, meant_clear) in &built.markers {
         if *meant_clear {
-            assert!(contains(&clear, marker), "{} not in the clear header", String::from_utf8_lossy(marker));
-            assert!(!contains(&inner, marker), "{} twice", String::from_utf8_lossy(marker));
+            assert!(
+                contains(&clear, marker),
+                "{} not in the clear header",
+                String::from_utf8_lossy(marker)
+            );
+            assert!(
+                !contains(&inner, marker),
+                "{} twice",
+                String::from_utf8_lossy(marker)
+            );
         } else {
-            assert!(!contains(&sealed, marker), "{} in clear", String::from_utf8_lossy(marker));
-            assert!(contains(&inner, marker), "{} lost", String::from_utf8_lossy(marker));
+            assert!(
+                !contains(&sealed, marker),
+                "{} in clear",
+                String::from_utf8_lossy(marker)
+            );
+            assert!(
+                contains(&inner, marker),
+                "{} lost",
+                String::from_utf8_lossy(marker)
+            );
         }
     }
 });

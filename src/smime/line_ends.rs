@@ -58,7 +58,10 @@ fn normalised(raw: &[u8]) -> Option<Vec<u8>> {
 /// The end of the first empty line (CR, LF or CRLF ended), or the end.
 fn header_end(raw: &[u8]) -> usize {
     let mut start = 0;
-    while let Some(off) = raw.get(start..).and_then(|r| memchr::memchr2(b'\r', b'\n', r)) {
+    while let Some(off) = raw
+        .get(start..)
+        .and_then(|r| memchr::memchr2(b'\r', b'\n', r))
+    {
         let at = start + off;
         let crlf = raw.get(at) == Some(&b'\r') && raw.get(at + 1) == Some(&b'\n');
         let end = if crlf { at + 2 } else { at + 1 };
@@ -79,7 +82,10 @@ fn declares_binary(raw: &[u8]) -> bool {
         let (Some(name), Some(rest)) = (line.get(..NAME.len()), line.get(NAME.len()..)) else {
             return false;
         };
-        let value = rest.trim_ascii_start().strip_prefix(b":").unwrap_or_default();
+        let value = rest
+            .trim_ascii_start()
+            .strip_prefix(b":")
+            .unwrap_or_default();
         name.eq_ignore_ascii_case(NAME)
             && value
                 .trim_ascii_start()

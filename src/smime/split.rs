@@ -194,9 +194,7 @@ fn is_field_start(line: &[u8]) -> bool {
 fn is_clean_line(line: &[u8]) -> bool {
     let text = line.strip_suffix(b"\n").unwrap_or(line);
     let text = text.strip_suffix(b"\r").unwrap_or(text);
-    !text
-        .iter()
-        .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    !text.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }
 
 /// Length of the field that starts `s` and whose first line is
