@@ -4,22 +4,27 @@
 //! name, a `From ` line, a leading colon, a control character), each with
 //! its own line end (CRLF, LF, CR, CR CR LF) and a unique marker, then an
 //! arbitrary tail once the header is over. The message is normalised
-//! (`to_crlf`), sealed for a key made at start-up, and decrypted again.
+//! (`to_crlf`), split, sealed for a key made at start-up, and (one input in
+//! 32) decrypted again.
 //!
 //! The at-rest property, checked against what the generator built rather
 //! than against the splitter: the marker of every line that belongs to a
 //! well-formed non-`Content-*` field before the first malformed or empty
 //! line is in the clear outer header and nowhere else; every other marker
-//! is nowhere in the sealed message and in the decrypted inner entity.
+//! is nowhere in the sealed message and in the inner entity.
 //! Every clear field of the sealed message is well-formed, and the
 //! splitter loses no byte.
 #![no_main]
 
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use sealmail::smime::{to_crlf, Decryptor, Envelope, Recipient, Sealed, Split};
+
+/// Inputs run so far.
+static RUNS: AtomicUsize = AtomicUsize::new(0);
 
 struct Keys {
     envelope: Envelope,
@@ -126,7 +131,13 @@ fn build(input: &[u8]) -> Built {
                 None
             }
             9 => {
-                // The empty line: what follows is the body.
+                // The empty line: what follows is the body. An LF right
+                // after a CR line end would only complete that CRLF.
+                let eol = if raw.ends_with(b"\r") && eol == b"\n" {
+                    b"\r\n"
+                } else {
+                    eol
+                };
                 raw.extend_from_slice(eol);
                 in_header = false;
                 field = None;
@@ -205,8 +216,14 @@ fuzz_target!(|input: &[u8]| {
         );
     }
     let clear: Vec<u8> = outer.outer.concat();
-    let inner = keys().decryptor.decrypt_message(&sealed).expect("decrypt");
-    assert_eq!(inner, split.inner_entity());
+    let inner = split.inner_entity();
+    // why not every input: the RSA private-key operation under coverage
+    // instrumentation costs ~50 ms; the first input of a run (so a saved
+    // crash input, run alone) and every 32nd after it are decrypted.
+    if RUNS.fetch_add(1, Ordering::Relaxed) % 32 == 0 {
+        let opened = keys().decryptor.decrypt_message(&sealed).expect("decrypt");
+        assert_eq!(opened, inner);
+    }
     for (marker, meant_clear) in &built.markers {
         if *meant_clear {
             assert!(
