@@ -13,7 +13,7 @@ use sealmail::store::{AuditKind, BlobHash};
 use support::mailstore::TestStore;
 use support::messages;
 use support::pki::{pair, KeyPair};
-use support::tools::{openssl_decrypt, run, run_unchecked};
+use support::tools::{crlf, openssl_decrypt, run, run_unchecked};
 
 fn recipients_named(smime: &[u8]) -> usize {
     let printed = run(
@@ -93,8 +93,8 @@ fn already_encrypted_mail_is_not_encrypted_twice() {
         .unwrap();
     let stored = t.inbox(id);
     assert!(
-        stored[0].ends_with(&smime),
-        "stored as sent, after the trace fields"
+        stored[0].ends_with(&crlf(&smime)),
+        "stored as sent (with CRLF line ends), after the trace fields"
     );
     assert_eq!(
         openssl_decrypt(&stored[0], &alice.cert, &alice.key),
@@ -315,7 +315,7 @@ fn mail_encrypted_for_someone_else_reaches_every_member_intact() {
         "{results:?}"
     );
     for member in ["alice@example.org", "bob@example.org", "carol@example.org"] {
-        assert!(inbox_of(&t, member)[0].ends_with(&smime), "{member}");
+        assert!(inbox_of(&t, member)[0].ends_with(&crlf(&smime)), "{member}");
     }
 }
 

@@ -173,11 +173,11 @@ fn mbox_import_unescapes_from_lines_into_a_new_mailbox() {
     );
     assert_eq!(
         first,
-        "Subject: one\n\nFrom the start, a quoted line.\n>From stays once quoted.\n"
+        "Subject: one\r\n\r\nFrom the start, a quoted line.\r\n>From stays once quoted.\r\n"
     );
     let (name, second) = by_uid(".u2.");
     assert!(name.starts_with("1027453163."), "{name}");
-    assert_eq!(second, "Subject: two\n\nsecond\n");
+    assert_eq!(second, "Subject: two\r\n\r\nsecond\r\n");
 }
 
 #[test]

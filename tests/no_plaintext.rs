@@ -13,7 +13,7 @@ use std::process::Command;
 use serde_json::json;
 use support::pki::pair;
 use support::server::Server;
-use support::tools::{found_in_files, openssl_decrypt, python, require, run};
+use support::tools::{found_in_files, openssl_decrypt, require, run};
 
 const PASSWORD: &str = "no plaintext";
 
@@ -104,23 +104,9 @@ fn every_door_leaves_only_ciphertext_on_disk() {
             .arg(&team_key.cert),
         inner.as_bytes(),
     );
-    // Sends `data` with Python's smtplib.LMTP (through a scratch file,
-    // removed again so the plaintext scan below does not find it).
     let lmtp_data = |to: &str, data: &[u8]| {
-        let path = server.scratch.path().join("message.eml");
-        std::fs::write(&path, data).unwrap();
-        let sent = python(
-            r#"
-import smtplib, sys
-lmtp = smtplib.LMTP("127.0.0.1", int(sys.argv[1]))
-lmtp.sendmail("x@example.net", [sys.argv[2]], open(sys.argv[3], "rb").read())
-lmtp.quit()
-print("sent")
-"#,
-            &[&server.lmtp_port.to_string(), to, path.to_str().unwrap()],
-        );
-        assert_eq!(sent.trim(), "sent");
-        std::fs::remove_file(&path).unwrap();
+        let reply = server.lmtp_send(to, data);
+        assert!(reply.starts_with("250"), "{reply}");
     };
     lmtp_data("team@example.org", &smime);
 

@@ -12,7 +12,7 @@ use sealmail_plugin_api::{
 use super::budget::Claim;
 use super::error::DeliverError;
 use super::{Delivered, Envelope, HookChain, Ingest};
-use crate::smime::{already_encrypted, Split};
+use crate::smime::{already_encrypted, into_crlf, Split};
 use crate::store::{
     Account, AccountId, AuditKind, Certificate, Flags, HeaderFields, MailStore, MailboxId,
     NewMessage,
@@ -95,6 +95,12 @@ pub(crate) fn with_trace_fields(envelope: &Envelope, delivered_to: &str, data: &
         )
         .as_bytes(),
     );
+    // why: a message that starts with a continuation line would fold it
+    // into Delivered-To, which stays in clear; a strict reader drops that
+    // line and the header ends there for us, so an empty line says so.
+    if matches!(data.first(), Some(b' ' | b'\t')) {
+        raw.extend_from_slice(b"\r\n");
+    }
     raw.extend_from_slice(data);
     raw
 }
@@ -274,12 +280,14 @@ impl Ingest {
     /// has encryption with `encryptOnAppend` (the default), or when the
     /// operator migrates mail in; otherwise (no encryption, or the account
     /// opted out with `--append-in-clear`) the client's bytes are stored
-    /// as they are. Returns the stored record.
+    /// as they are, except that bare CR and LF become CRLF. Returns the
+    /// stored record.
     pub async fn append(
         &self,
         append: Append,
         raw: Vec<u8>,
     ) -> Result<crate::store::Message, DeliverError> {
+        let raw = into_crlf(raw);
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();
         let id = append.account;

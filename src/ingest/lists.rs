@@ -25,7 +25,7 @@ use super::copy::{audit, now, seal, with_trace_fields, Sealed, Target};
 use super::error::DeliverError;
 use super::notice::{self, Original};
 use super::{Delivered, Envelope, HookChain, Ingest};
-use crate::smime::{already_encrypted, AlreadyEncrypted, Decryptor, Enveloped, Split};
+use crate::smime::{already_encrypted, to_crlf, AlreadyEncrypted, Decryptor, Enveloped, Split};
 use crate::store::{
     AccountId, AuditKind, MailStore, MailboxId, MailingList, Recipient as Addressee,
 };
@@ -186,6 +186,13 @@ fn decrypt_with_list_keys(
         };
         if let Ok(inner) = decryptor.open(&enveloped) {
             let inner = Zeroizing::new(inner);
+            // why: the list sender's client chose the inner entity's line
+            // ends; members get CRLF like every other copy.
+            let fixed = match to_crlf(&inner) {
+                std::borrow::Cow::Owned(v) => Some(Zeroizing::new(v)),
+                std::borrow::Cow::Borrowed(_) => None,
+            };
+            let inner = fixed.unwrap_or(inner);
             let split = Split::new(data);
             let mut plain = Zeroizing::new(Vec::with_capacity(data.len() + inner.len()));
             for field in &split.outer {

@@ -13,6 +13,12 @@
 //! list share one copy and its result (RFC 2033 §4.2, `recipients.rs`).
 //! A hook that panics or overruns its time budget refuses its copy
 //! (`hooks.rs`, `budget.rs`).
+//!
+//! Every door first gives the message CRLF line ends
+//! ([`crate::smime::to_crlf`]): [`Ingest::deliver`] (LMTP and list
+//! fan-out), [`Ingest::append`] (IMAP APPEND, JMAP), [`Ingest::import`] and
+//! [`Ingest::reencrypt`], so that clients fetch one convention and the
+//! header splitter sees the lines a strict reader sees.
 
 mod budget;
 mod copy;
@@ -154,12 +160,19 @@ impl Ingest {
     /// in order. Recipients that resolve to the same account or list share
     /// one copy and its outcome (`recipients.rs`). Targets are handled one
     /// after the other; a list's members are fanned out in parallel inside.
+    /// Bare CR and LF in `data` become CRLF first.
     pub async fn deliver(
         &self,
         envelope: &Envelope,
         recipients: &[String],
         data: Arc<Vec<u8>>,
     ) -> Vec<Result<Delivered, DeliverError>> {
+        // why here: once per transaction, before any copy or list member
+        // reads it; LMTP DATA is nearly always CRLF already (no copy then).
+        let data = match crate::smime::to_crlf(&data) {
+            std::borrow::Cow::Owned(fixed) => Arc::new(fixed),
+            std::borrow::Cow::Borrowed(_) => Arc::clone(&data),
+        };
         self.deliver_each_once(envelope, recipients, data).await
     }
 }

@@ -1,6 +1,8 @@
 //! S/MIME at rest: what the encrypt-at-rest hook and `sealmail encrypt` do
 //! to a message, and the reverse for list keys and tests.
 //!
+//! - [`to_crlf`] gives every message one line-ending convention before
+//!   anything else reads it;
 //! - [`Split`] separates the clear outer header fields from the inner MIME
 //!   entity (RFC 5322 §2.2, RFC 2045 §9);
 //! - [`Envelope`] builds CMS EnvelopedData (RFC 5652 §6) with AES-CBC
@@ -16,6 +18,7 @@ mod ber;
 mod decrypt;
 mod detect;
 mod envelope;
+mod line_ends;
 mod render;
 mod rsa_kt;
 mod split;
@@ -24,6 +27,7 @@ pub use ber::BerError;
 pub use decrypt::{smime_payload, Decryptor, Enveloped, MAX_RECIPIENT_INFOS};
 pub use detect::{already_encrypted, AlreadyEncrypted};
 pub use envelope::{Envelope, Recipient, Sealed};
+pub use line_ends::{into_crlf, to_crlf};
 pub use split::Split;
 
 /// What went wrong sealing or opening a message.

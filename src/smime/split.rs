@@ -8,13 +8,30 @@
 //! (From, To, Subject, Received, ...) stays outside so that IMAP ENVELOPE,
 //! threading and header search keep working.
 //!
+//! Only well-formed fields may stay outside, because the outer header is
+//! stored in clear. The header is the longest run of such fields from the
+//! start; it ends at the first empty line, or at the first line that is
+//! not a field: that line and everything after it are the body, so they
+//! are encrypted. A field is (RFC 5322 §2.2, §3.6.8)
+//!
+//! ```text
+//! field  = name ":" text eol *(WSP text eol)   ; WSP = SP / HTAB
+//! name   = 1*(%d33-57 / %d59-126)              ; no blank before the colon
+//! text   = *(%d9 / %d32-126 / %d128-255)       ; no CR, LF, NUL or other control
+//! ```
+//!
+//! This is Python's `email` feed parser (`headerRE`) made stricter: a
+//! leading continuation line, a `From ` line, a line starting with `:` or
+//! holding a control character end the header instead of being dropped or
+//! kept, so no byte a strict reader would not show as a header field is
+//! ever in clear. A bare CR inside a line also ends the header (callers
+//! normalise line ends first, see [`super::to_crlf`]).
+//!
 //! why our own splitter instead of mail-parser's offsets: its header-only
 //! parse reports no body offset and silently drops lines it cannot read
 //! (a field without a colon), and here no byte may be lost or moved. The
-//! grammar needed is only RFC 5322 §2.2 (a field starts at a non-blank
-//! line, continues on lines that start with SP or HTAB, and the header ends
-//! at the first empty line), which this module covers with property tests
-//! and a fuzz target.
+//! module has property tests, `tests/at_rest_property.rs` checks it against
+//! Python's reader, and `fuzz/fuzz_targets/header_split.rs` fuzzes it.
 
 /// The default content type of RFC 2045 §5.2, made explicit in an inner
 /// entity that had no `Content-Type` field.
@@ -28,9 +45,11 @@ pub struct Split<'a> {
     pub outer: Vec<&'a [u8]>,
     /// The root's `Content-*` fields, raw, in their original order.
     pub content_fields: Vec<&'a [u8]>,
-    /// The empty line that ended the header, when there was one.
+    /// The empty line that ended the header; empty when the header ended
+    /// at a line that is not a field, or at the end of the input.
     pub separator: &'a [u8],
-    /// Everything after the empty line.
+    /// Everything after the header: after the empty line, or from the
+    /// first line that is not a well-formed field.
     pub body: &'a [u8],
     /// The line ending the message uses (`\r\n` or `\n`), taken from its
     /// first line.
@@ -39,7 +58,8 @@ pub struct Split<'a> {
 
 impl<'a> Split<'a> {
     /// Splits `raw`. Never fails: any byte sequence is a message whose
-    /// header may be empty.
+    /// header may be empty. Every byte of `raw` lands in exactly one of
+    /// `outer`, `content_fields`, `separator` and `body`, in order.
     ///
     /// ```
     /// let s = sealmail::smime::Split::new(b"Subject: hi\r\nContent-Type: text/plain\r\n\r\nbody");
@@ -62,6 +82,9 @@ impl<'a> Split<'a> {
             let line = &rest[..line_len];
             if is_blank_line(line) {
                 break (line, &rest[line_len..]);
+            }
+            if !is_field_start(line) {
+                break (&rest[..0], rest);
             }
             let field_len = field_len(rest, line_len);
             let field = &rest[..field_len];
@@ -155,13 +178,35 @@ fn is_blank_line(line: &[u8]) -> bool {
     line == b"\n" || line == b"\r\n"
 }
 
+/// Whether `line` (with its line ending) starts a well-formed field:
+/// a name of printable ASCII without blanks, right before a colon, and a
+/// clean line.
+fn is_field_start(line: &[u8]) -> bool {
+    let name_len = line
+        .iter()
+        .position(|&b| !matches!(b, 33..=57 | 59..=126))
+        .unwrap_or(line.len());
+    name_len > 0 && line.get(name_len) == Some(&b':') && is_clean_line(line)
+}
+
+/// Whether `line`, apart from its final `\r\n` or `\n`, holds no CR, LF,
+/// NUL, DEL or other control character except HTAB.
+fn is_clean_line(line: &[u8]) -> bool {
+    let text = line.strip_suffix(b"\n").unwrap_or(line);
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    !text.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+}
+
 /// Length of the field that starts `s` and whose first line is
-/// `first_line_len` long: continuation lines start with SP or HTAB.
+/// `first_line_len` long: continuation lines start with SP or HTAB and
+/// are clean; an unclean one ends the header (the caller sees a line that
+/// is not a field start).
 fn field_len(s: &[u8], first_line_len: usize) -> usize {
     let mut len = first_line_len;
     while let Some(rest) = s.get(len..) {
+        let line_len = next_line_len(rest);
         match rest.first() {
-            Some(b' ' | b'\t') => len += next_line_len(rest),
+            Some(b' ' | b'\t') if is_clean_line(&rest[..line_len]) => len += line_len,
             _ => break,
         }
     }
@@ -245,14 +290,39 @@ mod tests {
     }
 
     #[test]
-    fn a_line_without_colon_stays_in_the_clear_header() {
+    fn a_line_without_colon_ends_the_header() {
         let s = Split::new(b"From: a\r\ngarbage line\r\nTo: b\r\n\r\nx");
+        assert_eq!(s.outer, vec![&b"From: a\r\n"[..]]);
+        assert!(s.separator.is_empty());
+        assert_eq!(s.body, b"garbage line\r\nTo: b\r\n\r\nx");
         assert_eq!(
-            s.outer,
-            vec![&b"From: a\r\n"[..], b"garbage line\r\n", b"To: b\r\n"]
+            s.inner_entity(),
+            b"Content-Type: text/plain; charset=us-ascii\r\n\r\ngarbage line\r\nTo: b\r\n\r\nx"
         );
-        assert_eq!(field_name(b"garbage line\r\n"), b"");
-        assert_eq!(field_name(b"Content-Type : x"), b"Content-Type");
+    }
+
+    #[test]
+    fn malformed_lines_end_the_header() {
+        for (raw, outer) in [
+            // No empty line: the body's first line is no field.
+            (&b"Subject: a\r\nhello world\r\n"[..], 1),
+            (b"Subject : blank before colon\r\n\r\n", 0),
+            (b"X-A: 1\r\nBad Name: space in name\r\n\r\n", 1),
+            (b" leading continuation\r\nSubject: a\r\n\r\n", 0),
+            (b"From alice Mon Jan 1 2024\r\nSubject: a\r\n\r\n", 0),
+            (b":no name\r\n\r\n", 0),
+            (b"Subject: a\rbare CR inside\r\n\r\n", 0),
+            (b"Subject: nul\0inside\r\n\r\n", 0),
+            (b"Subject: a\r\n fold with \x1b escape\r\n\r\n", 1),
+            (b"Subject: \xc3\xa9t\xc3\xa9\r\n\r\n", 1),
+        ] {
+            let s = Split::new(raw);
+            assert_eq!(s.outer.len(), outer, "{:?}", String::from_utf8_lossy(raw));
+            let kept: usize = s.outer.iter().map(|f| f.len()).sum();
+            let inner = s.inner_entity();
+            let rest = &raw[kept..];
+            assert!(inner.ends_with(rest.strip_prefix(s.separator).unwrap_or(rest)));
+        }
     }
 
     proptest! {
@@ -263,6 +333,9 @@ mod tests {
             let header_len: usize = s.outer.iter().chain(&s.content_fields).map(|f| f.len()).sum();
             prop_assert_eq!(header_len + s.separator.len() + s.body.len(), raw.len());
             prop_assert!(raw.ends_with(s.body));
+            for field in s.outer.iter().chain(&s.content_fields) {
+                prop_assert!(is_field_start(&field[..next_line_len(field)]));
+            }
         }
 
         /// Fields made of header-ish lines are split where they were joined.

@@ -11,4 +11,5 @@ pub mod messages;
 pub mod pki;
 pub mod secrets;
 pub mod server;
+pub mod strict_reader;
 pub mod tools;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::tools::run_unchecked;
+use super::tools::{python, run_unchecked};
 
 /// A running `sealmail serve`; killed when dropped.
 pub struct Server {
@@ -292,6 +292,34 @@ impl Server {
             .into_iter()
             .map(|(_, b)| b)
             .collect()
+    }
+
+    /// Sends `data` from x@example.net to `to` with Python's
+    /// `smtplib.LMTP`, as bytes (smtplib leaves their line ends alone), and
+    /// returns the reply to DATA as `CODE text`. The bytes go through a
+    /// scratch file, removed again so that plaintext scans do not find it.
+    pub fn lmtp_send(&self, to: &str, data: &[u8]) -> String {
+        let path = self.scratch.path().join("message.eml");
+        std::fs::write(&path, data).unwrap();
+        let reply = python(
+            r#"
+import smtplib, sys
+lmtp = smtplib.LMTP("127.0.0.1", int(sys.argv[1]))
+lmtp.ehlo_or_helo_if_needed()
+lmtp.mail("x@example.net")
+code, text = lmtp.rcpt(sys.argv[2])
+assert code == 250, (code, text)
+try:
+    code, text = lmtp.data(open(sys.argv[3], "rb").read())
+except smtplib.SMTPDataError as e:
+    code, text = e.smtp_code, e.smtp_error
+print(code, text.decode())
+lmtp.quit()
+"#,
+            &[&self.lmtp_port.to_string(), to, path.to_str().unwrap()],
+        );
+        std::fs::remove_file(&path).unwrap();
+        reply.trim().to_string()
     }
 }
 

@@ -85,6 +85,20 @@ pub fn lf(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Bare LF and bare CR made CRLF: what the store keeps of text mail that
+/// arrived with other line ends.
+pub fn crlf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 16);
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {}
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
 /// Rewrites an S/MIME message's content type to `ctype` (`openssl` writes
 /// one of the two spellings; real clients send both).
 pub fn with_content_type(smime: &[u8], ctype: &str) -> Vec<u8> {

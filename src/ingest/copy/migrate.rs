@@ -10,6 +10,13 @@
 //! ([`MailStore::append_imported`]), and a re-encryption skips messages
 //! already encrypted and swaps content only if it is still the blob that
 //! was encrypted ([`MailStore::replace_content`]).
+//!
+//! Both give the message CRLF line ends first, as every door does. An
+//! import records the hash of the source bytes as they were, so a re-run
+//! over the same files still finds them. A re-encryption normalises the
+//! stored clear copy too: its bytes are replaced by the sealed ones anyway,
+//! and the splitter must see the lines a strict reader sees, or text after
+//! a bare CR could stay in the clear header.
 
 use std::sync::Arc;
 
@@ -17,6 +24,7 @@ use sealmail_plugin_api::Source;
 
 use super::{no_envelope, refused, seal, seal_append, Append, Claim, Target};
 use crate::ingest::{DeliverError, HookChain, Ingest};
+use crate::smime::{into_crlf, to_crlf};
 use crate::store::{AccountId, BlobHash, MailError, MailStore, MailboxId, Message, Uid};
 
 impl Ingest {
@@ -84,7 +92,8 @@ fn import_blocking(
     if seen {
         return Ok(None);
     }
-    let (rcpt, sealed) = seal_append(store, chain, append, raw, claim)?;
+    let raw = to_crlf(raw);
+    let (rcpt, sealed) = seal_append(store, chain, append, &raw, claim)?;
     claim.commit(&rcpt)?;
     let mut message = sealed.new_message(append.internal_date);
     message.flags = append.flags.clone();
@@ -117,6 +126,7 @@ fn reencrypt_blocking(
         Ok(None) => return Ok(None),
         Err(e) => return Err(DeliverError::store(&rcpt, e)),
     };
+    let raw = into_crlf(raw);
     let sealed = seal(
         chain,
         &target,
