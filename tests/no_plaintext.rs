@@ -121,23 +121,9 @@ fn every_door_leaves_only_ciphertext_on_disk() {
             .arg(&team_key.cert),
         inner.as_bytes(),
     );
-    // Sends `data` with Python's smtplib.LMTP (through a scratch file,
-    // removed again so the plaintext scan below does not find it).
     let lmtp_data = |to: &str, data: &[u8]| {
-        let path = server.scratch.path().join("message.eml");
-        std::fs::write(&path, data).unwrap();
-        let sent = python(
-            r#"
-import smtplib, sys
-lmtp = smtplib.LMTP("127.0.0.1", int(sys.argv[1]))
-lmtp.sendmail("x@example.net", [sys.argv[2]], open(sys.argv[3], "rb").read())
-lmtp.quit()
-print("sent")
-"#,
-            &[&server.lmtp_port.to_string(), to, path.to_str().unwrap()],
-        );
-        assert_eq!(sent.trim(), "sent");
-        std::fs::remove_file(&path).unwrap();
+        let reply = server.lmtp_deliver(to, data);
+        assert!(reply.starts_with("250"), "{reply}");
     };
     lmtp_data("team@example.org", &smime);
 

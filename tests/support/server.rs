@@ -286,6 +286,35 @@ impl Server {
             .collect()
     }
 
+    /// Delivers `data` to `to` with Python's `smtplib.LMTP` and returns the
+    /// reply to DATA (`"250 2.0.0 ..."`). The message goes through a file
+    /// in the scratch directory, removed again before this returns, so
+    /// that the no-plaintext scans of that directory do not find it.
+    pub fn lmtp_deliver(&self, to: &str, data: &[u8]) -> String {
+        let mut file = tempfile::NamedTempFile::new_in(self.scratch.path()).unwrap();
+        std::io::Write::write_all(&mut file, data).unwrap();
+        let reply = super::tools::python(
+            r#"
+import smtplib, sys
+lmtp = smtplib.LMTP("127.0.0.1", int(sys.argv[1]))
+lmtp.ehlo_or_helo_if_needed()
+code, msg = lmtp.mail("x@example.net")
+assert code == 250, (code, msg)
+code, msg = lmtp.rcpt(sys.argv[2])
+assert code == 250, (code, msg)
+code, msg = lmtp.data(open(sys.argv[3], "rb").read())
+print(code, msg.decode())
+lmtp.quit()
+"#,
+            &[
+                &self.lmtp_port.to_string(),
+                to,
+                file.path().to_str().unwrap(),
+            ],
+        );
+        reply.trim().to_owned()
+    }
+
     /// The messages of `email`'s INBOX as stored, via `sealmail export`.
     pub fn inbox(&self, email: &str) -> Vec<Vec<u8>> {
         self.export_named(email, "INBOX")
