@@ -13,24 +13,12 @@ mod support;
 use std::process::Command;
 
 use base64::Engine as _;
+use support::messages::PGP_MESSAGE;
 use support::pki::{pair, KeyPair};
 use support::server::Server;
 use support::tools::{body_of, found_in_files, openssl_decrypt, run};
 
 const ALICE: &str = "alice@example.org";
-
-/// `printf x | gpg --batch --trust-model always -e -a -r f@example.org`
-/// for a `gpg --quick-gen-key 'f <f@example.org>' rsa1024 encr` key.
-const PGP_MESSAGE: &str = "-----BEGIN PGP MESSAGE-----\r
-\r
-hIwDAMg/8ekOM8ABA/9GxcP8ZYxqMv0sCozEJrwyiYqHjQgdao4anbXBgp0bbP+Q\r
-xYGPfTCjhWGsxo+qtuZAgrKD/sONKIpB2h4n9HDPgSawTzGPqbqaBQaB9rnmLlBf\r
-OO47xWqEnDgF/3UYhBrV/IIbt6p9qaqW1Pmdhur2En0n3pkHdaE9SwuJIs9C8tI8\r
-AVGLsN0DDxL9QTM6WbbdByqmODwEoNPCDMRGutSzZyHuk7LUPPyVE8Ty8hyV0rIs\r
-xb4TzTWfHF4HcmlL\r
-=NlrJ\r
------END PGP MESSAGE-----\r
-";
 
 fn opted_in_server(alice: &KeyPair) -> Server {
     let server = Server::start();
@@ -168,7 +156,11 @@ fn clear_text_around_an_encrypted_object_is_encrypted_by_the_server() {
             "{subject}: our envelope does not hold the marker"
         );
     }
-    assert!(leaks.is_empty(), "clear text at rest:\n{}", leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "clear text at rest:\n{}",
+        leaks.join("\n")
+    );
 }
 
 /// `stored` is `original` with only the trace fields put in front.

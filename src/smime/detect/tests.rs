@@ -419,3 +419,103 @@ fn real_gpg_armour() {
     let flipped = GPG_ENCRYPTED.replacen("hIwD", "hIwE", 1);
     assert_eq!(detect(&raw(&flipped)), None);
 }
+
+/// DER tag-length-value.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let be = (len as u32).to_be_bytes();
+        let skip = be.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (4 - skip) as u8);
+        out.extend_from_slice(&be[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A synthetic ContentInfo of `oid` with `recipients` key-transport
+/// RecipientInfos and the given EncryptedContentInfo.
+fn synthetic(oid: &[u8], recipients: usize, eci: &[u8]) -> Vec<u8> {
+    let ktri = tlv(
+        0x30,
+        &[
+            tlv(0x02, &[0]),
+            tlv(0x80, &[7; 20]),
+            tlv(
+                0x30,
+                &tlv(
+                    0x06,
+                    &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+                ),
+            ),
+            tlv(0x04, &[9; 256]),
+        ]
+        .concat(),
+    );
+    let set: Vec<u8> = std::iter::repeat_n(ktri, recipients).flatten().collect();
+    let enveloped = tlv(
+        0x30,
+        &[tlv(0x02, &[2]), tlv(0x31, &set), eci.to_vec()].concat(),
+    );
+    tlv(0x30, &[tlv(0x06, oid), tlv(0xa0, &enveloped)].concat())
+}
+
+const ID_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
+const ID_ENVELOPED: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03];
+const ID_SIGNED: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+
+fn eci(content: Option<&[u8]>) -> Vec<u8> {
+    let algorithm = tlv(
+        0x30,
+        &[
+            tlv(
+                0x06,
+                &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a],
+            ),
+            tlv(0x04, &[1; 16]),
+        ]
+        .concat(),
+    );
+    let mut inner = [tlv(0x06, ID_DATA), algorithm].concat();
+    if let Some(c) = content {
+        inner.extend(tlv(0x80, c));
+    }
+    tlv(0x30, &inner)
+}
+
+#[test]
+fn thousands_of_recipients_are_walked_in_one_pass() {
+    // 8,000 RecipientInfos, about 2.4 MB: `der`'s sorting SetOf took
+    // close to a minute on a message like this.
+    let big = synthetic(ID_ENVELOPED, 8_000, &eci(Some(&[3; 64])));
+    assert!(big.len() > 2_000_000);
+    assert!(cms::is_enveloped(&big));
+}
+
+#[test]
+fn the_enveloped_shape_is_required() {
+    assert!(cms::is_enveloped(&synthetic(
+        ID_ENVELOPED,
+        1,
+        &eci(Some(b"c"))
+    )));
+    // Signed data is not encrypted, whatever its shape.
+    assert!(!cms::is_enveloped(&synthetic(
+        ID_SIGNED,
+        1,
+        &eci(Some(b"c"))
+    )));
+    // No RecipientInfo, or detached content.
+    assert!(!cms::is_enveloped(&synthetic(
+        ID_ENVELOPED,
+        0,
+        &eci(Some(b"c"))
+    )));
+    assert!(!cms::is_enveloped(&synthetic(ID_ENVELOPED, 1, &eci(None))));
+    // Clear text as the "encrypted" content's neighbour.
+    let extra = [eci(Some(b"c")), tlv(0x04, b"clear text")].concat();
+    assert!(!cms::is_enveloped(&synthetic(ID_ENVELOPED, 1, &extra)));
+}
