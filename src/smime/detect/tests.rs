@@ -425,11 +425,11 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = content.len();
     if len < 0x80 {
-        out.push(len as u8);
+        out.push(u8::try_from(len).unwrap());
     } else {
-        let be = (len as u32).to_be_bytes();
+        let be = u32::try_from(len).unwrap().to_be_bytes();
         let skip = be.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (4 - skip) as u8);
+        out.push(0x80 | u8::try_from(4 - skip).unwrap());
         out.extend_from_slice(&be[skip..]);
     }
     out.extend_from_slice(content);
