@@ -189,14 +189,14 @@ fn already_encrypted_messages_pass_unchanged() {
         );
     }
     // PGP/MIME and inline PGP.
-    let pgp_mime = b"From: a\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=x\r\n\r\n--x\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--x--\r\n";
+    let pgp_mime = format!("From: a\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=x\r\n\r\n--x\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--x\r\nContent-Type: application/octet-stream\r\n\r\n{}--x--\r\n", messages::PGP_MESSAGE);
     assert!(matches!(
-        env.seal(pgp_mime).unwrap(),
+        env.seal(pgp_mime.as_bytes()).unwrap(),
         Sealed::AlreadyEncrypted(_)
     ));
-    let inline = b"From: a\r\nSubject: s\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA\r\n-----END PGP MESSAGE-----\r\n";
+    let inline = format!("From: a\r\nSubject: s\r\n\r\n{}", messages::PGP_MESSAGE);
     assert!(matches!(
-        env.seal(inline).unwrap(),
+        env.seal(inline.as_bytes()).unwrap(),
         Sealed::AlreadyEncrypted(_)
     ));
 }

@@ -249,3 +249,17 @@ pub fn corpus() -> Vec<TestMessage> {
         folded_headers(),
     ]
 }
+
+/// A real OpenPGP encrypted message, ASCII-armoured, with CRLF line ends:
+/// `printf x | gpg --batch --trust-model always -e -a -r f@example.org`
+/// for a `gpg --quick-gen-key 'f <f@example.org>' rsa1024 encr` key.
+pub const PGP_MESSAGE: &str = "-----BEGIN PGP MESSAGE-----\r
+\r
+hIwDAMg/8ekOM8ABA/9GxcP8ZYxqMv0sCozEJrwyiYqHjQgdao4anbXBgp0bbP+Q\r
+xYGPfTCjhWGsxo+qtuZAgrKD/sONKIpB2h4n9HDPgSawTzGPqbqaBQaB9rnmLlBf\r
+OO47xWqEnDgF/3UYhBrV/IIbt6p9qaqW1Pmdhur2En0n3pkHdaE9SwuJIs9C8tI8\r
+AVGLsN0DDxL9QTM6WbbdByqmODwEoNPCDMRGutSzZyHuk7LUPPyVE8Ty8hyV0rIs\r
+xb4TzTWfHF4HcmlL\r
+=NlrJ\r
+-----END PGP MESSAGE-----\r
+";

@@ -297,14 +297,16 @@ impl Server {
     /// Sends `data` from x@example.net to `to` with Python's
     /// `smtplib.LMTP`, as bytes (smtplib leaves their line ends alone), and
     /// returns the reply to DATA as `CODE text`. The bytes go through a
-    /// scratch file, removed again so that plaintext scans do not find it.
+    /// scratch file, removed again before this returns so that plaintext
+    /// scans do not find it. A delivery that takes over 60 s fails the
+    /// test (hostile input must not hold the server that long).
     pub fn lmtp_send(&self, to: &str, data: &[u8]) -> String {
-        let path = self.scratch.path().join("message.eml");
-        std::fs::write(&path, data).unwrap();
+        let mut file = tempfile::NamedTempFile::new_in(self.scratch.path()).unwrap();
+        std::io::Write::write_all(&mut file, data).unwrap();
         let reply = python(
             r#"
 import smtplib, sys
-lmtp = smtplib.LMTP("127.0.0.1", int(sys.argv[1]))
+lmtp = smtplib.LMTP("127.0.0.1", int(sys.argv[1]), timeout=60)
 lmtp.ehlo_or_helo_if_needed()
 lmtp.mail("x@example.net")
 code, text = lmtp.rcpt(sys.argv[2])
@@ -316,10 +318,33 @@ except smtplib.SMTPDataError as e:
 print(code, text.decode())
 lmtp.quit()
 "#,
-            &[&self.lmtp_port.to_string(), to, path.to_str().unwrap()],
+            &[
+                &self.lmtp_port.to_string(),
+                to,
+                file.path().to_str().unwrap(),
+            ],
         );
-        std::fs::remove_file(&path).unwrap();
         reply.trim().to_string()
+    }
+
+    /// A list `list` of `members` with `key` as its key pair (`list add`,
+    /// `list key add`).
+    pub fn list_with_key(&self, list: &str, members: &[&str], key: &super::pki::KeyPair) {
+        let mut add = vec!["list", "add", list];
+        for m in members {
+            add.extend(["--member", m]);
+        }
+        self.ok(&add);
+        self.ok(&[
+            "list",
+            "key",
+            "add",
+            list,
+            "--cert",
+            key.cert.to_str().unwrap(),
+            "--key",
+            key.key.to_str().unwrap(),
+        ]);
     }
 }
 
