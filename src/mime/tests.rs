@@ -173,6 +173,24 @@ fn message(tree: &Node, wrap: usize, keep: usize, lf: bool) -> Vec<u8> {
     raw
 }
 
+/// The case the property test below found: 26 multiparts around two
+/// nested `message/rfc822`, cut short. mail-parser trips its own
+/// `debug_assert!` on it; `parse` serves the message opaque instead.
+#[test]
+fn a_message_that_panics_mail_parser_is_served_opaque() {
+    let tree = Node::Rfc822(Box::new(Node::Rfc822(Box::new(Node::Leaf("application/pdf")))));
+    let full = message(&tree, 26, usize::MAX, false);
+    let raw = message(&tree, 26, 7_741_884_857_697_494_139 % (full.len() + 1), false);
+    let direct = std::panic::catch_unwind(|| parser().parse(&raw[..]).map(|m| m.parts.len()));
+    if cfg!(debug_assertions) {
+        assert!(direct.is_err(), "mail-parser no longer panics here: {direct:?}");
+    }
+    let msg = parse(&parser(), &raw).expect("the header parses");
+    if direct.is_err() {
+        assert_eq!(msg.parts.len(), 1);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
