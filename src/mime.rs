@@ -133,7 +133,10 @@ pub fn header_end(raw: &[u8]) -> usize {
         return 1;
     }
     let mut i = 0;
-    while let Some(nl) = raw.get(i..).and_then(|r| r.iter().position(|&b| b == b'\n')) {
+    while let Some(nl) = raw
+        .get(i..)
+        .and_then(|r| r.iter().position(|&b| b == b'\n'))
+    {
         let next = i + nl + 1;
         match raw.get(next..) {
             Some([b'\r', b'\n', ..]) => return next + 2,

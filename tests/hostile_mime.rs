@@ -41,9 +41,8 @@ fn nested_multipart(n: usize) -> Vec<u8> {
 
 /// `n` `message/rfc822` parts, each the whole body of the one before.
 fn nested_rfc822(n: usize) -> Vec<u8> {
-    let mut s = String::from(
-        "From: mallory@example.net\r\nTo: alice@example.org\r\nSubject: chain\r\n",
-    );
+    let mut s =
+        String::from("From: mallory@example.net\r\nTo: alice@example.org\r\nSubject: chain\r\n");
     s.push_str(&"Content-Type: message/rfc822\r\n\r\n".repeat(n));
     s.push_str("Subject: in\r\n\r\nhello from the bottom\r\n");
     s.into_bytes()
@@ -143,7 +142,10 @@ fn jmap_emails(server: &Server, user: &str, subject: &str) -> Vec<Value> {
         json!({ "ids": null, "properties": ["id", "keywords", "size"] }),
     );
     assert_alive(server, "Email/get of metadata");
-    assert!(meta["list"].as_array().is_some_and(|l| !l.is_empty()), "{meta}");
+    assert!(
+        meta["list"].as_array().is_some_and(|l| !l.is_empty()),
+        "{meta}"
+    );
     let got = jmap.call(
         "Email/get",
         json!({
@@ -302,10 +304,7 @@ fn a_20000_level_multipart_is_served_over_jmap_and_imap() {
     let r = imap_steps(&server, "alice@example.org", "deep");
     assert_imap_sensible(&r);
     let bs = r["bodystructure"].as_str().unwrap().to_ascii_lowercase();
-    assert!(
-        bs.contains("\"application\" \"octet-stream\""),
-        "{bs}"
-    );
+    assert!(bs.contains("\"application\" \"octet-stream\""), "{bs}");
     assert!(r["envelope"].as_str().unwrap().contains("\"deep\""), "{r}");
     assert!(r["deep"].as_str().unwrap().contains("<"), "{r}");
 
@@ -313,7 +312,10 @@ fn a_20000_level_multipart_is_served_over_jmap_and_imap() {
 
     deliver(&server, "alice@example.org", &normal());
     let normal = &jmap_emails(&server, "alice@example.org", "normal")[0];
-    assert_eq!(normal["preview"].as_str().map(str::trim), Some("normal hello"));
+    assert_eq!(
+        normal["preview"].as_str().map(str::trim),
+        Some("normal hello")
+    );
     let r = imap_steps(&server, "alice@example.org", "normal");
     assert!(r["text"].as_str().unwrap().contains("<14 bytes>"), "{r}");
 }
@@ -349,7 +351,12 @@ fn wide_and_long_are_served(server: &Server) {
     );
     let fetched = python(
         IMAP_STEPS,
-        &[&server.imap_port.to_string(), "alice@example.org", PASSWORD, "xxxxxxxx"],
+        &[
+            &server.imap_port.to_string(),
+            "alice@example.org",
+            PASSWORD,
+            "xxxxxxxx",
+        ],
     );
     assert_alive(server, "the IMAP fetches of the long header");
     let r: Value = serde_json::from_str(&fetched).unwrap();
@@ -385,7 +392,10 @@ fn a_100_level_multipart_is_walked_to_the_limit_and_opaque_below() {
     assert_eq!(cut["type"], "application/octet-stream", "{cut}");
     // The cut-off container is an attachment; the text below it is not served.
     let attachments = email["attachments"].as_array().unwrap();
-    assert!(attachments.iter().any(|a| a["partId"] == cut["partId"]), "{email}");
+    assert!(
+        attachments.iter().any(|a| a["partId"] == cut["partId"]),
+        "{email}"
+    );
     assert_eq!(email["textBody"], json!([]));
 
     let r = imap_steps(&server, "alice@example.org", "deep");
@@ -394,7 +404,9 @@ fn a_100_level_multipart_is_walked_to_the_limit_and_opaque_below() {
     // `seq (BODYSTRUCTURE (` then one level per part: the opaque leaf sits
     // at depth MAX_DEPTH, two lists in.
     assert_eq!(list_depth(bs), MAX_DEPTH + 2, "{bs}");
-    assert!(bs.to_ascii_lowercase().contains("\"application\" \"octet-stream\""));
+    assert!(bs
+        .to_ascii_lowercase()
+        .contains("\"application\" \"octet-stream\""));
     // BODY[1.1...] (100 levels) is the opaque part at the limit: its bytes.
     assert!(r["deep"].as_str().unwrap().contains(" {"), "{r}");
 }
@@ -439,7 +451,12 @@ fn lists_and_encrypted_accounts_take_the_20000_level_multipart() {
     assert_eq!(list.len(), 2, "{got}");
     let fetched = python(
         IMAP_STEPS,
-        &[&server.imap_port.to_string(), "carol@example.org", PASSWORD, "deep"],
+        &[
+            &server.imap_port.to_string(),
+            "carol@example.org",
+            PASSWORD,
+            "deep",
+        ],
     );
     assert_alive(&server, "the IMAP fetches on the encrypted account");
     let r: Value = serde_json::from_str(&fetched).unwrap();

@@ -42,7 +42,9 @@ fn build(ops: &[u8]) -> Vec<u8> {
                     out.extend_from_slice(format!("--b{b}--\r\n").as_bytes());
                 }
             }
-            6 => out.extend_from_slice(b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n"),
+            6 => out.extend_from_slice(
+                b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n",
+            ),
             _ => {
                 let n = usize::from(op / 8);
                 out.extend(ops.by_ref().take(n).copied());

@@ -62,7 +62,10 @@ fn twenty_thousand_nested_multiparts_parse_opaque() {
     assert_eq!(msg.parts.len(), 1, "the body is one opaque part");
     let root = msg.root_part();
     let ct = root.content_type().expect("a type");
-    assert_eq!((ct.ctype(), ct.subtype()), ("application", Some("octet-stream")));
+    assert_eq!(
+        (ct.ctype(), ct.subtype()),
+        ("application", Some("octet-stream"))
+    );
     let body = raw.get(root.offset_body as usize..root.offset_end as usize);
     assert!(body.is_some_and(|b| b.starts_with(b"--b0\r\n") && b.ends_with(b"--b0--\r\n")));
     assert_eq!(msg.subject(), Some("deep"));
@@ -93,10 +96,22 @@ fn under_the_limits_the_parts_are_parsed_and_depths_counted() {
     assert_eq!(msg.parts.len(), 101);
     let depths = part_depths(&msg);
     assert_eq!(depths.iter().max(), Some(&100));
-    assert_eq!(nesting(&msg), Nesting { multiparts: 100, depth: 100 });
+    assert_eq!(
+        nesting(&msg),
+        Nesting {
+            multiparts: 100,
+            depth: 100
+        }
+    );
     let chain = nested_rfc822(50);
     let msg = parse(&parser(), &chain).expect("parses");
-    assert_eq!(nesting(&msg), Nesting { multiparts: 0, depth: 50 });
+    assert_eq!(
+        nesting(&msg),
+        Nesting {
+            multiparts: 0,
+            depth: 50
+        }
+    );
 }
 
 #[test]
@@ -142,7 +157,9 @@ fn render(node: &Node, next: &mut usize, out: &mut String) {
         Node::Multi(children) => {
             *next += 1;
             let b = format!("b{next}");
-            out.push_str(&format!("Content-Type: multipart/mixed; boundary={b}\r\n\r\n"));
+            out.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary={b}\r\n\r\n"
+            ));
             for c in children {
                 out.push_str(&format!("--{b}\r\n"));
                 render(c, next, out);
@@ -161,7 +178,9 @@ fn render(node: &Node, next: &mut usize, out: &mut String) {
 fn message(tree: &Node, wrap: usize, keep: usize, lf: bool) -> Vec<u8> {
     let mut s = String::from("From: a@example.org\r\n");
     for i in 0..wrap {
-        s.push_str(&format!("Content-Type: multipart/mixed; boundary=w{i}\r\n\r\n--w{i}\r\n"));
+        s.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=w{i}\r\n\r\n--w{i}\r\n"
+        ));
     }
     render(tree, &mut 0, &mut s);
     for i in (0..wrap).rev() {
@@ -178,12 +197,22 @@ fn message(tree: &Node, wrap: usize, keep: usize, lf: bool) -> Vec<u8> {
 /// `debug_assert!` on it; `parse` serves the message opaque instead.
 #[test]
 fn a_message_that_panics_mail_parser_is_served_opaque() {
-    let tree = Node::Rfc822(Box::new(Node::Rfc822(Box::new(Node::Leaf("application/pdf")))));
+    let tree = Node::Rfc822(Box::new(Node::Rfc822(Box::new(Node::Leaf(
+        "application/pdf",
+    )))));
     let full = message(&tree, 26, usize::MAX, false);
-    let raw = message(&tree, 26, 7_741_884_857_697_494_139 % (full.len() + 1), false);
+    let raw = message(
+        &tree,
+        26,
+        7_741_884_857_697_494_139 % (full.len() + 1),
+        false,
+    );
     let direct = std::panic::catch_unwind(|| parser().parse(&raw[..]).map(|m| m.parts.len()));
     if cfg!(debug_assertions) {
-        assert!(direct.is_err(), "mail-parser no longer panics here: {direct:?}");
+        assert!(
+            direct.is_err(),
+            "mail-parser no longer panics here: {direct:?}"
+        );
     }
     let msg = parse(&parser(), &raw).expect("the header parses");
     if direct.is_err() {

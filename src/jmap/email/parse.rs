@@ -294,12 +294,19 @@ fn addresses(a: &Address<'_>) -> Value {
 /// An EmailBodyPart (RFC 8621 §4.1.4); `subParts` for multiparts down to
 /// [`MAX_DEPTH`], where a multipart is one opaque part. Part blobs are not
 /// separately downloadable: `blobId` is left out.
-fn part_object(msg: &mail_parser::Message<'_>, id: u32, p: &MessagePart<'_>, depth: usize) -> Value {
+fn part_object(
+    msg: &mail_parser::Message<'_>,
+    id: u32,
+    p: &MessagePart<'_>,
+    depth: usize,
+) -> Value {
     let cut = depth >= MAX_DEPTH && is_multipart(p);
     let ctype = p.content_type().filter(|_| !cut);
     let mime = match ctype {
         _ if cut => "application/octet-stream".to_string(),
-        Some(c) => format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_lowercase(),
+        Some(c) => {
+            format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_lowercase()
+        }
         None => "text/plain".to_string(),
     };
     let charset = ctype
