@@ -147,29 +147,44 @@ pub fn header_end(raw: &[u8]) -> usize {
     raw.len()
 }
 
-/// How many lines of `raw` look like a Content-Type field that may open a
-/// container: every line (after CR or LF) that starts with `Content-Type`,
-/// optional blanks and a colon, unless its value plainly starts with a leaf
-/// media type. Counts anywhere in the message, bodies too: a count too high
-/// only makes a message opaque, a count too low would let mail-parser in.
+/// How many lines of `raw` may hold a Content-Type field that opens a
+/// container, read as leniently as mail-parser reads a field name (it
+/// splits lines at LF only, skips leading colons and every ASCII blank,
+/// CR included, up to the colon: `: Content - Type :` is one), unless the
+/// value plainly starts with a leaf media type. Counts anywhere in the
+/// message, bodies too: a count too high only makes a message opaque, a
+/// count too low would let mail-parser in.
 pub fn containers(raw: &[u8]) -> usize {
-    raw.split(|&b| b == b'\n' || b == b'\r')
+    raw.split(|&b| b == b'\n')
         .filter(|line| opens_container(line))
         .count()
 }
 
 fn opens_container(line: &[u8]) -> bool {
     const NAME: &[u8] = b"content-type";
-    let Some(head) = line.get(..NAME.len()) else {
+    let mut name = [0u8; 12];
+    let mut len = 0;
+    let mut value = None;
+    for (i, &b) in line.iter().enumerate() {
+        if b == b':' {
+            if len > 0 {
+                value = line.get(i + 1..);
+                break;
+            }
+        } else if !b.is_ascii_whitespace() {
+            match name.get_mut(len) {
+                Some(slot) => *slot = b.to_ascii_lowercase(),
+                None => return false,
+            }
+            len += 1;
+        }
+    }
+    let Some(value) = value else {
         return false;
     };
-    if !head.eq_ignore_ascii_case(NAME) {
+    if name.get(..len) != Some(NAME) {
         return false;
     }
-    let rest = trim_blanks(line.get(NAME.len()..).unwrap_or_default());
-    let Some(value) = rest.strip_prefix(b":") else {
-        return false;
-    };
     let value = trim_blanks(value);
     !LEAF_TYPES.iter().any(|t| {
         value
