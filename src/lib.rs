@@ -18,6 +18,8 @@
 //!   (accounts, mailboxes, messages, certificates, lists, logs).
 //! - [`lmtp`]: the LMTP server (RFC 2033) through which the MTA delivers:
 //!   a sans-I/O session and its tokio driver.
+//! - [`mime`]: the depth limit every MIME walker (IMAP, JMAP) keeps, and
+//!   the guarded way to run mail-parser on stored bytes.
 //! - [`imap`]: the IMAP server (IMAP4rev1/rev2, IDLE, UIDPLUS, MOVE, STARTTLS)
 //!   on imap-next, serving messages exactly as stored.
 //! - [`config`]: TOML configuration, environment overrides, defaults.
@@ -40,6 +42,7 @@ pub mod jmap;
 pub mod lmtp;
 pub(crate) mod login_throttle;
 pub mod manage;
+pub mod mime;
 pub mod notify;
 pub mod server;
 pub mod smime;

@@ -86,19 +86,31 @@ fn sets_seen(name: &MessageDataItemName<'_>) -> bool {
     )
 }
 
-fn needs_parse(name: &MessageDataItemName<'_>) -> bool {
-    matches!(
-        name,
-        MessageDataItemName::Body
-            | MessageDataItemName::BodyStructure
-            | MessageDataItemName::Envelope
-            | MessageDataItemName::Rfc822Header
-            | MessageDataItemName::Rfc822Text
-            | MessageDataItemName::BodyExt {
-                section: Some(_),
-                ..
-            }
-    )
+/// How much of the message an item needs parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Parse {
+    /// Flags, UID, sizes, dates, the whole `BODY[]`: no parsing.
+    Nothing,
+    /// ENVELOPE, the header, the root text: the header alone.
+    Header,
+    /// BODY, BODYSTRUCTURE and numbered sections: the MIME parts.
+    Parts,
+}
+
+fn needs_parse(name: &MessageDataItemName<'_>) -> Parse {
+    match name {
+        MessageDataItemName::Body | MessageDataItemName::BodyStructure => Parse::Parts,
+        MessageDataItemName::BodyExt {
+            section: Some(s), ..
+        } if mime::has_path(s) => Parse::Parts,
+        MessageDataItemName::Envelope
+        | MessageDataItemName::Rfc822Header
+        | MessageDataItemName::Rfc822Text
+        | MessageDataItemName::BodyExt {
+            section: Some(_), ..
+        } => Parse::Header,
+        _ => Parse::Nothing,
+    }
 }
 
 /// The item names asked for, with UID first for UID FETCH.
@@ -228,10 +240,10 @@ fn message_items(
     names: &[MessageDataItemName<'static>],
 ) -> Vec<MessageDataItem<'static>> {
     let raw_bytes = raw.unwrap_or_default();
-    let parsed = if names.iter().any(needs_parse) {
-        mime::parse(raw_bytes)
-    } else {
-        None
+    let parsed = match names.iter().map(needs_parse).max() {
+        Some(Parse::Parts) => mime::parse(raw_bytes, true),
+        Some(Parse::Header) => mime::parse(raw_bytes, false),
+        Some(Parse::Nothing) | None => None,
     };
     let mut items = Vec::with_capacity(names.len());
     for name in names {

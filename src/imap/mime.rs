@@ -6,6 +6,10 @@
 //! envelope, and sections cut from it are the stored S/MIME bytes. Byte
 //! ranges come from mail-parser's offsets, so sections are verbatim
 //! slices of what is stored, never re-serialised.
+//!
+//! Walks stop at [`MAX_DEPTH`]: a container deeper than that is one opaque
+//! `application/octet-stream` part, in BODYSTRUCTURE and in section
+//! numbers alike, and nothing recurses further (see [`crate::mime`]).
 
 use base64::Engine;
 use imap_next::imap_types::body::{
@@ -17,12 +21,35 @@ use imap_next::imap_types::envelope::{Address, Envelope};
 use imap_next::imap_types::fetch::{Part, Section};
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
-/// Parses stored bytes for structure and envelope.
-pub(crate) fn parse(raw: &[u8]) -> Option<Message<'_>> {
-    MessageParser::new()
+use crate::mime::MAX_DEPTH;
+
+/// Parses stored bytes: into parts when `parts` (structure, part
+/// sections), else the header only (envelope, header and root text).
+pub(crate) fn parse(raw: &[u8], parts: bool) -> Option<Message<'_>> {
+    let parser = MessageParser::new()
         .with_mime_headers()
-        .with_address_headers()
-        .parse(raw)
+        .with_address_headers();
+    if parts {
+        crate::mime::parse(&parser, raw)
+    } else {
+        crate::mime::parse_headers(&parser, raw)
+    }
+}
+
+/// Whether `section` names a part by number (and so needs the parts).
+pub(crate) fn has_path(section: &Section<'_>) -> bool {
+    match section {
+        Section::Part(_) | Section::Mime(_) => true,
+        Section::Header(p)
+        | Section::Text(p)
+        | Section::HeaderFields(p, _)
+        | Section::HeaderFieldsNot(p, _) => p.is_some(),
+    }
+}
+
+/// A container at `depth` that walks show as one opaque leaf.
+fn is_cut(part: &MessagePart<'_>, depth: usize) -> bool {
+    depth >= MAX_DEPTH && matches!(part.body, PartType::Multipart(_) | PartType::Message(_))
 }
 
 fn istring(s: &str) -> IString<'static> {
@@ -109,9 +136,6 @@ pub(crate) fn body_structure(msg: &Message<'_>, extended: bool) -> BodyStructure
     structure(msg, 0, extended, 0)
 }
 
-/// Nesting deeper than this is shown as an opaque part.
-const MAX_DEPTH: usize = 32;
-
 fn structure(msg: &Message<'_>, id: usize, ext: bool, depth: usize) -> BodyStructure<'static> {
     let Some(part) = msg.parts.get(id) else {
         return leaf(msg, &MessagePart::default(), ext, depth);
@@ -177,11 +201,13 @@ fn leaf(
         .get(part.offset_body as usize..part.offset_end as usize)
         .unwrap_or_default();
     let lines = u32::try_from(body.iter().filter(|&&b| b == b'\n').count()).unwrap_or(u32::MAX);
+    let cut = is_cut(part, depth);
     let (ctype, subtype) = match part.content_type() {
+        _ if cut => ("application".to_string(), "octet-stream".to_string()),
         Some(c) => (c.ctype().to_string(), c.subtype().unwrap_or("").to_string()),
         None => ("text".to_string(), "plain".to_string()),
     };
-    let mut parameter_list = parameters(part);
+    let mut parameter_list = if cut { Vec::new() } else { parameters(part) };
     if parameter_list.is_empty() && part.content_type().is_none() {
         parameter_list.push((istring("charset"), istring("us-ascii")));
     }
@@ -297,27 +323,32 @@ fn fields(part: &MessagePart<'_>, raw: &[u8], names: &[String], keep: bool) -> V
 }
 
 /// The part at `path` (1-based numbers, RFC 9051 §6.4.5) with the
-/// message whose `raw_message` its offsets refer to.
+/// message whose `raw_message` its offsets refer to. A container at
+/// [`MAX_DEPTH`] is a leaf here as in BODYSTRUCTURE: only `1` goes on into
+/// it, meaning itself.
 fn find<'m, 'x>(
     msg: &'m Message<'x>,
     path: &Part,
 ) -> Option<(&'m Message<'x>, &'m MessagePart<'x>)> {
     let mut owner = msg;
     let mut part = msg.root_part();
-    for (depth, n) in path.0.as_ref().iter().enumerate() {
+    let mut depth = 0;
+    for (step, n) in path.0.as_ref().iter().enumerate() {
         let n = n.get() as usize;
-        if depth > 0 {
+        if step > 0 && depth < MAX_DEPTH {
             if let PartType::Message(nested) = &part.body {
                 owner = nested;
                 part = nested.root_part();
+                depth += 1;
             }
         }
         part = match &part.body {
-            PartType::Multipart(children) => {
+            PartType::Multipart(children) if depth < MAX_DEPTH => {
                 let id = *children.get(n.checked_sub(1)?)?;
+                depth += 1;
                 owner.parts.get(id as usize)?
             }
-            // A non-multipart has exactly one part, itself.
+            // A non-multipart (or a cut-off one) has exactly one part, itself.
             _ if n == 1 => part,
             _ => return None,
         };

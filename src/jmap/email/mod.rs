@@ -19,7 +19,7 @@ use super::changes::changes as log_changes;
 use super::error::Error;
 use super::{ids, limits};
 use crate::store::{AccountId, ChangedObject, MailStore, Message};
-use parse::{email_object, Fetch};
+use parse::{email_object, Fetch, Need};
 
 /// The properties returned when `properties` is null (RFC 8621 §4.2).
 const DEFAULT_PROPERTIES: &[&str] = &[
@@ -96,6 +96,9 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
         max_bytes: args.max_body_value_bytes,
     };
     let wanted = args.base.ids.clone();
+    let default: Vec<String> = DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect();
+    let props = args.base.properties.clone().unwrap_or(default);
+    let need = Need::of(&props);
     let (state, found, not_found) = call
         .blocking(move |s, id| {
             let state = s.account(id)?.modseq.to_string();
@@ -119,15 +122,16 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
             }
             let mut found = Vec::with_capacity(msgs.len());
             for m in msgs {
-                let raw = s.get_blob(id, m.blob)?.unwrap_or_default();
-                found.push(email_object(&m, &raw, fetch));
+                let raw = match need {
+                    Need::Metadata => Vec::new(),
+                    Need::Header | Need::Body => s.get_blob(id, m.blob)?.unwrap_or_default(),
+                };
+                found.push(email_object(&m, &raw, fetch, need));
             }
             Ok((state, found, missing))
         })
         .await?;
-    let default: Vec<String> = DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect();
-    let props = args.base.properties.as_deref().unwrap_or(&default);
-    let list = found.into_iter().map(|o| select(o, Some(props))).collect();
+    let list = found.into_iter().map(|o| select(o, Some(&props))).collect();
     Ok(get_response(account_id, state, list, not_found))
 }
 

@@ -7,13 +7,73 @@
 //! `textBody`/`htmlBody` are empty, `bodyValues` is `{}` and `preview`
 //! is `""`. The server cannot read it, and says nothing it would have to
 //! guess.
+//!
+//! Only what a request asks for is computed ([`Need`]): metadata alone
+//! reads nothing, header properties parse the header alone, and only the
+//! body properties parse the MIME parts. Those walks stop at
+//! [`MAX_DEPTH`]: a deeper multipart is one opaque
+//! `application/octet-stream` part (listed among the attachments), and no
+//! part below it is served (see [`crate::mime`]).
 
 use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
 use serde_json::{json, Map, Value};
 
 use super::super::ids;
 use crate::admin::api::utc;
+use crate::mime::MAX_DEPTH;
 use crate::store::{Flags, Message};
+
+/// Properties read from the parsed header (RFC 8621 §4.1.2, §4.1.3).
+const HEADER_PROPERTIES: &[&str] = &[
+    "messageId",
+    "inReplyTo",
+    "references",
+    "sender",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "replyTo",
+    "subject",
+    "sentAt",
+    "headers",
+];
+
+/// Properties read from the MIME parts (RFC 8621 §4.1.4).
+const BODY_PROPERTIES: &[&str] = &[
+    "bodyStructure",
+    "textBody",
+    "htmlBody",
+    "attachments",
+    "hasAttachment",
+    "preview",
+    "bodyValues",
+];
+
+/// How much of the stored message a request's properties need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Need {
+    /// Ids, keywords, size, dates: the record alone, no bytes read.
+    Metadata,
+    /// Addresses, subject, header fields: the header alone.
+    Header,
+    /// Body structure, body parts, values, preview: the MIME parts.
+    Body,
+}
+
+impl Need {
+    /// What the properties `props` need.
+    pub(crate) fn of(props: &[String]) -> Self {
+        let any = |list: &[&str]| props.iter().any(|p| list.contains(&p.as_str()));
+        if any(BODY_PROPERTIES) {
+            Need::Body
+        } else if any(HEADER_PROPERTIES) {
+            Need::Header
+        } else {
+            Need::Metadata
+        }
+    }
+}
 
 /// Which body values to fetch (`fetchTextBodyValues`, ...).
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,10 +143,21 @@ pub(crate) fn metadata(msg: &Message) -> Map<String, Value> {
     obj
 }
 
-/// The whole Email object of `msg` with bytes `raw`.
-pub(crate) fn email_object(msg: &Message, raw: &[u8], fetch: Fetch) -> Map<String, Value> {
+/// The Email object of `msg` with bytes `raw`, as far as `need` goes.
+pub(crate) fn email_object(
+    msg: &Message,
+    raw: &[u8],
+    fetch: Fetch,
+    need: Need,
+) -> Map<String, Value> {
     let mut obj = metadata(msg);
-    let Some(parsed) = MessageParser::default().parse(raw) else {
+    let parser = MessageParser::default();
+    let parsed = match need {
+        Need::Metadata => return obj,
+        Need::Header => crate::mime::parse_headers(&parser, raw),
+        Need::Body => crate::mime::parse(&parser, raw),
+    };
+    let Some(parsed) = parsed else {
         return obj;
     };
     let ids_of = |v: &HeaderValue<'_>| -> Value {
@@ -125,7 +196,9 @@ pub(crate) fn email_object(msg: &Message, raw: &[u8], fetch: Fetch) -> Map<Strin
         .map(|(name, value)| json!({ "name": name, "value": value }))
         .collect();
     obj.insert("headers".into(), json!(headers));
-    body_properties(&mut obj, &parsed, msg.encrypted, fetch);
+    if need == Need::Body {
+        body_properties(&mut obj, &parsed, msg.encrypted, fetch);
+    }
     obj
 }
 
@@ -135,7 +208,13 @@ fn body_properties(
     encrypted: bool,
     fetch: Fetch,
 ) {
-    let part = |id: u32| parsed.part(id).map(|p| part_object(parsed, id, p));
+    let depths = crate::mime::part_depths(parsed);
+    let depth = |id: u32| depths.get(id as usize).copied().unwrap_or(0);
+    let part = |id: u32| {
+        parsed
+            .part(id)
+            .map(|p| part_object(parsed, id, p, depth(id)))
+    };
     let list = |ids: &[u32]| -> Vec<Value> { ids.iter().filter_map(|&i| part(i)).collect() };
     obj.insert("bodyStructure".into(), part(0).unwrap_or(Value::Null));
     if encrypted {
@@ -147,24 +226,38 @@ fn body_properties(
         obj.insert("preview".into(), json!(""));
         return;
     }
-    obj.insert("textBody".into(), json!(list(&parsed.text_body)));
-    obj.insert("htmlBody".into(), json!(list(&parsed.html_body)));
-    obj.insert("attachments".into(), json!(list(&parsed.attachments)));
-    obj.insert(
-        "hasAttachment".into(),
-        json!(!parsed.attachments.is_empty()),
-    );
-    let preview = parsed
-        .body_preview(PREVIEW_CHARS)
+    let shown = |ids: &[u32]| -> Vec<u32> {
+        ids.iter()
+            .copied()
+            .filter(|&i| depth(i) <= MAX_DEPTH)
+            .collect()
+    };
+    let (text, html) = (shown(&parsed.text_body), shown(&parsed.html_body));
+    let mut attachments = shown(&parsed.attachments);
+    attachments.extend((0..parsed.parts.len()).filter_map(|i| {
+        let id = u32::try_from(i).ok()?;
+        let cut = depth(id) == MAX_DEPTH && is_multipart(parsed.part(id)?);
+        cut.then_some(id)
+    }));
+    obj.insert("textBody".into(), json!(list(&text)));
+    obj.insert("htmlBody".into(), json!(list(&html)));
+    obj.insert("attachments".into(), json!(list(&attachments)));
+    obj.insert("hasAttachment".into(), json!(!attachments.is_empty()));
+    // why: mail-parser previews its first text (or HTML) body part; below
+    // the depth limit that part is not served, so neither is its preview.
+    let first_shown = parsed.text_body.first().or(parsed.html_body.first());
+    let preview = first_shown
+        .filter(|&&i| depth(i) <= MAX_DEPTH)
+        .and_then(|_| parsed.body_preview(PREVIEW_CHARS))
         .map(|p| p.chars().take(PREVIEW_CHARS).collect::<String>())
         .unwrap_or_default();
     obj.insert("preview".into(), json!(preview));
     let mut wanted: Vec<u32> = Vec::new();
     if fetch.text || fetch.all {
-        wanted.extend(&parsed.text_body);
+        wanted.extend(&text);
     }
     if fetch.html || fetch.all {
-        wanted.extend(&parsed.html_body);
+        wanted.extend(&html);
     }
     let mut values = Map::new();
     for id in wanted {
@@ -173,6 +266,10 @@ fn body_properties(
         }
     }
     obj.insert("bodyValues".into(), Value::Object(values));
+}
+
+fn is_multipart(p: &MessagePart<'_>) -> bool {
+    matches!(p.body, PartType::Multipart(_))
 }
 
 fn body_value(text: &str, max: usize) -> Value {
@@ -194,14 +291,24 @@ fn addresses(a: &Address<'_>) -> Value {
     json!(list)
 }
 
-/// An EmailBodyPart (RFC 8621 §4.1.4); `subParts` for multiparts. Part
-/// blobs are not separately downloadable: `blobId` is left out.
-fn part_object(msg: &mail_parser::Message<'_>, id: u32, p: &MessagePart<'_>) -> Value {
-    let ctype = p.content_type();
-    let mime = ctype.map_or_else(
-        || "text/plain".to_string(),
-        |c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_lowercase(),
-    );
+/// An EmailBodyPart (RFC 8621 §4.1.4); `subParts` for multiparts down to
+/// [`MAX_DEPTH`], where a multipart is one opaque part. Part blobs are not
+/// separately downloadable: `blobId` is left out.
+fn part_object(
+    msg: &mail_parser::Message<'_>,
+    id: u32,
+    p: &MessagePart<'_>,
+    depth: usize,
+) -> Value {
+    let cut = depth >= MAX_DEPTH && is_multipart(p);
+    let ctype = p.content_type().filter(|_| !cut);
+    let mime = match ctype {
+        _ if cut => "application/octet-stream".to_string(),
+        Some(c) => {
+            format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_lowercase()
+        }
+        None => "text/plain".to_string(),
+    };
     let charset = ctype
         .and_then(|c| c.attribute("charset"))
         .map(str::to_string)
@@ -217,10 +324,11 @@ fn part_object(msg: &mail_parser::Message<'_>, id: u32, p: &MessagePart<'_>) -> 
         "cid": p.content_id(),
         "location": p.content_location(),
     });
-    if let (PartType::Multipart(children), Some(map)) = (&p.body, obj.as_object_mut()) {
+    if let (PartType::Multipart(children), Some(map), false) = (&p.body, obj.as_object_mut(), cut) {
+        // why: recursion is bounded by MAX_DEPTH (the `cut` above).
         let subs: Vec<Value> = children
             .iter()
-            .filter_map(|&c| msg.part(c).map(|cp| part_object(msg, c, cp)))
+            .filter_map(|&c| msg.part(c).map(|cp| part_object(msg, c, cp, depth + 1)))
             .collect();
         map.insert("subParts".into(), json!(subs));
     }
