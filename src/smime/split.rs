@@ -198,15 +198,22 @@ fn is_clean_line(line: &[u8]) -> bool {
 }
 
 /// Length of the field that starts `s` and whose first line is
-/// `first_line_len` long: continuation lines start with SP or HTAB and
-/// are clean; an unclean one ends the header (the caller sees a line that
-/// is not a field start).
+/// `first_line_len` long: continuation lines start with SP or HTAB, are
+/// clean and hold text; an unclean or blank-looking one ends the header
+/// (the caller sees a line that is not a field start). why blank-looking
+/// lines end it: some readers take a whitespace-only line for the empty
+/// line and show what follows as body, and the already-encrypted detector
+/// reads headers the same way.
 fn field_len(s: &[u8], first_line_len: usize) -> usize {
     let mut len = first_line_len;
     while let Some(rest) = s.get(len..) {
         let line_len = next_line_len(rest);
         match rest.first() {
-            Some(b' ' | b'\t') if is_clean_line(&rest[..line_len]) => len += line_len,
+            Some(b' ' | b'\t')
+                if is_clean_line(&rest[..line_len]) && !rest[..line_len].trim_ascii().is_empty() =>
+            {
+                len += line_len
+            }
             _ => break,
         }
     }
@@ -314,6 +321,7 @@ mod tests {
             (b"Subject: a\rbare CR inside\r\n\r\n", 0),
             (b"Subject: nul\0inside\r\n\r\n", 0),
             (b"Subject: a\r\n fold with \x1b escape\r\n\r\n", 1),
+            (b"Subject: a\r\n \r\nX-Secret: b\r\n\r\n", 1),
             (b"Subject: \xc3\xa9t\xc3\xa9\r\n\r\n", 1),
         ] {
             let s = Split::new(raw);
