@@ -198,15 +198,7 @@ fn no_hidden_text_is_stored_in_clear_in_process() {
 #[test]
 fn no_hidden_text_is_stored_in_clear_over_lmtp() {
     let server = Server::start();
-    let alice = pair("alice@example.org", 2048);
-    server.ok(&["account", "add", "alice@example.org"]);
-    server.ok(&[
-        "cert",
-        "add",
-        "alice@example.org",
-        alice.cert.to_str().unwrap(),
-    ]);
-    server.ok(&["encryption", "enable", "alice@example.org"]);
+    server.encrypted_account("alice@example.org");
     // why 9: `sealmail export` names files `DATE.uUID...`, which sort in
     // delivery order while UIDs have one digit.
     let messages: Vec<Vec<u8>> = generate(0x1a7e_0013, 9)

@@ -240,15 +240,7 @@ fn user_errors_exit_1_with_what_to_do() {
 #[test]
 fn the_last_active_certificate_cannot_be_removed_while_encryption_is_on() {
     let server = Server::start();
-    let alice = pair("alice@example.org", 2048);
-    server.ok(&["account", "add", "alice@example.org"]);
-    server.ok(&[
-        "cert",
-        "add",
-        "alice@example.org",
-        alice.cert.to_str().unwrap(),
-    ]);
-    server.ok(&["encryption", "enable", "alice@example.org"]);
+    server.encrypted_account("alice@example.org");
     let certs: serde_json::Value =
         serde_json::from_str(&server.ok(&["cert", "list", "alice@example.org", "--json"])).unwrap();
     let fp = certs[0]["fingerprint"].as_str().unwrap().to_uppercase();

@@ -11,7 +11,6 @@
 
 mod support;
 
-use support::pki::pair;
 use support::server::Server;
 use support::tools::{found_in_files, openssl_decrypt, python};
 
@@ -68,15 +67,7 @@ fn crlf_only(bytes: &[u8]) -> bool {
 #[test]
 fn hostile_header_text_is_encrypted_and_line_ends_are_crlf() {
     let server = Server::start();
-    let alice = pair("alice@example.org", 2048);
-    server.ok(&["account", "add", "alice@example.org"]);
-    server.ok(&[
-        "cert",
-        "add",
-        "alice@example.org",
-        alice.cert.to_str().unwrap(),
-    ]);
-    server.ok(&["encryption", "enable", "alice@example.org"]);
+    let alice = server.encrypted_account("alice@example.org");
 
     let messages = hostile_messages();
     for (markers, data) in &messages {

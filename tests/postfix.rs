@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::pki::{pair, tempdir};
+use support::pki::tempdir;
 use support::server::{free_port, Server};
 use support::tools::{openssl_decrypt, python, require, run, run_unchecked};
 
@@ -334,15 +334,7 @@ fn assert_log(log: &str, lmtp_port: u16) {
 #[test]
 fn postfix_delivers_over_lmtp_encrypts_for_alice_and_bounces_the_unknown() {
     let server = Server::start();
-    let alice = pair("alice@example.org", 2048);
-    server.ok(&["account", "add", "alice@example.org"]);
-    server.ok(&[
-        "cert",
-        "add",
-        "alice@example.org",
-        alice.cert.to_str().unwrap(),
-    ]);
-    server.ok(&["encryption", "enable", "alice@example.org"]);
+    let alice = server.encrypted_account("alice@example.org");
     server.ok(&["account", "add", "bob@example.org"]);
     let postfix = Postfix::start(server.lmtp_port);
 

@@ -210,7 +210,8 @@ fn field_len(s: &[u8], first_line_len: usize) -> usize {
         let line_len = next_line_len(rest);
         match rest.first() {
             Some(b' ' | b'\t')
-                if is_clean_line(&rest[..line_len]) && !rest[..line_len].trim_ascii().is_empty() =>
+                if is_clean_line(&rest[..line_len])
+                    && !rest[..line_len].trim_ascii().is_empty() =>
             {
                 len += line_len
             }

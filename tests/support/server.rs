@@ -327,6 +327,16 @@ lmtp.quit()
         reply.trim().to_string()
     }
 
+    /// An account `email` (no password) with a fresh RSA-2048 certificate
+    /// and encryption enabled; returns its key pair.
+    pub fn encrypted_account(&self, email: &str) -> super::pki::KeyPair {
+        let keys = super::pki::pair(email, 2048);
+        self.ok(&["account", "add", email]);
+        self.ok(&["cert", "add", email, keys.cert.to_str().unwrap()]);
+        self.ok(&["encryption", "enable", email]);
+        keys
+    }
+
     /// A list `list` of `members` with `key` as its key pair (`list add`,
     /// `list key add`).
     pub fn list_with_key(&self, list: &str, members: &[&str], key: &super::pki::KeyPair) {
