@@ -189,8 +189,12 @@ fn a_list_notice_takes_no_field_from_a_hostile_message_id() {
             .arg(&list_key.cert),
         b"Content-Type: text/plain\r\n\r\nthe plan\r\n",
     );
-    let head = "Message-ID: <m-1@example.net>\rBcc: evil@example.net\r\n\
-                Subject: plans\rX-Injected: 1\u{7}\r\n";
+    // A folded Message-ID that carries a field-looking continuation (not
+    // a valid msg-id, so no In-Reply-To), and a bare CR in the Subject
+    // (made a line end at the door, so "X-Injected" is the original's own
+    // field, which the notice does not carry).
+    let head = "Message-ID: <m-1@example.net>\r\n Bcc: evil@example.net\r\n\
+                Subject: plans\rX-Injected: 1\r\n";
     let reply = server.lmtp_send("team@example.org", &[head.as_bytes(), &smime].concat());
     assert!(reply.starts_with("250"), "{reply}");
 
