@@ -49,7 +49,22 @@ impl Server {
     }
 
     /// Starts a server on `data_dir` with extra environment (config keys).
+    /// A port taken by another test between [`free_port`] and the bind is
+    /// a race of the test set-up, not of the server: then it starts again
+    /// on fresh ports.
     pub fn start_with_env(data_dir: &Path, envs: &[(&str, &str)]) -> Self {
+        for attempt in 1..=3 {
+            let mut server = Self::spawn(data_dir, envs);
+            match server.wait_ready() {
+                Ok(()) => return server,
+                Err(log) if attempt < 3 && log.contains("in use") => server.kill(),
+                Err(log) => panic!("sealmail serve did not start:\n{log}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn spawn(data_dir: &Path, envs: &[(&str, &str)]) -> Self {
         let (lmtp_port, imap_port, jmap_port) = (free_port(), free_port(), free_port());
         let scratch = tempfile::tempdir().unwrap();
         let tmp = scratch.path().join("tmp");
@@ -73,7 +88,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .unwrap();
-        let server = Self {
+        Self {
             data_dir: data_dir.to_owned(),
             lmtp_port,
             imap_port,
@@ -81,12 +96,12 @@ impl Server {
             scratch,
             child: Some(child),
             _dir: None,
-        };
-        server.wait_ready();
-        server
+        }
     }
 
-    fn wait_ready(&self) {
+    /// Waits until every socket answers; `Err` with the server's log when
+    /// it exited or did not get there within 30 s.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let admin =
@@ -95,11 +110,18 @@ impl Server {
                 .iter()
                 .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok());
             if admin && tcp {
-                return;
+                return Ok(());
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited {
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("sealmail serve did not open its admin socket within 30 s");
+        Err(std::fs::read_to_string(self.scratch.path().join("server.log")).unwrap_or_default())
     }
 
     /// Runs the CLI against this server with `stdin`.
