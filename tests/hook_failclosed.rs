@@ -77,16 +77,8 @@ fn refusals(store: &MailStore, id: AccountId) -> Vec<String> {
 #[test]
 fn a_panicking_hook_refuses_its_recipient_and_the_server_carries_on() {
     let server = LmtpServer::start(HookChain::new(vec![Arc::new(PanicsForVictim)]));
-    let victim = server
-        .store
-        .add_account("victim@example.org", None, &[])
-        .unwrap()
-        .id;
-    let bob = server
-        .store
-        .add_account("bob@example.org", None, &[])
-        .unwrap()
-        .id;
+    let victim = server.account("victim@example.org");
+    let bob = server.account("bob@example.org");
 
     let replies = transaction(server.port, &["victim@example.org"], MESSAGE);
     assert_eq!(replies.data.len(), 1, "{replies:?}");
@@ -110,16 +102,8 @@ fn a_hook_over_its_budget_refuses_and_its_late_finish_stores_nothing() {
     let chain = HookChain::new(vec![Arc::clone(&hook) as Arc<dyn StorageHook>])
         .with_budget(Duration::from_millis(300));
     let server = LmtpServer::start(chain);
-    let slow = server
-        .store
-        .add_account("slow@example.org", None, &[])
-        .unwrap()
-        .id;
-    let bob = server
-        .store
-        .add_account("bob@example.org", None, &[])
-        .unwrap()
-        .id;
+    let slow = server.account("slow@example.org");
+    let bob = server.account("bob@example.org");
 
     let replies = transaction(
         server.port,

@@ -62,6 +62,11 @@ impl LmtpServer {
             _dir: dir,
         }
     }
+
+    /// An account `email` without password or encryption.
+    pub fn account(&self, email: &str) -> sealmail::store::AccountId {
+        self.store.add_account(email, None, &[]).unwrap().id
+    }
 }
 
 impl Drop for LmtpServer {
