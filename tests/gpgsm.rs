@@ -47,16 +47,22 @@ impl GpgHome {
             b"",
         );
         let gpg = Self { dir };
-        let out = run_unchecked(
-            gpg.gpgsm().arg("--import").arg(&p12),
-            format!("{P12_PASSWORD}\n").as_bytes(),
-        );
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("secret keys imported: 1"),
-            "gpgsm import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        gpg
+        // why up to three tries: now and then gpgsm's PKCS#12 import fails
+        // to decrypt the key bag with the right passphrase while its agent
+        // is starting ("decryption failed; trying charset ..."), a flake of
+        // the tool that a second import does not show.
+        let mut log = String::new();
+        for _ in 0..3 {
+            let out = run_unchecked(
+                gpg.gpgsm().arg("--import").arg(&p12),
+                format!("{P12_PASSWORD}\n").as_bytes(),
+            );
+            log = String::from_utf8_lossy(&out.stderr).into_owned();
+            if log.contains("secret keys imported: 1") {
+                return gpg;
+            }
+        }
+        panic!("gpgsm import failed three times: {log}");
     }
 
     fn home(&self) -> std::path::PathBuf {
