@@ -13,7 +13,7 @@ use sealmail::store::{AuditKind, BlobHash};
 use support::mailstore::TestStore;
 use support::messages;
 use support::pki::{pair, KeyPair};
-use support::tools::{crlf, openssl_decrypt, run, run_unchecked};
+use support::tools::{crlf, lf, openssl_decrypt, run, run_unchecked, with_content_type};
 
 fn recipients_named(smime: &[u8]) -> usize {
     let printed = run(
@@ -289,6 +289,31 @@ fn mail_encrypted_to_the_list_is_reencrypted_per_member_and_never_stored_in_clea
     for word in ["Grüße", "München", "Ελληνικά"] {
         assert!(!notice.contains(word), "notice leaks the content: {word}");
     }
+}
+
+/// RFC 8551 §3.2.2: S/MIME labelled `application/octet-stream` with a
+/// `.p7m` name is opened by the list's key like `application/pkcs7-mime`.
+#[test]
+fn an_octet_stream_p7m_to_the_list_is_reencrypted_per_member() {
+    let t = TestStore::new();
+    let (alice, _, list_key) = list_with_three_members(&t);
+    let inner = messages::plain_text("\r\n").inner();
+    let smime = run(
+        Command::new("openssl")
+            .args(["cms", "-encrypt", "-aes256", "-crlfeol"])
+            .arg(&list_key.cert),
+        &inner,
+    );
+    let smime = with_content_type(&smime, "application/octet-stream");
+    assert!(String::from_utf8_lossy(&smime).contains("application/octet-stream; smime-type"));
+    let results = t.deliver(&["team@example.org"], &smime);
+    assert!(
+        matches!(results[0], Ok(Delivered::List { notices: 1, .. })),
+        "{results:?}"
+    );
+    let a = &inbox_of(&t, "alice@example.org")[0];
+    assert_eq!(lf(&openssl_decrypt(a, &alice.cert, &alice.key)), lf(&inner));
+    assert!(cannot_open(a, &list_key), "re-encrypted for the member");
 }
 
 #[test]

@@ -248,8 +248,14 @@ pub fn smime_payload(raw: &[u8]) -> Result<Vec<u8>, SmimeError> {
         .field_value(b"content-type")
         .unwrap_or_default()
         .to_ascii_lowercase();
+    // why the detector for octet-stream: RFC 8551 §3.2.2 lets a client
+    // label S/MIME `application/octet-stream` with a `.p7m` name, and the
+    // detector has already passed such mail as encrypted; a list must then
+    // be able to open it too, not hand it on intact.
     let is_pkcs7 = ctype.starts_with(b"application/pkcs7-mime")
-        || ctype.starts_with(b"application/x-pkcs7-mime");
+        || ctype.starts_with(b"application/x-pkcs7-mime")
+        || (ctype.starts_with(b"application/octet-stream")
+            && super::already_encrypted(raw, &split) == Some(super::AlreadyEncrypted::Smime));
     if !is_pkcs7 {
         return Err(SmimeError::NotSmime {
             content_type: String::from_utf8_lossy(&ctype).into_owned(),
