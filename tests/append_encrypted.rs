@@ -18,11 +18,7 @@ const PASSWORD: &str = "append pw";
 /// An account with a password and a certificate; returns its key pair.
 fn account(server: &Server, email: &str) -> KeyPair {
     let keys = pair(email, 2048);
-    let out = server.cli(
-        &["account", "add", email, "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    );
-    assert!(out.status.success());
+    server.account_with_password(email, PASSWORD);
     server.ok(&["cert", "add", email, keys.cert.to_str().unwrap()]);
     keys
 }

@@ -121,11 +121,7 @@ imap.logout()
 #[test]
 fn a_bare_lf_append_is_fetched_with_crlf() {
     let server = Server::start();
-    let out = server.cli(
-        &["account", "add", "bob@example.org", "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    );
-    assert!(out.status.success());
+    server.account_with_password("bob@example.org", PASSWORD);
     let marker = "APPEND-CONTROL-MARKER-31c8";
     let printed = python(
         BARE_LF_APPEND,

@@ -121,15 +121,7 @@ fn log_tail(server: &Server) -> String {
 }
 
 fn account(server: &Server, user: &str) {
-    let out = server.cli(
-        &["account", "add", user, "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.account_with_password(user, PASSWORD);
 }
 
 /// Every Email of `user` with the body properties, after each call

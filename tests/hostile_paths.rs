@@ -58,11 +58,7 @@ print(json.dumps(names))
 
 fn server_with_user() -> Server {
     let server = Server::start();
-    let out = server.cli(
-        &["account", "add", USER, "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    );
-    assert!(out.status.success(), "{out:?}");
+    server.account_with_password(USER, PASSWORD);
     server
 }
 

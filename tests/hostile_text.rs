@@ -35,11 +35,7 @@ fn assert_no_raw_controls(what: &str, out: &[u8]) {
 /// A server with `alice@example.org` (who can log in) and her JMAP session.
 fn with_alice() -> (Server, support::server::JmapUser) {
     let server = Server::start();
-    let out = server.cli(
-        &["account", "add", "alice@example.org", "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    );
-    assert!(out.status.success());
+    server.account_with_password("alice@example.org", PASSWORD);
     let jmap = server.jmap("alice@example.org", PASSWORD);
     (server, jmap)
 }

@@ -18,8 +18,7 @@ use support::server::Server;
 fn server_with(accounts: &[&str]) -> Server {
     let server = Server::start();
     for a in accounts {
-        let out = server.cli(&["account", "add", a, "--password-stdin"], b"pw\n");
-        assert!(out.status.success());
+        server.account_with_password(a, "pw");
     }
     server
 }

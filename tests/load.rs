@@ -71,11 +71,7 @@ imap.logout()
 #[test]
 fn a_normal_client_is_served_while_the_server_is_under_attack() {
     let server = Server::start();
-    let out = server.cli(
-        &["account", "add", "alice@example.org", "--password-stdin"],
-        b"pw\n",
-    );
-    assert!(out.status.success());
+    server.account_with_password("alice@example.org", "pw");
     let rss_before = server.memory_kib("VmRSS");
 
     // 1,000 idle IMAP connections from one address (127.0.0.3): 50 are

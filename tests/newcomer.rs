@@ -35,15 +35,7 @@ fn upload_certificates_over_jmap_deliver_over_lmtp_read_over_imap() {
     require("swaks");
     let server = Server::start();
     let user = "alice@example.org";
-    let out = server.cli(
-        &["account", "add", user, "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    server.account_with_password(user, PASSWORD);
 
     let old = pair(user, 2048);
     let new = pair(user, 4096);

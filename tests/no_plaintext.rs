@@ -27,11 +27,7 @@ fn every_door_leaves_only_ciphertext_on_disk() {
     let server = Server::start();
     let alice = pair("alice@example.org", 2048);
     let team_key = pair("team@example.org", 2048);
-    let out = server.cli(
-        &["account", "add", "alice@example.org", "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    );
-    assert!(out.status.success());
+    server.account_with_password("alice@example.org", PASSWORD);
     server.ok(&[
         "cert",
         "add",

@@ -65,11 +65,7 @@ imap.logout()
 fn a_full_account_is_refused_at_every_door() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with_env(dir.path(), &[("SEALMAIL_LIMITS_ACCOUNT_QUOTA", "5000")]);
-    let out = server.cli(
-        &["account", "add", "alice@example.org", "--password-stdin"],
-        format!("{PASSWORD}\n").as_bytes(),
-    );
-    assert!(out.status.success());
+    server.account_with_password("alice@example.org", PASSWORD);
 
     assert!(deliver(&server, 2000).starts_with("250"));
     assert!(deliver(&server, 2000).starts_with("250"));

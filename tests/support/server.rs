@@ -349,6 +349,20 @@ lmtp.quit()
         reply.trim().to_string()
     }
 
+    /// An account `email` that logs in with `password` (`account add
+    /// --password-stdin`).
+    pub fn account_with_password(&self, email: &str, password: &str) {
+        let out = self.cli(
+            &["account", "add", email, "--password-stdin"],
+            format!("{password}\n").as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "account add {email} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// An account `email` (no password) with a fresh RSA-2048 certificate
     /// and encryption enabled; returns its key pair.
     pub fn encrypted_account(&self, email: &str) -> super::pki::KeyPair {
