@@ -4,6 +4,7 @@
 
 use imap_next::imap_types::command::CommandBody;
 use imap_next::imap_types::core::Vec1;
+use imap_next::imap_types::extensions::quota::Resource;
 use imap_next::imap_types::response::{Capability, Data, Status};
 
 use super::error::ImapError;
@@ -79,6 +80,9 @@ impl Session {
                 mailbox,
                 item_names,
             } => self.status(&mailbox, &item_names).await,
+            CommandBody::GetQuota { root } => self.get_quota(&root).await,
+            CommandBody::GetQuotaRoot { mailbox } => self.get_quota_root(&mailbox).await,
+            CommandBody::SetQuota { .. } => Err(ImapError::QuotaAdminOnly),
             CommandBody::Namespace => {
                 self.conn.data(super::mailboxes::namespace_data());
                 Ok(Done::ok("NAMESPACE completed"))
@@ -165,6 +169,8 @@ impl Session {
             Capability::Id,
             Capability::Unselect,
             other_cap("SPECIAL-USE"),
+            Capability::Quota,
+            Capability::QuotaRes(Resource::Storage),
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }

@@ -55,6 +55,15 @@ pub enum ImapError {
         /// The name the client gave.
         name: String,
     },
+    /// GETQUOTA of a root that does not exist (RFC 9208 §4.3.1).
+    #[error("no quota root {root:?}; the account's quota root is \"\" (none when it has no quota)")]
+    NoQuotaRoot {
+        /// The root the client named.
+        root: String,
+    },
+    /// SETQUOTA: quotas are set by the operator (RFC 9208 §4.3.3).
+    #[error("quotas are set by the server's operator (sealmail account quota EMAIL SIZE), not over IMAP")]
+    QuotaAdminOnly,
     /// A message or literal over `max_literal_bytes`.
     #[error("message is {size} bytes, over this server's limit of {limit}; send a smaller one")]
     TooBig {
@@ -104,6 +113,8 @@ impl ImapError {
             Self::ReadOnly => (StatusKind::No, Some(Code::ReadOnly)),
             Self::TryCreate { .. } => (StatusKind::No, Some(Code::TryCreate)),
             Self::TooBig { .. } => (StatusKind::No, Some(Code::TooBig)),
+            Self::NoQuotaRoot { .. } => (StatusKind::No, other("NONEXISTENT")),
+            Self::QuotaAdminOnly => (StatusKind::No, other("NOPERM")),
             Self::Mail(e) => (StatusKind::No, mail_code(e)),
             Self::Deliver(DeliverError::OverQuota { .. }) => {
                 (StatusKind::No, Some(Code::OverQuota))

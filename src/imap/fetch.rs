@@ -21,7 +21,7 @@ use super::error::ImapError;
 use super::mime;
 use super::selected::{seen, Selected};
 use super::session::{Done, Session};
-use crate::store::{Flags, Message};
+use crate::store::{Flags, Message, Uid};
 
 /// Messages per batch (one store round trip, one write).
 const FETCH_BATCH: usize = 64;
@@ -48,16 +48,21 @@ pub(crate) fn wire_flags(flags: &Flags) -> Vec<Flag<'static>> {
 }
 
 /// `FLAGS (...) UID n` of a message: the unsolicited flag update.
-pub(crate) fn flag_items(m: &Message) -> Vec<MessageDataItem<'static>> {
+pub(crate) fn flag_items(flags: &Flags, uid: Uid) -> Vec<MessageDataItem<'static>> {
     vec![
-        MessageDataItem::Flags(
-            wire_flags(&m.flags)
-                .into_iter()
-                .map(FlagFetch::Flag)
-                .collect(),
-        ),
-        MessageDataItem::Uid(m.uid.0),
+        MessageDataItem::Flags(wire_flags(flags).into_iter().map(FlagFetch::Flag).collect()),
+        MessageDataItem::Uid(uid.0),
     ]
+}
+
+/// A message of the snapshot as read from the store for one command.
+pub(crate) struct Loaded {
+    /// Its index in the snapshot.
+    pub(crate) index: usize,
+    /// Its record.
+    pub(crate) msg: Message,
+    /// Its bytes, when asked for.
+    pub(crate) raw: Option<Vec<u8>>,
 }
 
 fn literal(bytes: Vec<u8>) -> NString<'static> {
@@ -163,26 +168,16 @@ impl Session {
             } else {
                 Vec::new()
             };
-            let blobs = if load {
-                self.load_blobs(chunk).await?
-            } else {
-                vec![None; chunk.len()]
-            };
-            let Some(sel) = self.selected.as_ref() else {
-                break;
-            };
             let mut out = Vec::with_capacity(chunk.len());
-            for (&i, raw) in chunk.iter().zip(blobs) {
-                let Some(m) = sel.messages.get(i) else {
-                    continue;
-                };
-                let mut items = message_items(m, raw.as_deref(), &names);
-                if marked.contains(&i) && !names.contains(&MessageDataItemName::Flags) {
-                    items.extend(flag_items(m).into_iter().take(1));
+            for loaded in self.load_batch(chunk, load).await? {
+                let m = &loaded.msg;
+                let mut items = message_items(m, loaded.raw.as_deref(), &names);
+                if marked.contains(&loaded.index) && !names.contains(&MessageDataItemName::Flags) {
+                    items.extend(flag_items(&m.flags, m.uid).into_iter().take(1));
                 }
                 if let Ok(items) = Vec1::try_from(items) {
                     out.push(Data::Fetch {
-                        seq: Selected::seq(i),
+                        seq: Selected::seq(loaded.index),
                         items,
                     });
                 }
@@ -204,7 +199,7 @@ impl Session {
             Some(sel) => chunk
                 .iter()
                 .copied()
-                .filter(|&i| sel.messages.get(i).is_some_and(|m| !m.flags.seen))
+                .filter(|&i| sel.messages.get(i).is_some_and(|m| !m.flags.seen()))
                 .collect(),
             None => return Ok(Vec::new()),
         };
@@ -214,22 +209,39 @@ impl Session {
         self.change_flags(&unseen, seen()).await
     }
 
-    /// The stored bytes of the messages at `chunk`, in one store call
-    /// (FETCH and content SEARCH).
-    pub(crate) async fn load_blobs(
+    /// The records of the messages at `chunk` (ascending indices) and,
+    /// with `blobs`, their bytes, in one store call (FETCH, STORE, SEARCH).
+    /// A message expunged meanwhile by another session is left out: RFC
+    /// 9051 §7.5.1 lets the server send nothing for it.
+    pub(crate) async fn load_batch(
         &self,
         chunk: &[usize],
-    ) -> Result<Vec<Option<Vec<u8>>>, ImapError> {
+        blobs: bool,
+    ) -> Result<Vec<Loaded>, ImapError> {
         let id = self.account()?.id;
-        let blobs: Vec<_> = match &self.selected {
-            Some(sel) => chunk
-                .iter()
-                .filter_map(|&i| sel.messages.get(i).map(|m| m.blob))
-                .collect(),
-            None => return Ok(Vec::new()),
+        let Some(sel) = &self.selected else {
+            return Ok(Vec::new());
         };
-        self.with_store(move |s| blobs.iter().map(|b| s.get_blob(id, *b)).collect())
-            .await
+        let mbox = sel.mailbox.id;
+        let mut wanted: Vec<(Uid, usize)> = chunk
+            .iter()
+            .filter_map(|&i| sel.messages.get(i).map(|m| (m.uid, i)))
+            .collect();
+        wanted.sort_unstable();
+        self.with_store(move |s| {
+            let uids: Vec<Uid> = wanted.iter().map(|w| w.0).collect();
+            let mut out = Vec::with_capacity(uids.len());
+            for msg in s.messages_by_uid(id, mbox, &uids)? {
+                let Ok(at) = wanted.binary_search_by_key(&msg.uid, |w| w.0) else {
+                    continue;
+                };
+                let index = wanted.get(at).map_or(0, |w| w.1);
+                let raw = if blobs { s.get_blob(id, msg.blob)? } else { None };
+                out.push(Loaded { index, msg, raw });
+            }
+            Ok(out)
+        })
+        .await
     }
 }
 
@@ -248,7 +260,7 @@ fn message_items(
     let mut items = Vec::with_capacity(names.len());
     for name in names {
         let item = match name {
-            MessageDataItemName::Flags => flag_items(m).into_iter().next(),
+            MessageDataItemName::Flags => flag_items(&m.flags, m.uid).into_iter().next(),
             MessageDataItemName::Uid => Some(MessageDataItem::Uid(m.uid.0)),
             MessageDataItemName::InternalDate => {
                 internal_date(m.internal_date).map(MessageDataItem::InternalDate)

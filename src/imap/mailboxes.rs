@@ -173,23 +173,27 @@ impl Session {
     ) -> Result<Done, ImapError> {
         let id = self.account()?.id;
         let name = name_of(mailbox)?;
-        let need_messages = items
-            .iter()
-            .any(|i| matches!(i, StatusDataItemName::Unseen | StatusDataItemName::Deleted));
-        let (mbox, messages) = self
+        let need_messages = items.iter().any(|i| {
+            matches!(
+                i,
+                StatusDataItemName::Unseen
+                    | StatusDataItemName::Deleted
+                    | StatusDataItemName::DeletedStorage
+            )
+        });
+        let (mbox, counts) = self
             .with_store(move |s| {
                 let mbox = s.mailbox_by_name(id, &name)?;
-                let messages = if need_messages {
-                    s.list_messages(id, mbox.id, None, usize::MAX)?
-                } else {
-                    Vec::new()
-                };
-                Ok((mbox, messages))
+                let mut counts = Counts::default();
+                if need_messages {
+                    s.for_each_message(id, mbox.id, |m| {
+                        counts.add(&m);
+                        Ok(())
+                    })?;
+                }
+                Ok((mbox, counts))
             })
             .await?;
-        let count = |f: &dyn Fn(&crate::store::Message) -> bool| {
-            u32::try_from(messages.iter().filter(|m| f(m)).count()).unwrap_or(u32::MAX)
-        };
         let mut out = Vec::new();
         for item in items {
             out.push(match item {
@@ -197,8 +201,11 @@ impl Session {
                 StatusDataItemName::Recent => StatusDataItem::Recent(0),
                 StatusDataItemName::UidNext => StatusDataItem::UidNext(mbox.uid_next.0),
                 StatusDataItemName::UidValidity => StatusDataItem::UidValidity(mbox.uid_validity),
-                StatusDataItemName::Unseen => StatusDataItem::Unseen(count(&|m| !m.flags.seen)),
-                StatusDataItemName::Deleted => StatusDataItem::Deleted(count(&|m| m.flags.deleted)),
+                StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen),
+                StatusDataItemName::Deleted => StatusDataItem::Deleted(counts.deleted),
+                StatusDataItemName::DeletedStorage => {
+                    StatusDataItem::DeletedStorage(counts.deleted_storage)
+                }
                 #[allow(unreachable_patterns)]
                 _ => continue,
             });
@@ -208,6 +215,29 @@ impl Session {
             items: Cow::Owned(out),
         });
         Ok(Done::ok("STATUS completed"))
+    }
+}
+
+/// What STATUS counts over a mailbox's messages (walked a page at a
+/// time, never held).
+#[derive(Debug, Default)]
+struct Counts {
+    unseen: u32,
+    deleted: u32,
+    /// Octets of the `\Deleted` messages: RFC 9208 §4.2.1 DELETED-STORAGE,
+    /// which a server with the STORAGE quota resource must support.
+    deleted_storage: u64,
+}
+
+impl Counts {
+    fn add(&mut self, m: &crate::store::Message) {
+        if !m.flags.seen {
+            self.unseen = self.unseen.saturating_add(1);
+        }
+        if m.flags.deleted {
+            self.deleted = self.deleted.saturating_add(1);
+            self.deleted_storage = self.deleted_storage.saturating_add(m.size);
+        }
     }
 }
 

@@ -45,6 +45,9 @@ pub(crate) fn store_flags(flags: &[Flag<'_>]) -> Flags {
     out
 }
 
+/// Messages per store read while answering STORE with FETCH responses.
+const STORE_ANSWER_BATCH: usize = 256;
+
 /// UIDPLUS `COPYUID` for `(source, destination)` pairs.
 fn copy_uid(validity: std::num::NonZeroU32, pairs: &[(Uid, Uid)]) -> Option<Code<'static>> {
     let source = uid_set(pairs.iter().map(|p| p.0))?;
@@ -56,8 +59,27 @@ fn copy_uid(validity: std::num::NonZeroU32, pairs: &[(Uid, Uid)]) -> Option<Code
     })
 }
 
+/// The uid-set of `uids` (in their order) with each run of consecutive
+/// UIDs as one range: `COPY 1:*` of a large mailbox answers `1:200000`,
+/// not 200,000 numbers.
 fn uid_set(uids: impl Iterator<Item = Uid>) -> Option<UidSet> {
-    let elements: Vec<UidElement> = uids.map(|u| UidElement::Single(u.0)).collect();
+    let mut runs: Vec<(Uid, Uid)> = Vec::new();
+    for uid in uids {
+        match runs.last_mut() {
+            Some((_, end)) if end.next() == Some(uid) => *end = uid,
+            _ => runs.push((uid, uid)),
+        }
+    }
+    let elements: Vec<UidElement> = runs
+        .into_iter()
+        .map(|(a, b)| {
+            if a == b {
+                UidElement::Single(a.0)
+            } else {
+                UidElement::Range(a.0, b.0)
+            }
+        })
+        .collect();
     Vec1::try_from(elements).ok().map(UidSet)
 }
 
@@ -92,21 +114,20 @@ impl Session {
         };
         self.change_flags(&indices, change).await?;
         if matches!(response, StoreResponse::Answer) {
-            let mut out = Vec::new();
-            if let Some(sel) = &self.selected {
-                for &i in &indices {
-                    if let Some(m) = sel.messages.get(i) {
-                        if let Ok(items) = Vec1::try_from(flag_items(m)) {
-                            out.push(Data::Fetch {
-                                seq: Selected::seq(i),
-                                items,
-                            });
-                        }
+            // why from the store: keywords are not kept in the snapshot.
+            for chunk in indices.chunks(STORE_ANSWER_BATCH) {
+                for loaded in self.load_batch(chunk, false).await? {
+                    let m = &loaded.msg;
+                    if let Ok(items) = Vec1::try_from(flag_items(&m.flags, m.uid)) {
+                        self.conn.data(Data::Fetch {
+                            seq: Selected::seq(loaded.index),
+                            items,
+                        });
                     }
                 }
-            }
-            for data in out {
-                self.conn.data(data);
+                if self.conn.flush().await.is_err() {
+                    break;
+                }
             }
         }
         self.sync(uid).await?;
@@ -121,7 +142,7 @@ impl Session {
             .messages
             .iter()
             .enumerate()
-            .filter(|(i, m)| m.flags.deleted && in_set.as_ref().is_none_or(|s| s.contains(i)))
+            .filter(|(i, m)| m.flags.deleted() && in_set.as_ref().is_none_or(|s| s.binary_search(i).is_ok()))
             .map(|(_, m)| m.uid)
             .collect();
         let (id, mbox) = (self.account()?.id, sel.mailbox.id);

@@ -1,7 +1,7 @@
 //! The IMAP server: IMAP4rev1 (RFC 3501) and the IMAP4rev2 core (RFC 9051)
 //! with IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851), ENABLE
 //! (RFC 5161), NAMESPACE (RFC 2342), ID (RFC 2971), LITERAL+ (RFC 7888),
-//! SPECIAL-USE (RFC 6154) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
+//! SPECIAL-USE (RFC 6154), QUOTA (RFC 9208, `quota`) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
 //! RFC 8314).
 //!
 //! # Shape
@@ -11,8 +11,9 @@
 //! driver around it, and [`session`] holds the per-connection state
 //! machine of RFC 9051 §3 (not authenticated → authenticated → selected →
 //! logout). Command handlers are grouped by concept: `auth`, `mailboxes`,
-//! `selected` (the per-session snapshot of UIDs and flags that keeps
-//! sequence numbers consistent, RFC 9051 §2.3.1.2 and §7.5.1), `fetch` and
+//! `selected` with `snapshot` (the per-session index of UIDs, MODSEQs and
+//! system flags, 16 bytes a message, that keeps sequence numbers
+//! consistent, RFC 9051 §2.3.1.2 and §7.5.1), `fetch` and
 //! `mime` (FETCH items, ENVELOPE and BODYSTRUCTURE, §6.4.5 and §7.5.2),
 //! `search` (§6.4.4), `messages` (STORE, COPY, MOVE, EXPUNGE, APPEND).
 //! Every store call runs on the blocking pool through one wrapper.
@@ -33,9 +34,11 @@ mod mailboxes;
 mod messages;
 mod mime;
 mod prelogin;
+mod quota;
 mod search;
 mod selected;
 mod session;
+mod snapshot;
 mod tls;
 
 use std::future::Future;

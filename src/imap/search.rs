@@ -15,17 +15,21 @@ use imap_next::imap_types::search::SearchKey;
 
 use super::dates::{day_start, header_date, DAY_SECONDS};
 use super::error::ImapError;
-use super::selected::{contains, Selected};
+use super::selected::Selected;
+use super::snapshot::{contains, Known};
 use super::session::{Done, Session};
 use crate::smime::Split;
 use crate::store::Message;
 
-/// Messages whose bytes are loaded per store call while searching content.
+/// Messages whose records (and, for content keys, bytes) are loaded per
+/// store call.
 const SEARCH_BATCH: usize = 256;
 
-/// One message as a search sees it.
+/// One message as a search sees it: the snapshot entry always, the
+/// record only when a key needs it.
 struct Candidate<'a> {
-    msg: &'a Message,
+    known: Known,
+    msg: Option<&'a Message>,
     seq: u32,
     raw: Option<&'a [u8]>,
     largest_seq: NonZeroU32,
@@ -33,7 +37,10 @@ struct Candidate<'a> {
 }
 
 impl Session {
-    /// SEARCH / UID SEARCH.
+    /// SEARCH / UID SEARCH. The snapshot is walked a batch at a time; the
+    /// answer is kept as one number per match (4 bytes), and records are
+    /// read only when a key needs more than UIDs, sequence numbers and
+    /// system flags.
     pub(crate) async fn search(
         &mut self,
         criteria: &[SearchKey<'static>],
@@ -43,33 +50,47 @@ impl Session {
             return Ok(Done::ok("SEARCH completed"));
         };
         let content = criteria.iter().any(needs_content);
+        let record = content || criteria.iter().any(needs_record);
         let count = sel.messages.len();
         let largest_seq = Selected::seq(count.saturating_sub(1));
         let largest_uid = sel.messages.last().map_or(NonZeroU32::MIN, |m| m.uid.0);
-        let mut found = Vec::new();
-        let all: Vec<usize> = (0..count).collect();
-        for chunk in all.chunks(SEARCH_BATCH) {
-            let blobs = if content {
-                self.load_blobs(chunk).await?
+        let mut found: Vec<NonZeroU32> = Vec::new();
+        let mut start = 0;
+        while start < count {
+            let chunk: Vec<usize> = (start..count.min(start + SEARCH_BATCH)).collect();
+            start += SEARCH_BATCH;
+            let loaded = if record {
+                self.load_batch(&chunk, content).await?
             } else {
-                vec![None; chunk.len()]
+                Vec::new()
             };
             let Some(sel) = self.selected.as_ref() else {
                 break;
             };
-            for (&i, raw) in chunk.iter().zip(&blobs) {
-                let Some(msg) = sel.messages.get(i) else {
-                    continue;
+            let mut check = |i: usize, msg: Option<&Message>, raw: Option<&[u8]>| {
+                let Some(&known) = sel.messages.get(i) else {
+                    return;
                 };
                 let c = Candidate {
+                    known,
                     msg,
                     seq: Selected::seq(i).get(),
-                    raw: raw.as_deref(),
+                    raw,
                     largest_seq,
                     largest_uid,
                 };
                 if criteria.iter().all(|k| matches(k, &c)) {
-                    found.push(if uid { msg.uid.0 } else { Selected::seq(i) });
+                    found.push(if uid { known.uid.0 } else { Selected::seq(i) });
+                }
+            };
+            if record {
+                // A message expunged meanwhile has no record: no match.
+                for l in &loaded {
+                    check(l.index, Some(&l.msg), l.raw.as_deref());
+                }
+            } else {
+                for i in chunk {
+                    check(i, None, None);
                 }
             }
         }
@@ -77,6 +98,33 @@ impl Session {
         self.conn.data(Data::Search(found.into()));
         self.sync(uid).await?;
         Ok(Done::ok("SEARCH completed"))
+    }
+}
+
+/// Whether `key` needs the stored record (dates, sizes, header fields,
+/// keywords) rather than the snapshot alone.
+fn needs_record(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::All
+        | SearchKey::SequenceSet(_)
+        | SearchKey::Uid(_)
+        | SearchKey::Answered
+        | SearchKey::Unanswered
+        | SearchKey::Deleted
+        | SearchKey::Undeleted
+        | SearchKey::Draft
+        | SearchKey::Undraft
+        | SearchKey::Flagged
+        | SearchKey::Unflagged
+        | SearchKey::Seen
+        | SearchKey::Unseen
+        | SearchKey::New
+        | SearchKey::Old
+        | SearchKey::Recent => false,
+        SearchKey::Not(k) => needs_record(k),
+        SearchKey::Or(a, b) => needs_record(a) || needs_record(b),
+        SearchKey::And(keys) => keys.as_ref().iter().any(needs_record),
+        _ => true,
     }
 }
 
@@ -108,35 +156,43 @@ fn field(value: Option<&String>, needle: &str) -> bool {
 }
 
 fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
-    let m = c.msg;
-    let f = &m.flags;
-    let day = |d| day_start(d);
+    let f = c.known.flags;
     match key {
         SearchKey::All => true,
         SearchKey::And(keys) => keys.as_ref().iter().all(|k| matches(k, c)),
         SearchKey::Not(k) => !matches(k, c),
         SearchKey::Or(a, b) => matches(a, c) || matches(b, c),
         SearchKey::SequenceSet(set) => contains(set, c.seq, c.largest_seq),
-        SearchKey::Uid(set) => contains(set, m.uid.get(), c.largest_uid),
-        SearchKey::Answered => f.answered,
-        SearchKey::Unanswered => !f.answered,
-        SearchKey::Deleted => f.deleted,
-        SearchKey::Undeleted => !f.deleted,
-        SearchKey::Draft => f.draft,
-        SearchKey::Undraft => !f.draft,
-        SearchKey::Flagged => f.flagged,
-        SearchKey::Unflagged => !f.flagged,
-        SearchKey::Seen => f.seen,
-        SearchKey::Unseen => !f.seen,
+        SearchKey::Uid(set) => contains(set, c.known.uid.get(), c.largest_uid),
+        SearchKey::Answered => f.answered(),
+        SearchKey::Unanswered => !f.answered(),
+        SearchKey::Deleted => f.deleted(),
+        SearchKey::Undeleted => !f.deleted(),
+        SearchKey::Draft => f.draft(),
+        SearchKey::Undraft => !f.draft(),
+        SearchKey::Flagged => f.flagged(),
+        SearchKey::Unflagged => !f.flagged(),
+        SearchKey::Seen => f.seen(),
+        SearchKey::Unseen => !f.seen(),
         // No \Recent in this server: NEW is UNSEEN, RECENT is nothing.
         SearchKey::New => false,
         SearchKey::Old => true,
         SearchKey::Recent => false,
-        SearchKey::Keyword(k) => f
+        key => c.msg.is_some_and(|m| matches_record(key, m, c)),
+    }
+}
+
+/// The keys answered from the stored record.
+fn matches_record(key: &SearchKey<'_>, m: &Message, c: &Candidate<'_>) -> bool {
+    let day = |d| day_start(d);
+    match key {
+        SearchKey::Keyword(k) => m
+            .flags
             .keywords
             .iter()
             .any(|x| x.eq_ignore_ascii_case(k.as_ref())),
-        SearchKey::Unkeyword(k) => !f
+        SearchKey::Unkeyword(k) => !m
+            .flags
             .keywords
             .iter()
             .any(|x| x.eq_ignore_ascii_case(k.as_ref())),
@@ -156,10 +212,11 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::Subject(s) => field(m.headers.subject.as_ref(), &text(s)),
         SearchKey::Bcc(s) => header(c, "bcc", &text(s)),
         SearchKey::Header(name, s) => header(c, &text(name), &text(s)),
-        SearchKey::Body(s) => body(c).is_some_and(|b| has(b, &text(s))),
+        SearchKey::Body(s) => body(m, c).is_some_and(|b| has(b, &text(s))),
         // TEXT is header and body; an encrypted body cannot be read, and
         // matching its clear header alone would pretend otherwise.
         SearchKey::Text(s) => !m.encrypted && c.raw.is_some_and(|raw| has(raw, &text(s))),
+        _ => false,
     }
 }
 
@@ -181,8 +238,8 @@ fn header(c: &Candidate<'_>, name: &str, value: &str) -> bool {
 
 /// The searchable body: the stored body of a clear message, nothing for
 /// an encrypted one.
-fn body<'a>(c: &Candidate<'a>) -> Option<&'a [u8]> {
-    if c.msg.encrypted {
+fn body<'a>(m: &Message, c: &Candidate<'a>) -> Option<&'a [u8]> {
+    if m.encrypted {
         return None;
     }
     Some(Split::new(c.raw?).body)

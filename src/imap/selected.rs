@@ -1,9 +1,9 @@
 //! The selected state (RFC 9051 §3.3): SELECT, EXAMINE, CLOSE, UNSELECT,
 //! and the session's snapshot of the mailbox.
 //!
-//! The snapshot is the list of messages (UID order) this client has been
-//! told about; message sequence numbers are positions in it (RFC 9051
-//! §2.3.1.2). Other sessions and deliveries change the store; on NOOP,
+//! The snapshot (`snapshot`, one small entry per message) is the list of
+//! messages (UID order) this client has been told about; message sequence
+//! numbers are positions in it (RFC 9051 §2.3.1.2). Other sessions and deliveries change the store; on NOOP,
 //! IDLE and after most commands the session rereads the mailbox and tells
 //! the client the difference: `EXPUNGE` in decreasing sequence order (so
 //! each number is valid when the client applies it), then `EXISTS`, then
@@ -11,19 +11,15 @@
 //! sequence number no `EXPUNGE` is sent (RFC 9051 §7.5.1); the expunged
 //! messages stay in the snapshot until the next command that allows it.
 
-use std::num::NonZeroU32;
-
-use imap_next::imap_types::core::Vec1;
 use imap_next::imap_types::flag::{Flag, FlagPerm};
 use imap_next::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_next::imap_types::response::{Code, Data};
-use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use super::error::ImapError;
-use super::fetch::flag_items;
 use super::mailboxes::name_of;
 use super::session::{status, Done, Session};
-use crate::store::{FlagChange, Flags, MailError, Mailbox, Message, Uid};
+use super::snapshot::{Current, Known};
+use crate::store::{FlagChange, Flags, MailError, Mailbox, Uid};
 
 /// The selected mailbox and what this session has told its client.
 #[derive(Debug)]
@@ -33,113 +29,13 @@ pub(crate) struct Selected {
     /// EXAMINE: no flag changes, no expunge, no implicit `\Seen`.
     pub(crate) read_only: bool,
     /// Messages known to the client, in UID order; index + 1 = sequence number.
-    pub(crate) messages: Vec<Message>,
+    pub(crate) messages: Vec<Known>,
     /// HIGHESTMODSEQ the snapshot reflects; unchanged means nothing to do.
     pub(crate) modseq: u64,
 }
 
-impl Selected {
-    /// Indices of the messages in `set` (by UID or sequence number).
-    pub(crate) fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
-        let Some(last) = self.messages.last() else {
-            return Vec::new();
-        };
-        let largest = if uid {
-            last.uid.0
-        } else {
-            NonZeroU32::new(u32::try_from(self.messages.len()).unwrap_or(u32::MAX))
-                .unwrap_or(NonZeroU32::MIN)
-        };
-        self.messages
-            .iter()
-            .enumerate()
-            .filter(|(i, m)| {
-                let n = if uid {
-                    m.uid.get()
-                } else {
-                    u32::try_from(i + 1).unwrap_or(u32::MAX)
-                };
-                contains(set, n, largest)
-            })
-            .map(|(i, _)| i)
-            .collect()
-    }
-
-    /// The sequence number of index `i`.
-    pub(crate) fn seq(i: usize) -> NonZeroU32 {
-        NonZeroU32::new(u32::try_from(i + 1).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
-    }
-
-    /// Responses that bring the client from the snapshot to `current`,
-    /// updating the snapshot; the flag says whether it is now current
-    /// (false while expunged messages are held back).
-    fn diff(&mut self, current: Vec<Message>, allow_expunge: bool) -> (Vec<Data<'static>>, bool) {
-        let mut out = Vec::new();
-        let before = self.messages.len();
-        let last_known = self.messages.last().map(|m| m.uid);
-        let mut by_uid: std::collections::HashMap<Uid, Message> =
-            current.into_iter().map(|m| (m.uid, m)).collect();
-        if allow_expunge {
-            for i in (0..self.messages.len()).rev() {
-                let gone = self
-                    .messages
-                    .get(i)
-                    .is_some_and(|m| !by_uid.contains_key(&m.uid));
-                if gone {
-                    self.messages.remove(i);
-                    out.push(Data::Expunge(Self::seq(i)));
-                }
-            }
-        }
-        let complete = self.messages.iter().all(|m| by_uid.contains_key(&m.uid));
-        let mut changed = Vec::new();
-        for (i, known) in self.messages.iter_mut().enumerate() {
-            if let Some(now) = by_uid.get(&known.uid) {
-                if now.flags != known.flags {
-                    changed.push(i);
-                }
-                *known = now.clone();
-            }
-        }
-        let mut new: Vec<Message> = by_uid
-            .drain()
-            .map(|(_, m)| m)
-            .filter(|m| last_known.is_none_or(|k| m.uid > k))
-            .collect();
-        new.sort_by_key(|m| m.uid);
-        self.messages.extend(new);
-        if self.messages.len() != before || !out.is_empty() {
-            let exists = u32::try_from(self.messages.len()).unwrap_or(u32::MAX);
-            out.push(Data::Exists(exists));
-        }
-        for i in changed {
-            if let Some(m) = self.messages.get(i) {
-                if let Ok(items) = Vec1::try_from(flag_items(m)) {
-                    out.push(Data::Fetch {
-                        seq: Self::seq(i),
-                        items,
-                    });
-                }
-            }
-        }
-        (out, complete)
-    }
-}
-
-/// Whether `n` is in `set`, with `*` standing for `largest`.
-pub(crate) fn contains(set: &SequenceSet, n: u32, largest: NonZeroU32) -> bool {
-    set.0.as_ref().iter().any(|seq| match seq {
-        Sequence::Single(v) => expand(v, largest) == n,
-        Sequence::Range(a, b) => {
-            let (a, b) = (expand(a, largest), expand(b, largest));
-            a.min(b) <= n && n <= a.max(b)
-        }
-    })
-}
-
-fn expand(v: &SeqOrUid, largest: NonZeroU32) -> u32 {
-    v.expand(largest).get()
-}
+/// Messages per store write of a flag change.
+const FLAG_BATCH: usize = 1000;
 
 /// The system flags a client may set (PERMANENTFLAGS), plus keywords.
 fn permanent_flags() -> Vec<FlagPerm<'static>> {
@@ -178,8 +74,8 @@ impl Session {
         let (mbox, messages) = self
             .with_store(move |s| {
                 let mbox = s.mailbox_by_name(id, &name)?;
-                let messages = s.list_messages(id, mbox.id, None, usize::MAX)?;
-                Ok((mbox, messages))
+                let current = Current::read(s, (id, mbox.id), mbox.highest_modseq, None, 0)?;
+                Ok((mbox, current.entries))
             })
             .await?;
         self.announce(&mbox, messages.len(), read_only);
@@ -242,7 +138,7 @@ impl Session {
             let uids: Vec<Uid> = sel
                 .messages
                 .iter()
-                .filter(|m| m.flags.deleted)
+                .filter(|m| m.flags.deleted())
                 .map(|m| m.uid)
                 .collect();
             if !uids.is_empty() {
@@ -266,25 +162,24 @@ impl Session {
         };
         let id = self.account()?.id;
         let (mbox, known) = (sel.mailbox.id, sel.modseq);
+        let last = sel.messages.last().map(|k| k.uid);
         let current = self
             .with_store(move |s| match s.get_mailbox(id, mbox) {
                 Ok(m) if m.highest_modseq == known => Ok(None),
-                Ok(m) => Ok(Some((
-                    m.highest_modseq,
-                    s.list_messages(id, mbox, None, usize::MAX)?,
-                ))),
+                Ok(m) => Current::read(s, (id, mbox), m.highest_modseq, last, known).map(Some),
                 // Deleted by another session: everything is gone.
-                Err(MailError::MailboxNotFound { .. }) => Ok(Some((known, Vec::new()))),
+                Err(MailError::MailboxNotFound { .. }) => Ok(Some(Current::gone(known))),
                 Err(e) => Err(e),
             })
             .await?;
-        let Some((modseq, messages)) = current else {
+        let Some(current) = current else {
             return Ok(());
         };
         let Some(sel) = self.selected.as_mut() else {
             return Ok(());
         };
-        let (updates, complete) = sel.diff(messages, allow_expunge);
+        let modseq = current.modseq;
+        let (updates, complete) = sel.diff(current, allow_expunge);
         // why: with expunges held back the snapshot is not yet current, so
         // the next sync must not be skipped by the modseq shortcut.
         if complete {
@@ -312,28 +207,38 @@ impl Session {
             return Err(ImapError::ReadOnly);
         }
         let mbox = sel.mailbox.id;
-        let uids: Vec<Uid> = indices
-            .iter()
-            .filter_map(|&i| sel.messages.get(i).map(|m| m.uid))
-            .collect();
-        let change2 = change.clone();
-        let changed = self
-            .with_store(move |s| s.set_flags(id, mbox, &uids, &change2))
-            .await?;
-        let Some(sel) = self.selected.as_mut() else {
-            return Ok(Vec::new());
-        };
         let mut out = Vec::new();
-        for &i in indices {
-            if let Some(m) = sel.messages.get_mut(i) {
-                if let Some((_, modseq)) = changed.iter().find(|(u, _)| *u == m.uid) {
-                    m.flags = change.applied_to(&m.flags);
-                    m.modseq = *modseq;
-                    out.push(i);
+        let mut any = false;
+        // why batches: one store write per batch, not one batch holding
+        // every record of `STORE 1:* +FLAGS` over a huge mailbox.
+        for chunk in indices.chunks(FLAG_BATCH) {
+            let Some(sel) = self.selected.as_ref() else {
+                break;
+            };
+            let uids: Vec<Uid> = chunk
+                .iter()
+                .filter_map(|&i| sel.messages.get(i).map(|m| m.uid))
+                .collect();
+            let change2 = change.clone();
+            let mut changed = self
+                .with_store(move |s| s.set_flags(id, mbox, &uids, &change2))
+                .await?;
+            changed.sort_unstable_by_key(|c| c.0);
+            any |= !changed.is_empty();
+            let Some(sel) = self.selected.as_mut() else {
+                break;
+            };
+            for &i in chunk {
+                if let Some(m) = sel.messages.get_mut(i) {
+                    if let Ok(at) = changed.binary_search_by_key(&m.uid, |c| c.0) {
+                        m.flags = m.flags.changed_by(&change);
+                        m.modseq = changed.get(at).map_or(m.modseq, |c| c.1);
+                        out.push(i);
+                    }
                 }
             }
         }
-        if !changed.is_empty() {
+        if any {
             self.ctx.notifier.notify(id);
         }
         Ok(out)

@@ -224,91 +224,8 @@ impl MailStore {
         Ok(removed)
     }
 
-    /// Copies messages to another mailbox (IMAP COPY); returns
-    /// `(source UID, new UID)` pairs for UIDPLUS `COPYUID`.
-    pub fn copy_messages(
-        &self,
-        id: AccountId,
-        from: MailboxId,
-        uids: &[Uid],
-        to: MailboxId,
-    ) -> Result<Vec<(Uid, Uid)>, MailError> {
-        self.transfer(id, from, uids, to, false)
-    }
-
-    /// Moves messages to another mailbox (IMAP MOVE), atomically: the
-    /// copies appear and the originals go in one batch.
-    pub fn move_messages(
-        &self,
-        id: AccountId,
-        from: MailboxId,
-        uids: &[Uid],
-        to: MailboxId,
-    ) -> Result<Vec<(Uid, Uid)>, MailError> {
-        self.transfer(id, from, uids, to, true)
-    }
-
-    fn transfer(
-        &self,
-        id: AccountId,
-        from: MailboxId,
-        uids: &[Uid],
-        to: MailboxId,
-        remove_source: bool,
-    ) -> Result<Vec<(Uid, Uid)>, MailError> {
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        let mut src = self.get_mailbox(id, from)?;
-        let mut dst = self.get_mailbox(id, to)?;
-        if from == to && remove_source {
-            return Ok(Vec::new());
-        }
-        let mut tx = Tx::default();
-        let mut blobs = BlobDeltas::default();
-        let mut pairs = Vec::new();
-        for &uid in uids {
-            let Some(msg) = self.load::<Message>(&Key::Message(id, from, uid))? else {
-                continue;
-            };
-            let new_uid = take_uid(&mut dst)?;
-            if remove_source {
-                self.remove_message(&mut tx, id, &mut rec, &mut src, &msg)?;
-            } else {
-                self.check_quota(&rec, msg.size)?;
-                rec.used_bytes = rec.used_bytes.saturating_add(msg.size);
-                blobs.add(msg.blob, 1);
-            }
-            let object = ChangedObject::Message {
-                mailbox: to,
-                uid: new_uid,
-            };
-            let modseq = tx.change(id, &mut rec, ChangeKind::Created, object)?;
-            let copy = Message {
-                mailbox: to,
-                uid: new_uid,
-                modseq,
-                ..msg
-            };
-            tx.put(&Key::Message(id, to, new_uid), &copy)?;
-            dst.highest_modseq = modseq;
-            dst.exists = dst.exists.saturating_add(1);
-            pairs.push((uid, new_uid));
-        }
-        if pairs.is_empty() {
-            return Ok(pairs);
-        }
-        self.apply_blob_deltas(&mut tx, id, blobs, &BTreeMap::new())?;
-        if from != to {
-            tx.put(&Key::Mailbox(id, from), &src)?;
-        }
-        tx.put(&Key::Mailbox(id, to), &dst)?;
-        tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
-        Ok(pairs)
-    }
-
     /// Deletes a message record, logs it and updates its mailbox in memory.
-    fn remove_message(
+    pub(super) fn remove_message(
         &self,
         tx: &mut Tx,
         id: AccountId,
@@ -371,7 +288,7 @@ impl MailStore {
     }
 }
 
-fn take_uid(mbox: &mut Mailbox) -> Result<Uid, MailError> {
+pub(super) fn take_uid(mbox: &mut Mailbox) -> Result<Uid, MailError> {
     let uid = mbox.uid_next;
     mbox.uid_next = uid.next().ok_or_else(|| MailError::UidsExhausted {
         name: mbox.name.clone(),
@@ -385,7 +302,7 @@ impl MailStore {
         account.quota_bytes.or(self.default_quota)
     }
 
-    fn check_quota(&self, rec: &AccountRecord, needed: u64) -> Result<(), MailError> {
+    pub(super) fn check_quota(&self, rec: &AccountRecord, needed: u64) -> Result<(), MailError> {
         check_quota(
             rec.quota_bytes.or(self.default_quota),
             rec.used_bytes,

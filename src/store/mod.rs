@@ -70,10 +70,12 @@ mod mailbox_name;
 mod master_key;
 mod message;
 mod message_record;
+mod message_scan;
 mod migrate;
 mod records;
 mod rocks;
 mod segments;
+mod transfer;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,153 @@
+//! COPY and MOVE of messages between mailboxes of one account (IMAP COPY
+//! RFC 9051 §6.4.7, MOVE RFC 6851, JMAP `Email/set` `mailboxIds`).
+//!
+//! # Shape
+//!
+//! A copy shares the blob of its original (one more reference) and gets a
+//! new UID and MODSEQ in the target. `COPY 1:*` of a mailbox of millions
+//! of messages must not build one write batch of millions of records
+//! (issue 14 item 7: 1.2 GiB at 2 million), so the UIDs are written in
+//! batches of [`BATCH`], each one atomic. Atomicity of the whole COPY
+//! against the quota (RFC 9208 §4.2: a COPY over quota copies nothing) is
+//! kept by checking the quota for the total size before the first batch,
+//! under the account lock that every writer of the account takes, so no
+//! delivery can slip in between the check and the batches. A crash in the
+//! middle leaves the batches written so far (each message whole, in one
+//! place for MOVE): like a client's COPY interrupted by a dropped
+//! connection, it is safe to repeat.
+
+use std::collections::BTreeMap;
+
+use super::error::MailError;
+use super::keys::Key;
+use super::log::{ChangeKind, ChangedObject};
+use super::mail::{MailStore, Tx};
+use super::message::{take_uid, BlobDeltas};
+use super::message_record::Message;
+use super::records::{AccountId, MailboxId, Uid};
+
+/// Messages per write batch.
+const BATCH: usize = 1000;
+
+impl MailStore {
+    /// Copies messages to another mailbox (IMAP COPY); returns
+    /// `(source UID, new UID)` pairs for UIDPLUS `COPYUID`, in UID order.
+    /// Over the quota: `QuotaExceeded` and nothing copied.
+    pub fn copy_messages(
+        &self,
+        id: AccountId,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>, MailError> {
+        self.transfer(id, from, uids, to, false)
+    }
+
+    /// Moves messages to another mailbox (IMAP MOVE): in each batch the
+    /// copies appear and the originals go together.
+    pub fn move_messages(
+        &self,
+        id: AccountId,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>, MailError> {
+        self.transfer(id, from, uids, to, true)
+    }
+
+    fn transfer(
+        &self,
+        id: AccountId,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+        remove_source: bool,
+    ) -> Result<Vec<(Uid, Uid)>, MailError> {
+        let _acct = self.lock_account(id);
+        self.get_mailbox(id, from)?;
+        self.get_mailbox(id, to)?;
+        if from == to && remove_source {
+            return Ok(Vec::new());
+        }
+        let mut uids = uids.to_vec();
+        uids.sort_unstable();
+        uids.dedup();
+        if !remove_source {
+            self.check_copy_quota(id, from, &uids)?;
+        }
+        let mut pairs = Vec::with_capacity(uids.len());
+        for batch in uids.chunks(BATCH) {
+            let messages = self.messages_by_uid(id, from, batch)?;
+            self.transfer_batch(id, (from, to), messages, remove_source, &mut pairs)?;
+        }
+        Ok(pairs)
+    }
+
+    /// `QuotaExceeded` unless the account can hold copies of all of
+    /// `uids` (sizes read a batch at a time).
+    fn check_copy_quota(&self, id: AccountId, from: MailboxId, uids: &[Uid]) -> Result<(), MailError> {
+        let rec = self.account_record(id)?;
+        let mut needed: u64 = 0;
+        for batch in uids.chunks(BATCH) {
+            for m in self.messages_by_uid(id, from, batch)? {
+                needed = needed.saturating_add(m.size);
+            }
+        }
+        self.check_quota(&rec, needed)
+    }
+
+    /// Writes one batch: the copies, and for a move the removal of the
+    /// originals, with the account, mailboxes and blob counts.
+    fn transfer_batch(
+        &self,
+        id: AccountId,
+        (from, to): (MailboxId, MailboxId),
+        messages: Vec<Message>,
+        remove_source: bool,
+        pairs: &mut Vec<(Uid, Uid)>,
+    ) -> Result<(), MailError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut rec = self.account_record(id)?;
+        let mut src = self.get_mailbox(id, from)?;
+        let mut dst = self.get_mailbox(id, to)?;
+        let mut tx = Tx::default();
+        let mut blobs = BlobDeltas::default();
+        for msg in messages {
+            let new_uid = take_uid(&mut dst)?;
+            if remove_source {
+                self.remove_message(&mut tx, id, &mut rec, &mut src, &msg)?;
+            } else {
+                // why again: cheap, and a second guard should the up-front
+                // check ever be bypassed.
+                self.check_quota(&rec, msg.size)?;
+                rec.used_bytes = rec.used_bytes.saturating_add(msg.size);
+                blobs.add(msg.blob, 1);
+            }
+            let object = ChangedObject::Message {
+                mailbox: to,
+                uid: new_uid,
+            };
+            let modseq = tx.change(id, &mut rec, ChangeKind::Created, object)?;
+            pairs.push((msg.uid, new_uid));
+            let copy = Message {
+                mailbox: to,
+                uid: new_uid,
+                modseq,
+                ..msg
+            };
+            tx.put(&Key::Message(id, to, new_uid), &copy)?;
+            dst.highest_modseq = modseq;
+            dst.exists = dst.exists.saturating_add(1);
+        }
+        self.apply_blob_deltas(&mut tx, id, blobs, &BTreeMap::new())?;
+        if from != to {
+            tx.put(&Key::Mailbox(id, from), &src)?;
+        }
+        tx.put(&Key::Mailbox(id, to), &dst)?;
+        tx.put(&Key::Account(id), &rec)?;
+        self.store.write(tx.batch)?;
+        Ok(())
+    }
+}
