@@ -22,7 +22,7 @@ use super::call::Call;
 use super::error::{Error, Problem};
 use super::reference::{self, Answered};
 use super::session::SESSION_STATE;
-use super::{capability, certificate, email, guard, limits, mailbox, settings, Server};
+use super::{capability, certificate, email, guard, limits, mailbox, quota, settings, Server};
 
 /// The request object (RFC 8620 §3.3).
 #[derive(Debug, Deserialize)]
@@ -133,6 +133,7 @@ fn capability_of(name: &str) -> &'static str {
     match name.split_once('/').map(|(t, _)| t) {
         Some("Core") => capability::CORE,
         Some("Certificate" | "EncryptionSettings") => capability::ENCRYPTION,
+        Some("Quota") => capability::QUOTA,
         _ => capability::MAIL,
     }
 }
@@ -168,6 +169,10 @@ async fn dispatch(
         "Certificate/set" => certificate::set(call, args).await,
         "EncryptionSettings/get" => settings::get(call, args).await,
         "EncryptionSettings/set" => settings::set(call, args).await,
+        "Quota/get" => quota::get(call, args).await,
+        "Quota/changes" => quota::changes(call, args).await,
+        "Quota/query" => quota::query(call, args).await,
+        "Quota/queryChanges" => quota::query_changes(call, args).await,
         _ => Err(Error::UnknownMethod(name.to_string())),
     }
 }

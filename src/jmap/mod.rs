@@ -16,6 +16,7 @@
 //! - `email`: `Email/get|query|changes|set|import` and `Thread/get`
 //!   (RFC 8621 §3, §4);
 //! - `certificate`, `settings`: the encryption extension;
+//! - `quota`: `Quota/get|changes|query|queryChanges` (RFC 9425);
 //! - `events`: push of state changes over an event source (§7.3).
 //!
 //! Handlers talk to the blocking [`MailStore`] only through
@@ -48,6 +49,7 @@ mod events;
 mod guard;
 mod ids;
 mod mailbox;
+mod quota;
 mod reference;
 mod session;
 mod set;
@@ -110,6 +112,8 @@ pub(crate) mod capability {
     pub(crate) const MAIL: &str = "urn:ietf:params:jmap:mail";
     /// sealmail's encryption extension.
     pub(crate) const ENCRYPTION: &str = "urn:sealmail:params:jmap:encryption";
+    /// RFC 9425.
+    pub(crate) const QUOTA: &str = "urn:ietf:params:jmap:quota";
 }
 
 /// Shared state of the routes.

@@ -76,6 +76,7 @@ fn session(account: &Account, base: &str, max_upload: u64) -> Value {
             capability::CORE: core_capability(max_upload),
             capability::MAIL: {},
             capability::ENCRYPTION: {},
+            capability::QUOTA: {},
         },
         "accounts": {
             id.clone(): {
@@ -85,12 +86,14 @@ fn session(account: &Account, base: &str, max_upload: u64) -> Value {
                 "accountCapabilities": {
                     capability::MAIL: mail,
                     capability::ENCRYPTION: encryption,
+                    capability::QUOTA: {},
                 },
             },
         },
         "primaryAccounts": {
             capability::MAIL: id,
-            capability::ENCRYPTION: id,
+            capability::ENCRYPTION: id.clone(),
+            capability::QUOTA: id,
         },
         "username": account.address,
         "apiUrl": format!("{base}/jmap/api"),
