@@ -87,11 +87,17 @@ fn storage_usage_follows_delivery_and_the_limit_follows_the_cli() {
     );
     assert_eq!(after["typ"], "OK", "{after}");
     let (used, limit) = storage(&after["quota"][0]);
-    assert!((8..=10).contains(&used), "7.2 KB stored, {used} KiB reported");
+    assert!(
+        (8..=10).contains(&used),
+        "7.2 KB stored, {used} KiB reported"
+    );
     assert_eq!(limit, 1024);
 
     server.ok(&["account", "quota", USER, "2MiB"]);
-    let raised = imap(&server, "typ, data = m.getquota('\"\"')\nout['quota'] = s(data)");
+    let raised = imap(
+        &server,
+        "typ, data = m.getquota('\"\"')\nout['quota'] = s(data)",
+    );
     assert_eq!(storage(&raised["quota"][0]), (used, 2048), "{raised}");
 }
 
@@ -151,7 +157,10 @@ fn copy_over_quota_copies_nothing_and_copyuid_is_ranges() {
     assert_eq!(out["exists"][0], "1100", "{out}");
     // The limit: what is used now plus half of it, so that copying all
     // 1,100 does not fit and copying 300 does.
-    let used = imap(&server, "typ, data = m.getquota('\"\"')\nout['quota'] = s(data)");
+    let used = imap(
+        &server,
+        "typ, data = m.getquota('\"\"')\nout['quota'] = s(data)",
+    );
     let (used_kib, _) = storage(&used["quota"][0]);
     let limit = used_kib * 1024 * 3 / 2;
     server.ok(&["account", "quota", USER, &limit.to_string()]);
@@ -175,13 +184,25 @@ fn copy_over_quota_copies_nothing_and_copyuid_is_ranges() {
         out["all"][1][0].as_str().unwrap().contains("[OVERQUOTA]"),
         "{out}"
     );
-    assert!(out["after_all"][0].as_str().unwrap().ends_with("(MESSAGES 0)"), "{out}");
+    assert!(
+        out["after_all"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("(MESSAGES 0)"),
+        "{out}"
+    );
     assert_eq!(storage(&out["quota"][0]).0, used_kib, "{out}");
     assert_eq!(out["some"][0], "OK", "{out}");
     let copyuid = out["some"][1][0].as_str().unwrap();
     assert!(copyuid.starts_with("[COPYUID "), "{out}");
     assert!(copyuid.contains(" 1:300 1:300]"), "{out}");
-    assert!(out["after_some"][0].as_str().unwrap().ends_with("(MESSAGES 300)"), "{out}");
+    assert!(
+        out["after_some"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("(MESSAGES 300)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -189,7 +210,9 @@ fn status_reports_deleted_storage() {
     let (_dir, server) = server_with_quota("1048576");
     for n in 0..3 {
         let message = format!("Subject: s{n}\r\n\r\n{}\r\n", "z".repeat(1000));
-        assert!(server.lmtp_send(USER, message.as_bytes()).starts_with("250"));
+        assert!(server
+            .lmtp_send(USER, message.as_bytes())
+            .starts_with("250"));
     }
     let out = imap(
         &server,

@@ -74,7 +74,11 @@ fn call(server: &Server, method: &str, args: Value) -> (String, Value) {
 #[test]
 fn quota_get_follows_delivery_and_the_cli() {
     let (_dir, server, account) = setup("1000000");
-    let (name, got) = call(&server, "Quota/get", json!({"accountId": account, "ids": null}));
+    let (name, got) = call(
+        &server,
+        "Quota/get",
+        json!({"accountId": account, "ids": null}),
+    );
     assert_eq!(name, "Quota/get", "{got}");
     let quota = &got["list"][0];
     assert_eq!(quota["used"], 0, "{got}");
@@ -82,13 +86,22 @@ fn quota_get_follows_delivery_and_the_cli() {
     assert_eq!(quota["resourceType"], "octets", "{got}");
     assert_eq!(quota["scope"], "account", "{got}");
     assert_eq!(quota["types"], json!(["Mail"]), "{got}");
-    assert!(quota["name"].as_str().is_some_and(|n| !n.is_empty()), "{got}");
+    assert!(
+        quota["name"].as_str().is_some_and(|n| !n.is_empty()),
+        "{got}"
+    );
     let id = quota["id"].as_str().unwrap().to_string();
     let state = got["state"].as_str().unwrap().to_string();
 
     let message = format!("Subject: q\r\n\r\n{}\r\n", "q".repeat(2000));
-    assert!(server.lmtp_send(USER, message.as_bytes()).starts_with("250"));
-    let (_, got) = call(&server, "Quota/get", json!({"accountId": account, "ids": [id, "nope"]}));
+    assert!(server
+        .lmtp_send(USER, message.as_bytes())
+        .starts_with("250"));
+    let (_, got) = call(
+        &server,
+        "Quota/get",
+        json!({"accountId": account, "ids": [id, "nope"]}),
+    );
     let used = got["list"][0]["used"].as_u64().unwrap();
     assert!(used >= 2000, "{got}");
     assert_eq!(got["notFound"], json!(["nope"]), "{got}");
@@ -134,7 +147,11 @@ fn quota_query_filters_and_query_changes_cannot_calculate() {
 #[test]
 fn an_account_without_quota_has_no_quota_object() {
     let (_dir, server, account) = setup("0");
-    let (name, got) = call(&server, "Quota/get", json!({"accountId": account, "ids": null}));
+    let (name, got) = call(
+        &server,
+        "Quota/get",
+        json!({"accountId": account, "ids": null}),
+    );
     assert_eq!(name, "Quota/get", "{got}");
     assert_eq!(got["list"], json!([]), "{got}");
 }

@@ -56,7 +56,9 @@ pub enum ImapError {
         name: String,
     },
     /// GETQUOTA of a root that does not exist (RFC 9208 §4.3.1).
-    #[error("no quota root {root:?}; the account's quota root is \"\" (none when it has no quota)")]
+    #[error(
+        "no quota root {root:?}; the account's quota root is \"\" (none when it has no quota)"
+    )]
     NoQuotaRoot {
         /// The root the client named.
         root: String,

@@ -236,7 +236,11 @@ impl Session {
                     continue;
                 };
                 let index = wanted.get(at).map_or(0, |w| w.1);
-                let raw = if blobs { s.get_blob(id, msg.blob)? } else { None };
+                let raw = if blobs {
+                    s.get_blob(id, msg.blob)?
+                } else {
+                    None
+                };
                 out.push(Loaded { index, msg, raw });
             }
             Ok(out)

@@ -142,7 +142,9 @@ impl Session {
             .messages
             .iter()
             .enumerate()
-            .filter(|(i, m)| m.flags.deleted() && in_set.as_ref().is_none_or(|s| s.binary_search(i).is_ok()))
+            .filter(|(i, m)| {
+                m.flags.deleted() && in_set.as_ref().is_none_or(|s| s.binary_search(i).is_ok())
+            })
             .map(|(_, m)| m.uid)
             .collect();
         let (id, mbox) = (self.account()?.id, sel.mailbox.id);
@@ -264,5 +266,27 @@ impl Session {
             },
             "APPEND completed",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_are_runs_in_the_given_order() {
+        let uids = [1, 2, 3, 7, 9, 10, 4].map(|n| Uid::new(n).unwrap_or(Uid::FIRST));
+        let set = uid_set(uids.into_iter()).map(|s| s.0.into_iter().collect::<Vec<_>>());
+        let n = |v| std::num::NonZeroU32::new(v).unwrap_or(std::num::NonZeroU32::MIN);
+        assert_eq!(
+            set,
+            Some(vec![
+                UidElement::Range(n(1), n(3)),
+                UidElement::Single(n(7)),
+                UidElement::Range(n(9), n(10)),
+                UidElement::Single(n(4)),
+            ])
+        );
+        assert_eq!(uid_set(std::iter::empty()), None);
     }
 }

@@ -16,8 +16,8 @@ use imap_next::imap_types::search::SearchKey;
 use super::dates::{day_start, header_date, DAY_SECONDS};
 use super::error::ImapError;
 use super::selected::Selected;
-use super::snapshot::{contains, Known};
 use super::session::{Done, Session};
+use super::snapshot::{contains, Known};
 use crate::smime::Split;
 use crate::store::Message;
 

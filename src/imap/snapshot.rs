@@ -174,54 +174,9 @@ impl Current {
 
 impl Selected {
     /// Indices of the messages in `set` (by UID or sequence number), in
-    /// ascending order, each once. Linear in the answer: each range is
-    /// found by binary search and overlapping ranges are merged.
+    /// ascending order, each once (see [`resolve`]).
     pub(crate) fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
-        let Some(last) = self.messages.last() else {
-            return Vec::new();
-        };
-        let count = self.messages.len();
-        let largest = if uid { last.uid.0 } else { Self::seq(count - 1) };
-        let mut ranges: Vec<(usize, usize)> = set
-            .0
-            .as_ref()
-            .iter()
-            .filter_map(|seq| {
-                let (a, b) = match seq {
-                    Sequence::Single(v) => (expand(v, largest), expand(v, largest)),
-                    Sequence::Range(a, b) => (expand(a, largest), expand(b, largest)),
-                };
-                self.index_range(a.min(b), a.max(b), uid)
-            })
-            .collect();
-        ranges.sort_unstable();
-        let mut out = Vec::new();
-        let mut next = 0;
-        for (start, end) in ranges {
-            let start = start.max(next);
-            if start < end {
-                out.extend(start..end);
-                next = end;
-            }
-        }
-        out
-    }
-
-    /// The indices `start..end` of the numbers `low..=high`, if any.
-    fn index_range(&self, low: u32, high: u32, uid: bool) -> Option<(usize, usize)> {
-        let (start, end) = if uid {
-            (
-                self.messages.partition_point(|k| k.uid.get() < low),
-                self.messages.partition_point(|k| k.uid.get() <= high),
-            )
-        } else {
-            let to_index = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
-            (
-                to_index(low).saturating_sub(1),
-                to_index(high).min(self.messages.len()),
-            )
-        };
-        (start < end).then_some((start, end))
+        resolve(&self.messages, set, uid)
     }
 
     /// The sequence number of index `i`.
@@ -254,14 +209,15 @@ impl Selected {
                 }
             }
             if gone > 0 {
-                self.messages
-                    .retain(|k| current.position(k.uid).is_some());
+                self.messages.retain(|k| current.position(k.uid).is_some());
             }
         }
         let mut complete = true;
         let mut changed = Vec::new();
         for (i, known) in self.messages.iter_mut().enumerate() {
-            let now = current.position(known.uid).and_then(|j| current.entries.get(j));
+            let now = current
+                .position(known.uid)
+                .and_then(|j| current.entries.get(j));
             match now {
                 None => complete = false,
                 Some(now) if now.modseq != known.modseq => {
@@ -292,6 +248,61 @@ impl Selected {
     }
 }
 
+/// Indices into `messages` of the messages in `set` (by UID or sequence
+/// number), ascending, each once. Linear in the answer: each range is
+/// found by binary search and overlapping ranges are merged, so `1:*,1:*`
+/// over millions of messages costs what `1:*` does.
+fn resolve(messages: &[Known], set: &SequenceSet, uid: bool) -> Vec<usize> {
+    let Some(last) = messages.last() else {
+        return Vec::new();
+    };
+    let largest = if uid {
+        last.uid.0
+    } else {
+        Selected::seq(messages.len() - 1)
+    };
+    let mut ranges: Vec<(usize, usize)> = set
+        .0
+        .as_ref()
+        .iter()
+        .filter_map(|seq| {
+            let (a, b) = match seq {
+                Sequence::Single(v) => (expand(v, largest), expand(v, largest)),
+                Sequence::Range(a, b) => (expand(a, largest), expand(b, largest)),
+            };
+            index_range(messages, a.min(b), a.max(b), uid)
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut out = Vec::new();
+    let mut next = 0;
+    for (start, end) in ranges {
+        let start = start.max(next);
+        if start < end {
+            out.extend(start..end);
+            next = end;
+        }
+    }
+    out
+}
+
+/// The indices `start..end` of the numbers `low..=high`, if any.
+fn index_range(messages: &[Known], low: u32, high: u32, uid: bool) -> Option<(usize, usize)> {
+    let (start, end) = if uid {
+        (
+            messages.partition_point(|k| k.uid.get() < low),
+            messages.partition_point(|k| k.uid.get() <= high),
+        )
+    } else {
+        let to_index = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        (
+            to_index(low).saturating_sub(1),
+            to_index(high).min(messages.len()),
+        )
+    };
+    (start < end).then_some((start, end))
+}
+
 /// Whether `n` is in `set`, with `*` standing for `largest`.
 pub(crate) fn contains(set: &SequenceSet, n: u32, largest: NonZeroU32) -> bool {
     set.0.as_ref().iter().any(|seq| match seq {
@@ -305,4 +316,63 @@ pub(crate) fn contains(set: &SequenceSet, n: u32, largest: NonZeroU32) -> bool {
 
 fn expand(v: &SeqOrUid, largest: NonZeroU32) -> u32 {
     v.expand(largest).get()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(uids: &[u32]) -> Vec<Known> {
+        uids.iter()
+            .map(|&u| Known {
+                uid: Uid::new(u).unwrap_or(Uid::FIRST),
+                modseq: 1,
+                flags: SystemFlags::default(),
+            })
+            .collect()
+    }
+
+    fn set(text: &str) -> SequenceSet {
+        SequenceSet::try_from(text).unwrap()
+    }
+
+    #[test]
+    fn sequence_numbers_merge_overlaps_and_clip_to_the_mailbox() {
+        let m = known(&[3, 5, 9, 10, 20]);
+        assert_eq!(resolve(&m, &set("1:*,2:3,1:*"), false), vec![0, 1, 2, 3, 4]);
+        assert_eq!(resolve(&m, &set("4,2,5:4"), false), vec![1, 3, 4]);
+        assert_eq!(resolve(&m, &set("9:7"), false), Vec::<usize>::new());
+        assert_eq!(resolve(&m, &set("*"), false), vec![4]);
+    }
+
+    #[test]
+    fn uids_are_found_by_value_and_star_is_the_last_uid() {
+        let m = known(&[3, 5, 9, 10, 20]);
+        assert_eq!(resolve(&m, &set("4:10"), true), vec![1, 2, 3]);
+        assert_eq!(resolve(&m, &set("1,2,4"), true), Vec::<usize>::new());
+        // RFC 9051 §6.4.8: 559:* includes the last message even when 559
+        // is above every UID.
+        assert_eq!(resolve(&m, &set("559:*"), true), vec![4]);
+        assert_eq!(resolve(&[], &set("1:*"), true), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn system_flags_follow_flag_changes() {
+        let seen = Flags {
+            seen: true,
+            ..Flags::default()
+        };
+        let deleted = Flags {
+            deleted: true,
+            ..Flags::default()
+        };
+        let f = SystemFlags::of(&seen).changed_by(&FlagChange::Add(deleted.clone()));
+        assert!(f.seen() && f.deleted() && !f.draft());
+        let f = f.changed_by(&FlagChange::Remove(seen));
+        assert!(!f.seen() && f.deleted());
+        assert_eq!(
+            f.changed_by(&FlagChange::Replace(Flags::default())),
+            SystemFlags::default()
+        );
+    }
 }

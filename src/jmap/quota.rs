@@ -108,7 +108,10 @@ struct Filter {
 impl Filter {
     fn matches(&self, obj: &Map<String, Value>) -> bool {
         let text = |key: &str| obj.get(key).and_then(Value::as_str).unwrap_or_default();
-        let name = self.name.as_deref().is_none_or(|n| text("name").contains(n));
+        let name = self
+            .name
+            .as_deref()
+            .is_none_or(|n| text("name").contains(n));
         let scope = self.scope.as_deref().is_none_or(|s| text("scope") == s);
         let resource = self
             .resource_type

@@ -75,9 +75,9 @@ mod migrate;
 mod records;
 mod rocks;
 mod segments;
-mod transfer;
 #[cfg(test)]
 mod tests;
+mod transfer;
 
 use std::fmt;
 

@@ -85,7 +85,12 @@ impl MailStore {
 
     /// `QuotaExceeded` unless the account can hold copies of all of
     /// `uids` (sizes read a batch at a time).
-    fn check_copy_quota(&self, id: AccountId, from: MailboxId, uids: &[Uid]) -> Result<(), MailError> {
+    fn check_copy_quota(
+        &self,
+        id: AccountId,
+        from: MailboxId,
+        uids: &[Uid],
+    ) -> Result<(), MailError> {
         let rec = self.account_record(id)?;
         let mut needed: u64 = 0;
         for batch in uids.chunks(BATCH) {
