@@ -39,6 +39,7 @@ mod search;
 mod selected;
 mod session;
 mod snapshot;
+mod status;
 mod tls;
 
 use std::future::Future;
