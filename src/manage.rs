@@ -221,8 +221,26 @@ pub struct EncryptionChange<'a> {
 }
 
 /// Changes the given encryption settings of `account`; `None` keeps a
-/// field (appends are encrypted unless the account opted out).
+/// field (appends are encrypted unless the account opted out). The key
+/// transport stays as it is; [`change_encryption`] changes it too.
 pub fn update_encryption(
+    store: &MailStore,
+    account: &Account,
+    enabled: Option<bool>,
+    algorithm: Option<&str>,
+    encrypt_on_append: Option<bool>,
+) -> Result<EncryptionSettings, ManageError> {
+    let change = EncryptionChange {
+        enabled,
+        algorithm,
+        key_transport: None,
+        encrypt_on_append,
+    };
+    change_encryption(store, account, change)
+}
+
+/// Applies `change` to the encryption settings of `account`.
+pub fn change_encryption(
     store: &MailStore,
     account: &Account,
     change: EncryptionChange<'_>,

@@ -320,7 +320,7 @@ async fn set_encryption(
             key_transport: req.key_transport.as_deref(),
             encrypt_on_append: req.encrypt_on_append,
         };
-        manage::update_encryption(s, &a, change)?;
+        manage::change_encryption(s, &a, change)?;
         Ok(Json(encryption_view(s, &a)?))
     })
     .await

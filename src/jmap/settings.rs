@@ -101,7 +101,7 @@ async fn update(call: &Call, patch: Value) -> Result<(), Error> {
             key_transport: key_transport.as_deref(),
             encrypt_on_append: on_append,
         };
-        manage::update_encryption(s, &account, change)?;
+        manage::change_encryption(s, &account, change)?;
         Ok(())
     })
     .await
