@@ -8,8 +8,8 @@ use std::time::SystemTime;
 use crate::certs::{self, CertError, Fingerprint, ParsedCert, Policy};
 use crate::smime::{Decryptor, SmimeError};
 use crate::store::{
-    Account, Certificate, Cipher, EncryptionSettings, KeyTransport, ListKeyInfo, MailError, MailStore,
-    NewCertificate, SecretBytes,
+    Account, Certificate, Cipher, EncryptionSettings, KeyTransport, ListKeyInfo, MailError,
+    MailStore, NewCertificate, SecretBytes,
 };
 
 /// Why a management operation was refused.

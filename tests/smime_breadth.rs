@@ -41,8 +41,10 @@ fn opted_in(keys: &(KeyPair, KeyPair), enable_args: &[&str]) -> Server {
 }
 
 fn message() -> Vec<u8> {
-    format!("From: bob@example.net\r\nTo: {ALICE}\r\nSubject: breadth\r\nMIME-Version: 1.0\r\n{INNER}")
-        .into_bytes()
+    format!(
+        "From: bob@example.net\r\nTo: {ALICE}\r\nSubject: breadth\r\nMIME-Version: 1.0\r\n{INNER}"
+    )
+    .into_bytes()
 }
 
 /// Delivers one message to alice and returns it as stored.
@@ -74,22 +76,40 @@ fn check(algorithm: &str, transport: &str) {
     let stored = deliver_one(&server, &message());
     let text = String::from_utf8_lossy(&stored);
     let gcm = algorithm.ends_with("-gcm");
-    let smime_type = if gcm { "authEnveloped-data" } else { "enveloped-data" };
+    let smime_type = if gcm {
+        "authEnveloped-data"
+    } else {
+        "enveloped-data"
+    };
     assert!(
         text.contains(&format!("smime-type={smime_type};")),
         "{algorithm}: {text}"
     );
     let printed = cms_print(&stored);
-    let content_type = if gcm { "id-smime-ct-authEnvelopedData" } else { "pkcs7-envelopedData" };
-    assert!(printed.contains(&format!("contentType: {content_type}")), "{printed}");
+    let content_type = if gcm {
+        "id-smime-ct-authEnvelopedData"
+    } else {
+        "pkcs7-envelopedData"
+    };
+    assert!(
+        printed.contains(&format!("contentType: {content_type}")),
+        "{printed}"
+    );
     let cipher = match algorithm {
         "aes256" => "aes-256-cbc",
         "aes128" => "aes-128-cbc",
         "aes256-gcm" => "aes-256-gcm",
         _ => "aes-128-gcm",
     };
-    assert!(printed.contains(&format!("algorithm: {cipher} ")), "{printed}");
-    let key_alg = if transport == "oaep" { "rsaesOaep" } else { "rsaEncryption" };
+    assert!(
+        printed.contains(&format!("algorithm: {cipher} ")),
+        "{printed}"
+    );
+    let key_alg = if transport == "oaep" {
+        "rsaesOaep"
+    } else {
+        "rsaEncryption"
+    };
     assert_eq!(
         printed.matches(&format!("algorithm: {key_alg} ")).count(),
         2,
@@ -97,7 +117,12 @@ fn check(algorithm: &str, transport: &str) {
     );
     for k in [&keys.0, &keys.1] {
         let inner = openssl_decrypt(&stored, &k.cert, &k.key);
-        assert_eq!(lf(&inner), lf(INNER.as_bytes()), "{algorithm}/{transport} with {}", k.email);
+        assert_eq!(
+            lf(&inner),
+            lf(INNER.as_bytes()),
+            "{algorithm}/{transport} with {}",
+            k.email
+        );
     }
 }
 
@@ -146,7 +171,10 @@ fn oaep_aes128_gcm_opens_with_openssl_and_each_key() {
 #[test]
 fn gpgsm_opens_explicit_pkcs1_cbc_with_each_key() {
     let keys = alice_keys();
-    let server = opted_in(&keys, &["--algorithm", "aes128", "--key-transport", "pkcs1"]);
+    let server = opted_in(
+        &keys,
+        &["--algorithm", "aes128", "--key-transport", "pkcs1"],
+    );
     let stored = deliver_one(&server, &message());
     for k in [&keys.0, &keys.1] {
         let inner = GpgHome::with_key(k).decrypt(&stored);
@@ -168,7 +196,10 @@ fn jmap_chooses_oaep_and_gcm_and_advertises_gcm() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert!(listed.contains(&"AES-256-GCM") && listed.contains(&"AES-128-GCM"), "{listed:?}");
+    assert!(
+        listed.contains(&"AES-256-GCM") && listed.contains(&"AES-128-GCM"),
+        "{listed:?}"
+    );
 
     let got = jmap.call("EncryptionSettings/get", json!({"ids": null}));
     assert_eq!(got["list"][0]["keyTransport"], "RSAES-PKCS1-v1_5", "{got}");
@@ -186,8 +217,15 @@ fn jmap_chooses_oaep_and_gcm_and_advertises_gcm() {
         "EncryptionSettings/set",
         json!({"update": {"singleton": {"keyTransport": "RSAES-PSS"}}}),
     );
-    assert_eq!(bad["notUpdated"]["singleton"]["type"], "invalidProperties", "{bad}");
-    assert_eq!(bad["notUpdated"]["singleton"]["properties"], json!(["keyTransport"]), "{bad}");
+    assert_eq!(
+        bad["notUpdated"]["singleton"]["type"], "invalidProperties",
+        "{bad}"
+    );
+    assert_eq!(
+        bad["notUpdated"]["singleton"]["properties"],
+        json!(["keyTransport"]),
+        "{bad}"
+    );
 
     let status: serde_json::Value =
         serde_json::from_str(&server.ok(&["encryption", "status", ALICE, "--json"])).unwrap();
@@ -195,7 +233,10 @@ fn jmap_chooses_oaep_and_gcm_and_advertises_gcm() {
 
     let stored = deliver_one(&server, &message());
     let printed = cms_print(&stored);
-    assert!(printed.contains("algorithm: rsaesOaep ") && printed.contains("algorithm: aes-256-gcm "), "{printed}");
+    assert!(
+        printed.contains("algorithm: rsaesOaep ") && printed.contains("algorithm: aes-256-gcm "),
+        "{printed}"
+    );
     let inner = openssl_decrypt(&stored, &keys.0.cert, &keys.0.key);
     assert_eq!(lf(&inner), lf(INNER.as_bytes()));
 }
@@ -204,10 +245,23 @@ fn jmap_chooses_oaep_and_gcm_and_advertises_gcm() {
 fn openssl_gcm_oaep(cert: &KeyPair, to: &str) -> Vec<u8> {
     run(
         Command::new("openssl")
-            .args(["cms", "-encrypt", "-aes-256-gcm", "-from", "bob@example.net", "-to", to])
+            .args([
+                "cms",
+                "-encrypt",
+                "-aes-256-gcm",
+                "-from",
+                "bob@example.net",
+                "-to",
+                to,
+            ])
             .args(["-subject", "sealed by openssl", "-recip"])
             .arg(&cert.cert)
-            .args(["-keyopt", "rsa_padding_mode:oaep", "-keyopt", "rsa_oaep_md:sha256"]),
+            .args([
+                "-keyopt",
+                "rsa_padding_mode:oaep",
+                "-keyopt",
+                "rsa_oaep_md:sha256",
+            ]),
         INNER.as_bytes(),
     )
 }
@@ -242,5 +296,9 @@ fn a_list_key_opens_gcm_and_oaep_and_re_encrypts_per_member() {
     let inbox = server.inbox(ALICE);
     assert_eq!(inbox.len(), 1);
     let inner = openssl_decrypt(&inbox[0], &keys.0.cert, &keys.0.key);
-    assert_eq!(lf(&inner), lf(INNER.as_bytes()), "opened by the list, sealed for alice");
+    assert_eq!(
+        lf(&inner),
+        lf(INNER.as_bytes()),
+        "opened by the list, sealed for alice"
+    );
 }

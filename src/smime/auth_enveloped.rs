@@ -26,7 +26,9 @@ use aes_gcm::{Aes128Gcm, Aes256Gcm, Nonce, Tag as GcmTag};
 use cms::content_info::CmsVersion;
 use cms::enveloped_data::{EncryptedContentInfo, RecipientInfo, RecipientInfos};
 use der::asn1::{OctetString, SetOfVec};
-use der::{Any, Decode as _, Encode as _, Length, Reader as _, SliceReader, Tag, Tagged as _, Writer};
+use der::{
+    Any, Decode as _, Encode as _, Length, Reader as _, SliceReader, Tag, Tagged as _, Writer,
+};
 use rand_core::RngCore as _;
 use sealmail_plugin_api::ContentCipher;
 use spki::AlgorithmIdentifierOwned;

@@ -355,10 +355,22 @@ mod tests {
         };
         let decryptor = super::super::Decryptor::new(key, None);
         let ciphers = [
-            (ContentCipher::Aes256Cbc, const_oid::db::rfc5911::ID_ENVELOPED_DATA),
-            (ContentCipher::Aes128Cbc, const_oid::db::rfc5911::ID_ENVELOPED_DATA),
-            (ContentCipher::Aes256Gcm, const_oid::db::rfc5911::ID_CT_AUTH_ENVELOPED_DATA),
-            (ContentCipher::Aes128Gcm, const_oid::db::rfc5911::ID_CT_AUTH_ENVELOPED_DATA),
+            (
+                ContentCipher::Aes256Cbc,
+                const_oid::db::rfc5911::ID_ENVELOPED_DATA,
+            ),
+            (
+                ContentCipher::Aes128Cbc,
+                const_oid::db::rfc5911::ID_ENVELOPED_DATA,
+            ),
+            (
+                ContentCipher::Aes256Gcm,
+                const_oid::db::rfc5911::ID_CT_AUTH_ENVELOPED_DATA,
+            ),
+            (
+                ContentCipher::Aes128Gcm,
+                const_oid::db::rfc5911::ID_CT_AUTH_ENVELOPED_DATA,
+            ),
         ];
         for (cipher, content_type) in ciphers {
             for transport in [KeyTransport::RsaPkcs1v15, KeyTransport::RsaOaep] {

@@ -27,7 +27,9 @@ use spki::AlgorithmIdentifierOwned;
 
 use super::SmimeError;
 
-use const_oid::db::rfc5912::{ID_MGF_1, ID_P_SPECIFIED, ID_SHA_1, ID_SHA_256, ID_SHA_384, ID_SHA_512};
+use const_oid::db::rfc5912::{
+    ID_MGF_1, ID_P_SPECIFIED, ID_SHA_1, ID_SHA_256, ID_SHA_384, ID_SHA_512,
+};
 
 /// Output length of SHA-256 (`hLen`).
 const HASH_LEN: usize = 32;
@@ -41,7 +43,10 @@ pub(crate) fn eme_oaep_sha256(
 ) -> Result<Vec<u8>, SmimeError> {
     if msg.len() + 2 * HASH_LEN + 2 > k {
         return Err(SmimeError::BadPublicKey {
-            detail: format!("a {k}-byte modulus cannot carry a {}-byte key with OAEP", msg.len()),
+            detail: format!(
+                "a {k}-byte modulus cannot carry a {}-byte key with OAEP",
+                msg.len()
+            ),
         });
     }
     let mut em = vec![0u8; k];
