@@ -5,7 +5,9 @@
 //! and `openssl cms -decrypt` opens it with each of the account's two keys
 //! (a rotation). The same choices over JMAP (`keyTransport`, `algorithm`),
 //! gpgsm on the combination GnuPG 2.2 opens, mail that OpenSSL sealed with
-//! GCM stored as it came, and a list key that opens OAEP and GCM.
+//! GCM stored as it came, and a list key that opens OAEP and GCM. Two
+//! proptests compare the CMS forms with OpenSSL in process (the `openssl`
+//! crate), both ways.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -301,4 +303,104 @@ fn a_list_key_opens_gcm_and_oaep_and_re_encrypts_per_member() {
         lf(INNER.as_bytes()),
         "opened by the list, sealed for alice"
     );
+}
+
+/// One OpenSSL-made RSA-2048 key and self-signed certificate for the
+/// in-process comparisons (made once: key generation is the slow part).
+struct OpensslPair {
+    pkey: openssl::pkey::PKey<openssl::pkey::Private>,
+    cert: openssl::x509::X509,
+}
+
+fn openssl_pair() -> &'static OpensslPair {
+    static PAIR: std::sync::OnceLock<OpensslPair> = std::sync::OnceLock::new();
+    PAIR.get_or_init(|| {
+        use openssl::{asn1, bn, hash, pkey, rsa, x509};
+        let pkey = pkey::PKey::from_rsa(rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "breadth").unwrap();
+        let name = name.build();
+        let mut b = x509::X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        let serial = bn::BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap();
+        b.set_serial_number(&serial).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_not_before(&asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&asn1::Asn1Time::days_from_now(2).unwrap())
+            .unwrap();
+        b.set_pubkey(&pkey).unwrap();
+        b.sign(&pkey, hash::MessageDigest::sha256()).unwrap();
+        OpensslPair {
+            pkey,
+            cert: b.build(),
+        }
+    })
+}
+
+const CIPHERS: [sealmail_plugin_api::ContentCipher; 4] = [
+    sealmail_plugin_api::ContentCipher::Aes256Cbc,
+    sealmail_plugin_api::ContentCipher::Aes128Cbc,
+    sealmail_plugin_api::ContentCipher::Aes256Gcm,
+    sealmail_plugin_api::ContentCipher::Aes128Gcm,
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// OpenSSL's CMS_decrypt opens what sealmail seals (our
+    /// AuthEnvelopedData encoding and OAEP padding included), whatever the
+    /// content.
+    #[test]
+    fn openssl_opens_every_form_we_seal(
+        content in proptest::collection::vec(proptest::num::u8::ANY, 0..3000),
+        cipher in 0usize..4,
+        oaep in proptest::bool::ANY,
+    ) {
+        let pair = openssl_pair();
+        let recipient = sealmail::smime::Recipient::from_der(&pair.cert.to_der().unwrap()).unwrap();
+        let transport = if oaep {
+            sealmail_plugin_api::KeyTransport::RsaOaep
+        } else {
+            sealmail_plugin_api::KeyTransport::RsaPkcs1v15
+        };
+        let envelope = sealmail::smime::Envelope::new(vec![recipient], CIPHERS[cipher])
+            .unwrap()
+            .with_key_transport(transport);
+        let der = envelope.encrypt_der(&content).unwrap();
+        let opened = openssl::cms::CmsContentInfo::from_der(&der)
+            .unwrap()
+            .decrypt(&pair.pkey, &pair.cert)
+            .unwrap();
+        proptest::prop_assert_eq!(opened, content);
+    }
+
+    /// sealmail opens what OpenSSL's CMS_encrypt seals with AES-GCM
+    /// (AuthEnvelopedData) and AES-CBC.
+    #[test]
+    fn we_open_what_openssl_seals(
+        content in proptest::collection::vec(proptest::num::u8::ANY, 0..3000),
+        cipher in 0usize..4,
+    ) {
+        use openssl::symm::Cipher;
+        let pair = openssl_pair();
+        let openssl_cipher = [
+            Cipher::aes_256_cbc(),
+            Cipher::aes_128_cbc(),
+            Cipher::aes_256_gcm(),
+            Cipher::aes_128_gcm(),
+        ][cipher];
+        let mut certs = openssl::stack::Stack::new().unwrap();
+        certs.push(pair.cert.clone()).unwrap();
+        let flags = openssl::cms::CMSOptions::BINARY;
+        let der = openssl::cms::CmsContentInfo::encrypt(&certs, &content, openssl_cipher, flags)
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let key_pem = String::from_utf8(pair.pkey.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let cert = <x509_cert::Certificate as der::Decode>::from_der(&pair.cert.to_der().unwrap()).unwrap();
+        let decryptor = sealmail::smime::Decryptor::from_pem(&key_pem, Some(&cert)).unwrap();
+        proptest::prop_assert_eq!(decryptor.decrypt_cms(&der).unwrap(), content);
+    }
 }
