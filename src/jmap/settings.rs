@@ -1,10 +1,10 @@
 //! `EncryptionSettings/get|set` of the encryption extension: a singleton
 //! (id `singleton`, as RFC 8621 §8 does for VacationResponse) with
-//! `isEnabled`, `algorithm`, `keyTransport`, `encryptOnAppend` (true unless the user opts
-//! out: drafts and sent copies the client stores are then plaintext on
-//! disk) and read-only `warnings`.
+//! `isEnabled`, `algorithm`, `keyTransport`, `encryptOnAppend` (true
+//! unless the user opts out: drafts and sent copies the client stores are
+//! then plaintext on disk) and read-only `warnings`.
 //!
-//! Changes go through [`manage::update_encryption`], as `sealmail
+//! Changes go through [`manage::change_encryption`], as `sealmail
 //! encryption enable` does, so enabling with no active certificate is
 //! refused with the same message; `warnings` are computed as the
 //! management API's `EncryptionView` does.
