@@ -8,8 +8,8 @@ use std::time::SystemTime;
 use crate::certs::{self, CertError, Fingerprint, ParsedCert, Policy};
 use crate::smime::{Decryptor, SmimeError};
 use crate::store::{
-    Account, Certificate, Cipher, EncryptionSettings, ListKeyInfo, MailError, MailStore,
-    NewCertificate, SecretBytes,
+    Account, Certificate, Cipher, EncryptionSettings, KeyTransport, ListKeyInfo, MailError,
+    MailStore, NewCertificate, SecretBytes,
 };
 
 /// Why a management operation was refused.
@@ -46,11 +46,19 @@ pub enum ManageError {
     /// A certificate description that is not one line of plain text.
     #[error("the certificate description {0}; give one line of plain text of at most {MAX_DESCRIPTION_CHARS} characters (it is a label shown in `cert list` and in mail clients)")]
     BadDescription(DescriptionFault),
-    /// An algorithm name that is not one of the two.
+    /// An algorithm name that is not one of the four.
     #[error(
-        "unknown algorithm {given:?}; use \"AES-256-CBC\" (aes256) or \"AES-128-CBC\" (aes128)"
+        "unknown algorithm {given:?}; use \"AES-256-CBC\" (aes256), \"AES-128-CBC\" (aes128), \"AES-256-GCM\" (aes256-gcm) or \"AES-128-GCM\" (aes128-gcm)"
     )]
     UnknownAlgorithm {
+        /// What was given.
+        given: String,
+    },
+    /// A key transport name that is not one of the two.
+    #[error(
+        "unknown key transport {given:?}; use \"RSAES-PKCS1-v1_5\" (pkcs1) or \"RSAES-OAEP\" (oaep)"
+    )]
+    UnknownKeyTransport {
         /// What was given.
         given: String,
     },
@@ -179,14 +187,42 @@ pub fn parse_algorithm(name: &str) -> Result<Cipher, ManageError> {
     match name.to_ascii_lowercase().as_str() {
         "aes256" | "aes-256-cbc" => Ok(Cipher::Aes256Cbc),
         "aes128" | "aes-128-cbc" => Ok(Cipher::Aes128Cbc),
+        "aes256-gcm" | "aes-256-gcm" => Ok(Cipher::Aes256Gcm),
+        "aes128-gcm" | "aes-128-gcm" => Ok(Cipher::Aes128Gcm),
         _ => Err(ManageError::UnknownAlgorithm {
             given: name.to_string(),
         }),
     }
 }
 
+/// Parses a key transport as the CLI (`oaep`) or JMAP (`RSAES-OAEP`)
+/// names it.
+pub fn parse_key_transport(name: &str) -> Result<KeyTransport, ManageError> {
+    match name.to_ascii_lowercase().as_str() {
+        "pkcs1" | "rsaes-pkcs1-v1_5" => Ok(KeyTransport::RsaPkcs1v15),
+        "oaep" | "rsaes-oaep" => Ok(KeyTransport::RsaOaep),
+        _ => Err(ManageError::UnknownKeyTransport {
+            given: name.to_string(),
+        }),
+    }
+}
+
+/// A change of an account's encryption settings; `None` keeps a field.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EncryptionChange<'a> {
+    /// Turn encryption on or off.
+    pub enabled: Option<bool>,
+    /// Algorithm name (CLI or JMAP spelling).
+    pub algorithm: Option<&'a str>,
+    /// Key transport name (CLI or JMAP spelling).
+    pub key_transport: Option<&'a str>,
+    /// Whether appended mail is encrypted too.
+    pub encrypt_on_append: Option<bool>,
+}
+
 /// Changes the given encryption settings of `account`; `None` keeps a
-/// field (appends are encrypted unless the account opted out).
+/// field (appends are encrypted unless the account opted out). The key
+/// transport stays as it is; [`change_encryption`] changes it too.
 pub fn update_encryption(
     store: &MailStore,
     account: &Account,
@@ -194,14 +230,32 @@ pub fn update_encryption(
     algorithm: Option<&str>,
     encrypt_on_append: Option<bool>,
 ) -> Result<EncryptionSettings, ManageError> {
+    let change = EncryptionChange {
+        enabled,
+        algorithm,
+        key_transport: None,
+        encrypt_on_append,
+    };
+    change_encryption(store, account, change)
+}
+
+/// Applies `change` to the encryption settings of `account`.
+pub fn change_encryption(
+    store: &MailStore,
+    account: &Account,
+    change: EncryptionChange<'_>,
+) -> Result<EncryptionSettings, ManageError> {
     let mut settings = store.encryption_settings(account.id)?;
-    if let Some(enabled) = enabled {
+    if let Some(enabled) = change.enabled {
         settings.enabled = enabled;
     }
-    if let Some(name) = algorithm {
+    if let Some(name) = change.algorithm {
         settings.algorithm = parse_algorithm(name)?;
     }
-    if let Some(on_append) = encrypt_on_append {
+    if let Some(name) = change.key_transport {
+        settings.key_transport = parse_key_transport(name)?;
+    }
+    if let Some(on_append) = change.encrypt_on_append {
         settings.encrypt_on_append = on_append;
     }
     store.set_encryption_settings(account.id, settings)?;

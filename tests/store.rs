@@ -135,7 +135,7 @@ fn enabled() -> EncryptionSettings {
     EncryptionSettings {
         enabled: true,
         algorithm: Cipher::Aes128Cbc,
-        encrypt_on_append: true,
+        ..EncryptionSettings::default()
     }
 }
 

@@ -48,6 +48,11 @@ pub enum ContentCipher {
     Aes256Cbc,
     /// AES-128 in CBC mode (`id-aes128-CBC`).
     Aes128Cbc,
+    /// AES-256 in GCM mode (`id-aes256-GCM`), sealed as AuthEnvelopedData
+    /// (RFC 5083, RFC 5084).
+    Aes256Gcm,
+    /// AES-128 in GCM mode (`id-aes128-GCM`), sealed as AuthEnvelopedData.
+    Aes128Gcm,
 }
 
 impl ContentCipher {
@@ -56,11 +61,48 @@ impl ContentCipher {
         match self {
             Self::Aes256Cbc => "AES-256-CBC",
             Self::Aes128Cbc => "AES-128-CBC",
+            Self::Aes256Gcm => "AES-256-GCM",
+            Self::Aes128Gcm => "AES-128-GCM",
         }
+    }
+
+    /// Whether the cipher authenticates the content (AuthEnvelopedData).
+    pub fn is_authenticated(self) -> bool {
+        matches!(self, Self::Aes256Gcm | Self::Aes128Gcm)
     }
 }
 
 impl fmt::Display for ContentCipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.jmap_name())
+    }
+}
+
+/// How the content-encryption key reaches an RSA recipient
+/// (KeyTransRecipientInfo's `keyEncryptionAlgorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum KeyTransport {
+    /// RSAES-PKCS1-v1_5 (`rsaEncryption`, RFC 3370 §4.2.1), the default:
+    /// every S/MIME client opens it.
+    #[default]
+    RsaPkcs1v15,
+    /// RSAES-OAEP with SHA-256 and MGF1-SHA-256 (RFC 3560, RFC 8017 §7.1).
+    RsaOaep,
+}
+
+impl KeyTransport {
+    /// The name used in the JMAP extension (`keyTransport`) and in the
+    /// CLI's tables.
+    pub fn jmap_name(self) -> &'static str {
+        match self {
+            Self::RsaPkcs1v15 => "RSAES-PKCS1-v1_5",
+            Self::RsaOaep => "RSAES-OAEP",
+        }
+    }
+}
+
+impl fmt::Display for KeyTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.jmap_name())
     }
@@ -74,15 +116,26 @@ pub struct EncryptionSettings {
     pub enabled: bool,
     /// Content-encryption algorithm for new copies.
     pub cipher: ContentCipher,
+    /// Key transport to the account's RSA certificates.
+    pub key_transport: KeyTransport,
 }
 
 impl EncryptionSettings {
-    /// Settings for an account that has opted in with `cipher`.
+    /// Settings for an account that has opted in with `cipher` (and the
+    /// default key transport).
     pub fn enabled(cipher: ContentCipher) -> Self {
         Self {
             enabled: true,
             cipher,
+            key_transport: KeyTransport::default(),
         }
+    }
+
+    /// The same settings with `key_transport`.
+    #[must_use]
+    pub fn with_key_transport(mut self, key_transport: KeyTransport) -> Self {
+        self.key_transport = key_transport;
+        self
     }
 }
 
@@ -344,5 +397,12 @@ mod tests {
         let msg = IncomingMessage::new(Recipient::new("a@example.org"), &b"x"[..]);
         assert_eq!(Noop.before_store(&msg), Ok(Verdict::Accept));
         assert_eq!(ContentCipher::default().to_string(), "AES-256-CBC");
+        assert_eq!(KeyTransport::default().to_string(), "RSAES-PKCS1-v1_5");
+        let oaep = EncryptionSettings::enabled(ContentCipher::Aes256Gcm)
+            .with_key_transport(KeyTransport::RsaOaep);
+        assert_eq!(
+            (oaep.cipher.to_string(), oaep.key_transport.to_string()),
+            ("AES-256-GCM".to_string(), "RSAES-OAEP".to_string())
+        );
     }
 }

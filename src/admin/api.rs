@@ -125,8 +125,10 @@ impl From<&Certificate> for CertView {
 pub struct EncryptionSet {
     /// Turn encryption on or off.
     pub enabled: Option<bool>,
-    /// `"AES-256-CBC"` or `"AES-128-CBC"`.
+    /// `"AES-256-CBC"`, `"AES-128-CBC"`, `"AES-256-GCM"` or `"AES-128-GCM"`.
     pub algorithm: Option<String>,
+    /// `"RSAES-PKCS1-v1_5"` or `"RSAES-OAEP"`.
+    pub key_transport: Option<String>,
     /// Whether IMAP APPEND / JMAP import encrypt too (true unless the
     /// account opted out; `false` stores appended mail as sent).
     pub encrypt_on_append: Option<bool>,
@@ -140,8 +142,10 @@ pub struct EncryptionView {
     pub email: String,
     /// Whether mail is stored encrypted.
     pub is_enabled: bool,
-    /// `"AES-256-CBC"` or `"AES-128-CBC"`.
+    /// `"AES-256-CBC"`, `"AES-128-CBC"`, `"AES-256-GCM"` or `"AES-128-GCM"`.
     pub algorithm: String,
+    /// `"RSAES-PKCS1-v1_5"` (the default) or `"RSAES-OAEP"`.
+    pub key_transport: String,
     /// Whether appends are encrypted too (the default).
     pub encrypt_on_append: bool,
     /// Active certificates new mail is encrypted for.
@@ -182,6 +186,9 @@ impl EncryptionView {
             email: email.to_string(),
             is_enabled: settings.enabled,
             algorithm: sealmail_plugin_api::ContentCipher::from(settings.algorithm)
+                .jmap_name()
+                .to_string(),
+            key_transport: sealmail_plugin_api::KeyTransport::from(settings.key_transport)
                 .jmap_name()
                 .to_string(),
             encrypt_on_append: settings.encrypt_on_append,

@@ -314,13 +314,13 @@ async fn set_encryption(
 ) -> Result<Json<EncryptionView>, ApiError> {
     blocking(store, move |s| {
         let a = account(s, &email)?;
-        manage::update_encryption(
-            s,
-            &a,
-            req.enabled,
-            req.algorithm.as_deref(),
-            req.encrypt_on_append,
-        )?;
+        let change = manage::EncryptionChange {
+            enabled: req.enabled,
+            algorithm: req.algorithm.as_deref(),
+            key_transport: req.key_transport.as_deref(),
+            encrypt_on_append: req.encrypt_on_append,
+        };
+        manage::change_encryption(s, &a, change)?;
         Ok(Json(encryption_view(s, &a)?))
     })
     .await

@@ -77,5 +77,7 @@ fn envelope_for(args: &EncryptArgs) -> Result<Envelope, String> {
             );
         }
     }
-    Envelope::new(recipients, args.algorithm.into()).map_err(|e| e.to_string())
+    Envelope::new(recipients, args.algorithm.into())
+        .map(|e| e.with_key_transport(args.key_transport.into()))
+        .map_err(|e| e.to_string())
 }

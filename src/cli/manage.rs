@@ -316,6 +316,7 @@ fn encryption(client: &AdminClient, command: &EncryptionCommand) -> Result<Outpu
         EncryptionCommand::Enable {
             email,
             algorithm,
+            key_transport,
             append_in_clear,
             ..
         } => (
@@ -324,6 +325,11 @@ fn encryption(client: &AdminClient, command: &EncryptionCommand) -> Result<Outpu
                 enabled: Some(true),
                 algorithm: algorithm.map(|a| {
                     sealmail_plugin_api::ContentCipher::from(a)
+                        .jmap_name()
+                        .to_string()
+                }),
+                key_transport: key_transport.map(|k| {
+                    sealmail_plugin_api::KeyTransport::from(k)
                         .jmap_name()
                         .to_string()
                 }),
@@ -351,6 +357,7 @@ fn encryption(client: &AdminClient, command: &EncryptionCommand) -> Result<Outpu
                 "ACCOUNT",
                 "ENCRYPTION",
                 "ALGORITHM",
+                "KEY TRANSPORT",
                 "ON APPEND",
                 "ACTIVE CERTS",
             ],
@@ -358,6 +365,7 @@ fn encryption(client: &AdminClient, command: &EncryptionCommand) -> Result<Outpu
                 v.email.clone(),
                 if v.is_enabled { "enabled" } else { "disabled" }.to_string(),
                 v.algorithm.clone(),
+                v.key_transport.clone(),
                 yes_no(v.encrypt_on_append),
                 v.active_certificates.to_string(),
             ]],

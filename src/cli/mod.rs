@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use sealmail_plugin_api::ContentCipher;
+use sealmail_plugin_api::{ContentCipher, KeyTransport};
 
 use crate::text;
 
@@ -189,6 +189,11 @@ pub enum EncryptionCommand {
         /// Content-encryption algorithm (kept as it is when not given; aes256 at first).
         #[arg(long, value_enum)]
         algorithm: Option<Algorithm>,
+        /// Key transport to the account's RSA certificates (kept as it is
+        /// when not given; pkcs1 at first). oaep is RSAES-OAEP with
+        /// SHA-256: OpenSSL opens it, many mail clients do not (README).
+        #[arg(long, value_enum)]
+        key_transport: Option<KeyTransportArg>,
         /// Store mail the account's clients append (drafts, sent copies)
         /// as sent: readable without the user's key, but plaintext on disk.
         #[arg(long)]
@@ -314,6 +319,9 @@ pub struct EncryptArgs {
     /// Content-encryption algorithm.
     #[arg(long, value_enum, default_value_t = Algorithm::Aes256)]
     pub algorithm: Algorithm,
+    /// Key transport to RSA certificates.
+    #[arg(long, value_enum, default_value_t = KeyTransportArg::Pkcs1)]
+    pub key_transport: KeyTransportArg,
 }
 
 /// Arguments of `sealmail cert inspect`.
@@ -337,6 +345,12 @@ pub enum Algorithm {
     Aes256,
     /// AES-128-CBC.
     Aes128,
+    /// AES-256-GCM (AuthEnvelopedData).
+    #[value(name = "aes256-gcm")]
+    Aes256Gcm,
+    /// AES-128-GCM (AuthEnvelopedData).
+    #[value(name = "aes128-gcm")]
+    Aes128Gcm,
 }
 
 impl From<Algorithm> for ContentCipher {
@@ -344,6 +358,26 @@ impl From<Algorithm> for ContentCipher {
         match a {
             Algorithm::Aes256 => ContentCipher::Aes256Cbc,
             Algorithm::Aes128 => ContentCipher::Aes128Cbc,
+            Algorithm::Aes256Gcm => ContentCipher::Aes256Gcm,
+            Algorithm::Aes128Gcm => ContentCipher::Aes128Gcm,
+        }
+    }
+}
+
+/// Key transport names on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyTransportArg {
+    /// RSAES-PKCS1-v1_5 (default).
+    Pkcs1,
+    /// RSAES-OAEP with SHA-256 and MGF1-SHA-256.
+    Oaep,
+}
+
+impl From<KeyTransportArg> for KeyTransport {
+    fn from(k: KeyTransportArg) -> Self {
+        match k {
+            KeyTransportArg::Pkcs1 => KeyTransport::RsaPkcs1v15,
+            KeyTransportArg::Oaep => KeyTransport::RsaOaep,
         }
     }
 }

@@ -120,6 +120,7 @@ pub(crate) fn seal(
 ) -> Result<Sealed, DeliverError> {
     let settings = if must_encrypt && !target.settings.enabled {
         EncryptionSettings::enabled(target.settings.cipher)
+            .with_key_transport(target.settings.key_transport)
     } else {
         target.settings
     };

@@ -80,5 +80,6 @@ fn envelope_for(msg: &IncomingMessage<'_>) -> Result<Envelope, HookError> {
         ));
     }
     Envelope::new(usable, recipient.encryption.cipher)
+        .map(|e| e.with_key_transport(recipient.encryption.key_transport))
         .map_err(|e| HookError::temporary(TEMP_SECURITY, e.to_string()))
 }

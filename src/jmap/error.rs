@@ -155,6 +155,9 @@ impl Error {
                 ManageError::UnknownAlgorithm { .. } => {
                     e("invalidProperties").with("properties", json!(["algorithm"]))
                 }
+                ManageError::UnknownKeyTransport { .. } => {
+                    e("invalidProperties").with("properties", json!(["keyTransport"]))
+                }
                 ManageError::BadDescription(_) => {
                     e("invalidProperties").with("properties", json!(["description"]))
                 }

@@ -69,7 +69,7 @@ fn session(account: &Account, base: &str, max_upload: u64) -> Value {
     });
     let encryption = json!({
         "maxCertificates": limits::CERTIFICATES,
-        "algorithms": ["AES-256-CBC", "AES-128-CBC"],
+        "algorithms": ["AES-256-CBC", "AES-128-CBC", "AES-256-GCM", "AES-128-GCM"],
     });
     json!({
         "capabilities": {

@@ -1,10 +1,10 @@
 //! `EncryptionSettings/get|set` of the encryption extension: a singleton
 //! (id `singleton`, as RFC 8621 §8 does for VacationResponse) with
-//! `isEnabled`, `algorithm`, `encryptOnAppend` (true unless the user opts
-//! out: drafts and sent copies the client stores are then plaintext on
-//! disk) and read-only `warnings`.
+//! `isEnabled`, `algorithm`, `keyTransport`, `encryptOnAppend` (true
+//! unless the user opts out: drafts and sent copies the client stores are
+//! then plaintext on disk) and read-only `warnings`.
 //!
-//! Changes go through [`manage::update_encryption`], as `sealmail
+//! Changes go through [`manage::change_encryption`], as `sealmail
 //! encryption enable` does, so enabling with no active certificate is
 //! refused with the same message; `warnings` are computed as the
 //! management API's `EncryptionView` does.
@@ -56,6 +56,7 @@ fn object_of(view: EncryptionView) -> Map<String, Value> {
     obj.insert("id".into(), json!(SINGLETON));
     obj.insert("isEnabled".into(), json!(view.is_enabled));
     obj.insert("algorithm".into(), json!(view.algorithm));
+    obj.insert("keyTransport".into(), json!(view.key_transport));
     obj.insert("encryptOnAppend".into(), json!(view.encrypt_on_append));
     obj.insert("warnings".into(), json!(view.warnings));
     obj
@@ -84,13 +85,23 @@ pub(crate) async fn set(call: &mut Call, args: Map<String, Value>) -> Result<Val
 
 async fn update(call: &Call, patch: Value) -> Result<(), Error> {
     let patch = object(patch)?;
-    only(&patch, &["isEnabled", "algorithm", "encryptOnAppend"])?;
+    only(
+        &patch,
+        &["isEnabled", "algorithm", "keyTransport", "encryptOnAppend"],
+    )?;
     let enabled: Option<bool> = prop(&patch, "isEnabled")?;
     let algorithm: Option<String> = prop(&patch, "algorithm")?;
+    let key_transport: Option<String> = prop(&patch, "keyTransport")?;
     let on_append: Option<bool> = prop(&patch, "encryptOnAppend")?;
     call.blocking(move |s, id| {
         let account = s.account(id)?;
-        manage::update_encryption(s, &account, enabled, algorithm.as_deref(), on_append)?;
+        let change = manage::EncryptionChange {
+            enabled,
+            algorithm: algorithm.as_deref(),
+            key_transport: key_transport.as_deref(),
+            encrypt_on_append: on_append,
+        };
+        manage::change_encryption(s, &account, change)?;
         Ok(())
     })
     .await

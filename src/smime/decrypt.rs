@@ -1,5 +1,7 @@
 //! Opening CMS EnvelopedData with an RSA private key (RFC 5652 §6.2.1,
-//! RFC 3370 §4.2.1 key transport, RFC 3565 AES-CBC content encryption).
+//! RFC 3370 §4.2.1 PKCS#1 v1.5 or RFC 3560 OAEP key transport, RFC 3565
+//! AES-CBC content encryption), and AuthEnvelopedData with AES-GCM
+//! (RFC 5083, RFC 5084; see [`super::auth_enveloped`]).
 //!
 //! The `cms` crate has no decrypt API, so this module walks the structure
 //! itself. It is used where sealmail holds a private key — mail sent
@@ -25,7 +27,9 @@ use rsa::{Pkcs1v15Encrypt, RsaPrivateKey};
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
+use super::auth_enveloped::{self, Authenticated};
 use super::ber;
+use super::oaep;
 use super::split::Split;
 use super::SmimeError;
 
@@ -93,7 +97,18 @@ impl Decryptor {
     /// list's keys during a rotation).
     pub fn open(&self, enveloped: &Enveloped) -> Result<Vec<u8>, SmimeError> {
         let cek = self.content_key(enveloped)?;
-        decrypt_content(&enveloped.content, &cek)
+        match &enveloped.auth {
+            Some(auth) if auth_enveloped::is_gcm(&enveloped.content.content_enc_alg.oid) => {
+                auth_enveloped::open(&enveloped.content, auth, &cek)
+            }
+            // why refused: RFC 5083 §2.1 allows only authenticated
+            // encryption inside AuthEnvelopedData, and GCM without its tag
+            // (in plain EnvelopedData) would be unauthenticated.
+            Some(_) => Err(SmimeError::UnsupportedCipher {
+                oid: enveloped.content.content_enc_alg.oid.to_string(),
+            }),
+            None => decrypt_content(&enveloped.content, &cek),
+        }
     }
 
     /// Finds our RecipientInfo and unwraps the content key.
@@ -116,11 +131,23 @@ impl Decryptor {
                     continue;
                 }
             }
-            if ktri.key_enc_alg.oid != const_oid::db::rfc5912::RSA_ENCRYPTION {
-                continue;
-            }
+            let oaep = match ktri.key_enc_alg.oid {
+                const_oid::db::rfc5912::RSA_ENCRYPTION => None,
+                const_oid::db::rfc5912::ID_RSAES_OAEP => {
+                    match oaep::params_hash(&ktri.key_enc_alg) {
+                        Some(hash) => Some(hash),
+                        None => continue,
+                    }
+                }
+                _ => continue,
+            };
             candidates += 1;
-            if let Ok(cek) = self.key.decrypt(Pkcs1v15Encrypt, ktri.enc_key.as_bytes()) {
+            let wrapped = ktri.enc_key.as_bytes();
+            let opened = match oaep {
+                None => self.key.decrypt(Pkcs1v15Encrypt, wrapped),
+                Some(hash) => self.key.decrypt(hash.padding(), wrapped),
+            };
+            if let Ok(cek) = opened {
                 return Ok(Zeroizing::new(cek));
             }
             if self.rid.is_some() || candidates >= MAX_BLIND_ATTEMPTS {
@@ -155,10 +182,14 @@ const MAX_BLIND_ATTEMPTS: usize = 16;
 /// reads (quadratic; 8,000 RecipientInfos took 57 s), so the SET is walked
 /// here element by element, and only the first [`MAX_RECIPIENT_INFOS`]
 /// are kept.
+///
+/// AuthEnvelopedData (RFC 5083 §2.1) has the same first fields, then
+/// `authAttrs`, `mac` and `unauthAttrs`; its extra fields are in `auth`.
 #[derive(Debug)]
 pub struct Enveloped {
     recipients: Vec<RecipientInfo>,
     content: EncryptedContentInfo,
+    auth: Option<Authenticated>,
 }
 
 impl Enveloped {
@@ -180,11 +211,15 @@ impl Enveloped {
         let info = sequence(AnyRef::from_der(der_bytes)?)?;
         let mut reader = SliceReader::new(info)?;
         let content_type = ObjectIdentifier::decode(&mut reader)?;
-        if content_type != const_oid::db::rfc5911::ID_ENVELOPED_DATA {
-            return Err(SmimeError::NotEnveloped {
-                content_type: content_type.to_string(),
-            });
-        }
+        let authenticated = match content_type {
+            const_oid::db::rfc5911::ID_ENVELOPED_DATA => false,
+            const_oid::db::rfc5911::ID_CT_AUTH_ENVELOPED_DATA => true,
+            _ => {
+                return Err(SmimeError::NotEnveloped {
+                    content_type: content_type.to_string(),
+                })
+            }
+        };
         let explicit = AnyRef::decode(&mut reader)?;
         reader.finish(())?;
         if explicit.tag() != context(TagNumber::N0) {
@@ -202,9 +237,15 @@ impl Enveloped {
         }
         let recipients = recipient_infos(set.value())?;
         let content = EncryptedContentInfo::decode(&mut reader)?;
+        let auth = if authenticated {
+            Some(auth_enveloped::read_trailer(&mut reader)?)
+        } else {
+            None
+        };
         Ok(Self {
             recipients,
             content,
+            auth,
         })
     }
 }

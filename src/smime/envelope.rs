@@ -1,5 +1,8 @@
 //! Sealing a message: CMS EnvelopedData (RFC 5652 §6) for a set of
-//! recipients, rendered as an S/MIME message (RFC 8551 §3.3).
+//! recipients — or AuthEnvelopedData (RFC 5083) when the account chose
+//! AES-GCM, see [`super::auth_enveloped`] — rendered as an S/MIME message
+//! (RFC 8551 §3.3). Key transport is RSA PKCS#1 v1.5 (RFC 3370 §4.2.1) or
+//! RSAES-OAEP (RFC 3560), as the account chose.
 //!
 //! One [`Envelope`] is built per account (its certificates turned into
 //! prepared public keys once) and then seals any number of messages; every
@@ -26,11 +29,12 @@ use cms::enveloped_data::{
     EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
 };
 use der::asn1::OctetString;
-use der::{Any, Decode as _, Encode as _};
-use sealmail_plugin_api::ContentCipher;
+use der::{Any, Decode as _, Encode};
+use sealmail_plugin_api::{ContentCipher, KeyTransport};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 
+use super::auth_enveloped::{self, AuthEnvelopedData};
 use super::detect::{already_encrypted, AlreadyEncrypted};
 use super::render::render_smime;
 use super::rsa_kt::RsaKeyTransport;
@@ -95,15 +99,28 @@ pub enum Sealed {
 pub struct Envelope {
     recipients: Vec<Recipient>,
     cipher: ContentCipher,
+    key_transport: KeyTransport,
 }
 
 impl Envelope {
-    /// An envelope for `recipients` (at least one) using `cipher`.
+    /// An envelope for `recipients` (at least one) using `cipher` and
+    /// PKCS#1 v1.5 key transport.
     pub fn new(recipients: Vec<Recipient>, cipher: ContentCipher) -> Result<Self, SmimeError> {
         if recipients.is_empty() {
             return Err(SmimeError::NoRecipients);
         }
-        Ok(Self { recipients, cipher })
+        Ok(Self {
+            recipients,
+            cipher,
+            key_transport: KeyTransport::default(),
+        })
+    }
+
+    /// The same envelope with `key_transport` for its RSA recipients.
+    #[must_use]
+    pub fn with_key_transport(mut self, key_transport: KeyTransport) -> Self {
+        self.key_transport = key_transport;
+        self
     }
 
     /// Number of recipients.
@@ -119,36 +136,77 @@ impl Envelope {
         if let Some(kind) = already_encrypted(raw, &split) {
             return Ok(Sealed::AlreadyEncrypted(kind));
         }
-        let enveloped = self.encrypt(&split.inner_entity())?;
-        let smime = render_smime(&split, |out| write_content_info(&enveloped, out))?;
+        let cms = self.encrypt(&split.inner_entity())?;
+        let smime = render_smime(&split, cms.smime_type(), |out| cms.write(out))?;
         Ok(Sealed::Encrypted(smime))
     }
 
     /// Encrypts `content` and returns the DER `ContentInfo` holding the
-    /// EnvelopedData.
+    /// EnvelopedData (or AuthEnvelopedData).
     pub fn encrypt_der(&self, content: &[u8]) -> Result<Vec<u8>, SmimeError> {
-        let enveloped = self.encrypt(content)?;
+        let cms = self.encrypt(content)?;
         let mut out = Vec::new();
-        write_content_info(&enveloped, &mut VecWriter(&mut out))?;
+        cms.write(&mut VecWriter(&mut out))?;
         Ok(out)
     }
 
-    /// Encrypts `content` into an EnvelopedData for every recipient.
-    fn encrypt(&self, content: &[u8]) -> Result<EnvelopedData, SmimeError> {
+    /// Encrypts `content` for every recipient.
+    fn encrypt(&self, content: &[u8]) -> Result<Cms, SmimeError> {
         let algorithm = match self.cipher {
             ContentCipher::Aes128Cbc => ContentEncryptionAlgorithm::Aes128Cbc,
+            ContentCipher::Aes256Gcm | ContentCipher::Aes128Gcm => {
+                let sealed = auth_enveloped::seal(self.cipher, content, |cek| {
+                    self.recipients
+                        .iter()
+                        .map(|r| key_trans_info(r, self.key_transport, cek))
+                        .collect()
+                })?;
+                return Ok(Cms::AuthEnveloped(sealed));
+            }
             _ => ContentEncryptionAlgorithm::Aes256Cbc,
         };
         let mut builder =
             EnvelopedDataBuilder::new(None, content, algorithm, None).map_err(build_error)?;
         for recipient in &self.recipients {
             builder
-                .add_recipient_info(KeyTransport { recipient })
+                .add_recipient_info(KtriBuilder {
+                    recipient,
+                    transport: self.key_transport,
+                })
                 .map_err(build_error)?;
         }
         builder
             .build_with_rng(&mut rand::thread_rng())
+            .map(Cms::Enveloped)
             .map_err(build_error)
+    }
+}
+
+/// A sealed CMS object, before it is written.
+enum Cms {
+    Enveloped(EnvelopedData),
+    AuthEnveloped(AuthEnvelopedData),
+}
+
+impl Cms {
+    /// The `smime-type` parameter of the outer Content-Type (RFC 8551
+    /// §3.2.2; RFC 5083 §3 for authEnveloped-data).
+    fn smime_type(&self) -> &'static [u8] {
+        match self {
+            Self::Enveloped(_) => b"enveloped-data",
+            Self::AuthEnveloped(_) => b"authEnveloped-data",
+        }
+    }
+
+    fn write(&self, out: &mut impl der::Writer) -> Result<(), SmimeError> {
+        match self {
+            Self::Enveloped(e) => {
+                write_content_info(const_oid::db::rfc5911::ID_ENVELOPED_DATA, e, out)
+            }
+            Self::AuthEnveloped(a) => {
+                write_content_info(const_oid::db::rfc5911::ID_CT_AUTH_ENVELOPED_DATA, a, out)
+            }
+        }
     }
 }
 
@@ -163,19 +221,19 @@ impl der::Writer for VecWriter<'_> {
 }
 
 /// `ContentInfo ::= SEQUENCE { contentType, content [0] EXPLICIT ANY }`
-/// around `enveloped`, written straight to `out`.
+/// around `body` (of type `oid`), written straight to `out`.
 ///
 /// why not `ContentInfo { content: Any::encode_from(..) }.to_der()`: that
 /// copies the whole ciphertext twice more (into the `Any`, then into the
 /// output), a measurable share of sealing a large message. When sealing,
 /// `out` base64-encodes as it goes, so the DER never exists in one piece.
 fn write_content_info(
-    enveloped: &EnvelopedData,
+    oid: der::asn1::ObjectIdentifier,
+    body: &impl Encode,
     out: &mut impl der::Writer,
 ) -> Result<(), SmimeError> {
     use der::{Header, Tag, TagNumber};
-    let oid = const_oid::db::rfc5911::ID_ENVELOPED_DATA;
-    let body_len = enveloped.encoded_len()?;
+    let body_len = body.encoded_len()?;
     let explicit = Header::new(
         Tag::ContextSpecific {
             constructed: true,
@@ -187,7 +245,7 @@ fn write_content_info(
     Header::new(Tag::Sequence, seq_len)?.encode(out)?;
     oid.encode(out)?;
     explicit.encode(out)?;
-    enveloped.encode(out)?;
+    body.encode(out)?;
     Ok(())
 }
 
@@ -200,11 +258,12 @@ fn build_error(e: cms::builder::Error) -> SmimeError {
 }
 
 /// Our `RecipientInfoBuilder`: key transport through [`RsaKeyTransport`].
-struct KeyTransport<'a> {
+struct KtriBuilder<'a> {
     recipient: &'a Recipient,
+    transport: KeyTransport,
 }
 
-impl RecipientInfoBuilder for KeyTransport<'_> {
+impl RecipientInfoBuilder for KtriBuilder<'_> {
     fn recipient_info_type(&self) -> RecipientInfoType {
         RecipientInfoType::Ktri
     }
@@ -217,22 +276,38 @@ impl RecipientInfoBuilder for KeyTransport<'_> {
         &mut self,
         content_encryption_key: &[u8],
     ) -> Result<RecipientInfo, cms::builder::Error> {
-        let wrapped = self
-            .recipient
-            .transport
-            .encrypt(&mut rand::thread_rng(), content_encryption_key)
-            .map_err(|e| cms::builder::Error::Builder(e.to_string()))?;
-        Ok(RecipientInfo::Ktri(KeyTransRecipientInfo {
-            version: CmsVersion::V0,
-            rid: RecipientIdentifier::IssuerAndSerialNumber(self.recipient.rid.clone()),
+        key_trans_info(self.recipient, self.transport, content_encryption_key)
+            .map_err(|e| cms::builder::Error::Builder(e.to_string()))
+    }
+}
+
+/// The KeyTransRecipientInfo carrying `cek` to `recipient`.
+fn key_trans_info(
+    recipient: &Recipient,
+    transport: KeyTransport,
+    cek: &[u8],
+) -> Result<RecipientInfo, SmimeError> {
+    let mut rng = rand::thread_rng();
+    let (wrapped, key_enc_alg) = match transport {
+        KeyTransport::RsaOaep => (
+            recipient.transport.encrypt_oaep(&mut rng, cek)?,
+            super::oaep::sha256_algorithm()?,
+        ),
+        _ => (
+            recipient.transport.encrypt(&mut rng, cek)?,
             // RFC 3370 §4.2.1: rsaEncryption parameters MUST be NULL.
-            key_enc_alg: AlgorithmIdentifierOwned {
+            AlgorithmIdentifierOwned {
                 oid: const_oid::db::rfc5912::RSA_ENCRYPTION,
                 parameters: Some(Any::null()),
             },
-            enc_key: OctetString::new(wrapped)?,
-        }))
-    }
+        ),
+    };
+    Ok(RecipientInfo::Ktri(KeyTransRecipientInfo {
+        version: CmsVersion::V0,
+        rid: RecipientIdentifier::IssuerAndSerialNumber(recipient.rid.clone()),
+        key_enc_alg,
+        enc_key: OctetString::new(wrapped)?,
+    }))
 }
 
 #[cfg(test)]
@@ -263,6 +338,54 @@ mod tests {
                 content: Any::encode_from(&enveloped).unwrap(),
             };
             assert_eq!(reference.to_der().unwrap(), der_bytes);
+        }
+    }
+
+    #[test]
+    fn every_cipher_and_key_transport_opens_with_the_key() {
+        let mut rng = rand::thread_rng();
+        let key = rsa::RsaPrivateKey::new(&mut rng, 1024).unwrap();
+        let pkcs1 = rsa::pkcs1::EncodeRsaPublicKey::to_pkcs1_der(&key.to_public_key()).unwrap();
+        let recipient = Recipient {
+            rid: IssuerAndSerialNumber {
+                issuer: Default::default(),
+                serial_number: x509_cert::serial_number::SerialNumber::new(&[1]).unwrap(),
+            },
+            transport: RsaKeyTransport::from_pkcs1_der(pkcs1.as_bytes()).unwrap(),
+        };
+        let decryptor = super::super::Decryptor::new(key, None);
+        let ciphers = [
+            (
+                ContentCipher::Aes256Cbc,
+                const_oid::db::rfc5911::ID_ENVELOPED_DATA,
+            ),
+            (
+                ContentCipher::Aes128Cbc,
+                const_oid::db::rfc5911::ID_ENVELOPED_DATA,
+            ),
+            (
+                ContentCipher::Aes256Gcm,
+                const_oid::db::rfc5911::ID_CT_AUTH_ENVELOPED_DATA,
+            ),
+            (
+                ContentCipher::Aes128Gcm,
+                const_oid::db::rfc5911::ID_CT_AUTH_ENVELOPED_DATA,
+            ),
+        ];
+        for (cipher, content_type) in ciphers {
+            for transport in [KeyTransport::RsaPkcs1v15, KeyTransport::RsaOaep] {
+                let envelope = Envelope::new(vec![recipient.clone()], cipher)
+                    .unwrap()
+                    .with_key_transport(transport);
+                let der_bytes = envelope.encrypt_der(b"inner entity").unwrap();
+                let info = ContentInfo::from_der(&der_bytes).unwrap();
+                assert_eq!(info.content_type, content_type, "{cipher} {transport}");
+                assert_eq!(
+                    decryptor.decrypt_cms(&der_bytes).unwrap(),
+                    b"inner entity",
+                    "{cipher} {transport}"
+                );
+            }
         }
     }
 }

@@ -6,19 +6,23 @@
 //! - [`Split`] separates the clear outer header fields from the inner MIME
 //!   entity (RFC 5322 §2.2, RFC 2045 §9);
 //! - [`Envelope`] builds CMS EnvelopedData (RFC 5652 §6) with AES-CBC
-//!   (RFC 3565) and one RSA key-transport RecipientInfo (RFC 3370 §4.2.1)
-//!   per certificate, then renders the S/MIME message (RFC 8551 §3.3);
+//!   (RFC 3565), or AuthEnvelopedData (RFC 5083) with AES-GCM (RFC 5084),
+//!   and one RSA key-transport RecipientInfo (PKCS#1 v1.5, RFC 3370
+//!   §4.2.1, or OAEP, RFC 3560) per certificate, then renders the S/MIME
+//!   message (RFC 8551 §3.3);
 //! - [`already_encrypted`] recognises what must not be encrypted twice;
-//! - [`Decryptor`] opens EnvelopedData, DER or BER.
+//! - [`Decryptor`] opens EnvelopedData and AuthEnvelopedData, DER or BER.
 //!
 //! Everything here is synchronous and does no I/O: callers on an async
 //! runtime run it on the blocking pool.
 
+mod auth_enveloped;
 mod ber;
 mod decrypt;
 mod detect;
 mod envelope;
 mod line_ends;
+mod oaep;
 mod render;
 mod rsa_kt;
 mod split;
@@ -95,8 +99,8 @@ pub enum SmimeError {
         /// The decoder's message.
         detail: String,
     },
-    /// The CMS object is not EnvelopedData.
-    #[error("CMS content type {content_type} is not envelopedData (1.2.840.113549.1.7.3)")]
+    /// The CMS object is neither EnvelopedData nor AuthEnvelopedData.
+    #[error("CMS content type {content_type} is not envelopedData (1.2.840.113549.1.7.3) or authEnvelopedData (1.2.840.113549.1.9.16.1.23)")]
     NotEnveloped {
         /// The content type OID found.
         content_type: String,
@@ -110,8 +114,9 @@ pub enum SmimeError {
     /// EnvelopedData without the encrypted content.
     #[error("EnvelopedData has detached content, which mail never uses")]
     DetachedContent,
-    /// Content encryption other than AES-CBC.
-    #[error("content encryption algorithm {oid} is not supported; only AES-128/192/256-CBC")]
+    /// Content encryption other than AES-CBC (EnvelopedData) or AES-GCM
+    /// (AuthEnvelopedData).
+    #[error("content encryption algorithm {oid} is not supported here; only AES-128/192/256-CBC in EnvelopedData and AES-128/256-GCM in AuthEnvelopedData")]
     UnsupportedCipher {
         /// The algorithm OID.
         oid: String,
@@ -122,4 +127,8 @@ pub enum SmimeError {
     /// Padding check failed after decryption.
     #[error("decrypted content has invalid padding: wrong key or corrupted message")]
     BadPadding,
+    /// The AES-GCM tag does not match: the message was changed after it
+    /// was sealed, or the key is wrong.
+    #[error("the authenticated content does not verify (AES-GCM tag mismatch): the message was altered or the key is wrong")]
+    NotAuthentic,
 }

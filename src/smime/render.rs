@@ -10,9 +10,11 @@ const LINE_CHARS: usize = 76;
 const LINE_BYTES: usize = LINE_CHARS / 4 * 3;
 
 /// The outer S/MIME message for `split`, carrying the DER CMS object that
-/// `write_cms` writes (base64-encoded as it is written).
+/// `write_cms` writes (base64-encoded as it is written); `smime_type` is
+/// `enveloped-data` or `authEnveloped-data`.
 pub(crate) fn render_smime<E>(
     split: &Split<'_>,
+    smime_type: &[u8],
     write_cms: impl FnOnce(&mut Base64Lines<'_>) -> Result<(), E>,
 ) -> Result<Vec<u8>, E> {
     let eol = split.eol;
@@ -37,7 +39,10 @@ pub(crate) fn render_smime<E>(
     if !has_mime_version {
         push_line(b"MIME-Version: 1.0");
     }
-    push_line(b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data;");
+    let mut content_type = b"Content-Type: application/pkcs7-mime; smime-type=".to_vec();
+    content_type.extend_from_slice(smime_type);
+    content_type.push(b';');
+    push_line(&content_type);
     push_line(b"\tname=\"smime.p7m\"");
     push_line(b"Content-Disposition: attachment; filename=\"smime.p7m\"");
     push_line(b"Content-Transfer-Encoding: base64");

@@ -177,7 +177,21 @@ impl RsaKeyTransport {
         rng: &mut impl CryptoRngCore,
         key: &[u8],
     ) -> Result<Vec<u8>, SmimeError> {
-        let mut em = pkcs1_v15_pad(rng, key, self.k)?;
+        Ok(self.encrypt_encoded(pkcs1_v15_pad(rng, key, self.k)?))
+    }
+
+    /// Encrypts `key` with EME-OAEP (SHA-256, MGF1-SHA-256, empty label).
+    pub(crate) fn encrypt_oaep(
+        &self,
+        rng: &mut impl CryptoRngCore,
+        key: &[u8],
+    ) -> Result<Vec<u8>, SmimeError> {
+        Ok(self.encrypt_encoded(super::oaep::eme_oaep_sha256(rng, key, self.k)?))
+    }
+
+    /// `em^e mod n` for an encoded message of `k` bytes (its first byte
+    /// zero, so `em < n`); `em` is wiped.
+    fn encrypt_encoded(&self, mut em: Vec<u8>) -> Vec<u8> {
         let out = match &self.modulus {
             Modulus::L32(p) => modexp(p, &em, &self.e, self.k),
             Modulus::L48(p) => modexp(p, &em, &self.e, self.k),
@@ -186,7 +200,7 @@ impl RsaKeyTransport {
             Modulus::L128(p) => modexp(p, &em, &self.e, self.k),
         };
         em.zeroize();
-        Ok(out)
+        out
     }
 }
 
@@ -276,6 +290,53 @@ mod tests {
                 assert_eq!(private.decrypt(Pkcs1v15Encrypt, &wrapped).unwrap(), cek);
             }
         }
+    }
+
+    #[test]
+    fn the_rsa_crate_opens_our_oaep() {
+        let mut rng = rand::thread_rng();
+        let private = RsaPrivateKey::new(&mut rng, 2048).unwrap();
+        let kt = RsaKeyTransport::from_pkcs1_der(&pkcs1_public(&private)).unwrap();
+        for len in [16u8, 32] {
+            let cek: Vec<u8> = (0..len).map(|i| i ^ 0x3c).collect();
+            let wrapped = kt.encrypt_oaep(&mut rng, &cek).unwrap();
+            let padding = rsa::Oaep::new::<sha2::Sha256>();
+            assert_eq!(private.decrypt(padding, &wrapped).unwrap(), cek);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// OpenSSL (through the `openssl` crate) opens what our OAEP
+        /// encoding and public-key operation produce, for any key length.
+        #[test]
+        fn openssl_opens_our_oaep(cek in proptest::collection::vec(proptest::num::u8::ANY, 1..=64)) {
+            let (pkey, kt) = openssl_key();
+            let wrapped = kt.encrypt_oaep(&mut rand::thread_rng(), &cek).unwrap();
+            let mut ctx = openssl::pkey_ctx::PkeyCtx::new(pkey).unwrap();
+            ctx.decrypt_init().unwrap();
+            ctx.set_rsa_padding(openssl::rsa::Padding::PKCS1_OAEP).unwrap();
+            ctx.set_rsa_oaep_md(openssl::md::Md::sha256()).unwrap();
+            ctx.set_rsa_mgf1_md(openssl::md::Md::sha256()).unwrap();
+            let mut out = Vec::new();
+            ctx.decrypt_to_vec(&wrapped, &mut out).unwrap();
+            proptest::prop_assert_eq!(out, cek);
+        }
+    }
+
+    /// One OpenSSL-made 2048-bit key for the proptest (made once: key
+    /// generation is the slow part).
+    fn openssl_key() -> (
+        &'static openssl::pkey::PKey<openssl::pkey::Private>,
+        RsaKeyTransport,
+    ) {
+        static KEY: std::sync::OnceLock<openssl::pkey::PKey<openssl::pkey::Private>> =
+            std::sync::OnceLock::new();
+        let pkey = KEY.get_or_init(|| {
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap()
+        });
+        let pkcs1 = pkey.rsa().unwrap().public_key_to_der_pkcs1().unwrap();
+        (pkey, RsaKeyTransport::from_pkcs1_der(&pkcs1).unwrap())
     }
 
     #[test]

@@ -20,7 +20,8 @@ use super::{Cf, Order};
 use crate::certs::Fingerprint;
 
 /// Content-encryption algorithm, as stored (serde twin of
-/// [`ContentCipher`]).
+/// [`ContentCipher`]). New variants go at the end: postcard stores the
+/// variant's index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Cipher {
@@ -29,12 +30,18 @@ pub enum Cipher {
     Aes256Cbc,
     /// AES-128-CBC.
     Aes128Cbc,
+    /// AES-256-GCM (AuthEnvelopedData).
+    Aes256Gcm,
+    /// AES-128-GCM (AuthEnvelopedData).
+    Aes128Gcm,
 }
 
 impl From<ContentCipher> for Cipher {
     fn from(c: ContentCipher) -> Self {
         match c {
             ContentCipher::Aes128Cbc => Cipher::Aes128Cbc,
+            ContentCipher::Aes256Gcm => Cipher::Aes256Gcm,
+            ContentCipher::Aes128Gcm => Cipher::Aes128Gcm,
             // why: ContentCipher is non_exhaustive; the default is the safe
             // fallback for a variant this store does not know yet.
             _ => Cipher::Aes256Cbc,
@@ -47,6 +54,39 @@ impl From<Cipher> for ContentCipher {
         match c {
             Cipher::Aes256Cbc => ContentCipher::Aes256Cbc,
             Cipher::Aes128Cbc => ContentCipher::Aes128Cbc,
+            Cipher::Aes256Gcm => ContentCipher::Aes256Gcm,
+            Cipher::Aes128Gcm => ContentCipher::Aes128Gcm,
+        }
+    }
+}
+
+/// Key transport to RSA certificates, as stored (serde twin of
+/// [`sealmail_plugin_api::KeyTransport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum KeyTransport {
+    /// RSAES-PKCS1-v1_5 (default).
+    #[default]
+    RsaPkcs1v15,
+    /// RSAES-OAEP, SHA-256.
+    RsaOaep,
+}
+
+impl From<sealmail_plugin_api::KeyTransport> for KeyTransport {
+    fn from(k: sealmail_plugin_api::KeyTransport) -> Self {
+        match k {
+            sealmail_plugin_api::KeyTransport::RsaOaep => KeyTransport::RsaOaep,
+            // why: non_exhaustive; PKCS#1 v1.5 is what every client opens.
+            _ => KeyTransport::RsaPkcs1v15,
+        }
+    }
+}
+
+impl From<KeyTransport> for sealmail_plugin_api::KeyTransport {
+    fn from(k: KeyTransport) -> Self {
+        match k {
+            KeyTransport::RsaPkcs1v15 => sealmail_plugin_api::KeyTransport::RsaPkcs1v15,
+            KeyTransport::RsaOaep => sealmail_plugin_api::KeyTransport::RsaOaep,
         }
     }
 }
@@ -63,6 +103,8 @@ pub struct EncryptionSettings {
     /// copies are the account's mail like any other; `false` (`encryption
     /// enable --append-in-clear`) stores them as the client sent them.
     pub encrypt_on_append: bool,
+    /// Key transport to the account's RSA certificates.
+    pub key_transport: KeyTransport,
 }
 
 impl Default for EncryptionSettings {
@@ -71,15 +113,15 @@ impl Default for EncryptionSettings {
             enabled: false,
             algorithm: Cipher::default(),
             encrypt_on_append: true,
+            key_transport: KeyTransport::default(),
         }
     }
 }
 
-// why version 2: the same fields as version 1, but version 1 was written
-// when `encrypt_on_append` defaulted to false, so its `false` cannot be
-// told apart from a choice; see `SettingsV1`.
+// why version 3: version 2 plus `key_transport`; versions 1 and 2 are
+// still read (`SettingsV1`, `SettingsV2`).
 impl Record for EncryptionSettings {
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
 }
 
 /// Settings as sealmail wrote them before appends were encrypted by
@@ -87,7 +129,7 @@ impl Record for EncryptionSettings {
 /// since `false` was the default nobody had to choose, and the safe
 /// reading of an unknown choice is the one that keeps mail encrypted. An
 /// account that wants appends in clear says so again (`--append-in-clear`
-/// or JMAP `encryptOnAppend: false`), which writes version 2.
+/// or JMAP `encryptOnAppend: false`), which writes the current version.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 struct SettingsV1 {
     enabled: bool,
@@ -105,6 +147,33 @@ impl From<SettingsV1> for EncryptionSettings {
             enabled: old.enabled,
             algorithm: old.algorithm,
             encrypt_on_append: true,
+            key_transport: KeyTransport::default(),
+        }
+    }
+}
+
+/// Settings as sealmail wrote them before the key transport was a choice
+/// (version 2, the same fields as version 1 with `encrypt_on_append`
+/// meant as written). Read only: the key transport is PKCS#1 v1.5, the
+/// only one there was.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+struct SettingsV2 {
+    enabled: bool,
+    algorithm: Cipher,
+    encrypt_on_append: bool,
+}
+
+impl Record for SettingsV2 {
+    const VERSION: u8 = 2;
+}
+
+impl From<SettingsV2> for EncryptionSettings {
+    fn from(old: SettingsV2) -> Self {
+        Self {
+            enabled: old.enabled,
+            algorithm: old.algorithm,
+            encrypt_on_append: old.encrypt_on_append,
+            key_transport: KeyTransport::default(),
         }
     }
 }
@@ -114,6 +183,7 @@ impl EncryptionSettings {
     pub fn to_hook(self) -> sealmail_plugin_api::EncryptionSettings {
         if self.enabled {
             sealmail_plugin_api::EncryptionSettings::enabled(self.algorithm.into())
+                .with_key_transport(self.key_transport.into())
         } else {
             sealmail_plugin_api::EncryptionSettings::default()
         }
@@ -290,16 +360,17 @@ impl MailStore {
     }
 
     /// The account's encryption settings (disabled by default; records of
-    /// older versions upgraded, see `SettingsV1`).
+    /// older versions upgraded, see `SettingsV1` and `SettingsV2`).
     pub fn encryption_settings(&self, id: AccountId) -> Result<EncryptionSettings, MailError> {
         let key = Key::Settings(id);
         let Some(bytes) = self.store.get(Cf::Settings, &key.encode())? else {
             return Ok(EncryptionSettings::default());
         };
-        if bytes.first() == Some(&SettingsV1::VERSION) {
-            return Ok(decode::<SettingsV1>(Cf::Settings, &bytes)?.into());
+        match bytes.first() {
+            Some(&SettingsV1::VERSION) => Ok(decode::<SettingsV1>(Cf::Settings, &bytes)?.into()),
+            Some(&SettingsV2::VERSION) => Ok(decode::<SettingsV2>(Cf::Settings, &bytes)?.into()),
+            _ => Ok(decode::<EncryptionSettings>(Cf::Settings, &bytes)?),
         }
-        Ok(decode::<EncryptionSettings>(Cf::Settings, &bytes)?)
     }
 
     /// Replaces the encryption settings. Enabling with no active

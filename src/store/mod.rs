@@ -83,7 +83,7 @@ use std::fmt;
 
 pub use accounts::Recipient;
 pub use cert_record::{Certificate, NewCertificate};
-pub use certs::{Cipher, EncryptionSettings};
+pub use certs::{Cipher, EncryptionSettings, KeyTransport};
 pub use error::{MailError, StoreError};
 pub use lists::{ListKeyInfo, ListKeyPair, MailingList};
 pub use log::{AuditEvent, AuditKind, Change, ChangeKind, ChangedObject};

@@ -321,3 +321,36 @@ fn settings_written_before_appends_were_encrypted_by_default_are_upgraded() {
     mail.set_encryption_settings(acct.id, clear).unwrap();
     assert_eq!(mail.encryption_settings(acct.id).unwrap(), clear);
 }
+
+#[test]
+fn settings_written_before_the_key_transport_choice_read_as_pkcs1() {
+    let (_dir, rocks, mail) = open();
+    let acct = mail.add_account("a@example.org", None, &[]).unwrap();
+    // A version-2 record (enabled, AES-128-CBC, appends in clear) as
+    // sealmail wrote it: version byte, then postcard fields.
+    let mut batch = Batch::new();
+    batch.put(
+        Cf::Settings,
+        keys::Key::Settings(acct.id).encode(),
+        vec![2, 1, 1, 0],
+    );
+    rocks.write(batch).unwrap();
+    let settings = mail.encryption_settings(acct.id).unwrap();
+    assert!(settings.enabled && !settings.encrypt_on_append);
+    assert_eq!(settings.algorithm, Cipher::Aes128Cbc);
+    assert_eq!(settings.key_transport, KeyTransport::RsaPkcs1v15);
+    // OAEP with GCM is written as version 3 and read back.
+    let oaep = EncryptionSettings {
+        algorithm: Cipher::Aes256Gcm,
+        key_transport: KeyTransport::RsaOaep,
+        ..settings
+    };
+    mail.add_certificate(acct.id, cert(1)).unwrap();
+    mail.set_encryption_settings(acct.id, oaep).unwrap();
+    assert_eq!(mail.encryption_settings(acct.id).unwrap(), oaep);
+    let stored = rocks
+        .get(Cf::Settings, &keys::Key::Settings(acct.id).encode())
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.first(), Some(&3));
+}
