@@ -295,6 +295,11 @@ impl Problem {
         }
     }
 
+    /// The session limit a `limit` problem names.
+    pub(crate) fn limit_name(&self) -> Option<&'static str> {
+        self.limit
+    }
+
     fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
