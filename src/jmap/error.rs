@@ -296,6 +296,7 @@ impl Problem {
     }
 
     /// The session limit a `limit` problem names.
+    #[cfg(test)]
     pub(crate) fn limit_name(&self) -> Option<&'static str> {
         self.limit
     }
