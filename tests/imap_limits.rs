@@ -301,7 +301,10 @@ fn failed_logins_are_logged_and_ones_own_login_keeps_the_count() {
             "guess-three",
         ],
     );
-    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["NO", "NO", "OK", "NO"]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["NO", "NO", "OK", "NO"]
+    );
     let log = std::fs::read_to_string(server.scratch.path().join("server.log")).unwrap();
     let failures: Vec<&str> = log.lines().filter(|l| l.contains("failed login")).collect();
     assert_eq!(failures.len(), 3, "{failures:#?}");

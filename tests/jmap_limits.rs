@@ -180,7 +180,10 @@ async fn result_references_cannot_amplify_a_request() {
     let resp = post(&server, "alice@example.org", calls).await;
     assert_eq!(resp.status(), 413);
     let problem: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(problem["type"], "urn:ietf:params:jmap:error:limit", "{problem}");
+    assert_eq!(
+        problem["type"], "urn:ietf:params:jmap:error:limit",
+        "{problem}"
+    );
     assert_eq!(problem["limit"], "maxSizeRequest", "{problem}");
 
     let ids: Vec<String> = (0..600).map(|i| format!("e{i}")).collect();
@@ -292,7 +295,10 @@ async fn stalled_uploads_of_one_account_leave_the_others_uploading() {
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let upload = |user: &'static str, account: String| {
-        let url = format!("http://127.0.0.1:{}/jmap/upload/{account}/", server.jmap_port);
+        let url = format!(
+            "http://127.0.0.1:{}/jmap/upload/{account}/",
+            server.jmap_port
+        );
         let req = reqwest::Client::new()
             .post(url)
             .basic_auth(user, Some("pw"))
@@ -304,7 +310,10 @@ async fn stalled_uploads_of_one_account_leave_the_others_uploading() {
     let refused = upload("mallory@example.org", mallory.clone()).await;
     assert_eq!(refused.status(), 400);
     let problem: serde_json::Value = refused.json().await.unwrap();
-    assert_eq!(problem["type"], "urn:ietf:params:jmap:error:limit", "{problem}");
+    assert_eq!(
+        problem["type"], "urn:ietf:params:jmap:error:limit",
+        "{problem}"
+    );
     assert_eq!(problem["limit"], "maxConcurrentUpload", "{problem}");
     drop(stalled);
 }

@@ -222,7 +222,10 @@ pub(crate) async fn upload(
             return (StatusCode::REQUEST_TIMEOUT, text).into_response();
         }
         Err(BodyError::Broken) => {
-            return (StatusCode::BAD_REQUEST, "the upload broke off; send it again\n")
+            return (
+                StatusCode::BAD_REQUEST,
+                "the upload broke off; send it again\n",
+            )
                 .into_response()
         }
     };

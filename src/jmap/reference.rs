@@ -130,7 +130,11 @@ fn lookup<'a>(
         .find(|(_, _, id)| *id == r.result_of)
         .ok_or_else(|| bad(format!("no earlier call with id {:?}", r.result_of)))?;
     if *name != r.name {
-        return Err(bad(format!("call {:?} answered {name}, not {}", r.result_of, r.name)).into());
+        return Err(bad(format!(
+            "call {:?} answered {name}, not {}",
+            r.result_of, r.name
+        ))
+        .into());
     }
     match find(result, &r.path, &mut budget.steps_left) {
         Ok(found) => Ok(found),

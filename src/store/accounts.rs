@@ -402,8 +402,8 @@ fn dummy_hash() -> Result<&'static str, MailError> {
 fn verify_hash(hash: &str, password: &str) -> Result<bool, MailError> {
     #[cfg(test)]
     tests::VERIFICATIONS.with(|n| n.set(n.get() + 1));
-    let parsed =
-        PasswordHash::new(hash).map_err(|e| corrupt(Cf::Accounts, format!("password hash: {e}")))?;
+    let parsed = PasswordHash::new(hash)
+        .map_err(|e| corrupt(Cf::Accounts, format!("password hash: {e}")))?;
     Ok(Argon2::default()
         .verify_password(password.as_bytes(), &parsed)
         .is_ok())

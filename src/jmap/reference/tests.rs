@@ -49,7 +49,9 @@ fn references() {
 
 #[test]
 fn a_reference_to_more_values_than_a_method_takes_is_request_too_large() {
-    let ids: Vec<String> = (0..=limits::OBJECTS_IN_GET).map(|i| format!("e{i}")).collect();
+    let ids: Vec<String> = (0..=limits::OBJECTS_IN_GET)
+        .map(|i| format!("e{i}"))
+        .collect();
     let done = answered(json!({"ids": ids, "list": [{"ids": ids}]}));
     for path in ["/ids", "/list/*/ids"] {
         let a = args(json!({"#ids": reference(path)}));

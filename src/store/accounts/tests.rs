@@ -27,7 +27,11 @@ fn verifications(f: impl FnOnce()) -> u32 {
 fn every_failed_login_runs_exactly_one_password_verification() {
     let (_dir, store) = open();
     store
-        .add_account("alice@example.org", Some("right"), &["al@example.org".into()])
+        .add_account(
+            "alice@example.org",
+            Some("right"),
+            &["al@example.org".into()],
+        )
         .unwrap();
     store.add_account("nopass@example.org", None, &[]).unwrap();
     store
@@ -45,7 +49,10 @@ fn every_failed_login_runs_exactly_one_password_verification() {
         ("", ""),
     ] {
         let n = verifications(|| {
-            assert!(store.check_login(user, password).unwrap().is_none(), "{user}");
+            assert!(
+                store.check_login(user, password).unwrap().is_none(),
+                "{user}"
+            );
         });
         assert_eq!(n, 1, "{user:?} ran {n} verifications");
     }
