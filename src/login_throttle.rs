@@ -8,6 +8,10 @@
 //! it), and [`FORGET_AFTER`] without failures clears the address. A
 //! guesser opening many connections from one address therefore gains
 //! little, and a user who mistypes once waits only the base delay.
+//!
+//! Every failure is logged by [`log_failure`], the same line for IMAP and
+//! JMAP (source address, login name, wait; never the password), so that
+//! an operator or fail2ban sees guessing on either protocol.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -26,6 +30,32 @@ const MAX_SOURCES: usize = 10_000;
 /// Accounts whose failures are counted apart per address; failures for
 /// further names count in the total only (a success never clears them).
 const USERS_PER_SOURCE: usize = 32;
+
+/// Characters of a login name that are logged at most: a real address
+/// is shorter, and a guesser cannot flood the log through the name.
+const LOGGED_USER_CHARS: usize = 128;
+
+/// Logs a failed login over `protocol` from `source` as `user` (escaped
+/// and shortened; the password is never passed here), with the `delay`
+/// it waits. `warn`: the peer misbehaved or mistyped.
+pub(crate) fn log_failure(
+    protocol: &'static str,
+    source: Option<IpAddr>,
+    user: &str,
+    delay: Duration,
+) {
+    let user: String = user.chars().take(LOGGED_USER_CHARS).collect();
+    let source = source.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    // why `?user`: Debug quotes and escapes it, so a name with a newline
+    // cannot forge a log line.
+    tracing::warn!(
+        protocol,
+        %source,
+        user = ?user,
+        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        "failed login"
+    );
+}
 
 #[derive(Debug, Clone)]
 struct Record {

@@ -1,6 +1,7 @@
 //! Hostile and broken input on a raw socket: garbage, over-long lines,
 //! oversized and unterminated literals. Each gets BAD or NO and neither
-//! the session nor the server dies.
+//! the session nor the server dies. Failed logins are logged and counted
+//! per name, so that one's own login keeps the count of guesses at others.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -10,6 +11,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use support::imap::ImapServer;
+use support::server::Server;
 
 struct Raw {
     reader: BufReader<TcpStream>,
@@ -257,4 +259,60 @@ fn unauthenticated_connections_are_capped_per_address_and_time_out() {
     let mut user = Raw::login(s.port);
     std::thread::sleep(Duration::from_millis(1200));
     user.noop_ok();
+}
+
+/// Logs in with each `user password` pair in turn on one imaplib
+/// connection each, printing OK or NO per attempt.
+const IMAP_LOGINS: &str = r#"
+import imaplib, sys
+port, pairs = int(sys.argv[1]), sys.argv[2:]
+for user, password in zip(pairs[::2], pairs[1::2]):
+    imap = imaplib.IMAP4("127.0.0.1", port)
+    try:
+        imap.login(user, password)
+        print("OK")
+        imap.logout()
+    except imaplib.IMAP4.error:
+        print("NO")
+        imap.shutdown()
+"#;
+
+/// Against the real server with Python's imaplib: two wrong passwords
+/// for victim, a right one for the guesser's own account, a third wrong
+/// one for victim. Each failure is logged with its source and login name
+/// (never the password), and the own login did not clear the guesses at
+/// victim: the third waits 4 s, as the log says.
+#[test]
+fn failed_logins_are_logged_and_ones_own_login_keeps_the_count() {
+    let server = Server::start();
+    server.account_with_password("victim@example.org", "victim-pw");
+    server.account_with_password("mallory@example.org", "mallory-pw");
+    let out = support::tools::python(
+        IMAP_LOGINS,
+        &[
+            &server.imap_port.to_string(),
+            "victim@example.org",
+            "guess-one",
+            "victim@example.org",
+            "guess-two",
+            "mallory@example.org",
+            "mallory-pw",
+            "victim@example.org",
+            "guess-three",
+        ],
+    );
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["NO", "NO", "OK", "NO"]
+    );
+    let log = std::fs::read_to_string(server.scratch.path().join("server.log")).unwrap();
+    let failures: Vec<&str> = log.lines().filter(|l| l.contains("failed login")).collect();
+    assert_eq!(failures.len(), 3, "{failures:#?}");
+    for line in &failures {
+        assert!(line.contains("source=127.0.0.1"), "{line}");
+        assert!(line.contains(r#"user="victim@example.org""#), "{line}");
+        assert!(line.contains("imap"), "{line}");
+    }
+    assert!(failures[2].contains("delay_ms=4000"), "{}", failures[2]);
+    assert!(!log.contains("guess-"), "a password reached the log");
 }

@@ -4,12 +4,13 @@
 //! wait `failed_login_delay` before the `NO`: a real delay in every
 //! build, so that the binary we test is the one we ship. Before STARTTLS
 //! on a server with TLS, both are refused (`LOGINDISABLED`, RFC 9051
-//! §6.2.3). Passwords are never logged.
+//! §6.2.3). A failure is logged with the source and the login name
+//! (`login_throttle::log_failure`); passwords are never logged.
 
 use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_next::imap_types::response::{Code, CommandContinuationRequest, StatusKind};
 use imap_next::types::CommandAuthenticate;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::error::ImapError;
 use super::session::{status, Done, Session};
@@ -51,16 +52,21 @@ impl Session {
                 Ok(())
             }
             None => {
-                let delay = self.ctx.config.throttle.failed(
-                    self.peer,
-                    user,
-                    self.ctx.config.failed_login_delay,
-                );
-                warn!(delay_ms = delay.as_millis(), "failed login");
-                tokio::time::sleep(delay).await;
+                self.wait_after_failure(user).await;
                 Err(ImapError::AuthFailed)
             }
         }
+    }
+
+    /// Counts and logs a failed login as `user`, then waits as the
+    /// throttle says.
+    async fn wait_after_failure(&self, user: &str) {
+        let config = &self.ctx.config;
+        let delay = config
+            .throttle
+            .failed(self.peer, user, config.failed_login_delay);
+        crate::login_throttle::log_failure("imap", Some(self.peer), user, delay);
+        tokio::time::sleep(delay).await;
     }
 
     fn logged_in(&mut self, account: Account) {
@@ -145,12 +151,7 @@ impl Session {
         // why: acting as another user (authzid) is not offered; only the
         // empty authzid or the user's own address is accepted.
         if !authz.is_empty() && !authz.eq_ignore_ascii_case(&user) {
-            let delay = self.ctx.config.throttle.failed(
-                self.peer,
-                &user,
-                self.ctx.config.failed_login_delay,
-            );
-            tokio::time::sleep(delay).await;
+            self.wait_after_failure(&user).await;
             self.finish_error(tag, &ImapError::AuthFailed);
             return;
         }

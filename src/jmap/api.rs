@@ -5,6 +5,14 @@
 //! rejected (ARCHITECTURE.md: clients such as the jmap-client crate send
 //! many); a method whose own capability is missing from `using` is an
 //! `unknownMethod`, as §3.6.2 asks.
+//!
+//! What one request may cost is bounded: its body by `maxSizeRequest`, its
+//! calls by `maxCallsInRequest`, the values its result references add by
+//! `maxSizeRequest` too (see `reference`), and the response it builds by
+//! [`SIZE_RESPONSE`]. A request over a session limit gets the request-level
+//! `limit` error naming it (RFC 8620 §3.6.1); a call whose answer would
+//! pass [`SIZE_RESPONSE`] gets `requestTooLarge` in its place and the calls
+//! after it still run, so that no outcome of an earlier `/set` is lost.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,9 +28,17 @@ use serde_json::{json, Map, Value};
 use super::auth::{authenticate, Peer};
 use super::call::Call;
 use super::error::{Error, Problem};
-use super::reference::{self, Answered};
+use super::reference::{self, Answered, Budget, Unresolved};
 use super::session::SESSION_STATE;
 use super::{capability, certificate, email, guard, limits, mailbox, quota, settings, Server};
+
+/// Bytes (as compact JSON) the method responses of one request may take
+/// together. why 16 MiB: a response is held whole in memory while it is
+/// built and sent; 16 MiB is above any answer a client needs at once
+/// (500 Emails with their headers and previews take a few MiB) and
+/// bounds what one request can make the server hold. RFC 8620 has no
+/// session field for it, so it is not announced.
+pub(crate) const SIZE_RESPONSE: usize = 16 * 1024 * 1024;
 
 /// The request object (RFC 8620 §3.3).
 #[derive(Debug, Deserialize)]
@@ -55,7 +71,7 @@ pub(crate) async fn handle(
         );
         return Problem::limit("maxConcurrentRequests", detail).into_response();
     };
-    let request = match read_request(body).await {
+    let (request, request_bytes) = match read_request(body).await {
         Ok(r) => r,
         Err(p) => return p.into_response(),
     };
@@ -64,7 +80,11 @@ pub(crate) async fn handle(
         account,
         created_ids: request.created_ids.clone().unwrap_or_default(),
     };
-    let answered = run(&mut call, &request.using, request.method_calls).await;
+    let budget = Budget::new(request_bytes);
+    let answered = match run(&mut call, &request.using, request.method_calls, budget).await {
+        Ok(a) => a,
+        Err(p) => return p.into_response(),
+    };
     let mut out = json!({
         "methodResponses": answered,
         "sessionState": SESSION_STATE,
@@ -75,7 +95,8 @@ pub(crate) async fn handle(
     Json(out).into_response()
 }
 
-async fn read_request(body: Body) -> Result<Request, Problem> {
+/// The request object and the length of its body.
+async fn read_request(body: Body) -> Result<(Request, usize), Problem> {
     let read = axum::body::to_bytes(body, limits::SIZE_REQUEST);
     let bytes = tokio::time::timeout(limits::BODY_READ_TIMEOUT, read)
         .await
@@ -105,27 +126,62 @@ async fn read_request(body: Body) -> Result<Request, Problem> {
             ),
         ));
     }
-    Ok(request)
+    Ok((request, bytes.len()))
 }
 
-/// Runs the calls in order; each sees the responses before it.
+/// Runs the calls in order; each sees the responses before it. A request
+/// whose references pass `maxSizeRequest` stops with that problem; the
+/// calls before it have run (RFC 8620 has no way to report a request
+/// processed in part; only a request built to amplify itself gets here).
 async fn run(
     call: &mut Call,
     using: &[String],
     calls: Vec<(String, Map<String, Value>, String)>,
-) -> Vec<Answered> {
+    mut budget: Budget,
+) -> Result<Vec<Answered>, Problem> {
     let mut answered: Vec<Answered> = Vec::with_capacity(calls.len());
+    let mut response_left = SIZE_RESPONSE;
     for (name, args, call_id) in calls {
-        let result = match reference::resolve(args, &answered) {
+        let result = match reference::resolve(args, &answered, &name, &mut budget) {
             Ok(args) => dispatch(call, using, &name, args).await,
-            Err(e) => Err(e),
+            Err(Unresolved::Call(e)) => Err(e),
+            Err(Unresolved::Request(p)) => return Err(p),
         };
-        match result {
-            Ok(value) => answered.push((name, value, call_id)),
-            Err(e) => answered.push(("error".into(), e.classify().to_json(), call_id)),
+        let (name, value) = match result {
+            Ok(value) => within_response(&mut response_left, name, value),
+            Err(e) => error_response(&mut response_left, &e),
+        };
+        answered.push((name, value, call_id));
+    }
+    Ok(answered)
+}
+
+/// `value` as the call's answer, unless it would take the response past
+/// [`SIZE_RESPONSE`]: then `requestTooLarge` in its place.
+fn within_response(left: &mut usize, name: String, value: Value) -> (String, Value) {
+    match reference::json_len(&value, *left) {
+        Some(n) => {
+            *left -= n;
+            (name, value)
+        }
+        None => {
+            let e = Error::RequestTooLarge(format!(
+                "the answer to {name} would take the response past {SIZE_RESPONSE} bytes; \
+                 ask for fewer ids or properties (or set maxBodyValueBytes), \
+                 or split the calls over several requests"
+            ));
+            error_response(left, &e)
         }
     }
-    answered
+}
+
+/// The method error `e` as a call's answer, charged to the response.
+fn error_response(left: &mut usize, e: &Error) -> (String, Value) {
+    let value = e.classify().to_json();
+    // why no refusal: an error object is a few hundred bytes, and a
+    // request has at most maxCallsInRequest of them.
+    *left = left.saturating_sub(reference::json_len(&value, *left).unwrap_or(*left));
+    ("error".into(), value)
 }
 
 /// The capability a method belongs to.

@@ -31,7 +31,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
-use super::{limits, Server};
+use super::Server;
 use crate::store::{Account, AccountId};
 
 /// How long a successful password check is remembered.
@@ -113,23 +113,32 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     }
 }
 
-/// API requests in flight per account, taken after authentication, so
-/// that neither wrong-password floods nor one account's stalled requests
-/// take the slots of others.
-#[derive(Debug, Default)]
+/// Requests in flight per account (API requests, uploads), taken after
+/// authentication, so that neither wrong-password floods nor one
+/// account's stalled requests take the slots of others.
+#[derive(Debug)]
 pub(crate) struct AccountSlots {
+    per_account: usize,
     // why: a std Mutex; held for one map operation, never across an await.
     slots: Mutex<HashMap<AccountId, Arc<Semaphore>>>,
 }
 
 impl AccountSlots {
-    /// A slot of `id`'s, unless all [`limits::CONCURRENT_REQUESTS`] are taken.
+    /// At most `per_account` at once for each account.
+    pub(crate) fn new(per_account: usize) -> Self {
+        Self {
+            per_account,
+            slots: Mutex::default(),
+        }
+    }
+
+    /// A slot of `id`'s, unless all `per_account` are taken.
     pub(crate) fn try_acquire(&self, id: AccountId) -> Option<OwnedSemaphorePermit> {
         let semaphore = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             let entry = slots
                 .entry(id)
-                .or_insert_with(|| Arc::new(Semaphore::new(limits::CONCURRENT_REQUESTS)));
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_account)));
             Arc::clone(entry)
         };
         semaphore.try_acquire_owned().ok()
@@ -180,11 +189,12 @@ pub(crate) async fn authenticate(
             Ok(account)
         }
         _ => {
-            if let Peer(Some(ip)) = peer {
-                let delay = server.throttle.failed(ip, &login, FAILED_LOGIN_DELAY);
-                tracing::warn!(peer = %ip, delay_ms = delay.as_millis(), "failed JMAP login");
-                tokio::time::sleep(delay).await;
-            }
+            let delay = match peer {
+                Peer(Some(ip)) => server.throttle.failed(ip, &login, FAILED_LOGIN_DELAY),
+                Peer(None) => Duration::ZERO,
+            };
+            crate::login_throttle::log_failure("jmap", peer.0, &login, delay);
+            tokio::time::sleep(delay).await;
             Err(unauthorized())
         }
     }

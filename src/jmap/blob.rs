@@ -2,12 +2,21 @@
 //!
 //! Uploads are held in memory, per account, until they are used or for
 //! an hour (§6.1 lets the server drop unreferenced blobs after that), and
-//! at most [`PER_ACCOUNT_FACTOR`] × `maxSizeUpload` bytes per account: an
-//! upload is only ever an input to `Email/import` or `Certificate/set`,
-//! which store what they keep. Why not on disk: an upload for an
-//! opted-in account can be a plaintext message, and plaintext must never
-//! reach the store or a temporary file (ARCHITECTURE.md, fail closed);
-//! the import encrypts it before it is stored.
+//! at most [`PER_ACCOUNT_FACTOR`] × `maxSizeUpload` bytes and
+//! [`HELD_UPLOADS`] uploads per account: an upload is only ever an input
+//! to `Email/import` or `Certificate/set`, which store what they keep.
+//! Past either bound the account's oldest uploads are dropped, as §6.1
+//! asks of a server whose upload quota is reached ("the server SHOULD
+//! delete previously uploaded (but unreferenced) blobs before their
+//! expiry time"), so a client importing a mailbox one message at a time
+//! never meets a refusal. Why not on disk: an upload for an opted-in
+//! account can be a plaintext message, and plaintext must never reach the
+//! store or a temporary file (ARCHITECTURE.md, fail closed); the import
+//! encrypts it before it is stored.
+//!
+//! `maxConcurrentUpload` counts per account, after authentication, like
+//! API requests: one account's stalled uploads never take another's
+//! slots. A body that pauses longer than [`BODY_IDLE_TIMEOUT`] is dropped.
 //!
 //! A blob id is the SHA-256 of the bytes. Download serves uploads and the
 //! stored messages of the authenticated account; anything else, including
@@ -34,13 +43,25 @@ use serde_json::json;
 
 use super::auth::{authenticate, Peer};
 use super::error::Problem;
-use super::{ids, Server};
+use super::{ids, limits, Server};
 use crate::store::{AccountId, BlobHash};
 
 /// Uploads live this long.
 const TTL: Duration = Duration::from_secs(3600);
 /// Bytes of uploads per account, as a multiple of `maxSizeUpload`.
 const PER_ACCOUNT_FACTOR: u64 = 4;
+/// Uploads held per account at most. why 1,000: a client uploads what
+/// the next few requests import (one message or certificate bundle
+/// each); 1,000 covers any such batch, while a flood of tiny uploads
+/// cannot grow the table (each entry costs about 150 bytes beyond its
+/// data, and every upload of the account scans its entries).
+pub(crate) const HELD_UPLOADS: usize = 1_000;
+/// Longest pause while an upload's body arrives. why 30 s: as for API
+/// bodies; a client that keeps sending may take as long as it needs.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often expired uploads of all accounts are dropped (an account's
+/// own are dropped at each of its uploads).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct Upload {
@@ -52,47 +73,106 @@ struct Upload {
 #[derive(Debug, Default)]
 pub(crate) struct Uploads {
     // why a std Mutex: held only for map operations, never across an await.
-    inner: Mutex<HashMap<(AccountId, BlobHash), Upload>>,
+    inner: Mutex<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    accounts: HashMap<AccountId, HashMap<BlobHash, Upload>>,
+    swept: Option<Instant>,
+}
+
+impl Held {
+    /// Drops every account's expired uploads, at most every [`SWEEP_EVERY`].
+    fn sweep(&mut self) {
+        if self.swept.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
+            return;
+        }
+        self.swept = Some(Instant::now());
+        for uploads in self.accounts.values_mut() {
+            uploads.retain(|_, u| u.at.elapsed() < TTL);
+        }
+        self.accounts.retain(|_, uploads| !uploads.is_empty());
+    }
+}
+
+fn size_of(u: &Upload) -> u64 {
+    u64::try_from(u.data.len()).unwrap_or(u64::MAX)
 }
 
 impl Uploads {
     /// Keeps `data` for `account`, dropping expired uploads and, past the
-    /// account's budget, its oldest ones.
+    /// account's byte `budget` or [`HELD_UPLOADS`], its oldest ones.
     fn put(&self, account: AccountId, data: Vec<u8>, budget: u64) -> BlobHash {
         let hash = BlobHash::of(&data);
-        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, u| u.at.elapsed() < TTL);
-        let size = |u: &Upload| u64::try_from(u.data.len()).unwrap_or(u64::MAX);
-        let mut mine: Vec<(Instant, BlobHash, u64)> = map
-            .iter()
-            .filter(|((a, _), _)| *a == account)
-            .map(|((_, h), u)| (u.at, *h, size(u)))
-            .collect();
-        mine.sort();
-        let mut used: u64 = mine.iter().map(|m| m.2).sum();
         let incoming = u64::try_from(data.len()).unwrap_or(u64::MAX);
-        for (_, h, s) in mine {
-            if used.saturating_add(incoming) <= budget {
+        let mut held = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        held.sweep();
+        let mine = held.accounts.entry(account).or_default();
+        mine.retain(|h, u| u.at.elapsed() < TTL && *h != hash);
+        let mut oldest: Vec<(Instant, BlobHash, u64)> =
+            mine.iter().map(|(h, u)| (u.at, *h, size_of(u))).collect();
+        oldest.sort();
+        let mut used: u64 = oldest.iter().map(|o| o.2).sum();
+        let mut count = mine.len();
+        for (_, h, size) in oldest {
+            if count < HELD_UPLOADS && used.saturating_add(incoming) <= budget {
                 break;
             }
-            map.remove(&(account, h));
-            used = used.saturating_sub(s);
+            mine.remove(&h);
+            used = used.saturating_sub(size);
+            count -= 1;
         }
         let upload = Upload {
             data: Arc::new(data),
             at: Instant::now(),
         };
-        map.insert((account, hash), upload);
+        mine.insert(hash, upload);
         hash
     }
 
     /// The upload `blob_id` of `account`, if it is still held.
     pub(crate) fn get(&self, account: AccountId, blob_id: &str) -> Option<Arc<Vec<u8>>> {
         let hash = ids::parse_blob(blob_id)?;
-        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(&(account, hash))
+        let held = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        held.accounts
+            .get(&account)?
+            .get(&hash)
             .filter(|u| u.at.elapsed() < TTL)
             .map(|u| Arc::clone(&u.data))
+    }
+}
+
+/// Why an upload's body was not read whole.
+#[derive(Debug)]
+enum BodyError {
+    /// Longer than the limit.
+    TooLarge,
+    /// Nothing arrived for [`BODY_IDLE_TIMEOUT`].
+    Stalled,
+    /// The connection failed.
+    Broken,
+}
+
+/// Reads at most `limit` bytes of `body`, waiting at most `idle` for
+/// each piece.
+async fn read_body(body: Body, limit: usize, idle: Duration) -> Result<Vec<u8>, BodyError> {
+    use http_body_util::BodyExt as _;
+    let mut body = body;
+    let mut out = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(BodyError::Stalled),
+            Ok(None) => return Ok(out),
+            Ok(Some(Err(_))) => return Err(BodyError::Broken),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if out.len().saturating_add(data.len()) > limit {
+                return Err(BodyError::TooLarge);
+            }
+            out.extend_from_slice(&data);
+        }
     }
 }
 
@@ -111,18 +191,43 @@ pub(crate) async fn upload(
     if account_id != ids::account(account.id) {
         return (StatusCode::NOT_FOUND, "no such account\n").into_response();
     }
-    let Ok(_slot) = server.upload_slots.try_acquire() else {
-        return Problem::limit(
-            "maxConcurrentUpload",
-            "too many uploads at once; retry later",
-        )
-        .into_response();
+    let Some(_slot) = server.upload_slots.try_acquire(account.id) else {
+        let detail = format!(
+            "at most {} uploads of one account at once; retry when one has finished",
+            limits::CONCURRENT_UPLOAD
+        );
+        return Problem::limit("maxConcurrentUpload", detail).into_response();
     };
     let max = server.ctx.max_upload_bytes;
-    let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+    let too_large = || {
         let detail = format!("the upload is larger than maxSizeUpload ({max} bytes)");
-        return Problem::limit("maxSizeUpload", detail).into_response();
+        Problem::limit("maxSizeUpload", detail).into_response()
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max) {
+        return too_large();
+    }
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let bytes = match read_body(body, limit, BODY_IDLE_TIMEOUT).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::Stalled) => {
+            let text = format!(
+                "the upload paused for more than {} s; send it again",
+                BODY_IDLE_TIMEOUT.as_secs()
+            );
+            return (StatusCode::REQUEST_TIMEOUT, text).into_response();
+        }
+        Err(BodyError::Broken) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "the upload broke off; send it again\n",
+            )
+                .into_response()
+        }
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -131,7 +236,7 @@ pub(crate) async fn upload(
         .to_string();
     let size = bytes.len();
     let budget = max.saturating_mul(PER_ACCOUNT_FACTOR);
-    let hash = server.uploads.put(account.id, bytes.to_vec(), budget);
+    let hash = server.uploads.put(account.id, bytes, budget);
     let body = json!({
         "accountId": account_id,
         "blobId": ids::blob(hash),
@@ -274,6 +379,42 @@ fn disposition(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn held(u: &Uploads, account: AccountId) -> usize {
+        let held = u.inner.lock().unwrap();
+        held.accounts.get(&account).map_or(0, HashMap::len)
+    }
+
+    #[test]
+    fn an_account_holds_at_most_held_uploads_and_loses_the_oldest() {
+        let u = Uploads::default();
+        let (me, other) = (AccountId(1), AccountId(2));
+        let theirs = ids::blob(u.put(other, b"theirs".to_vec(), 1 << 20));
+        let first = ids::blob(u.put(me, b"0".to_vec(), 1 << 20));
+        for i in 1..=HELD_UPLOADS {
+            u.put(me, i.to_string().into_bytes(), 1 << 20);
+        }
+        assert_eq!(held(&u, me), HELD_UPLOADS);
+        assert!(u.get(me, &first).is_none(), "the oldest went");
+        assert!(u.get(me, &ids::blob(BlobHash::of(b"1"))).is_some());
+        assert!(u.get(other, &theirs).is_some(), "others keep theirs");
+        // Uploading held bytes again refreshes them instead of adding one.
+        u.put(me, b"1".to_vec(), 1 << 20);
+        u.put(me, b"new".to_vec(), 1 << 20);
+        assert!(u.get(me, &ids::blob(BlobHash::of(b"1"))).is_some());
+        assert!(u.get(me, &ids::blob(BlobHash::of(b"2"))).is_none());
+    }
+
+    #[test]
+    fn an_account_holds_at_most_its_byte_budget() {
+        let u = Uploads::default();
+        let me = AccountId(1);
+        let a = ids::blob(u.put(me, vec![b'a'; 40], 100));
+        let b = ids::blob(u.put(me, vec![b'b'; 40], 100));
+        let c = ids::blob(u.put(me, vec![b'c'; 40], 100));
+        assert!(u.get(me, &a).is_none());
+        assert!(u.get(me, &b).is_some() && u.get(me, &c).is_some());
+    }
 
     #[test]
     fn active_or_malformed_types_become_octet_stream() {

@@ -298,6 +298,12 @@ impl Problem {
         }
     }
 
+    /// The session limit a `limit` problem names.
+    #[cfg(test)]
+    pub(crate) fn limit_name(&self) -> Option<&'static str> {
+        self.limit
+    }
+
     fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,

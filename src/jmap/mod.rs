@@ -60,7 +60,6 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::sync::Semaphore;
 
 use crate::ingest::Ingest;
 use crate::notify::Notifier;
@@ -82,11 +81,11 @@ pub struct JmapContext {
 
 /// Limits announced in the session's core capability and enforced.
 pub(crate) mod limits {
-    /// Uploads in flight per server.
+    /// Uploads in flight per account.
     pub(crate) const CONCURRENT_UPLOAD: usize = 4;
     /// Largest API request body.
     pub(crate) const SIZE_REQUEST: usize = 10 * 1024 * 1024;
-    /// API requests in flight per server.
+    /// API requests in flight per account.
     pub(crate) const CONCURRENT_REQUESTS: usize = 8;
     /// Longest wait for a request body. why: a client that announces a
     /// body and stalls holds one of its account's request slots.
@@ -122,7 +121,7 @@ pub(crate) struct Server {
     pub(crate) ctx: Arc<JmapContext>,
     pub(crate) uploads: blob::Uploads,
     pub(crate) request_slots: auth::AccountSlots,
-    pub(crate) upload_slots: Semaphore,
+    pub(crate) upload_slots: auth::AccountSlots,
     pub(crate) auth_cache: auth::AuthCache,
     /// Failed logins per source address.
     pub(crate) throttle: crate::login_throttle::LoginThrottle,
@@ -134,8 +133,8 @@ pub fn router(ctx: Arc<JmapContext>) -> Router {
         ctx,
         uploads: blob::Uploads::default(),
         auth_cache: auth::AuthCache::default(),
-        request_slots: auth::AccountSlots::default(),
-        upload_slots: Semaphore::new(limits::CONCURRENT_UPLOAD),
+        request_slots: auth::AccountSlots::new(limits::CONCURRENT_REQUESTS),
+        upload_slots: auth::AccountSlots::new(limits::CONCURRENT_UPLOAD),
         throttle: crate::login_throttle::LoginThrottle::default(),
     });
     Router::new()

@@ -232,11 +232,7 @@ impl MailStore {
         let Some(stored) = rec.password_hash else {
             return Ok(false);
         };
-        let parsed = PasswordHash::new(&stored)
-            .map_err(|e| corrupt(Cf::Accounts, format!("password hash: {e}")))?;
-        Ok(Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
+        verify_hash(&stored, password)
     }
 
     /// The account `address` names, when `password` is its password.
@@ -259,11 +255,7 @@ impl MailStore {
             Some(h) => h.as_str(),
             None => dummy_hash()?,
         };
-        let parsed = PasswordHash::new(hash)
-            .map_err(|e| corrupt(Cf::Accounts, format!("password hash: {e}")))?;
-        let matches = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let matches = verify_hash(hash, password)?;
         Ok(match found {
             Some((id, rec)) if matches && stored.is_some() => Some(rec.view(id)),
             _ => None,
@@ -405,6 +397,18 @@ fn dummy_hash() -> Result<&'static str, MailError> {
     Ok(DUMMY.get_or_init(|| made))
 }
 
+/// Whether `password` matches the argon2id PHC string `hash`: the one
+/// place a password is checked, so every login costs the same.
+fn verify_hash(hash: &str, password: &str) -> Result<bool, MailError> {
+    #[cfg(test)]
+    tests::VERIFICATIONS.with(|n| n.set(n.get() + 1));
+    let parsed = PasswordHash::new(hash)
+        .map_err(|e| corrupt(Cf::Accounts, format!("password hash: {e}")))?;
+    Ok(Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
+}
+
 fn hash_password(password: &str) -> Result<String, MailError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
@@ -412,3 +416,6 @@ fn hash_password(password: &str) -> Result<String, MailError> {
         .map(|h| h.to_string())
         .map_err(|e| bug(format!("argon2: {e}")).into())
 }
+
+#[cfg(test)]
+mod tests;
