@@ -26,8 +26,10 @@ pub enum StoreError {
         /// The engine's message.
         message: String,
     },
-    /// A file of ours next to the database (e.g. the master key) failed.
-    #[error("cannot access {path}: {source}")]
+    /// A file of ours next to the database (a blob segment) failed. The
+    /// text names no path, as it may reach a client's reply; the path is
+    /// logged where the error is made, and kept here for callers.
+    #[error("storage file access failed: {source}; the server log names the file")]
     Io {
         /// The file.
         path: PathBuf,

@@ -94,6 +94,32 @@ pub(super) enum ReadError {
     Io(PathBuf, io::Error),
 }
 
+/// Writes `values` at `base` in segment `number` and syncs them; their
+/// locations, in order.
+fn write_synced(
+    file: &File,
+    number: u64,
+    base: u64,
+    values: &[&[u8]],
+) -> io::Result<Vec<Location>> {
+    let mut out = Vec::with_capacity(values.len());
+    let mut offset = base;
+    for value in values {
+        let len =
+            u32::try_from(value.len()).map_err(|_| io::Error::other("blob larger than 4 GiB"))?;
+        file.write_all_at(value, offset)?;
+        out.push(Location {
+            segment: number,
+            offset,
+            len,
+            crc: crc32fast::hash(value),
+        });
+        offset += u64::from(len);
+    }
+    file.sync_data()?;
+    Ok(out)
+}
+
 /// The segment currently appended to.
 #[derive(Debug)]
 struct Current {
@@ -179,25 +205,23 @@ impl Segments {
             c.len += total;
             (c.number, Arc::clone(&c.file), base)
         };
-        let mut out = Vec::with_capacity(values.len());
-        let mut offset = base;
-        for value in values {
-            let len = u32::try_from(value.len())
-                .map_err(|_| io::Error::other("blob larger than 4 GiB"))?;
-            file.write_all_at(value, offset)?;
-            out.push(Location {
-                segment: number,
-                offset,
-                len,
-                crc: crc32fast::hash(value),
-            });
-            offset += u64::from(len);
+        let written = write_synced(&file, number, base, values);
+        if written.is_err() {
+            // why: after a failed write or fsync the file's state on disk
+            // is unknown (Linux may drop the dirty pages and report the
+            // next fsync as clean), so no later value may rely on it; the
+            // next append starts a new segment.
+            let mut current = lock(&self.current);
+            if current.as_ref().is_some_and(|c| c.number == number) {
+                *current = None;
+            }
         }
-        file.sync_data()?;
-        Ok(out)
+        written
     }
 
-    /// Starts a new segment file (and makes its name durable).
+    /// Starts a new segment file (and makes its name durable). A file
+    /// created whose name could not be synced stays behind empty: the
+    /// collector removes it.
     fn create(&self) -> io::Result<Current> {
         let number = {
             let mut next = lock(&self.next);

@@ -4,64 +4,69 @@
 use std::collections::BTreeMap;
 use std::sync::PoisonError;
 
-use rocksdb::{IteratorMode, WriteBatch};
+use rocksdb::{IteratorMode, WriteBatch, DB};
 
 use super::super::error::corrupt;
 use super::super::segments::{Location, ReadError, SEGMENT_MIN_VALUE};
 use super::super::{BatchOp, Cf, KeyRange, KeyValue, Order, StoreError};
-use super::{read_error, RocksStore, RELOCATE_BYTES};
+use super::{delete_range, handle, locations, read_error, scan_cf, RocksStore, RELOCATE_BYTES};
 
-impl RocksStore {
-    /// Adds a `Cf::Blobs` operation to `wb`: a value of
-    /// [`SEGMENT_MIN_VALUE`] and more has already been written to a
-    /// segment at `location`, so only the location goes into the batch.
-    pub(super) fn add_blob_op(
-        &self,
-        wb: &mut WriteBatch,
-        op: &BatchOp,
-        location: Option<Location>,
-    ) -> Result<(), StoreError> {
-        let (blobs, locations) = (self.handle(Cf::Blobs)?, self.locations()?);
-        match op {
-            BatchOp::Put { key, value, .. } => match location {
-                Some(loc) => {
-                    wb.put_cf(locations, key, loc.encode());
-                    wb.delete_cf(blobs, key);
-                }
-                None => {
-                    wb.put_cf(blobs, key, value);
-                    wb.delete_cf(locations, key);
-                }
-            },
-            BatchOp::Delete { key, .. } => {
+/// Adds a `Cf::Blobs` operation to `wb`: a value of [`SEGMENT_MIN_VALUE`]
+/// and more has already been written to a segment at `location`, so only
+/// the location goes into the batch.
+pub(super) fn add_blob_op(
+    db: &DB,
+    wb: &mut WriteBatch,
+    op: &BatchOp,
+    location: Option<Location>,
+) -> Result<(), StoreError> {
+    let (blobs, locations) = (handle(db, Cf::Blobs)?, locations(db)?);
+    match op {
+        BatchOp::Put { key, value, .. } => match location {
+            Some(loc) => {
+                wb.put_cf(locations, key, loc.encode());
                 wb.delete_cf(blobs, key);
+            }
+            None => {
+                wb.put_cf(blobs, key, value);
                 wb.delete_cf(locations, key);
             }
-            BatchOp::DeleteRange { range, .. } => {
-                self.delete_range(wb, Cf::Blobs, blobs, range)?;
-                self.delete_range(wb, Cf::Blobs, locations, range)?;
-            }
+        },
+        BatchOp::Delete { key, .. } => {
+            wb.delete_cf(blobs, key);
+            wb.delete_cf(locations, key);
         }
-        Ok(())
+        BatchOp::DeleteRange { range, .. } => {
+            delete_range(db, wb, Cf::Blobs, blobs, range)?;
+            delete_range(db, wb, Cf::Blobs, locations, range)?;
+        }
     }
+    Ok(())
+}
 
+impl RocksStore {
     /// The blob at `key`: from its segment if it has a location, else
     /// from the `blobs` column family.
     pub(super) fn get_blob(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         // why two tries: the collector may move the blob and delete its old
         // segment between our reading the location and the segment.
         for attempt in 0..2 {
-            let Some(raw) = self
-                .db
-                .get_cf(self.locations()?, key)
-                .map_err(|e| read_error(Cf::Blobs, "get", e))?
-            else {
-                return self
-                    .db
-                    .get_cf(self.handle(Cf::Blobs)?, key)
-                    .map_err(|e| read_error(Cf::Blobs, "get", e));
+            let found = self.with_db(|db| {
+                let Some(raw) = db
+                    .get_cf(locations(db)?, key)
+                    .map_err(|e| read_error(Cf::Blobs, "get", e))?
+                else {
+                    return db
+                        .get_cf(handle(db, Cf::Blobs)?, key)
+                        .map(Err)
+                        .map_err(|e| read_error(Cf::Blobs, "get", e));
+                };
+                decode_location(&raw).map(Ok)
+            })?;
+            let loc = match found {
+                Ok(loc) => loc,
+                Err(inline) => return Ok(inline),
             };
-            let loc = decode_location(&raw)?;
             match self.segments.read(&loc) {
                 Ok(bytes) => return Ok(Some(bytes)),
                 Err(ReadError::Missing(_)) if attempt == 0 => continue,
@@ -79,8 +84,13 @@ impl RocksStore {
         order: Order,
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError> {
-        let mut out = self.scan_cf(Cf::Blobs, self.handle(Cf::Blobs)?, range, order, limit)?;
-        for (key, raw) in self.scan_cf(Cf::Blobs, self.locations()?, range, order, limit)? {
+        let (mut out, located) = self.with_db(|db| {
+            Ok((
+                scan_cf(db, Cf::Blobs, handle(db, Cf::Blobs)?, range, order, limit)?,
+                scan_cf(db, Cf::Blobs, locations(db)?, range, order, limit)?,
+            ))
+        })?;
+        for (key, raw) in located {
             let loc = decode_location(&raw)?;
             let bytes = self.segments.read(&loc).map_err(segment_error)?;
             out.push((key, bytes));
@@ -110,15 +120,18 @@ impl RocksStore {
         // the seal may not have written its location yet; wait for it.
         drop(self.commit.write().unwrap_or_else(PoisonError::into_inner));
         let mut live: BTreeMap<u64, Vec<(Vec<u8>, Location)>> = BTreeMap::new();
-        for item in self.db.iterator_cf(self.locations()?, IteratorMode::Start) {
-            let (key, raw) = item.map_err(|e| read_error(Cf::Blobs, "scan", e))?;
-            let loc = decode_location(&raw)?;
-            if loc.segment < boundary {
-                live.entry(loc.segment)
-                    .or_default()
-                    .push((key.into_vec(), loc));
+        self.with_db(|db| {
+            for item in db.iterator_cf(locations(db)?, IteratorMode::Start) {
+                let (key, raw) = item.map_err(|e| read_error(Cf::Blobs, "scan", e))?;
+                let loc = decode_location(&raw)?;
+                if loc.segment < boundary {
+                    live.entry(loc.segment)
+                        .or_default()
+                        .push((key.into_vec(), loc));
+                }
             }
-        }
+            Ok(())
+        })?;
         let io = |source| self.segment_io(source);
         for number in self.segments.list().map_err(io)? {
             if number >= boundary {
@@ -157,8 +170,10 @@ impl RocksStore {
         Ok(())
     }
 
-    /// A failed segment file operation, as a [`StoreError::Io`].
+    /// A failed segment file operation, as a [`StoreError::Io`] (logged
+    /// here with the directory; the error's text names no path).
     pub(super) fn segment_io(&self, source: std::io::Error) -> StoreError {
+        tracing::warn!(dir = %self.segments.dir().display(), error = %source, "blob segment I/O failed");
         StoreError::Io {
             path: self.segments.dir().to_path_buf(),
             source,
@@ -177,19 +192,22 @@ impl RocksStore {
             .segments
             .append(&refs)
             .map_err(|source| self.segment_io(source))?;
-        let locations = self.locations()?;
+        // why the commit lock before any engine guard: a writer holds the
+        // commit lock's read side while it may reopen the engine.
         let _exclusive = self.commit.write().unwrap_or_else(PoisonError::into_inner);
-        let mut wb = WriteBatch::default();
-        for ((key, old), new) in entries.iter().zip(moved) {
-            let now = self
-                .db
-                .get_cf(locations, key)
-                .map_err(|e| read_error(Cf::Blobs, "get", e))?;
-            if now.as_deref().and_then(Location::decode) == Some(*old) {
-                wb.put_cf(locations, key, new.encode());
+        self.commit(|db| {
+            let locations = locations(db)?;
+            let mut wb = WriteBatch::default();
+            for ((key, old), new) in entries.iter().zip(&moved) {
+                let now = db
+                    .get_cf(locations, key)
+                    .map_err(|e| read_error(Cf::Blobs, "get", e))?;
+                if now.as_deref().and_then(Location::decode) == Some(*old) {
+                    wb.put_cf(locations, key, new.encode());
+                }
             }
-        }
-        self.commit_batch(wb)
+            Ok(wb)
+        })
     }
 }
 
@@ -211,11 +229,20 @@ fn decode_location(raw: &[u8]) -> Result<Location, StoreError> {
 
 fn segment_error(e: ReadError) -> StoreError {
     match e {
-        ReadError::Missing(path) => corrupt(
-            Cf::Blobs,
-            format!("blob segment {} is missing", path.display()),
-        ),
-        ReadError::Corrupt(detail) => corrupt(Cf::Blobs, detail),
-        ReadError::Io(path, source) => StoreError::Io { path, source },
+        ReadError::Missing(path) => {
+            tracing::error!(path = %path.display(), "blob segment missing");
+            corrupt(Cf::Blobs, "a blob segment file is missing")
+        }
+        ReadError::Corrupt(detail) => {
+            tracing::error!(%detail, "blob segment damaged");
+            corrupt(
+                Cf::Blobs,
+                "a blob segment file is damaged (checksum or length); the server log names it",
+            )
+        }
+        ReadError::Io(path, source) => {
+            tracing::warn!(path = %path.display(), error = %source, "blob segment read failed");
+            StoreError::Io { path, source }
+        }
     }
 }

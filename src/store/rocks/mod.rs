@@ -23,17 +23,21 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError, RwLock};
 
-use rocksdb::{
-    BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor, CompactOptions, Direction,
-    ErrorKind, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions, DB,
-};
+use rocksdb::{BottommostLevelCompaction, CompactOptions, WriteBatch, WriteOptions, DB};
 
-use super::error::{bug, corrupt};
-use super::segments::Segments;
+use super::error::bug;
+use super::segments::{Location, Segments};
 use super::{Batch, BatchOp, Cf, KeyRange, KeyValue, Order, Store, StoreError};
 
+mod access;
 mod blobs;
+mod recovery;
+use access::{
+    column_families, delete_range, engine_error, handle, locations, read_error, scan_cf,
+    BLOB_GC_CUTOFF,
+};
 use blobs::segment_value;
+use recovery::{open_db, reopen_helps, unavailable, Backoff, Engine};
 
 /// The internal column family of segment locations (key: the blob's key
 /// in `Cf::Blobs`), not a [`Cf`]: nothing above the engine sees it.
@@ -49,7 +53,10 @@ const MAINTAIN_MIN_DEAD: f64 = 0.25;
 
 /// [`Store`] on an embedded RocksDB database.
 pub struct RocksStore {
-    db: DB,
+    /// The database handle, swapped by a reopen after an I/O error (see
+    /// `recovery`).
+    engine: RwLock<Engine>,
+    backoff: Mutex<Backoff>,
     path: PathBuf,
     segments: Segments,
     /// Shared by every commit from its segment append to its RocksDB
@@ -81,26 +88,18 @@ impl RocksStore {
             path: path.clone(),
             source,
         })?;
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        // why: small column families (accounts, mailboxes) rarely fill a
-        // memtable, so without a cap every WAL file stays alive until they
-        // do — gigabytes of WAL to keep on disk and replay at open. The cap
-        // forces those flushes instead.
-        opts.set_max_total_wal_size(256 << 20);
-        let cfs = Cf::ALL
-            .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options(*cf)))
-            .chain([ColumnFamilyDescriptor::new(LOCATIONS, Options::default())]);
-        let db = DB::open_cf_descriptors(&opts, &path, cfs).map_err(|e| engine("open", e))?;
+        let db = open_db(&path).map_err(|e| engine_error("open", e))?;
         let seg_dir = data_dir.join("segments");
         let segments = Segments::open(&seg_dir).map_err(|source| StoreError::Io {
             path: seg_dir,
             source,
         })?;
         let store = Self {
-            db,
+            engine: RwLock::new(Engine {
+                db: Some(db),
+                generation: 0,
+            }),
+            backoff: Mutex::new(Backoff::default()),
             path,
             segments,
             commit: RwLock::new(()),
@@ -110,10 +109,12 @@ impl RocksStore {
         };
         // why: resolve every handle once now, so a missing column family is
         // an open-time error and never a surprise in the middle of a batch.
-        for cf in Cf::ALL {
-            store.handle(cf)?;
-        }
-        store.locations()?;
+        store.with_db(|db| {
+            for cf in Cf::ALL {
+                handle(db, cf)?;
+            }
+            locations(db).map(drop)
+        })?;
         Ok(store)
     }
 
@@ -121,13 +122,14 @@ impl RocksStore {
     /// blob files). Not needed for durability — the WAL already is — but
     /// used by tests that inspect the files and before a file-level backup.
     pub fn flush(&self) -> Result<(), StoreError> {
-        for cf in Cf::ALL {
-            let handle = self.handle(cf)?;
-            self.db.flush_cf(handle).map_err(|e| engine("flush", e))?;
-        }
-        self.db
-            .flush_cf(self.locations()?)
-            .map_err(|e| engine("flush", e))
+        self.with_db(|db| {
+            for cf in Cf::ALL {
+                db.flush_cf(handle(db, cf)?)
+                    .map_err(|e| engine_error("flush", e))?;
+            }
+            db.flush_cf(locations(db)?)
+                .map_err(|e| engine_error("flush", e))
+        })
     }
 
     /// The directory of the blob segment files.
@@ -138,22 +140,6 @@ impl RocksStore {
     /// The directory of the database files.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    // why: rocksdb 0.20 handles borrow the DB, so they cannot be stored
-    // next to it without unsafe (forbidden here). The lookup is a map
-    // probe by name; `open` proved every name resolves, and a miss is a
-    // typed Bug error rather than an unwrap.
-    fn handle(&self, cf: Cf) -> Result<&ColumnFamily, StoreError> {
-        self.db
-            .cf_handle(cf.name())
-            .ok_or_else(|| bug(format!("column family {cf} missing after open")))
-    }
-
-    fn locations(&self) -> Result<&ColumnFamily, StoreError> {
-        self.db
-            .cf_handle(LOCATIONS)
-            .ok_or_else(|| bug(format!("column family {LOCATIONS} missing after open")))
     }
 
     /// Test hook: the next [`Store::write`] fails after adding `ops`
@@ -191,102 +177,88 @@ impl RocksStore {
         Ok(())
     }
 
-    fn add_op(&self, wb: &mut WriteBatch, op: &BatchOp) -> Result<(), StoreError> {
+    fn add_op(&self, db: &DB, wb: &mut WriteBatch, op: &BatchOp) -> Result<(), StoreError> {
         match op {
-            BatchOp::Put { cf, key, value } => wb.put_cf(self.handle(*cf)?, key, value),
-            BatchOp::Delete { cf, key } => wb.delete_cf(self.handle(*cf)?, key),
+            BatchOp::Put { cf, key, value } => wb.put_cf(handle(db, *cf)?, key, value),
+            BatchOp::Delete { cf, key } => wb.delete_cf(handle(db, *cf)?, key),
             BatchOp::DeleteRange { cf, range } => {
-                self.delete_range(wb, *cf, self.handle(*cf)?, range)?;
+                delete_range(db, wb, *cf, handle(db, *cf)?, range)?;
             }
         }
         Ok(())
     }
 
-    fn delete_range(
+    /// Builds the RocksDB batch for `batch`, the large blobs already at
+    /// `locations` (one per [`segment_value`], in order).
+    fn build_batch(
         &self,
-        wb: &mut WriteBatch,
-        cf: Cf,
-        handle: &ColumnFamily,
-        range: &KeyRange,
-    ) -> Result<(), StoreError> {
-        match &range.end {
-            Some(end) => wb.delete_range_cf(handle, &range.start, end),
-            // why: RocksDB range deletes need an end key; an open
-            // range is rare (ids near u32::MAX), so delete key by key.
-            None => {
-                for (key, _) in self.scan_cf(cf, handle, range, Order::Forward, usize::MAX)? {
-                    wb.delete_cf(handle, key);
+        db: &DB,
+        batch: &Batch,
+        locations: &[Location],
+    ) -> Result<WriteBatch, StoreError> {
+        let mut locations = locations.iter();
+        let mut wb = WriteBatch::default();
+        for op in batch.ops() {
+            #[cfg(test)]
+            self.injected_failure(wb.len())?;
+            match op {
+                BatchOp::Put { cf: Cf::Blobs, .. }
+                | BatchOp::Delete { cf: Cf::Blobs, .. }
+                | BatchOp::DeleteRange { cf: Cf::Blobs, .. } => {
+                    let location = if segment_value(op).is_some() {
+                        Some(
+                            *locations
+                                .next()
+                                .ok_or_else(|| bug("a segment location per large blob"))?,
+                        )
+                    } else {
+                        None
+                    };
+                    blobs::add_blob_op(db, &mut wb, op, location)?;
                 }
+                _ => self.add_op(db, &mut wb, op)?,
             }
         }
-        Ok(())
+        Ok(wb)
     }
 
-    fn scan_cf(
+    /// Writes what `build` makes, synced. A write that fails with an
+    /// I/O-class error reopens the database (see `recovery`) and is tried
+    /// once more on the new handle.
+    ///
+    /// why a retry is safe: a batch holds absolute values, so applying it
+    /// twice (once from the WAL the reopen replays, once again here) ends
+    /// in the same state, and the callers hold the locks of the keys they
+    /// write for the whole call, so no other change lands in between.
+    fn commit(
         &self,
-        cf: Cf,
-        handle: &ColumnFamily,
-        range: &KeyRange,
-        order: Order,
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        let mut read = ReadOptions::default();
-        read.set_iterate_lower_bound(range.start.clone());
-        if let Some(end) = &range.end {
-            if end <= &range.start {
-                return Ok(Vec::new());
-            }
-            read.set_iterate_upper_bound(end.clone());
-        }
-        let mode = match order {
-            Order::Forward => IteratorMode::From(&range.start, Direction::Forward),
-            Order::Reverse => IteratorMode::End,
-        };
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf_opt(handle, read, mode) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = item.map_err(|e| read_error(cf, "scan", e))?;
-            out.push((k.into_vec(), v.into_vec()));
-        }
-        Ok(out)
-    }
-
-    fn commit_batch(&self, wb: WriteBatch) -> Result<(), StoreError> {
+        build: impl Fn(&DB) -> Result<WriteBatch, StoreError>,
+    ) -> Result<(), StoreError> {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
-        self.db.write_opt(wb, &opts).map_err(|e| engine("write", e))
-    }
-}
-
-/// Blob GC age cutoff in normal operation (RocksDB's default): during
-/// compaction, blobs are moved out of the oldest quarter of blob files.
-const BLOB_GC_CUTOFF: &str = "0.25";
-
-fn cf_options(cf: Cf) -> Options {
-    let mut opts = Options::default();
-    if cf == Cf::Blobs {
-        opts.set_enable_blob_files(true);
-        opts.set_min_blob_size(4096);
-        opts.set_enable_blob_gc(true);
-        opts.set_blob_gc_age_cutoff(0.25);
-    }
-    opts
-}
-
-fn engine(op: &'static str, e: rocksdb::Error) -> StoreError {
-    StoreError::Engine {
-        op,
-        message: e.into_string(),
-    }
-}
-
-fn read_error(cf: Cf, op: &'static str, e: rocksdb::Error) -> StoreError {
-    if e.kind() == ErrorKind::Corruption {
-        corrupt(cf, e.into_string())
-    } else {
-        engine(op, e)
+        let mut retried = false;
+        // why bounded: a closed handle is reopened before the first try,
+        // and a failed write gets one retry on a reopened handle.
+        for _ in 0..3 {
+            let engine = self.engine();
+            let generation = engine.generation;
+            let Some(db) = &engine.db else {
+                drop(engine);
+                self.recover(generation)?;
+                continue;
+            };
+            match db.write_opt(build(db)?, &opts) {
+                Ok(()) => return Ok(()),
+                Err(e) if !retried && reopen_helps(&e) => {
+                    tracing::warn!(error = %e, "store write failed; reopening the database");
+                }
+                Err(e) => return Err(engine_error("write", e)),
+            }
+            drop(engine);
+            retried = true;
+            self.recover(generation)?;
+        }
+        Err(unavailable())
     }
 }
 
@@ -295,21 +267,23 @@ impl Store for RocksStore {
         if cf == Cf::Blobs {
             return self.get_blob(key);
         }
-        self.db
-            .get_cf(self.handle(cf)?, key)
-            .map_err(|e| read_error(cf, "get", e))
+        self.with_db(|db| {
+            db.get_cf(handle(db, cf)?, key)
+                .map_err(|e| read_error(cf, "get", e))
+        })
     }
 
     fn get_many(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         if cf == Cf::Blobs {
             return keys.iter().map(|k| self.get_blob(k)).collect();
         }
-        let handle = self.handle(cf)?;
-        self.db
-            .multi_get_cf(keys.iter().map(|k| (handle, k)))
-            .into_iter()
-            .map(|r| r.map_err(|e| read_error(cf, "get", e)))
-            .collect()
+        self.with_db(|db| {
+            let handle = handle(db, cf)?;
+            db.multi_get_cf(keys.iter().map(|k| (handle, k)))
+                .into_iter()
+                .map(|r| r.map_err(|e| read_error(cf, "get", e)))
+                .collect()
+        })
     }
 
     fn scan(
@@ -322,7 +296,7 @@ impl Store for RocksStore {
         if cf == Cf::Blobs {
             return self.scan_blobs(range, order, limit);
         }
-        self.scan_cf(cf, self.handle(cf)?, range, order, limit)
+        self.with_db(|db| scan_cf(db, cf, handle(db, cf)?, range, order, limit))
     }
 
     fn write(&self, batch: Batch) -> Result<(), StoreError> {
@@ -333,58 +307,34 @@ impl Store for RocksStore {
         let _shared = self.commit.read().unwrap_or_else(PoisonError::into_inner);
         // why before the batch: a location must never be durable before
         // the bytes it names (Segments::append syncs them).
-        let mut locations = if values.is_empty() {
+        let locations = if values.is_empty() {
             Vec::new()
         } else {
             self.segments
                 .append(&values)
                 .map_err(|source| self.segment_io(source))?
-        }
-        .into_iter();
-        let mut wb = WriteBatch::default();
-        for op in batch.ops() {
-            #[cfg(test)]
-            self.injected_failure(wb.len())?;
-            match op {
-                BatchOp::Put { cf: Cf::Blobs, .. }
-                | BatchOp::Delete { cf: Cf::Blobs, .. }
-                | BatchOp::DeleteRange { cf: Cf::Blobs, .. } => {
-                    let location = if segment_value(op).is_some() {
-                        Some(
-                            locations
-                                .next()
-                                .ok_or_else(|| bug("a segment location per large blob"))?,
-                        )
-                    } else {
-                        None
-                    };
-                    self.add_blob_op(&mut wb, op, location)?;
-                }
-                _ => self.add_op(&mut wb, op)?,
-            }
-        }
-        self.commit_batch(wb)
+        };
+        self.commit(|db| self.build_batch(db, &batch, &locations))
     }
 
     fn compact(&self) -> Result<(), StoreError> {
         self.flush()?;
-        let blobs = self.handle(Cf::Blobs)?;
-        // why: with the normal cutoff, a blob file outside the oldest
-        // quarter keeps its deleted blobs until it ages into it; for this
-        // one forced compaction every blob file is collected.
-        self.db
-            .set_options_cf(blobs, &[("blob_garbage_collection_age_cutoff", "1.0")])
-            .map_err(|e| engine("compact", e))?;
-        let mut opts = CompactOptions::default();
-        opts.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
-        self.db
-            .compact_range_cf_opt(blobs, None::<&[u8]>, None::<&[u8]>, &opts);
-        self.db
-            .set_options_cf(
+        self.with_db(|db| {
+            let blobs = handle(db, Cf::Blobs)?;
+            // why: with the normal cutoff, a blob file outside the oldest
+            // quarter keeps its deleted blobs until it ages into it; for
+            // this one forced compaction every blob file is collected.
+            db.set_options_cf(blobs, &[("blob_garbage_collection_age_cutoff", "1.0")])
+                .map_err(|e| engine_error("compact", e))?;
+            let mut opts = CompactOptions::default();
+            opts.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+            db.compact_range_cf_opt(blobs, None::<&[u8]>, None::<&[u8]>, &opts);
+            db.set_options_cf(
                 blobs,
                 &[("blob_garbage_collection_age_cutoff", BLOB_GC_CUTOFF)],
             )
-            .map_err(|e| engine("compact", e))?;
+            .map_err(|e| engine_error("compact", e))
+        })?;
         self.collect_segments(0.0)
     }
 
