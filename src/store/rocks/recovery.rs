@@ -125,11 +125,6 @@ impl RocksStore {
             }
         }
     }
-
-    #[cfg(test)]
-    pub(super) fn generation(&self) -> u64 {
-        self.engine().generation
-    }
 }
 
 /// Records a failed attempt and returns the error for the caller.
