@@ -40,12 +40,14 @@ impl GpgHome {
             b"",
         );
         let gpg = Self { dir };
-        // why up to three tries: now and then gpgsm's PKCS#12 import fails
-        // to decrypt the key bag with the right passphrase while its agent
-        // is starting ("decryption failed; trying charset ..."), a flake of
-        // the tool that a second import does not show.
+        // why the agent is launched first and relaunched between tries: now
+        // and then gpgsm's PKCS#12 import fails to decrypt the key bag with
+        // the right passphrase while the agent it autostarts is still coming
+        // up ("decryption failed; trying charset ..."), more often on a
+        // loaded machine; a running agent does not show it.
         let mut log = String::new();
-        for _ in 0..3 {
+        for attempt in 1..=5u64 {
+            gpg.agent("--launch");
             let out = run_unchecked(
                 gpg.gpgsm().arg("--import").arg(&p12),
                 format!("{P12_PASSWORD}\n").as_bytes(),
@@ -54,8 +56,18 @@ impl GpgHome {
             if log.contains("secret keys imported: 1") {
                 return gpg;
             }
+            gpg.agent("--kill");
+            std::thread::sleep(std::time::Duration::from_millis(300 * attempt));
         }
-        panic!("gpgsm import failed three times: {log}");
+        panic!("gpgsm import failed five times: {log}");
+    }
+
+    /// Runs `gpgconf ACTION gpg-agent` (`--launch` waits until it answers).
+    fn agent(&self, action: &str) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.home())
+            .args([action, "gpg-agent"])
+            .status();
     }
 
     pub fn home(&self) -> std::path::PathBuf {
@@ -98,9 +110,6 @@ impl GpgHome {
 
 impl Drop for GpgHome {
     fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .env("GNUPGHOME", self.home())
-            .args(["--kill", "gpg-agent"])
-            .status();
+        self.agent("--kill");
     }
 }
