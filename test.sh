@@ -19,8 +19,12 @@ else
 fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+# why --no-fail-fast and the status kept: every failure shows in one run,
+# and the summary below is printed for a failing run too.
+status=0
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run (cargo prints one per test binary,
 # the last of which is often the doc tests' "0 passed").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cert_corpus;
+pub mod cms_bomb;
 pub mod gpgsm;
 pub mod imap;
 pub mod jmap;
