@@ -225,7 +225,12 @@ imap.logout()
 fn set_up(server: &Server) {
     server.account_with_password("alice@example.org", "pw");
     let alice = pair("alice@example.org", 2048);
-    server.ok(&["cert", "add", "alice@example.org", alice.cert.to_str().unwrap()]);
+    server.ok(&[
+        "cert",
+        "add",
+        "alice@example.org",
+        alice.cert.to_str().unwrap(),
+    ]);
     server.ok(&["encryption", "enable", "alice@example.org"]);
 
     server.account_with_password(MALLORY, "pw");
@@ -279,7 +284,10 @@ fn a_normal_user_is_served_while_every_attack_runs() {
     }
     let mut imap = Imap::login(server.imap_port, [127, 0, 0, 6]).expect("mallory logs in");
     let long = "a".repeat(60);
-    assert!(imap.command(&format!("CREATE {long}")).unwrap().contains("OK"));
+    assert!(imap
+        .command(&format!("CREATE {long}"))
+        .unwrap()
+        .contains("OK"));
     drop(imap);
     let rss_before = server.memory_kib("VmRSS");
 
@@ -299,7 +307,10 @@ fn a_normal_user_is_served_while_every_attack_runs() {
             return;
         };
         imap.command("SELECT INBOX");
-        while imap.command("COPY 1:* INBOX").is_some_and(|r| r.contains("OK")) {}
+        while imap
+            .command("COPY 1:* INBOX")
+            .is_some_and(|r| r.contains("OK"))
+        {}
         imap.command("STORE 11:* +FLAGS.SILENT (\\Deleted)");
         imap.command("EXPUNGE");
     }));
@@ -308,7 +319,10 @@ fn a_normal_user_is_served_while_every_attack_runs() {
         &pair("team@example.org", 2048),
         &pair("other@example.org", 2048),
     );
-    let big = format!("Subject: big\r\n\r\n{}", format!("{}\r\n", "b".repeat(76)).repeat(110_000));
+    let big = format!(
+        "Subject: big\r\n\r\n{}",
+        format!("{}\r\n", "b".repeat(76)).repeat(110_000)
+    );
     let attacker = Arc::clone(&server);
     attackers.push(spawn(&stop, &rounds, move || {
         attacker.lmtp_send("team@example.org", team.as_bytes());
@@ -327,7 +341,13 @@ fn a_normal_user_is_served_while_every_attack_runs() {
     }));
     let amplify = amplifying_request();
     attackers.push(spawn(&stop, &rounds, move || {
-        jmap_post(jmap_port, [127, 0, 0, 5], "alice@example.org", "wrong", "{}");
+        jmap_post(
+            jmap_port,
+            [127, 0, 0, 5],
+            "alice@example.org",
+            "wrong",
+            "{}",
+        );
         jmap_post(jmap_port, [127, 0, 0, 6], MALLORY, "pw", &amplify);
         let stalled = stall_bodies(jmap_port);
         std::thread::sleep(Duration::from_millis(300));
@@ -360,7 +380,10 @@ fn a_normal_user_is_served_while_every_attack_runs() {
         "soak: {} user rounds served during {attacks} attack rounds; RSS before {rss_before} KiB, peak {peak} KiB",
         served.len()
     );
-    assert!(peak < 1536 * 1024, "peak RSS {peak} KiB: memory is not bounded");
+    assert!(
+        peak < 1536 * 1024,
+        "peak RSS {peak} KiB: memory is not bounded"
+    );
     let after = server.lmtp_send("alice@example.org", b"Subject: after\r\n\r\nfine\r\n");
     assert!(after.starts_with("250"), "{after}");
 }
