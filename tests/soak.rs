@@ -325,8 +325,10 @@ fn a_normal_user_is_served_while_every_attack_runs() {
     );
     let attacker = Arc::clone(&server);
     attackers.push(spawn(&stop, &rounds, move || {
-        attacker.lmtp_send("team@example.org", team.as_bytes());
-        attacker.lmtp_send(MANY, b"Subject: twenty certificates\r\n\r\ncost\r\n");
+        // why the outcome is ignored: an attacker's delivery may time out
+        // or be refused; only the user's rounds must complete.
+        let _ = attacker.lmtp_try_send("team@example.org", team.as_bytes());
+        let _ = attacker.lmtp_try_send(MANY, b"Subject: twenty certificates\r\n\r\ncost\r\n");
     }));
     let attacker = Arc::clone(&server);
     let crowd_rounds = Arc::new(AtomicUsize::new(0));
@@ -334,7 +336,7 @@ fn a_normal_user_is_served_while_every_attack_runs() {
     attackers.push(spawn(&stop, &rounds, move || {
         // why at most twice: each round stores 40 copies of 8 MiB.
         if crowd.fetch_add(1, Ordering::Relaxed) < 2 {
-            attacker.lmtp_send("crowd@example.org", big.as_bytes());
+            let _ = attacker.lmtp_try_send("crowd@example.org", big.as_bytes());
         } else {
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::tools::{python, run_unchecked};
+use super::tools::run_unchecked;
 
 /// A running `sealmail serve`; killed when dropped.
 pub struct Server {
@@ -323,30 +323,33 @@ impl Server {
     /// scans do not find it. A delivery that takes over 60 s fails the
     /// test (hostile input must not hold the server that long).
     pub fn lmtp_send(&self, to: &str, data: &[u8]) -> String {
+        match self.lmtp_try_send(to, data) {
+            Ok(reply) => reply,
+            Err(failure) => panic!("LMTP delivery to {to} failed: {failure}"),
+        }
+    }
+
+    /// [`Self::lmtp_send`] for a sender whose delivery may fail (a refused
+    /// recipient, a 60 s timeout): the reply, or the client's error text.
+    pub fn lmtp_try_send(&self, to: &str, data: &[u8]) -> Result<String, String> {
         let mut file = tempfile::NamedTempFile::new_in(self.scratch.path()).unwrap();
         std::io::Write::write_all(&mut file, data).unwrap();
-        let reply = python(
-            r#"
-import smtplib, sys
-lmtp = smtplib.LMTP("127.0.0.1", int(sys.argv[1]), timeout=60)
-lmtp.ehlo_or_helo_if_needed()
-lmtp.mail("x@example.net")
-code, text = lmtp.rcpt(sys.argv[2])
-assert code == 250, (code, text)
-try:
-    code, text = lmtp.data(open(sys.argv[3], "rb").read())
-except smtplib.SMTPDataError as e:
-    code, text = e.smtp_code, e.smtp_error
-print(code, text.decode())
-lmtp.quit()
-"#,
-            &[
+        let script = tempfile::NamedTempFile::new_in(self.scratch.path()).unwrap();
+        std::fs::write(script.path(), LMTP_SEND).unwrap();
+        super::tools::require("python3");
+        let out = run_unchecked(
+            Command::new("python3").arg(script.path()).args([
                 &self.lmtp_port.to_string(),
                 to,
                 file.path().to_str().unwrap(),
-            ],
+            ]),
+            b"",
         );
-        reply.trim().to_string()
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
     }
 
     /// An account `email` that logs in with `password` (`account add
@@ -415,3 +418,19 @@ impl Server {
         );
     }
 }
+
+/// One LMTP delivery: port, recipient, message file; prints the reply.
+const LMTP_SEND: &str = r#"
+import smtplib, sys
+lmtp = smtplib.LMTP("127.0.0.1", int(sys.argv[1]), timeout=60)
+lmtp.ehlo_or_helo_if_needed()
+lmtp.mail("x@example.net")
+code, text = lmtp.rcpt(sys.argv[2])
+assert code == 250, (code, text)
+try:
+    code, text = lmtp.data(open(sys.argv[3], "rb").read())
+except smtplib.SMTPDataError as e:
+    code, text = e.smtp_code, e.smtp_error
+print(code, text.decode())
+lmtp.quit()
+"#;
