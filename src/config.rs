@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -40,7 +41,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A `SEALMAIL_*` variable that names no key.
-    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, imap.listen, imap.tls_listen, jmap.listen, tls.cert, tls.key, limits.max_message_size, limits.account_quota, hooks.chain, store.master_key, lists.notice_template")]
+    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, lmtp.max_connections, lmtp.max_connections_per_source, imap.listen, imap.tls_listen, jmap.listen, jmap.max_connections, jmap.max_connections_per_source, jmap.header_timeout, tls.cert, tls.key, limits.max_message_size, limits.account_quota, limits.reserved_files, hooks.chain, store.master_key, lists.notice_template")]
     UnknownEnv {
         /// The variable.
         var: String,
@@ -98,12 +99,22 @@ impl Default for Config {
 pub struct Lmtp {
     /// Where the MTA delivers.
     pub listen: SocketAddr,
+    /// Connections served at once; more wait in the listen backlog.
+    /// Default 256: room for two MTAs at Postfix's highest usual LMTP
+    /// concurrency (100).
+    pub max_connections: usize,
+    /// Connections from one address (an IPv6 /64 counts as one); more get
+    /// `421 4.3.2`. Default 100: one MTA on a busy host (Postfix opens
+    /// 20 to 100 from 127.0.0.1), while one address cannot take all 256.
+    pub max_connections_per_source: usize,
 }
 
 impl Default for Lmtp {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 2424)),
+            max_connections: 256,
+            max_connections_per_source: 100,
         }
     }
 }
@@ -135,13 +146,47 @@ impl Default for Imap {
 pub struct Jmap {
     /// JMAP and the management API over HTTP.
     pub listen: SocketAddr,
+    /// Connections at once; more get `503`. Default 4,096: a browser
+    /// keeps about six connections and an event source per user.
+    pub max_connections: usize,
+    /// Connections from one address (an IPv6 /64 counts as one); more
+    /// get `503`. Default 256: an office behind one NAT address, while
+    /// one address cannot take a sixteenth of the listener.
+    pub max_connections_per_source: usize,
+    /// Longest wait for a request's header, and for the next request on
+    /// an idle connection, e.g. `"30s"` or a number of seconds. Default
+    /// 30 s: a real client sends its header in one packet.
+    #[serde(deserialize_with = "duration")]
+    pub header_timeout: Duration,
 }
 
 impl Default for Jmap {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_connections: 4096,
+            max_connections_per_source: 256,
+            header_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// A duration written as humantime text (`"30s"`, `"1m 30s"`, `"500ms"`)
+/// or as a whole number of seconds.
+fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Seconds(u64),
+        Text(String),
+    }
+    match Written::deserialize(deserializer)? {
+        Written::Seconds(secs) => Ok(Duration::from_secs(secs)),
+        Written::Text(text) => humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration ({e}); write e.g. \"30s\" or \"500ms\""
+            ))
+        }),
     }
 }
 
@@ -169,6 +214,12 @@ pub struct Limits {
     /// its own (`sealmail account quota`); 0 for no limit. Default 10 GiB:
     /// a generous mailbox, yet one account cannot fill the disk alone.
     pub account_quota: u64,
+    /// File descriptors kept free for the store below the open files
+    /// limit: IMAP and JMAP close a new connection that would use one of
+    /// them, LMTP one that would use the upper half. Default 1,024
+    /// (at most half the limit): RocksDB's WAL and table files, blob
+    /// segments and a reopen after an error fit in it.
+    pub reserved_files: u64,
 }
 
 impl Default for Limits {
@@ -176,6 +227,7 @@ impl Default for Limits {
         Self {
             max_message_size: 50 * 1024 * 1024,
             account_quota: 10 * 1024 * 1024 * 1024,
+            reserved_files: 1024,
         }
     }
 }
@@ -342,6 +394,21 @@ mod tests {
         assert_eq!(c.limits.max_message_size, 52_428_800);
         assert_eq!(c.hooks.chain, vec!["encrypt-at-rest"]);
         assert_eq!(c.imap.tls_listen, None);
+        assert_eq!(c.lmtp.max_connections_per_source, 100);
+        assert_eq!(c.jmap.header_timeout, Duration::from_secs(30));
+        assert_eq!(c.limits.reserved_files, 1024);
+    }
+
+    #[test]
+    fn durations_are_text_or_seconds() {
+        let c = Config::load(None, env(&[("SEALMAIL_JMAP_HEADER_TIMEOUT", "1500ms")])).unwrap();
+        assert_eq!(c.jmap.header_timeout, Duration::from_millis(1500));
+        let c = Config::load(None, env(&[("SEALMAIL_JMAP_HEADER_TIMEOUT", "7")])).unwrap();
+        assert_eq!(c.jmap.header_timeout, Duration::from_secs(7));
+        let err = Config::load(None, env(&[("SEALMAIL_JMAP_HEADER_TIMEOUT", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("soon") && err.contains("30s"), "{err}");
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub mod lmtp;
 pub(crate) mod login_throttle;
 pub mod manage;
 pub mod mime;
+pub mod net;
 pub mod notify;
 pub mod server;
 pub mod smime;

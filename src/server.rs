@@ -14,14 +14,14 @@ use std::sync::Arc;
 
 use std::net::SocketAddr;
 
-use axum::serve::ListenerExt as _;
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::config::Config;
 use crate::imap::{ImapConfig, ImapContext};
 use crate::ingest::{HookChain, Ingest};
-use crate::jmap::JmapContext;
+use crate::jmap::{HttpLimits, JmapContext};
 use crate::lmtp::LmtpConfig;
+use crate::net::FdReserve;
 use crate::notify::Notifier;
 use crate::store::{MailError, MailStore};
 
@@ -301,9 +301,15 @@ pub async fn run(
         stopped(),
     ));
     let config = &services.config;
+    let reserve = FdReserve::of_process(config.limits.reserved_files);
     let lmtp_config = LmtpConfig {
         hostname: config.hostname.clone(),
         max_message_bytes: config.limits.max_message_size,
+        max_connections: config.lmtp.max_connections,
+        max_connections_per_source: config.lmtp.max_connections_per_source,
+        // why half the reserve: deliveries go on while a flood of IMAP or
+        // JMAP connections is already refused.
+        reserve: reserve.for_delivery(),
         ..LmtpConfig::default()
     };
     tasks.spawn(crate::lmtp::serve(
@@ -318,28 +324,17 @@ pub async fn run(
         notifier: Arc::clone(services.ingest.notifier()),
         max_upload_bytes: config.limits.max_message_size,
     }));
-    let jmap_stop = stopped();
-    tasks.spawn(async move {
-        // why TCP_NODELAY: a response written in pieces otherwise waits
-        // for the client's delayed ACK (about 40 ms on Linux) per request.
-        let listener = listeners.jmap.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "TCP_NODELAY not set");
-            }
-        });
-        let jmap = jmap.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        if let Err(e) = axum::serve(listener, jmap)
-            .with_graceful_shutdown(jmap_stop)
-            .await
-        {
-            tracing::error!(error = %e, "JMAP server stopped");
-        }
-    });
+    tasks.spawn(crate::jmap::serve(
+        listeners.jmap,
+        jmap,
+        HttpLimits::new(&config.jmap, reserve),
+        stopped(),
+    ));
     let imap = Arc::new(ImapContext {
         store: Arc::clone(&services.store),
         ingest: Arc::clone(&services.ingest),
         notifier: Arc::clone(services.ingest.notifier()),
-        config: imap_config(config, services.tls.clone()),
+        config: imap_config(config, services.tls.clone(), reserve),
     });
     tasks.spawn(crate::imap::serve(
         listeners.imap,
@@ -411,10 +406,12 @@ pub fn no_transparent_huge_pages() {
 fn imap_config(
     config: &Config,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    reserve: FdReserve,
 ) -> ImapConfig {
     let mut imap = ImapConfig::new(config.hostname.clone());
     imap.max_literal_bytes = u32::try_from(config.limits.max_message_size).unwrap_or(u32::MAX);
     imap.tls = tls;
+    imap.reserve = reserve;
     imap
 }
 

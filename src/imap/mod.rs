@@ -97,8 +97,13 @@ pub struct ImapConfig {
     pub failed_login_delay: Duration,
     /// Failure counts per source address, shared by all connections.
     pub(crate) throttle: Arc<crate::login_throttle::LoginThrottle>,
-    /// Unauthenticated connections per source address.
-    pub(crate) anonymous: Arc<prelogin::SourceCounts>,
+    /// Unauthenticated connections per source address (an IPv6 /64
+    /// counts as one address).
+    pub(crate) anonymous: Arc<crate::net::SourceCounts>,
+    /// Descriptors kept for the store: a connection whose descriptor
+    /// falls in it gets `* BYE` at once. Default: none (the server sets
+    /// `limits.reserved_files`).
+    pub reserve: crate::net::FdReserve,
 }
 
 impl ImapConfig {
@@ -115,6 +120,7 @@ impl ImapConfig {
             failed_login_delay: Duration::from_secs(1),
             throttle: Arc::default(),
             anonymous: Arc::default(),
+            reserve: crate::net::FdReserve::none(),
         }
     }
 }
@@ -171,6 +177,11 @@ pub async fn serve(
             tracing::debug!(%error, "TCP_NODELAY not set");
         }
         let span = info_span!("imap", conn = next_id, peer = %peer);
+        if !ctx.config.reserve.admits(&tcp) {
+            span.in_scope(|| warn!("open files near the limit; connection refused"));
+            crate::net::refuse(tcp, session::BUSY);
+            continue;
+        }
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             span.in_scope(|| warn!(limit, "too many connections"));
             tokio::spawn(session::refuse(tcp));

@@ -21,53 +21,6 @@
 /// limits are of the same order.
 pub(crate) const MAX_PRELOGIN_COMMAND_BYTES: u64 = 16 * 1024;
 
-/// Connections not yet logged in, per source address.
-#[derive(Debug, Default)]
-pub(crate) struct SourceCounts {
-    // why: a std Mutex; held for one map operation, never across an await.
-    counts: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
-}
-
-impl SourceCounts {
-    /// A slot for one more unauthenticated connection from `ip`, unless it
-    /// has `limit` already. The slot is given back when dropped.
-    pub(crate) fn enter(
-        self: &std::sync::Arc<Self>,
-        ip: std::net::IpAddr,
-        limit: usize,
-    ) -> Option<AnonymousSlot> {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= limit {
-            return None;
-        }
-        *n += 1;
-        Some(AnonymousSlot {
-            counts: std::sync::Arc::clone(self),
-            ip,
-        })
-    }
-}
-
-/// One unauthenticated connection counted against its address.
-#[derive(Debug)]
-pub(crate) struct AnonymousSlot {
-    counts: std::sync::Arc<SourceCounts>,
-    ip: std::net::IpAddr,
-}
-
-impl Drop for AnonymousSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Longest literal announcement looked at (`{` + 20 digits + `+}`).
 const MAX_ANNOUNCEMENT_BYTES: usize = 24;
 

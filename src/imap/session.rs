@@ -66,8 +66,11 @@ pub(crate) struct Session {
     pub(crate) auth_tag: Option<Tag<'static>>,
     pub(crate) stop: watch::Receiver<bool>,
     /// Counts this connection against its address until it logs in.
-    pub(crate) anonymous: Option<super::prelogin::AnonymousSlot>,
+    pub(crate) anonymous: Option<crate::net::SourceSlot>,
 }
+
+/// What a connection refused for want of descriptors gets.
+pub(crate) const BUSY: &[u8] = b"* BYE server busy, try again later\r\n";
 
 /// Answers a connection over the limit and closes it.
 pub(crate) async fn refuse(mut tcp: TcpStream) {

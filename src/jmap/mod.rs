@@ -5,7 +5,8 @@
 //!
 //! # Shape
 //!
-//! [`router`] is an axum `Router` that `server.rs` serves on `jmap.listen`.
+//! [`router`] is an axum `Router` that [`serve`] serves on `jmap.listen`
+//! (`listen`: connection caps and the header timeout).
 //! Every request is authenticated with HTTP Basic (RFC 8620 §1.6.1 leaves
 //! the scheme open) against the store's password hash. The API endpoint
 //! (`api`) parses the request object (RFC 8620 §3.3), enforces the limits
@@ -48,6 +49,7 @@ mod error;
 mod events;
 mod guard;
 mod ids;
+mod listen;
 mod mailbox;
 mod quota;
 mod reference;
@@ -60,6 +62,8 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+
+pub use listen::{serve, HttpLimits};
 
 use crate::ingest::Ingest;
 use crate::notify::Notifier;

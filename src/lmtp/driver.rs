@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::{Delivery, Event, LmtpConfig, Session};
+use crate::net::{Gate, Pass, Refusal};
 
 /// Bytes read per call. In DATA the session consumes all of it at once;
 /// for commands it bounds what a pipelining peer can queue up.
@@ -38,6 +39,8 @@ pub async fn serve<D: Delivery>(
 ) {
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    // why no listener cap in the gate: `slots` is taken before `accept`.
+    let gate = Gate::new(None, config.max_connections_per_source, config.reserve);
     let (stop, stopped) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut next_id: u64 = 0;
@@ -69,12 +72,17 @@ pub async fn serve<D: Delivery>(
             tracing::debug!(%error, "TCP_NODELAY not set");
         }
         let span = tracing::info_span!("lmtp", conn = next_id, peer = %peer);
+        let Some((socket, pass)) =
+            span.in_scope(|| admit(&gate, socket, peer.ip(), &config.hostname))
+        else {
+            continue;
+        };
         let (delivery, config, stopped) =
             (Arc::clone(&delivery), Arc::clone(&config), stopped.clone());
         connections.spawn(
             async move {
                 connection(socket, delivery, &config, stopped).await;
-                drop(permit);
+                drop((permit, pass));
             }
             .instrument(span),
         );
@@ -83,6 +91,31 @@ pub async fn serve<D: Delivery>(
     let _ = stop.send(true);
     while connections.join_next().await.is_some() {}
     tracing::info!("LMTP stopped");
+}
+
+/// The per-source cap and the descriptor reserve for a fresh connection
+/// (the listener's own cap is the semaphore taken before `accept`). A
+/// refused connection gets `421 4.3.2` (RFC 5321 §3.8: the MTA keeps the
+/// mail queued and tries again) and is closed.
+fn admit(
+    gate: &Gate,
+    socket: TcpStream,
+    peer: std::net::IpAddr,
+    hostname: &str,
+) -> Option<(TcpStream, Pass)> {
+    match gate.admit(&socket, peer) {
+        Ok(pass) => Some((socket, pass)),
+        Err(refusal) => {
+            let why = match refusal {
+                Refusal::Source => "too many connections from your address",
+                _ => "too busy",
+            };
+            tracing::warn!(?refusal, "connection refused");
+            let reply = format!("421 4.3.2 {hostname} {why}, try again later\r\n");
+            crate::net::refuse(socket, reply.as_bytes());
+            None
+        }
+    }
 }
 
 /// Runs one session to its end.

@@ -90,12 +90,22 @@ pub struct LmtpConfig {
     /// How long one read from the peer may take before `421 4.4.2`.
     /// Default 5 minutes, RFC 5321 §4.5.3.2.7's server timeout.
     pub idle_timeout: Duration,
-    /// Connections served at once; further ones wait in the listen
-    /// backlog. Default 64: Postfix opens at most
-    /// `lmtp_destination_concurrency_limit` (20) to one server, and this
-    /// leaves room for a second MTA while capping worst-case buffered
-    /// message memory at 64 × `max_message_bytes`.
+    /// Connections served at once (`lmtp.max_connections`); further ones
+    /// wait in the listen backlog, which holds no descriptor of ours.
+    /// Default 256: Postfix opens `lmtp_destination_concurrency_limit`
+    /// (20 by default, raised to 100 on busy hosts) to one server, and
+    /// this leaves room for two such MTAs; message memory is bounded by
+    /// the bytes actually sent, which an MTA only sends for real mail.
     pub max_connections: usize,
+    /// Connections from one source address (an IPv6 /64 counts as one)
+    /// (`lmtp.max_connections_per_source`); more get `421 4.3.2`. Default
+    /// 100: one MTA on a busy host, while a runaway or hostile source
+    /// cannot take every slot.
+    pub max_connections_per_source: usize,
+    /// Descriptors kept for the store: a connection whose descriptor
+    /// falls in it gets `421 4.3.2` at once. Default: none (the server
+    /// sets `limits.reserved_files`).
+    pub reserve: crate::net::FdReserve,
 }
 
 impl Default for LmtpConfig {
@@ -105,7 +115,9 @@ impl Default for LmtpConfig {
             max_message_bytes: 50 * 1024 * 1024,
             max_recipients: 1000,
             idle_timeout: Duration::from_secs(5 * 60),
-            max_connections: 64,
+            max_connections: 256,
+            max_connections_per_source: 100,
+            reserve: crate::net::FdReserve::none(),
         }
     }
 }

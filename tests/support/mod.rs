@@ -10,6 +10,7 @@ pub mod jmap;
 pub mod lmtp;
 pub mod mailstore;
 pub mod messages;
+pub mod net;
 pub mod pki;
 pub mod secrets;
 pub mod server;

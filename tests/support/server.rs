@@ -53,8 +53,24 @@ impl Server {
     /// a race of the test set-up, not of the server: then it starts again
     /// on fresh ports.
     pub fn start_with_env(data_dir: &Path, envs: &[(&str, &str)]) -> Self {
+        Self::start_limited(data_dir, envs, None)
+    }
+
+    /// Starts a server on a fresh data directory whose process may open
+    /// at most `open_files` descriptors (soft and hard `RLIMIT_NOFILE`, set
+    /// by util-linux `prlimit` before the binary runs, so the server sees
+    /// it from its first instruction and cannot raise it).
+    pub fn start_with_open_files(envs: &[(&str, &str)], open_files: u64) -> Self {
+        super::tools::require("prlimit");
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Self::start_limited(dir.path(), envs, Some(open_files));
+        server._dir = Some(dir);
+        server
+    }
+
+    fn start_limited(data_dir: &Path, envs: &[(&str, &str)], open_files: Option<u64>) -> Self {
         for attempt in 1..=3 {
-            let mut server = Self::spawn(data_dir, envs);
+            let mut server = Self::spawn(data_dir, envs, open_files);
             match server.wait_ready() {
                 Ok(()) => return server,
                 Err(log) if attempt < 3 && log.contains("in use") => server.kill(),
@@ -64,7 +80,7 @@ impl Server {
         unreachable!("the last attempt returns or panics")
     }
 
-    fn spawn(data_dir: &Path, envs: &[(&str, &str)]) -> Self {
+    fn spawn(data_dir: &Path, envs: &[(&str, &str)], open_files: Option<u64>) -> Self {
         let (lmtp_port, imap_port, jmap_port) = (free_port(), free_port(), free_port());
         let scratch = tempfile::tempdir().unwrap();
         let tmp = scratch.path().join("tmp");
@@ -74,7 +90,20 @@ impl Server {
             .append(true)
             .open(scratch.path().join("server.log"))
             .unwrap();
-        let child = binary()
+        let mut command = match open_files {
+            // why prlimit rather than pre_exec + setrlimit: unsafe code is
+            // forbidden in the workspace; prlimit execs the binary in place,
+            // so the child's pid is the server's.
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_sealmail"));
+                c
+            }
+            None => binary(),
+        };
+        let child = command
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .env("SEALMAIL_LMTP_LISTEN", format!("127.0.0.1:{lmtp_port}"))

@@ -19,6 +19,7 @@ pub fn require(tool: &str) {
         match tool {
             "gpgsm" => "gpgsm",
             "openssl" => "openssl",
+            "prlimit" => "util-linux",
             other => other,
         }
     );

@@ -1,0 +1,178 @@
+//! The JMAP listener: HTTP/1.1 connections served by hyper, each counted
+//! against the listener and its source address.
+//!
+//! # Why not `axum::serve`
+//!
+//! `axum::serve` accepts without limit and sets no timer, so a request
+//! whose header never ends held its connection for as long as the client
+//! liked: ten thousand of them took every descriptor of the process
+//! (issue #14). Here each connection is served by hyper's HTTP/1 builder
+//! with `header_read_timeout` (which also ends a keep-alive connection
+//! that sends no new request within it), and admitted through a
+//! [`Gate`]: a connection over `jmap.max_connections`, over
+//! `jmap.max_connections_per_source`, or whose descriptor falls in the
+//! store's reserve gets `503` with a short text and is closed. Slow
+//! bodies are the handlers' business: the API reads its body within
+//! `limits::BODY_READ_TIMEOUT`, an upload may pause for at most as long.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tower::ServiceExt as _;
+use tracing::Instrument as _;
+
+use crate::net::{FdReserve, Gate, Pass, Refusal};
+
+/// Pause after a failed `accept` (e.g. out of descriptors), so that a
+/// persistent error does not spin the loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The connection limits of the JMAP listener.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HttpLimits {
+    /// Connections at once (`jmap.max_connections`).
+    pub max_connections: usize,
+    /// Connections from one source address, an IPv6 /64 counting as one
+    /// (`jmap.max_connections_per_source`).
+    pub max_connections_per_source: usize,
+    /// Longest wait for a request's header, and for the next request on
+    /// an idle keep-alive connection (`jmap.header_timeout`).
+    pub header_timeout: Duration,
+    /// Descriptors kept for the store (`limits.reserved_files`).
+    pub reserve: FdReserve,
+}
+
+impl HttpLimits {
+    /// The limits `config` sets, with `reserve`.
+    pub fn new(config: &crate::config::Jmap, reserve: FdReserve) -> Self {
+        Self {
+            max_connections: config.max_connections,
+            max_connections_per_source: config.max_connections_per_source,
+            header_timeout: config.header_timeout,
+            reserve,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then asks
+/// every connection to finish its request in flight and waits for them.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let gate = Gate::new(
+        Some(limits.max_connections),
+        limits.max_connections_per_source,
+        limits.reserve,
+    );
+    let (stop, stopped) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut next_id: u64 = 0;
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        next_id += 1;
+        let span = tracing::info_span!("http", conn = next_id, peer = %peer);
+        let pass = match gate.admit(&tcp, peer.ip()) {
+            Ok(pass) => pass,
+            Err(refusal) => {
+                span.in_scope(|| tracing::warn!(?refusal, "connection refused"));
+                crate::net::refuse(tcp, &busy(refusal));
+                continue;
+            }
+        };
+        // why TCP_NODELAY: a response written in pieces otherwise waits
+        // for the client's delayed ACK (about 40 ms on Linux) per request.
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+        let connection = connection(
+            tcp,
+            peer,
+            router.clone(),
+            limits.header_timeout,
+            stopped.clone(),
+            pass,
+        );
+        connections.spawn(connection.instrument(span));
+        while connections.try_join_next().is_some() {}
+    }
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Serves one connection to its end; `_pass` holds its places.
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    header_timeout: Duration,
+    mut stopped: watch::Receiver<bool>,
+    _pass: Pass,
+) {
+    // why: the handlers take the client's address from `ConnectInfo`
+    // (failed-login throttling), as `axum::serve` used to provide it.
+    let service = router.map_request(move |mut request: axum::http::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let conn = builder
+        .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
+        .with_upgrades();
+    tokio::pin!(conn);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "connection ended");
+                }
+                return;
+            }
+            _ = stopped.wait_for(|stop| *stop), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// The `503` a refused connection gets; it names no internals.
+fn busy(refusal: Refusal) -> Vec<u8> {
+    let text = match refusal {
+        Refusal::Source => "too many connections from your address; close some and try again\n",
+        _ => "server busy; try again later\n",
+    };
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nretry-after: 10\r\nconnection: close\r\n\r\n{text}",
+        text.len()
+    )
+    .into_bytes()
+}
