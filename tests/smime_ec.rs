@@ -494,7 +494,7 @@ proptest::proptest! {
         let key_pem = String::from_utf8(key_pem).unwrap();
         let cert = <x509_cert::Certificate as der::Decode>::from_der(&pair.cert.to_der().unwrap()).unwrap();
         let decryptor = sealmail::smime::Decryptor::from_pem(&key_pem, Some(&cert)).unwrap();
-        proptest::prop_assert_eq!(decryptor.decrypt_cms(&der).unwrap(), content);
+        proptest::prop_assert_eq!(&decryptor.decrypt_cms(&der).unwrap(), &content);
         let blind = sealmail::smime::Decryptor::from_pem(&key_pem, None).unwrap();
         proptest::prop_assert_eq!(blind.decrypt_cms(&der).unwrap(), content);
     }

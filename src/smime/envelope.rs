@@ -89,7 +89,7 @@ impl Recipient {
                         subject: subject(),
                         curve: named.map_or_else(
                             || "explicit parameters".into(),
-                            |oid| crate::certs::oid_name(&oid),
+                            |oid| crate::certs::curve_name(&oid),
                         ),
                     }
                 })?;
