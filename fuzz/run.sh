@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${SECONDS_PER_TARGET:-60}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(smime_open header_split already_encrypted mime_walk cert_parse lmtp_session jmap_request imap_session)
+[ ${#targets[@]} -gt 0 ] || targets=(smime_open kari_parse header_split already_encrypted mime_walk cert_parse lmtp_session jmap_request imap_session)
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/sealmail-fuzz-target}"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \

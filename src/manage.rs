@@ -289,17 +289,8 @@ pub fn add_list_key(
     )?)
 }
 
-/// Whether the decryptor's key is the certificate's public key.
+/// Whether the decryptor's key is the certificate's public key (RSA
+/// modulus and exponent, or EC curve and point).
 fn key_matches(decryptor: &Decryptor, cert: &ParsedCert) -> bool {
-    use der::Decode as _;
-    let spki = &cert.certificate().tbs_certificate.subject_public_key_info;
-    let Some(bits) = spki.subject_public_key.as_bytes() else {
-        return false;
-    };
-    let Ok(public) = rsa::pkcs1::RsaPublicKey::from_der(bits) else {
-        return false;
-    };
-    let n = decryptor.public_modulus();
-    n.to_bytes_be() == public.modulus.as_bytes()
-        && decryptor.public_exponent().to_bytes_be() == public.public_exponent.as_bytes()
+    decryptor.matches_public_key(&cert.certificate().tbs_certificate.subject_public_key_info)
 }

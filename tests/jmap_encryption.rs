@@ -193,16 +193,16 @@ async fn wrong_address_is_refused() {
 }
 
 #[tokio::test]
-async fn ec_key_is_refused() {
+async fn ec_key_on_another_curve_is_refused() {
     let dir = pki::tempdir();
     let email = "ec@example.org";
     let key = corpus::shared_key(
-        "ec-p256",
+        "ec-k1",
         &[
             "-algorithm",
             "EC",
             "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
+            "ec_paramgen_curve:secp256k1",
         ],
     );
     let cert = corpus::self_signed(
@@ -215,7 +215,7 @@ async fn ec_key_is_refused() {
     rejected(
         email,
         std::fs::read(cert).unwrap(),
-        &["EC keys are not supported yet", "RSA key of 2048-8192 bits"],
+        &["secp256k1", "P-256, P-384 or P-521"],
     )
     .await;
 }

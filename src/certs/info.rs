@@ -208,7 +208,7 @@ impl KeyKind {
             c if c == rfc5912::SECP_256_R_1 => ("P-256".to_string(), Some(256)),
             c if c == rfc5912::SECP_384_R_1 => ("P-384".to_string(), Some(384)),
             c if c == rfc5912::SECP_521_R_1 => ("P-521".to_string(), Some(521)),
-            c => (oid_name(&c), None),
+            c => (curve_name(&c), None),
         };
         Self::Ec { curve: name, bits }
     }
@@ -230,6 +230,26 @@ impl KeyKind {
             Self::Edwards { bits, .. } => Some(*bits),
             Self::BadRsa { .. } | Self::Other { .. } => None,
         }
+    }
+}
+
+/// A readable name for an EC curve OID that is not one we accept, with
+/// the OID: the ones CAs and keygen tools offer besides the NIST curves,
+/// which `const-oid`'s database does not name.
+pub(crate) fn curve_name(oid: &ObjectIdentifier) -> String {
+    const NAMES: [(&str, &str); 7] = [
+        ("1.3.132.0.10", "secp256k1"),
+        ("1.3.132.0.33", "secp224r1"),
+        ("1.2.840.10045.3.1.1", "prime192v1"),
+        ("1.3.36.3.3.2.8.1.1.7", "brainpoolP256r1"),
+        ("1.3.36.3.3.2.8.1.1.11", "brainpoolP384r1"),
+        ("1.3.36.3.3.2.8.1.1.13", "brainpoolP512r1"),
+        ("1.3.132.0.35", "secp521r1"),
+    ];
+    let text = oid.to_string();
+    match NAMES.iter().find(|(o, _)| *o == text) {
+        Some((_, name)) => format!("{name} ({text})"),
+        None => oid_name(oid),
     }
 }
 

@@ -38,14 +38,15 @@ pub enum Rule {
     /// Valid now.
     Validity,
     /// RSA of 2048–8192 bits with an odd public exponent of at most
-    /// 2^32 − 1.
+    /// 2^32 − 1, or EC on the named curve P-256, P-384 or P-521.
     KeyType,
     /// Has at least one e-mail address.
     HasEmail,
     /// One of its addresses is the account's or an alias (only when
     /// [`Policy::addresses`] is given).
     EmailMatchesAccount,
-    /// KeyUsage, when present, includes keyEncipherment.
+    /// KeyUsage, when present, includes keyEncipherment (RSA) or
+    /// keyAgreement (EC).
     KeyUsage,
     /// ExtendedKeyUsage, when present, includes emailProtection or
     /// anyExtendedKeyUsage.
@@ -237,7 +238,18 @@ impl Ctx<'_> {
                 exponent: exponent.map_or_else(|| "more than 64 bits".into(), |e| e.to_string()),
             }),
             KeyKind::BadRsa { error } => Err(RuleViolation::MalformedKey { holder, error }),
-            KeyKind::Ec { curve, .. } => Err(RuleViolation::EcKey { holder, curve }),
+            // why the point is decoded here: a certificate whose point is
+            // off its curve would pass every other rule and then fail
+            // every delivery.
+            KeyKind::Ec { bits: Some(_), .. } => {
+                crate::smime::Recipient::from_certificate(self.cert.certificate())
+                    .map(drop)
+                    .map_err(|e| RuleViolation::MalformedKey {
+                        holder,
+                        error: e.to_string(),
+                    })
+            }
+            KeyKind::Ec { curve, .. } => Err(RuleViolation::EcCurve { holder, curve }),
             other => Err(RuleViolation::UnsupportedKey {
                 holder,
                 algorithm: match other {
@@ -287,8 +299,17 @@ impl Ctx<'_> {
             .tbs_certificate
             .get::<KeyUsage>()
             .map_err(self.malformed("keyUsage"))?;
+        let is_ec = matches!(KeyKind::of(self.cert.certificate()), KeyKind::Ec { .. });
         match ku {
-            Some((_, ku)) if !ku.key_encipherment() => {
+            // RFC 5753 §3 / RFC 8551 §4.4.2: an EC key is used by key
+            // agreement, so keyAgreement (not keyEncipherment) is the usage.
+            Some((_, ku)) if is_ec && !ku.key_agreement() => {
+                Err(RuleViolation::KeyUsageLacksAgreement {
+                    holder: self.holder(),
+                    key_usage: key_usage_names(ku),
+                })
+            }
+            Some((_, ku)) if !is_ec && !ku.key_encipherment() => {
                 Err(RuleViolation::KeyUsageLacksEncipherment {
                     holder: self.holder(),
                     key_usage: key_usage_names(ku),

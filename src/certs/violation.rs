@@ -35,9 +35,10 @@ pub enum RuleViolation {
         /// The certificate's notBefore.
         not_before: time::OffsetDateTime,
     },
-    /// An EC key.
-    #[error("certificate for {holder} has an EC key ({curve}); EC keys are not supported yet; use an RSA key of 2048-8192 bits")]
-    EcKey {
+    /// An EC key on another curve than P-256, P-384 or P-521, or with
+    /// explicit curve parameters.
+    #[error("certificate for {holder} has an EC key on {curve}; EC keys must be on the named curve P-256, P-384 or P-521; get a certificate with a key on one of them (or RSA of 2048-8192 bits)")]
+    EcCurve {
         /// Who the certificate is for.
         holder: String,
         /// The curve's name or OID.
@@ -59,8 +60,8 @@ pub enum RuleViolation {
         /// The exponent, in decimal, or a note that it is huge.
         exponent: String,
     },
-    /// An RSA key that does not decode.
-    #[error("certificate for {holder} has an RSA public key that does not decode ({error}); the certificate is damaged, get it again from its issuer")]
+    /// An RSA key that does not decode, or an EC point off its curve.
+    #[error("certificate for {holder} has a public key that does not decode ({error}); the certificate is damaged, get it again from its issuer")]
     MalformedKey {
         /// Who the certificate is for.
         holder: String,
@@ -68,7 +69,7 @@ pub enum RuleViolation {
         error: String,
     },
     /// Neither RSA nor EC.
-    #[error("certificate for {holder} has a {algorithm} key, which cannot be used for encryption here; use an RSA key of 2048-8192 bits")]
+    #[error("certificate for {holder} has a {algorithm} key, which cannot be used for encryption here; use an RSA key of 2048-8192 bits or an EC key on P-256, P-384 or P-521")]
     UnsupportedKey {
         /// Who the certificate is for.
         holder: String,
@@ -94,6 +95,14 @@ pub enum RuleViolation {
     /// KeyUsage without keyEncipherment.
     #[error("certificate for {holder} has KeyUsage {} without keyEncipherment, so it may not be used to encrypt; use the certificate issued for encryption", .key_usage.join(", "))]
     KeyUsageLacksEncipherment {
+        /// Who the certificate is for.
+        holder: String,
+        /// The usages it does allow.
+        key_usage: Vec<String>,
+    },
+    /// KeyUsage of an EC key without keyAgreement.
+    #[error("certificate for {holder} has an EC key and KeyUsage {} without keyAgreement, so it may not be used to encrypt (EC keys encrypt by key agreement); use the certificate issued for encryption", .key_usage.join(", "))]
+    KeyUsageLacksAgreement {
         /// Who the certificate is for.
         holder: String,
         /// The usages it does allow.

@@ -1,6 +1,7 @@
 //! Opening CMS EnvelopedData with an RSA private key (RFC 5652 §6.2.1,
-//! RFC 3370 §4.2.1 PKCS#1 v1.5 or RFC 3560 OAEP key transport, RFC 3565
-//! AES-CBC content encryption), and AuthEnvelopedData with AES-GCM
+//! RFC 3370 §4.2.1 PKCS#1 v1.5 or RFC 3560 OAEP key transport) or an EC
+//! one (RFC 5652 §6.2.2, RFC 5753 ECDH key agreement; see
+//! [`super::kari`]), RFC 3565 AES-CBC content encryption, and AuthEnvelopedData with AES-GCM
 //! (RFC 5083, RFC 5084; see [`super::auth_enveloped`]).
 //!
 //! The `cms` crate has no decrypt API, so this module walks the structure
@@ -29,16 +30,26 @@ use zeroize::Zeroizing;
 
 use super::auth_enveloped::{self, Authenticated};
 use super::ber;
+use super::ecdh::{EcPrivateKey, EcPublicKey};
+use super::kari;
 use super::oaep;
 use super::split::Split;
 use super::SmimeError;
 
-/// An RSA private key, optionally with its certificate, that opens
+/// An RSA or EC private key, optionally with its certificate, that opens
 /// envelopes addressed to it.
 #[derive(Clone)]
 pub struct Decryptor {
-    key: RsaPrivateKey,
+    key: PrivateKey,
     rid: Option<IssuerAndSerialNumber>,
+}
+
+/// The private half: RSA opens KeyTransRecipientInfos, EC
+/// KeyAgreeRecipientInfos.
+#[derive(Clone)]
+enum PrivateKey {
+    Rsa(RsaPrivateKey),
+    Ec(EcPrivateKey),
 }
 
 impl std::fmt::Debug for Decryptor {
@@ -55,6 +66,10 @@ impl Decryptor {
     /// that certificate is tried; without, every key-transport
     /// RecipientInfo is.
     pub fn new(key: RsaPrivateKey, cert: Option<&Certificate>) -> Self {
+        Self::with_key(PrivateKey::Rsa(key), cert)
+    }
+
+    fn with_key(key: PrivateKey, cert: Option<&Certificate>) -> Self {
         let rid = cert.map(|c| IssuerAndSerialNumber {
             issuer: c.tbs_certificate.issuer.clone(),
             serial_number: c.tbs_certificate.serial_number.clone(),
@@ -62,25 +77,61 @@ impl Decryptor {
         Self { key, rid }
     }
 
-    /// A decryptor from an unencrypted PEM private key (PKCS#8 `PRIVATE KEY`
-    /// or PKCS#1 `RSA PRIVATE KEY`) and an optional certificate.
+    /// A decryptor from an unencrypted PEM private key and an optional
+    /// certificate: RSA as PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE
+    /// KEY`; EC on P-256, P-384 or P-521 as PKCS#8 or SEC 1 `EC PRIVATE
+    /// KEY` (an `EC PARAMETERS` block before it, as `openssl ecparam
+    /// -genkey` writes, is skipped).
     pub fn from_pem(key_pem: &str, cert: Option<&Certificate>) -> Result<Self, SmimeError> {
-        let key = RsaPrivateKey::from_pkcs8_pem(key_pem)
-            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(key_pem))
-            .map_err(|e| SmimeError::BadPrivateKey {
-                detail: e.to_string(),
-            })?;
-        Ok(Self::new(key, cert))
+        if let Ok(key) = RsaPrivateKey::from_pkcs8_pem(key_pem) {
+            return Ok(Self::new(key, cert));
+        }
+        let rsa_error = match RsaPrivateKey::from_pkcs1_pem(key_pem) {
+            Ok(key) => return Ok(Self::new(key, cert)),
+            Err(e) => e,
+        };
+        for block in pem_blocks(key_pem) {
+            let Ok((label, der_bytes)) = der::pem::decode_vec(block.as_bytes()) else {
+                continue;
+            };
+            let der_bytes = Zeroizing::new(der_bytes);
+            if let Some(key) = EcPrivateKey::from_der(label, &der_bytes) {
+                return Ok(Self::with_key(PrivateKey::Ec(key), cert));
+            }
+        }
+        Err(SmimeError::BadPrivateKey {
+            detail: format!("not an RSA key ({rsa_error}) nor an EC key on P-256, P-384 or P-521"),
+        })
     }
 
-    /// The key's modulus (to check it against a certificate).
-    pub fn public_modulus(&self) -> &rsa::BigUint {
-        rsa::traits::PublicKeyParts::n(&self.key)
-    }
-
-    /// The key's public exponent.
-    pub fn public_exponent(&self) -> &rsa::BigUint {
-        rsa::traits::PublicKeyParts::e(&self.key)
+    /// Whether `spki` (a certificate's key) is this key's public half.
+    pub fn matches_public_key(&self, spki: &spki::SubjectPublicKeyInfoOwned) -> bool {
+        let Some(bits) = spki.subject_public_key.as_bytes() else {
+            return false;
+        };
+        match &self.key {
+            PrivateKey::Rsa(key) => {
+                let Ok(public) = rsa::pkcs1::RsaPublicKey::from_der(bits) else {
+                    return false;
+                };
+                let n = rsa::traits::PublicKeyParts::n(key);
+                let e = rsa::traits::PublicKeyParts::e(key);
+                spki.algorithm.oid == const_oid::db::rfc5912::RSA_ENCRYPTION
+                    && n.to_bytes_be() == public.modulus.as_bytes()
+                    && e.to_bytes_be() == public.public_exponent.as_bytes()
+            }
+            PrivateKey::Ec(key) => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+                spki.algorithm.oid == const_oid::db::rfc5912::ID_EC_PUBLIC_KEY
+                    && curve == Some(key.curve().oid())
+                    && EcPublicKey::new(key.curve(), bits)
+                        .is_ok_and(|public| public.point() == key.public_point())
+            }
+        }
     }
 
     /// Decrypts an S/MIME message and returns the inner MIME entity.
@@ -119,6 +170,10 @@ impl Decryptor {
     /// Without a certificate every key-transport entry is a candidate, up
     /// to [`MAX_BLIND_ATTEMPTS`].
     fn content_key(&self, enveloped: &Enveloped) -> Result<Zeroizing<Vec<u8>>, SmimeError> {
+        let key = match &self.key {
+            PrivateKey::Rsa(key) => key,
+            PrivateKey::Ec(key) => return self.agreed_content_key(key, enveloped),
+        };
         let mut candidates = 0;
         for info in &enveloped.recipients {
             let RecipientInfo::Ktri(ktri) = info else {
@@ -144,8 +199,8 @@ impl Decryptor {
             candidates += 1;
             let wrapped = ktri.enc_key.as_bytes();
             let opened = match oaep {
-                None => self.key.decrypt(Pkcs1v15Encrypt, wrapped),
-                Some(hash) => self.key.decrypt(hash.padding(), wrapped),
+                None => key.decrypt(Pkcs1v15Encrypt, wrapped),
+                Some(hash) => key.decrypt(hash.padding(), wrapped),
             };
             if let Ok(cek) = opened {
                 return Ok(Zeroizing::new(cek));
@@ -156,6 +211,52 @@ impl Decryptor {
         }
         Err(SmimeError::NotForThisKey { candidates })
     }
+
+    /// The content key from a KeyAgreeRecipientInfo of our curve: with
+    /// the certificate, the one entry naming it (one ECDH); without, up
+    /// to [`MAX_BLIND_ATTEMPTS`] agreements.
+    fn agreed_content_key(
+        &self,
+        key: &EcPrivateKey,
+        enveloped: &Enveloped,
+    ) -> Result<Zeroizing<Vec<u8>>, SmimeError> {
+        let mut candidates = 0;
+        for info in &enveloped.recipients {
+            let RecipientInfo::Kari(kari) = info else {
+                continue;
+            };
+            match kari::open(kari, key, self.rid.as_ref()) {
+                Ok(Some(cek)) => return Ok(cek),
+                Ok(None) => continue,
+                // why a named entry ends the search: it was ours and did
+                // not open; trying further ones would only cost ECDHs.
+                Err(e) if self.rid.is_some() => return Err(e),
+                Err(_) => candidates += 1,
+            }
+            if candidates >= MAX_BLIND_ATTEMPTS {
+                break;
+            }
+        }
+        Err(SmimeError::NotForThisKey { candidates })
+    }
+}
+
+/// The PEM blocks of `text` (`-----BEGIN` to the matching `-----END`
+/// line), in order.
+fn pem_blocks(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let from = &rest[start..];
+        let Some(end) = from.find("-----END ") else {
+            break;
+        };
+        let after = &from[end + 9..];
+        let close = after.find("-----").map_or(after.len(), |i| i + 5);
+        out.push(&from[..end + 9 + close]);
+        rest = &after[close..];
+    }
+    out
 }
 
 /// RecipientInfos of one envelope that are looked at. why: a sender

@@ -2,7 +2,9 @@
 //! recipients — or AuthEnvelopedData (RFC 5083) when the account chose
 //! AES-GCM, see [`super::auth_enveloped`] — rendered as an S/MIME message
 //! (RFC 8551 §3.3). Key transport is RSA PKCS#1 v1.5 (RFC 3370 §4.2.1) or
-//! RSAES-OAEP (RFC 3560), as the account chose.
+//! RSAES-OAEP (RFC 3560), as the account chose; EC certificates get
+//! ephemeral-static ECDH key agreement (RFC 5753, see [`super::kari`]),
+//! so one envelope may mix both kinds (a rotation from RSA to EC).
 //!
 //! One [`Envelope`] is built per account (its certificates turned into
 //! prepared public keys once) and then seals any number of messages; every
@@ -10,7 +12,7 @@
 //!
 //! ```text
 //! EnvelopedData ::= SEQUENCE {
-//!   version CMSVersion,                         -- 0: only ktri v0
+//!   version CMSVersion,                         -- 0: only ktri v0; 2 with a kari
 //!   recipientInfos RecipientInfos,              -- one per certificate
 //!   encryptedContentInfo EncryptedContentInfo } -- id-data, AES-CBC
 //! KeyTransRecipientInfo ::= SEQUENCE {
@@ -36,6 +38,7 @@ use x509_cert::Certificate;
 
 use super::auth_enveloped::{self, AuthEnvelopedData};
 use super::detect::{already_encrypted, AlreadyEncrypted};
+use super::ecdh::{Curve, EcPublicKey};
 use super::render::render_smime;
 use super::rsa_kt::RsaKeyTransport;
 use super::split::Split;
@@ -46,32 +49,65 @@ use super::SmimeError;
 #[derive(Clone, Debug)]
 pub struct Recipient {
     rid: IssuerAndSerialNumber,
-    transport: RsaKeyTransport,
+    key: RecipientKey,
+}
+
+/// How the content key reaches a recipient.
+#[derive(Clone, Debug)]
+enum RecipientKey {
+    /// RSA key transport (KeyTransRecipientInfo).
+    Rsa(RsaKeyTransport),
+    /// Ephemeral-static ECDH (KeyAgreeRecipientInfo, RFC 5753).
+    Ec(EcPublicKey),
 }
 
 impl Recipient {
-    /// A recipient for an RSA certificate. The certificate's validity is
-    /// not checked here: that is the job of [`crate::certs`].
+    /// A recipient for an RSA certificate or an EC one on P-256, P-384 or
+    /// P-521. The certificate's validity is not checked here: that is the
+    /// job of [`crate::certs`].
     pub fn from_certificate(cert: &Certificate) -> Result<Self, SmimeError> {
         let spki = &cert.tbs_certificate.subject_public_key_info;
-        if spki.algorithm.oid != const_oid::db::rfc5912::RSA_ENCRYPTION {
-            return Err(SmimeError::UnsupportedKey {
-                subject: cert.tbs_certificate.subject.to_string(),
-                algorithm: spki.algorithm.oid.to_string(),
-            });
-        }
+        let subject = || cert.tbs_certificate.subject.to_string();
         let key_bits =
             spki.subject_public_key
                 .as_bytes()
                 .ok_or_else(|| SmimeError::BadPublicKey {
                     detail: "subjectPublicKey has unused bits".into(),
                 })?;
+        let key = match spki.algorithm.oid {
+            const_oid::db::rfc5912::RSA_ENCRYPTION => {
+                RecipientKey::Rsa(RsaKeyTransport::from_pkcs1_der(key_bits)?)
+            }
+            const_oid::db::rfc5912::ID_EC_PUBLIC_KEY => {
+                let named = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok());
+                let curve = named.as_ref().and_then(Curve::from_oid).ok_or_else(|| {
+                    SmimeError::UnsupportedCurve {
+                        subject: subject(),
+                        curve: named.map_or_else(
+                            || "explicit parameters".into(),
+                            |oid| crate::certs::curve_name(&oid),
+                        ),
+                    }
+                })?;
+                RecipientKey::Ec(EcPublicKey::new(curve, key_bits)?)
+            }
+            other => {
+                return Err(SmimeError::UnsupportedKey {
+                    subject: subject(),
+                    algorithm: other.to_string(),
+                })
+            }
+        };
         Ok(Self {
             rid: IssuerAndSerialNumber {
                 issuer: cert.tbs_certificate.issuer.clone(),
                 serial_number: cert.tbs_certificate.serial_number.clone(),
             },
-            transport: RsaKeyTransport::from_pkcs1_der(key_bits)?,
+            key,
         })
     }
 
@@ -158,7 +194,7 @@ impl Envelope {
                 let sealed = auth_enveloped::seal(self.cipher, content, |cek| {
                     self.recipients
                         .iter()
-                        .map(|r| key_trans_info(r, self.key_transport, cek))
+                        .map(|r| recipient_info(r, self.key_transport, cek))
                         .collect()
                 })?;
                 return Ok(Cms::AuthEnveloped(sealed));
@@ -257,7 +293,8 @@ fn build_error(e: cms::builder::Error) -> SmimeError {
     }
 }
 
-/// Our `RecipientInfoBuilder`: key transport through [`RsaKeyTransport`].
+/// Our `RecipientInfoBuilder`: key transport through [`RsaKeyTransport`]
+/// or key agreement through [`super::kari`].
 struct KtriBuilder<'a> {
     recipient: &'a Recipient,
     transport: KeyTransport,
@@ -265,36 +302,49 @@ struct KtriBuilder<'a> {
 
 impl RecipientInfoBuilder for KtriBuilder<'_> {
     fn recipient_info_type(&self) -> RecipientInfoType {
-        RecipientInfoType::Ktri
+        match self.recipient.key {
+            RecipientKey::Rsa(_) => RecipientInfoType::Ktri,
+            RecipientKey::Ec(_) => RecipientInfoType::Kari,
+        }
     }
 
+    // why it matters: the builder derives EnvelopedData's version from
+    // these (RFC 5652 §6.1: 2 as soon as one kari, version 3, is there).
     fn recipient_info_version(&self) -> CmsVersion {
-        CmsVersion::V0
+        match self.recipient.key {
+            RecipientKey::Rsa(_) => CmsVersion::V0,
+            RecipientKey::Ec(_) => CmsVersion::V3,
+        }
     }
 
     fn build(
         &mut self,
         content_encryption_key: &[u8],
     ) -> Result<RecipientInfo, cms::builder::Error> {
-        key_trans_info(self.recipient, self.transport, content_encryption_key)
+        recipient_info(self.recipient, self.transport, content_encryption_key)
             .map_err(|e| cms::builder::Error::Builder(e.to_string()))
     }
 }
 
-/// The KeyTransRecipientInfo carrying `cek` to `recipient`.
-fn key_trans_info(
+/// The RecipientInfo carrying `cek` to `recipient`: KeyTransRecipientInfo
+/// for RSA (with `transport`), KeyAgreeRecipientInfo for EC.
+fn recipient_info(
     recipient: &Recipient,
     transport: KeyTransport,
     cek: &[u8],
 ) -> Result<RecipientInfo, SmimeError> {
+    let rsa = match &recipient.key {
+        RecipientKey::Rsa(rsa) => rsa,
+        RecipientKey::Ec(ec) => return super::kari::seal(ec, &recipient.rid, cek),
+    };
     let mut rng = rand::thread_rng();
     let (wrapped, key_enc_alg) = match transport {
         KeyTransport::RsaOaep => (
-            recipient.transport.encrypt_oaep(&mut rng, cek)?,
+            rsa.encrypt_oaep(&mut rng, cek)?,
             super::oaep::sha256_algorithm()?,
         ),
         _ => (
-            recipient.transport.encrypt(&mut rng, cek)?,
+            rsa.encrypt(&mut rng, cek)?,
             // RFC 3370 §4.2.1: rsaEncryption parameters MUST be NULL.
             AlgorithmIdentifierOwned {
                 oid: const_oid::db::rfc5912::RSA_ENCRYPTION,
@@ -325,7 +375,7 @@ mod tests {
                 issuer: Default::default(),
                 serial_number: x509_cert::serial_number::SerialNumber::new(&[1]).unwrap(),
             },
-            transport: RsaKeyTransport::from_pkcs1_der(pkcs1.as_bytes()).unwrap(),
+            key: RecipientKey::Rsa(RsaKeyTransport::from_pkcs1_der(pkcs1.as_bytes()).unwrap()),
         };
         let envelope = Envelope::new(vec![recipient], ContentCipher::Aes128Cbc).unwrap();
         for size in [0usize, 100, 70_000] {
@@ -351,7 +401,7 @@ mod tests {
                 issuer: Default::default(),
                 serial_number: x509_cert::serial_number::SerialNumber::new(&[1]).unwrap(),
             },
-            transport: RsaKeyTransport::from_pkcs1_der(pkcs1.as_bytes()).unwrap(),
+            key: RecipientKey::Rsa(RsaKeyTransport::from_pkcs1_der(pkcs1.as_bytes()).unwrap()),
         };
         let decryptor = super::super::Decryptor::new(key, None);
         let ciphers = [

@@ -8,8 +8,9 @@
 //! - [`Envelope`] builds CMS EnvelopedData (RFC 5652 §6) with AES-CBC
 //!   (RFC 3565), or AuthEnvelopedData (RFC 5083) with AES-GCM (RFC 5084),
 //!   and one RSA key-transport RecipientInfo (PKCS#1 v1.5, RFC 3370
-//!   §4.2.1, or OAEP, RFC 3560) per certificate, then renders the S/MIME
-//!   message (RFC 8551 §3.3);
+//!   §4.2.1, or OAEP, RFC 3560) per RSA certificate and one ECDH
+//!   key-agreement RecipientInfo (RFC 5753) per EC certificate, then
+//!   renders the S/MIME message (RFC 8551 §3.3);
 //! - [`already_encrypted`] recognises what must not be encrypted twice;
 //! - [`Decryptor`] opens EnvelopedData and AuthEnvelopedData, DER or BER.
 //!
@@ -20,7 +21,9 @@ mod auth_enveloped;
 mod ber;
 mod decrypt;
 mod detect;
+mod ecdh;
 mod envelope;
+mod kari;
 mod line_ends;
 mod oaep;
 mod render;
@@ -30,7 +33,9 @@ mod split;
 pub use ber::BerError;
 pub use decrypt::{smime_payload, Decryptor, Enveloped, MAX_RECIPIENT_INFOS};
 pub use detect::{already_encrypted, AlreadyEncrypted};
+pub use ecdh::{x963_kdf, Curve, KdfHash};
 pub use envelope::{Envelope, Recipient, Sealed};
+pub use kari::{KariParams, KeyWrap};
 pub use line_ends::{into_crlf, to_crlf};
 pub use split::Split;
 
@@ -41,13 +46,21 @@ pub enum SmimeError {
     /// No certificate to encrypt for.
     #[error("no recipient certificate; give at least one certificate to encrypt for")]
     NoRecipients,
-    /// A certificate whose key is not RSA.
-    #[error("certificate {subject} has a key of type {algorithm}; only RSA keys can receive mail encrypted at rest for now")]
+    /// A certificate whose key is neither RSA nor EC.
+    #[error("certificate {subject} has a key of type {algorithm}; only RSA and EC (P-256, P-384, P-521) keys can receive mail encrypted at rest")]
     UnsupportedKey {
         /// Certificate subject.
         subject: String,
         /// Key algorithm OID.
         algorithm: String,
+    },
+    /// An EC key on a curve other than P-256, P-384 or P-521.
+    #[error("certificate {subject} has an EC key on {curve}; only the curves P-256, P-384 and P-521 (named, not explicit parameters) can receive mail encrypted at rest")]
+    UnsupportedCurve {
+        /// Certificate subject.
+        subject: String,
+        /// The curve's name or OID, or "explicit parameters".
+        curve: String,
     },
     /// An RSA key outside the sizes we transport keys to.
     #[error("RSA key of {bits} bits is not supported; use a key of 2048 to 8192 bits")]
@@ -56,7 +69,7 @@ pub enum SmimeError {
         bits: usize,
     },
     /// A public key that does not decode or is unusable.
-    #[error("the certificate's RSA public key is unusable ({detail}); the certificate is broken, ask its issuer for a new one")]
+    #[error("the certificate's public key is unusable ({detail}); the certificate is broken, ask its issuer for a new one")]
     BadPublicKey {
         /// What was wrong.
         detail: String,

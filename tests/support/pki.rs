@@ -117,3 +117,60 @@ pub fn pair(email: &str, bits: u32) -> KeyPair {
         })
         .clone()
 }
+
+/// The extensions of a good S/MIME certificate with an EC key: key
+/// agreement is how EC keys encrypt (RFC 5753), so KeyUsage says
+/// keyAgreement rather than keyEncipherment.
+pub fn ec_extensions(email: &str) -> Vec<String> {
+    vec![
+        format!("subjectAltName=email:{email}"),
+        "keyUsage=critical,digitalSignature,keyAgreement".into(),
+        "extendedKeyUsage=emailProtection".into(),
+        "basicConstraints=critical,CA:FALSE".into(),
+    ]
+}
+
+/// A good S/MIME key pair for `email` with an EC key on `curve` (an
+/// OpenSSL curve name: `P-256`, `P-384`, `P-521`, `secp256k1`, ...). Made
+/// once per test binary for each (`email`, `curve`).
+pub fn ec_pair(email: &str, curve: &str) -> KeyPair {
+    static CACHE: OnceLock<Mutex<HashMap<(String, String), KeyPair>>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry((email.to_string(), curve.to_string()))
+        .or_insert_with(|| {
+            let name = format!("{}-{curve}", email.replace(['@', '.'], "_"));
+            ec_self_signed(scratch(), &name, &[&format!("ec_paramgen_curve:{curve}")], email)
+        })
+        .clone()
+}
+
+/// A self-signed EC certificate for `email` with the key `openssl req
+/// -newkey ec` makes with `pkeyopts` (each passed as `-pkeyopt`).
+pub fn ec_self_signed(dir: &Path, name: &str, pkeyopts: &[&str], email: &str) -> KeyPair {
+    require("openssl");
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-nodes", "-days", "365", "-newkey", "ec"]);
+    for opt in pkeyopts {
+        cmd.args(["-pkeyopt", opt]);
+    }
+    cmd.arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-subj", &format!("/CN={email}/emailAddress={email}")]);
+    for e in ec_extensions(email) {
+        cmd.args(["-addext", &e]);
+    }
+    run(&mut cmd, b"");
+    KeyPair {
+        cert,
+        key,
+        email: email.to_string(),
+    }
+}
