@@ -40,7 +40,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A `SEALMAIL_*` variable that names no key.
-    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, imap.listen, imap.tls_listen, jmap.listen, tls.cert, tls.key, limits.max_message_size, limits.account_quota, hooks.chain, store.master_key, lists.notice_template")]
+    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, imap.listen, imap.tls_listen, jmap.listen, tls.cert, tls.key, limits.max_message_size, limits.account_quota, limits.fanout_bytes, hooks.chain, store.master_key, lists.notice_template")]
     UnknownEnv {
         /// The variable.
         var: String,
@@ -169,6 +169,11 @@ pub struct Limits {
     /// its own (`sealmail account quota`); 0 for no limit. Default 10 GiB:
     /// a generous mailbox, yet one account cannot fill the disk alone.
     pub account_quota: u64,
+    /// Bytes the list fan-outs may hold in member copies at once (being
+    /// sealed, sealed, being written), all lists together. Default
+    /// 256 MiB ([`crate::ingest::DEFAULT_FANOUT_BYTES`]): small messages
+    /// still go out in full batches, a 50 MiB message one copy at a time.
+    pub fanout_bytes: u64,
 }
 
 impl Default for Limits {
@@ -176,6 +181,7 @@ impl Default for Limits {
         Self {
             max_message_size: 50 * 1024 * 1024,
             account_quota: 10 * 1024 * 1024 * 1024,
+            fanout_bytes: crate::ingest::DEFAULT_FANOUT_BYTES,
         }
     }
 }
@@ -340,6 +346,7 @@ mod tests {
         assert_eq!(c.imap.listen.to_string(), "127.0.0.1:1143");
         assert_eq!(c.jmap.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.limits.max_message_size, 52_428_800);
+        assert_eq!(c.limits.fanout_bytes, 268_435_456);
         assert_eq!(c.hooks.chain, vec!["encrypt-at-rest"]);
         assert_eq!(c.imap.tls_listen, None);
     }
@@ -361,6 +368,7 @@ mod tests {
                 ("SEALMAIL_LMTP_LISTEN", "0.0.0.0:24"),
                 ("SEALMAIL_IMAP_TLS_LISTEN", "0.0.0.0:993"),
                 ("SEALMAIL_LIMITS_MAX_MESSAGE_SIZE", "1000"),
+                ("SEALMAIL_LIMITS_FANOUT_BYTES", "1048576"),
                 ("SEALMAIL_DATA_DIR", "/var/lib/sealmail"),
                 ("SEALMAIL_HOOKS_CHAIN", "[]"),
                 ("OTHER", "x"),
@@ -371,6 +379,7 @@ mod tests {
         assert_eq!(c.lmtp.listen.to_string(), "0.0.0.0:24");
         assert_eq!(c.imap.tls_listen.unwrap().to_string(), "0.0.0.0:993");
         assert_eq!(c.limits.max_message_size, 1000);
+        assert_eq!(c.limits.fanout_bytes, 1_048_576);
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/sealmail"));
         assert!(c.hooks.chain.is_empty());
     }
