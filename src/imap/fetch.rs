@@ -162,7 +162,11 @@ impl Session {
             None => return Ok(Done::ok("FETCH completed")),
         };
         let load = names.iter().any(needs_blob);
-        let parse = names.iter().map(needs_parse).max().unwrap_or(Parse::Nothing);
+        let parse = names
+            .iter()
+            .map(needs_parse)
+            .max()
+            .unwrap_or(Parse::Nothing);
         let mark = !read_only && names.iter().any(sets_seen);
         let names = std::sync::Arc::new(names);
         for chunk in indices.chunks(FETCH_BATCH) {

@@ -100,7 +100,10 @@ impl Session {
         let Some(sel) = self.selected.as_ref() else {
             return Ok(Vec::new());
         };
-        let known: Vec<Option<Known>> = chunk.iter().map(|&i| sel.messages.get(i).copied()).collect();
+        let known: Vec<Option<Known>> = chunk
+            .iter()
+            .map(|&i| sel.messages.get(i).copied())
+            .collect();
         let first = chunk.first().copied().unwrap_or(0);
         let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
             return Ok(Vec::new());

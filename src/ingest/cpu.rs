@@ -332,11 +332,8 @@ mod tests {
         gone.abort();
         let _ = gone.await;
         drop(held);
-        let again = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            pool.acquire(account(3)),
-        )
-        .await;
+        let again =
+            tokio::time::timeout(std::time::Duration::from_secs(5), pool.acquire(account(3))).await;
         assert!(again.is_ok_and(|s| s.is_ok()));
     }
 

@@ -156,7 +156,11 @@ impl Ingest {
     /// A slot of the CPU-heavy work pool for `owner`, in its turn
     /// (`cpu.rs`); refused (4.3.2, naming `rcpt`) only when the server is
     /// shutting down and the pool is closed.
-    pub(crate) async fn cpu_permit(&self, owner: Owner, rcpt: &str) -> Result<CpuSlot, DeliverError> {
+    pub(crate) async fn cpu_permit(
+        &self,
+        owner: Owner,
+        rcpt: &str,
+    ) -> Result<CpuSlot, DeliverError> {
         self.cpu
             .acquire(owner)
             .await
