@@ -41,7 +41,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A `SEALMAIL_*` variable that names no key.
-    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, lmtp.max_connections, lmtp.max_connections_per_source, imap.listen, imap.tls_listen, jmap.listen, jmap.max_connections, jmap.max_connections_per_source, jmap.header_timeout, tls.cert, tls.key, limits.max_message_size, limits.account_quota, limits.reserved_files, hooks.chain, store.master_key, lists.notice_template")]
+    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, lmtp.max_connections, lmtp.max_connections_per_source, imap.listen, imap.tls_listen, jmap.listen, jmap.max_connections, jmap.max_connections_per_source, jmap.header_timeout, tls.cert, tls.key, limits.max_message_size, limits.account_quota, limits.reserved_files, limits.fanout_bytes, hooks.chain, store.master_key, lists.notice_template")]
     UnknownEnv {
         /// The variable.
         var: String,
@@ -220,6 +220,11 @@ pub struct Limits {
     /// (at most half the limit): RocksDB's WAL and table files, blob
     /// segments and a reopen after an error fit in it.
     pub reserved_files: u64,
+    /// Bytes the list fan-outs may hold in member copies at once (being
+    /// sealed, sealed, being written), all lists together. Default
+    /// 256 MiB ([`crate::ingest::DEFAULT_FANOUT_BYTES`]): small messages
+    /// still go out in full batches, a 50 MiB message one copy at a time.
+    pub fanout_bytes: u64,
 }
 
 impl Default for Limits {
@@ -228,6 +233,7 @@ impl Default for Limits {
             max_message_size: 50 * 1024 * 1024,
             account_quota: 10 * 1024 * 1024 * 1024,
             reserved_files: 1024,
+            fanout_bytes: crate::ingest::DEFAULT_FANOUT_BYTES,
         }
     }
 }
@@ -392,6 +398,7 @@ mod tests {
         assert_eq!(c.imap.listen.to_string(), "127.0.0.1:1143");
         assert_eq!(c.jmap.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.limits.max_message_size, 52_428_800);
+        assert_eq!(c.limits.fanout_bytes, 268_435_456);
         assert_eq!(c.hooks.chain, vec!["encrypt-at-rest"]);
         assert_eq!(c.imap.tls_listen, None);
         assert_eq!(c.lmtp.max_connections_per_source, 100);
@@ -428,6 +435,7 @@ mod tests {
                 ("SEALMAIL_LMTP_LISTEN", "0.0.0.0:24"),
                 ("SEALMAIL_IMAP_TLS_LISTEN", "0.0.0.0:993"),
                 ("SEALMAIL_LIMITS_MAX_MESSAGE_SIZE", "1000"),
+                ("SEALMAIL_LIMITS_FANOUT_BYTES", "1048576"),
                 ("SEALMAIL_DATA_DIR", "/var/lib/sealmail"),
                 ("SEALMAIL_HOOKS_CHAIN", "[]"),
                 ("OTHER", "x"),
@@ -438,6 +446,7 @@ mod tests {
         assert_eq!(c.lmtp.listen.to_string(), "0.0.0.0:24");
         assert_eq!(c.imap.tls_listen.unwrap().to_string(), "0.0.0.0:993");
         assert_eq!(c.limits.max_message_size, 1000);
+        assert_eq!(c.limits.fanout_bytes, 1_048_576);
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/sealmail"));
         assert!(c.hooks.chain.is_empty());
     }

@@ -180,7 +180,8 @@ impl Services {
     /// The services over `store` as `config` describes them.
     pub fn new(store: Arc<MailStore>, config: Config) -> Result<Self, ServerError> {
         let chain = HookChain::from_names(&config.hooks.chain).map_err(ServerError::Hooks)?;
-        let mut ingest = Ingest::new(Arc::clone(&store), chain, Arc::new(Notifier::new()));
+        let mut ingest = Ingest::new(Arc::clone(&store), chain, Arc::new(Notifier::new()))
+            .with_fanout_bytes(config.limits.fanout_bytes);
         if let Some(path) = &config.lists.notice_template {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ServerError::NoticeTemplate {

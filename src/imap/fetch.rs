@@ -1,8 +1,9 @@
 //! FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2).
 //!
-//! Messages are fetched in batches: one blocking store call loads a
-//! batch's blobs, its responses are encoded and written, then the next
-//! batch is loaded, so `FETCH 1:* BODY.PEEK[]` over a large mailbox streams
+//! Messages are fetched in batches: one blocking call loads a batch's
+//! blobs and builds its responses (parsing, when ENVELOPE, BODYSTRUCTURE
+//! or a section is asked for, under a slot of the shared CPU pool: never
+//! on the reactor), they are written, then the next batch is loaded, so `FETCH 1:* BODY.PEEK[]` over a large mailbox streams
 //! instead of holding the mailbox in memory. `BODY[...]` and `RFC822` /
 //! `RFC822.TEXT` set `\Seen` unless PEEK or EXAMINE (§6.4.5); the new
 //! flags are then sent with the data.
@@ -21,7 +22,7 @@ use super::error::ImapError;
 use super::mime;
 use super::selected::{seen, Selected};
 use super::session::{Done, Session};
-use crate::store::{Flags, Message, Uid};
+use crate::store::{AccountId, Flags, MailError, MailStore, MailboxId, Message, Uid};
 
 /// Messages per batch (one store round trip, one write).
 const FETCH_BATCH: usize = 64;
@@ -161,27 +162,22 @@ impl Session {
             None => return Ok(Done::ok("FETCH completed")),
         };
         let load = names.iter().any(needs_blob);
+        let parse = names
+            .iter()
+            .map(needs_parse)
+            .max()
+            .unwrap_or(Parse::Nothing);
         let mark = !read_only && names.iter().any(sets_seen);
+        let names = std::sync::Arc::new(names);
         for chunk in indices.chunks(FETCH_BATCH) {
             let marked = if mark {
                 self.mark_seen(chunk).await?
             } else {
                 Vec::new()
             };
-            let mut out = Vec::with_capacity(chunk.len());
-            for loaded in self.load_batch(chunk, load).await? {
-                let m = &loaded.msg;
-                let mut items = message_items(m, loaded.raw.as_deref(), &names);
-                if marked.contains(&loaded.index) && !names.contains(&MessageDataItemName::Flags) {
-                    items.extend(flag_items(&m.flags, m.uid).into_iter().take(1));
-                }
-                if let Ok(items) = Vec1::try_from(items) {
-                    out.push(Data::Fetch {
-                        seq: Selected::seq(loaded.index),
-                        items,
-                    });
-                }
-            }
+            let out = self
+                .fetch_batch(chunk, load, parse, std::sync::Arc::clone(&names), marked)
+                .await?;
             for data in out {
                 self.conn.data(data);
             }
@@ -191,6 +187,31 @@ impl Session {
         }
         self.sync(uid).await?;
         Ok(Done::ok("FETCH completed"))
+    }
+
+    /// The FETCH responses of the messages at `chunk`, loaded and encoded
+    /// on the blocking pool; a batch that parses messages (ENVELOPE,
+    /// BODYSTRUCTURE, sections) holds a slot of the shared CPU pool too.
+    async fn fetch_batch(
+        &self,
+        chunk: &[usize],
+        blobs: bool,
+        parse: Parse,
+        names: std::sync::Arc<Vec<MessageDataItemName<'static>>>,
+        marked: Vec<usize>,
+    ) -> Result<Vec<Data<'static>>, ImapError> {
+        let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
+            return Ok(Vec::new());
+        };
+        let work = move |s: &MailStore| {
+            let loaded = load(s, id, mbox, &wanted, blobs)?;
+            Ok(responses(loaded, &names, &marked))
+        };
+        if parse == Parse::Nothing {
+            self.with_store(work).await
+        } else {
+            self.with_store_cpu(work).await
+        }
     }
 
     /// Sets `\Seen` on the unseen messages of `chunk`; returns those changed.
@@ -218,35 +239,79 @@ impl Session {
         chunk: &[usize],
         blobs: bool,
     ) -> Result<Vec<Loaded>, ImapError> {
-        let id = self.account()?.id;
-        let Some(sel) = &self.selected else {
+        let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
             return Ok(Vec::new());
         };
-        let mbox = sel.mailbox.id;
+        self.with_store(move |s| load(s, id, mbox, &wanted, blobs))
+            .await
+    }
+
+    /// The account, the selected mailbox and the `(UID, index)` of each
+    /// message at `chunk`, by UID; `None` with no mailbox selected.
+    pub(crate) fn wanted(&self, chunk: &[usize]) -> Result<Option<Wanted>, ImapError> {
+        let id = self.account()?.id;
+        let Some(sel) = &self.selected else {
+            return Ok(None);
+        };
         let mut wanted: Vec<(Uid, usize)> = chunk
             .iter()
             .filter_map(|&i| sel.messages.get(i).map(|m| (m.uid, i)))
             .collect();
         wanted.sort_unstable();
-        self.with_store(move |s| {
-            let uids: Vec<Uid> = wanted.iter().map(|w| w.0).collect();
-            let mut out = Vec::with_capacity(uids.len());
-            for msg in s.messages_by_uid(id, mbox, &uids)? {
-                let Ok(at) = wanted.binary_search_by_key(&msg.uid, |w| w.0) else {
-                    continue;
-                };
-                let index = wanted.get(at).map_or(0, |w| w.1);
-                let raw = if blobs {
-                    s.get_blob(id, msg.blob)?
-                } else {
-                    None
-                };
-                out.push(Loaded { index, msg, raw });
-            }
-            Ok(out)
-        })
-        .await
+        Ok(Some((id, sel.mailbox.id, wanted)))
     }
+}
+
+/// What [`Session::wanted`] gives: account, mailbox, `(UID, index)` by UID.
+pub(crate) type Wanted = (AccountId, MailboxId, Vec<(Uid, usize)>);
+
+/// Blocking: the records (and with `blobs` the bytes) of `wanted`.
+pub(crate) fn load(
+    s: &MailStore,
+    id: AccountId,
+    mbox: MailboxId,
+    wanted: &[(Uid, usize)],
+    blobs: bool,
+) -> Result<Vec<Loaded>, MailError> {
+    let uids: Vec<Uid> = wanted.iter().map(|w| w.0).collect();
+    let mut out = Vec::with_capacity(uids.len());
+    for msg in s.messages_by_uid(id, mbox, &uids)? {
+        let Ok(at) = wanted.binary_search_by_key(&msg.uid, |w| w.0) else {
+            continue;
+        };
+        let index = wanted.get(at).map_or(0, |w| w.1);
+        let raw = if blobs {
+            s.get_blob(id, msg.blob)?
+        } else {
+            None
+        };
+        out.push(Loaded { index, msg, raw });
+    }
+    Ok(out)
+}
+
+/// Blocking: the FETCH responses of `loaded`; the messages at `marked`
+/// had `\Seen` set by this command and show their new flags.
+fn responses(
+    loaded: Vec<Loaded>,
+    names: &[MessageDataItemName<'static>],
+    marked: &[usize],
+) -> Vec<Data<'static>> {
+    let mut out = Vec::with_capacity(loaded.len());
+    for loaded in loaded {
+        let m = &loaded.msg;
+        let mut items = message_items(m, loaded.raw.as_deref(), names);
+        if marked.contains(&loaded.index) && !names.contains(&MessageDataItemName::Flags) {
+            items.extend(flag_items(&m.flags, m.uid).into_iter().take(1));
+        }
+        if let Ok(items) = Vec1::try_from(items) {
+            out.push(Data::Fetch {
+                seq: Selected::seq(loaded.index),
+                items,
+            });
+        }
+    }
+    out
 }
 
 /// The FETCH items of one message.

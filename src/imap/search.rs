@@ -9,17 +9,19 @@
 //! Substring matches are case-insensitive (ASCII).
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use imap_next::imap_types::response::Data;
 use imap_next::imap_types::search::SearchKey;
 
 use super::dates::{day_start, header_date, DAY_SECONDS};
 use super::error::ImapError;
+use super::fetch::load;
 use super::selected::Selected;
 use super::session::{Done, Session};
 use super::snapshot::{contains, Known};
 use crate::smime::Split;
-use crate::store::Message;
+use crate::store::{MailStore, Message};
 
 /// Messages whose records (and, for content keys, bytes) are loaded per
 /// store call.
@@ -52,45 +54,30 @@ impl Session {
         let content = criteria.iter().any(needs_content);
         let record = content || criteria.iter().any(needs_record);
         let count = sel.messages.len();
-        let largest_seq = Selected::seq(count.saturating_sub(1));
-        let largest_uid = sel.messages.last().map_or(NonZeroU32::MIN, |m| m.uid.0);
+        let bounds = Bounds {
+            largest_seq: Selected::seq(count.saturating_sub(1)),
+            largest_uid: sel.messages.last().map_or(NonZeroU32::MIN, |m| m.uid.0),
+            uid,
+        };
+        let criteria: Arc<Vec<SearchKey<'static>>> = Arc::new(criteria.to_vec());
         let mut found: Vec<NonZeroU32> = Vec::new();
         let mut start = 0;
         while start < count {
             let chunk: Vec<usize> = (start..count.min(start + SEARCH_BATCH)).collect();
             start += SEARCH_BATCH;
-            let loaded = if record {
-                self.load_batch(&chunk, content).await?
-            } else {
-                Vec::new()
-            };
+            if record {
+                found.extend(
+                    self.search_batch(&chunk, content, Arc::clone(&criteria), bounds)
+                        .await?,
+                );
+                continue;
+            }
             let Some(sel) = self.selected.as_ref() else {
                 break;
             };
-            let mut check = |i: usize, msg: Option<&Message>, raw: Option<&[u8]>| {
-                let Some(&known) = sel.messages.get(i) else {
-                    return;
-                };
-                let c = Candidate {
-                    known,
-                    msg,
-                    seq: Selected::seq(i).get(),
-                    raw,
-                    largest_seq,
-                    largest_uid,
-                };
-                if criteria.iter().all(|k| matches(k, &c)) {
-                    found.push(if uid { known.uid.0 } else { Selected::seq(i) });
-                }
-            };
-            if record {
-                // A message expunged meanwhile has no record: no match.
-                for l in &loaded {
-                    check(l.index, Some(&l.msg), l.raw.as_deref());
-                }
-            } else {
-                for i in chunk {
-                    check(i, None, None);
+            for i in chunk {
+                if let Some(&known) = sel.messages.get(i) {
+                    found.extend(bounds.check(&criteria, i, known, None, None));
                 }
             }
         }
@@ -98,6 +85,83 @@ impl Session {
         self.conn.data(Data::Search(found.into()));
         self.sync(uid).await?;
         Ok(Done::ok("SEARCH completed"))
+    }
+
+    /// The matches among the messages at `chunk` that need their records
+    /// (and with `content` their bytes), found on the blocking pool; a
+    /// batch that scans message bytes holds a slot of the CPU pool too.
+    async fn search_batch(
+        &self,
+        chunk: &[usize],
+        content: bool,
+        criteria: Arc<Vec<SearchKey<'static>>>,
+        bounds: Bounds,
+    ) -> Result<Vec<NonZeroU32>, ImapError> {
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let known: Vec<Option<Known>> = chunk
+            .iter()
+            .map(|&i| sel.messages.get(i).copied())
+            .collect();
+        let first = chunk.first().copied().unwrap_or(0);
+        let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
+            return Ok(Vec::new());
+        };
+        let work = move |s: &MailStore| {
+            let loaded = load(s, id, mbox, &wanted, content)?;
+            // A message expunged meanwhile has no record: no match.
+            Ok(loaded
+                .iter()
+                .filter_map(|l| {
+                    let known = (*known.get(l.index.checked_sub(first)?)?)?;
+                    bounds.check(&criteria, l.index, known, Some(&l.msg), l.raw.as_deref())
+                })
+                .collect())
+        };
+        if content {
+            self.with_store_cpu(work).await
+        } else {
+            self.with_store(work).await
+        }
+    }
+}
+
+/// What every candidate of one SEARCH is compared with.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    largest_seq: NonZeroU32,
+    largest_uid: NonZeroU32,
+    /// UID SEARCH: answer UIDs, not sequence numbers.
+    uid: bool,
+}
+
+impl Bounds {
+    /// The number to answer for the message at `index` if it matches.
+    fn check(
+        &self,
+        criteria: &[SearchKey<'static>],
+        index: usize,
+        known: Known,
+        msg: Option<&Message>,
+        raw: Option<&[u8]>,
+    ) -> Option<NonZeroU32> {
+        let c = Candidate {
+            known,
+            msg,
+            seq: Selected::seq(index).get(),
+            raw,
+            largest_seq: self.largest_seq,
+            largest_uid: self.largest_uid,
+        };
+        criteria
+            .iter()
+            .all(|k| matches(k, &c))
+            .then_some(if self.uid {
+                known.uid.0
+            } else {
+                Selected::seq(index)
+            })
     }
 }
 

@@ -19,6 +19,7 @@ use super::connection::{Connection, ConnectionError, Incoming, Transport};
 use super::error::ImapError;
 use super::selected::Selected;
 use super::ImapContext;
+use crate::ingest::{shutting_down, Owner};
 use crate::store::{Account, MailError, MailStore};
 
 /// How long a TLS handshake may take.
@@ -297,6 +298,31 @@ impl Session {
     {
         let store = Arc::clone(&self.ctx.store);
         Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+    }
+
+    /// As [`Session::with_store`], holding a slot of the shared CPU pool
+    /// for the logged-in account (`ingest/cpu.rs`): for batches that parse
+    /// or scan many messages, so that they neither run on the reactor nor
+    /// take more than the account's share of the cores.
+    pub(crate) async fn with_store_cpu<T, F>(&self, f: F) -> Result<T, ImapError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&MailStore) -> Result<T, MailError> + Send + 'static,
+    {
+        let account = self.account()?;
+        let slot = self
+            .ctx
+            .ingest
+            .cpu_pool()
+            .acquire(Owner::Account(account.id))
+            .await
+            .map_err(|_| ImapError::Deliver(shutting_down(&account.address)))?;
+        let store = Arc::clone(&self.ctx.store);
+        Ok(tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            f(&store)
+        })
+        .await??)
     }
 
     /// After AUTHENTICATE completes, whichever way.

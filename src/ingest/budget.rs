@@ -15,7 +15,7 @@ use std::sync::Arc;
 use sealmail_plugin_api::HookError;
 
 use super::copy::audit;
-use super::{DeliverError, Ingest};
+use super::{DeliverError, Ingest, Owner};
 use crate::store::{AccountId, AuditKind};
 
 const RUNNING: u8 = 0;
@@ -72,7 +72,8 @@ fn overran(rcpt: &str, what: &str) -> DeliverError {
 
 impl Ingest {
     /// Runs `work` (one copy for `account`, named `rcpt`) on the blocking
-    /// pool holding a CPU slot, and waits at most the chain's wait limit.
+    /// pool holding a CPU slot of `account`'s (in its turn among the
+    /// owners, `cpu.rs`), and waits at most the chain's wait limit.
     /// `work` must call [`Claim::commit`] right before its store write.
     pub(crate) async fn bounded<T: Send + 'static>(
         &self,
@@ -80,7 +81,7 @@ impl Ingest {
         account: AccountId,
         work: impl FnOnce(&Claim) -> Result<T, DeliverError> + Send + 'static,
     ) -> Result<T, DeliverError> {
-        let permit = self.cpu_permit(rcpt).await?;
+        let permit = self.cpu_permit(Owner::Account(account), rcpt).await?;
         let claim = Claim::default();
         let theirs = claim.clone();
         let mut task = tokio::task::spawn_blocking(move || {

@@ -7,13 +7,24 @@
 //!   a member with no usable certificate gets a notice instead;
 //! - encrypted otherwise: every member gets it intact.
 //!
-//! Members are processed in chunks on the blocking pool, at most one chunk
-//! per core encrypting at a time, and each chunk is written in one batch.
-//! A chunk gives its core back before its write, so the next chunk
-//! encrypts while this one waits for the disk sync; at most `2 × cores`
-//! chunks are in flight, so memory stays bounded by `2 × cores × CHUNK`
-//! copies whatever the list's size. The decrypted plaintext lives only in
-//! memory (zeroed when dropped).
+//! Members are processed in chunks on the blocking pool, and each chunk is
+//! written in one batch. Two budgets bound a fan-out:
+//!
+//! - CPU: a chunk takes a slot of the fair CPU pool (`cpu.rs`) for each
+//!   member copy it seals, owned by the list, so a list never holds every
+//!   slot and another account's delivery gets its turn between two copies
+//!   instead of after whole chunks; the write runs without a slot, so the
+//!   next copies seal while this chunk waits for the disk sync.
+//! - Memory, by bytes: every copy is charged an estimate of the bytes it
+//!   holds from sealing to its write ([`copy_cost_kib`]) against
+//!   `[limits] fanout_bytes`, shared by every fan-out of the server; a
+//!   chunk starts only once its bytes are granted and gives them back
+//!   right after its write. Chunks are as small as the budget needs (one
+//!   copy for a message of tens of MiB, written at once), so memory stays
+//!   bounded whatever the list's and the message's size.
+//!
+//! Every member copy reads the one shared message (`Arc`); the decrypted
+//! plaintext lives only in memory (zeroed when dropped).
 
 use std::sync::Arc;
 
@@ -24,15 +35,25 @@ use zeroize::Zeroizing;
 use super::copy::{audit, now, seal, with_trace_fields, Sealed, Target};
 use super::error::DeliverError;
 use super::notice::{self, Original};
-use super::{Delivered, Envelope, HookChain, Ingest};
+use super::{CpuPool, Delivered, Envelope, HookChain, Ingest, Owner};
 use crate::smime::{already_encrypted, to_crlf, AlreadyEncrypted, Decryptor, Enveloped, Split};
 use crate::store::{
     AccountId, AuditKind, MailStore, MailboxId, MailingList, Recipient as Addressee,
 };
 
-/// Members per batch write. Large enough to amortise the WAL sync, small
-/// enough that `cores` chunks of 64 KiB messages stay within a few tens of MiB.
+/// Members per batch write at most. Large enough to amortise the WAL
+/// sync; larger messages get smaller chunks (the byte budget).
 const CHUNK: usize = 64;
+
+/// KiB one member copy of a `len`-byte message may hold from the start of
+/// its sealing to the end of its write: the copy with its trace fields,
+/// the inner entity, the ciphertext and its base64 (about 1.4 × `len`),
+/// and the store's write of it, about five times the message; plus 4 KiB
+/// for the trace fields and a notice.
+fn copy_cost_kib(len: usize) -> u64 {
+    let bytes = u64::try_from(len).unwrap_or(u64::MAX);
+    bytes.saturating_mul(5) / 1024 + 4
+}
 
 /// What the members receive.
 #[derive(Debug)]
@@ -43,6 +64,16 @@ enum Content {
     Intact(Arc<Vec<u8>>),
     /// Decrypted with a list key: must be re-encrypted per member.
     Decrypted(Arc<Zeroizing<Vec<u8>>>, Original),
+}
+
+impl Content {
+    /// Bytes of what the members receive (a notice is far smaller).
+    fn len(&self) -> usize {
+        match self {
+            Self::Plain(data) | Self::Intact(data) => data.len(),
+            Self::Decrypted(plain, _) => plain.len(),
+        }
+    }
 }
 
 /// Tally of a fan-out.
@@ -63,27 +94,39 @@ impl Ingest {
     ) -> Result<Delivered, DeliverError> {
         let store = Arc::clone(&self.store);
         let name = list.to_string();
-        let (list_rec, members, content) =
-            tokio::task::spawn_blocking(move || prepare(&store, &name, data))
-                .await?
-                .map_err(|e| DeliverError::store(list, e))?;
+        // why a slot: decrypting with the list keys is CPU work too.
+        let owner = Owner::List(Arc::from(list));
+        let slot = self.cpu_permit(owner.clone(), list).await?;
+        let (list_rec, members, content) = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            prepare(&store, &name, data)
+        })
+        .await?
+        .map_err(|e| DeliverError::store(list, e))?;
         let list_rec = Arc::new(list_rec);
+        let (per_chunk, chunk_kib) = self.chunking(content.len());
         let content = Arc::new(content);
         let mut jobs = JoinSet::new();
         let mut tally = Tally::default();
         let mut failure = None;
-        for chunk in members.chunks(CHUNK) {
-            let permit = self.cpu_permit(list).await?;
+        for chunk in members.chunks(per_chunk) {
+            let want = chunk_kib(chunk.len());
+            let bytes = Arc::clone(&self.fanout_kib)
+                .acquire_many_owned(want)
+                .await
+                .map_err(|_| super::shutting_down(list))?;
             let job = ChunkJob {
                 store: Arc::clone(&self.store),
                 chain: self.chain.clone(),
+                cpu: self.cpu.clone(),
+                owner: owner.clone(),
                 envelope: envelope.clone(),
                 list: Arc::clone(&list_rec),
                 content: Arc::clone(&content),
                 members: chunk.to_vec(),
                 notice_template: self.notice_template.clone(),
             };
-            jobs.spawn_blocking(move || job.run(permit));
+            jobs.spawn_blocking(move || job.run(bytes));
             while jobs.len() >= 2 * self.cores {
                 collect(&mut jobs, &mut tally, &mut failure, self).await;
             }
@@ -100,6 +143,27 @@ impl Ingest {
             notices: tally.notices,
             skipped: tally.skipped,
         })
+    }
+}
+
+impl Ingest {
+    /// Members per chunk for a message of `len` bytes, and the KiB a chunk
+    /// of `n` members is charged. A chunk is charged at most
+    /// `budget / (2 × cores)`, so that the `2 × cores` chunks a fan-out
+    /// keeps in flight fit at once; it holds at least one copy, and a
+    /// copy larger than the whole budget is charged the whole budget (it
+    /// then runs alone).
+    fn chunking(&self, len: usize) -> (usize, impl Fn(usize) -> u32) {
+        let limit = u64::from(self.fanout_limit_kib);
+        let per_copy = copy_cost_kib(len);
+        let slices = u64::try_from(2 * self.cores.max(1)).unwrap_or(u64::MAX);
+        let fit = (limit / slices) / per_copy.max(1);
+        let per_chunk = usize::try_from(fit).unwrap_or(CHUNK).clamp(1, CHUNK);
+        let cost = move |n: usize| {
+            let n = u64::try_from(n).unwrap_or(u64::MAX);
+            u32::try_from(per_copy.saturating_mul(n).min(limit)).unwrap_or(u32::MAX)
+        };
+        (per_chunk, cost)
     }
 }
 
@@ -209,6 +273,8 @@ fn decrypt_with_list_keys(
 struct ChunkJob {
     store: Arc<MailStore>,
     chain: HookChain,
+    cpu: CpuPool,
+    owner: Owner,
     envelope: Envelope,
     list: Arc<MailingList>,
     content: Arc<Content>,
@@ -217,17 +283,25 @@ struct ChunkJob {
 }
 
 impl ChunkJob {
-    /// Seals the chunk's copies holding `permit` (a core), then writes
-    /// them without it.
+    /// Seals the chunk's copies, each holding a CPU slot of the list's in
+    /// its turn, then writes them without one; `bytes` (the chunk's share
+    /// of the fan-out memory budget) is given back once they are written.
     fn run(
         self,
-        permit: tokio::sync::OwnedSemaphorePermit,
+        bytes: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<(Tally, Vec<AccountId>), DeliverError> {
+        let _bytes = bytes;
         let mut tally = Tally::default();
         let mut copies: Vec<(AccountId, MailboxId, Sealed)> =
             Vec::with_capacity(self.members.len());
         for member in &self.members {
-            match self.copy_for(member)? {
+            let slot = self
+                .cpu
+                .acquire_blocking(self.owner.clone())
+                .map_err(|_| super::shutting_down(&self.list.address))?;
+            let copy = self.copy_for(member);
+            drop(slot);
+            match copy? {
                 Some((id, mailbox, sealed, is_notice)) => {
                     if is_notice {
                         tally.notices += 1;
@@ -237,7 +311,6 @@ impl ChunkJob {
                 None => tally.skipped += 1,
             }
         }
-        drop(permit);
         let date = now();
         let batch = copies
             .iter()

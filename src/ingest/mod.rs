@@ -22,6 +22,7 @@
 
 mod budget;
 mod copy;
+mod cpu;
 mod encrypt_hook;
 mod error;
 mod hooks;
@@ -35,12 +36,36 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 pub use copy::Append;
+pub(crate) use cpu::{CpuPool, CpuSlot, Owner};
 pub use encrypt_hook::EncryptAtRest;
 pub use error::DeliverError;
 pub use hooks::{HookChain, UnknownHook, DEFAULT_BUDGET as DEFAULT_HOOK_BUDGET};
 
 use crate::notify::Notifier;
 use crate::store::MailStore;
+
+/// Default of `[limits] fanout_bytes`: 256 MiB of list copies in flight.
+///
+/// why 256 MiB: a 64 KiB message still fans out in full chunks (64 copies
+/// × a few hundred KiB each per chunk, several chunks at once), while a
+/// 50 MiB message (the size limit) is sealed one copy at a time, so a
+/// fan-out of any size stays within a few hundred MiB (issue #14: a
+/// 15 MiB message to 130 members peaked at 3.9 GiB before).
+pub const DEFAULT_FANOUT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// `bytes` as KiB permits of a `Semaphore`: at least one, at most what
+/// one `acquire_many` can ask for (4 TiB).
+fn kib_permits(bytes: u64) -> u32 {
+    u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1)
+}
+
+/// The refusal of work asked for while the server shuts down.
+pub(crate) fn shutting_down(rcpt: &str) -> DeliverError {
+    DeliverError::Refused {
+        rcpt: rcpt.to_string(),
+        source: sealmail_plugin_api::HookError::temporary("4.3.2", "server is shutting down"),
+    }
+}
 
 /// A message with its envelope, as it arrived.
 #[derive(Debug, Clone)]
@@ -77,11 +102,18 @@ pub struct Ingest {
     pub(crate) store: Arc<MailStore>,
     pub(crate) chain: HookChain,
     pub(crate) notifier: Arc<Notifier>,
-    /// Caps concurrent hook-chain work (encryption) at the number of
-    /// cores, so deliveries queue instead of thrashing the blocking pool.
-    pub(crate) cpu: Arc<Semaphore>,
-    /// The permits of `cpu`: the number of cores.
+    /// Caps concurrent CPU-heavy work (the hook chain, IMAP batches that
+    /// parse many messages) near the number of cores, fairly per owner
+    /// (`cpu.rs`), so work queues instead of thrashing the blocking pool
+    /// and no account or list starves the others.
+    pub(crate) cpu: CpuPool,
+    /// The number of cores.
     pub(crate) cores: usize,
+    /// Bytes of list fan-out copies in flight (sealing, sealed, being
+    /// written), in KiB permits; `[limits] fanout_bytes`.
+    pub(crate) fanout_kib: Arc<Semaphore>,
+    /// The permits of `fanout_kib` in all.
+    pub(crate) fanout_limit_kib: u32,
     /// Body of the cert-missing notice (`[lists] notice_template`); the
     /// built-in text when `None`.
     pub(crate) notice_template: Option<Arc<str>>,
@@ -95,10 +127,21 @@ impl Ingest {
             store,
             chain,
             notifier,
-            cpu: Arc::new(Semaphore::new(cores)),
+            cpu: CpuPool::new(cores),
             cores,
+            fanout_kib: Arc::new(Semaphore::new(kib_permits(DEFAULT_FANOUT_BYTES) as usize)),
+            fanout_limit_kib: kib_permits(DEFAULT_FANOUT_BYTES),
             notice_template: None,
         }
+    }
+
+    /// The same pipeline with `bytes` as the memory list fan-outs may
+    /// hold in copies at once (`[limits] fanout_bytes`).
+    #[must_use]
+    pub fn with_fanout_bytes(mut self, bytes: u64) -> Self {
+        self.fanout_limit_kib = kib_permits(bytes);
+        self.fanout_kib = Arc::new(Semaphore::new(self.fanout_limit_kib as usize));
+        self
     }
 
     /// The same pipeline with `template` as the body of the notice a list
@@ -110,22 +153,24 @@ impl Ingest {
         self
     }
 
-    /// A slot of the CPU-heavy work pool; refused (4.3.2) only when the
-    /// server is shutting down and the pool is closed.
+    /// A slot of the CPU-heavy work pool for `owner`, in its turn
+    /// (`cpu.rs`); refused (4.3.2, naming `rcpt`) only when the server is
+    /// shutting down and the pool is closed.
     pub(crate) async fn cpu_permit(
         &self,
+        owner: Owner,
         rcpt: &str,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, DeliverError> {
-        Arc::clone(&self.cpu)
-            .acquire_owned()
+    ) -> Result<CpuSlot, DeliverError> {
+        self.cpu
+            .acquire(owner)
             .await
-            .map_err(|_| DeliverError::Refused {
-                rcpt: rcpt.to_string(),
-                source: sealmail_plugin_api::HookError::temporary(
-                    "4.3.2",
-                    "server is shutting down",
-                ),
-            })
+            .map_err(|_| shutting_down(rcpt))
+    }
+
+    /// The CPU pool, for other CPU-heavy work than the hook chain (IMAP
+    /// FETCH and SEARCH batches).
+    pub(crate) fn cpu_pool(&self) -> &CpuPool {
+        &self.cpu
     }
 
     /// The store underneath.

@@ -4,6 +4,7 @@
 
 pub mod cert_corpus;
 pub mod cms_bomb;
+pub mod fanout;
 pub mod gpgsm;
 pub mod imap;
 pub mod jmap;
