@@ -46,6 +46,8 @@ pub struct Decryptor {
 
 /// The private half: RSA opens KeyTransRecipientInfos, EC
 /// KeyAgreeRecipientInfos.
+// why not boxed: a Decryptor is held once per list key, never in bulk.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum PrivateKey {
     Rsa(RsaPrivateKey),
