@@ -41,6 +41,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -184,27 +185,34 @@ def tree_pids(root):
     return out
 
 
-def reset_peak(root):
-    for p in tree_pids(root):
-        try:
-            with open(f"/proc/{p}/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM to the current RSS
-        except OSError:
-            pass
+class RssSampler:
+    """Peak of the summed VmRSS over a process tree, sampled every 50 ms
+    (Dovecot's lmtp workers come and go, so their VmHWM alone would miss
+    the ones that exited before the end of the run)."""
 
+    def __init__(self, root):
+        self.root, self.peak_kib, self.stop = root, 0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
 
-def peak_rss_mib(root):
-    """Sum of VmHWM over the process tree (Dovecot: master + lmtp workers)."""
-    total = 0
-    for p in tree_pids(root):
-        try:
-            with open(f"/proc/{p}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
+    def run(self):
+        while not self.stop.is_set():
+            total = 0
+            for p in tree_pids(self.root):
+                try:
+                    with open(f"/proc/{p}/status") as f:
+                        for line in f:
+                            if line.startswith("VmRSS:"):
+                                total += int(line.split()[1])
+                except OSError:
+                    pass
+            self.peak_kib = max(self.peak_kib, total)
+            self.stop.wait(0.05)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+        return self.peak_kib / 1024
 
 
 # ------------------------------------------------------------------ checks
@@ -257,6 +265,8 @@ def main():
     ap.add_argument("--skip-single", action="store_true")
     ap.add_argument("--skip-fanout", action="store_true")
     ap.add_argument("--keep-dovecot", action="store_true", help="leave Dovecot running")
+    ap.add_argument("--perf", default=None, metavar="DIR",
+                    help="record `perf record -g` of sealmail during each of its runs into DIR")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
 
@@ -285,18 +295,18 @@ def main():
         res = []
         for rnd in range(a.rounds):
             order = insts[:] if rnd % 2 == 0 else insts[::-1]
-            if not a.skip_single:
+            for mode in ("single", "fanout"):
+                if getattr(a, f"skip_{mode}"):
+                    continue
                 for inst in order:
-                    reset_peak(bd.master_pid(inst))
-                    r = bd.run_single(inst, a.n, a.conc, a.size, 100, f"{tag}r{rnd}")
-                    r.update(round=rnd, peak_rss_mib=peak_rss_mib(bd.master_pid(inst)))
-                    res.append(r)
-                    show(r)
-            if not a.skip_fanout:
-                for inst in order:
-                    reset_peak(bd.master_pid(inst))
-                    r = bd.run_fanout(inst, a.fanout_rcpts, a.fanout_reps, a.size, 101, f"{tag}r{rnd}")
-                    r.update(round=rnd, peak_rss_mib=peak_rss_mib(bd.master_pid(inst)))
+                    rss = RssSampler(bd.master_pid(inst))
+                    perf = start_perf(a.perf, sm.proc.pid, f"{mode}-r{rnd}") if inst == "sealmail" else None
+                    if mode == "single":
+                        r = bd.run_single(inst, a.n, a.conc, a.size, 100, f"{tag}r{rnd}")
+                    else:
+                        r = bd.run_fanout(inst, a.fanout_rcpts, a.fanout_reps, a.size, 101, f"{tag}r{rnd}")
+                    stop_perf(perf)
+                    r.update(round=rnd, peak_rss_mib=rss.finish())
                     res.append(r)
                     show(r)
         users = [f"user{i:03d}" for i in range(1, USERS + 1)]
@@ -311,6 +321,23 @@ def main():
         sm.stop()
         if not a.keep_dovecot:
             stop_dovecot(dovecots)
+
+
+def start_perf(out_dir, pid, name):
+    if not out_dir:
+        return None
+    os.makedirs(out_dir, exist_ok=True)
+    p = subprocess.Popen(["perf", "record", "-F", "997", "-g", "-p", str(pid), "-o",
+                          os.path.join(out_dir, f"{name}.data")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # let perf attach before the workload starts
+    return p
+
+
+def stop_perf(p):
+    if p is not None:
+        p.send_signal(2)  # SIGINT: perf writes its file and exits
+        p.wait()
 
 
 def show(r):
