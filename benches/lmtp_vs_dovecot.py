@@ -276,7 +276,10 @@ def main():
         sys.exit(f"{binary} missing: cargo build --release --bin sealmail")
     os.makedirs(a.work, exist_ok=True)
     dovecots = [x for x in a.dovecot.split(",") if x]
-    start_dovecot(a.work, dovecots)
+    if dovecots:
+        start_dovecot(a.work, dovecots)
+    else:
+        os.environ.setdefault("PEER_BENCH_DIR", os.path.join(a.work, "peer"))
     sys.path.insert(0, PEER)
     import bench_dovecot as bd  # noqa: E402  (needs PEER_BENCH_DIR set first)
     bd.B = os.environ["PEER_BENCH_DIR"]
@@ -321,7 +324,7 @@ def main():
               f"no plaintext body line in the data directory", flush=True)
     finally:
         sm.stop()
-        if not a.keep_dovecot:
+        if dovecots and not a.keep_dovecot:
             stop_dovecot(dovecots)
 
 
