@@ -7,20 +7,78 @@
 //! internal error — the hook refuses with a temporary failure, so the MTA
 //! keeps the message queued and nothing is stored in clear.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use sealmail_plugin_api::{HookError, IncomingMessage, StorageHook, Verdict};
+use sealmail_plugin_api::{HookError, IncomingMessage, RecipientCertificate, StorageHook, Verdict};
 use x509_cert::der::Decode as _;
 
 use crate::smime::{Envelope, Recipient, Sealed};
 
-/// The hook; stateless, certificates come with each message.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EncryptAtRest;
+/// The hook. Certificates come with each message; what it keeps is only
+/// a cache of the recipient keys it prepared from them.
+#[derive(Debug, Clone, Default)]
+pub struct EncryptAtRest {
+    prepared: Arc<Prepared>,
+}
 
 impl EncryptAtRest {
     /// Its name in `[hooks] chain`.
     pub const NAME: &'static str = "encrypt-at-rest";
+}
+
+/// Recipient keys prepared from certificates, by the certificate's DER.
+///
+/// why: parsing the certificate and preparing its RSA key (the Montgomery
+/// constants) was paid again for every copy; a list or a many-RCPT
+/// delivery names the same few hundred certificates again and again.
+/// Keyed by the whole DER, not by a fingerprint the caller hands in, so
+/// that a wrong fingerprint can never pick another certificate's key.
+#[derive(Debug, Default)]
+struct Prepared(Mutex<HashMap<Vec<u8>, Arc<Key>>>);
+
+/// Certificates kept at most; past it the cache starts over. A prepared
+/// 2048-bit key with its issuer name takes about 2 KiB, so the cache
+/// stays under 10 MiB while covering a large list.
+const PREPARED_MAX: usize = 4096;
+
+/// One prepared certificate.
+#[derive(Debug)]
+struct Key {
+    recipient: Recipient,
+    not_before: SystemTime,
+    not_after: SystemTime,
+}
+
+impl Prepared {
+    /// The prepared key of `c`; `None` when the certificate cannot be
+    /// parsed or its key cannot receive mail.
+    fn get(&self, c: &RecipientCertificate<'_>) -> Option<Arc<Key>> {
+        let der: &[u8] = &c.der;
+        if let Some(key) = self.lock().get(der) {
+            return Some(Arc::clone(key));
+        }
+        let cert = x509_cert::Certificate::from_der(der).ok()?;
+        let validity = &cert.tbs_certificate.validity;
+        let key = Arc::new(Key {
+            not_before: validity.not_before.to_system_time(),
+            not_after: validity.not_after.to_system_time(),
+            recipient: Recipient::from_certificate(&cert).ok()?,
+        });
+        let mut map = self.lock();
+        if map.len() >= PREPARED_MAX {
+            map.clear();
+        }
+        map.insert(der.to_vec(), Arc::clone(&key));
+        Some(key)
+    }
+
+    // why: the map holds only finished entries (inserted whole), so a
+    // panic elsewhere cannot leave it half-changed.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Arc<Key>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Enhanced status for "cannot encrypt now" (RFC 3463 4.7.0: security or
@@ -37,7 +95,7 @@ impl StorageHook for EncryptAtRest {
         if !recipient.encryption.enabled {
             return Ok(Verdict::Accept);
         }
-        let envelope = envelope_for(msg)?;
+        let envelope = envelope_for(&self.prepared, msg)?;
         match envelope.seal(&msg.raw) {
             Ok(Sealed::Encrypted(bytes)) => Ok(Verdict::Replace(bytes)),
             Ok(Sealed::AlreadyEncrypted(kind)) => {
@@ -53,21 +111,20 @@ impl StorageHook for EncryptAtRest {
 }
 
 /// An envelope for the recipient's certificates that are valid now.
-fn envelope_for(msg: &IncomingMessage<'_>) -> Result<Envelope, HookError> {
+fn envelope_for(prepared: &Prepared, msg: &IncomingMessage<'_>) -> Result<Envelope, HookError> {
     let recipient = &msg.recipient;
     let now = SystemTime::now();
     let usable: Vec<Recipient> = recipient
         .certificates
         .iter()
         .filter_map(|c| {
-            let cert = x509_cert::Certificate::from_der(&c.der).ok()?;
-            let validity = &cert.tbs_certificate.validity;
-            let valid_now = validity.not_before.to_system_time() <= now && now <= validity.not_after.to_system_time();
+            let key = prepared.get(c)?;
+            let valid_now = key.not_before <= now && now <= key.not_after;
             if !valid_now {
                 tracing::warn!(account = recipient.account, fingerprint = %c.fingerprint, "certificate not valid now; skipped");
                 return None;
             }
-            Recipient::from_certificate(&cert).ok()
+            Some(key.recipient.clone())
         })
         .collect();
     if usable.is_empty() {

@@ -64,7 +64,9 @@ impl HookChain {
         let hooks = names
             .iter()
             .map(|name| match name.as_str() {
-                EncryptAtRest::NAME => Ok(Arc::new(EncryptAtRest) as Arc<dyn StorageHook>),
+                EncryptAtRest::NAME => {
+                    Ok(Arc::new(EncryptAtRest::default()) as Arc<dyn StorageHook>)
+                }
                 _ => Err(UnknownHook {
                     name: name.clone(),
                     builtin: BUILTIN.join(", "),

@@ -7,14 +7,16 @@
 use std::sync::Arc;
 
 use super::{DeliverError, Delivered, Envelope, Ingest};
-use crate::store::Recipient as Addressee;
+use crate::store::{AccountId, Recipient as Addressee};
+
+mod batch;
 
 /// The outcome of one target's copy, shared by every RCPT that named it.
 type Shared = Result<Delivered, Arc<DeliverError>>;
 
 impl Ingest {
-    /// Delivers `data` once per distinct target of `recipients`, the
-    /// targets one after the other in the order they were first named;
+    /// Delivers `data` once per distinct target of `recipients`: the
+    /// accounts together (`batch.rs`), then each list;
     /// returns one result per recipient, in order.
     #[expect(
         clippy::expect_used,
@@ -30,10 +32,10 @@ impl Ingest {
         // order first named; each RCPT with its target's index.
         let mut targets: Vec<(Addressee, &str)> = Vec::new();
         let mut slots: Vec<Result<usize, DeliverError>> = Vec::with_capacity(recipients.len());
-        for rcpt in recipients {
+        for (rcpt, resolved) in recipients.iter().zip(self.resolve_all(recipients).await) {
             // why a linear search: at most `max_recipients` (1000) a
             // transaction, and `Addressee` has no hash.
-            slots.push(self.resolve(rcpt).await.map(|t| {
+            slots.push(resolved.map(|t| {
                 targets
                     .iter()
                     .position(|(x, _)| *x == t)
@@ -43,12 +45,36 @@ impl Ingest {
                     })
             }));
         }
-        let mut outcomes: Vec<Option<Shared>> = Vec::with_capacity(targets.len());
-        for (target, rcpt) in &targets {
+        let mut outcomes: Vec<Option<Shared>> = (0..targets.len()).map(|_| None).collect();
+        let accounts: Vec<(usize, (AccountId, &str))> = targets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (t, rcpt))| match t {
+                Addressee::Account(id) => Some((i, (*id, *rcpt))),
+                Addressee::List(_) => None,
+            })
+            .collect();
+        // why together only from two: one account goes the single-copy
+        // way, which is the same work without the chunking.
+        if accounts.len() > 1 {
+            let pairs: Vec<(AccountId, &str)> = accounts.iter().map(|(_, p)| *p).collect();
+            let results = self
+                .deliver_to_accounts(envelope, &pairs, Arc::clone(&data))
+                .await;
+            for ((i, _), result) in accounts.iter().zip(results) {
+                if let Some(slot) = outcomes.get_mut(*i) {
+                    *slot = Some(result.map_err(Arc::new));
+                }
+            }
+        }
+        for ((target, rcpt), outcome) in targets.iter().zip(outcomes.iter_mut()) {
+            if outcome.is_some() {
+                continue;
+            }
             let result = self
                 .deliver_to(envelope, rcpt, target, Arc::clone(&data))
                 .await;
-            outcomes.push(Some(result.map_err(Arc::new)));
+            *outcome = Some(result.map_err(Arc::new));
         }
         let mut uses = vec![0usize; targets.len()];
         for i in slots.iter().flatten() {
@@ -74,19 +100,39 @@ impl Ingest {
             .collect()
     }
 
-    /// What `rcpt` delivers to.
-    async fn resolve(&self, rcpt: &str) -> Result<Addressee, DeliverError> {
+    /// What each of `recipients` delivers to, looked up in one blocking job.
+    async fn resolve_all(&self, recipients: &[String]) -> Vec<Result<Addressee, DeliverError>> {
         let store = Arc::clone(&self.store);
-        let addr = rcpt.to_string();
-        tokio::task::spawn_blocking(move || store.resolve_address(&addr))
-            .await?
-            .map_err(|source| DeliverError::Store {
-                rcpt: rcpt.to_string(),
-                source,
-            })?
-            .ok_or_else(|| DeliverError::UnknownRecipient {
-                rcpt: rcpt.to_string(),
+        let addrs = recipients.to_vec();
+        let found = tokio::task::spawn_blocking(move || {
+            addrs
+                .iter()
+                .map(|a| store.resolve_address(a))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let found = match found {
+            Ok(found) => found,
+            Err(join) => {
+                let e = Arc::new(DeliverError::Task(join));
+                return recipients
+                    .iter()
+                    .map(|_| Err(DeliverError::Shared(Arc::clone(&e))))
+                    .collect();
+            }
+        };
+        recipients
+            .iter()
+            .zip(found)
+            .map(|(rcpt, found)| {
+                found
+                    .map_err(|source| DeliverError::Store {
+                        rcpt: rcpt.clone(),
+                        source,
+                    })?
+                    .ok_or_else(|| DeliverError::UnknownRecipient { rcpt: rcpt.clone() })
             })
+            .collect()
     }
 
     /// The one copy for `target`, named by the first RCPT that gave it.

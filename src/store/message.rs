@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use super::accounts::AccountRecord;
 use super::error::{bug, corrupt, MailError};
 use super::keys::{self, Key};
-use super::log::{ChangeKind, ChangedObject};
+use super::log::{AuditKind, ChangeKind, ChangedObject};
 use super::mail::{MailStore, Tx};
 use super::message_record::{FlagChange, Message, NewMessage};
 use super::records::{AccountId, BlobHash, Mailbox, MailboxId, Uid};
@@ -53,10 +53,26 @@ impl MailStore {
         &self,
         items: Vec<(AccountId, MailboxId, NewMessage<'_>)>,
     ) -> Result<Vec<Message>, MailError> {
-        let ids: Vec<AccountId> = items.iter().map(|(id, ..)| *id).collect();
+        self.append_many_audited(items, &[])
+    }
+
+    /// [`MailStore::append_many`] with audit events for the same
+    /// accounts in the same batch: one synced write for a transaction's
+    /// copies and their "stored encrypted" lines, instead of one more
+    /// write per audit line.
+    pub fn append_many_audited(
+        &self,
+        items: Vec<(AccountId, MailboxId, NewMessage<'_>)>,
+        audits: &[(AccountId, AuditKind, &str)],
+    ) -> Result<Vec<Message>, MailError> {
+        let ids: Vec<AccountId> = items
+            .iter()
+            .map(|(id, ..)| *id)
+            .chain(audits.iter().map(|(id, ..)| *id))
+            .collect();
         let _locks = self.lock_accounts(&ids);
         let mut tx = Tx::default();
-        let stored = self.stage_appends(&mut tx, items)?;
+        let stored = self.stage(&mut tx, items, audits)?;
         self.store.write(tx.batch)?;
         Ok(stored)
     }
@@ -67,6 +83,17 @@ impl MailStore {
         &self,
         tx: &mut Tx,
         items: Vec<(AccountId, MailboxId, NewMessage<'_>)>,
+    ) -> Result<Vec<Message>, MailError> {
+        self.stage(tx, items, &[])
+    }
+
+    /// [`MailStore::stage_appends`] plus `audits`, each in the account
+    /// record the appends update (one read-modify-write per account).
+    fn stage(
+        &self,
+        tx: &mut Tx,
+        items: Vec<(AccountId, MailboxId, NewMessage<'_>)>,
+        audits: &[(AccountId, AuditKind, &str)],
     ) -> Result<Vec<Message>, MailError> {
         let mut accounts: BTreeMap<AccountId, AccountRecord> = BTreeMap::new();
         let mut mailboxes: BTreeMap<(AccountId, MailboxId), Mailbox> = BTreeMap::new();
@@ -115,6 +142,14 @@ impl MailStore {
         }
         for (id, (deltas, new_blobs)) in blobs {
             self.apply_blob_deltas(tx, id, deltas, &new_blobs)?;
+        }
+        let time = super::mail::now_secs();
+        for (id, kind, details) in audits {
+            let rec = match accounts.entry(*id) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(self.account_record(*id)?),
+            };
+            tx.audit(*id, rec, time, *kind, (*details).to_string())?;
         }
         for ((id, mb), mbox) in &mailboxes {
             tx.put(&Key::Mailbox(*id, *mb), mbox)?;

@@ -1,0 +1,242 @@
+//! The accounts of one transaction together (an LMTP DATA with many
+//! RCPTs): their copies are sealed in parallel, one chunk per core, each
+//! chunk a bounded blocking job as a single copy is (`budget.rs`), and
+//! then written in one batch — the copies and their audit lines in one
+//! synced write (group commit) — before any recipient is answered. A
+//! transaction of a hundred recipients thus costs one WAL and one segment
+//! sync instead of two hundred.
+//!
+//! Each recipient still gets its own outcome: a copy that cannot be
+//! sealed (opted in without a usable certificate) is refused alone, and
+//! when the batch is refused as a whole for one account's fault (quota),
+//! the copies are written one by one so that only that account's fails.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use sealmail_plugin_api::Source;
+
+use super::super::budget::Claim;
+use super::super::copy::{
+    audit, now, refused, seal, with_trace_fields, Sealed, Target, STORED_ENCRYPTED,
+};
+use super::super::{DeliverError, Delivered, Envelope, HookChain, Ingest};
+use crate::store::{AccountId, AuditKind, MailStore, MailboxId};
+
+/// One recipient's outcome.
+type Outcome = Result<Delivered, DeliverError>;
+
+/// A sealed copy waiting for the batch write.
+#[derive(Debug)]
+struct Ready {
+    id: AccountId,
+    mailbox: MailboxId,
+    sealed: Sealed,
+    /// Whether its "stored encrypted" audit line goes in the batch.
+    audited: bool,
+}
+
+impl Ingest {
+    /// Delivers `data` to each of `accounts` (distinct accounts, each with
+    /// the RCPT that named it); one outcome per account, in order.
+    pub(super) async fn deliver_to_accounts(
+        &self,
+        envelope: &Envelope,
+        accounts: &[(AccountId, &str)],
+        data: Arc<Vec<u8>>,
+    ) -> Vec<Outcome> {
+        // why one chunk per core: the chunks hold the CPU slots in
+        // parallel; more, smaller chunks would only queue for them.
+        let per_chunk = accounts.len().div_ceil(self.cores.max(1)).max(1);
+        let chunks = accounts
+            .chunks(per_chunk)
+            .map(|chunk| self.seal_chunk(envelope, chunk, Arc::clone(&data)));
+        let sealed: Vec<Result<Ready, DeliverError>> =
+            join_all(chunks).await.into_iter().flatten().collect();
+        let rcpts: Vec<String> = accounts.iter().map(|(_, r)| (*r).to_string()).collect();
+        let store = Arc::clone(&self.store);
+        let written = tokio::task::spawn_blocking(move || write_all(&store, &rcpts, sealed)).await;
+        let outcomes = match written {
+            Ok(outcomes) => outcomes,
+            Err(join) => {
+                let e = Arc::new(DeliverError::Task(join));
+                return accounts
+                    .iter()
+                    .map(|_| Err(DeliverError::Shared(Arc::clone(&e))))
+                    .collect();
+            }
+        };
+        for ((id, _), outcome) in accounts.iter().zip(&outcomes) {
+            if outcome.is_ok() {
+                self.notifier.notify(*id);
+            }
+        }
+        outcomes
+    }
+
+    /// Seals the copies of `chunk` in one bounded blocking job.
+    async fn seal_chunk(
+        &self,
+        envelope: &Envelope,
+        chunk: &[(AccountId, &str)],
+        data: Arc<Vec<u8>>,
+    ) -> Vec<Result<Ready, DeliverError>> {
+        let Some(&(first_id, first_rcpt)) = chunk.first() else {
+            return Vec::new();
+        };
+        let owned: Vec<(AccountId, String)> = chunk
+            .iter()
+            .map(|(id, r)| (*id, (*r).to_string()))
+            .collect();
+        let store = Arc::clone(&self.store);
+        let chain = self.chain.clone();
+        let envelope = envelope.clone();
+        let first = first_rcpt.to_string();
+        let sealed = self
+            .bounded(first_rcpt, first_id, move |claim| {
+                let copies = owned
+                    .iter()
+                    .map(|(id, rcpt)| seal_copy(&store, &chain, &envelope, rcpt, *id, &data, claim))
+                    .collect();
+                // why once for the chunk: the copies are written together
+                // later, so the chunk is claimed as one before its results
+                // leave this job.
+                claim.commit(&first)?;
+                Ok(copies)
+            })
+            .await;
+        match sealed {
+            Ok(copies) => copies,
+            Err(e) => self.chunk_refused(chunk, e).await,
+        }
+    }
+
+    /// The whole chunk was refused (the wait ran out, or the job died):
+    /// every recipient of it gets the refusal under its own address, and
+    /// an audit line (the waiter wrote the first one's).
+    async fn chunk_refused(
+        &self,
+        chunk: &[(AccountId, &str)],
+        e: DeliverError,
+    ) -> Vec<Result<Ready, DeliverError>> {
+        let DeliverError::Refused { source, .. } = &e else {
+            let shared = Arc::new(e);
+            return chunk
+                .iter()
+                .map(|_| Err(DeliverError::Shared(Arc::clone(&shared))))
+                .collect();
+        };
+        let errors: Vec<DeliverError> = chunk
+            .iter()
+            .map(|(_, rcpt)| DeliverError::Refused {
+                rcpt: (*rcpt).to_string(),
+                source: source.clone(),
+            })
+            .collect();
+        let store = Arc::clone(&self.store);
+        let lines: Vec<(AccountId, String)> = chunk
+            .iter()
+            .zip(&errors)
+            .skip(1)
+            .map(|((id, _), e)| (*id, e.to_string()))
+            .collect();
+        let recorded = tokio::task::spawn_blocking(move || {
+            for (id, details) in lines {
+                audit(&store, id, AuditKind::DeliveryRefused, &details);
+            }
+        })
+        .await;
+        if let Err(join) = recorded {
+            tracing::error!(error = %join, "could not write the audit log");
+        }
+        errors.into_iter().map(Err).collect()
+    }
+}
+
+/// Blocking: load, trace and seal one account's copy (not stored yet).
+fn seal_copy(
+    store: &MailStore,
+    chain: &HookChain,
+    envelope: &Envelope,
+    rcpt: &str,
+    id: AccountId,
+    data: &[u8],
+    claim: &Claim,
+) -> Result<Ready, DeliverError> {
+    let target = Target::load(store, id).map_err(|e| DeliverError::store(rcpt, e))?;
+    let raw = with_trace_fields(envelope, rcpt, data);
+    let sealed = seal(chain, &target, envelope, rcpt, &raw, false, Source::Lmtp)
+        .inspect_err(|e| refused(store, id, e, claim))?;
+    Ok(Ready {
+        id,
+        mailbox: target.mailbox,
+        audited: sealed.encrypted && target.settings.enabled,
+        sealed,
+    })
+}
+
+/// Blocking: writes every sealed copy in one synced batch; the outcome
+/// of each recipient, in order (`rcpts[i]` named `sealed[i]`).
+fn write_all(
+    store: &MailStore,
+    rcpts: &[String],
+    sealed: Vec<Result<Ready, DeliverError>>,
+) -> Vec<Outcome> {
+    let date = now();
+    let ready: Vec<&Ready> = sealed.iter().filter_map(|r| r.as_ref().ok()).collect();
+    if ready.is_empty() {
+        return sealed.into_iter().map(|r| r.map(delivered)).collect();
+    }
+    let items = ready
+        .iter()
+        .map(|r| (r.id, r.mailbox, r.sealed.new_message(date)))
+        .collect();
+    let audits: Vec<(AccountId, AuditKind, &str)> = ready
+        .iter()
+        .filter(|r| r.audited)
+        .map(|r| (r.id, AuditKind::DeliveryEncrypted, STORED_ENCRYPTED))
+        .collect();
+    match store.append_many_audited(items, &audits) {
+        Ok(_) => sealed.into_iter().map(|r| r.map(delivered)).collect(),
+        Err(e) if e.is_user_error() => {
+            // why: the batch is all or nothing; one account over quota
+            // must not hold back the others' copies.
+            tracing::info!(error = %e, "batch refused; storing the copies one by one");
+            sealed
+                .into_iter()
+                .zip(rcpts)
+                .map(|(r, rcpt)| write_one(store, rcpt, r?, date))
+                .collect()
+        }
+        Err(e) => {
+            let shared = Arc::new(DeliverError::Store {
+                rcpt: format!("{} recipients of this transaction", rcpts.len()),
+                source: e,
+            });
+            sealed
+                .into_iter()
+                .map(|r| r.and(Err(DeliverError::Shared(Arc::clone(&shared)))))
+                .collect()
+        }
+    }
+}
+
+/// One copy in a batch of its own (after the shared batch was refused).
+fn write_one(store: &MailStore, rcpt: &str, ready: Ready, date: i64) -> Outcome {
+    let audits: &[_] = if ready.audited {
+        &[(ready.id, AuditKind::DeliveryEncrypted, STORED_ENCRYPTED)]
+    } else {
+        &[]
+    };
+    let item = (ready.id, ready.mailbox, ready.sealed.new_message(date));
+    store
+        .append_many_audited(vec![item], audits)
+        .map_err(|e| DeliverError::store(rcpt, e))?;
+    Ok(delivered(ready))
+}
+
+fn delivered(ready: Ready) -> Delivered {
+    Delivered::Account {
+        encrypted: ready.sealed.encrypted,
+    }
+}
