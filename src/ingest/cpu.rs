@@ -155,11 +155,7 @@ impl Shared {
 
     /// A slot at once when free and within `owner`'s share (and no one of
     /// the same owner waits ahead); otherwise a place in the queue.
-    #[allow(clippy::type_complexity)]
-    fn try_take_or_queue(
-        self: &Arc<Self>,
-        owner: &Owner,
-    ) -> Result<Result<CpuSlot, oneshot::Receiver<()>>, Closed> {
+    fn try_take_or_queue(self: &Arc<Self>, owner: &Owner) -> Result<TakeOrWait, Closed> {
         let mut state = self.lock();
         if state.closed {
             return Err(Closed);
@@ -252,6 +248,9 @@ impl Shared {
         }
     }
 }
+
+/// A slot at once, or the receiver its turn comes on.
+type TakeOrWait = Result<CpuSlot, oneshot::Receiver<()>>;
 
 /// An async waiter; if its future is dropped after the slot was handed
 /// to it but before it took it, the slot goes back.

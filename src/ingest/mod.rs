@@ -59,6 +59,11 @@ fn kib_permits(bytes: u64) -> u32 {
     u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1)
 }
 
+/// `kib` as a `Semaphore`'s permit count.
+fn as_permits(kib: u32) -> usize {
+    usize::try_from(kib).unwrap_or(usize::MAX)
+}
+
 /// The refusal of work asked for while the server shuts down.
 pub(crate) fn shutting_down(rcpt: &str) -> DeliverError {
     DeliverError::Refused {
@@ -129,7 +134,9 @@ impl Ingest {
             notifier,
             cpu: CpuPool::new(cores),
             cores,
-            fanout_kib: Arc::new(Semaphore::new(kib_permits(DEFAULT_FANOUT_BYTES) as usize)),
+            fanout_kib: Arc::new(Semaphore::new(as_permits(kib_permits(
+                DEFAULT_FANOUT_BYTES,
+            )))),
             fanout_limit_kib: kib_permits(DEFAULT_FANOUT_BYTES),
             notice_template: None,
         }
@@ -140,7 +147,7 @@ impl Ingest {
     #[must_use]
     pub fn with_fanout_bytes(mut self, bytes: u64) -> Self {
         self.fanout_limit_kib = kib_permits(bytes);
-        self.fanout_kib = Arc::new(Semaphore::new(self.fanout_limit_kib as usize));
+        self.fanout_kib = Arc::new(Semaphore::new(as_permits(self.fanout_limit_kib)));
         self
     }
 

@@ -131,6 +131,5 @@ pub fn deliver_concurrently(port: u16, deliveries: &[Delivery<'_>]) -> Vec<(Stri
             &serde_json::Value::Array(spec).to_string(),
         ],
     );
-    let done: Vec<(String, u16, String)> = serde_json::from_str(out.trim()).unwrap();
-    done
+    serde_json::from_str(out.trim()).unwrap()
 }
