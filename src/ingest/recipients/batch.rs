@@ -1,10 +1,10 @@
 //! The accounts of one transaction together (an LMTP DATA with many
-//! RCPTs): their copies are sealed in parallel, one chunk per core, each
-//! chunk a bounded blocking job as a single copy is (`budget.rs`), and
-//! then written in one batch — the copies and their audit lines in one
-//! synced write (group commit) — before any recipient is answered. A
-//! transaction of a hundred recipients thus costs one WAL and one segment
-//! sync instead of two hundred.
+//! RCPTs): their copies are sealed in parallel, each a bounded blocking
+//! job holding a CPU slot as a single copy is (`budget.rs`), and then
+//! written in one batch — the copies and their audit lines in one synced
+//! write (group commit) — before any recipient is answered. A transaction
+//! of a hundred recipients thus costs one WAL and one segment sync instead
+//! of two hundred.
 //!
 //! Each recipient still gets its own outcome: a copy that cannot be
 //! sealed (opted in without a usable certificate) is refused alone, and
@@ -17,9 +17,7 @@ use futures_util::future::join_all;
 use sealmail_plugin_api::Source;
 
 use super::super::budget::Claim;
-use super::super::copy::{
-    audit, now, refused, seal, with_trace_fields, Sealed, Target, STORED_ENCRYPTED,
-};
+use super::super::copy::{now, refused, seal, with_trace_fields, Sealed, Target, STORED_ENCRYPTED};
 use super::super::{DeliverError, Delivered, Envelope, HookChain, Ingest};
 use crate::store::{AccountId, AuditKind, MailStore, MailboxId};
 
@@ -36,6 +34,12 @@ struct Ready {
     audited: bool,
 }
 
+/// Bytes of sealed copies held for one write at most: a transaction of
+/// 100 recipients of a 64 KiB message is one write; 1,000 recipients of a
+/// 50 MiB message (the limits) are written a copy at a time instead of
+/// holding 50 GB.
+const BATCH_BYTES: usize = 64 << 20;
+
 impl Ingest {
     /// Delivers `data` to each of `accounts` (distinct accounts, each with
     /// the RCPT that named it); one outcome per account, in order.
@@ -45,111 +49,72 @@ impl Ingest {
         accounts: &[(AccountId, &str)],
         data: Arc<Vec<u8>>,
     ) -> Vec<Outcome> {
-        // why one chunk per core: the chunks hold the CPU slots in
-        // parallel; more, smaller chunks would only queue for them.
-        let per_chunk = accounts.len().div_ceil(self.cores.max(1)).max(1);
-        let chunks = accounts
-            .chunks(per_chunk)
-            .map(|chunk| self.seal_chunk(envelope, chunk, Arc::clone(&data)));
-        let sealed: Vec<Result<Ready, DeliverError>> =
-            join_all(chunks).await.into_iter().flatten().collect();
-        let rcpts: Vec<String> = accounts.iter().map(|(_, r)| (*r).to_string()).collect();
+        let per_write = (BATCH_BYTES / data.len().max(1)).max(1);
+        let mut outcomes = Vec::with_capacity(accounts.len());
+        for group in accounts.chunks(per_write) {
+            // why one bounded job per copy, all at once: the CPU slots cap
+            // how many run in parallel, and each copy keeps its own time
+            // limit, so one slow hook refuses its own recipient only.
+            let sealed: Vec<Result<Ready, DeliverError>> = join_all(
+                group
+                    .iter()
+                    .map(|(id, rcpt)| self.seal_one(envelope, *id, rcpt, Arc::clone(&data))),
+            )
+            .await;
+            outcomes.extend(self.write_group(group, sealed).await);
+        }
+        outcomes
+    }
+
+    /// One account's copy, sealed in a bounded blocking job.
+    async fn seal_one(
+        &self,
+        envelope: &Envelope,
+        id: AccountId,
+        rcpt: &str,
+        data: Arc<Vec<u8>>,
+    ) -> Result<Ready, DeliverError> {
+        let store = Arc::clone(&self.store);
+        let chain = self.chain.clone();
+        let envelope = envelope.clone();
+        let rcpt_owned = rcpt.to_string();
+        self.bounded(rcpt, id, move |claim| {
+            let ready = seal_copy(&store, &chain, &envelope, &rcpt_owned, id, &data, claim)?;
+            // why here and not before the write: the copies are written
+            // together later, so each is claimed before it leaves its job;
+            // after that its waiter no longer gives up on it.
+            claim.commit(&rcpt_owned)?;
+            Ok(ready)
+        })
+        .await
+    }
+
+    /// Writes the sealed copies of `group` in one synced batch and
+    /// announces them.
+    async fn write_group(
+        &self,
+        group: &[(AccountId, &str)],
+        sealed: Vec<Result<Ready, DeliverError>>,
+    ) -> Vec<Outcome> {
+        let rcpts: Vec<String> = group.iter().map(|(_, r)| (*r).to_string()).collect();
         let store = Arc::clone(&self.store);
         let written = tokio::task::spawn_blocking(move || write_all(&store, &rcpts, sealed)).await;
         let outcomes = match written {
             Ok(outcomes) => outcomes,
             Err(join) => {
                 let e = Arc::new(DeliverError::Task(join));
-                return accounts
+                return group
                     .iter()
                     .map(|_| Err(DeliverError::Shared(Arc::clone(&e))))
                     .collect();
             }
         };
-        for ((id, _), outcome) in accounts.iter().zip(&outcomes) {
+        for ((id, _), outcome) in group.iter().zip(&outcomes) {
             if outcome.is_ok() {
                 self.notifier.notify(*id);
             }
         }
         outcomes
-    }
-
-    /// Seals the copies of `chunk` in one bounded blocking job.
-    async fn seal_chunk(
-        &self,
-        envelope: &Envelope,
-        chunk: &[(AccountId, &str)],
-        data: Arc<Vec<u8>>,
-    ) -> Vec<Result<Ready, DeliverError>> {
-        let Some(&(first_id, first_rcpt)) = chunk.first() else {
-            return Vec::new();
-        };
-        let owned: Vec<(AccountId, String)> = chunk
-            .iter()
-            .map(|(id, r)| (*id, (*r).to_string()))
-            .collect();
-        let store = Arc::clone(&self.store);
-        let chain = self.chain.clone();
-        let envelope = envelope.clone();
-        let first = first_rcpt.to_string();
-        let sealed = self
-            .bounded(first_rcpt, first_id, move |claim| {
-                let copies = owned
-                    .iter()
-                    .map(|(id, rcpt)| seal_copy(&store, &chain, &envelope, rcpt, *id, &data, claim))
-                    .collect();
-                // why once for the chunk: the copies are written together
-                // later, so the chunk is claimed as one before its results
-                // leave this job.
-                claim.commit(&first)?;
-                Ok(copies)
-            })
-            .await;
-        match sealed {
-            Ok(copies) => copies,
-            Err(e) => self.chunk_refused(chunk, e).await,
-        }
-    }
-
-    /// The whole chunk was refused (the wait ran out, or the job died):
-    /// every recipient of it gets the refusal under its own address, and
-    /// an audit line (the waiter wrote the first one's).
-    async fn chunk_refused(
-        &self,
-        chunk: &[(AccountId, &str)],
-        e: DeliverError,
-    ) -> Vec<Result<Ready, DeliverError>> {
-        let DeliverError::Refused { source, .. } = &e else {
-            let shared = Arc::new(e);
-            return chunk
-                .iter()
-                .map(|_| Err(DeliverError::Shared(Arc::clone(&shared))))
-                .collect();
-        };
-        let errors: Vec<DeliverError> = chunk
-            .iter()
-            .map(|(_, rcpt)| DeliverError::Refused {
-                rcpt: (*rcpt).to_string(),
-                source: source.clone(),
-            })
-            .collect();
-        let store = Arc::clone(&self.store);
-        let lines: Vec<(AccountId, String)> = chunk
-            .iter()
-            .zip(&errors)
-            .skip(1)
-            .map(|((id, _), e)| (*id, e.to_string()))
-            .collect();
-        let recorded = tokio::task::spawn_blocking(move || {
-            for (id, details) in lines {
-                audit(&store, id, AuditKind::DeliveryRefused, &details);
-            }
-        })
-        .await;
-        if let Err(join) = recorded {
-            tracing::error!(error = %join, "could not write the audit log");
-        }
-        errors.into_iter().map(Err).collect()
     }
 }
 
