@@ -44,7 +44,8 @@ use sealmail_plugin_api::ContentCipher;
 /// A self-signed certificate for `key`.
 fn certificate(key: &PKey<Private>) -> X509 {
     let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "bench@example.org").unwrap();
+    name.append_entry_by_text("CN", "bench@example.org")
+        .unwrap();
     let name = name.build();
     let mut b = X509Builder::new().unwrap();
     b.set_version(2).unwrap();
@@ -106,10 +107,11 @@ fn seal(c: &mut Criterion) {
             .decrypt(key, &cert)
             .unwrap();
         assert_eq!(opened, content);
-        let theirs = CmsContentInfo::encrypt(&certs, &content, Cipher::aes_256_cbc(), CMSOptions::BINARY)
-            .unwrap()
-            .to_der()
-            .unwrap();
+        let theirs =
+            CmsContentInfo::encrypt(&certs, &content, Cipher::aes_256_cbc(), CMSOptions::BINARY)
+                .unwrap()
+                .to_der()
+                .unwrap();
         let key_pem = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
         let decryptor = Decryptor::from_pem(&key_pem, None).unwrap();
         assert_eq!(decryptor.decrypt_cms(&theirs).unwrap(), content);
@@ -158,11 +160,9 @@ fn ephemeral_ecdh(c: &mut Criterion) {
     group.bench_function("ring", |b| {
         let rng = ring::rand::SystemRandom::new();
         b.iter(|| {
-            let secret = ring::agreement::EphemeralPrivateKey::generate(
-                &ring::agreement::ECDH_P256,
-                &rng,
-            )
-            .unwrap();
+            let secret =
+                ring::agreement::EphemeralPrivateKey::generate(&ring::agreement::ECDH_P256, &rng)
+                    .unwrap();
             let public = secret.compute_public_key().unwrap();
             let peer =
                 ring::agreement::UnparsedPublicKey::new(&ring::agreement::ECDH_P256, &peer_point);

@@ -294,7 +294,11 @@ fn with_key(name: &str, genpkey: &[&str], email: &str) -> (tempfile::TempDir, st
 
 /// A certificate with an EC key made by `openssl genpkey` with `genpkey`
 /// and the given KeyUsage.
-fn ec_cert(name: &str, genpkey: &[&str], key_usage: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+fn ec_cert(
+    name: &str,
+    genpkey: &[&str],
+    key_usage: &str,
+) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempdir();
     let email = "ec@example.org";
     let key = corpus::shared_key(name, genpkey);
@@ -309,7 +313,12 @@ fn ec_keys_on_the_three_nist_curves_pass() {
     for (curve, bits) in [("P-256", 256), ("P-384", 384), ("P-521", 521)] {
         let (_dir, path) = ec_cert(
             &format!("ec-{curve}"),
-            &["-algorithm", "EC", "-pkeyopt", &format!("ec_paramgen_curve:{curve}")],
+            &[
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                &format!("ec_paramgen_curve:{curve}"),
+            ],
             "digitalSignature,keyAgreement",
         );
         let cert = one(&path);
@@ -323,7 +332,12 @@ fn ec_keys_on_the_three_nist_curves_pass() {
 fn ec_key_on_another_curve_is_refused_by_name() {
     let (_dir, path) = ec_cert(
         "ec-k1",
-        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:secp256k1"],
+        &[
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:secp256k1",
+        ],
         "keyAgreement",
     );
     let v = violation(&path, &offline());

@@ -29,10 +29,8 @@ const ALICE: &str = "alice@example.org";
 const INNER: &str = "Content-Type: text/plain; charset=us-ascii\r\n\r\nelliptic body\r\n";
 
 fn message() -> Vec<u8> {
-    format!(
-        "From: bob@example.net\r\nTo: {ALICE}\r\nSubject: ec\r\nMIME-Version: 1.0\r\n{INNER}"
-    )
-    .into_bytes()
+    format!("From: bob@example.net\r\nTo: {ALICE}\r\nSubject: ec\r\nMIME-Version: 1.0\r\n{INNER}")
+        .into_bytes()
 }
 
 /// A server with alice (alias alice.ec@example.org) holding `certs`, with
@@ -199,9 +197,17 @@ fn rotation_from_rsa_to_ec_and_back() {
 /// as an S/MIME message from bob to `to`, with `keyopts` (`-keyopt`).
 fn openssl_seal(cert: &KeyPair, to: &str, cipher: &str, keyopts: &[&str]) -> Vec<u8> {
     let mut cmd = Command::new("openssl");
-    cmd.args(["cms", "-encrypt", cipher, "-from", "bob@example.net", "-to", to])
-        .args(["-subject", "sealed by openssl", "-recip"])
-        .arg(&cert.cert);
+    cmd.args([
+        "cms",
+        "-encrypt",
+        cipher,
+        "-from",
+        "bob@example.net",
+        "-to",
+        to,
+    ])
+    .args(["-subject", "sealed by openssl", "-recip"])
+    .arg(&cert.cert);
     for opt in keyopts {
         cmd.args(["-keyopt", opt]);
     }
@@ -253,7 +259,12 @@ fn list_round_trip(curve: &str, sec1: bool, kdf_mds: &[&str]) {
     let server = opted_in(&[&member], &[]);
     server.list_with_key(list_address, &[ALICE], &team);
     for md in kdf_mds {
-        let sealed = openssl_seal(&team, list_address, "-aes256", &[&format!("ecdh_kdf_md:{md}")]);
+        let sealed = openssl_seal(
+            &team,
+            list_address,
+            "-aes256",
+            &[&format!("ecdh_kdf_md:{md}")],
+        );
         assert!(
             cms_print(&sealed).contains(&format!("-{md}kdf-scheme")),
             "openssl wrote the {md} KDF"
@@ -272,7 +283,11 @@ fn list_round_trip(curve: &str, sec1: bool, kdf_mds: &[&str]) {
 
 #[test]
 fn p256_list_key_opens_every_kdf_and_re_encrypts() {
-    list_round_trip("P-256", false, &["sha1", "sha224", "sha256", "sha384", "sha512"]);
+    list_round_trip(
+        "P-256",
+        false,
+        &["sha1", "sha224", "sha256", "sha384", "sha512"],
+    );
 }
 
 #[test]

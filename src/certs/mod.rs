@@ -24,8 +24,8 @@ mod violation;
 use std::time::SystemTime;
 
 pub use fingerprint::{Fingerprint, FingerprintError};
-pub use info::{CertInfo, UtcDate};
 pub(crate) use info::curve_name;
+pub use info::{CertInfo, UtcDate};
 pub use parse::{parse, ParseError, ParsedCert};
 pub use rules::{check, evaluate, Rule, RuleOutcome, RuleStatus, RSA_BITS, RSA_EXPONENTS};
 pub use violation::RuleViolation;

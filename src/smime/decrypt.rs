@@ -46,11 +46,10 @@ pub struct Decryptor {
 
 /// The private half: RSA opens KeyTransRecipientInfos, EC
 /// KeyAgreeRecipientInfos.
-// why not boxed: a Decryptor is held once per list key, never in bulk.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum PrivateKey {
-    Rsa(RsaPrivateKey),
+    // why boxed: an RSA key with its CRT values is four times an EC key.
+    Rsa(Box<RsaPrivateKey>),
     Ec(EcPrivateKey),
 }
 
@@ -68,7 +67,7 @@ impl Decryptor {
     /// that certificate is tried; without, every key-transport
     /// RecipientInfo is.
     pub fn new(key: RsaPrivateKey, cert: Option<&Certificate>) -> Self {
-        Self::with_key(PrivateKey::Rsa(key), cert)
+        Self::with_key(PrivateKey::Rsa(Box::new(key)), cert)
     }
 
     fn with_key(key: PrivateKey, cert: Option<&Certificate>) -> Self {
@@ -116,8 +115,8 @@ impl Decryptor {
                 let Ok(public) = rsa::pkcs1::RsaPublicKey::from_der(bits) else {
                     return false;
                 };
-                let n = rsa::traits::PublicKeyParts::n(key);
-                let e = rsa::traits::PublicKeyParts::e(key);
+                let n = rsa::traits::PublicKeyParts::n(&**key);
+                let e = rsa::traits::PublicKeyParts::e(&**key);
                 spki.algorithm.oid == const_oid::db::rfc5912::RSA_ENCRYPTION
                     && n.to_bytes_be() == public.modulus.as_bytes()
                     && e.to_bytes_be() == public.public_exponent.as_bytes()

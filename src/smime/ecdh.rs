@@ -119,7 +119,11 @@ impl EcPublicKey {
                     }
                 })?;
                 let secret = p521::ecdh::EphemeralSecret::random(&mut rand_core::OsRng);
-                let public = secret.public_key().to_encoded_point(false).as_bytes().to_vec();
+                let public = secret
+                    .public_key()
+                    .to_encoded_point(false)
+                    .as_bytes()
+                    .to_vec();
                 let shared = secret.diffie_hellman(&peer);
                 Ok((public, Zeroizing::new(shared.raw_secret_bytes().to_vec())))
             }
@@ -137,7 +141,11 @@ fn ring_agree(
     };
     let rng = ring::rand::SystemRandom::new();
     let secret = ring::agreement::EphemeralPrivateKey::generate(alg, &rng).map_err(failed)?;
-    let public = secret.compute_public_key().map_err(failed)?.as_ref().to_vec();
+    let public = secret
+        .compute_public_key()
+        .map_err(failed)?
+        .as_ref()
+        .to_vec();
     let peer = ring::agreement::UnparsedPublicKey::new(alg, peer);
     let z = ring::agreement::agree_ephemeral(secret, &peer, |z| Zeroizing::new(z.to_vec()))
         .map_err(|_| SmimeError::BadPublicKey {
@@ -204,7 +212,10 @@ impl EcPrivateKey {
     /// invalid-curve attack) is refused by the decoding.
     pub(crate) fn agree(&self, point: &[u8]) -> Result<Zeroizing<Vec<u8>>, SmimeError> {
         let bad = |_| SmimeError::BadPublicKey {
-            detail: format!("the originator key is not a point on {}", self.curve().name()),
+            detail: format!(
+                "the originator key is not a point on {}",
+                self.curve().name()
+            ),
         };
         let z = match self {
             Self::P256(k) => {

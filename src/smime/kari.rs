@@ -198,12 +198,17 @@ impl KariParams {
             .as_ref()
             .ok_or(SmimeError::BadCipherParameters)?
             .decode_as()?;
-        let wrap = KeyWrap::from_oid(&wrap_alg.oid).ok_or_else(|| SmimeError::UnsupportedCipher {
-            oid: wrap_alg.oid.to_string(),
-        })?;
+        let wrap =
+            KeyWrap::from_oid(&wrap_alg.oid).ok_or_else(|| SmimeError::UnsupportedCipher {
+                oid: wrap_alg.oid.to_string(),
+            })?;
         // why only absent or NULL: RFC 3565 §2.3.2 says absent; some
         // writers put NULL. The KDF input below always has them absent.
-        if wrap_alg.parameters.as_ref().is_some_and(|p| p.tag() != Tag::Null) {
+        if wrap_alg
+            .parameters
+            .as_ref()
+            .is_some_and(|p| p.tag() != Tag::Null)
+        {
             return Err(SmimeError::BadCipherParameters);
         }
         Ok(Self {

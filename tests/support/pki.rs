@@ -143,7 +143,12 @@ pub fn ec_pair(email: &str, curve: &str) -> KeyPair {
         .entry((email.to_string(), curve.to_string()))
         .or_insert_with(|| {
             let name = format!("{}-{curve}", email.replace(['@', '.'], "_"));
-            ec_self_signed(scratch(), &name, &[&format!("ec_paramgen_curve:{curve}")], email)
+            ec_self_signed(
+                scratch(),
+                &name,
+                &[&format!("ec_paramgen_curve:{curve}")],
+                email,
+            )
         })
         .clone()
 }
