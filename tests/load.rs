@@ -11,23 +11,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use support::net::connect_from;
 use support::server::Server;
 use support::tools::python;
 
 fn connect(port: u16) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s
-}
-
-/// A connection from `source` (a loopback address of its own).
-fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let from = std::net::SocketAddr::from((source, 0));
-    socket.bind(&from.into()).unwrap();
-    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    socket.connect(&to.into()).unwrap();
-    let s: TcpStream = socket.into();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s
 }

@@ -32,19 +32,14 @@ const ATTACK: Duration = Duration::from_secs(40);
 const MALLORY: &str = "mallory@example.org";
 const MANY: &str = "many@example.org";
 
-/// A TCP connection to `port` from the loopback address `source`.
+/// A connection from the loopback address `source` with a 60 s read
+/// timeout (replies are slow under the attack), `None` when refused.
 fn connect_from(source: [u8; 4], port: u16) -> Option<TcpStream> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
-    socket
-        .bind(&std::net::SocketAddr::from((source, 0)).into())
+    let stream = support::net::try_connect_from(source, port).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .ok()?;
-    let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    socket
-        .connect_timeout(&to.into(), Duration::from_secs(10))
-        .ok()?;
-    let s: TcpStream = socket.into();
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
-    Some(s)
+    Some(stream)
 }
 
 /// A logged-in IMAP session of the attacker, line by line.

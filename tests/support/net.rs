@@ -7,17 +7,19 @@ use std::time::Duration;
 /// A TCP connection to `port` on 127.0.0.1 from `source` (e.g.
 /// `[127, 0, 0, 2]`), with a 30 s read timeout.
 pub fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::from((source, 0)).into()).unwrap();
+    try_connect_from(source, port).unwrap()
+}
+
+/// [`connect_from`] for a client whose connection may fail (an attacker
+/// against a server that refuses or is out of descriptors).
+pub fn try_connect_from(source: [u8; 4], port: u16) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((source, 0)).into())?;
     let to = SocketAddr::from(([127, 0, 0, 1], port));
-    socket
-        .connect_timeout(&to.into(), Duration::from_secs(10))
-        .unwrap();
+    socket.connect_timeout(&to.into(), Duration::from_secs(10))?;
     let stream: TcpStream = socket.into();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    Ok(stream)
 }
 
 /// What the peer has sent on `stream` so far without waiting: `None`
