@@ -226,10 +226,7 @@ fn store_copy(
     data: &[u8],
     claim: &Claim,
 ) -> Result<bool, DeliverError> {
-    let target = Target::load(store, id).map_err(|e| DeliverError::store(rcpt, e))?;
-    let raw = with_trace_fields(envelope, rcpt, data);
-    let sealed = seal(chain, &target, envelope, rcpt, &raw, false, Source::Lmtp)
-        .inspect_err(|e| refused(store, id, e, claim))?;
+    let (target, sealed) = seal_lmtp_copy(store, chain, envelope, rcpt, id, data, claim)?;
     claim.commit(rcpt)?;
     // why in the same batch: a second synced write per delivery only for
     // the audit line cost as much as the copy's own write.
@@ -245,6 +242,24 @@ fn store_copy(
         )
         .map_err(|e| DeliverError::store(rcpt, e))?;
     Ok(sealed.encrypted)
+}
+
+/// Blocking: loads `id`'s target and seals its copy of an LMTP delivery
+/// (trace fields added); a refusal is audited. Nothing is stored yet.
+pub(crate) fn seal_lmtp_copy(
+    store: &MailStore,
+    chain: &HookChain,
+    envelope: &Envelope,
+    rcpt: &str,
+    id: AccountId,
+    data: &[u8],
+    claim: &Claim,
+) -> Result<(Target, Sealed), DeliverError> {
+    let target = Target::load(store, id).map_err(|e| DeliverError::store(rcpt, e))?;
+    let raw = with_trace_fields(envelope, rcpt, data);
+    let sealed = seal(chain, &target, envelope, rcpt, &raw, false, Source::Lmtp)
+        .inspect_err(|e| refused(store, id, e, claim))?;
+    Ok((target, sealed))
 }
 
 /// The audit line of a delivery stored encrypted.

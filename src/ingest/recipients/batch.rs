@@ -14,10 +14,9 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use sealmail_plugin_api::Source;
 
 use super::super::budget::Claim;
-use super::super::copy::{now, refused, seal, with_trace_fields, Sealed, Target, STORED_ENCRYPTED};
+use super::super::copy::{now, seal_lmtp_copy, Sealed, STORED_ENCRYPTED};
 use super::super::{DeliverError, Delivered, Envelope, HookChain, Ingest};
 use crate::store::{AccountId, AuditKind, MailStore, MailboxId};
 
@@ -128,10 +127,7 @@ fn seal_copy(
     data: &[u8],
     claim: &Claim,
 ) -> Result<Ready, DeliverError> {
-    let target = Target::load(store, id).map_err(|e| DeliverError::store(rcpt, e))?;
-    let raw = with_trace_fields(envelope, rcpt, data);
-    let sealed = seal(chain, &target, envelope, rcpt, &raw, false, Source::Lmtp)
-        .inspect_err(|e| refused(store, id, e, claim))?;
+    let (target, sealed) = seal_lmtp_copy(store, chain, envelope, rcpt, id, data, claim)?;
     Ok(Ready {
         id,
         mailbox: target.mailbox,
