@@ -226,22 +226,32 @@ fn store_copy(
     data: &[u8],
     claim: &Claim,
 ) -> Result<bool, DeliverError> {
-    let (target, sealed) = seal_lmtp_copy(store, chain, envelope, rcpt, id, data, claim)?;
+    let copy = seal_lmtp_copy(store, chain, envelope, rcpt, id, data, claim)?;
     claim.commit(rcpt)?;
     // why in the same batch: a second synced write per delivery only for
     // the audit line cost as much as the copy's own write.
-    let audits: &[_] = if sealed.encrypted && target.settings.enabled {
+    let audits: &[_] = if copy.audited {
         &[(id, AuditKind::DeliveryEncrypted, STORED_ENCRYPTED)]
     } else {
         &[]
     };
     store
         .append_many_audited(
-            vec![(id, target.mailbox, sealed.new_message(now()))],
+            vec![(id, copy.mailbox, copy.sealed.new_message(now()))],
             audits,
         )
         .map_err(|e| DeliverError::store(rcpt, e))?;
-    Ok(sealed.encrypted)
+    Ok(copy.sealed.encrypted)
+}
+
+/// One account's sealed copy of an LMTP delivery, not stored yet.
+#[derive(Debug)]
+pub(crate) struct LmtpCopy {
+    pub(crate) id: AccountId,
+    pub(crate) mailbox: MailboxId,
+    pub(crate) sealed: Sealed,
+    /// Whether its "stored encrypted" audit line goes with it.
+    pub(crate) audited: bool,
 }
 
 /// Blocking: loads `id`'s target and seals its copy of an LMTP delivery
@@ -254,12 +264,17 @@ pub(crate) fn seal_lmtp_copy(
     id: AccountId,
     data: &[u8],
     claim: &Claim,
-) -> Result<(Target, Sealed), DeliverError> {
+) -> Result<LmtpCopy, DeliverError> {
     let target = Target::load(store, id).map_err(|e| DeliverError::store(rcpt, e))?;
     let raw = with_trace_fields(envelope, rcpt, data);
     let sealed = seal(chain, &target, envelope, rcpt, &raw, false, Source::Lmtp)
         .inspect_err(|e| refused(store, id, e, claim))?;
-    Ok((target, sealed))
+    Ok(LmtpCopy {
+        id,
+        mailbox: target.mailbox,
+        audited: sealed.encrypted && target.settings.enabled,
+        sealed,
+    })
 }
 
 /// The audit line of a delivery stored encrypted.

@@ -15,23 +15,12 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 
-use super::super::budget::Claim;
-use super::super::copy::{now, seal_lmtp_copy, Sealed, STORED_ENCRYPTED};
-use super::super::{DeliverError, Delivered, Envelope, HookChain, Ingest};
-use crate::store::{AccountId, AuditKind, MailStore, MailboxId};
+use super::super::copy::{now, seal_lmtp_copy, LmtpCopy, STORED_ENCRYPTED};
+use super::super::{DeliverError, Delivered, Envelope, Ingest};
+use crate::store::{AccountId, AuditKind, MailStore};
 
 /// One recipient's outcome.
 type Outcome = Result<Delivered, DeliverError>;
-
-/// A sealed copy waiting for the batch write.
-#[derive(Debug)]
-struct Ready {
-    id: AccountId,
-    mailbox: MailboxId,
-    sealed: Sealed,
-    /// Whether its "stored encrypted" audit line goes in the batch.
-    audited: bool,
-}
 
 /// Bytes of sealed copies held for one write at most: a transaction of
 /// 100 recipients of a 64 KiB message is one write; 1,000 recipients of a
@@ -54,7 +43,7 @@ impl Ingest {
             // why one bounded job per copy, all at once: the CPU slots cap
             // how many run in parallel, and each copy keeps its own time
             // limit, so one slow hook refuses its own recipient only.
-            let sealed: Vec<Result<Ready, DeliverError>> = join_all(
+            let sealed: Vec<Result<LmtpCopy, DeliverError>> = join_all(
                 group
                     .iter()
                     .map(|(id, rcpt)| self.seal_one(envelope, *id, rcpt, Arc::clone(&data))),
@@ -72,13 +61,13 @@ impl Ingest {
         id: AccountId,
         rcpt: &str,
         data: Arc<Vec<u8>>,
-    ) -> Result<Ready, DeliverError> {
+    ) -> Result<LmtpCopy, DeliverError> {
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();
         let envelope = envelope.clone();
         let rcpt_owned = rcpt.to_string();
         self.bounded(rcpt, id, move |claim| {
-            let ready = seal_copy(&store, &chain, &envelope, &rcpt_owned, id, &data, claim)?;
+            let ready = seal_lmtp_copy(&store, &chain, &envelope, &rcpt_owned, id, &data, claim)?;
             // why here and not before the write: the copies are written
             // together later, so each is claimed before it leaves its job;
             // after that its waiter no longer gives up on it.
@@ -93,7 +82,7 @@ impl Ingest {
     async fn write_group(
         &self,
         group: &[(AccountId, &str)],
-        sealed: Vec<Result<Ready, DeliverError>>,
+        sealed: Vec<Result<LmtpCopy, DeliverError>>,
     ) -> Vec<Outcome> {
         let rcpts: Vec<String> = group.iter().map(|(_, r)| (*r).to_string()).collect();
         let store = Arc::clone(&self.store);
@@ -117,34 +106,15 @@ impl Ingest {
     }
 }
 
-/// Blocking: load, trace and seal one account's copy (not stored yet).
-fn seal_copy(
-    store: &MailStore,
-    chain: &HookChain,
-    envelope: &Envelope,
-    rcpt: &str,
-    id: AccountId,
-    data: &[u8],
-    claim: &Claim,
-) -> Result<Ready, DeliverError> {
-    let (target, sealed) = seal_lmtp_copy(store, chain, envelope, rcpt, id, data, claim)?;
-    Ok(Ready {
-        id,
-        mailbox: target.mailbox,
-        audited: sealed.encrypted && target.settings.enabled,
-        sealed,
-    })
-}
-
 /// Blocking: writes every sealed copy in one synced batch; the outcome
 /// of each recipient, in order (`rcpts[i]` named `sealed[i]`).
 fn write_all(
     store: &MailStore,
     rcpts: &[String],
-    sealed: Vec<Result<Ready, DeliverError>>,
+    sealed: Vec<Result<LmtpCopy, DeliverError>>,
 ) -> Vec<Outcome> {
     let date = now();
-    let ready: Vec<&Ready> = sealed.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let ready: Vec<&LmtpCopy> = sealed.iter().filter_map(|r| r.as_ref().ok()).collect();
     if ready.is_empty() {
         return sealed.into_iter().map(|r| r.map(delivered)).collect();
     }
@@ -183,7 +153,7 @@ fn write_all(
 }
 
 /// One copy in a batch of its own (after the shared batch was refused).
-fn write_one(store: &MailStore, rcpt: &str, ready: Ready, date: i64) -> Outcome {
+fn write_one(store: &MailStore, rcpt: &str, ready: LmtpCopy, date: i64) -> Outcome {
     let audits: &[_] = if ready.audited {
         &[(ready.id, AuditKind::DeliveryEncrypted, STORED_ENCRYPTED)]
     } else {
@@ -196,7 +166,7 @@ fn write_one(store: &MailStore, rcpt: &str, ready: Ready, date: i64) -> Outcome 
     Ok(delivered(ready))
 }
 
-fn delivered(ready: Ready) -> Delivered {
+fn delivered(ready: LmtpCopy) -> Delivered {
     Delivered::Account {
         encrypted: ready.sealed.encrypted,
     }
