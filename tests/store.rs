@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use sealmail::certs::Fingerprint;
 use sealmail::store::{
-    AccountId, AuditKind, Batch, Cf, ChangeKind, ChangedObject, Cipher, EncryptionSettings,
+    AccountId, AuditKind, Batch, Cf, ChangeKind, ChangedObject, Cipher, EncryptionSettings, Expect,
     FlagChange, Flags, HeaderFields, KeyRange, KeyValue, MailError, MailStore, MasterKey,
     NewCertificate, NewMessage, Order, Recipient, RocksStore, SecretBytes, Store, StoreError, Uid,
 };
@@ -45,7 +45,7 @@ impl Store for FaultyStore {
         self.inner.scan(cf, range, order, limit)
     }
 
-    fn write(&self, batch: Batch) -> Result<(), StoreError> {
+    fn write_if(&self, expect: &[Expect], batch: Batch) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         if self.fail.load(Ordering::SeqCst) {
             return Err(StoreError::Engine {
@@ -53,7 +53,7 @@ impl Store for FaultyStore {
                 message: "injected".into(),
             });
         }
-        self.inner.write(batch)
+        self.inner.write_if(expect, batch)
     }
 }
 

@@ -48,6 +48,17 @@ pub enum StoreError {
         /// What did not decode.
         detail: String,
     },
+    /// A conditional write ([`super::Store::write_if`]) found a key
+    /// changed by another writer since it was read; nothing was written.
+    /// Retried by the transaction combinators; reaches a user only when a
+    /// key stays contended past every retry.
+    #[error(
+        "the data changed under a concurrent update ({detail}); nothing was written, try again"
+    )]
+    Conflict {
+        /// Which expectation failed.
+        detail: String,
+    },
     /// An invariant of our own code does not hold. This is a bug in
     /// sealmail; please report it.
     #[error("internal storage error (a bug in sealmail, please report it): {detail}")]

@@ -60,6 +60,8 @@
 mod accounts;
 mod cert_record;
 mod certs;
+#[cfg(test)]
+pub(crate) mod engine_tests;
 mod error;
 mod keys;
 mod lists;
@@ -332,6 +334,36 @@ impl Batch {
     }
 }
 
+/// What a conditional write ([`Store::write_if`]) expects to find when it
+/// commits: `key` of `cf` holds `value` (`None`: the key is absent).
+///
+/// Expected keys are version keys: every write that changes one expects
+/// it too, so an engine may check expectations against other conditional
+/// writes only (the embedded engine does; PostgreSQL checks them against
+/// everything).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Expect {
+    /// Column family.
+    pub cf: Cf,
+    /// Key.
+    pub key: Vec<u8>,
+    /// The value the key must hold, or `None` for "absent".
+    pub value: Option<Vec<u8>>,
+}
+
+// why: like BatchOp, sizes only.
+impl fmt::Debug for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Expect({}, {} key bytes, {:?} value bytes)",
+            self.cf,
+            self.key.len(),
+            self.value.as_ref().map(Vec::len)
+        )
+    }
+}
+
 /// An ordered, durable key-value engine: the only swap point for storage.
 ///
 /// Keys and values are opaque bytes. Keys are built by [`MailStore`] from
@@ -373,7 +405,21 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The batch is built by [`MailStore`]; values may hold peer-supplied
     /// message bytes of any size up to the server's message limit. Never
     /// panics.
-    fn write(&self, batch: Batch) -> Result<(), StoreError>;
+    fn write(&self, batch: Batch) -> Result<(), StoreError> {
+        self.write_if(&[], batch)
+    }
+
+    /// Applies `batch` as [`Store::write`] does, but only if every
+    /// expectation in `expect` holds at the moment of the commit;
+    /// otherwise nothing is written and the result is
+    /// [`StoreError::Conflict`], which the caller answers by reading again
+    /// and retrying (see `MailStore`'s transaction combinators). This is
+    /// what keeps counters (UIDs, MODSEQs, used bytes) right when several
+    /// processes share one engine: no correctness rule may rest on a lock
+    /// held in one process.
+    ///
+    /// Same input rules as [`Store::write`]. Never panics.
+    fn write_if(&self, expect: &[Expect], batch: Batch) -> Result<(), StoreError>;
 
     /// Asks the engine to drop deleted values from its files now, instead
     /// of whenever its own housekeeping gets to them: after `sealmail

@@ -27,16 +27,18 @@ use rocksdb::{BottommostLevelCompaction, CompactOptions, WriteBatch, WriteOption
 
 use super::error::bug;
 use super::segments::{Location, Segments};
-use super::{Batch, BatchOp, Cf, KeyRange, KeyValue, Order, Store, StoreError};
+use super::{Batch, BatchOp, Cf, Expect, KeyRange, KeyValue, Order, Store, StoreError};
 
 mod access;
 mod blobs;
+mod key_locks;
 mod recovery;
 use access::{
     column_families, delete_range, engine_error, handle, locations, read_error, scan_cf,
     BLOB_GC_CUTOFF,
 };
 use blobs::segment_value;
+use key_locks::KeyLocks;
 use recovery::{open_db, reopen_helps, unavailable, Backoff, Engine};
 
 /// The internal column family of segment locations (key: the blob's key
@@ -65,6 +67,9 @@ pub struct RocksStore {
     commit: RwLock<()>,
     /// One collector at a time.
     collecting: Mutex<()>,
+    /// Locks of expected keys, held by a conditional write from its check
+    /// to its commit.
+    versions: KeyLocks,
     #[cfg(test)]
     fail_after_ops: std::sync::Mutex<Option<usize>>,
 }
@@ -104,6 +109,7 @@ impl RocksStore {
             segments,
             commit: RwLock::new(()),
             collecting: Mutex::new(()),
+            versions: KeyLocks::new(),
             #[cfg(test)]
             fail_after_ops: std::sync::Mutex::new(None),
         };
@@ -173,6 +179,18 @@ impl RocksStore {
                 op: "write",
                 message: "injected failure".into(),
             });
+        }
+        Ok(())
+    }
+
+    /// [`StoreError::Conflict`] unless every expectation holds now.
+    fn check(&self, expect: &[Expect]) -> Result<(), StoreError> {
+        for e in expect {
+            if self.get(e.cf, &e.key)? != e.value {
+                return Err(StoreError::Conflict {
+                    detail: format!("a key of `{}` was changed by another writer", e.cf),
+                });
+            }
         }
         Ok(())
     }
@@ -299,7 +317,18 @@ impl Store for RocksStore {
         self.with_db(|db| scan_cf(db, cf, handle(db, cf)?, range, order, limit))
     }
 
-    fn write(&self, batch: Batch) -> Result<(), StoreError> {
+    fn write_if(&self, expect: &[Expect], batch: Batch) -> Result<(), StoreError> {
+        // why only the expected keys are locked: expected keys are version
+        // keys that every writer changing them also expects (the contract
+        // of `Expect`), so two conditional writes on one version key
+        // serialise here and the second sees the first's value; blind
+        // writes of other keys stay free to share RocksDB's group commit.
+        let _versions = self
+            .versions
+            .lock(expect.iter().map(|e| (e.cf, &e.key[..])));
+        if !expect.is_empty() {
+            self.check(expect)?;
+        }
         let values: Vec<&[u8]> = batch.ops().iter().filter_map(segment_value).collect();
         // why held from before the segment append: the collector waits for
         // every commit in flight, so it never deletes a segment that a

@@ -11,6 +11,18 @@ fn open() -> (tempfile::TempDir, RocksStore) {
 }
 
 #[test]
+fn conditional_write_contract() {
+    let (_dir, store) = open();
+    crate::store::engine_tests::conditional_write(&store);
+}
+
+#[test]
+fn conditional_counter_loses_no_increment() {
+    let (_dir, store) = open();
+    crate::store::engine_tests::counter_under_contention(std::sync::Arc::new(store));
+}
+
+#[test]
 fn failure_mid_batch_commits_nothing() {
     let (_dir, store) = open();
     let mut batch = Batch::new();
