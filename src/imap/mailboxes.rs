@@ -4,8 +4,9 @@
 //! (RFC 2342) and ID (RFC 2971).
 //!
 //! The hierarchy delimiter is `/`, as the store names mailboxes. Names
-//! from the client are taken as UTF-8 bytes as sent (modified UTF-7 is
-//! not decoded) and are always resolved within the logged-in account.
+//! are stored in UTF-8 and travel in modified UTF-7 (`mutf7`); a name
+//! sent with 8-bit bytes is taken as UTF-8 as sent (what UTF-8 clients
+//! send). Names are always resolved within the logged-in account.
 
 use imap_next::imap_types::core::{Atom, IString, NString, QuotedChar};
 use imap_next::imap_types::extensions::namespace::Namespace;
@@ -24,15 +25,29 @@ pub(crate) const DELIMITER: char = '/';
 pub(crate) fn name_of(mailbox: &WireMailbox<'_>) -> Result<String, ImapError> {
     match mailbox {
         WireMailbox::Inbox => Ok("INBOX".into()),
-        WireMailbox::Other(other) => std::str::from_utf8(other.as_ref())
-            .map(str::to_string)
-            .map_err(|_| ImapError::syntax("mailbox name is not UTF-8")),
+        WireMailbox::Other(other) => from_wire(other.as_ref()),
     }
 }
 
-/// A stored name on the wire.
+/// A name or pattern as sent: modified UTF-7, or UTF-8 when it has 8-bit
+/// bytes.
+fn from_wire(bytes: &[u8]) -> Result<String, ImapError> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| ImapError::syntax("mailbox name is not UTF-8"))?;
+    if !text.is_ascii() {
+        return Ok(text.to_string());
+    }
+    super::mutf7::decode(text).map_err(|e| {
+        ImapError::syntax(format!(
+            "mailbox name {text:?} is not valid modified UTF-7 ({}); spell non-ASCII names as RFC 3501 section 5.1.3 says",
+            e.0
+        ))
+    })
+}
+
+/// A stored name on the wire, in modified UTF-7.
 pub(crate) fn wire_name(name: &str) -> Result<WireMailbox<'static>, ImapError> {
-    WireMailbox::try_from(name.to_string())
+    WireMailbox::try_from(super::mutf7::encode(name))
         .map_err(|_| ImapError::syntax(format!("mailbox name {name:?} cannot be sent")))
 }
 
@@ -116,13 +131,10 @@ impl Session {
         lsub: bool,
     ) -> Result<Done, ImapError> {
         let id = self.account()?.id;
-        let reference = match reference {
-            WireMailbox::Inbox => "INBOX".to_string(),
-            WireMailbox::Other(o) => String::from_utf8_lossy(o.as_ref()).into_owned(),
-        };
+        let reference = name_of(reference)?;
         let pattern = match pattern {
-            ListMailbox::Token(t) => String::from_utf8_lossy(t.as_ref()).into_owned(),
-            ListMailbox::String(s) => String::from_utf8_lossy(s.as_ref()).into_owned(),
+            ListMailbox::Token(t) => from_wire(t.as_ref())?,
+            ListMailbox::String(s) => from_wire(s.as_ref())?,
         };
         if pattern.is_empty() && !lsub {
             self.conn.data(Data::List {

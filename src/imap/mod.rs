@@ -33,6 +33,7 @@ mod idle;
 mod mailboxes;
 mod messages;
 mod mime;
+mod mutf7;
 mod prelogin;
 mod quota;
 mod search;
