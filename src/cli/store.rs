@@ -16,8 +16,8 @@ use super::progress::Progress;
 use super::{Cli, MigrateArgs, EXIT_INTERNAL, EXIT_USER};
 use crate::server::{DataDirLock, ServerError};
 use crate::store::{
-    migrate_engine, CopyOptions, CopyProgress, MigrationReport, Phase, RocksStore, Store,
-    StoreError, Verification,
+    migrate_engine, CopyError, CopyOptions, CopyProgress, MigrationReport, Phase, RocksStore,
+    Store, StoreError, Verification,
 };
 
 /// `sealmail store migrate --help`.
@@ -55,40 +55,43 @@ pub(super) fn run(cli: &Cli, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(e) => return Ok(fail(&e.to_string(), EXIT_USER)),
     };
-    let data_dir = config.data_dir;
+    Ok(migrate_dir(&config.data_dir, || open_target(&args.to)))
+}
+
+/// The migration of the store in `data_dir` into what `open` opens
+/// (called only once the data directory's lock is held); the exit code.
+fn migrate_dir(
+    data_dir: &Path,
+    open: impl FnOnce() -> Result<Arc<dyn Store>, TargetError>,
+) -> ExitCode {
     if !data_dir.join("db").is_dir() {
         let message = format!(
             "no sealmail store at {}: give the data directory of the installation to move with --data-dir or --config",
             data_dir.join("db").display()
         );
-        return Ok(fail(&message, EXIT_USER));
+        return fail(&message, EXIT_USER);
     }
-    let _lock = match DataDirLock::acquire(&data_dir) {
+    let _lock = match DataDirLock::acquire(data_dir) {
         Ok(lock) => lock,
-        Err(e) => return Ok(lock_failed(&data_dir, &e)),
+        Err(e) => return lock_failed(data_dir, &e),
     };
-    let target = match open_target(&args.to) {
+    let target = match open() {
         Ok(t) => t,
-        Err(e) => return Ok(fail(&e.to_string(), e.exit_code())),
+        Err(e) => return fail(&e.to_string(), e.exit_code()),
     };
-    let source = match RocksStore::open(&data_dir) {
+    let source = match RocksStore::open(data_dir) {
         Ok(s) => s,
-        Err(e) => {
-            return Ok(fail(
-                &format!("cannot open the source store: {e}"),
-                EXIT_INTERNAL,
-            ))
-        }
+        Err(e) => return fail(&format!("cannot open the source store: {e}"), EXIT_INTERNAL),
     };
-    let label = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
+    let label = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     let options = CopyOptions::new(label.display().to_string());
     let mut progress = Line::default();
     let outcome = migrate_engine(&source, &*target, &options, &mut progress);
     progress.clear();
     match outcome {
-        Ok(report) => Ok(done(&report)),
+        Ok(report) => done(&report),
         Err(e) => {
-            if let crate::store::CopyError::Mismatch(v) = &e {
+            if let CopyError::Mismatch(v) = &e {
                 eprint!("{}", table(v));
             }
             let code = if e.is_user_error() {
@@ -96,7 +99,7 @@ pub(super) fn run(cli: &Cli, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
             } else {
                 EXIT_INTERNAL
             };
-            Ok(fail(&e.to_string(), code))
+            fail(&e.to_string(), code)
         }
     }
 }
@@ -248,5 +251,66 @@ impl CopyProgress for Line {
         if let Some(line) = &mut self.line {
             line.update(done);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Flags, HeaderFields, MailStore, MasterKey, NewMessage};
+
+    /// A stopped installation: one account with a password and a message.
+    fn installation() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mail = MailStore::open(dir.path()).unwrap();
+        let alice = mail
+            .add_account("alice@example.org", Some("pw"), &[])
+            .unwrap();
+        let inbox = mail.mailbox_by_name(alice.id, "INBOX").unwrap();
+        let msg = NewMessage {
+            raw: b"Subject: moved\r\n\r\nhello\r\n",
+            flags: Flags::default(),
+            internal_date: 1_700_000_000,
+            headers: HeaderFields::default(),
+            encrypted: false,
+            unique: false,
+        };
+        mail.append(alice.id, inbox.id, msg).unwrap();
+        dir
+    }
+
+    #[test]
+    fn migrates_once_then_refuses_the_full_target() {
+        let dir = installation();
+        let target_dir = tempfile::tempdir().unwrap();
+        let target: Arc<dyn Store> = Arc::new(RocksStore::open(target_dir.path()).unwrap());
+        let code = migrate_dir(dir.path(), || Ok(Arc::clone(&target)));
+        assert_eq!(code, ExitCode::SUCCESS);
+
+        let key = MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
+        let moved = MailStore::new(Arc::clone(&target), key);
+        let alice = moved
+            .check_login("alice@example.org", "pw")
+            .unwrap()
+            .unwrap();
+        let inbox = moved.mailbox_by_name(alice.id, "INBOX").unwrap();
+        let msgs = moved.list_messages(alice.id, inbox.id, None, 10).unwrap();
+        let raw = moved.get_blob(alice.id, msgs[0].blob).unwrap().unwrap();
+        assert_eq!(raw, b"Subject: moved\r\n\r\nhello\r\n");
+
+        let again = migrate_dir(dir.path(), || Ok(Arc::clone(&target)));
+        assert_eq!(
+            again,
+            ExitCode::from(EXIT_USER),
+            "a target with data is refused"
+        );
+    }
+
+    #[test]
+    fn a_held_lock_refuses_before_opening_anything() {
+        let dir = installation();
+        let _server = DataDirLock::acquire(dir.path()).unwrap();
+        let code = migrate_dir(dir.path(), || unreachable!("the target is not opened"));
+        assert_eq!(code, ExitCode::from(EXIT_USER));
     }
 }

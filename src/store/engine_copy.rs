@@ -147,7 +147,7 @@ pub enum CopyError {
     #[error("reading the source store failed: {0}")]
     Source(#[source] StoreError),
     /// Reading or writing the target failed; running again resumes.
-    #[error("the target store failed: {0}; nothing of the chunk in flight was kept, run the command again to resume")]
+    #[error("the target store failed: {0}; every chunk is written whole or not at all, so running the command again resumes after the last one written")]
     Target(#[source] StoreError),
     /// The target holds data that no earlier run of this copy wrote.
     #[error("the target already holds data (column family `{cf}` is not empty) and no unfinished migration from this source; nothing was written. The target must be a new, empty database: create one, or empty this one if nothing in it is needed. If an earlier migration into it finished, it is done and needs no new run")]

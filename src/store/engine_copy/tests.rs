@@ -438,3 +438,38 @@ fn progress_totals_come_from_the_count() {
     assert_eq!(seen.0[1].1, total);
     assert_eq!(seen.1, 2 * total, "verification read both sides");
 }
+
+/// Writes a marker of its own into the target after the first chunk, as
+/// a second copy into the same target would; keeps the keys done then.
+struct Intruder<'a>(&'a dyn Store, Option<Phase>, u64);
+
+impl CopyProgress for Intruder<'_> {
+    fn phase(&mut self, phase: Phase, _total: u64) {
+        self.1 = Some(phase);
+    }
+
+    fn advance(&mut self, done: u64) {
+        if self.1 == Some(Phase::Copying) && done > 0 && self.2 == 0 {
+            self.2 = done;
+            let mut batch = Batch::new();
+            batch.put(Cf::Meta, MARKER_KEY.to_vec(), b"{}".to_vec());
+            self.0.write(batch).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_second_writer_of_the_marker_stops_the_copy() {
+    let (_s, source) = rocks();
+    let (_t, target) = rocks();
+    fill(&mail_over(&source));
+    let mut intruder = Intruder(&*target, None, 0);
+    let err = copy_store(&*source, &*target, &small_chunks("src"), &mut intruder).unwrap_err();
+    assert!(matches!(err, CopyError::Concurrent), "{err}");
+    assert!(intruder.2 > 0);
+    assert_eq!(
+        keys_in(&*target),
+        intruder.2 + 1,
+        "nothing after the first chunk"
+    );
+}
