@@ -49,7 +49,7 @@ Afterwards:
 The RocksDB files stay as they were; keep them until the new
 installation runs.";
 
-/// Arguments of the `store` subcommands run here.
+/// `sealmail store migrate`: the configuration, then the migration.
 pub(super) fn run(cli: &Cli, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let config = match cli.config() {
         Ok(c) => c,
@@ -128,8 +128,15 @@ impl TargetError {
 /// Opens the engine `url` names. The one place a URL becomes an engine:
 /// the PostgreSQL engine plugs in here (`store::open_engine_url`).
 fn open_target(url: &str) -> Result<Arc<dyn Store>, TargetError> {
-    // why only the scheme in messages: the URL may carry a password.
-    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    // why only a plain scheme in messages: the URL may carry a password.
+    let scheme = url
+        .split_once("://")
+        .map(|(s, _)| s)
+        .filter(|s| {
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        })
+        .unwrap_or("");
     match scheme {
         "postgres" | "postgresql" => Err(TargetError::Unsupported(
             "this build has no postgres engine; use a sealmail built with the PostgreSQL engine to migrate".into(),
@@ -145,7 +152,8 @@ fn lock_failed(data_dir: &Path, e: &ServerError) -> ExitCode {
     match e {
         ServerError::Locked { pid, .. } => fail(
             &format!(
-                "a sealmail server (pid {pid}) is running on {}; stop the server first, then run this command again",
+                "a sealmail server{} is running on {}; stop the server first, then run this command again",
+                if pid.is_empty() { String::new() } else { format!(" (pid {pid})") },
                 data_dir.display()
             ),
             EXIT_USER,
