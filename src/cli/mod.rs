@@ -17,6 +17,7 @@ mod nofollow;
 mod progress;
 mod reencrypt;
 mod serve;
+mod store;
 mod table;
 
 use std::path::PathBuf;
@@ -73,6 +74,26 @@ pub enum Command {
     /// Encrypt one message from standard input to standard output as S/MIME
     /// (offline filter; the e-mail address rule is not applied).
     Encrypt(EncryptArgs),
+    /// The storage engine (server stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+/// `sealmail store ...`
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Move this RocksDB installation to another engine (server stopped,
+    /// resumable, verified).
+    #[command(long_about = store::LONG_ABOUT)]
+    Migrate(MigrateArgs),
+}
+
+/// Arguments of `sealmail store migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The target engine, e.g. postgres://USER@HOST:PORT/DATABASE (a new, empty database).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 /// Arguments of `sealmail serve`.
@@ -409,6 +430,7 @@ pub fn main() -> ExitCode {
         Command::Export(args) => export::run(&cli, args),
         Command::Import(args) => import::run(&cli, args),
         Command::Reencrypt(args) => reencrypt::run(&cli, args),
+        Command::Store(StoreCommand::Migrate(args)) => store::run(&cli, args),
         _ => manage::run(&cli),
     };
     match result {

@@ -60,6 +60,7 @@
 mod accounts;
 mod cert_record;
 mod certs;
+mod engine_copy;
 #[cfg(test)]
 pub(crate) mod engine_tests;
 mod error;
@@ -86,6 +87,10 @@ use std::fmt;
 pub use accounts::Recipient;
 pub use cert_record::{Certificate, NewCertificate};
 pub use certs::{Cipher, EncryptionSettings, KeyTransport};
+pub use engine_copy::{
+    copy_store, finish_copy, migrate_engine, verify_copy, CfDigest, CopyError, CopyOptions,
+    CopyProgress, CopyReport, MigrationReport, NoProgress, Phase, Verification, MARKER_KEY,
+};
 pub use error::{MailError, StoreError};
 pub use lists::{ListKeyInfo, ListKeyPair, MailingList};
 pub use log::{AuditEvent, AuditKind, Change, ChangeKind, ChangedObject};
