@@ -1,8 +1,9 @@
 //! The `sealmail` command line.
 //!
 //! Offline commands (`encrypt`, `cert inspect`) work on files and standard
-//! streams; `serve` runs the server; every other command is a client of the
-//! running server's management API on `data_dir/admin.sock`. Exit codes
+//! streams; `serve` runs the server; `store migrate` works on a stopped
+//! server's store; every other command is a client of the running
+//! server's management API on `data_dir/admin.sock`. Exit codes
 //! are part of the contract: 0 ok, 1 a user error (the message says what
 //! and how to fix it), 2 an internal error or an unreachable server.
 

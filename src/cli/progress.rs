@@ -14,28 +14,35 @@ const REDRAW: Duration = Duration::from_millis(100);
 pub(super) struct Progress {
     on_terminal: bool,
     total: Option<u64>,
+    unit: &'static str,
     last: Option<Instant>,
 }
 
 impl Progress {
     /// A line counting towards `total` (none: unknown, count only).
     pub(super) fn new(total: Option<u64>) -> Self {
+        Self::counting(total, "messages")
+    }
+
+    /// A line counting `unit` (a plural noun) towards `total`.
+    pub(super) fn counting(total: Option<u64>, unit: &'static str) -> Self {
         Self {
             on_terminal: std::io::stderr().is_terminal(),
             total,
+            unit,
             last: None,
         }
     }
 
-    /// Redraws the line with `done` messages, if it is time to.
+    /// Redraws the line with `done` units, if it is time to.
     pub(super) fn update(&mut self, done: u64) {
         if !self.on_terminal || self.last.is_some_and(|t| t.elapsed() < REDRAW) {
             return;
         }
         self.last = Some(Instant::now());
         let line = match self.total {
-            Some(total) => format!("\r {done}/{total} messages"),
-            None => format!("\r {done} messages"),
+            Some(total) => format!("\r {done}/{total} {}", self.unit),
+            None => format!("\r {done} {}", self.unit),
         };
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(line.as_bytes());

@@ -246,10 +246,10 @@ impl Line {
 impl CopyProgress for Line {
     fn phase(&mut self, phase: Phase, total: u64) {
         self.clear();
-        let mut line = Progress::new(Some(total));
+        let mut line = Progress::counting(Some(total), "keys");
         line.note(match phase {
             Phase::Counting => "counting the source's column families",
-            Phase::Copying => "copying keys (the count below is of keys)",
+            Phase::Copying => "copying keys",
             Phase::Verifying => "verifying: reading both sides again (keys of both sides)",
         });
         self.line = Some(line);
