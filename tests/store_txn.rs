@@ -264,7 +264,7 @@ fn concurrent_expunge_and_append_keep_counters_and_blobs_right() {
                 let uids: Vec<Uid> = listed
                     .iter()
                     .map(|m| m.uid)
-                    .filter(|u| u.get() % 2 == t as u32 % 2)
+                    .filter(|u| usize::try_from(u.get()).unwrap() % 2 == t % 2)
                     .collect();
                 store.expunge(id, mbox, &uids).unwrap();
             }
