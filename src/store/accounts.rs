@@ -4,7 +4,10 @@
 //! Addresses are lowercased and live in one namespace with list
 //! addresses, so one address delivers to exactly one thing. Passwords are
 //! stored as argon2id PHC strings; hashing happens before any lock is
-//! taken because it is deliberately slow. Removing an account is one batch
+//! taken and outside the transaction (which may run again), because it
+//! is deliberately slow. Every change of addresses is a transaction of
+//! the directory scope (`txn`), so two processes creating the same
+//! address cannot both succeed. Removing an account is one batch
 //! of range deletes over every account-scoped column family.
 
 use argon2::password_hash::rand_core::OsRng;
@@ -15,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use super::error::{bug, corrupt, MailError};
 use super::keys::{self, Key};
 use super::log::{ChangeKind, ChangedObject};
-use super::mail::{now_secs, MailStore, Tx};
-use super::records::{decode, encode, Account, AccountId, MailboxRole, Record};
-use super::{Batch, Cf, KeyRange, Order};
+use super::mail::{now_secs, MailStore};
+use super::records::{Account, AccountId, MailboxRole, Record};
+use super::txn::{Scope, Tx};
+use super::{Cf, KeyRange, Order};
 
 const MAX_ADDRESS_LEN: usize = 320;
 
@@ -130,32 +134,35 @@ impl MailStore {
         let address = normalize_address(address)?;
         let aliases = normalize_aliases(&address, aliases)?;
         let password_hash = password.map(hash_password).transpose()?;
-        let _dir = self.lock_directory();
-        for a in std::iter::once(&address).chain(&aliases) {
-            self.ensure_address_free(a)?;
-        }
-        let next: u32 = self.load_meta_u32()?.unwrap_or(1);
-        let id = AccountId(next);
-        let _acct = self.lock_account(id);
-        let now = now_secs();
-        let mut rec = AccountRecord {
-            address,
-            aliases,
-            password_hash,
-            quota_bytes: None,
-            used_bytes: 0,
-            created: now,
-            next_mailbox_id: 1,
-            next_uid_validity: u32::try_from(now).unwrap_or(1).max(1),
-            modseq: 0,
-            audit_seq: 0,
-        };
-        let mut tx = Tx::default();
-        let next_id = next
-            .checked_add(1)
-            .ok_or_else(|| bug("account ids exhausted"))?;
-        tx.batch
-            .put(Cf::Meta, keys::NEXT_ACCOUNT_ID.to_vec(), encode(&next_id)?);
+        let (id, rec) = self.update_directory(&[], |tx| {
+            for a in std::iter::once(&address).chain(&aliases) {
+                self.ensure_address_free(a)?;
+            }
+            let next: u32 = self.load(&Key::NextAccountId)?.unwrap_or(1);
+            let id = AccountId(next);
+            // why here: the id is known only now; nothing of the account
+            // exists yet to have been read unguarded.
+            tx.guard(&*self.store, &[Scope::Account(id)])?;
+            let next_id = next
+                .checked_add(1)
+                .ok_or_else(|| bug("account ids exhausted"))?;
+            tx.put(&Key::NextAccountId, &next_id)?;
+            let rec = new_account(address.clone(), aliases.clone(), password_hash.clone());
+            let rec = self.stage_new_account(tx, id, rec)?;
+            Ok((id, rec))
+        })?;
+        tracing::info!(account = %id, "account added");
+        Ok(rec.view(id))
+    }
+
+    /// Adds the account record `rec`, its addresses and default mailboxes
+    /// to `tx`.
+    fn stage_new_account(
+        &self,
+        tx: &mut Tx,
+        id: AccountId,
+        mut rec: AccountRecord,
+    ) -> Result<AccountRecord, MailError> {
         for a in std::iter::once(&rec.address).chain(&rec.aliases) {
             tx.put(&Key::Address(a.clone()), &AccountIdRecord(id))?;
         }
@@ -168,61 +175,55 @@ impl MailStore {
             ("Archive", MailboxRole::Archive),
         ];
         for (name, role) in roles {
-            self.new_mailbox(&mut tx, id, &mut rec, name.to_string(), None, Some(role))?;
+            self.new_mailbox(tx, id, &mut rec, name.to_string(), None, Some(role))?;
         }
         tx.change(id, &mut rec, ChangeKind::Created, ChangedObject::Account)?;
         tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
-        tracing::info!(account = %id, "account added");
-        Ok(rec.view(id))
+        Ok(rec)
     }
 
     /// Removes the account and everything it owns: addresses, mailboxes,
     /// messages, blobs, certificates, settings, changes, audit log and
     /// import markers.
     pub fn remove_account(&self, id: AccountId) -> Result<(), MailError> {
-        let _dir = self.lock_directory();
-        let _acct = self.lock_account(id);
-        let rec = self.account_record(id)?;
-        let mut batch = Batch::new();
-        for a in std::iter::once(&rec.address).chain(&rec.aliases) {
-            batch.delete(Cf::Addresses, Key::Address(a.clone()).encode());
-        }
-        for cf in ACCOUNT_SCOPED {
-            batch.delete_range(cf, keys::account_range(id));
-        }
-        self.store.write(batch)?;
+        self.update_directory(&[id], |tx| {
+            let rec = self.account_record(id)?;
+            for a in std::iter::once(&rec.address).chain(&rec.aliases) {
+                tx.delete(&Key::Address(a.clone()));
+            }
+            for cf in ACCOUNT_SCOPED {
+                tx.batch.delete_range(cf, keys::account_range(id));
+            }
+            Ok(())
+        })?;
         tracing::info!(account = %id, "account removed");
         Ok(())
     }
 
     /// Replaces the account's aliases.
     pub fn set_aliases(&self, id: AccountId, aliases: &[String]) -> Result<Account, MailError> {
-        let _dir = self.lock_directory();
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        let aliases = normalize_aliases(&rec.address, aliases)?;
-        let mut tx = Tx::default();
-        for old in rec.aliases.iter().filter(|a| !aliases.contains(a)) {
-            tx.batch
-                .delete(Cf::Addresses, Key::Address(old.clone()).encode());
-        }
-        for new in aliases.iter().filter(|a| !rec.aliases.contains(a)) {
-            self.ensure_address_free(new)?;
-            tx.put(&Key::Address(new.clone()), &AccountIdRecord(id))?;
-        }
-        rec.aliases = aliases;
-        tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Account)?;
-        tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
-        Ok(rec.view(id))
+        self.update_directory(&[id], |tx| {
+            let mut rec = self.account_record(id)?;
+            let aliases = normalize_aliases(&rec.address, aliases)?;
+            for old in rec.aliases.iter().filter(|a| !aliases.contains(a)) {
+                tx.delete(&Key::Address(old.clone()));
+            }
+            for new in aliases.iter().filter(|a| !rec.aliases.contains(a)) {
+                self.ensure_address_free(new)?;
+                tx.put(&Key::Address(new.clone()), &AccountIdRecord(id))?;
+            }
+            rec.aliases = aliases;
+            tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Account)?;
+            tx.put(&Key::Account(id), &rec)?;
+            Ok(rec.view(id))
+        })
     }
 
     /// Sets (or with `None` clears) the password, stored as an argon2id
     /// hash. The password is never logged.
     pub fn set_password(&self, id: AccountId, password: Option<&str>) -> Result<(), MailError> {
         let hash = password.map(hash_password).transpose()?;
-        self.update_account(id, |rec| rec.password_hash = hash)
+        self.change_account(id, |rec| rec.password_hash.clone_from(&hash))
     }
 
     /// Whether `password` is the account's password (`false` when none is
@@ -276,22 +277,21 @@ impl MailStore {
 
     /// Sets the quota in bytes (`None`: unlimited).
     pub fn set_quota(&self, id: AccountId, quota_bytes: Option<u64>) -> Result<(), MailError> {
-        self.update_account(id, |rec| rec.quota_bytes = quota_bytes)
+        self.change_account(id, |rec| rec.quota_bytes = quota_bytes)
     }
 
-    fn update_account(
+    /// Applies `f` to the account record and logs the change.
+    fn change_account(
         &self,
         id: AccountId,
-        f: impl FnOnce(&mut AccountRecord),
+        f: impl Fn(&mut AccountRecord),
     ) -> Result<(), MailError> {
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        f(&mut rec);
-        let mut tx = Tx::default();
-        tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Account)?;
-        tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
-        Ok(())
+        self.update_account(id, |tx| {
+            let mut rec = self.account_record(id)?;
+            f(&mut rec);
+            tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Account)?;
+            tx.put(&Key::Account(id), &rec)
+        })
     }
 
     pub(crate) fn ensure_address_free(&self, address: &str) -> Result<(), MailError> {
@@ -308,12 +308,26 @@ impl MailStore {
         }
         Ok(())
     }
+}
 
-    fn load_meta_u32(&self) -> Result<Option<u32>, MailError> {
-        match self.store.get(Cf::Meta, keys::NEXT_ACCOUNT_ID)? {
-            Some(b) => Ok(Some(decode(Cf::Meta, &b)?)),
-            None => Ok(None),
-        }
+/// A fresh account record with no mailboxes yet.
+fn new_account(
+    address: String,
+    aliases: Vec<String>,
+    password_hash: Option<String>,
+) -> AccountRecord {
+    let now = now_secs();
+    AccountRecord {
+        address,
+        aliases,
+        password_hash,
+        quota_bytes: None,
+        used_bytes: 0,
+        created: now,
+        next_mailbox_id: 1,
+        next_uid_validity: u32::try_from(now).unwrap_or(1).max(1),
+        modseq: 0,
+        audit_seq: 0,
     }
 }
 

@@ -14,7 +14,7 @@ use super::cert_record::{Certificate, NewCertificate};
 use super::error::MailError;
 use super::keys::{self, Key};
 use super::log::{AuditKind, ChangeKind, ChangedObject};
-use super::mail::{now_secs, MailStore, Tx};
+use super::mail::{now_secs, MailStore};
 use super::records::{decode, AccountId, Record};
 use super::{Cf, Order};
 use crate::certs::Fingerprint;
@@ -206,24 +206,23 @@ impl MailStore {
                 actual,
             });
         }
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        let key = Key::Cert(id, cert.fingerprint);
-        if self.store.get(Cf::Certs, &key.encode())?.is_some() {
-            return Err(MailError::DuplicateCertificate {
-                fingerprint: cert.fingerprint,
-            });
-        }
-        let now = now_secs();
-        let cert = Certificate::from_new(cert, now);
-        let mut tx = Tx::default();
-        tx.put(&key, &cert)?;
-        let object = ChangedObject::Certificate(cert.fingerprint);
-        tx.change(id, &mut rec, ChangeKind::Created, object)?;
-        let details = format!("{} {}", cert.fingerprint, cert.subject);
-        tx.audit(id, &mut rec, now, AuditKind::CertificateAdded, details)?;
-        tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
+        let cert = Certificate::from_new(cert, now_secs());
+        self.update_account(id, |tx| {
+            let mut rec = self.account_record(id)?;
+            let key = Key::Cert(id, cert.fingerprint);
+            if self.store.get(Cf::Certs, &key.encode())?.is_some() {
+                return Err(MailError::DuplicateCertificate {
+                    fingerprint: cert.fingerprint,
+                });
+            }
+            tx.put(&key, &cert)?;
+            let object = ChangedObject::Certificate(cert.fingerprint);
+            tx.change(id, &mut rec, ChangeKind::Created, object)?;
+            let details = format!("{} {}", cert.fingerprint, cert.subject);
+            let kind = AuditKind::CertificateAdded;
+            tx.audit(id, &mut rec, cert.added, kind, details)?;
+            tx.put(&Key::Account(id), &rec)
+        })?;
         Ok(cert)
     }
 
@@ -252,27 +251,20 @@ impl MailStore {
         id: AccountId,
         fingerprint: Fingerprint,
     ) -> Result<(), MailError> {
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        let cert = self.get_certificate(id, fingerprint)?;
-        if cert.is_active {
-            self.ensure_not_last_active(id, fingerprint)?;
-        }
-        let mut tx = Tx::default();
-        tx.delete(&Key::Cert(id, fingerprint));
-        let object = ChangedObject::Certificate(fingerprint);
-        tx.change(id, &mut rec, ChangeKind::Destroyed, object)?;
-        let details = format!("{} {}", cert.fingerprint, cert.subject);
-        tx.audit(
-            id,
-            &mut rec,
-            now_secs(),
-            AuditKind::CertificateRemoved,
-            details,
-        )?;
-        tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
-        Ok(())
+        self.update_account(id, |tx| {
+            let mut rec = self.account_record(id)?;
+            let cert = self.get_certificate(id, fingerprint)?;
+            if cert.is_active {
+                self.ensure_not_last_active(id, fingerprint)?;
+            }
+            tx.delete(&Key::Cert(id, fingerprint));
+            let object = ChangedObject::Certificate(fingerprint);
+            tx.change(id, &mut rec, ChangeKind::Destroyed, object)?;
+            let details = format!("{} {}", cert.fingerprint, cert.subject);
+            let kind = AuditKind::CertificateRemoved;
+            tx.audit(id, &mut rec, now_secs(), kind, details)?;
+            tx.put(&Key::Account(id), &rec)
+        })
     }
 
     /// Activates or deactivates a certificate; deactivating the last
@@ -316,30 +308,29 @@ impl MailStore {
         &self,
         id: AccountId,
         fingerprint: Fingerprint,
-        f: impl FnOnce(&Self, &mut Certificate) -> Result<Option<AuditKind>, MailError>,
+        f: impl Fn(&Self, &mut Certificate) -> Result<Option<AuditKind>, MailError>,
     ) -> Result<Certificate, MailError> {
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        let mut cert = self.get_certificate(id, fingerprint)?;
-        let before = cert.clone();
-        let audit = f(self, &mut cert)?;
-        if cert == before {
-            return Ok(cert);
-        }
-        let mut tx = Tx::default();
-        tx.put(&Key::Cert(id, fingerprint), &cert)?;
-        let object = ChangedObject::Certificate(fingerprint);
-        tx.change(id, &mut rec, ChangeKind::Updated, object)?;
-        if let Some(kind) = audit {
-            tx.audit(id, &mut rec, now_secs(), kind, fingerprint.to_string())?;
-        }
-        tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
-        Ok(cert)
+        self.update_account(id, |tx| {
+            let mut rec = self.account_record(id)?;
+            let mut cert = self.get_certificate(id, fingerprint)?;
+            let before = cert.clone();
+            let audit = f(self, &mut cert)?;
+            if cert == before {
+                return Ok(cert);
+            }
+            tx.put(&Key::Cert(id, fingerprint), &cert)?;
+            let object = ChangedObject::Certificate(fingerprint);
+            tx.change(id, &mut rec, ChangeKind::Updated, object)?;
+            if let Some(kind) = audit {
+                tx.audit(id, &mut rec, now_secs(), kind, fingerprint.to_string())?;
+            }
+            tx.put(&Key::Account(id), &rec)?;
+            Ok(cert)
+        })
     }
 
     /// Errors if encryption is enabled and `fingerprint` is the only active
-    /// certificate. Call with the account lock held.
+    /// certificate. Call inside a transaction of the account.
     fn ensure_not_last_active(
         &self,
         id: AccountId,
@@ -380,29 +371,28 @@ impl MailStore {
         id: AccountId,
         settings: EncryptionSettings,
     ) -> Result<EncryptionSettings, MailError> {
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        let old = self.encryption_settings(id)?;
-        if settings.enabled && !self.list_certificates(id)?.iter().any(|c| c.is_active) {
-            return Err(MailError::NoActiveCertificate);
-        }
-        if settings == old {
-            return Ok(settings);
-        }
-        let mut tx = Tx::default();
-        tx.put(&Key::Settings(id), &settings)?;
-        tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Settings)?;
-        if settings.enabled != old.enabled {
-            let kind = if settings.enabled {
-                AuditKind::EncryptionEnabled
-            } else {
-                AuditKind::EncryptionDisabled
-            };
-            let details = format!("{:?}", settings.algorithm);
-            tx.audit(id, &mut rec, now_secs(), kind, details)?;
-        }
-        tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
-        Ok(settings)
+        self.update_account(id, |tx| {
+            let mut rec = self.account_record(id)?;
+            let old = self.encryption_settings(id)?;
+            if settings.enabled && !self.list_certificates(id)?.iter().any(|c| c.is_active) {
+                return Err(MailError::NoActiveCertificate);
+            }
+            if settings == old {
+                return Ok(settings);
+            }
+            tx.put(&Key::Settings(id), &settings)?;
+            tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Settings)?;
+            if settings.enabled != old.enabled {
+                let kind = if settings.enabled {
+                    AuditKind::EncryptionEnabled
+                } else {
+                    AuditKind::EncryptionDisabled
+                };
+                let details = format!("{:?}", settings.algorithm);
+                tx.audit(id, &mut rec, now_secs(), kind, details)?;
+            }
+            tx.put(&Key::Account(id), &rec)?;
+            Ok(settings)
+        })
     }
 }

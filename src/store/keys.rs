@@ -11,7 +11,13 @@ use super::{Cf, KeyRange};
 use crate::certs::Fingerprint;
 
 /// Key of [`Cf::Meta`] holding the next account id.
-pub(crate) const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
+const NEXT_ACCOUNT_ID: &[u8] = b"next_account_id";
+/// Key of [`Cf::Meta`] holding the version of the address directory.
+const DIRECTORY_VERSION: &[u8] = b"rev_directory";
+/// Prefix of the [`Cf::Meta`] keys holding one account's version; the
+/// account id follows. `rev` + 4 bytes is 7 bytes long, so it never
+/// equals the two fixed keys above.
+const ACCOUNT_VERSION: &[u8] = b"rev";
 
 /// Every key of the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +38,12 @@ pub(crate) enum Key {
     ListKeyPair(String, Fingerprint),
     /// A message `sealmail import` stored, by the SHA-256 of its source.
     Import(AccountId, BlobHash),
+    /// The next account id (u32).
+    NextAccountId,
+    /// The version of the address directory (u64; absent: 0), see `txn`.
+    DirectoryVersion,
+    /// The version of one account's records (u64; absent: 0), see `txn`.
+    AccountVersion(AccountId),
 }
 
 impl Key {
@@ -53,6 +65,7 @@ impl Key {
             Key::ListMember(..) => Cf::ListMembers,
             Key::ListKeyPair(..) => Cf::ListKeys,
             Key::Import(..) => Cf::Imports,
+            Key::NextAccountId | Key::DirectoryVersion | Key::AccountVersion(_) => Cf::Meta,
         }
     }
 
@@ -90,6 +103,12 @@ impl Key {
             Key::ListKeyPair(list, fp) => {
                 out.extend(list_prefix(list));
                 out.extend(fp.as_bytes());
+            }
+            Key::NextAccountId => out.extend(NEXT_ACCOUNT_ID),
+            Key::DirectoryVersion => out.extend(DIRECTORY_VERSION),
+            Key::AccountVersion(a) => {
+                out.extend(ACCOUNT_VERSION);
+                out.extend(a.0.to_be_bytes());
             }
         }
         out
@@ -158,10 +177,25 @@ impl Key {
                     Key::ListKeyPair(list, Fingerprint::from(exact::<32>(tail)?))
                 }
             }
-            Cf::Meta => return None,
+            Cf::Meta => meta(bytes)?,
         };
         Some(key)
     }
+}
+
+fn meta(bytes: &[u8]) -> Option<Key> {
+    if bytes == NEXT_ACCOUNT_ID {
+        return Some(Key::NextAccountId);
+    }
+    if bytes == DIRECTORY_VERSION {
+        return Some(Key::DirectoryVersion);
+    }
+    let rest = bytes.strip_prefix(ACCOUNT_VERSION)?;
+    Some(Key::AccountVersion(AccountId(u32::from_be_bytes(exact::<
+        4,
+    >(
+        rest
+    )?))))
 }
 
 fn acct(b: &[u8]) -> Option<(AccountId, &[u8])> {
@@ -251,10 +285,13 @@ mod tests {
             (acct.clone(), hash).prop_map(|(a, h)| Key::Cert(a, h.into())),
             acct.clone().prop_map(Key::Settings),
             (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::Change(a, n)),
-            (acct, any::<u64>()).prop_map(|(a, n)| Key::Audit(a, n)),
+            (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::Audit(a, n)),
             text.prop_map(Key::List),
             (text, text).prop_map(|(l, m)| Key::ListMember(l, m)),
             (text, hash).prop_map(|(l, h)| Key::ListKeyPair(l, h.into())),
+            Just(Key::NextAccountId),
+            Just(Key::DirectoryVersion),
+            acct.prop_map(Key::AccountVersion),
         ]
     }
 

@@ -5,16 +5,20 @@
 //! the list (ARCHITECTURE.md, "Mailing lists"); its private key is sealed
 //! with the server master key (AES-256-GCM, bound to the list and the
 //! certificate's fingerprint) and is opened only by [`MailStore::list_keys`].
+//!
+//! Lists, their members and keys are records of the directory scope
+//! (`txn`): every change is a directory transaction, so a member added
+//! while another process removes the list cannot outlive it.
 
 use serde::{Deserialize, Serialize};
 
 use super::accounts::normalize_address;
 use super::error::MailError;
 use super::keys::{self, Key};
-use super::mail::{now_secs, MailStore, Tx};
+use super::mail::{now_secs, MailStore};
 use super::master_key::SecretBytes;
 use super::records::{fp_bytes, Record};
-use super::{Batch, Cf, KeyRange, Order};
+use super::{Cf, KeyRange, Order};
 use crate::certs::Fingerprint;
 
 /// A mailing list.
@@ -103,23 +107,20 @@ impl MailStore {
             .iter()
             .map(|m| normalize_address(m))
             .collect::<Result<Vec<_>, _>>()?;
-        let _dir = self.lock_directory();
-        self.ensure_address_free(&address)?;
         let list = MailingList {
             address: address.clone(),
             owner,
             created: now_secs(),
         };
-        let mut tx = Tx::default();
-        tx.put(&Key::List(address.clone()), &list)?;
-        for m in members {
-            tx.batch.put(
-                Cf::ListMembers,
-                Key::ListMember(address.clone(), m).encode(),
-                Vec::new(),
-            );
-        }
-        self.store.write(tx.batch)?;
+        self.update_directory(&[], |tx| {
+            self.ensure_address_free(&address)?;
+            tx.put(&Key::List(address.clone()), &list)?;
+            for m in &members {
+                let key = Key::ListMember(address.clone(), m.clone());
+                tx.batch.put(Cf::ListMembers, key.encode(), Vec::new());
+            }
+            Ok(())
+        })?;
         Ok(list)
     }
 
@@ -141,14 +142,14 @@ impl MailStore {
 
     /// Removes a list with its members and keys.
     pub fn remove_list(&self, address: &str) -> Result<(), MailError> {
-        let _dir = self.lock_directory();
-        let list = self.get_list(address)?;
-        let mut batch = Batch::new();
-        batch.delete(Cf::Lists, Key::List(list.address.clone()).encode());
-        batch.delete_range(Cf::ListMembers, keys::list_range(&list.address));
-        batch.delete_range(Cf::ListKeys, keys::list_range(&list.address));
-        self.store.write(batch)?;
-        Ok(())
+        self.update_directory(&[], |tx| {
+            let list = self.get_list(address)?;
+            tx.delete(&Key::List(list.address.clone()));
+            let range = keys::list_range(&list.address);
+            tx.batch.delete_range(Cf::ListMembers, range.clone());
+            tx.batch.delete_range(Cf::ListKeys, range);
+            Ok(())
+        })
     }
 
     /// Adds a member (no error if already one).
@@ -163,17 +164,19 @@ impl MailStore {
 
     fn change_member(&self, list: &str, member: &str, add: bool) -> Result<(), MailError> {
         let member = normalize_address(member)?;
-        let _dir = self.lock_directory();
-        let list = self.get_list(list)?;
-        let key = Key::ListMember(list.address, member).encode();
-        let mut batch = Batch::new();
-        if add {
-            batch.put(Cf::ListMembers, key, Vec::new());
-        } else {
-            batch.delete(Cf::ListMembers, key);
-        }
-        self.store.write(batch)?;
-        Ok(())
+        // why the directory scope for a member: the change must not land
+        // after a concurrent removal of the list (it would come back with
+        // the next list of that address).
+        self.update_directory(&[], |tx| {
+            let list = self.get_list(list)?;
+            let key = Key::ListMember(list.address, member.clone()).encode();
+            if add {
+                tx.batch.put(Cf::ListMembers, key, Vec::new());
+            } else {
+                tx.batch.delete(Cf::ListMembers, key);
+            }
+            Ok(())
+        })
     }
 
     /// The members of a list, in address order.
@@ -202,24 +205,25 @@ impl MailStore {
         private_key_pem: &SecretBytes,
     ) -> Result<ListKeyInfo, MailError> {
         let fingerprint = Fingerprint::of_der(cert_der);
-        let _dir = self.lock_directory();
-        let list = self.get_list(list)?;
-        let key = Key::ListKeyPair(list.address.clone(), fingerprint);
-        if self.store.get(Cf::ListKeys, &key.encode())?.is_some() {
-            return Err(MailError::DuplicateListKey { fingerprint });
-        }
-        let aad = key_aad(&list.address, &fingerprint);
-        let record = ListKeyRecord {
-            fingerprint,
-            cert_der: cert_der.to_vec(),
-            sealed_key: self.master_key.seal(&aad, private_key_pem.expose())?,
-            added: now_secs(),
-        };
-        let mut tx = Tx::default();
-        tx.put(&key, &record)?;
-        self.store.write(tx.batch)?;
-        tracing::info!(list = %list.address, fingerprint = %fingerprint, "list key added");
-        Ok(record.info())
+        let added = now_secs();
+        let (address, info) = self.update_directory(&[], |tx| {
+            let list = self.get_list(list)?;
+            let key = Key::ListKeyPair(list.address.clone(), fingerprint);
+            if self.store.get(Cf::ListKeys, &key.encode())?.is_some() {
+                return Err(MailError::DuplicateListKey { fingerprint });
+            }
+            let aad = key_aad(&list.address, &fingerprint);
+            let record = ListKeyRecord {
+                fingerprint,
+                cert_der: cert_der.to_vec(),
+                sealed_key: self.master_key.seal(&aad, private_key_pem.expose())?,
+                added,
+            };
+            tx.put(&key, &record)?;
+            Ok((list.address, record.info()))
+        })?;
+        tracing::info!(list = %address, fingerprint = %fingerprint, "list key added");
+        Ok(info)
     }
 
     /// The key pairs of a list with their private keys opened (for
@@ -256,14 +260,10 @@ impl MailStore {
 
     /// Removes a key pair from a list (no error if absent).
     pub fn remove_list_key(&self, list: &str, fingerprint: Fingerprint) -> Result<(), MailError> {
-        let _dir = self.lock_directory();
-        let list = self.get_list(list)?;
-        let mut batch = Batch::new();
-        batch.delete(
-            Cf::ListKeys,
-            Key::ListKeyPair(list.address, fingerprint).encode(),
-        );
-        self.store.write(batch)?;
-        Ok(())
+        self.update_directory(&[], |tx| {
+            let list = self.get_list(list)?;
+            tx.delete(&Key::ListKeyPair(list.address, fingerprint));
+            Ok(())
+        })
     }
 }

@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::accounts::AccountRecord;
 use super::error::{bug, MailError};
 use super::keys::{self, Key};
-use super::mail::{now_secs, MailStore, Tx};
+use super::mail::{now_secs, MailStore};
 use super::records::{fp_bytes, AccountId, MailboxId, Record, Uid};
+use super::txn::Tx;
 use super::{Cf, Order};
 use crate::certs::Fingerprint;
 
@@ -162,12 +163,11 @@ impl MailStore {
         kind: AuditKind,
         details: &str,
     ) -> Result<(), MailError> {
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        let mut tx = Tx::default();
-        tx.audit(id, &mut rec, now_secs(), kind, details.to_string())?;
-        tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
-        Ok(())
+        let time = now_secs();
+        self.update_account(id, |tx| {
+            let mut rec = self.account_record(id)?;
+            tx.audit(id, &mut rec, time, kind, details.to_string())?;
+            tx.put(&Key::Account(id), &rec)
+        })
     }
 }

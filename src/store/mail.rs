@@ -1,14 +1,22 @@
 //! [`MailStore`]: the typed mail layer over any [`Store`]: opening, the
-//! locks, typed reads and the batch builder the other modules share.
+//! lock stripes and typed reads the other modules share.
 //!
-//! Every operation reads what it needs, builds one [`Batch`] and writes it
+//! Every operation reads what it needs, builds one [`Batch`](super::Batch) and writes it
 //! once, so a crash or an engine error leaves all of a change or none of
-//! it. Counters (UIDNEXT, modseq, used bytes) are read-modify-write, so
-//! operations that change an account hold that account's lock — one of a
-//! fixed set of `std::sync::Mutex` stripes — for the read, the batch build
-//! and the write; no lock is ever held while hashing a password. Changes
-//! to the address directory (accounts, aliases, lists) also hold the
-//! directory lock, taken before any account lock.
+//! it. Counters (UIDNEXT, modseq, used bytes, account ids) are
+//! read-modify-write; what keeps them right, also when several processes
+//! share one engine, is the optimistic transaction of `txn`: every write
+//! goes through one of its combinators (`update_account`,
+//! `update_accounts`, `update_directory`), which commits with a
+//! conditional write on the scope's version key and re-runs the change
+//! from fresh reads when another writer got there first.
+//!
+//! The lock stripes here (a fixed set of `std::sync::Mutex`es per account,
+//! one for the directory, taken before any account lock) are only a
+//! conflict reducer: the combinators take them so that the writers of one
+//! process queue instead of conflicting and retrying. Correctness does
+//! not depend on them; two processes never share them. No lock is ever
+//! held while hashing a password.
 //!
 //! The sibling modules `accounts`, `mailbox`, `message`, `certs`, `lists`
 //! and `log` add the methods to [`MailStore`].
@@ -16,13 +24,11 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::accounts::AccountRecord;
-use super::error::{bug, corrupt, MailError};
+use super::error::{corrupt, MailError};
 use super::keys::Key;
-use super::log::{ChangeKind, ChangedObject};
 use super::master_key::MasterKey;
-use super::records::{decode, encode, AccountId, Record};
-use super::{Batch, Cf, KeyRange, Order, RocksStore, Store};
+use super::records::{decode, AccountId, Record};
+use super::{Cf, KeyRange, Order, RocksStore, Store};
 
 /// Account lock stripes. A list fan-out locks a chunk of 64 accounts
 /// through its synced write; with 64 stripes every chunk took every
@@ -141,44 +147,6 @@ impl MailStore {
                 Ok((key, decode(cf, &v)?))
             })
             .collect()
-    }
-}
-
-/// A batch under construction, with typed puts and change logging.
-#[derive(Debug, Default)]
-pub(crate) struct Tx {
-    pub(crate) batch: Batch,
-}
-
-impl Tx {
-    pub(crate) fn put<R: Record>(&mut self, key: &Key, value: &R) -> Result<(), MailError> {
-        self.batch.put(key.cf(), key.encode(), encode(value)?);
-        Ok(())
-    }
-
-    pub(crate) fn delete(&mut self, key: &Key) {
-        self.batch.delete(key.cf(), key.encode());
-    }
-
-    /// Logs a change: bumps the account's modseq and returns it.
-    pub(crate) fn change(
-        &mut self,
-        id: AccountId,
-        rec: &mut AccountRecord,
-        kind: ChangeKind,
-        object: ChangedObject,
-    ) -> Result<u64, MailError> {
-        rec.modseq = rec
-            .modseq
-            .checked_add(1)
-            .ok_or_else(|| bug("modseq overflow"))?;
-        let change = super::log::Change {
-            id: rec.modseq,
-            kind,
-            object,
-        };
-        self.put(&Key::Change(id, rec.modseq), &change)?;
-        Ok(rec.modseq)
     }
 }
 

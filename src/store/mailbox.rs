@@ -17,9 +17,10 @@ use super::accounts::AccountRecord;
 use super::error::{bug, MailError};
 use super::keys::{self, Key};
 use super::log::{ChangeKind, ChangedObject};
-use super::mail::{MailStore, Tx};
+use super::mail::MailStore;
 use super::mailbox_name::{fold_inbox, normalize_mailbox_name};
 use super::records::{AccountId, Mailbox, MailboxId, MailboxRole, Record, Uid};
+use super::txn::Tx;
 use super::{Cf, Order};
 
 /// Value of [`Cf::MailboxNames`].
@@ -72,17 +73,16 @@ impl MailStore {
     /// Creates `name` and any missing superiors; returns the new mailbox.
     pub fn create_mailbox(&self, id: AccountId, name: &str) -> Result<Mailbox, MailError> {
         let name = normalize_mailbox_name(name)?;
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        if self.mailbox_id(id, &name)?.is_some() {
-            return Err(MailError::MailboxExists { name });
-        }
-        let mut tx = Tx::default();
-        let parent = self.ensure_parents(&mut tx, id, &mut rec, &name)?;
-        let mailbox = self.new_mailbox(&mut tx, id, &mut rec, name, parent, None)?;
-        tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
-        Ok(mailbox)
+        self.update_account(id, |tx| {
+            let mut rec = self.account_record(id)?;
+            if self.mailbox_id(id, &name)?.is_some() {
+                return Err(MailError::MailboxExists { name: name.clone() });
+            }
+            let parent = self.ensure_parents(tx, id, &mut rec, &name)?;
+            let mailbox = self.new_mailbox(tx, id, &mut rec, name.clone(), parent, None)?;
+            tx.put(&Key::Account(id), &rec)?;
+            Ok(mailbox)
+        })
     }
 
     /// Creates the missing superiors of `name` in `tx`; returns the id of
@@ -116,7 +116,17 @@ impl MailStore {
         new_name: &str,
     ) -> Result<Mailbox, MailError> {
         let new_name = normalize_mailbox_name(new_name)?;
-        let _acct = self.lock_account(id);
+        self.update_account(id, |tx| self.stage_rename(tx, id, mailbox, &new_name))
+    }
+
+    /// Adds the rename of `mailbox` and its inferiors to `tx`.
+    fn stage_rename(
+        &self,
+        tx: &mut Tx,
+        id: AccountId,
+        mailbox: MailboxId,
+        new_name: &str,
+    ) -> Result<Mailbox, MailError> {
         let mut rec = self.account_record(id)?;
         let mut root = self.get_mailbox(id, mailbox)?;
         let old_name = root.name.clone();
@@ -128,12 +138,14 @@ impl MailStore {
         }
         if new_name.starts_with(&format!("{old_name}/")) {
             return Err(MailError::InvalidMailboxName {
-                name: new_name,
+                name: new_name.to_string(),
                 reason: "a mailbox cannot be moved under itself",
             });
         }
-        if self.mailbox_id(id, &new_name)?.is_some() {
-            return Err(MailError::MailboxExists { name: new_name });
+        if self.mailbox_id(id, new_name)?.is_some() {
+            return Err(MailError::MailboxExists {
+                name: new_name.to_string(),
+            });
         }
         let children = self.scan_records::<MailboxIdRecord>(
             Cf::MailboxNames,
@@ -141,9 +153,8 @@ impl MailStore {
             Order::Forward,
             usize::MAX,
         )?;
-        let mut tx = Tx::default();
-        root.parent = self.ensure_parents(&mut tx, id, &mut rec, &new_name)?;
-        let mut moved = vec![(root, new_name.clone())];
+        root.parent = self.ensure_parents(tx, id, &mut rec, new_name)?;
+        let mut moved = vec![(root, new_name.to_string())];
         for (_, MailboxIdRecord(child)) in children {
             let child = self.get_mailbox(id, child)?;
             let suffix = child
@@ -171,14 +182,21 @@ impl MailStore {
             renamed_root.get_or_insert(mbox);
         }
         tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
         renamed_root.ok_or_else(|| bug("rename lost its root").into())
     }
 
     /// Deletes a mailbox and its messages (blobs whose last message goes
     /// are deleted too). Refused for INBOX and for a mailbox with children.
     pub fn delete_mailbox(&self, id: AccountId, mailbox: MailboxId) -> Result<(), MailError> {
-        let _acct = self.lock_account(id);
+        self.update_account(id, |tx| self.stage_delete_mailbox(tx, id, mailbox))
+    }
+
+    fn stage_delete_mailbox(
+        &self,
+        tx: &mut Tx,
+        id: AccountId,
+        mailbox: MailboxId,
+    ) -> Result<(), MailError> {
         let mut rec = self.account_record(id)?;
         let mbox = self.get_mailbox(id, mailbox)?;
         if mbox.name == "INBOX" {
@@ -192,7 +210,6 @@ impl MailStore {
         {
             return Err(MailError::MailboxHasChildren { name: mbox.name });
         }
-        let mut tx = Tx::default();
         let mut blobs = super::message::BlobDeltas::default();
         for msg in self.list_messages(id, mailbox, None, usize::MAX)? {
             tx.delete(&Key::Message(id, mailbox, msg.uid));
@@ -204,7 +221,7 @@ impl MailStore {
             };
             tx.change(id, &mut rec, ChangeKind::Destroyed, object)?;
         }
-        self.apply_blob_deltas(&mut tx, id, blobs, &Default::default())?;
+        self.apply_blob_deltas(tx, id, blobs, &Default::default())?;
         tx.delete(&Key::Mailbox(id, mailbox));
         tx.delete(&Key::MailboxName(id, mbox.name));
         tx.change(
@@ -213,9 +230,7 @@ impl MailStore {
             ChangeKind::Destroyed,
             ChangedObject::Mailbox(mailbox),
         )?;
-        tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
-        Ok(())
+        tx.put(&Key::Account(id), &rec)
     }
 
     /// Sets the subscribed flag.
@@ -225,21 +240,19 @@ impl MailStore {
         mailbox: MailboxId,
         subscribed: bool,
     ) -> Result<(), MailError> {
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        let mut mbox = self.get_mailbox(id, mailbox)?;
-        mbox.subscribed = subscribed;
-        let mut tx = Tx::default();
-        tx.change(
-            id,
-            &mut rec,
-            ChangeKind::Updated,
-            ChangedObject::Mailbox(mailbox),
-        )?;
-        tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
-        tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
-        Ok(())
+        self.update_account(id, |tx| {
+            let mut rec = self.account_record(id)?;
+            let mut mbox = self.get_mailbox(id, mailbox)?;
+            mbox.subscribed = subscribed;
+            tx.change(
+                id,
+                &mut rec,
+                ChangeKind::Updated,
+                ChangedObject::Mailbox(mailbox),
+            )?;
+            tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
+            tx.put(&Key::Account(id), &rec)
+        })
     }
 
     /// The mailbox `mailbox` of the account.

@@ -5,7 +5,10 @@
 //! so copies share one blob and the blob goes when its last message is
 //! expunged. Appending takes UIDNEXT and bumps it in the same batch as the
 //! record, the blob, the modseq and the change-log entry: UIDs strictly
-//! increase and are never reused within a UIDVALIDITY (RFC 9051 §2.3.1.1).
+//! increase and are never reused within a UIDVALIDITY (RFC 9051 §2.3.1.1),
+//! also across processes: each change is a transaction of its accounts
+//! (`txn`), re-run from fresh reads when another writer took the UID
+//! first.
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -14,9 +17,10 @@ use super::accounts::AccountRecord;
 use super::error::{bug, corrupt, MailError};
 use super::keys::{self, Key};
 use super::log::{AuditKind, ChangeKind, ChangedObject};
-use super::mail::{MailStore, Tx};
+use super::mail::MailStore;
 use super::message_record::{FlagChange, Message, NewMessage};
 use super::records::{AccountId, BlobHash, Mailbox, MailboxId, Uid};
+use super::txn::Tx;
 use super::{Cf, Order};
 
 /// Pending reference-count changes of one batch, per blob.
@@ -70,37 +74,39 @@ impl MailStore {
             .map(|(id, ..)| *id)
             .chain(audits.iter().map(|(id, ..)| *id))
             .collect();
-        let _locks = self.lock_accounts(&ids);
-        let mut tx = Tx::default();
-        let stored = self.stage(&mut tx, items, audits)?;
-        self.store.write(tx.batch)?;
+        // why one transaction for all: one synced write per chunk of a
+        // fan-out; a conflict on any account re-runs the chunk's reads.
+        let stored = self.update_accounts(&ids, |tx| self.stage(tx, &items, audits))?;
+        for (m, (id, ..)) in stored.iter().zip(&items) {
+            tracing::debug!(account = %id, mailbox = %m.mailbox, uid = %m.uid, bytes = m.size, "appended");
+        }
         Ok(stored)
     }
 
-    /// Adds the appends of `items` to `tx`, without writing it. The
-    /// caller holds the locks of every account in `items`.
+    /// Adds the appends of `items` to `tx`, without writing it: part of a
+    /// transaction of every account in `items`.
     pub(crate) fn stage_appends(
         &self,
         tx: &mut Tx,
-        items: Vec<(AccountId, MailboxId, NewMessage<'_>)>,
+        items: &[(AccountId, MailboxId, NewMessage<'_>)],
     ) -> Result<Vec<Message>, MailError> {
         self.stage(tx, items, &[])
     }
 
     /// [`MailStore::stage_appends`] plus `audits`, each in the account
     /// record the appends update (one read-modify-write per account).
-    fn stage(
+    fn stage<'m>(
         &self,
         tx: &mut Tx,
-        items: Vec<(AccountId, MailboxId, NewMessage<'_>)>,
+        items: &[(AccountId, MailboxId, NewMessage<'m>)],
         audits: &[(AccountId, AuditKind, &str)],
     ) -> Result<Vec<Message>, MailError> {
         let mut accounts: BTreeMap<AccountId, AccountRecord> = BTreeMap::new();
         let mut mailboxes: BTreeMap<(AccountId, MailboxId), Mailbox> = BTreeMap::new();
-        let mut blobs: BTreeMap<AccountId, (BlobDeltas, BTreeMap<BlobHash, &[u8]>)> =
+        let mut blobs: BTreeMap<AccountId, (BlobDeltas, BTreeMap<BlobHash, &'m [u8]>)> =
             BTreeMap::new();
         let mut stored = Vec::with_capacity(items.len());
-        for (id, mailbox, msg) in items {
+        for &(id, mailbox, ref msg) in items {
             let blob = if msg.unique {
                 BlobHash::random()
             } else {
@@ -123,10 +129,10 @@ impl MailStore {
                 mailbox,
                 uid,
                 modseq,
-                flags: msg.flags,
+                flags: msg.flags.clone(),
                 internal_date: msg.internal_date,
                 size,
-                headers: msg.headers,
+                headers: msg.headers.clone(),
                 blob,
                 encrypted: msg.encrypted,
             };
@@ -137,7 +143,6 @@ impl MailStore {
             mbox.highest_modseq = modseq;
             mbox.exists = mbox.exists.saturating_add(1);
             rec.used_bytes = rec.used_bytes.saturating_add(size);
-            tracing::debug!(account = %id, mailbox = %mailbox, uid = %uid, bytes = size, "appending");
             stored.push(message);
         }
         for (id, (deltas, new_blobs)) in blobs {
@@ -199,32 +204,31 @@ impl MailStore {
         uids: &[Uid],
         change: &FlagChange,
     ) -> Result<Vec<(Uid, u64)>, MailError> {
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        let mut mbox = self.get_mailbox(id, mailbox)?;
-        let mut tx = Tx::default();
-        let mut changed = Vec::new();
-        for &uid in uids {
-            let Some(mut msg) = self.load::<Message>(&Key::Message(id, mailbox, uid))? else {
-                continue;
-            };
-            let flags = change.applied_to(&msg.flags);
-            if flags == msg.flags {
-                continue;
+        self.update_account(id, |tx| {
+            let mut rec = self.account_record(id)?;
+            let mut mbox = self.get_mailbox(id, mailbox)?;
+            let mut changed = Vec::new();
+            for &uid in uids {
+                let Some(mut msg) = self.load::<Message>(&Key::Message(id, mailbox, uid))? else {
+                    continue;
+                };
+                let flags = change.applied_to(&msg.flags);
+                if flags == msg.flags {
+                    continue;
+                }
+                msg.flags = flags;
+                let object = ChangedObject::Message { mailbox, uid };
+                msg.modseq = tx.change(id, &mut rec, ChangeKind::Updated, object)?;
+                mbox.highest_modseq = msg.modseq;
+                tx.put(&Key::Message(id, mailbox, uid), &msg)?;
+                changed.push((uid, msg.modseq));
             }
-            msg.flags = flags;
-            let object = ChangedObject::Message { mailbox, uid };
-            msg.modseq = tx.change(id, &mut rec, ChangeKind::Updated, object)?;
-            mbox.highest_modseq = msg.modseq;
-            tx.put(&Key::Message(id, mailbox, uid), &msg)?;
-            changed.push((uid, msg.modseq));
-        }
-        if !changed.is_empty() {
-            tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
-            tx.put(&Key::Account(id), &rec)?;
-            self.store.write(tx.batch)?;
-        }
-        Ok(changed)
+            if !changed.is_empty() {
+                tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
+                tx.put(&Key::Account(id), &rec)?;
+            }
+            Ok(changed)
+        })
     }
 
     /// Removes the given messages (missing UIDs are skipped); returns the
@@ -235,28 +239,27 @@ impl MailStore {
         mailbox: MailboxId,
         uids: &[Uid],
     ) -> Result<Vec<Uid>, MailError> {
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        let mut mbox = self.get_mailbox(id, mailbox)?;
-        let mut tx = Tx::default();
-        let mut blobs = BlobDeltas::default();
-        let mut removed = Vec::new();
-        for &uid in uids {
-            let Some(msg) = self.load::<Message>(&Key::Message(id, mailbox, uid))? else {
-                continue;
-            };
-            self.remove_message(&mut tx, id, &mut rec, &mut mbox, &msg)?;
-            blobs.add(msg.blob, -1);
-            rec.used_bytes = rec.used_bytes.saturating_sub(msg.size);
-            removed.push(uid);
-        }
-        if !removed.is_empty() {
-            self.apply_blob_deltas(&mut tx, id, blobs, &BTreeMap::new())?;
-            tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
-            tx.put(&Key::Account(id), &rec)?;
-            self.store.write(tx.batch)?;
-        }
-        Ok(removed)
+        self.update_account(id, |tx| {
+            let mut rec = self.account_record(id)?;
+            let mut mbox = self.get_mailbox(id, mailbox)?;
+            let mut blobs = BlobDeltas::default();
+            let mut removed = Vec::new();
+            for &uid in uids {
+                let Some(msg) = self.load::<Message>(&Key::Message(id, mailbox, uid))? else {
+                    continue;
+                };
+                self.remove_message(tx, id, &mut rec, &mut mbox, &msg)?;
+                blobs.add(msg.blob, -1);
+                rec.used_bytes = rec.used_bytes.saturating_sub(msg.size);
+                removed.push(uid);
+            }
+            if !removed.is_empty() {
+                self.apply_blob_deltas(tx, id, blobs, &BTreeMap::new())?;
+                tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
+                tx.put(&Key::Account(id), &rec)?;
+            }
+            Ok(removed)
+        })
     }
 
     /// Deletes a message record, logs it and updates its mailbox in memory.

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{bug, MailError};
 use super::keys::Key;
 use super::log::{ChangeKind, ChangedObject};
-use super::mail::{MailStore, Tx};
+use super::mail::MailStore;
 use super::message::BlobDeltas;
 use super::message_record::{Message, NewMessage};
 use super::records::{AccountId, BlobHash, MailboxId, Record, Uid};
@@ -60,23 +60,23 @@ impl MailStore {
         source: BlobHash,
         msg: NewMessage<'_>,
     ) -> Result<Option<Message>, MailError> {
-        let _acct = self.lock_account(id);
         let marker = Key::Import(id, source);
-        if self.load::<ImportRecord>(&marker)?.is_some() {
-            return Ok(None);
-        }
-        let mut tx = Tx::default();
-        let stored = self
-            .stage_appends(&mut tx, vec![(id, mailbox, msg)])?
-            .pop()
-            .ok_or_else(|| bug("stage_appends lost its message"))?;
-        let record = ImportRecord {
-            mailbox,
-            uid: stored.uid,
-        };
-        tx.put(&marker, &record)?;
-        self.store.write(tx.batch)?;
-        Ok(Some(stored))
+        let items = [(id, mailbox, msg)];
+        self.update_account(id, |tx| {
+            if self.load::<ImportRecord>(&marker)?.is_some() {
+                return Ok(None);
+            }
+            let stored = self
+                .stage_appends(tx, &items)?
+                .pop()
+                .ok_or_else(|| bug("stage_appends lost its message"))?;
+            let record = ImportRecord {
+                mailbox,
+                uid: stored.uid,
+            };
+            tx.put(&marker, &record)?;
+            Ok(Some(stored))
+        })
     }
 
     /// Replaces the content of message `uid` with `raw` in one batch,
@@ -96,31 +96,31 @@ impl MailStore {
         raw: &[u8],
         encrypted: bool,
     ) -> Result<Message, MailError> {
-        let _acct = self.lock_account(id);
-        let mut rec = self.account_record(id)?;
-        let mut mbox = self.get_mailbox(id, mailbox)?;
-        let mut msg = self.get_message(id, mailbox, uid)?;
-        if msg.blob != expected {
-            return Err(MailError::ContentChanged { uid: uid.get() });
-        }
         let blob = BlobHash::of(raw);
         let size = u64::try_from(raw.len()).map_err(|_| bug("message size"))?;
-        let mut tx = Tx::default();
-        let mut deltas = BlobDeltas::default();
-        deltas.add(msg.blob, -1);
-        deltas.add(blob, 1);
-        self.apply_blob_deltas(&mut tx, id, deltas, &BTreeMap::from([(blob, raw)]))?;
-        rec.used_bytes = rec.used_bytes.saturating_sub(msg.size).saturating_add(size);
-        let object = ChangedObject::Message { mailbox, uid };
-        msg.modseq = tx.change(id, &mut rec, ChangeKind::Updated, object)?;
-        msg.blob = blob;
-        msg.size = size;
-        msg.encrypted = encrypted;
-        mbox.highest_modseq = msg.modseq;
-        tx.put(&Key::Message(id, mailbox, uid), &msg)?;
-        tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
-        tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
+        let msg = self.update_account(id, |tx| {
+            let mut rec = self.account_record(id)?;
+            let mut mbox = self.get_mailbox(id, mailbox)?;
+            let mut msg = self.get_message(id, mailbox, uid)?;
+            if msg.blob != expected {
+                return Err(MailError::ContentChanged { uid: uid.get() });
+            }
+            let mut deltas = BlobDeltas::default();
+            deltas.add(msg.blob, -1);
+            deltas.add(blob, 1);
+            self.apply_blob_deltas(tx, id, deltas, &BTreeMap::from([(blob, raw)]))?;
+            rec.used_bytes = rec.used_bytes.saturating_sub(msg.size).saturating_add(size);
+            let object = ChangedObject::Message { mailbox, uid };
+            msg.modseq = tx.change(id, &mut rec, ChangeKind::Updated, object)?;
+            msg.blob = blob;
+            msg.size = size;
+            msg.encrypted = encrypted;
+            mbox.highest_modseq = msg.modseq;
+            tx.put(&Key::Message(id, mailbox, uid), &msg)?;
+            tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
+            tx.put(&Key::Account(id), &rec)?;
+            Ok(msg)
+        })?;
         tracing::debug!(account = %id, mailbox = %mailbox, uid = %uid, bytes = size, "content replaced");
         Ok(msg)
     }

@@ -13,8 +13,12 @@
 //! engine implements four methods and inherits all of it.
 //!
 //! Every change that touches several keys is built as one [`Batch`] and
-//! written with a single [`Store::write`], which is durable (WAL fsync)
+//! written with a single [`Store::write_if`], which is durable (WAL fsync)
 //! before it returns: a crash leaves either all of a change or none of it.
+//! The write is conditional on the version keys of the scopes the change
+//! read (one per account, one for the address directory; see `txn`), so
+//! counters stay right when several processes share one engine: a change
+//! that lost a race is re-run from fresh reads, no lock is involved.
 //!
 //! The API is blocking; the server wraps calls in `spawn_blocking`.
 //!
@@ -32,6 +36,8 @@
 //! | CF | key | value |
 //! |---|---|---|
 //! | `meta` | `"next_account_id"` | u32 |
+//! | `meta` | `"rev_directory"` | u64 version of the address directory (`txn`; absent: 0) |
+//! | `meta` | `"rev" acct` | u64 version of one account's records (`txn`; absent: 0) |
 //! | `accounts` | `acct` | account record (addresses, password hash, quota, counters) |
 //! | `addresses` | lowercased address (primary or alias) | `acct` |
 //! | `mailboxes` | `acct mbox` | [`Mailbox`] |
@@ -49,7 +55,8 @@
 //! | `imports` | `acct hash` (SHA-256 of the source message as read by `sealmail import`) | where it was stored (`mbox uid`) |
 //!
 //! Every account-scoped CF starts its keys with `acct`, so removing an
-//! account is one range delete per CF.
+//! account is one range delete per CF (its version key in `meta` stays,
+//! bumped, so that version never repeats).
 //!
 //! An `imports` marker is written in the same batch as the message it
 //! records (see `migrate`), so a re-run of an interrupted import skips
@@ -81,6 +88,7 @@ mod segments;
 #[cfg(test)]
 mod tests;
 mod transfer;
+mod txn;
 
 use std::fmt;
 

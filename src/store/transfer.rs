@@ -7,24 +7,32 @@
 //! new UID and MODSEQ in the target. `COPY 1:*` of a mailbox of millions
 //! of messages must not build one write batch of millions of records
 //! (issue 14 item 7: 1.2 GiB at 2 million), so the UIDs are written in
-//! batches of [`BATCH`], each one atomic. Atomicity of the whole COPY
-//! against the quota (RFC 9208 §4.2: a COPY over quota copies nothing) is
-//! kept by checking the quota for the total size before the first batch,
-//! under the account lock that every writer of the account takes, so no
-//! delivery can slip in between the check and the batches. A crash in the
-//! middle leaves the batches written so far (each message whole, in one
-//! place for MOVE): like a client's COPY interrupted by a dropped
-//! connection, it is safe to repeat.
+//! batches of [`BATCH`], each one a transaction of the account (`txn`),
+//! re-run from fresh reads of its messages when another writer of the
+//! account commits in between. Atomicity of the whole COPY against the
+//! quota (RFC 9208 §4.2: a COPY over quota copies nothing) is kept by
+//! checking the quota for the total size before the first batch; every
+//! batch checks again for its own messages, so the quota is never
+//! exceeded. A COPY of up to [`BATCH`] messages is one transaction, so
+//! it is atomic against the quota whatever else runs. For a longer one,
+//! the account lock held across its batches keeps the writers of this
+//! process out in between; a delivery through *another* process sharing
+//! the engine can still take the room between two batches, and then a
+//! later batch fails with `QuotaExceeded` after earlier ones were
+//! written. A crash in the middle leaves the batches written so far too
+//! (each message whole, in one place for MOVE): like a client's COPY
+//! interrupted by a dropped connection, it is safe to repeat.
 
 use std::collections::BTreeMap;
 
 use super::error::MailError;
 use super::keys::Key;
 use super::log::{ChangeKind, ChangedObject};
-use super::mail::{MailStore, Tx};
+use super::mail::MailStore;
 use super::message::{take_uid, BlobDeltas};
 use super::message_record::Message;
 use super::records::{AccountId, MailboxId, Uid};
+use super::txn::{Scope, Tx};
 
 /// Messages per write batch.
 const BATCH: usize = 1000;
@@ -63,6 +71,9 @@ impl MailStore {
         to: MailboxId,
         remove_source: bool,
     ) -> Result<Vec<(Uid, Uid)>, MailError> {
+        // why the lock across all batches: see the module doc (it keeps
+        // this process's deliveries out between the quota check and the
+        // batches); each batch takes no lock of its own (`transact`).
         let _acct = self.lock_account(id);
         self.get_mailbox(id, from)?;
         self.get_mailbox(id, to)?;
@@ -77,8 +88,10 @@ impl MailStore {
         }
         let mut pairs = Vec::with_capacity(uids.len());
         for batch in uids.chunks(BATCH) {
-            let messages = self.messages_by_uid(id, from, batch)?;
-            self.transfer_batch(id, (from, to), messages, remove_source, &mut pairs)?;
+            let done = self.transact(&[Scope::Account(id)], |tx| {
+                self.transfer_batch(tx, id, (from, to), batch, remove_source)
+            })?;
+            pairs.extend(done);
         }
         Ok(pairs)
     }
@@ -101,28 +114,30 @@ impl MailStore {
         self.check_quota(&rec, needed)
     }
 
-    /// Writes one batch: the copies, and for a move the removal of the
-    /// originals, with the account, mailboxes and blob counts.
+    /// Stages one batch: the copies of `uids` (those that still exist),
+    /// and for a move the removal of the originals, with the account,
+    /// mailboxes and blob counts. Returns `(source UID, new UID)` pairs.
     fn transfer_batch(
         &self,
+        tx: &mut Tx,
         id: AccountId,
         (from, to): (MailboxId, MailboxId),
-        messages: Vec<Message>,
+        uids: &[Uid],
         remove_source: bool,
-        pairs: &mut Vec<(Uid, Uid)>,
-    ) -> Result<(), MailError> {
+    ) -> Result<Vec<(Uid, Uid)>, MailError> {
+        let messages = self.messages_by_uid(id, from, uids)?;
+        let mut pairs = Vec::with_capacity(messages.len());
         if messages.is_empty() {
-            return Ok(());
+            return Ok(pairs);
         }
         let mut rec = self.account_record(id)?;
         let mut src = self.get_mailbox(id, from)?;
         let mut dst = self.get_mailbox(id, to)?;
-        let mut tx = Tx::default();
         let mut blobs = BlobDeltas::default();
         for msg in messages {
             let new_uid = take_uid(&mut dst)?;
             if remove_source {
-                self.remove_message(&mut tx, id, &mut rec, &mut src, &msg)?;
+                self.remove_message(tx, id, &mut rec, &mut src, &msg)?;
             } else {
                 // why again: cheap, and a second guard should the up-front
                 // check ever be bypassed.
@@ -146,13 +161,12 @@ impl MailStore {
             dst.highest_modseq = modseq;
             dst.exists = dst.exists.saturating_add(1);
         }
-        self.apply_blob_deltas(&mut tx, id, blobs, &BTreeMap::new())?;
+        self.apply_blob_deltas(tx, id, blobs, &BTreeMap::new())?;
         if from != to {
             tx.put(&Key::Mailbox(id, from), &src)?;
         }
         tx.put(&Key::Mailbox(id, to), &dst)?;
         tx.put(&Key::Account(id), &rec)?;
-        self.store.write(tx.batch)?;
-        Ok(())
+        Ok(pairs)
     }
 }
