@@ -23,7 +23,9 @@ pub(crate) fn conditional_write(store: &dyn Store) {
     let mut first = Batch::new();
     first.put(Cf::Meta, b"contract-version".to_vec(), b"1".to_vec());
     first.put(Cf::Accounts, b"contract-data".to_vec(), b"one".to_vec());
-    store.write_if(std::slice::from_ref(&absent), first).unwrap();
+    store
+        .write_if(std::slice::from_ref(&absent), first)
+        .unwrap();
 
     let mut stale = Batch::new();
     stale.put(Cf::Meta, b"contract-version".to_vec(), b"1".to_vec());
