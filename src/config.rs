@@ -548,6 +548,59 @@ mod tests {
     }
 
     #[test]
+    fn store_engine_and_url() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.store.engine, StoreEngine::Rocksdb);
+        assert_eq!(c.store.pool_size, 16);
+        assert!(c.store.url.is_none());
+        let c = Config::load(
+            None,
+            env(&[
+                ("SEALMAIL_STORE_ENGINE", "postgres"),
+                (
+                    "SEALMAIL_STORE_URL",
+                    "postgres://mail:hunter2@db.example:5432/sealmail",
+                ),
+                ("SEALMAIL_STORE_POOL_SIZE", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.store.engine, StoreEngine::Postgres);
+        assert_eq!(c.store.pool_size, 4);
+        let url = c.store.url.clone().unwrap();
+        assert_eq!(
+            url.expose(),
+            "postgres://mail:hunter2@db.example:5432/sealmail"
+        );
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("postgres://mail@db.example:5432/sealmail"),
+            "{shown}"
+        );
+
+        let err = Config::load(None, env(&[("SEALMAIL_STORE_ENGINE", "postgres")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store.url"), "{err}");
+        let err = Config::load(None, env(&[("SEALMAIL_STORE_URL", "postgres://x@h/db")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("store.engine") && err.contains("rocksdb"),
+            "{err}"
+        );
+        let err = Config::load(None, env(&[("SEALMAIL_STORE_ENGINE", "mysql")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mysql") && err.contains("postgres"), "{err}");
+        let err = Config::load(None, env(&[("SEALMAIL_STORE_POOL_SIZE", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pool_size"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
