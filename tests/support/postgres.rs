@@ -2,9 +2,10 @@
 //! tests use (`src/store/postgres/test_server.rs`): one throwaway cluster
 //! per test process, started on first use and stopped when the process
 //! exits, and a fresh database per test.
+#![allow(dead_code, unreachable_pub)] // why: included by test binaries that use a part
 
 #[path = "../../src/store/postgres/test_server.rs"]
 mod test_server;
 
-#[allow(unused_imports)] // why: each test binary uses a part.
+#[allow(unused_imports)]
 pub use test_server::{cluster, test_db, Cluster, TestDb, PG_BIN};

@@ -14,7 +14,10 @@
 //! body sealed for an opted-in account is ciphertext that pglz cannot
 //! shrink. Measured on this engine's test cluster (PostgreSQL 15, 2 cores,
 //! loopback, fsync on), inserting and reading back 1 MiB of random bytes,
-//! median of 20: <MEASURED>.
+//! median of 20 (`storage_figures`): EXTERNAL 5.1–5.4 ms per insert and
+//! 2.6–2.7 ms per select, the default (EXTENDED) 5.4–5.5 ms and 2.6–2.8
+//! ms. The gain is small — pglz gives up on input it cannot shrink
+//! within the first KiB — but it is free, and the attempt is never made.
 //!
 //! # Blocking API over an async client
 //!
@@ -60,6 +63,10 @@ mod schema;
 mod sql;
 mod write;
 
+#[cfg(test)]
+mod conflict_tests;
+#[cfg(test)]
+mod storage_figures;
 #[cfg(test)]
 #[allow(unreachable_pub, dead_code)]
 pub(crate) mod test_server;

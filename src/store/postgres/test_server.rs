@@ -182,12 +182,9 @@ fn keep(port: u16, ready: &mpsc::Sender<Result<PathBuf, String>>) {
             if let Some(mut err) = child.stderr.take() {
                 let _ = err.read_to_string(&mut rest);
             }
+            // why wait here: this thread is the script's parent; had it
+            // ended, the parent-death signal would stop the cluster early.
             let _ = child.wait();
-            // why park: this thread is the script's parent; if it ended,
-            // the parent-death signal would stop the cluster early.
-            loop {
-                std::thread::park();
-            }
         }
         None => {
             let mut err = String::new();
