@@ -242,12 +242,12 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             source,
         },
     )?;
-    let dir = data_dir.clone();
-    let master_key = config.master_key_path();
+    let store_config = config.clone();
     let default_quota = config.limits.default_quota();
+    // why spawn_blocking: opening runs RocksDB recovery or connects to
+    // PostgreSQL and migrates its schema; both block.
     let store = tokio::task::spawn_blocking(move || {
-        MailStore::open_with_master_key(&dir, &master_key)
-            .map(|s| s.with_default_quota(default_quota))
+        MailStore::open_config(&store_config).map(|s| s.with_default_quota(default_quota))
     })
     .await?
     .map_err(|source| ServerError::Store {

@@ -1,5 +1,7 @@
-//! Durable storage: the [`Store`] trait, its RocksDB implementation
-//! ([`RocksStore`]) and the typed mail layer on top ([`MailStore`]).
+//! Durable storage: the [`Store`] trait, its engines — embedded RocksDB
+//! ([`RocksStore`], the default) and PostgreSQL ([`PgStore`], shared by
+//! several nodes; `store.engine`, opened by [`MailStore::open_config`]) —
+//! and the typed mail layer on top ([`MailStore`]).
 //!
 //! # Why this shape
 //!
@@ -31,7 +33,8 @@
 //! copy, see [`BlobHash`]), `lenL` is a u16 byte length. Values are
 //! postcard encodings preceded by one record-version byte (see `records`).
 //! Where the engine keeps large `blobs` values is its own business (the
-//! RocksDB engine: segment files, see `rocks`).
+//! RocksDB engine: segment files, see `rocks`; the PostgreSQL engine: a
+//! table of its own, see `postgres`).
 //!
 //! | CF | key | value |
 //! |---|---|---|
@@ -82,6 +85,8 @@ mod message;
 mod message_record;
 mod message_scan;
 mod migrate;
+mod open;
+mod postgres;
 mod records;
 mod rocks;
 mod segments;
@@ -106,6 +111,8 @@ pub use mail::MailStore;
 pub(crate) use mailbox_name::normalize_mailbox_name;
 pub use master_key::{MasterKey, SecretBytes};
 pub use message_record::{FlagChange, Flags, HeaderFields, Message, NewMessage};
+pub use open::open_engine_url;
+pub use postgres::{PgStore, DEFAULT_POOL_SIZE};
 pub use records::{Account, AccountId, BlobHash, Mailbox, MailboxId, MailboxRole, Uid};
 pub use rocks::RocksStore;
 
