@@ -55,7 +55,7 @@ pub enum ServerError {
         pid: String,
     },
     /// The store cannot be opened.
-    #[error("cannot open the store in {path}: {source}")]
+    #[error("cannot open the store (data directory {path}): {source}")]
     Store {
         /// The data directory.
         path: PathBuf,

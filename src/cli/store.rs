@@ -112,7 +112,6 @@ enum TargetError {
     Unsupported(String),
     /// The engine could not be reached or opened.
     #[error("cannot open the target store: {0}")]
-    #[expect(dead_code, reason = "made once the PostgreSQL engine is in the build")]
     Engine(#[source] StoreError),
 }
 
@@ -138,9 +137,10 @@ fn open_target(url: &str) -> Result<Arc<dyn Store>, TargetError> {
         })
         .unwrap_or("");
     match scheme {
-        "postgres" | "postgresql" => Err(TargetError::Unsupported(
-            "this build has no postgres engine; use a sealmail built with the PostgreSQL engine to migrate".into(),
-        )),
+        // why 2 connections: the copy is one writer and one reader.
+        "postgres" | "postgresql" => {
+            crate::store::open_engine_url(url, 2).map_err(TargetError::Engine)
+        }
         _ => Err(TargetError::Unsupported(format!(
             "unsupported target URL (scheme {:?}); give the new engine as --to postgres://USER@HOST:PORT/DATABASE",
             scheme
