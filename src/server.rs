@@ -264,7 +264,17 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             None => None,
         },
     };
+    // why before Services takes the config: the bus needs the store URL.
+    let bus_url = match config.store.engine {
+        crate::config::StoreEngine::Postgres => config.store.url.clone(),
+        _ => None,
+    };
     let services = Services::new(Arc::new(store), config)?;
+    if let Some(url) = bus_url {
+        // Other nodes on the same database learn of this node's changes
+        // (IMAP IDLE, JMAP push) and this node of theirs.
+        crate::notify::PgBus::install(url.expose(), services.ingest.notifier());
+    }
     tracing::info!(data_dir = %data_dir.display(), "sealmail started");
     run(services, listeners, shutdown_signal()).await;
     let _ = std::fs::remove_file(data_dir.join(ADMIN_SOCKET));
