@@ -294,3 +294,36 @@ fn kill_9_of_a_node_under_load_loses_no_acknowledged_message() {
         );
     }
 }
+
+#[test]
+fn after_postgres_drops_every_connection_deliveries_and_push_carry_on() {
+    let db = test_db();
+    let (_a_dir, a) = node(&db);
+    let (_b_dir, b) = node(&db);
+    a.account_with_password(USER, PASSWORD);
+    let port = b.imap_port.to_string();
+    let mut idle = spawn_python(IDLE, &[&port, USER, PASSWORD]);
+    let mut idle_out = ready(&mut idle, "IDLING");
+
+    // What a failover does to the nodes: every server connection of the
+    // database ends at once (pool connections and both nodes' bus).
+    let ended = db.psql(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+        db.name
+    ));
+    assert!(
+        ended.parse::<u32>().unwrap() >= 2,
+        "connections ended: {ended}"
+    );
+
+    let reply = a.lmtp_send(USER, &message("after-failover"));
+    assert!(reply.starts_with("250"), "{reply}");
+    assert_eq!(
+        next_line(&mut idle_out),
+        "* 1 EXISTS",
+        "IDLE on node B after its bus reconnected"
+    );
+    idle.kill().ok();
+    let out = python(UIDS, &[&b.imap_port.to_string(), USER, PASSWORD]);
+    assert!(out.contains("Subject: after-failover"), "{out}");
+}
