@@ -23,6 +23,7 @@
 //! A session only ever names mailboxes of its own account: every name is
 //! resolved against the logged-in account id, never globally.
 
+mod address;
 mod auth;
 mod connection;
 mod dates;
@@ -36,6 +37,7 @@ mod mime;
 mod mutf7;
 mod prelogin;
 mod quota;
+mod recent;
 mod search;
 mod selected;
 mod session;
@@ -101,6 +103,9 @@ pub struct ImapConfig {
     /// Unauthenticated connections per source address (an IPv6 /64
     /// counts as one address).
     pub(crate) anonymous: Arc<crate::net::SourceCounts>,
+    /// Which messages some session already got as `\Recent` (RFC 3501
+    /// §2.3.2), shared by all connections.
+    pub(crate) recent: Arc<recent::RecentClaims>,
     /// Descriptors kept for the store: a connection whose descriptor
     /// falls in it gets `* BYE` at once. Default: none (the server sets
     /// `limits.reserved_files`).
@@ -121,6 +126,7 @@ impl ImapConfig {
             failed_login_delay: Duration::from_secs(1),
             throttle: Arc::default(),
             anonymous: Arc::default(),
+            recent: Arc::default(),
             reserve: crate::net::FdReserve::none(),
         }
     }
