@@ -25,15 +25,39 @@ const PASSWORD: &str = "imaptest-pw";
 /// (docs-imap-compliance.md says the same): appended messages are stored
 /// as S/MIME, so their body, structure and size are the ciphertext's.
 const ENCRYPTED_DIFFERENCES: &[(&str, &str)] = &[
-    ("fetch-body", "BODY[] and its sections are the stored S/MIME message"),
-    ("fetch-body-message-rfc822", "no message/rfc822 part: the body is ciphertext"),
-    ("fetch-body-message-rfc822-mime", "no message/rfc822 part: the body is ciphertext"),
-    ("fetch-body-message-rfc822-x2", "no message/rfc822 part: the body is ciphertext"),
-    ("fetch-body-mime", "no MIME parts: one application/pkcs7-mime part"),
-    ("fetch-bodystructure", "BODY/BODYSTRUCTURE show the application/pkcs7-mime part"),
+    (
+        "fetch-body",
+        "BODY[] and its sections are the stored S/MIME message",
+    ),
+    (
+        "fetch-body-message-rfc822",
+        "no message/rfc822 part: the body is ciphertext",
+    ),
+    (
+        "fetch-body-message-rfc822-mime",
+        "no message/rfc822 part: the body is ciphertext",
+    ),
+    (
+        "fetch-body-message-rfc822-x2",
+        "no message/rfc822 part: the body is ciphertext",
+    ),
+    (
+        "fetch-body-mime",
+        "no MIME parts: one application/pkcs7-mime part",
+    ),
+    (
+        "fetch-bodystructure",
+        "BODY/BODYSTRUCTURE show the application/pkcs7-mime part",
+    ),
     ("nil", "BODY search cannot read an encrypted body"),
-    ("search-body", "BODY and TEXT search cannot read an encrypted body"),
-    ("search-size", "RFC822.SIZE is the size of the stored (encrypted) message"),
+    (
+        "search-body",
+        "BODY and TEXT search cannot read an encrypted body",
+    ),
+    (
+        "search-size",
+        "RFC822.SIZE is the size of the stored (encrypted) message",
+    ),
 ];
 
 /// The directory holding `build.sh` and `run-suite.sh`.
