@@ -177,7 +177,7 @@ impl Session {
         let all = self.with_store(move |s| s.list_mailboxes(id)).await?;
         let delimiter = QuotedChar::try_from(DELIMITER).ok();
         if lsub {
-            for (name, items) in lsub_lines(&full, &all) {
+            for (name, items) in super::lsub::lines(&full, &all) {
                 self.conn.data(Data::Lsub {
                     items,
                     delimiter,
@@ -198,37 +198,6 @@ impl Session {
         }
         Ok(Done::ok("LIST completed"))
     }
-}
-
-/// The LSUB answer for `pattern` (RFC 3501 §6.3.9), in name order: each
-/// subscribed mailbox that matches, and each parent that is not
-/// subscribed but that `%` stops at on the way to a subscribed
-/// descendant, flagged `\Noselect` ("foo/bar" subscribed, "foo" not:
-/// `LSUB "" %` answers `(\Noselect) "/" foo`).
-fn lsub_lines(pattern: &str, all: &[Mailbox]) -> Vec<(String, Vec<FlagNameAttribute<'static>>)> {
-    let subscribed: std::collections::BTreeSet<&str> = all
-        .iter()
-        .filter(|m| m.subscribed)
-        .map(|m| m.name.as_str())
-        .collect();
-    let mut out = std::collections::BTreeMap::new();
-    for &name in &subscribed {
-        if matches_pattern(pattern, name) {
-            out.insert(name.to_string(), Vec::new());
-            continue;
-        }
-        if !pattern.contains('%') {
-            continue;
-        }
-        let parents = name.match_indices(DELIMITER).map(|(i, _)| &name[..i]);
-        for parent in parents {
-            if !subscribed.contains(parent) && matches_pattern(pattern, parent) {
-                out.entry(parent.to_string())
-                    .or_insert_with(|| vec![FlagNameAttribute::Noselect]);
-            }
-        }
-    }
-    out.into_iter().collect()
 }
 
 fn empty_mailbox() -> WireMailbox<'static> {
@@ -398,36 +367,6 @@ mod tests {
                 .split_first()
                 .is_some_and(|(d, t)| c == d && reference(rest, t)),
         }
-    }
-
-    fn mailbox(name: &str, subscribed: bool) -> crate::store::Mailbox {
-        crate::store::Mailbox {
-            id: crate::store::MailboxId(1),
-            name: name.into(),
-            parent: None,
-            uid_validity: std::num::NonZeroU32::MIN,
-            uid_next: crate::store::Uid::FIRST,
-            highest_modseq: 1,
-            role: None,
-            subscribed,
-            exists: 0,
-        }
-    }
-
-    #[test]
-    fn lsub_percent_shows_unsubscribed_parents_as_noselect() {
-        let all = [
-            mailbox("a", false),
-            mailbox("a/b", true),
-            mailbox("a/c", false),
-            mailbox("a/c/d", true),
-        ];
-        let lines = super::lsub_lines("a/%", &all);
-        let names: Vec<(&str, usize)> = lines.iter().map(|(n, i)| (n.as_str(), i.len())).collect();
-        assert_eq!(names, vec![("a/b", 0), ("a/c", 1)]);
-        let lines = super::lsub_lines("*", &all);
-        let names: Vec<&str> = lines.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, vec!["a/b", "a/c/d"]);
     }
 
     proptest::proptest! {

@@ -15,7 +15,10 @@
 //! system flags, 16 bytes a message, that keeps sequence numbers
 //! consistent, RFC 9051 §2.3.1.2 and §7.5.1), `fetch` and
 //! `mime` (FETCH items, ENVELOPE and BODYSTRUCTURE, §6.4.5 and §7.5.2),
-//! `search` (§6.4.4), `messages` (STORE, COPY, MOVE, EXPUNGE, APPEND).
+//! `search` (§6.4.4), `messages` (STORE, COPY, MOVE, EXPUNGE, APPEND),
+//! `address` (address lists for ENVELOPE and address search), `lsub`,
+//! and `recent` (RFC 3501's `\Recent`, which IMAP4rev1 clients still
+//! see).
 //! Every store call runs on the blocking pool through one wrapper.
 //!
 //! Messages are served exactly as stored: an encrypted message is the
@@ -31,6 +34,7 @@ mod dispatch;
 mod error;
 mod fetch;
 mod idle;
+mod lsub;
 mod mailboxes;
 mod messages;
 mod mime;
