@@ -400,6 +400,7 @@ print('IDLING', flush=True)
 sock.settimeout(10)
 line = f.readline()
 out['push'] = s(line)
+out['recent'] = s(f.readline())
 sock.sendall(b'DONE\r\n')
 out['done'] = s(f.readline())
 "#,
@@ -417,6 +418,8 @@ out['done'] = s(f.readline())
     let out: serde_json::Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
     assert!(out["cont"].as_str().unwrap().starts_with('+'), "{out}");
     assert_eq!(out["push"], "* 1 EXISTS\r\n");
+    // RFC 3501 §2.3.2: this session is the first to see it.
+    assert_eq!(out["recent"], "* 1 RECENT\r\n");
     assert!(out["done"].as_str().unwrap().starts_with("I1 OK"), "{out}");
 }
 

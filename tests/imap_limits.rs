@@ -210,7 +210,7 @@ fn before_login_large_literals_and_lines_get_bye_at_once() {
     assert!(raw.line().starts_with("* BYE"));
 
     let mut raw = Raw::connect(s.port);
-    raw.send(&[b'x'; 20 * 1024]);
+    raw.send(&[b'x'; 80 * 1024]);
     assert!(raw.line().starts_with("* BYE"));
 
     // Small literals still log in, and then a 20 KiB literal is fine.

@@ -123,7 +123,9 @@ fn names_that_are_not_modified_utf7_are_refused_and_create_nothing() {
     // "a"), leftover bits.
     let replies = imap(&server, &["CREATE &APw", "CREATE &AGE-", "CREATE x&A-"]);
     for r in &replies {
-        assert_eq!(r["status"], "BAD", "{replies:?}");
+        // NO, not BAD: the command is well formed, the name names nothing
+        // (imaptest's atoms script, as Dovecot answers).
+        assert_eq!(r["status"], "NO", "{replies:?}");
         assert!(
             r["text"].as_str().unwrap().contains("modified UTF-7"),
             "{replies:?}"

@@ -50,9 +50,16 @@ pub(crate) fn day_start(date: &NaiveDate) -> i64 {
         .map_or(0, |d| d.and_utc().timestamp())
 }
 
-/// Unix seconds of an RFC 5322 `Date:` value, if it parses.
-pub(crate) fn header_date(value: &str) -> Option<i64> {
-    mail_parser::DateTime::parse_rfc822(value.trim()).map(|d| d.to_timestamp())
+/// Unix seconds at 00:00 UTC of the calendar day an RFC 5322 `Date:`
+/// value names, as written: SENTBEFORE, SENTON and SENTSINCE compare the
+/// day in the field "disregarding time and timezone" (RFC 3501 §6.4.4),
+/// so `Sun, 25 Mar 2007 00:00:00 +0200` is on 25 March although it is
+/// 24 March in UTC.
+pub(crate) fn header_day(value: &str) -> Option<i64> {
+    let d = mail_parser::DateTime::parse_rfc822(value.trim())?;
+    let month = time::Month::try_from(d.month).ok()?;
+    let date = time::Date::from_calendar_date(i32::from(d.year), month, d.day).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp())
 }
 
 #[cfg(test)]
@@ -66,10 +73,16 @@ mod tests {
     }
 
     #[test]
-    fn header_dates_parse() {
+    fn header_days_ignore_the_zone() {
+        let march_25 = 1_174_780_800;
         assert_eq!(
-            header_date("Tue, 14 Nov 2023 22:13:20 +0000"),
-            Some(1_700_000_000)
+            header_day("Sun, 25 Mar 2007 00:00:00 +0200"),
+            Some(march_25)
         );
+        assert_eq!(
+            header_day("Sun, 25 Mar 2007 23:00:00 -0300"),
+            Some(march_25)
+        );
+        assert_eq!(header_day("not a date"), None);
     }
 }

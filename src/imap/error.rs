@@ -33,6 +33,15 @@ pub enum ImapError {
         /// What must happen first.
         needed: &'static str,
     },
+    /// A mailbox name that cannot name a mailbox here (not UTF-8, or not
+    /// valid modified UTF-7): no such mailbox can exist, so the command
+    /// is refused with NO like any other missing mailbox, not BAD (the
+    /// command itself was well formed).
+    #[error("{detail}")]
+    InvalidName {
+        /// What was wrong, for the client.
+        detail: String,
+    },
     /// The peer asked for something we do not implement.
     #[error("{what} is not supported by this server")]
     Unsupported {
@@ -74,6 +83,16 @@ pub enum ImapError {
         /// The limit.
         limit: u64,
     },
+    /// FETCH of messages another session expunged after this session was
+    /// last told about them: their data is gone (RFC 3501 §7.4.1 allows
+    /// NO; RFC 5530 `EXPUNGEISSUED`). The others were answered.
+    #[error(
+        "{count} of the requested messages were expunged by another session; NOOP shows which"
+    )]
+    ExpungedMeanwhile {
+        /// How many could not be answered.
+        count: usize,
+    },
     /// The store refused or failed.
     #[error(transparent)]
     Mail(#[from] MailError),
@@ -110,6 +129,7 @@ impl ImapError {
             Self::Syntax { .. } | Self::WrongState { .. } | Self::Unsupported { .. } => {
                 (StatusKind::Bad, None)
             }
+            Self::InvalidName { .. } => (StatusKind::No, other("CANNOT")),
             Self::AuthFailed => (StatusKind::No, other("AUTHENTICATIONFAILED")),
             Self::PrivacyRequired => (StatusKind::No, other("PRIVACYREQUIRED")),
             Self::ReadOnly => (StatusKind::No, Some(Code::ReadOnly)),
@@ -117,6 +137,7 @@ impl ImapError {
             Self::TooBig { .. } => (StatusKind::No, Some(Code::TooBig)),
             Self::NoQuotaRoot { .. } => (StatusKind::No, other("NONEXISTENT")),
             Self::QuotaAdminOnly => (StatusKind::No, other("NOPERM")),
+            Self::ExpungedMeanwhile { .. } => (StatusKind::No, other("EXPUNGEISSUED")),
             Self::Mail(e) => (StatusKind::No, mail_code(e)),
             Self::Deliver(DeliverError::OverQuota { .. }) => {
                 (StatusKind::No, Some(Code::OverQuota))

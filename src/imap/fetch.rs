@@ -27,7 +27,8 @@ use crate::store::{AccountId, Flags, MailError, MailStore, MailboxId, Message, U
 /// Messages per batch (one store round trip, one write).
 const FETCH_BATCH: usize = 64;
 
-/// The FLAGS of stored `flags` (`\Recent` is not kept, RFC 9051 drops it).
+/// The FLAGS of stored `flags` (`\Recent` is the session's, see
+/// [`flag_items`]).
 pub(crate) fn wire_flags(flags: &Flags) -> Vec<Flag<'static>> {
     let mut out = Vec::new();
     let system = [
@@ -48,12 +49,15 @@ pub(crate) fn wire_flags(flags: &Flags) -> Vec<Flag<'static>> {
     out
 }
 
-/// `FLAGS (...) UID n` of a message: the unsolicited flag update.
-pub(crate) fn flag_items(flags: &Flags, uid: Uid) -> Vec<MessageDataItem<'static>> {
-    vec![
-        MessageDataItem::Flags(wire_flags(flags).into_iter().map(FlagFetch::Flag).collect()),
-        MessageDataItem::Uid(uid.0),
-    ]
+/// `FLAGS (...) UID n` of a message: the unsolicited flag update;
+/// `recent`: the message is `\Recent` in this session (RFC 3501 §2.3.2).
+pub(crate) fn flag_items(flags: &Flags, uid: Uid, recent: bool) -> Vec<MessageDataItem<'static>> {
+    let mut fetch: Vec<FlagFetch<'static>> =
+        wire_flags(flags).into_iter().map(FlagFetch::Flag).collect();
+    if recent {
+        fetch.push(FlagFetch::Recent);
+    }
+    vec![MessageDataItem::Flags(fetch), MessageDataItem::Uid(uid.0)]
 }
 
 /// A message of the snapshot as read from the store for one command.
@@ -64,6 +68,8 @@ pub(crate) struct Loaded {
     pub(crate) msg: Message,
     /// Its bytes, when asked for.
     pub(crate) raw: Option<Vec<u8>>,
+    /// `\Recent` in this session.
+    pub(crate) recent: bool,
 }
 
 fn literal(bytes: Vec<u8>) -> NString<'static> {
@@ -169,15 +175,17 @@ impl Session {
             .unwrap_or(Parse::Nothing);
         let mark = !read_only && names.iter().any(sets_seen);
         let names = std::sync::Arc::new(names);
+        let mut missing = 0;
         for chunk in indices.chunks(FETCH_BATCH) {
             let marked = if mark {
                 self.mark_seen(chunk).await?
             } else {
                 Vec::new()
             };
-            let out = self
+            let (out, gone) = self
                 .fetch_batch(chunk, load, parse, std::sync::Arc::clone(&names), marked)
                 .await?;
+            missing += gone;
             for data in out {
                 self.conn.data(data);
             }
@@ -186,12 +194,17 @@ impl Session {
             }
         }
         self.sync(uid).await?;
+        if missing > 0 {
+            return Err(ImapError::ExpungedMeanwhile { count: missing });
+        }
         Ok(Done::ok("FETCH completed"))
     }
 
     /// The FETCH responses of the messages at `chunk`, loaded and encoded
-    /// on the blocking pool; a batch that parses messages (ENVELOPE,
-    /// BODYSTRUCTURE, sections) holds a slot of the shared CPU pool too.
+    /// on the blocking pool, and how many of them were expunged meanwhile
+    /// (no response: an empty body would be a lie); a batch that parses
+    /// messages (ENVELOPE, BODYSTRUCTURE, sections) holds a slot of the
+    /// shared CPU pool too.
     async fn fetch_batch(
         &self,
         chunk: &[usize],
@@ -199,13 +212,14 @@ impl Session {
         parse: Parse,
         names: std::sync::Arc<Vec<MessageDataItemName<'static>>>,
         marked: Vec<usize>,
-    ) -> Result<Vec<Data<'static>>, ImapError> {
+    ) -> Result<(Vec<Data<'static>>, usize), ImapError> {
         let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         };
         let work = move |s: &MailStore| {
             let loaded = load(s, id, mbox, &wanted, blobs)?;
-            Ok(responses(loaded, &names, &marked))
+            let missing = wanted.len().saturating_sub(loaded.len());
+            Ok((responses(loaded, &names, &marked), missing))
         };
         if parse == Parse::Nothing {
             self.with_store(work).await
@@ -232,8 +246,9 @@ impl Session {
 
     /// The records of the messages at `chunk` (ascending indices) and,
     /// with `blobs`, their bytes, in one store call (FETCH, STORE, SEARCH).
-    /// A message expunged meanwhile by another session is left out: RFC
-    /// 9051 §7.5.1 lets the server send nothing for it.
+    /// A message expunged meanwhile by another session is left out (its
+    /// record, or with `blobs` its bytes, are gone): the caller answers
+    /// for it (RFC 3501 §7.4.1).
     pub(crate) async fn load_batch(
         &self,
         chunk: &[usize],
@@ -253,24 +268,25 @@ impl Session {
         let Some(sel) = &self.selected else {
             return Ok(None);
         };
-        let mut wanted: Vec<(Uid, usize)> = chunk
+        let mut wanted: Vec<(Uid, usize, bool)> = chunk
             .iter()
-            .filter_map(|&i| sel.messages.get(i).map(|m| (m.uid, i)))
+            .filter_map(|&i| sel.messages.get(i).map(|m| (m.uid, i, m.flags.recent())))
             .collect();
         wanted.sort_unstable();
         Ok(Some((id, sel.mailbox.id, wanted)))
     }
 }
 
-/// What [`Session::wanted`] gives: account, mailbox, `(UID, index)` by UID.
-pub(crate) type Wanted = (AccountId, MailboxId, Vec<(Uid, usize)>);
+/// What [`Session::wanted`] gives: account, mailbox, `(UID, index,
+/// \Recent)` by UID.
+pub(crate) type Wanted = (AccountId, MailboxId, Vec<(Uid, usize, bool)>);
 
 /// Blocking: the records (and with `blobs` the bytes) of `wanted`.
 pub(crate) fn load(
     s: &MailStore,
     id: AccountId,
     mbox: MailboxId,
-    wanted: &[(Uid, usize)],
+    wanted: &[(Uid, usize, bool)],
     blobs: bool,
 ) -> Result<Vec<Loaded>, MailError> {
     let uids: Vec<Uid> = wanted.iter().map(|w| w.0).collect();
@@ -279,13 +295,23 @@ pub(crate) fn load(
         let Ok(at) = wanted.binary_search_by_key(&msg.uid, |w| w.0) else {
             continue;
         };
-        let index = wanted.get(at).map_or(0, |w| w.1);
+        let (index, recent) = wanted.get(at).map_or((0, false), |w| (w.1, w.2));
         let raw = if blobs {
-            s.get_blob(id, msg.blob)?
+            // why skip: the record was read before another session's
+            // expunge removed the bytes; serving "" would be a lie.
+            let Some(raw) = s.get_blob(id, msg.blob)? else {
+                continue;
+            };
+            Some(raw)
         } else {
             None
         };
-        out.push(Loaded { index, msg, raw });
+        out.push(Loaded {
+            index,
+            msg,
+            raw,
+            recent,
+        });
     }
     Ok(out)
 }
@@ -300,9 +326,13 @@ fn responses(
     let mut out = Vec::with_capacity(loaded.len());
     for loaded in loaded {
         let m = &loaded.msg;
-        let mut items = message_items(m, loaded.raw.as_deref(), names);
+        let mut items = message_items(m, loaded.recent, loaded.raw.as_deref(), names);
         if marked.contains(&loaded.index) && !names.contains(&MessageDataItemName::Flags) {
-            items.extend(flag_items(&m.flags, m.uid).into_iter().take(1));
+            items.extend(
+                flag_items(&m.flags, m.uid, loaded.recent)
+                    .into_iter()
+                    .take(1),
+            );
         }
         if let Ok(items) = Vec1::try_from(items) {
             out.push(Data::Fetch {
@@ -317,6 +347,7 @@ fn responses(
 /// The FETCH items of one message.
 fn message_items(
     m: &Message,
+    recent: bool,
     raw: Option<&[u8]>,
     names: &[MessageDataItemName<'static>],
 ) -> Vec<MessageDataItem<'static>> {
@@ -329,7 +360,7 @@ fn message_items(
     let mut items = Vec::with_capacity(names.len());
     for name in names {
         let item = match name {
-            MessageDataItemName::Flags => flag_items(&m.flags, m.uid).into_iter().next(),
+            MessageDataItemName::Flags => flag_items(&m.flags, m.uid, recent).into_iter().next(),
             MessageDataItemName::Uid => Some(MessageDataItem::Uid(m.uid.0)),
             MessageDataItemName::InternalDate => {
                 internal_date(m.internal_date).map(MessageDataItem::InternalDate)

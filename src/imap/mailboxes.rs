@@ -32,17 +32,31 @@ pub(crate) fn name_of(mailbox: &WireMailbox<'_>) -> Result<String, ImapError> {
 /// A name or pattern as sent: modified UTF-7, or UTF-8 when it has 8-bit
 /// bytes.
 fn from_wire(bytes: &[u8]) -> Result<String, ImapError> {
-    let text =
-        std::str::from_utf8(bytes).map_err(|_| ImapError::syntax("mailbox name is not UTF-8"))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| ImapError::InvalidName {
+        detail: "mailbox name is not UTF-8".into(),
+    })?;
     if !text.is_ascii() {
         return Ok(text.to_string());
     }
-    super::mutf7::decode(text).map_err(|e| {
-        ImapError::syntax(format!(
+    super::mutf7::decode(text).map_err(|e| ImapError::InvalidName {
+        detail: format!(
             "mailbox name {text:?} is not valid modified UTF-7 ({}); spell non-ASCII names as RFC 3501 section 5.1.3 says",
             e.0
-        ))
+        ),
     })
+}
+
+/// A LIST pattern as sent: as [`from_wire`], but a pattern that is not
+/// valid modified UTF-7 is matched as the text it is (it then matches
+/// only names that are spelled that way, usually none) rather than
+/// refused: RFC 3501 §6.3.8 LIST answers what matches.
+fn pattern_from_wire(bytes: &[u8]) -> Result<String, ImapError> {
+    match from_wire(bytes) {
+        Err(ImapError::InvalidName { .. }) if bytes.is_ascii() => {
+            Ok(String::from_utf8_lossy(bytes).into_owned())
+        }
+        other => other,
+    }
 }
 
 /// A stored name on the wire, in modified UTF-7.
@@ -58,8 +72,23 @@ impl Session {
         let name = name_of(mailbox)?;
         // RFC 9051 §6.3.4: a trailing delimiter only says "will have children".
         let name = name.trim_end_matches(DELIMITER).to_string();
-        self.with_store(move |s| s.create_mailbox(id, &name))
-            .await?;
+        self.with_store(move |s| {
+            let before: std::collections::HashSet<_> =
+                s.list_mailboxes(id)?.into_iter().map(|m| m.id).collect();
+            s.create_mailbox(id, &name)?;
+            // why: the store subscribes new mailboxes (what JMAP and the
+            // CLI want), but an IMAP CREATE does not subscribe (RFC 3501
+            // §6.3.3, §6.3.6): clients that want it send SUBSCRIBE, and
+            // LSUB must show implied parents as \Noselect, not as
+            // subscribed. Superiors CREATE made are new too.
+            for m in s.list_mailboxes(id)? {
+                if !before.contains(&m.id) {
+                    s.set_subscribed(id, m.id, false)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
         Ok(Done::ok("CREATE completed"))
     }
 
@@ -133,8 +162,8 @@ impl Session {
         let id = self.account()?.id;
         let reference = name_of(reference)?;
         let pattern = match pattern {
-            ListMailbox::Token(t) => from_wire(t.as_ref())?,
-            ListMailbox::String(s) => from_wire(s.as_ref())?,
+            ListMailbox::Token(t) => pattern_from_wire(t.as_ref())?,
+            ListMailbox::String(s) => pattern_from_wire(s.as_ref())?,
         };
         if pattern.is_empty() && !lsub {
             self.conn.data(Data::List {
@@ -146,32 +175,28 @@ impl Session {
         }
         let full = format!("{reference}{pattern}");
         let all = self.with_store(move |s| s.list_mailboxes(id)).await?;
+        let delimiter = QuotedChar::try_from(DELIMITER).ok();
+        if lsub {
+            for (name, items) in super::lsub::lines(&full, &all) {
+                self.conn.data(Data::Lsub {
+                    items,
+                    delimiter,
+                    mailbox: wire_name(&name)?,
+                });
+            }
+            return Ok(Done::ok("LSUB completed"));
+        }
         for mbox in &all {
-            if (lsub && !mbox.subscribed) || !matches_pattern(&full, &mbox.name) {
+            if !matches_pattern(&full, &mbox.name) {
                 continue;
             }
-            let items = attributes(mbox, &all);
-            let mailbox = wire_name(&mbox.name)?;
-            let delimiter = QuotedChar::try_from(DELIMITER).ok();
-            self.conn.data(if lsub {
-                Data::Lsub {
-                    items,
-                    delimiter,
-                    mailbox,
-                }
-            } else {
-                Data::List {
-                    items,
-                    delimiter,
-                    mailbox,
-                }
+            self.conn.data(Data::List {
+                items: attributes(mbox, &all),
+                delimiter,
+                mailbox: wire_name(&mbox.name)?,
             });
         }
-        Ok(Done::ok(if lsub {
-            "LSUB completed"
-        } else {
-            "LIST completed"
-        }))
+        Ok(Done::ok("LIST completed"))
     }
 }
 

@@ -107,6 +107,9 @@ impl Session {
     ) -> Result<Done, ImapError> {
         let indices = self.writable("STORE")?.resolve(set, uid);
         let flags = store_flags(flags);
+        if !matches!(kind, StoreType::Remove) {
+            self.announce_keywords(&flags.keywords);
+        }
         let change = match kind {
             StoreType::Replace => FlagChange::Replace(flags),
             StoreType::Add => FlagChange::Add(flags),
@@ -118,7 +121,7 @@ impl Session {
             for chunk in indices.chunks(STORE_ANSWER_BATCH) {
                 for loaded in self.load_batch(chunk, false).await? {
                     let m = &loaded.msg;
-                    if let Ok(items) = Vec1::try_from(flag_items(&m.flags, m.uid)) {
+                    if let Ok(items) = Vec1::try_from(flag_items(&m.flags, m.uid, loaded.recent)) {
                         self.conn.data(Data::Fetch {
                             seq: Selected::seq(loaded.index),
                             items,
@@ -186,7 +189,16 @@ impl Session {
                     Err(MailError::MailboxNotFound { .. }) => return Ok(None),
                     other => other?,
                 };
-                let pairs = if remove {
+                let pairs = if remove && to.id == from {
+                    // RFC 6851 §3.3: MOVE into the selected mailbox itself
+                    // is a COPY and an expunge of the originals; the
+                    // messages get new UIDs. The store's move would leave
+                    // them where they are.
+                    let pairs = s.copy_messages(id, from, &uids, to.id)?;
+                    let originals: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
+                    s.expunge(id, from, &originals)?;
+                    pairs
+                } else if remove {
                     s.move_messages(id, from, &uids, to.id)?
                 } else {
                     s.copy_messages(id, from, &uids, to.id)?

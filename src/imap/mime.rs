@@ -11,7 +11,6 @@
 //! `application/octet-stream` part, in BODYSTRUCTURE and in section
 //! numbers alike, and nothing recurses further (see [`crate::mime`]).
 
-use base64::Engine;
 use imap_next::imap_types::body::{
     BasicFields, Body, BodyStructure, Disposition, MultiPartExtensionData, SinglePartExtensionData,
     SpecificFields,
@@ -76,38 +75,15 @@ fn raw_field(part: &MessagePart<'_>, raw: &[u8], name: &str) -> Option<String> {
     Some(unfolded.trim().to_string())
 }
 
-/// RFC 2047 encoded-word for a display name that is not ASCII.
-fn encode_name(name: &str) -> String {
-    if name.is_ascii() {
-        return name.to_string();
-    }
-    let b64 = base64::engine::general_purpose::STANDARD.encode(name.as_bytes());
-    format!("=?utf-8?b?{b64}?=")
-}
-
+/// The address list of the first field `name` of `part` (empty when
+/// there is none or it holds no address).
 fn addresses(part: &MessagePart<'_>, name: &str) -> Vec<Address<'static>> {
-    let Some(h) = part
-        .headers
+    part.headers
         .iter()
         .find(|h| h.name.as_str().eq_ignore_ascii_case(name))
-    else {
-        return Vec::new();
-    };
-    let Some(addr) = h.value.as_address() else {
-        return Vec::new();
-    };
-    addr.iter()
-        .filter_map(|a| {
-            let email = a.address.as_deref()?;
-            let (local, host) = email.rsplit_once('@').unwrap_or((email, ""));
-            Some(Address {
-                name: nstring(a.name.as_deref().map(encode_name).as_deref()),
-                adl: NString(None),
-                mailbox: nstring(Some(local)),
-                host: nstring((!host.is_empty()).then_some(host)),
-            })
-        })
-        .collect()
+        .and_then(|h| h.value.as_address())
+        .map(super::address::envelope_list)
+        .unwrap_or_default()
 }
 
 /// ENVELOPE of `msg` (its root header).
@@ -278,13 +254,29 @@ pub(crate) fn section(msg: &Message<'_>, section: Option<&Section<'_>>) -> Optio
                 What::Header => raw
                     .get(root.offset_header as usize..root.offset_body as usize)
                     .map(<[u8]>::to_vec),
-                What::Text => raw
-                    .get(root.offset_body as usize..root.offset_end as usize)
-                    .map(<[u8]>::to_vec),
+                What::Text => {
+                    let outer = owner.raw_message.as_ref();
+                    let end = text_end(raw, outer, path.is_some().then_some(part));
+                    raw.get(root.offset_body as usize..end).map(<[u8]>::to_vec)
+                }
                 What::Fields(names, keep) => Some(fields(root, raw, &names, keep)),
                 What::Body | What::Mime => None,
             }
         }
+    }
+}
+
+/// Where the TEXT of a message ends in `raw`, its message's bytes: at
+/// the end of the message, epilogue included (RFC 3501 §6.4.5), not at
+/// its root's `offset_end`, which for a multipart root stops at the
+/// closing boundary. An encapsulated message reached through the
+/// message/rfc822 `part` of `outer` ends with that part: mail-parser
+/// gives it the enclosing bytes themselves (offsets shared), unless it
+/// had to decode the part (then its bytes are its own, whole).
+fn text_end(raw: &[u8], outer: &[u8], part: Option<&MessagePart<'_>>) -> usize {
+    match part {
+        Some(part) if raw.as_ptr() == outer.as_ptr() => (part.offset_end as usize).min(raw.len()),
+        _ => raw.len(),
     }
 }
 

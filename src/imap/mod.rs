@@ -15,7 +15,10 @@
 //! system flags, 16 bytes a message, that keeps sequence numbers
 //! consistent, RFC 9051 §2.3.1.2 and §7.5.1), `fetch` and
 //! `mime` (FETCH items, ENVELOPE and BODYSTRUCTURE, §6.4.5 and §7.5.2),
-//! `search` (§6.4.4), `messages` (STORE, COPY, MOVE, EXPUNGE, APPEND).
+//! `search` (§6.4.4), `messages` (STORE, COPY, MOVE, EXPUNGE, APPEND),
+//! `address` (address lists for ENVELOPE and address search), `lsub`,
+//! and `recent` (RFC 3501's `\Recent`, which IMAP4rev1 clients still
+//! see).
 //! Every store call runs on the blocking pool through one wrapper.
 //!
 //! Messages are served exactly as stored: an encrypted message is the
@@ -23,6 +26,7 @@
 //! A session only ever names mailboxes of its own account: every name is
 //! resolved against the logged-in account id, never globally.
 
+mod address;
 mod auth;
 mod connection;
 mod dates;
@@ -30,12 +34,14 @@ mod dispatch;
 mod error;
 mod fetch;
 mod idle;
+mod lsub;
 mod mailboxes;
 mod messages;
 mod mime;
 mod mutf7;
 mod prelogin;
 mod quota;
+mod recent;
 mod search;
 mod selected;
 mod session;
@@ -101,6 +107,9 @@ pub struct ImapConfig {
     /// Unauthenticated connections per source address (an IPv6 /64
     /// counts as one address).
     pub(crate) anonymous: Arc<crate::net::SourceCounts>,
+    /// Which messages some session already got as `\Recent` (RFC 3501
+    /// §2.3.2), shared by all connections.
+    pub(crate) recent: Arc<recent::RecentClaims>,
     /// Descriptors kept for the store: a connection whose descriptor
     /// falls in it gets `* BYE` at once. Default: none (the server sets
     /// `limits.reserved_files`).
@@ -121,6 +130,7 @@ impl ImapConfig {
             failed_login_delay: Duration::from_secs(1),
             throttle: Arc::default(),
             anonymous: Arc::default(),
+            recent: Arc::default(),
             reserve: crate::net::FdReserve::none(),
         }
     }

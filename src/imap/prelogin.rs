@@ -16,10 +16,13 @@
 //! Sessions that have logged in are not metered.
 
 /// Largest command (its lines and literals together) accepted before
-/// login. why 16 KiB: a LOGIN with a 1,000-byte password, or an
-/// AUTHENTICATE PLAIN response, is far smaller; Dovecot's pre-login
-/// limits are of the same order.
-pub(crate) const MAX_PRELOGIN_COMMAND_BYTES: u64 = 16 * 1024;
+/// login. why 64 KiB: the largest ID that RFC 2971 §3.3 allows (30
+/// pairs of 30-octet fields and 1024-octet values) is about 32 KB and
+/// may come before login (imaptest's `id` script sends 31.8 KB); a LOGIN
+/// or an AUTHENTICATE PLAIN response is far smaller; 64 KiB is
+/// Dovecot's line limit too. Ten anonymous connections at the limit
+/// hold well under a MiB.
+pub(crate) const MAX_PRELOGIN_COMMAND_BYTES: u64 = 64 * 1024;
 
 /// Longest literal announcement looked at (`{` + 20 digits + `+}`).
 const MAX_ANNOUNCEMENT_BYTES: usize = 24;
@@ -159,6 +162,13 @@ mod tests {
 
     #[test]
     fn a_long_line_is_refused_as_it_grows() {
+        let mut m = CommandMeter::default();
+        let r = (0..100).try_for_each(|_| m.feed(&[b'x'; 1000]));
+        assert_eq!(r, Err(TooLarge::Command));
+        let mut m = CommandMeter::default();
+        let id = format!("a ID ({})\r\n", ["\"field\" \"value\""; 30].join(" "))
+            .replace("value", &"v".repeat(1024));
+        assert_eq!(m.feed(id.as_bytes()), Ok(()));
         let mut m = CommandMeter::default();
         let r = (0..100).try_for_each(|_| m.feed(&[b'x'; 1000]));
         assert_eq!(r, Err(TooLarge::Command));

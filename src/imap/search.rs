@@ -14,7 +14,8 @@ use std::sync::Arc;
 use imap_next::imap_types::response::Data;
 use imap_next::imap_types::search::SearchKey;
 
-use super::dates::{day_start, header_date, DAY_SECONDS};
+use super::address::search_text;
+use super::dates::{day_start, header_day, DAY_SECONDS};
 use super::error::ImapError;
 use super::fetch::load;
 use super::selected::Selected;
@@ -238,10 +239,9 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::Unflagged => !f.flagged(),
         SearchKey::Seen => f.seen(),
         SearchKey::Unseen => !f.seen(),
-        // No \Recent in this server: NEW is UNSEEN, RECENT is nothing.
-        SearchKey::New => false,
-        SearchKey::Old => true,
-        SearchKey::Recent => false,
+        SearchKey::New => f.recent() && !f.seen(),
+        SearchKey::Old => !f.recent(),
+        SearchKey::Recent => f.recent(),
         key => c.msg.is_some_and(|m| matches_record(key, m, c)),
     }
 }
@@ -266,15 +266,13 @@ fn matches_record(key: &SearchKey<'_>, m: &Message, c: &Candidate<'_>) -> bool {
         SearchKey::On(d) => (day(d)..day(d) + DAY_SECONDS).contains(&m.internal_date),
         SearchKey::Since(d) => m.internal_date >= day(d),
         SearchKey::SentBefore(d) => sent(m).is_some_and(|t| t < day(d)),
-        SearchKey::SentOn(d) => {
-            sent(m).is_some_and(|t| (day(d)..day(d) + DAY_SECONDS).contains(&t))
-        }
+        SearchKey::SentOn(d) => sent(m) == Some(day(d)),
         SearchKey::SentSince(d) => sent(m).is_some_and(|t| t >= day(d)),
-        SearchKey::From(s) => field(m.headers.from.as_ref(), &text(s)),
-        SearchKey::To(s) => field(m.headers.to.as_ref(), &text(s)),
-        SearchKey::Cc(s) => field(m.headers.cc.as_ref(), &text(s)),
+        SearchKey::From(s) => address(m.headers.from.as_ref(), &text(s)),
+        SearchKey::To(s) => address(m.headers.to.as_ref(), &text(s)),
+        SearchKey::Cc(s) => address(m.headers.cc.as_ref(), &text(s)),
         SearchKey::Subject(s) => field(m.headers.subject.as_ref(), &text(s)),
-        SearchKey::Bcc(s) => header(c, "bcc", &text(s)),
+        SearchKey::Bcc(s) => bcc(c, &text(s)),
         SearchKey::Header(name, s) => header(c, &text(name), &text(s)),
         SearchKey::Body(s) => body(m, c).is_some_and(|b| has(b, &text(s))),
         // TEXT is header and body; an encrypted body cannot be read, and
@@ -284,20 +282,49 @@ fn matches_record(key: &SearchKey<'_>, m: &Message, c: &Candidate<'_>) -> bool {
     }
 }
 
+/// The day of the `Date:` field as written (see [`header_day`]).
 fn sent(m: &Message) -> Option<i64> {
-    header_date(m.headers.date.as_deref()?)
+    header_day(m.headers.date.as_deref()?)
 }
 
-/// HEADER name value: any field `name` whose value contains `value`
-/// (an empty value matches every message that has the field).
+/// HEADER name value: any field `name` (each of them when it repeats)
+/// whose unfolded value contains `value`; an empty value matches every
+/// message that has the field.
 fn header(c: &Candidate<'_>, name: &str, value: &str) -> bool {
     let Some(raw) = c.raw else {
         return false;
     };
     let split = Split::new(raw);
-    split
-        .field_value(name.to_ascii_lowercase().as_bytes())
-        .is_some_and(|v| has(v, value))
+    let name = name.as_bytes();
+    let found = split.field_values(name).any(|v| has(&unfold(v), value));
+    found
+}
+
+/// FROM, TO, CC: the addresses of the indexed field (see
+/// [`super::address::search_text`]: comments and groups resolved).
+fn address(value: Option<&String>, needle: &str) -> bool {
+    value.is_some_and(|v| has(search_text(v.as_bytes()).as_bytes(), needle))
+}
+
+/// BCC, which the store does not index: read from the stored header.
+fn bcc(c: &Candidate<'_>, needle: &str) -> bool {
+    let Some(raw) = c.raw else {
+        return false;
+    };
+    let split = Split::new(raw);
+    let found = split
+        .field_values(b"bcc")
+        .any(|v| has(search_text(&unfold(v)).as_bytes(), needle));
+    found
+}
+
+/// A field value without its folding line breaks (RFC 5322 §2.2.3).
+fn unfold(value: &[u8]) -> Vec<u8> {
+    value
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect()
 }
 
 /// The searchable body: the stored body of a clear message, nothing for

@@ -11,6 +11,9 @@
 //! sequence number no `EXPUNGE` is sent (RFC 9051 §7.5.1); the expunged
 //! messages stay in the snapshot until the next command that allows it.
 
+use std::collections::BTreeSet;
+
+use imap_next::imap_types::core::Atom;
 use imap_next::imap_types::flag::{Flag, FlagPerm};
 use imap_next::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_next::imap_types::response::{Code, Data};
@@ -18,7 +21,7 @@ use imap_next::imap_types::response::{Code, Data};
 use super::error::ImapError;
 use super::mailboxes::name_of;
 use super::session::{status, Done, Session};
-use super::snapshot::{Current, Known};
+use super::snapshot::{Current, Known, MAX_KEYWORDS};
 use crate::store::{FlagChange, Flags, MailError, Mailbox, Uid};
 
 /// The selected mailbox and what this session has told its client.
@@ -32,23 +35,38 @@ pub(crate) struct Selected {
     pub(crate) messages: Vec<Known>,
     /// HIGHESTMODSEQ the snapshot reflects; unchanged means nothing to do.
     pub(crate) modseq: u64,
+    /// The keywords the client was told about in FLAGS (RFC 9051 §7.3.5):
+    /// only ever grows during a selection.
+    pub(crate) keywords: BTreeSet<String>,
 }
 
 /// Messages per store write of a flag change.
 const FLAG_BATCH: usize = 1000;
 
-/// The system flags a client may set (PERMANENTFLAGS), plus keywords.
-fn permanent_flags() -> Vec<FlagPerm<'static>> {
-    let mut flags: Vec<FlagPerm<'static>> = [
+/// The mailbox's FLAGS: the system flags and the keywords in use.
+fn mailbox_flags(keywords: &BTreeSet<String>) -> Vec<Flag<'static>> {
+    let mut flags = vec![
         Flag::Answered,
         Flag::Flagged,
         Flag::Deleted,
         Flag::Seen,
         Flag::Draft,
-    ]
-    .into_iter()
-    .map(FlagPerm::Flag)
-    .collect();
+    ];
+    flags.extend(
+        keywords
+            .iter()
+            .filter_map(|k| Atom::try_from(k.clone()).ok())
+            .map(Flag::Keyword),
+    );
+    flags
+}
+
+/// PERMANENTFLAGS: all of FLAGS, and `\*` (any new keyword may be made).
+fn permanent_flags(keywords: &BTreeSet<String>) -> Vec<FlagPerm<'static>> {
+    let mut flags: Vec<FlagPerm<'static>> = mailbox_flags(keywords)
+        .into_iter()
+        .map(FlagPerm::Flag)
+        .collect();
     flags.push(FlagPerm::Asterisk);
     flags
 }
@@ -71,20 +89,32 @@ impl Session {
         }
         let id = self.account()?.id;
         let name = name_of(mailbox)?;
-        let (mbox, messages) = self
+        let (mbox, current) = self
             .with_store(move |s| {
                 let mbox = s.mailbox_by_name(id, &name)?;
                 let current = Current::read(s, (id, mbox.id), mbox.highest_modseq, None, 0)?;
-                Ok((mbox, current.entries))
+                Ok((mbox, current))
             })
             .await?;
-        self.announce(&mbox, messages.len(), read_only);
-        self.selected = Some(Selected {
+        let highest = current.entries.last().map_or(0, |k| k.uid.get());
+        let recent_above = self.recent_mark(&mbox, read_only, highest);
+        let messages = current
+            .entries
+            .into_iter()
+            .map(|k| Known {
+                flags: k.flags.with_recent(k.uid.get() > recent_above),
+                ..k
+            })
+            .collect();
+        let sel = Selected {
             modseq: mbox.highest_modseq,
             mailbox: mbox,
             read_only,
             messages,
-        });
+            keywords: current.keywords,
+        };
+        self.announce(&sel);
+        self.selected = Some(sel);
         Ok(if read_only {
             Done::with_code(Code::ReadOnly, "EXAMINE completed")
         } else {
@@ -92,34 +122,80 @@ impl Session {
         })
     }
 
-    /// The untagged responses of SELECT (RFC 9051 §6.3.2).
-    fn announce(&mut self, mbox: &Mailbox, count: usize, read_only: bool) {
-        let flags = [
-            Flag::Answered,
-            Flag::Flagged,
-            Flag::Deleted,
-            Flag::Seen,
-            Flag::Draft,
-        ];
-        self.conn.data(Data::Flags(flags.to_vec()));
-        let exists = u32::try_from(count).unwrap_or(u32::MAX);
+    /// The untagged responses of SELECT (RFC 3501 §6.3.1, RFC 9051 §6.3.2).
+    fn announce(&mut self, sel: &Selected) {
+        let mbox = &sel.mailbox;
+        self.conn.data(Data::Flags(mailbox_flags(&sel.keywords)));
+        let exists = u32::try_from(sel.messages.len()).unwrap_or(u32::MAX);
         self.conn.data(Data::Exists(exists));
-        self.conn.data(Data::Recent(0));
+        self.conn.data(Data::Recent(sel.recent_count()));
+        let first_unseen = sel
+            .messages
+            .iter()
+            .position(|k| !k.flags.seen())
+            .map(|i| Code::Unseen(Selected::seq(i)));
         let codes = [
-            Code::UidValidity(mbox.uid_validity),
-            Code::UidNext(mbox.uid_next.0),
-            Code::PermanentFlags(if read_only {
+            first_unseen,
+            Some(Code::UidValidity(mbox.uid_validity)),
+            Some(Code::UidNext(mbox.uid_next.0)),
+            Some(Code::PermanentFlags(if sel.read_only {
                 Vec::new()
             } else {
-                permanent_flags()
-            }),
+                permanent_flags(&sel.keywords)
+            })),
         ];
-        for code in codes {
+        for code in codes.into_iter().flatten() {
             self.conn.status(status(
                 None,
                 imap_next::imap_types::response::StatusKind::Ok,
                 Some(code),
                 "ok",
+            ));
+        }
+    }
+
+    /// The UID above which messages are `\Recent` in this session: a
+    /// read-write session claims every UID up to `highest` (RFC 3501
+    /// §2.3.2), a read-only one only looks.
+    fn recent_mark(&self, mbox: &Mailbox, read_only: bool, highest: u32) -> u32 {
+        let Some(account) = self.account.as_ref() else {
+            return u32::MAX;
+        };
+        let key = (account.id, mbox.id, mbox.uid_validity);
+        let claims = &self.ctx.config.recent;
+        if read_only {
+            claims.mark(key)
+        } else {
+            claims.claim(key, highest)
+        }
+    }
+
+    /// `* FLAGS` and `* OK [PERMANENTFLAGS]` again when `keywords` holds
+    /// some the client has not been told about (RFC 9051 §7.3.5): before
+    /// any FETCH that shows them.
+    pub(crate) fn announce_keywords<'k>(&mut self, keywords: impl IntoIterator<Item = &'k String>) {
+        let Some(sel) = self.selected.as_mut() else {
+            return;
+        };
+        let mut grew = false;
+        for k in keywords {
+            if sel.keywords.len() >= MAX_KEYWORDS {
+                break;
+            }
+            grew |= sel.keywords.insert(k.clone());
+        }
+        if !grew {
+            return;
+        }
+        let flags = mailbox_flags(&sel.keywords);
+        let permanent = (!sel.read_only).then(|| permanent_flags(&sel.keywords));
+        self.conn.data(Data::Flags(flags));
+        if let Some(permanent) = permanent {
+            self.conn.status(status(
+                None,
+                imap_next::imap_types::response::StatusKind::Ok,
+                Some(Code::PermanentFlags(permanent)),
+                "keywords",
             ));
         }
     }
@@ -172,14 +248,22 @@ impl Session {
                 Err(e) => Err(e),
             })
             .await?;
-        let Some(current) = current else {
+        let Some(mut current) = current else {
             return Ok(());
         };
+        let keywords = std::mem::take(&mut current.keywords);
+        self.announce_keywords(&keywords);
+        let Some(sel) = self.selected.as_ref() else {
+            return Ok(());
+        };
+        let (mbox, read_only) = (sel.mailbox.clone(), sel.read_only);
+        let highest = current.entries.last().map_or(0, |k| k.uid.get());
+        let recent_above = self.recent_mark(&mbox, read_only, highest);
         let Some(sel) = self.selected.as_mut() else {
             return Ok(());
         };
         let modseq = current.modseq;
-        let (updates, complete) = sel.diff(current, allow_expunge);
+        let (updates, complete) = sel.diff(current, allow_expunge, recent_above);
         // why: with expunges held back the snapshot is not yet current, so
         // the next sync must not be skipped by the modseq shortcut.
         if complete {

@@ -14,6 +14,7 @@
 //! flag SEARCHes need them for every message; MODSEQ tells a flag change
 //! apart (keywords included) when the mailbox is reread.
 
+use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 
 use imap_next::imap_types::core::Vec1;
@@ -33,6 +34,8 @@ const ANSWERED: u8 = 2;
 const FLAGGED: u8 = 4;
 const DELETED: u8 = 8;
 const DRAFT: u8 = 16;
+/// Session-local (never stored): see `recent`.
+const RECENT: u8 = 32;
 
 impl SystemFlags {
     /// The system flags of `flags`.
@@ -72,10 +75,24 @@ impl SystemFlags {
         self.0 & DRAFT != 0
     }
 
-    /// These flags after `change`.
+    /// `\Recent` (RFC 3501 §2.3.2): recent in this session.
+    pub(crate) fn recent(self) -> bool {
+        self.0 & RECENT != 0
+    }
+
+    /// These flags with `\Recent` on or off.
+    pub(crate) fn with_recent(self, on: bool) -> Self {
+        if on {
+            Self(self.0 | RECENT)
+        } else {
+            Self(self.0 & !RECENT)
+        }
+    }
+
+    /// These flags after `change` (`\Recent` is not the client's to change).
     pub(crate) fn changed_by(self, change: &FlagChange) -> Self {
         match change {
-            FlagChange::Replace(f) => Self::of(f),
+            FlagChange::Replace(f) => Self::of(f).with_recent(self.recent()),
             FlagChange::Add(f) => Self(self.0 | Self::of(f).0),
             FlagChange::Remove(f) => Self(self.0 & !Self::of(f).0),
         }
@@ -126,7 +143,17 @@ pub(crate) struct Current {
     /// UID that changed after the snapshot's MODSEQ, in UID order: only
     /// these need a `FETCH (FLAGS)`, so only these are kept whole.
     changed: Vec<(Uid, Flags)>,
+    /// Every keyword in use (up to [`MAX_KEYWORDS`]): the mailbox's FLAGS.
+    pub(crate) keywords: BTreeSet<String>,
 }
+
+/// Most keywords a mailbox lists in FLAGS and PERMANENTFLAGS. Real
+/// mailboxes use a handful (`$Forwarded`, `$Junk`, a few labels); the cap
+/// keeps a mailbox that a client filled with unique keywords from making
+/// every SELECT answer with megabytes. A keyword beyond it still works
+/// (STORE, SEARCH, FETCH); `\*` in PERMANENTFLAGS says new ones may be
+/// made.
+pub(crate) const MAX_KEYWORDS: usize = 1000;
 
 impl Current {
     /// Reads a mailbox a page at a time. `last_known` and `since` are the
@@ -144,6 +171,11 @@ impl Current {
         };
         store.for_each_message(id, mailbox, |m| {
             current.entries.push(Known::of(&m));
+            for k in &m.flags.keywords {
+                if current.keywords.len() < MAX_KEYWORDS && !current.keywords.contains(k) {
+                    current.keywords.insert(k.clone());
+                }
+            }
             if last_known.is_some_and(|last| m.uid <= last) && m.modseq > since {
                 current.changed.push((m.uid, m.flags));
             }
@@ -179,6 +211,12 @@ impl Selected {
         resolve(&self.messages, set, uid)
     }
 
+    /// How many messages are `\Recent` in this session.
+    pub(crate) fn recent_count(&self) -> u32 {
+        let n = self.messages.iter().filter(|k| k.flags.recent()).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
     /// The sequence number of index `i`.
     pub(crate) fn seq(i: usize) -> NonZeroU32 {
         NonZeroU32::new(u32::try_from(i + 1).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
@@ -188,10 +226,14 @@ impl Selected {
     /// updating the snapshot; the flag says whether it is now current
     /// (false while expunged messages are held back). Order: `EXPUNGE`
     /// in decreasing sequence order, `EXISTS`, then `FETCH (FLAGS)`.
+    ///
+    /// Messages new to the snapshot with a UID above `recent_above` are
+    /// `\Recent` in this session.
     pub(crate) fn diff(
         &mut self,
         current: Current,
         allow_expunge: bool,
+        recent_above: u32,
     ) -> (Vec<Data<'static>>, bool) {
         let mut out = Vec::new();
         let before = self.messages.len();
@@ -221,8 +263,10 @@ impl Selected {
             match now {
                 None => complete = false,
                 Some(now) if now.modseq != known.modseq => {
-                    changed.push((i, current.flags_of(now), now.uid));
+                    let recent = known.flags.recent();
+                    changed.push((i, current.flags_of(now), now.uid, recent));
                     *known = *now;
+                    known.flags = known.flags.with_recent(recent);
                 }
                 Some(_) => {}
             }
@@ -230,14 +274,22 @@ impl Selected {
         let new = current
             .entries
             .iter()
-            .filter(|k| last_known.is_none_or(|last| k.uid > last));
+            .filter(|k| last_known.is_none_or(|last| k.uid > last))
+            .map(|k| Known {
+                flags: k.flags.with_recent(k.uid.get() > recent_above),
+                ..*k
+            });
+        let kept = self.messages.len();
         self.messages.extend(new);
         if self.messages.len() != before || !out.is_empty() {
             let exists = u32::try_from(self.messages.len()).unwrap_or(u32::MAX);
             out.push(Data::Exists(exists));
         }
-        for (i, flags, uid) in changed {
-            if let Ok(items) = Vec1::try_from(flag_items(&flags, uid)) {
+        if self.messages.len() > kept {
+            out.push(Data::Recent(self.recent_count()));
+        }
+        for (i, flags, uid, recent) in changed {
+            if let Ok(items) = Vec1::try_from(flag_items(&flags, uid, recent)) {
                 out.push(Data::Fetch {
                     seq: Self::seq(i),
                     items,

@@ -29,12 +29,20 @@ impl Session {
                 StatusDataItemName::Unseen
                     | StatusDataItemName::Deleted
                     | StatusDataItemName::DeletedStorage
+                    | StatusDataItemName::Recent
             )
         });
+        let claims = std::sync::Arc::clone(&self.ctx.config.recent);
         let (mbox, counts) = self
             .with_store(move |s| {
                 let mbox = s.mailbox_by_name(id, &name)?;
-                let mut counts = Counts::default();
+                // RFC 3501 §6.3.10: RECENT counts the messages no session
+                // has claimed yet; STATUS claims none.
+                let mark = claims.mark((id, mbox.id, mbox.uid_validity));
+                let mut counts = Counts {
+                    recent_above: mark,
+                    ..Counts::default()
+                };
                 if need_messages {
                     s.for_each_message(id, mbox.id, |m| {
                         counts.add(&m);
@@ -48,7 +56,7 @@ impl Session {
         for item in items {
             out.push(match item {
                 StatusDataItemName::Messages => StatusDataItem::Messages(mbox.exists),
-                StatusDataItemName::Recent => StatusDataItem::Recent(0),
+                StatusDataItemName::Recent => StatusDataItem::Recent(counts.recent),
                 StatusDataItemName::UidNext => StatusDataItem::UidNext(mbox.uid_next.0),
                 StatusDataItemName::UidValidity => StatusDataItem::UidValidity(mbox.uid_validity),
                 StatusDataItemName::Unseen => StatusDataItem::Unseen(counts.unseen),
@@ -72,6 +80,9 @@ impl Session {
 /// time, never held).
 #[derive(Debug, Default)]
 struct Counts {
+    /// The claim mark of `\Recent`: UIDs above it count as recent.
+    recent_above: u32,
+    recent: u32,
     unseen: u32,
     deleted: u32,
     /// Octets of the `\Deleted` messages: RFC 9208 §4.2.1 DELETED-STORAGE,
@@ -81,6 +92,9 @@ struct Counts {
 
 impl Counts {
     fn add(&mut self, m: &crate::store::Message) {
+        if m.uid.get() > self.recent_above {
+            self.recent = self.recent.saturating_add(1);
+        }
         if !m.flags.seen {
             self.unseen = self.unseen.saturating_add(1);
         }

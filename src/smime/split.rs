@@ -114,10 +114,17 @@ impl<'a> Split<'a> {
     /// The value of the first root field named `name` (case-insensitive),
     /// raw, with folding kept.
     pub fn field_value(&self, name: &[u8]) -> Option<&'a [u8]> {
+        self.field_values(name).next()
+    }
+
+    /// The values of every root field named `name` (case-insensitive),
+    /// raw, with folding kept: clear fields first, then `Content-*` ones,
+    /// each group in message order.
+    pub fn field_values<'s>(&'s self, name: &'s [u8]) -> impl Iterator<Item = &'a [u8]> + 's {
         self.outer
             .iter()
             .chain(self.content_fields.iter())
-            .find(|f| field_name(f).eq_ignore_ascii_case(name))
+            .filter(move |f| field_name(f).eq_ignore_ascii_case(name))
             .map(|f| field_value(f))
     }
 

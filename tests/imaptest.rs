@@ -1,0 +1,187 @@
+//! Dovecot's imaptest compliance scripts (its `src/tests`, one IMAP
+//! conversation each with the responses RFC 3501 requires) against the
+//! real `sealmail serve`, through the project's shared `run-suite.sh`,
+//! which builds imaptest with `build.sh` the first time (installing
+//! Dovecot's development headers, as the test command installs every
+//! peer). Scripts that need an extension sealmail does not announce
+//! (CONDSTORE, ESEARCH, SORT, ...) are skipped by the runner, not passed.
+//!
+//! The tools live beside the repository (`../shared/tools/imaptest`, as
+//! the advisory database does for `test.sh`); `SEALMAIL_IMAPTEST_TOOLS`
+//! points elsewhere.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+use support::server::Server;
+
+const PASSWORD: &str = "imaptest-pw";
+
+/// Scripts that fail for an account with encryption at rest, and why
+/// (docs-imap-compliance.md says the same): appended messages are stored
+/// as S/MIME, so their body, structure and size are the ciphertext's.
+const ENCRYPTED_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "fetch-body",
+        "BODY[] and its sections are the stored S/MIME message",
+    ),
+    (
+        "fetch-body-message-rfc822",
+        "no message/rfc822 part: the body is ciphertext",
+    ),
+    (
+        "fetch-body-message-rfc822-mime",
+        "no message/rfc822 part: the body is ciphertext",
+    ),
+    (
+        "fetch-body-message-rfc822-x2",
+        "no message/rfc822 part: the body is ciphertext",
+    ),
+    (
+        "fetch-body-mime",
+        "no MIME parts: one application/pkcs7-mime part",
+    ),
+    (
+        "fetch-bodystructure",
+        "BODY/BODYSTRUCTURE show the application/pkcs7-mime part",
+    ),
+    ("nil", "BODY search cannot read an encrypted body"),
+    (
+        "search-body",
+        "BODY and TEXT search cannot read an encrypted body",
+    ),
+    (
+        "search-size",
+        "RFC822.SIZE is the size of the stored (encrypted) message",
+    ),
+];
+
+/// The directory holding `build.sh` and `run-suite.sh`.
+fn tools() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SEALMAIL_IMAPTEST_TOOLS") {
+        return PathBuf::from(dir);
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        repo.join("../shared/tools/imaptest"),
+        repo.join("../../shared/tools/imaptest"),
+    ];
+    candidates
+        .iter()
+        .find(|d| d.join("run-suite.sh").is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "imaptest's run-suite.sh not found in {candidates:?}; \
+                 set SEALMAIL_IMAPTEST_TOOLS to the directory with build.sh and run-suite.sh"
+            )
+        })
+}
+
+/// The outcome of one suite run.
+struct Suite {
+    /// `(script, PASS | FAIL | SKIP, reason)` per line.
+    scripts: Vec<(String, String, String)>,
+    summary: String,
+    output: String,
+}
+
+impl Suite {
+    fn failed(&self) -> Vec<&str> {
+        self.scripts
+            .iter()
+            .filter(|s| s.1 == "FAIL")
+            .map(|s| s.0.as_str())
+            .collect()
+    }
+}
+
+/// Runs the suite against `server` as `users` (two accounts).
+fn run_suite(server: &Server, users: [&str; 2]) -> Suite {
+    // why one at a time: the first run builds imaptest, and two builds
+    // into the same directory at once would break each other.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tools();
+    let logs = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg(dir.join("run-suite.sh"))
+        .args(["127.0.0.1", &server.imap_port.to_string()])
+        .args(users)
+        .arg(PASSWORD)
+        .arg(logs.path())
+        .output()
+        .unwrap();
+    let output = String::from_utf8_lossy(&out.stdout).into_owned();
+    let summary = output
+        .lines()
+        .find(|l| l.starts_with("imaptest scripts:"))
+        .unwrap_or_else(|| {
+            panic!(
+                "run-suite.sh printed no summary (could imaptest be built?):\n{output}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .to_string();
+    let scripts = output
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let name = words.next()?;
+            let status = words.next()?;
+            matches!(status, "PASS" | "FAIL" | "SKIP").then(|| {
+                let why: Vec<&str> = words.collect();
+                (name.to_string(), status.to_string(), why.join(" "))
+            })
+        })
+        .collect();
+    println!("{output}");
+    let _ = logs.keep();
+    Suite {
+        scripts,
+        summary,
+        output,
+    }
+}
+
+#[test]
+fn imaptest_compliance_scripts_pass_for_plaintext_accounts() {
+    let server = Server::start();
+    let users = ["tester1@example.org", "tester2@example.org"];
+    for u in users {
+        server.account_with_password(u, PASSWORD);
+    }
+    let suite = run_suite(&server, users);
+    assert!(
+        suite.failed().is_empty(),
+        "{}; failing: {:?}\n{}",
+        suite.summary,
+        suite.failed(),
+        suite.output
+    );
+}
+
+#[test]
+fn imaptest_differences_for_encrypted_accounts_are_the_documented_ones() {
+    let server = Server::start();
+    let users = ["crypt1@example.org", "crypt2@example.org"];
+    for u in users {
+        server.account_with_password(u, PASSWORD);
+        let keys = support::pki::pair(u, 2048);
+        server.ok(&["cert", "add", u, keys.cert.to_str().unwrap()]);
+        server.ok(&["encryption", "enable", u]);
+    }
+    let suite = run_suite(&server, users);
+    let expected: Vec<&str> = ENCRYPTED_DIFFERENCES.iter().map(|d| d.0).collect();
+    assert_eq!(
+        suite.failed(),
+        expected,
+        "{}; update ENCRYPTED_DIFFERENCES and docs-imap-compliance.md if this is intended\n{}",
+        suite.summary,
+        suite.output
+    );
+}
