@@ -11,6 +11,7 @@ packages=(
   swaks isync python3                      # LMTP / IMAP peers in the tests
   postfix                                  # the MTA that delivers over LMTP in tests/postfix.rs
   postgresql                               # PostgreSQL 15: the tests run their own cluster (scripts/pg-test-server.sh)
+  dovecot-dev dovecot-core autoconf automake libtool  # building imaptest (tests/tools/imaptest) for tests/imaptest.rs
 )
 
 missing=()

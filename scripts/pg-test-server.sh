@@ -3,6 +3,8 @@
 # starts it; unit and integration tests share it).
 #
 # Usage: pg-test-server.sh PORT
+# SEALMAIL_PG_OPTS adds server options ("-c name=value ..."; benches/engines.py
+# gives the server the memory a production one would have).
 # Makes a cluster in a fresh directory under ${SEALMAIL_PG_TMP:-/tmp}, starts
 # it on 127.0.0.1:PORT with trust authentication for user `postgres`, prints
 # "ready DIR" once it accepts connections, and runs until SIGTERM, SIGINT or
@@ -45,7 +47,7 @@ trap 'stop' EXIT
 "${as_user[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" \
   -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=64MB \
   -c fsync=on -c synchronous_commit=on -c full_page_writes=off \
-  -c autovacuum=off -c log_min_messages=warning \
+  -c autovacuum=off -c log_min_messages=warning ${SEALMAIL_PG_OPTS:-} \
   >"$dir/postgres.log" 2>&1 &
 pid=$!
 for _ in $(seq 300); do

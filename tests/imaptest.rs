@@ -1,14 +1,13 @@
 //! Dovecot's imaptest compliance scripts (its `src/tests`, one IMAP
 //! conversation each with the responses RFC 3501 requires) against the
-//! real `sealmail serve`, through the project's shared `run-suite.sh`,
-//! which builds imaptest with `build.sh` the first time (installing
-//! Dovecot's development headers, as the test command installs every
-//! peer). Scripts that need an extension sealmail does not announce
-//! (CONDSTORE, ESEARCH, SORT, ...) are skipped by the runner, not passed.
+//! real `sealmail serve`, through `tests/tools/imaptest/run-suite.sh`,
+//! which builds imaptest with `build.sh` the first time (into
+//! `~/.cache/imaptest`, from the MIT-licensed source archive beside it;
+//! `scripts/install-deps.sh` installs Dovecot's development headers).
+//! Scripts that need an extension sealmail does not announce (CONDSTORE,
+//! ESEARCH, SORT, ...) are skipped by the runner, not passed.
 //!
-//! The tools live beside the repository (`../shared/tools/imaptest`, as
-//! the advisory database does for `test.sh`); `SEALMAIL_IMAPTEST_TOOLS`
-//! points elsewhere.
+//! `SEALMAIL_IMAPTEST_TOOLS` points at another copy of the tools.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -67,8 +66,8 @@ fn tools() -> PathBuf {
     }
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let candidates = [
+        repo.join("tests/tools/imaptest"),
         repo.join("../shared/tools/imaptest"),
-        repo.join("../../shared/tools/imaptest"),
     ];
     candidates
         .iter()
