@@ -62,19 +62,24 @@ fn open(dir: &Path) -> MailStore {
 }
 
 fn faulty(dir: &Path) -> (Arc<FaultyStore>, MailStore) {
+    let (rocks, blobs) = RocksStore::open_pair(dir).unwrap();
     let engine = Arc::new(FaultyStore {
-        inner: Arc::new(RocksStore::open(dir).unwrap()),
+        inner: rocks,
         fail: AtomicBool::new(false),
         writes: AtomicUsize::new(0),
     });
-    let mail = MailStore::new(engine.clone(), MasterKey::from_bytes([9; 32]));
+    let mail = MailStore::new(engine.clone(), blobs, MasterKey::from_bytes([9; 32]));
     (engine, mail)
 }
 
+/// Every metadata column family. Not `blobs`: bodies are put before the
+/// metadata that names them commits, so a failed write may leave an
+/// unreferenced body there (an orphan, which collection removes).
 fn dump(store: &dyn Store) -> Vec<(Cf, Vec<KeyValue>)> {
     let all = KeyRange::prefix(&[]);
     Cf::ALL
         .iter()
+        .filter(|&&cf| cf != Cf::Blobs)
         .map(|&cf| {
             (
                 cf,
@@ -539,6 +544,8 @@ fn account_removal_leaves_no_key_behind() {
     let id = alice(&mail);
     let inbox = inbox(&mail, id);
     mail.append(id, inbox, msg(b"one")).unwrap();
+    let everything = KeyRange::prefix(&[]);
+    assert_eq!(mail.blob_store().keys(&everything, 10).unwrap().len(), 1);
     mail.create_mailbox(id, "Projects/x").unwrap();
     mail.add_certificate(id, cert(1)).unwrap();
     mail.set_encryption_settings(id, enabled()).unwrap();
@@ -552,6 +559,8 @@ fn account_removal_leaves_no_key_behind() {
     meta(&mut before);
     meta(&mut after);
     assert_eq!(after, before);
+    // Its bodies went from the blob store after the metadata commit.
+    assert!(mail.blob_store().keys(&everything, 10).unwrap().is_empty());
     assert_eq!(mail.resolve_address("al@example.org").unwrap(), None);
     assert!(matches!(
         mail.account(id),

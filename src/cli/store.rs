@@ -19,6 +19,7 @@ use crate::store::{
     migrate_engine, CopyError, CopyOptions, CopyProgress, MigrationReport, Phase, RocksStore,
     Store, StoreError, Verification,
 };
+use crate::store::{BlobStore, StorePair};
 
 /// `sealmail store migrate --help`.
 pub(super) const LONG_ABOUT: &str = "\
@@ -49,6 +50,9 @@ Afterwards:
 The RocksDB files stay as they were; keep them until the new
 installation runs.";
 
+/// The metadata store and blob store a migration writes to.
+type Target = (Arc<dyn Store>, Arc<dyn BlobStore>);
+
 /// `sealmail store migrate`: the configuration, then the migration.
 pub(super) fn run(cli: &Cli, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let config = match cli.config() {
@@ -60,10 +64,7 @@ pub(super) fn run(cli: &Cli, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
 
 /// The migration of the store in `data_dir` into what `open` opens
 /// (called only once the data directory's lock is held); the exit code.
-fn migrate_dir(
-    data_dir: &Path,
-    open: impl FnOnce() -> Result<Arc<dyn Store>, TargetError>,
-) -> ExitCode {
+fn migrate_dir(data_dir: &Path, open: impl FnOnce() -> Result<Target, TargetError>) -> ExitCode {
     if !data_dir.join("db").is_dir() {
         let message = format!(
             "no sealmail store at {}: give the data directory of the installation to move with --data-dir or --config",
@@ -79,14 +80,23 @@ fn migrate_dir(
         Ok(t) => t,
         Err(e) => return fail(&e.to_string(), e.exit_code()),
     };
-    let source = match RocksStore::open(data_dir) {
+    let (target, target_blobs) = target;
+    let target = StorePair {
+        store: &*target,
+        blobs: &*target_blobs,
+    };
+    let (source, source_blobs) = match RocksStore::open_pair(data_dir) {
         Ok(s) => s,
         Err(e) => return fail(&format!("cannot open the source store: {e}"), EXIT_INTERNAL),
     };
     let label = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     let options = CopyOptions::new(label.display().to_string());
     let mut progress = Line::default();
-    let outcome = migrate_engine(&source, &*target, &options, &mut progress);
+    let source = StorePair {
+        store: &*source,
+        blobs: &*source_blobs,
+    };
+    let outcome = migrate_engine(&source, &target, &options, &mut progress);
     progress.clear();
     match outcome {
         Ok(report) => done(&report),
@@ -127,7 +137,7 @@ impl TargetError {
 
 /// Opens the engine `url` names. The one place a URL becomes an engine:
 /// the PostgreSQL engine plugs in here (`store::open_engine_url`).
-fn open_target(url: &str) -> Result<Arc<dyn Store>, TargetError> {
+fn open_target(url: &str) -> Result<Target, TargetError> {
     // why only a plain scheme in messages: the URL may carry a password.
     let scheme = url
         .split_once("://")
@@ -291,12 +301,15 @@ mod tests {
     fn migrates_once_then_refuses_the_full_target() {
         let dir = installation();
         let target_dir = tempfile::tempdir().unwrap();
-        let target: Arc<dyn Store> = Arc::new(RocksStore::open(target_dir.path()).unwrap());
-        let code = migrate_dir(dir.path(), || Ok(Arc::clone(&target)));
+        let (target, target_blobs) = RocksStore::open_pair(target_dir.path()).unwrap();
+        let (target, target_blobs): (Arc<dyn Store>, Arc<dyn BlobStore>) = (target, target_blobs);
+        let code = migrate_dir(dir.path(), || {
+            Ok((Arc::clone(&target), Arc::clone(&target_blobs)))
+        });
         assert_eq!(code, ExitCode::SUCCESS);
 
         let key = MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
-        let moved = MailStore::new(Arc::clone(&target), key);
+        let moved = MailStore::new(Arc::clone(&target), Arc::clone(&target_blobs), key);
         let alice = moved
             .check_login("alice@example.org", "pw")
             .unwrap()
@@ -306,7 +319,9 @@ mod tests {
         let raw = moved.get_blob(alice.id, msgs[0].blob).unwrap().unwrap();
         assert_eq!(raw, b"Subject: moved\r\n\r\nhello\r\n");
 
-        let again = migrate_dir(dir.path(), || Ok(Arc::clone(&target)));
+        let again = migrate_dir(dir.path(), || {
+            Ok((Arc::clone(&target), Arc::clone(&target_blobs)))
+        });
         assert_eq!(
             again,
             ExitCode::from(EXIT_USER),

@@ -128,12 +128,15 @@ impl MailStore {
     /// Asks the engine to drop deleted values from its files now (see
     /// [`super::Store::compact`]).
     pub fn compact(&self) -> Result<(), MailError> {
-        Ok(self.store.compact()?)
+        self.store.compact()?;
+        Ok(self.blobs.compact()?)
     }
 
     /// Routine housekeeping (see [`super::Store::maintain`]); the server
     /// runs it every hour.
     pub fn maintain(&self) -> Result<(), MailError> {
-        Ok(self.store.maintain()?)
+        self.store.maintain()?;
+        self.collect_orphans()?;
+        Ok(self.blobs.maintain()?)
     }
 }
