@@ -118,9 +118,13 @@ def finish_cert(d, u, proc):
 
 
 class Sealmail:
-    def __init__(self, work, binary):
+    def __init__(self, work, binary, name="sealmail", store_url=None, store_dir=None):
         self.binary = binary
-        self.data = os.path.join(work, "sealmail-data")
+        self.name = name
+        self.data = os.path.join(work, f"{name}-data")
+        # where its mail lies on disk: the data directory, or the database
+        # server's directory for PostgreSQL
+        self.disk = [self.data] + ([store_dir] if store_dir else [])
         shutil.rmtree(self.data, ignore_errors=True)
         os.makedirs(self.data)
         self.lmtp, self.imap, self.jmap = free_port(), free_port(), free_port()
@@ -129,7 +133,9 @@ class Sealmail:
                    SEALMAIL_IMAP_LISTEN=f"127.0.0.1:{self.imap}",
                    SEALMAIL_JMAP_LISTEN=f"127.0.0.1:{self.jmap}",
                    SEALMAIL_LOG="warn")
-        self.log = open(os.path.join(work, "sealmail.log"), "wb")
+        if store_url:
+            env.update(SEALMAIL_STORE_ENGINE="postgres", SEALMAIL_STORE_URL=store_url)
+        self.log = open(os.path.join(work, f"{name}.log"), "wb")
         self.proc = subprocess.Popen([binary, "serve", "--data-dir", self.data], env=env,
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         deadline = time.time() + 60
@@ -244,7 +250,7 @@ def check_sealmail(sm, certs, work, marker_prefix, users, samples=5):
             if bad.returncode == 0:
                 raise SystemExit(f"sealmail: {p} opens with {other}'s key")
             checked += 1
-    leaks = subprocess.run(["grep", "-rlF", marker_prefix, sm.data], stdout=subprocess.PIPE).stdout
+    leaks = subprocess.run(["grep", "-rlF", marker_prefix, *sm.disk], stdout=subprocess.PIPE).stdout
     if leaks.strip():
         raise SystemExit(f"sealmail: plaintext marker on disk: {leaks[:200]!r}")
     return checked
@@ -268,6 +274,11 @@ def main():
     ap.add_argument("--perf", default=None, metavar="DIR",
                     help="record `perf record -g` of sealmail during each of its runs into DIR")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--pg-url", default=None, metavar="URL",
+                    help="also run sealmail on this (empty) PostgreSQL database, as instance "
+                         "sealmail-pg (benches/engines.py makes one)")
+    ap.add_argument("--pg-dir", default=None, metavar="DIR",
+                    help="the PostgreSQL server's directory, searched for plaintext like a data directory")
     a = ap.parse_args()
 
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -285,13 +296,19 @@ def main():
     bd.B = os.environ["PEER_BENCH_DIR"]
 
     certs = make_certs(a.work)
-    sm = Sealmail(a.work, binary)
+    sms = [Sealmail(a.work, binary)]
+    if a.pg_url:
+        sms.append(Sealmail(a.work, binary, "sealmail-pg", a.pg_url, a.pg_dir))
+    sm = sms[0]
     try:
-        sm.provision(certs)
-        bd.LMTP_PORT["sealmail"] = sm.lmtp
         dovecot_pid = bd.master_pid
-        bd.master_pid = lambda inst: sm.proc.pid if inst == "sealmail" else dovecot_pid(inst)
-        insts = dovecots + ["sealmail"]
+        pids = {}
+        for s_ in sms:
+            s_.provision(certs)
+            bd.LMTP_PORT[s_.name] = s_.lmtp
+            pids[s_.name] = s_.proc.pid
+        bd.master_pid = lambda inst: pids[inst] if inst in pids else dovecot_pid(inst)
+        insts = dovecots + [s_.name for s_ in sms]
         tag = uuid.uuid4().hex[:8]
         print(f"run {tag}: {time.strftime('%Y-%m-%d %H:%M:%S')} nproc={os.cpu_count()} "
               f"binary={binary} rounds={a.rounds}", flush=True)
@@ -319,11 +336,13 @@ def main():
         users = [f"user{i:03d}" for i in range(1, USERS + 1)]
         # why the body line: the marker is also in Subject and Message-ID,
         # which stay in clear by design (ARCHITECTURE.md, S/MIME format).
-        checked = check_sealmail(sm, certs, a.work, "marker PB", users)
-        print(f"sealmail check: {checked} sampled copies open with their recipient's key only; "
-              f"no plaintext body line in the data directory", flush=True)
+        for s_ in sms:
+            checked = check_sealmail(s_, certs, a.work, "marker PB", users)
+            print(f"{s_.name} check: {checked} sampled copies open with their recipient's key only; "
+                  f"no plaintext body line in the data directory", flush=True)
     finally:
-        sm.stop()
+        for s_ in sms:
+            s_.stop()
         if dovecots and not a.keep_dovecot:
             stop_dovecot(dovecots)
 

@@ -10,6 +10,7 @@ packages=(
   openssl gpgsm gpg-agent                  # S/MIME peers in the tests
   swaks isync python3                      # LMTP / IMAP peers in the tests
   postfix                                  # the MTA that delivers over LMTP in tests/postfix.rs
+  postgresql                               # PostgreSQL 15: the tests run their own cluster (scripts/pg-test-server.sh)
 )
 
 missing=()
@@ -27,5 +28,8 @@ export DEBIAN_FRONTEND=noninteractive
 if [[ " ${missing[*]} " == *" postfix "* ]]; then
   echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
 fi
+# why no step for PostgreSQL's system cluster: the package may start one on
+# port 5432; the tests never use it (each test process runs its own
+# cluster on a free port, as an unprivileged user).
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

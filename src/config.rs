@@ -41,7 +41,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A `SEALMAIL_*` variable that names no key.
-    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, lmtp.max_connections, lmtp.max_connections_per_source, imap.listen, imap.tls_listen, jmap.listen, jmap.max_connections, jmap.max_connections_per_source, jmap.header_timeout, tls.cert, tls.key, limits.max_message_size, limits.account_quota, limits.reserved_files, limits.fanout_bytes, hooks.chain, store.master_key, lists.notice_template")]
+    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, lmtp.max_connections, lmtp.max_connections_per_source, imap.listen, imap.tls_listen, jmap.listen, jmap.max_connections, jmap.max_connections_per_source, jmap.header_timeout, tls.cert, tls.key, limits.max_message_size, limits.account_quota, limits.reserved_files, limits.fanout_bytes, hooks.chain, store.master_key, store.engine, store.url, store.pool_size, lists.notice_template")]
     UnknownEnv {
         /// The variable.
         var: String,
@@ -246,7 +246,7 @@ impl Limits {
 }
 
 /// `[store]`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct StoreConfig {
@@ -255,6 +255,80 @@ pub struct StoreConfig {
     /// keys; kept on other storage, a copy of the data directory alone
     /// does not reveal them.
     pub master_key: Option<PathBuf>,
+    /// Which engine holds the mail: RocksDB in `data_dir` (default), or
+    /// the PostgreSQL database at [`StoreConfig::url`].
+    pub engine: StoreEngine,
+    /// The PostgreSQL database, `postgres://user@host:port/db`; required
+    /// for (and only for) `engine = "postgres"`.
+    pub url: Option<StoreUrl>,
+    /// Most connections to PostgreSQL this server opens. Default 16
+    /// (`store::DEFAULT_POOL_SIZE`): enough for many concurrent store
+    /// calls, while a few nodes stay under PostgreSQL's default
+    /// `max_connections` of 100.
+    pub pool_size: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            master_key: None,
+            engine: StoreEngine::default(),
+            url: None,
+            pool_size: crate::store::DEFAULT_POOL_SIZE,
+        }
+    }
+}
+
+/// `store.engine`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum StoreEngine {
+    /// Embedded RocksDB in `data_dir` (`"rocksdb"`).
+    #[default]
+    Rocksdb,
+    /// A PostgreSQL database shared by every node (`"postgres"`).
+    Postgres,
+}
+
+/// `store.url`: a connection URL that may hold a password, so its `Debug`
+/// shows everything but the password.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// A URL as given.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL, password included: for connecting only, never for logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // why: `scheme://user:password@host`; the userinfo ends at the
+        // last '@' before the path.
+        let shown = match self.0.split_once("://") {
+            Some((scheme, rest)) => {
+                let authority_end = rest.find('/').unwrap_or(rest.len());
+                let (authority, path) = rest.split_at(authority_end);
+                match authority.rsplit_once('@') {
+                    Some((userinfo, host)) => {
+                        let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+                        format!("{scheme}://{user}@{host}{path}")
+                    }
+                    None => self.0.clone(),
+                }
+            }
+            None => "<redacted key=value connection string>".to_string(),
+        };
+        write!(f, "{shown:?}")
+    }
 }
 
 impl Config {
@@ -330,10 +404,32 @@ impl Config {
         } else {
             origin
         };
-        Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
-            origin,
-            message: e.to_string(),
-        })
+        let config =
+            Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
+                origin: origin.clone(),
+                message: e.to_string(),
+            })?;
+        config
+            .check()
+            .map_err(|message| ConfigError::Invalid { origin, message })?;
+        Ok(config)
+    }
+
+    /// Rules between keys, which deserialising alone does not check.
+    fn check(&self) -> Result<(), String> {
+        match (self.store.engine, &self.store.url) {
+            (StoreEngine::Postgres, None) => {
+                return Err("store.engine = \"postgres\" needs store.url, e.g. \"postgres://sealmail@127.0.0.1:5432/sealmail\"".into())
+            }
+            (StoreEngine::Rocksdb, Some(_)) => {
+                return Err("store.url is set but store.engine is \"rocksdb\" (the default); set store.engine = \"postgres\" to use the database, or remove store.url".into())
+            }
+            _ => {}
+        }
+        if self.store.pool_size == 0 {
+            return Err("store.pool_size is 0; set at least 1 (default 16)".into());
+        }
+        Ok(())
     }
 
     /// Loads with the process environment.
@@ -449,6 +545,59 @@ mod tests {
         assert_eq!(c.limits.fanout_bytes, 1_048_576);
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/sealmail"));
         assert!(c.hooks.chain.is_empty());
+    }
+
+    #[test]
+    fn store_engine_and_url() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.store.engine, StoreEngine::Rocksdb);
+        assert_eq!(c.store.pool_size, 16);
+        assert!(c.store.url.is_none());
+        let c = Config::load(
+            None,
+            env(&[
+                ("SEALMAIL_STORE_ENGINE", "postgres"),
+                (
+                    "SEALMAIL_STORE_URL",
+                    "postgres://mail:hunter2@db.example:5432/sealmail",
+                ),
+                ("SEALMAIL_STORE_POOL_SIZE", "4"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.store.engine, StoreEngine::Postgres);
+        assert_eq!(c.store.pool_size, 4);
+        let url = c.store.url.clone().unwrap();
+        assert_eq!(
+            url.expose(),
+            "postgres://mail:hunter2@db.example:5432/sealmail"
+        );
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("postgres://mail@db.example:5432/sealmail"),
+            "{shown}"
+        );
+
+        let err = Config::load(None, env(&[("SEALMAIL_STORE_ENGINE", "postgres")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store.url"), "{err}");
+        let err = Config::load(None, env(&[("SEALMAIL_STORE_URL", "postgres://x@h/db")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("store.engine") && err.contains("rocksdb"),
+            "{err}"
+        );
+        let err = Config::load(None, env(&[("SEALMAIL_STORE_ENGINE", "mysql")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mysql") && err.contains("postgres"), "{err}");
+        let err = Config::load(None, env(&[("SEALMAIL_STORE_POOL_SIZE", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pool_size"), "{err}");
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub enum ServerError {
         pid: String,
     },
     /// The store cannot be opened.
-    #[error("cannot open the store in {path}: {source}")]
+    #[error("cannot open the store (data directory {path}): {source}")]
     Store {
         /// The data directory.
         path: PathBuf,
@@ -242,12 +242,12 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             source,
         },
     )?;
-    let dir = data_dir.clone();
-    let master_key = config.master_key_path();
+    let store_config = config.clone();
     let default_quota = config.limits.default_quota();
+    // why spawn_blocking: opening runs RocksDB recovery or connects to
+    // PostgreSQL and migrates its schema; both block.
     let store = tokio::task::spawn_blocking(move || {
-        MailStore::open_with_master_key(&dir, &master_key)
-            .map(|s| s.with_default_quota(default_quota))
+        MailStore::open_config(&store_config).map(|s| s.with_default_quota(default_quota))
     })
     .await?
     .map_err(|source| ServerError::Store {
@@ -264,7 +264,17 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             None => None,
         },
     };
+    // why before Services takes the config: the bus needs the store URL.
+    let bus_url = match config.store.engine {
+        crate::config::StoreEngine::Postgres => config.store.url.clone(),
+        _ => None,
+    };
     let services = Services::new(Arc::new(store), config)?;
+    if let Some(url) = bus_url {
+        // Other nodes on the same database learn of this node's changes
+        // (IMAP IDLE, JMAP push) and this node of theirs.
+        crate::notify::PgBus::install(url.expose(), services.ingest.notifier());
+    }
     tracing::info!(data_dir = %data_dir.display(), "sealmail started");
     run(services, listeners, shutdown_signal()).await;
     let _ = std::fs::remove_file(data_dir.join(ADMIN_SOCKET));

@@ -1,19 +1,24 @@
-//! The store against a real RocksDB in a temporary directory: round trips
-//! per entity, reopening, atomicity through a failing engine wrapper, the
-//! certificate rules, UID rules and account removal. Lists and secrets at
-//! rest: `store_lists.rs`.
+//! The store against each real engine — RocksDB in a temporary directory,
+//! and a database of its own on a real PostgreSQL server — with the same
+//! test bodies (`on_both_engines!`): round trips per entity, reopening,
+//! atomicity through a failing engine wrapper, the certificate rules, UID
+//! rules and account removal. Lists and secrets at rest: `store_lists.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use sealmail::certs::Fingerprint;
+use sealmail::config::Config;
 use sealmail::store::{
-    AccountId, AuditKind, Batch, Cf, ChangeKind, ChangedObject, Cipher, EncryptionSettings, Expect,
-    FlagChange, Flags, HeaderFields, KeyRange, KeyValue, MailError, MailStore, MasterKey,
-    NewCertificate, NewMessage, Order, Recipient, RocksStore, SecretBytes, Store, StoreError, Uid,
+    AccountId, AuditKind, Batch, Cf, ChangeKind, ChangedObject, Cipher, EncryptionSettings,
+    EnginePair, Expect, FlagChange, Flags, HeaderFields, KeyRange, KeyValue, MailError, MailStore,
+    MasterKey, NewCertificate, NewMessage, Order, Recipient, RocksStore, SecretBytes, Store,
+    StoreError, Uid,
 };
+
+#[path = "support/postgres.rs"]
+mod postgres;
 
 #[path = "support/secrets.rs"]
 mod secrets;
@@ -25,7 +30,7 @@ use secrets::fake_pem;
 /// the crate.
 #[derive(Debug)]
 struct FaultyStore {
-    inner: Arc<RocksStore>,
+    inner: Arc<dyn Store>,
     fail: AtomicBool,
     writes: AtomicUsize,
 }
@@ -57,20 +62,105 @@ impl Store for FaultyStore {
     }
 }
 
-fn open(dir: &Path) -> MailStore {
-    MailStore::open(dir).unwrap()
+/// The engines every test here runs on.
+#[derive(Debug, Clone, Copy)]
+enum Engine {
+    Rocks,
+    Postgres,
 }
 
-fn faulty(dir: &Path) -> (Arc<FaultyStore>, MailStore) {
-    let (rocks, blobs) = RocksStore::open_pair(dir).unwrap();
-    let engine = Arc::new(FaultyStore {
-        inner: rocks,
-        fail: AtomicBool::new(false),
-        writes: AtomicUsize::new(0),
-    });
-    let mail = MailStore::new(engine.clone(), blobs, MasterKey::from_bytes([9; 32]));
-    (engine, mail)
+/// Where one test's store lives: a temporary directory (the RocksDB
+/// database, and the master key for either engine) and, for PostgreSQL,
+/// a database of its own on the test cluster.
+struct Fixture {
+    dir: tempfile::TempDir,
+    db: Option<postgres::TestDb>,
 }
+
+impl Fixture {
+    fn new(engine: Engine) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            db: match engine {
+                Engine::Rocks => None,
+                Engine::Postgres => Some(postgres::test_db()),
+            },
+        }
+    }
+
+    /// The mail store, opened as the server opens it (from its config);
+    /// each call opens the engine again (a restart).
+    fn open(&self) -> MailStore {
+        let data_dir = self.dir.path().display().to_string();
+        let mut env = vec![("SEALMAIL_DATA_DIR".to_string(), data_dir)];
+        if let Some(db) = &self.db {
+            env.push(("SEALMAIL_STORE_ENGINE".into(), "postgres".into()));
+            env.push(("SEALMAIL_STORE_URL".into(), db.url.clone()));
+            env.push(("SEALMAIL_STORE_POOL_SIZE".into(), "4".into()));
+        }
+        MailStore::open_config(&Config::load(None, env).unwrap()).unwrap()
+    }
+
+    /// A fresh handle on the engine alone: its metadata store and its
+    /// blob store.
+    fn engine(&self) -> EnginePair {
+        match &self.db {
+            None => RocksStore::open_pair(self.dir.path()).unwrap().into(),
+            Some(db) => sealmail::store::open_engine_url(&db.url, 4).unwrap(),
+        }
+    }
+
+    fn faulty(&self) -> (Arc<FaultyStore>, MailStore) {
+        let EnginePair {
+            store: inner,
+            blobs,
+        } = self.engine();
+        let engine = Arc::new(FaultyStore {
+            inner,
+            fail: AtomicBool::new(false),
+            writes: AtomicUsize::new(0),
+        });
+        let mail = MailStore::new(
+            EnginePair::new(engine.clone(), blobs),
+            MasterKey::from_bytes([9; 32]),
+        );
+        (engine, mail)
+    }
+}
+
+/// Runs each named test body (`fn(&Fixture)`) once per engine, as
+/// `rocksdb::NAME` and `pg::NAME`.
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod rocksdb {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::Fixture::new(super::Engine::Rocks));
+            })*
+        }
+        mod pg {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::Fixture::new(super::Engine::Postgres));
+            })*
+        }
+    };
+}
+
+on_both_engines!(
+    account_round_trip,
+    mailbox_hierarchy_rename_delete,
+    messages_flags_copy_move_and_blob_sharing,
+    uids_increase_and_are_never_reused,
+    quota_is_enforced,
+    everything_survives_reopen,
+    changes_since_and_audit_latest_first,
+    certificate_round_trip_and_duplicate,
+    last_active_certificate_rule,
+    failed_write_leaves_nothing_and_each_operation_is_one_batch,
+    account_removal_leaves_no_key_behind,
+    append_many_spans_accounts_all_or_nothing,
+);
 
 /// Every metadata column family. Not `blobs`: bodies are put before the
 /// metadata that names them commits, so a failed write may leave an
@@ -144,10 +234,8 @@ fn enabled() -> EncryptionSettings {
     }
 }
 
-#[test]
-fn account_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let mail = open(dir.path());
+fn account_round_trip(fx: &Fixture) {
+    let mail = fx.open();
     let id = alice(&mail);
     let acct = mail.account_by_address("AL@example.ORG").unwrap();
     assert_eq!(acct.id, id);
@@ -194,10 +282,8 @@ fn account_round_trip() {
     );
 }
 
-#[test]
-fn mailbox_hierarchy_rename_delete() {
-    let dir = tempfile::tempdir().unwrap();
-    let mail = open(dir.path());
+fn mailbox_hierarchy_rename_delete(fx: &Fixture) {
+    let mail = fx.open();
     let id = alice(&mail);
     let leaf = mail.create_mailbox(id, "Work/2024/Q1").unwrap();
     let work = mail.mailbox_by_name(id, "Work").unwrap();
@@ -237,10 +323,8 @@ fn mailbox_hierarchy_rename_delete() {
     assert_ne!(again.uid_validity, leaf.uid_validity);
 }
 
-#[test]
-fn messages_flags_copy_move_and_blob_sharing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mail = open(dir.path());
+fn messages_flags_copy_move_and_blob_sharing(fx: &Fixture) {
+    let mail = fx.open();
     let id = alice(&mail);
     let inbox = inbox(&mail, id);
     let archive = mail.mailbox_by_name(id, "Archive").unwrap().id;
@@ -286,11 +370,9 @@ fn messages_flags_copy_move_and_blob_sharing() {
     assert_eq!(mail.account(id).unwrap().used_bytes, 9);
 }
 
-#[test]
-fn uids_increase_and_are_never_reused() {
-    let dir = tempfile::tempdir().unwrap();
+fn uids_increase_and_are_never_reused(fx: &Fixture) {
     let (id, inbox) = {
-        let mail = open(dir.path());
+        let mail = fx.open();
         let id = alice(&mail);
         let inbox = inbox(&mail, id);
         let uids: Vec<Uid> = (0..3)
@@ -304,7 +386,7 @@ fn uids_increase_and_are_never_reused() {
         assert_eq!(mail.expunge(id, inbox, &uids).unwrap(), uids);
         (id, inbox)
     };
-    let mail = open(dir.path());
+    let mail = fx.open();
     let next = mail.append(id, inbox, msg(b"after reopen")).unwrap();
     assert_eq!(next.uid.get(), 4);
     let page = mail.list_messages(id, inbox, None, 10).unwrap();
@@ -314,10 +396,8 @@ fn uids_increase_and_are_never_reused() {
     assert_eq!(after.iter().map(|m| m.uid).collect::<Vec<_>>(), [first.uid]);
 }
 
-#[test]
-fn quota_is_enforced() {
-    let dir = tempfile::tempdir().unwrap();
-    let mail = open(dir.path());
+fn quota_is_enforced(fx: &Fixture) {
+    let mail = fx.open();
     let id = alice(&mail);
     mail.set_quota(id, Some(10)).unwrap();
     mail.append(id, inbox(&mail, id), msg(b"12345678")).unwrap();
@@ -333,12 +413,10 @@ fn quota_is_enforced() {
     assert!(err.is_user_error());
 }
 
-#[test]
-fn everything_survives_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+fn everything_survives_reopen(fx: &Fixture) {
     let pem = fake_pem();
     let (id, stored) = {
-        let mail = open(dir.path());
+        let mail = fx.open();
         let id = alice(&mail);
         let stored = mail
             .append(id, inbox(&mail, id), msg(b"persistent"))
@@ -359,7 +437,7 @@ fn everything_survives_reopen() {
         .unwrap();
         (id, stored)
     };
-    let mail = open(dir.path());
+    let mail = fx.open();
     assert_eq!(mail.account_by_address("alice@example.org").unwrap().id, id);
     assert!(mail.verify_password(id, "s3cret").unwrap());
     let inbox = inbox(&mail, id);
@@ -389,10 +467,8 @@ fn everything_survives_reopen() {
     assert_eq!(audit[1].kind, AuditKind::CertificateAdded);
 }
 
-#[test]
-fn changes_since_and_audit_latest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let mail = open(dir.path());
+fn changes_since_and_audit_latest_first(fx: &Fixture) {
+    let mail = fx.open();
     let id = alice(&mail);
     let state = mail.account(id).unwrap().modseq;
     let m = mail.append(id, inbox(&mail, id), msg(b"x")).unwrap();
@@ -422,10 +498,8 @@ fn changes_since_and_audit_latest_first() {
     assert!(audit[0].seq > audit[1].seq);
 }
 
-#[test]
-fn certificate_round_trip_and_duplicate() {
-    let dir = tempfile::tempdir().unwrap();
-    let mail = open(dir.path());
+fn certificate_round_trip_and_duplicate(fx: &Fixture) {
+    let mail = fx.open();
     let id = alice(&mail);
     let added = mail.add_certificate(id, cert(1)).unwrap();
     let fp = added.fingerprint;
@@ -453,10 +527,8 @@ fn certificate_round_trip_and_duplicate() {
     ));
 }
 
-#[test]
-fn last_active_certificate_rule() {
-    let dir = tempfile::tempdir().unwrap();
-    let mail = open(dir.path());
+fn last_active_certificate_rule(fx: &Fixture) {
+    let mail = fx.open();
     let id = alice(&mail);
     let err = mail.set_encryption_settings(id, enabled()).unwrap_err();
     assert!(matches!(err, MailError::NoActiveCertificate), "{err}");
@@ -501,10 +573,8 @@ fn last_active_certificate_rule() {
     assert!(kinds.contains(&AuditKind::CertificateDeactivated));
 }
 
-#[test]
-fn failed_write_leaves_nothing_and_each_operation_is_one_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, mail) = faulty(dir.path());
+fn failed_write_leaves_nothing_and_each_operation_is_one_batch(fx: &Fixture) {
+    let (engine, mail) = fx.faulty();
     let id = alice(&mail);
     let inbox = inbox(&mail, id);
     let before = dump(engine.as_ref());
@@ -535,10 +605,8 @@ fn failed_write_leaves_nothing_and_each_operation_is_one_batch() {
     assert_eq!(m.uid, Uid::FIRST, "the failed append consumed no UID");
 }
 
-#[test]
-fn account_removal_leaves_no_key_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, mail) = faulty(dir.path());
+fn account_removal_leaves_no_key_behind(fx: &Fixture) {
+    let (engine, mail) = fx.faulty();
     let bob = mail.add_account("bob@example.org", None, &[]).unwrap().id;
     let before_alice = dump(engine.as_ref());
     let id = alice(&mail);
@@ -572,10 +640,8 @@ fn account_removal_leaves_no_key_behind() {
     assert_ne!(alice(&mail), id);
 }
 
-#[test]
-fn append_many_spans_accounts_all_or_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (engine, mail) = faulty(dir.path());
+fn append_many_spans_accounts_all_or_nothing(fx: &Fixture) {
+    let (engine, mail) = fx.faulty();
     let a = alice(&mail);
     let b = mail.add_account("bob@example.org", None, &[]).unwrap().id;
     let (ia, ib) = (inbox(&mail, a), inbox(&mail, b));

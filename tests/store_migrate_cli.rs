@@ -46,31 +46,94 @@ fn a_running_server_makes_migrate_refuse() {
         .contains("alice@example.org"));
 }
 
+/// Lists INBOX over IMAP as `UIDVALIDITY`, then `UID FLAGS BODY` lines.
+const IMAP_STATE: &str = r#"
+import imaplib, json, sys
+port, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+m = imaplib.IMAP4("127.0.0.1", port)
+m.login(user, password)
+typ, data = m.select("INBOX")
+assert typ == "OK", data
+validity = m.response("UIDVALIDITY")[1][0].decode()
+typ, data = m.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
+out = [validity]
+for item in data:
+    if isinstance(item, tuple):
+        out.append(item[0].decode() + " " + item[1].decode("utf-8", "replace"))
+m.logout()
+print(json.dumps(out))
+"#;
+
+fn imap_state(server: &Server) -> Vec<String> {
+    let out = support::tools::python(
+        IMAP_STATE,
+        &[
+            &server.imap_port.to_string(),
+            "alice@example.org",
+            "a good password",
+        ],
+    );
+    serde_json::from_str(out.lines().last().unwrap()).unwrap()
+}
+
 #[test]
-fn without_a_server_postgres_is_not_in_this_build() {
+fn a_stopped_rocksdb_installation_moves_to_postgres_and_imap_sees_the_same_mailbox() {
     let dir = tempdir();
     let mut server = Server::start_on(dir.path());
-    server.ok(&["account", "add", "alice@example.org"]);
+    server.account_with_password("alice@example.org", "a good password");
+    for i in 0..3 {
+        let msg = format!(
+            "From: s@example.net\r\nTo: alice@example.org\r\nSubject: moved {i}\r\n\r\nMOVE-MARKER-{i}\r\n"
+        );
+        assert!(server
+            .lmtp_send("alice@example.org", msg.as_bytes())
+            .starts_with("250"));
+    }
+    let before = imap_state(&server);
+    assert_eq!(before.len(), 4, "{before:?}");
     assert!(server.terminate().success());
-    let out = migrate(
+
+    // An unreachable database: an engine error that never prints the
+    // URL's password, and the lock released for the next run.
+    let unreachable = migrate(
         dir.path(),
-        "postgres://sealmail:s3cret@127.0.0.1:5432/sealmail",
+        "postgres://sealmail:s3cret@127.0.0.1:1/sealmail",
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("no postgres engine"),
+    assert_eq!(
+        unreachable.status.code(),
+        Some(2),
         "{}",
-        stderr(&out)
+        stderr(&unreachable)
     );
     assert!(
-        !stderr(&out).contains("s3cret"),
-        "a password in the URL is never printed"
+        !stderr(&unreachable).contains("s3cret"),
+        "{}",
+        stderr(&unreachable)
     );
-    // The lock was released: a server starts again on the directory.
-    let server = Server::start_on(dir.path());
-    assert!(server
-        .ok(&["account", "list"])
-        .contains("alice@example.org"));
+
+    let db = support::postgres::test_db();
+    let out = migrate(dir.path(), &db.url);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    assert!(said.contains("blobs"), "the verification table: {said}");
+    assert!(!said.contains("DIFFERS"), "{said}");
+
+    // A second run finds the target complete and refuses to copy again.
+    let again = migrate(dir.path(), &db.url);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+
+    // The server on PostgreSQL, in a fresh data directory: the same
+    // UIDVALIDITY, UIDs, flags and bytes, so IMAP clients do not resync.
+    let node = tempdir();
+    let moved = Server::start_with_env(
+        node.path(),
+        &[
+            ("SEALMAIL_STORE_ENGINE", "postgres"),
+            ("SEALMAIL_STORE_URL", db.url.as_str()),
+        ],
+    );
+    assert_eq!(imap_state(&moved), before);
+    assert_eq!(db.psql("SELECT count(*) FROM blobs"), "3");
 }
 
 #[test]

@@ -13,20 +13,22 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use sealmail::store::{
-    AccountId, Batch, Cf, FlagChange, Flags, HeaderFields, KeyRange, KeyValue, MailError,
-    MailStore, MailboxId, MasterKey, NewMessage, Order, Recipient, RocksStore, Store, StoreError,
-    Uid,
+    AccountId, Batch, Cf, EnginePair, FlagChange, Flags, HeaderFields, KeyRange, KeyValue,
+    MailError, MailStore, MailboxId, MasterKey, NewMessage, Order, Recipient, RocksStore, Store,
+    StoreError, Uid,
 };
 
 /// Two mail stores (two "processes") over one engine.
 fn pair(dir: &tempfile::TempDir) -> (MailStore, MailStore) {
     let (engine, blobs) = RocksStore::open_pair(dir.path()).unwrap();
     let a = MailStore::new(
-        engine.clone(),
-        blobs.clone(),
+        EnginePair::new(engine.clone(), blobs.clone()),
         MasterKey::from_bytes([3; 32]),
     );
-    let b = MailStore::new(engine, blobs, MasterKey::from_bytes([3; 32]));
+    let b = MailStore::new(
+        EnginePair::new(engine, blobs),
+        MasterKey::from_bytes([3; 32]),
+    );
     (a, b)
 }
 
@@ -409,7 +411,10 @@ fn endless_conflicts_give_up_after_the_retry_bound_with_a_conflict_error() {
         armed: AtomicBool::new(false),
         attempts: AtomicUsize::new(0),
     });
-    let mail = MailStore::new(engine.clone(), blobs, MasterKey::from_bytes([4; 32]));
+    let mail = MailStore::new(
+        EnginePair::new(engine.clone(), blobs),
+        MasterKey::from_bytes([4; 32]),
+    );
     let id = mail.add_account("dave@example.org", None, &[]).unwrap().id;
     let mbox = inbox(&mail, id);
 

@@ -10,16 +10,14 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use super::progress::Progress;
 use super::{Cli, MigrateArgs, EXIT_INTERNAL, EXIT_USER};
 use crate::server::{DataDirLock, ServerError};
 use crate::store::{
-    migrate_engine, CopyError, CopyOptions, CopyProgress, MigrationReport, Phase, RocksStore,
-    Store, StoreError, Verification,
+    migrate_engine, CopyError, CopyOptions, CopyProgress, EnginePair, MigrationReport, Phase,
+    RocksStore, StoreError, StorePair, Verification,
 };
-use crate::store::{BlobStore, StorePair};
 
 /// `sealmail store migrate --help`.
 pub(super) const LONG_ABOUT: &str = "\
@@ -51,7 +49,7 @@ The RocksDB files stay as they were; keep them until the new
 installation runs.";
 
 /// The metadata store and blob store a migration writes to.
-type Target = (Arc<dyn Store>, Arc<dyn BlobStore>);
+type Target = EnginePair;
 
 /// `sealmail store migrate`: the configuration, then the migration.
 pub(super) fn run(cli: &Cli, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
@@ -80,10 +78,9 @@ fn migrate_dir(data_dir: &Path, open: impl FnOnce() -> Result<Target, TargetErro
         Ok(t) => t,
         Err(e) => return fail(&e.to_string(), e.exit_code()),
     };
-    let (target, target_blobs) = target;
     let target = StorePair {
-        store: &*target,
-        blobs: &*target_blobs,
+        store: &*target.store,
+        blobs: &*target.blobs,
     };
     let (source, source_blobs) = match RocksStore::open_pair(data_dir) {
         Ok(s) => s,
@@ -122,7 +119,6 @@ enum TargetError {
     Unsupported(String),
     /// The engine could not be reached or opened.
     #[error("cannot open the target store: {0}")]
-    #[expect(dead_code, reason = "made once the PostgreSQL engine is in the build")]
     Engine(#[source] StoreError),
 }
 
@@ -148,9 +144,10 @@ fn open_target(url: &str) -> Result<Target, TargetError> {
         })
         .unwrap_or("");
     match scheme {
-        "postgres" | "postgresql" => Err(TargetError::Unsupported(
-            "this build has no postgres engine; use a sealmail built with the PostgreSQL engine to migrate".into(),
-        )),
+        // why 2 connections: the copy is one writer and one reader.
+        "postgres" | "postgresql" => {
+            crate::store::open_engine_url(url, 2).map_err(TargetError::Engine)
+        }
         _ => Err(TargetError::Unsupported(format!(
             "unsupported target URL (scheme {:?}); give the new engine as --to postgres://USER@HOST:PORT/DATABASE",
             scheme
@@ -301,15 +298,12 @@ mod tests {
     fn migrates_once_then_refuses_the_full_target() {
         let dir = installation();
         let target_dir = tempfile::tempdir().unwrap();
-        let (target, target_blobs) = RocksStore::open_pair(target_dir.path()).unwrap();
-        let (target, target_blobs): (Arc<dyn Store>, Arc<dyn BlobStore>) = (target, target_blobs);
-        let code = migrate_dir(dir.path(), || {
-            Ok((Arc::clone(&target), Arc::clone(&target_blobs)))
-        });
+        let target: EnginePair = RocksStore::open_pair(target_dir.path()).unwrap().into();
+        let code = migrate_dir(dir.path(), || Ok(target.clone()));
         assert_eq!(code, ExitCode::SUCCESS);
 
         let key = MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
-        let moved = MailStore::new(Arc::clone(&target), Arc::clone(&target_blobs), key);
+        let moved = MailStore::new(target.clone(), key);
         let alice = moved
             .check_login("alice@example.org", "pw")
             .unwrap()
@@ -319,9 +313,7 @@ mod tests {
         let raw = moved.get_blob(alice.id, msgs[0].blob).unwrap().unwrap();
         assert_eq!(raw, b"Subject: moved\r\n\r\nhello\r\n");
 
-        let again = migrate_dir(dir.path(), || {
-            Ok((Arc::clone(&target), Arc::clone(&target_blobs)))
-        });
+        let again = migrate_dir(dir.path(), || Ok(target.clone()));
         assert_eq!(
             again,
             ExitCode::from(EXIT_USER),

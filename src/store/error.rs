@@ -19,7 +19,7 @@ use crate::certs::Fingerprint;
 pub enum StoreError {
     /// The engine could not read or write (disk full, I/O error, lock held
     /// by another process, ...). Usually an operator must act.
-    #[error("storage engine failed during {op}: {message}; check free space, permissions and that no other sealmail process uses the data directory")]
+    #[error("storage engine failed during {op}: {message}; check the engine: for RocksDB free space, permissions and that no other sealmail process uses the data directory; for PostgreSQL that the server in store.url is up and reachable")]
     Engine {
         /// What we were doing.
         op: &'static str,

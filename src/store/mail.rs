@@ -29,7 +29,7 @@ use super::error::{corrupt, MailError};
 use super::keys::Key;
 use super::master_key::MasterKey;
 use super::records::{decode, AccountId, Record};
-use super::{Cf, KeyRange, Order, RocksStore, Store};
+use super::{Cf, EnginePair, KeyRange, Order, RocksStore, Store};
 
 /// Account lock stripes. A list fan-out locks a chunk of 64 accounts
 /// through its synced write; with 64 stripes every chunk took every
@@ -63,9 +63,9 @@ impl MailStore {
     /// `master_key` (created, mode 0600, if missing); kept apart from the
     /// data directory, a copy of `db/` alone does not reveal list keys.
     pub fn open_with_master_key(data_dir: &Path, master_key: &Path) -> Result<Self, MailError> {
-        let (store, blobs) = RocksStore::open_pair(data_dir)?;
+        let engine = RocksStore::open_pair(data_dir)?;
         let key = MasterKey::load_or_create(master_key)?;
-        Ok(Self::new(store, blobs, key))
+        Ok(Self::new(engine.into(), key))
     }
 
     /// The same store with `quota` (bytes; `None`: unlimited) for every
@@ -76,13 +76,12 @@ impl MailStore {
         self
     }
 
-    /// A mail store over any engine: `store` for metadata, `blobs` for
-    /// message bodies (see [`RocksStore::open_pair`] for the embedded
-    /// pair).
-    pub fn new(store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>, master_key: MasterKey) -> Self {
+    /// A mail store over any engine: its metadata store and its blob
+    /// store (see [`RocksStore::open_pair`] for the embedded pair).
+    pub fn new(engine: EnginePair, master_key: MasterKey) -> Self {
         Self {
-            store,
-            blobs,
+            store: engine.store,
+            blobs: engine.blobs,
             master_key,
             directory: Mutex::new(()),
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),

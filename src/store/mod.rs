@@ -1,5 +1,7 @@
-//! Durable storage: the [`Store`] trait, its RocksDB implementation
-//! ([`RocksStore`]) and the typed mail layer on top ([`MailStore`]).
+//! Durable storage: the [`Store`] trait, its engines — embedded RocksDB
+//! ([`RocksStore`], the default) and PostgreSQL ([`PgStore`], shared by
+//! several nodes; `store.engine`, opened by [`MailStore::open_config`]) —
+//! and the typed mail layer on top ([`MailStore`]).
 //!
 //! # Why this shape
 //!
@@ -33,7 +35,9 @@
 //! Message bodies (`blobs`) are not in the [`Store`] at all: they live in
 //! a [`BlobStore`] of their own (see `blobs`; the key layout below is the
 //! blob store's), and the mail layer puts them there before the metadata
-//! that names them commits.
+//! that names them commits. Each engine has its blob tier: segment files
+//! next to RocksDB (`rocks`), a table of its own in PostgreSQL
+//! (`postgres`).
 //!
 //! | CF | key | value |
 //! |---|---|---|
@@ -85,6 +89,8 @@ mod message;
 mod message_record;
 mod message_scan;
 mod migrate;
+mod open;
+mod postgres;
 mod records;
 mod rocks;
 #[cfg(test)]
@@ -110,6 +116,8 @@ pub use mail::MailStore;
 pub(crate) use mailbox_name::normalize_mailbox_name;
 pub use master_key::{MasterKey, SecretBytes};
 pub use message_record::{FlagChange, Flags, HeaderFields, Message, NewMessage};
+pub use open::{open_engine_url, EnginePair};
+pub use postgres::{PgBlobStore, PgStore, DEFAULT_POOL_SIZE};
 pub use records::{Account, AccountId, BlobHash, Mailbox, MailboxId, MailboxRole, Uid};
 pub use rocks::RocksStore;
 

@@ -3,6 +3,7 @@
 //! leaves the store exactly as it was. Also the migration primitives
 //! (import markers, content replacement) that rely on it.
 
+use crate::store::EnginePair;
 use std::sync::Arc;
 
 use super::*;
@@ -12,7 +13,10 @@ fn open() -> (tempfile::TempDir, Arc<RocksStore>, MailStore) {
     let dir = tempfile::tempdir().unwrap();
     let (rocks, blobs) = RocksStore::open_pair(dir.path()).unwrap();
     let engine: Arc<dyn Store> = rocks.clone();
-    let mail = MailStore::new(engine, blobs, MasterKey::from_bytes([1; 32]));
+    let mail = MailStore::new(
+        EnginePair::new(engine, blobs),
+        MasterKey::from_bytes([1; 32]),
+    );
     (dir, rocks, mail)
 }
 

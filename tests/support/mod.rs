@@ -13,6 +13,7 @@ pub mod mailstore;
 pub mod messages;
 pub mod net;
 pub mod pki;
+pub mod postgres;
 pub mod secrets;
 pub mod server;
 pub mod strict_reader;

@@ -1,5 +1,6 @@
 //! Every way a login can fail costs the same work as a wrong password.
 
+use crate::store::EnginePair;
 use std::cell::Cell;
 
 use crate::store::{MailStore, MasterKey, RocksStore};
@@ -14,7 +15,10 @@ fn open() -> (tempfile::TempDir, MailStore) {
     let (engine, blobs) = RocksStore::open_pair(dir.path()).unwrap();
     (
         dir,
-        MailStore::new(engine, blobs, MasterKey::from_bytes([1; 32])),
+        MailStore::new(
+            EnginePair::new(engine, blobs),
+            MasterKey::from_bytes([1; 32]),
+        ),
     )
 }
 

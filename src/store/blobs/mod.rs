@@ -105,4 +105,6 @@ pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
 pub const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 #[cfg(test)]
+pub(crate) mod contract;
+#[cfg(test)]
 mod tests;

@@ -44,7 +44,10 @@ fn rocks() -> (tempfile::TempDir, Inst) {
 
 fn mail_over(inst: &Inst) -> MailStore {
     let engine: Arc<dyn Store> = inst.store.clone();
-    MailStore::new(engine, inst.blobs.clone(), MasterKey::from_bytes(MASTER))
+    MailStore::new(
+        crate::store::EnginePair::new(engine, inst.blobs.clone()),
+        MasterKey::from_bytes(MASTER),
+    )
 }
 
 fn dump(store: &StorePair<'_>) -> Vec<(Cf, Vec<KeyValue>)> {

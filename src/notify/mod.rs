@@ -11,12 +11,16 @@
 //! `LISTEN`/`NOTIFY`). Listeners cannot tell a local change from a remote
 //! one, and need not: both mean "reread the store".
 
+mod pg_bus;
+
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use tokio::sync::broadcast;
 
 use crate::store::AccountId;
+
+pub use pg_bus::PgBus;
 
 /// Capacity of each account's channel; listeners that fall further behind
 /// get `Lagged` and resynchronise from the store.

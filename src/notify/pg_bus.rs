@@ -1,0 +1,219 @@
+//! The [`ChangeBus`] of nodes sharing one PostgreSQL store: PostgreSQL's
+//! `LISTEN`/`NOTIFY` on the channel `sealmail_changes`.
+//!
+//! Each node publishes `NODE:ACCOUNT` (decimal) for every announcement and
+//! listens on a connection of its own; what another node announced is
+//! handed to [`Notifier::notify_local`], its own echo is ignored. A
+//! notification is delivered only to sessions connected when it is sent,
+//! so a listener that lost its connection wakes every local listener once
+//! it is back (they reread the store), and so does an overflow of the
+//! outgoing queue (`*` is "every account").
+//!
+//! why NOTIFY and not a table the nodes poll: NOTIFY is sent at commit,
+//! costs no writes, and wakes an IDLE on another node within milliseconds.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::future::poll_fn;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::{ChangeBus, Notifier};
+use crate::store::AccountId;
+
+/// The channel name.
+const CHANNEL: &str = "sealmail_changes";
+
+/// Announcements queued for sending before the queue counts as overflowed.
+const QUEUE: usize = 65_536;
+
+/// Wait before reconnecting after the server went away.
+const RECONNECT: Duration = Duration::from_secs(1);
+
+/// Publishes this node's announcements; see the module documentation.
+#[derive(Debug)]
+pub struct PgBus {
+    node: u64,
+    queue: mpsc::Sender<AccountId>,
+    overflowed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ChangeBus for PgBus {
+    fn publish(&self, account: AccountId) {
+        if self.queue.try_send(account).is_err() {
+            self.overflowed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl PgBus {
+    /// Starts the bus for `notifier` on the server at `url` (two
+    /// connections: one listens, one sends) and installs it. Must run
+    /// inside the tokio runtime; reconnects by itself for ever.
+    pub fn install(url: &str, notifier: &Arc<Notifier>) {
+        let node = rand::random::<u64>();
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let overflowed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        tokio::spawn(listen(url.to_owned(), node, Arc::downgrade(notifier)));
+        tokio::spawn(send(url.to_owned(), node, rx, Arc::clone(&overflowed)));
+        let bus = PgBus {
+            node,
+            queue,
+            overflowed,
+        };
+        if notifier.set_bus(Box::new(bus)).is_err() {
+            tracing::warn!("a change bus was already installed; the PostgreSQL bus is not used");
+        }
+    }
+
+    /// This node's id in the payloads.
+    pub fn node(&self) -> u64 {
+        self.node
+    }
+}
+
+/// The payload for `account` from `node`, or for every account.
+fn payload(node: u64, account: Option<AccountId>) -> String {
+    match account {
+        Some(a) => format!("{node}:{}", a.0),
+        None => format!("{node}:*"),
+    }
+}
+
+/// What a payload asks of this node: `None` for our own echo or garbage.
+fn parse(payload: &str, me: u64) -> Option<Option<AccountId>> {
+    let (node, account) = payload.split_once(':')?;
+    if node.parse::<u64>().ok()? == me {
+        return None;
+    }
+    if account == "*" {
+        return Some(None);
+    }
+    account.parse::<u32>().ok().map(|a| Some(AccountId(a)))
+}
+
+async fn listen(url: String, me: u64, notifier: Weak<Notifier>) {
+    loop {
+        match listen_once(&url, me, &notifier).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "change bus: listening connection lost; reconnecting")
+            }
+        }
+        tokio::time::sleep(RECONNECT).await;
+        let Some(n) = notifier.upgrade() else { return };
+        // why: announcements sent while we were away are lost for us.
+        n.notify_all_local();
+    }
+}
+
+/// Listens until the connection fails (`Err`) or the notifier is gone.
+async fn listen_once(
+    url: &str,
+    me: u64,
+    notifier: &Weak<Notifier>,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if tx.send(n.payload().to_owned()).is_err() {
+                        return Ok(());
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    while let Some(text) = rx.recv().await {
+        let Some(n) = notifier.upgrade() else {
+            return Ok(());
+        };
+        match parse(&text, me) {
+            Some(Some(account)) => n.notify_local(account),
+            Some(None) => n.notify_all_local(),
+            None => {}
+        }
+    }
+    drop(client);
+    match driver.await {
+        Ok(result) => result,
+        Err(_) => Ok(()),
+    }
+}
+
+async fn send(
+    url: String,
+    me: u64,
+    mut rx: mpsc::Receiver<AccountId>,
+    overflowed: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut pending: Vec<String> = Vec::new();
+    loop {
+        let client = match tokio_postgres::connect(&url, NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                client
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "change bus: cannot connect to send; retrying");
+                tokio::time::sleep(RECONNECT).await;
+                continue;
+            }
+        };
+        loop {
+            if pending.is_empty() {
+                let Some(first) = rx.recv().await else { return };
+                let mut accounts = vec![first];
+                while let Ok(next) = rx.try_recv() {
+                    accounts.push(next);
+                }
+                accounts.sort_unstable();
+                accounts.dedup();
+                if overflowed.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                    pending.push(payload(me, None));
+                }
+                pending.extend(accounts.into_iter().map(|a| payload(me, Some(a))));
+            }
+            let sent = client
+                .execute(
+                    "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                    &[&CHANNEL, &pending],
+                )
+                .await;
+            match sent {
+                Ok(_) => pending.clear(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "change bus: sending failed; reconnecting");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(RECONNECT).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_our_echo_is_ignored() {
+        assert_eq!(
+            parse(&payload(7, Some(AccountId(42))), 8),
+            Some(Some(AccountId(42)))
+        );
+        assert_eq!(parse(&payload(7, None), 8), Some(None));
+        assert_eq!(parse(&payload(7, Some(AccountId(42))), 7), None);
+        for junk in ["", "7", "x:1", "7:", "7:-1", "7:99999999999"] {
+            assert_eq!(parse(junk, 8), None, "{junk}");
+        }
+    }
+}
