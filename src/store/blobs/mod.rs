@@ -30,6 +30,20 @@
 //! for a while. The other way round, a body is deleted only after the
 //! metadata commit that dropped its last reference; a crash before that
 //! delete leaves an orphan too.
+//!
+//! # Known gap: a delete racing a new put of the same body
+//!
+//! Keys of plaintext bodies are content digests, so a change may put a
+//! body another change is about to delete. Within one process the account
+//! lock stripes of the mail layer serialise the two (the delete runs
+//! before the lock is released). Across processes on one engine (nodes
+//! sharing PostgreSQL) they do not: if node A commits the drop of the
+//! last reference, node B then reads no reference, puts the body and
+//! commits a new reference, and only then does A's delete run, B's
+//! message names a deleted body. The window is A's time from its commit
+//! to its delete (one round trip). Closing it needs the delete to skip a
+//! body put after A's commit (a put sequence the delete is conditioned
+//! on); not done yet.
 
 use std::fmt;
 use std::ops::Range;
