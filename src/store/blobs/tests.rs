@@ -3,6 +3,7 @@
 //! crash rule with the mail layer.
 
 use crate::store::EnginePair;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +70,10 @@ fn put_get_range_get_delete_and_reopen() {
         blobs.get_range(b"k1", 50_000..60_000).unwrap(),
         Some(Vec::new())
     );
-    assert_eq!(blobs.get_range(b"k1", 9..2).unwrap(), Some(Vec::new()));
+    assert_eq!(
+        blobs.get_range(b"k1", Range { start: 9, end: 2 }).unwrap(),
+        Some(Vec::new())
+    );
     assert_eq!(blobs.get_range(b"none", 0..1).unwrap(), None);
     assert!(on_disk(blobs.segments_dir(), b"marker-k1"));
     assert!(

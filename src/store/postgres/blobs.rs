@@ -116,6 +116,9 @@ impl PgBlobStore {
     }
 }
 
+/// The keys and values of one upsert statement.
+type Rows = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
 /// The parameters of one statement, owned (they travel to the runtime).
 enum Params {
     Key(Vec<u8>),
@@ -157,15 +160,11 @@ fn nothing(_: Vec<tokio_postgres::Row>) -> Result<(), tokio_postgres::Error> {
 /// `range` as substring's 1-based start and count, clamped to int4 (a
 /// bytea holds at most 1 GiB, so nothing real is cut).
 fn substring_args(range: &Range<u64>) -> (i32, i32) {
-    let start = range.start.min(i32::MAX as u64 - 1);
-    let count = range.end.saturating_sub(range.start).min(i32::MAX as u64);
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_possible_wrap,
-        reason = "both clamped to i32::MAX above"
-    )]
-    let args = (start as i32 + 1, count as i32);
-    args
+    let start = i32::try_from(range.start)
+        .unwrap_or(i32::MAX)
+        .min(i32::MAX - 1);
+    let count = i32::try_from(range.end.saturating_sub(range.start)).unwrap_or(i32::MAX);
+    (start + 1, count)
 }
 
 impl BlobStore for PgBlobStore {
@@ -174,7 +173,7 @@ impl BlobStore for PgBlobStore {
         // twice ("ON CONFLICT DO UPDATE command cannot affect row a
         // second time"), and the last put of a key wins.
         let last: BTreeMap<&[u8], &[u8]> = items.iter().copied().collect();
-        let mut statements: Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>)> = Vec::new();
+        let mut statements: Vec<Rows> = Vec::new();
         let mut bytes = 0;
         for (key, value) in last {
             if statements.is_empty() || bytes + value.len() > PUT_BYTES {
