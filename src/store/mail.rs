@@ -28,7 +28,7 @@ use super::blobs::BlobStore;
 use super::error::{corrupt, MailError};
 use super::keys::Key;
 use super::master_key::MasterKey;
-use super::records::{decode, AccountId, Record};
+use super::records::{decode, AccountId, BlobHash, Record};
 use super::{Cf, EnginePair, KeyRange, Order, RocksStore, Store};
 
 /// Account lock stripes. A list fan-out locks a chunk of 64 accounts
@@ -97,6 +97,19 @@ impl MailStore {
     /// The blob store underneath.
     pub fn blob_store(&self) -> &Arc<dyn BlobStore> {
         &self.blobs
+    }
+
+    /// The key for a new body `raw`: its digest, so that identical copies
+    /// in an account share one body, unless the copy is `unique` (fresh
+    /// ciphertext equals nothing) or the blob store is shared by several
+    /// processes, where a digest key could be put again while another
+    /// node deletes it (`blobs` module doc): then a random one.
+    pub(crate) fn new_blob_key(&self, raw: &[u8], unique: bool) -> BlobHash {
+        if unique || self.blobs.shared() {
+            BlobHash::random()
+        } else {
+            BlobHash::of(raw)
+        }
     }
 
     /// Removes bodies no `blob_refs` entry names (see the crash rule in

@@ -107,11 +107,7 @@ impl MailStore {
             BTreeMap::new();
         let mut stored = Vec::with_capacity(items.len());
         for &(id, mailbox, ref msg) in items {
-            let blob = if msg.unique {
-                BlobHash::random()
-            } else {
-                BlobHash::of(msg.raw)
-            };
+            let blob = self.new_blob_key(msg.raw, msg.unique);
             let size = u64::try_from(msg.raw.len()).map_err(|_| bug("message size"))?;
             let rec = match accounts.entry(id) {
                 Entry::Occupied(e) => e.into_mut(),

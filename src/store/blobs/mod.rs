@@ -31,19 +31,20 @@
 //! metadata commit that dropped its last reference; a crash before that
 //! delete leaves an orphan too.
 //!
-//! # Known gap: a delete racing a new put of the same body
+//! # A delete racing a new put of the same body
 //!
-//! Keys of plaintext bodies are content digests, so a change may put a
-//! body another change is about to delete. Within one process the account
-//! lock stripes of the mail layer serialise the two (the delete runs
-//! before the lock is released). Across processes on one engine (nodes
-//! sharing PostgreSQL) they do not: if node A commits the drop of the
-//! last reference, node B then reads no reference, puts the body and
-//! commits a new reference, and only then does A's delete run, B's
-//! message names a deleted body. The window is A's time from its commit
-//! to its delete (one round trip). Closing it needs the delete to skip a
-//! body put after A's commit (a put sequence the delete is conditioned
-//! on); not done yet.
+//! Keys of plaintext bodies are content digests (one body for identical
+//! copies in an account), so a change may put a body that another change
+//! is about to delete. Within one process the account lock stripes of the
+//! mail layer serialise the two (the delete runs before the lock is
+//! released). Across processes on one engine (nodes sharing PostgreSQL)
+//! they would not: node A commits the drop of the last reference, node B
+//! reads no reference, puts the same body and commits a new reference,
+//! and A's delete, which follows its commit, removes B's body. So a blob
+//! store that other processes write at once says so
+//! ([`BlobStore::shared`]), and the mail layer then names every new body
+//! with a random key instead of its digest: a key whose last reference is
+//! gone is never put again, and nothing can come to name it.
 
 use std::fmt;
 use std::ops::Range;
@@ -99,6 +100,13 @@ pub trait BlobStore: Send + Sync + fmt::Debug + 'static {
     /// that were not put again since. A body that `referenced` says is
     /// referenced is never removed. Returns how many were removed.
     fn collect_orphans(&self, referenced: Referenced<'_>) -> Result<u64, StoreError>;
+
+    /// Whether other processes write this store at once (nodes sharing
+    /// one database). The mail layer then never puts a body under a key
+    /// that existed before (see the module doc). The default: no.
+    fn shared(&self) -> bool {
+        false
+    }
 
     /// Routine housekeeping: gives back the space of deleted bodies where
     /// enough of it has piled up. The default does nothing.

@@ -168,6 +168,11 @@ fn substring_args(range: &Range<u64>) -> (i32, i32) {
 }
 
 impl BlobStore for PgBlobStore {
+    /// Yes: every node of a cluster writes the one `blobs` table.
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn put(&self, items: &[(&[u8], &[u8])]) -> Result<(), StoreError> {
         // why the last of each key only: one upsert may not touch a row
         // twice ("ON CONFLICT DO UPDATE command cannot affect row a
