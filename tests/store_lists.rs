@@ -6,9 +6,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::Arc;
 
-use sealmail::store::{MailError, MailStore, MasterKey, RocksStore, SecretBytes};
+use sealmail::store::{EnginePair, MailError, MailStore, MasterKey, RocksStore, SecretBytes};
 
 #[path = "support/secrets.rs"]
 mod secrets;
@@ -71,9 +70,9 @@ fn list_private_key_is_not_stored_in_clear() {
     let dir = tempfile::tempdir().unwrap();
     let pem = fake_pem();
     let body = pem_body_line(&pem);
-    let rocks = Arc::new(RocksStore::open(dir.path()).unwrap());
+    let (rocks, blobs) = RocksStore::open_pair(dir.path()).unwrap();
     let key = MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
-    let mail = MailStore::new(rocks.clone(), key);
+    let mail = MailStore::new(EnginePair::new(rocks.clone(), blobs.clone()), key);
     mail.create_list("l@example.org", "o@example.org", &[])
         .unwrap();
     // Positive control: the certificate is stored in clear, so the scan
@@ -110,7 +109,10 @@ fn list_private_key_is_not_stored_in_clear() {
         pem
     );
     // A different master key cannot open it.
-    let other = MailStore::new(rocks, MasterKey::from_bytes([0; 32]));
+    let other = MailStore::new(
+        EnginePair::new(rocks, blobs),
+        MasterKey::from_bytes([0; 32]),
+    );
     assert!(matches!(
         other.list_keys("l@example.org"),
         Err(MailError::ListKeyUnreadable { .. })

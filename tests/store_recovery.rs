@@ -13,7 +13,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use sealmail::store::{Batch, Cf, RocksStore, Store};
+use sealmail::store::{Batch, BlobStore, Cf, RocksStore, Store};
 
 /// Set in the child's environment: run the scenario instead of spawning.
 const CHILD: &str = "SEALMAIL_TEST_STORE_RECOVERY_CHILD";
@@ -75,13 +75,11 @@ fn exhaust_and_recover() {
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
     rlimit::setrlimit(rlimit::Resource::NOFILE, 512, hard).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = RocksStore::open(dir.path()).unwrap();
+    let (store, blobs) = RocksStore::open_pair(dir.path()).unwrap();
+    blobs.put(&[(b"big-before", &big("big-before"))]).unwrap();
     store
         .write(put("before", b"acknowledged".to_vec()))
         .unwrap();
-    let mut blob = Batch::new();
-    blob.put(Cf::Blobs, b"big-before".to_vec(), big("big-before"));
-    store.write(blob).unwrap();
 
     let held = take_every_descriptor();
     // A memtable switch needs a new WAL and an SST file: it fails, and
@@ -106,27 +104,25 @@ fn exhaust_and_recover() {
             Err(e) => panic!("the store did not recover: {e}"),
         }
     }
-    let mut blob = Batch::new();
-    blob.put(Cf::Blobs, b"big-after".to_vec(), big("big-after"));
-    store.write(blob).unwrap();
+    // The blob tier's index lives in the same database: it recovered too.
+    blobs.put(&[(b"big-after", &big("big-after"))]).unwrap();
+    store.write(put("after-blob", b"x".to_vec())).unwrap();
     for (cf, key, value) in [
         (Cf::Messages, "before", b"acknowledged".to_vec()),
         (Cf::Messages, "after", b"recovered".to_vec()),
-        (Cf::Blobs, "big-before", big("big-before")),
-        (Cf::Blobs, "big-after", big("big-after")),
     ] {
         assert_eq!(store.get(cf, key.as_bytes()).unwrap(), Some(value), "{key}");
     }
-    drop(store);
-    let store = RocksStore::open(dir.path()).unwrap();
+    for key in ["big-before", "big-after"] {
+        assert_eq!(blobs.get(key.as_bytes()).unwrap(), Some(big(key)), "{key}");
+    }
+    drop((store, blobs));
+    let (store, blobs) = RocksStore::open_pair(dir.path()).unwrap();
     assert_eq!(
         store.get(Cf::Messages, b"before").unwrap().as_deref(),
         Some(&b"acknowledged"[..])
     );
-    assert_eq!(
-        store.get(Cf::Blobs, b"big-after").unwrap(),
-        Some(big("big-after"))
-    );
+    assert_eq!(blobs.get(b"big-after").unwrap(), Some(big("big-after")));
     // Checked last, so that on a store that stays wedged the test fails
     // on that, not on this.
     let data_dir = dir.path().to_str().unwrap();

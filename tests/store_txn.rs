@@ -13,16 +13,22 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use sealmail::store::{
-    AccountId, Batch, Cf, FlagChange, Flags, HeaderFields, KeyRange, KeyValue, MailError,
-    MailStore, MailboxId, MasterKey, NewMessage, Order, Recipient, RocksStore, Store, StoreError,
-    Uid,
+    AccountId, Batch, Cf, EnginePair, FlagChange, Flags, HeaderFields, KeyRange, KeyValue,
+    MailError, MailStore, MailboxId, MasterKey, NewMessage, Order, Recipient, RocksStore, Store,
+    StoreError, Uid,
 };
 
 /// Two mail stores (two "processes") over one engine.
 fn pair(dir: &tempfile::TempDir) -> (MailStore, MailStore) {
-    let engine = Arc::new(RocksStore::open(dir.path()).unwrap());
-    let a = MailStore::new(engine.clone(), MasterKey::from_bytes([3; 32]));
-    let b = MailStore::new(engine, MasterKey::from_bytes([3; 32]));
+    let (engine, blobs) = RocksStore::open_pair(dir.path()).unwrap();
+    let a = MailStore::new(
+        EnginePair::new(engine.clone(), blobs.clone()),
+        MasterKey::from_bytes([3; 32]),
+    );
+    let b = MailStore::new(
+        EnginePair::new(engine, blobs),
+        MasterKey::from_bytes([3; 32]),
+    );
     (a, b)
 }
 
@@ -365,7 +371,7 @@ fn list_member_adds_and_removes_from_two_stores_all_land() {
 /// another process won every race), counting the attempts.
 #[derive(Debug)]
 struct AlwaysConflicts {
-    inner: RocksStore,
+    inner: Arc<RocksStore>,
     armed: AtomicBool,
     attempts: AtomicUsize,
 }
@@ -399,12 +405,16 @@ impl Store for AlwaysConflicts {
 #[test]
 fn endless_conflicts_give_up_after_the_retry_bound_with_a_conflict_error() {
     let dir = tempfile::tempdir().unwrap();
+    let (rocks, blobs) = RocksStore::open_pair(dir.path()).unwrap();
     let engine = Arc::new(AlwaysConflicts {
-        inner: RocksStore::open(dir.path()).unwrap(),
+        inner: rocks,
         armed: AtomicBool::new(false),
         attempts: AtomicUsize::new(0),
     });
-    let mail = MailStore::new(engine.clone(), MasterKey::from_bytes([4; 32]));
+    let mail = MailStore::new(
+        EnginePair::new(engine.clone(), blobs),
+        MasterKey::from_bytes([4; 32]),
+    );
     let id = mail.add_account("dave@example.org", None, &[]).unwrap().id;
     let mbox = inbox(&mail, id);
 

@@ -10,14 +10,13 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use super::progress::Progress;
 use super::{Cli, MigrateArgs, EXIT_INTERNAL, EXIT_USER};
 use crate::server::{DataDirLock, ServerError};
 use crate::store::{
-    migrate_engine, CopyError, CopyOptions, CopyProgress, MigrationReport, Phase, RocksStore,
-    Store, StoreError, Verification,
+    migrate_engine, CopyError, CopyOptions, CopyProgress, EnginePair, MigrationReport, Phase,
+    RocksStore, StoreError, StorePair, Verification,
 };
 
 /// `sealmail store migrate --help`.
@@ -49,6 +48,9 @@ Afterwards:
 The RocksDB files stay as they were; keep them until the new
 installation runs.";
 
+/// The metadata store and blob store a migration writes to.
+type Target = EnginePair;
+
 /// `sealmail store migrate`: the configuration, then the migration.
 pub(super) fn run(cli: &Cli, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let config = match cli.config() {
@@ -60,10 +62,7 @@ pub(super) fn run(cli: &Cli, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
 
 /// The migration of the store in `data_dir` into what `open` opens
 /// (called only once the data directory's lock is held); the exit code.
-fn migrate_dir(
-    data_dir: &Path,
-    open: impl FnOnce() -> Result<Arc<dyn Store>, TargetError>,
-) -> ExitCode {
+fn migrate_dir(data_dir: &Path, open: impl FnOnce() -> Result<Target, TargetError>) -> ExitCode {
     if !data_dir.join("db").is_dir() {
         let message = format!(
             "no sealmail store at {}: give the data directory of the installation to move with --data-dir or --config",
@@ -79,14 +78,22 @@ fn migrate_dir(
         Ok(t) => t,
         Err(e) => return fail(&e.to_string(), e.exit_code()),
     };
-    let source = match RocksStore::open(data_dir) {
+    let target = StorePair {
+        store: &*target.store,
+        blobs: &*target.blobs,
+    };
+    let (source, source_blobs) = match RocksStore::open_pair(data_dir) {
         Ok(s) => s,
         Err(e) => return fail(&format!("cannot open the source store: {e}"), EXIT_INTERNAL),
     };
     let label = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     let options = CopyOptions::new(label.display().to_string());
     let mut progress = Line::default();
-    let outcome = migrate_engine(&source, &*target, &options, &mut progress);
+    let source = StorePair {
+        store: &*source,
+        blobs: &*source_blobs,
+    };
+    let outcome = migrate_engine(&source, &target, &options, &mut progress);
     progress.clear();
     match outcome {
         Ok(report) => done(&report),
@@ -126,7 +133,7 @@ impl TargetError {
 
 /// Opens the engine `url` names. The one place a URL becomes an engine:
 /// the PostgreSQL engine plugs in here (`store::open_engine_url`).
-fn open_target(url: &str) -> Result<Arc<dyn Store>, TargetError> {
+fn open_target(url: &str) -> Result<Target, TargetError> {
     // why only a plain scheme in messages: the URL may carry a password.
     let scheme = url
         .split_once("://")
@@ -291,12 +298,12 @@ mod tests {
     fn migrates_once_then_refuses_the_full_target() {
         let dir = installation();
         let target_dir = tempfile::tempdir().unwrap();
-        let target: Arc<dyn Store> = Arc::new(RocksStore::open(target_dir.path()).unwrap());
-        let code = migrate_dir(dir.path(), || Ok(Arc::clone(&target)));
+        let target: EnginePair = RocksStore::open_pair(target_dir.path()).unwrap().into();
+        let code = migrate_dir(dir.path(), || Ok(target.clone()));
         assert_eq!(code, ExitCode::SUCCESS);
 
         let key = MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
-        let moved = MailStore::new(Arc::clone(&target), key);
+        let moved = MailStore::new(target.clone(), key);
         let alice = moved
             .check_login("alice@example.org", "pw")
             .unwrap()
@@ -306,7 +313,7 @@ mod tests {
         let raw = moved.get_blob(alice.id, msgs[0].blob).unwrap().unwrap();
         assert_eq!(raw, b"Subject: moved\r\n\r\nhello\r\n");
 
-        let again = migrate_dir(dir.path(), || Ok(Arc::clone(&target)));
+        let again = migrate_dir(dir.path(), || Ok(target.clone()));
         assert_eq!(
             again,
             ExitCode::from(EXIT_USER),

@@ -194,6 +194,7 @@ impl MailStore {
             for cf in ACCOUNT_SCOPED {
                 tx.batch.delete_range(cf, keys::account_range(id));
             }
+            tx.delete_blob_range(keys::account_range(id));
             Ok(())
         })?;
         tracing::info!(account = %id, "account removed");
@@ -332,12 +333,12 @@ fn new_account(
 }
 
 /// Account-scoped column families: keys start with the account id.
-const ACCOUNT_SCOPED: [Cf; 11] = [
+/// (Bodies, `blobs`, are the blob store's: deleted after the commit.)
+const ACCOUNT_SCOPED: [Cf; 10] = [
     Cf::Accounts,
     Cf::Mailboxes,
     Cf::MailboxNames,
     Cf::Messages,
-    Cf::Blobs,
     Cf::BlobRefs,
     Cf::Certs,
     Cf::Settings,

@@ -29,6 +29,7 @@
 mod chunks;
 mod error;
 mod marker;
+mod side;
 mod verify;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ use chunks::{count_keys, read_chunk, successor, Limits};
 pub use error::CopyError;
 use marker::Marker;
 pub use marker::MARKER_KEY;
+pub use side::StorePair;
 pub use verify::{verify_copy, CfDigest, Verification};
 
 /// Keys per chunk: one write of a thousand small records is far from any
@@ -145,8 +147,8 @@ pub struct MigrationReport {
 /// marker: the whole migration. Stops early (unverified, marker kept)
 /// when [`CopyOptions::max_chunks`] is reached.
 pub fn migrate_engine(
-    source: &dyn Store,
-    target: &dyn Store,
+    source: &StorePair<'_>,
+    target: &StorePair<'_>,
     options: &CopyOptions,
     progress: &mut dyn CopyProgress,
 ) -> Result<MigrationReport, CopyError> {
@@ -163,7 +165,7 @@ pub fn migrate_engine(
     if !verification.is_equal() {
         return Err(CopyError::Mismatch(verification));
     }
-    finish_copy(target)?;
+    finish_copy(target.store)?;
     Ok(MigrationReport {
         copy,
         verification: Some(verification),
@@ -177,8 +179,8 @@ pub fn migrate_engine(
 /// per blob): counting `blobs` itself would read every message body once
 /// more just for the progress display.
 pub fn copy_store(
-    source: &dyn Store,
-    target: &dyn Store,
+    source: &StorePair<'_>,
+    target: &StorePair<'_>,
     options: &CopyOptions,
     progress: &mut dyn CopyProgress,
 ) -> Result<CopyReport, CopyError> {
@@ -230,12 +232,21 @@ pub fn finish_copy(target: &dyn Store) -> Result<(), CopyError> {
     };
     let mut batch = Batch::new();
     batch.delete(Cf::Meta, MARKER_KEY.to_vec());
-    write_expecting(target, Some(current), batch)
+    let expect = [Expect {
+        cf: Cf::Meta,
+        key: MARKER_KEY.to_vec(),
+        value: Some(current),
+    }];
+    match target.write_if(&expect, batch) {
+        Ok(()) => Ok(()),
+        Err(StoreError::Conflict { .. }) => Err(CopyError::Concurrent),
+        Err(e) => Err(CopyError::Target(e)),
+    }
 }
 
 /// The marker to resume from, or `None` for a fresh start on an empty
 /// target; refuses any other target.
-fn starting_point(target: &dyn Store, source_label: &str) -> Result<Option<Marker>, CopyError> {
+fn starting_point(target: &StorePair<'_>, source_label: &str) -> Result<Option<Marker>, CopyError> {
     if let Some(raw) = target
         .get(Cf::Meta, MARKER_KEY)
         .map_err(CopyError::Target)?
@@ -261,7 +272,7 @@ fn starting_point(target: &dyn Store, source_label: &str) -> Result<Option<Marke
 
 /// Writes `batch` if the target's marker still holds `expected`.
 fn write_expecting(
-    target: &dyn Store,
+    target: &StorePair<'_>,
     expected: Option<Vec<u8>>,
     batch: Batch,
 ) -> Result<(), CopyError> {
@@ -279,8 +290,8 @@ fn write_expecting(
 
 /// One copy run in progress.
 struct Run<'a> {
-    source: &'a dyn Store,
-    target: &'a dyn Store,
+    source: &'a StorePair<'a>,
+    target: &'a StorePair<'a>,
     options: &'a CopyOptions,
     limits: Limits,
     report: CopyReport,

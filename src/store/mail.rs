@@ -24,11 +24,12 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::blobs::BlobStore;
 use super::error::{corrupt, MailError};
 use super::keys::Key;
 use super::master_key::MasterKey;
-use super::records::{decode, AccountId, Record};
-use super::{Cf, KeyRange, Order, RocksStore, Store};
+use super::records::{decode, AccountId, BlobHash, Record};
+use super::{Cf, EnginePair, KeyRange, Order, RocksStore, Store};
 
 /// Account lock stripes. A list fan-out locks a chunk of 64 accounts
 /// through its synced write; with 64 stripes every chunk took every
@@ -38,10 +39,12 @@ use super::{Cf, KeyRange, Order, RocksStore, Store};
 const LOCK_STRIPES: usize = 16_384;
 
 /// The mail store: accounts, mailboxes, messages, certificates, lists and
-/// logs over an `Arc<dyn Store>`. Cheap to share behind an `Arc`.
+/// logs over an `Arc<dyn Store>`, message bodies in an `Arc<dyn
+/// BlobStore>`. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct MailStore {
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) master_key: MasterKey,
     directory: Mutex<()>,
     stripes: Vec<Mutex<()>>,
@@ -60,9 +63,9 @@ impl MailStore {
     /// `master_key` (created, mode 0600, if missing); kept apart from the
     /// data directory, a copy of `db/` alone does not reveal list keys.
     pub fn open_with_master_key(data_dir: &Path, master_key: &Path) -> Result<Self, MailError> {
-        let store = RocksStore::open(data_dir)?;
+        let engine = RocksStore::open_pair(data_dir)?;
         let key = MasterKey::load_or_create(master_key)?;
-        Ok(Self::new(Arc::new(store), key))
+        Ok(Self::new(engine.into(), key))
     }
 
     /// The same store with `quota` (bytes; `None`: unlimited) for every
@@ -73,10 +76,12 @@ impl MailStore {
         self
     }
 
-    /// A mail store over any engine.
-    pub fn new(store: Arc<dyn Store>, master_key: MasterKey) -> Self {
+    /// A mail store over any engine: its metadata store and its blob
+    /// store (see [`RocksStore::open_pair`] for the embedded pair).
+    pub fn new(engine: EnginePair, master_key: MasterKey) -> Self {
         Self {
-            store,
+            store: engine.store,
+            blobs: engine.blobs,
             master_key,
             directory: Mutex::new(()),
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
@@ -87,6 +92,38 @@ impl MailStore {
     /// The engine underneath.
     pub fn engine(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The blob store underneath.
+    pub fn blob_store(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    /// The key for a new body `raw`: its digest, so that identical copies
+    /// in an account share one body, unless the copy is `unique` (fresh
+    /// ciphertext equals nothing) or the blob store is shared by several
+    /// processes, where a digest key could be put again while another
+    /// node deletes it (`blobs` module doc): then a random one.
+    pub(crate) fn new_blob_key(&self, raw: &[u8], unique: bool) -> BlobHash {
+        if unique || self.blobs.shared() {
+            BlobHash::random()
+        } else {
+            BlobHash::of(raw)
+        }
+    }
+
+    /// Removes bodies no `blob_refs` entry names (see the crash rule in
+    /// `blobs`); returns how many went.
+    pub fn collect_orphans(&self) -> Result<u64, MailError> {
+        let store = &*self.store;
+        let referenced = |keys: &[Vec<u8>]| -> Result<Vec<bool>, super::StoreError> {
+            Ok(store
+                .get_many(Cf::BlobRefs, keys)?
+                .into_iter()
+                .map(|v| v.is_some())
+                .collect())
+        };
+        Ok(self.blobs.collect_orphans(&referenced)?)
     }
 
     // why: the mutexes guard `()`; all state is in the store, so a panic in

@@ -107,11 +107,7 @@ impl MailStore {
             BTreeMap::new();
         let mut stored = Vec::with_capacity(items.len());
         for &(id, mailbox, ref msg) in items {
-            let blob = if msg.unique {
-                BlobHash::random()
-            } else {
-                BlobHash::of(msg.raw)
-            };
+            let blob = self.new_blob_key(msg.raw, msg.unique);
             let size = u64::try_from(msg.raw.len()).map_err(|_| bug("message size"))?;
             let rec = match accounts.entry(id) {
                 Entry::Occupied(e) => e.into_mut(),
@@ -192,7 +188,18 @@ impl MailStore {
 
     /// The stored bytes of a message, exactly as appended.
     pub fn get_blob(&self, id: AccountId, blob: BlobHash) -> Result<Option<Vec<u8>>, MailError> {
-        Ok(self.store.get(Cf::Blobs, &Key::Blob(id, blob).encode())?)
+        Ok(self.blobs.get(&Key::Blob(id, blob).encode())?)
+    }
+
+    /// The bytes `range` of a message's stored bytes (clamped to its
+    /// length), without reading the rest: an IMAP partial fetch.
+    pub fn get_blob_range(
+        &self,
+        id: AccountId,
+        blob: BlobHash,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Vec<u8>>, MailError> {
+        Ok(self.blobs.get_range(&Key::Blob(id, blob).encode(), range)?)
     }
 
     /// Changes the flags of the given messages (missing UIDs are skipped);
@@ -305,7 +312,7 @@ impl MailStore {
                     );
                 }
                 tx.delete(&key);
-                tx.delete(&Key::Blob(id, blob));
+                tx.delete_blob(&Key::Blob(id, blob));
                 continue;
             }
             if old == 0 {
@@ -316,8 +323,7 @@ impl MailStore {
                     )
                     .into());
                 };
-                tx.batch
-                    .put(Cf::Blobs, Key::Blob(id, blob).encode(), bytes.to_vec());
+                tx.put_blob(&Key::Blob(id, blob), bytes);
             }
             let new = u64::try_from(new).map_err(|_| bug("blob count overflow"))?;
             tx.put(&key, &new)?;

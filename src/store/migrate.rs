@@ -96,7 +96,9 @@ impl MailStore {
         raw: &[u8],
         encrypted: bool,
     ) -> Result<Message, MailError> {
-        let blob = BlobHash::of(raw);
+        // why not unique: a replacement equal to another message of the
+        // account may share its body (plaintext restored by a decrypt).
+        let blob = self.new_blob_key(raw, false);
         let size = u64::try_from(raw.len()).map_err(|_| bug("message size"))?;
         let msg = self.update_account(id, |tx| {
             let mut rec = self.account_record(id)?;
@@ -128,12 +130,15 @@ impl MailStore {
     /// Asks the engine to drop deleted values from its files now (see
     /// [`super::Store::compact`]).
     pub fn compact(&self) -> Result<(), MailError> {
-        Ok(self.store.compact()?)
+        self.store.compact()?;
+        Ok(self.blobs.compact()?)
     }
 
     /// Routine housekeeping (see [`super::Store::maintain`]); the server
     /// runs it every hour.
     pub fn maintain(&self) -> Result<(), MailError> {
-        Ok(self.store.maintain()?)
+        self.store.maintain()?;
+        self.collect_orphans()?;
+        Ok(self.blobs.maintain()?)
     }
 }

@@ -32,9 +32,12 @@
 //! SHA-256 digests (`hash` of a blob is random for a freshly encrypted
 //! copy, see [`BlobHash`]), `lenL` is a u16 byte length. Values are
 //! postcard encodings preceded by one record-version byte (see `records`).
-//! Where the engine keeps large `blobs` values is its own business (the
-//! RocksDB engine: segment files, see `rocks`; the PostgreSQL engine: a
-//! table of its own, see `postgres`).
+//! Message bodies (`blobs`) are not in the [`Store`] at all: they live in
+//! a [`BlobStore`] of their own (see `blobs`; the key layout below is the
+//! blob store's), and the mail layer puts them there before the metadata
+//! that names them commits. Each engine has its blob tier: segment files
+//! next to RocksDB (`rocks`), a table of its own in PostgreSQL
+//! (`postgres`).
 //!
 //! | CF | key | value |
 //! |---|---|---|
@@ -46,7 +49,7 @@
 //! | `mailboxes` | `acct mbox` | [`Mailbox`] |
 //! | `mailbox_names` | `acct name` (UTF-8, `/`-separated) | `mbox` |
 //! | `messages` | `acct mbox uid` | [`Message`] |
-//! | `blobs` | `acct hash` | raw message bytes |
+//! | `blobs` (the [`BlobStore`]) | `acct hash` | raw message bytes |
 //! | `blob_refs` | `acct hash` | u64 reference count |
 //! | `certs` | `acct fp` | [`Certificate`] |
 //! | `settings` | `acct` | [`EncryptionSettings`] |
@@ -68,6 +71,7 @@
 //! back mail the user deleted.
 
 mod accounts;
+mod blobs;
 mod cert_record;
 mod certs;
 mod engine_copy;
@@ -89,7 +93,6 @@ mod open;
 mod postgres;
 mod records;
 mod rocks;
-mod segments;
 #[cfg(test)]
 mod tests;
 mod transfer;
@@ -98,11 +101,13 @@ mod txn;
 use std::fmt;
 
 pub use accounts::Recipient;
+pub use blobs::{BlobStore, Referenced, SegmentBlobStore, ORPHAN_GRACE};
 pub use cert_record::{Certificate, NewCertificate};
 pub use certs::{Cipher, EncryptionSettings, KeyTransport};
 pub use engine_copy::{
     copy_store, finish_copy, migrate_engine, verify_copy, CfDigest, CopyError, CopyOptions,
-    CopyProgress, CopyReport, MigrationReport, NoProgress, Phase, Verification, MARKER_KEY,
+    CopyProgress, CopyReport, MigrationReport, NoProgress, Phase, StorePair, Verification,
+    MARKER_KEY,
 };
 pub use error::{MailError, StoreError};
 pub use lists::{ListKeyInfo, ListKeyPair, MailingList};
@@ -111,8 +116,8 @@ pub use mail::MailStore;
 pub(crate) use mailbox_name::normalize_mailbox_name;
 pub use master_key::{MasterKey, SecretBytes};
 pub use message_record::{FlagChange, Flags, HeaderFields, Message, NewMessage};
-pub use open::open_engine_url;
-pub use postgres::{PgStore, DEFAULT_POOL_SIZE};
+pub use open::{open_engine_url, EnginePair};
+pub use postgres::{PgBlobStore, PgStore, DEFAULT_POOL_SIZE};
 pub use records::{Account, AccountId, BlobHash, Mailbox, MailboxId, MailboxRole, Uid};
 pub use rocks::RocksStore;
 

@@ -3,6 +3,7 @@
 //! leaves the store exactly as it was. Also the migration primitives
 //! (import markers, content replacement) that rely on it.
 
+use crate::store::EnginePair;
 use std::sync::Arc;
 
 use super::*;
@@ -10,16 +11,23 @@ use crate::certs::Fingerprint;
 
 fn open() -> (tempfile::TempDir, Arc<RocksStore>, MailStore) {
     let dir = tempfile::tempdir().unwrap();
-    let rocks = Arc::new(RocksStore::open(dir.path()).unwrap());
+    let (rocks, blobs) = RocksStore::open_pair(dir.path()).unwrap();
     let engine: Arc<dyn Store> = rocks.clone();
-    let mail = MailStore::new(engine, MasterKey::from_bytes([1; 32]));
+    let mail = MailStore::new(
+        EnginePair::new(engine, blobs),
+        MasterKey::from_bytes([1; 32]),
+    );
     (dir, rocks, mail)
 }
 
+/// Every metadata column family. Not `blobs`: the bodies of a change are
+/// put before its metadata commits, so a failed commit leaves orphans
+/// there (see the crash rule in `blobs`), which collection removes.
 fn dump(store: &dyn Store) -> Vec<(Cf, Vec<KeyValue>)> {
     let all = KeyRange::prefix(&[]);
     Cf::ALL
         .iter()
+        .filter(|&&cf| cf != Cf::Blobs)
         .map(|&cf| {
             (
                 cf,

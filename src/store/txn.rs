@@ -58,7 +58,7 @@ use super::keys::Key;
 use super::log::{Change, ChangeKind, ChangedObject};
 use super::mail::MailStore;
 use super::records::{decode, encode, AccountId, Record};
-use super::{Batch, Cf, Expect, Store, StoreError};
+use super::{Batch, Cf, Expect, KeyRange, Store, StoreError};
 
 /// Attempts of one transaction before its `Conflict` reaches the caller.
 /// Each conflict means another writer of the same scope committed, so
@@ -106,6 +106,12 @@ struct Guard {
 pub(crate) struct Tx {
     pub(crate) batch: Batch,
     guards: Vec<Guard>,
+    /// Bodies to put into the blob store before the batch commits.
+    blob_puts: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Bodies to delete from the blob store after the batch committed.
+    blob_deletes: Vec<Vec<u8>>,
+    /// Ranges of bodies to delete after the batch committed.
+    blob_delete_ranges: Vec<KeyRange>,
 }
 
 impl Tx {
@@ -116,6 +122,23 @@ impl Tx {
 
     pub(crate) fn delete(&mut self, key: &Key) {
         self.batch.delete(key.cf(), key.encode());
+    }
+
+    /// A body the batch references, put into the blob store before the
+    /// batch commits (the crash rule of `blobs`).
+    pub(crate) fn put_blob(&mut self, key: &Key, body: &[u8]) {
+        self.blob_puts.push((key.encode(), body.to_vec()));
+    }
+
+    /// A body whose last reference the batch drops, deleted from the blob
+    /// store once the batch has committed.
+    pub(crate) fn delete_blob(&mut self, key: &Key) {
+        self.blob_deletes.push(key.encode());
+    }
+
+    /// Every body of `range`, deleted once the batch has committed.
+    pub(crate) fn delete_blob_range(&mut self, range: KeyRange) {
+        self.blob_delete_ranges.push(range);
     }
 
     /// Logs a change: bumps the account's modseq and returns it.
@@ -248,9 +271,23 @@ impl MailStore {
                 },
                 Ok(out) if tx.batch.is_empty() => return Ok(out),
                 Ok(out) => {
+                    let puts = std::mem::take(&mut tx.blob_puts);
+                    let deletes = std::mem::take(&mut tx.blob_deletes);
+                    let ranges = std::mem::take(&mut tx.blob_delete_ranges);
+                    let items: Vec<(&[u8], &[u8])> = puts
+                        .iter()
+                        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+                        .collect();
+                    // why first: a body is durable before metadata names it.
+                    self.blobs.put(&items)?;
+                    drop(items);
+                    drop(puts);
                     let (expect, batch) = tx.into_commit()?;
                     match store.write_if(&expect, batch) {
-                        Ok(()) => return Ok(out),
+                        Ok(()) => {
+                            self.drop_blobs(&deletes, &ranges);
+                            return Ok(out);
+                        }
                         Err(StoreError::Conflict { detail }) => StoreError::Conflict { detail },
                         Err(e) => return Err(e.into()),
                     }
@@ -263,6 +300,37 @@ impl MailStore {
             tracing::debug!(attempt, "transaction conflicted; retrying");
             backoff(attempt);
             attempt += 1;
+        }
+    }
+}
+
+impl MailStore {
+    /// Deletes bodies whose last reference a committed batch dropped.
+    /// A failure is logged, not returned: the change is committed, and
+    /// what stays behind is an orphan that collection removes.
+    fn drop_blobs(&self, keys: &[Vec<u8>], ranges: &[KeyRange]) {
+        const PAGE: usize = 1_000;
+        let mut result = self.blobs.delete(keys);
+        for range in ranges {
+            loop {
+                let page = match self.blobs.keys(range, PAGE) {
+                    Ok(page) => page,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                };
+                if let Err(e) = self.blobs.delete(&page) {
+                    result = Err(e);
+                    break;
+                }
+                if page.len() < PAGE {
+                    break;
+                }
+            }
+        }
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "deleting unreferenced bodies failed; orphan collection will");
         }
     }
 }

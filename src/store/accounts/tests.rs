@@ -1,9 +1,9 @@
 //! Every way a login can fail costs the same work as a wrong password.
 
+use crate::store::EnginePair;
 use std::cell::Cell;
-use std::sync::Arc;
 
-use crate::store::{MailStore, MasterKey, RocksStore, Store};
+use crate::store::{MailStore, MasterKey, RocksStore};
 
 thread_local! {
     /// argon2id verifications run on this thread (tests run one per thread).
@@ -12,8 +12,14 @@ thread_local! {
 
 fn open() -> (tempfile::TempDir, MailStore) {
     let dir = tempfile::tempdir().unwrap();
-    let engine: Arc<dyn Store> = Arc::new(RocksStore::open(dir.path()).unwrap());
-    (dir, MailStore::new(engine, MasterKey::from_bytes([1; 32])))
+    let (engine, blobs) = RocksStore::open_pair(dir.path()).unwrap();
+    (
+        dir,
+        MailStore::new(
+            EnginePair::new(engine, blobs),
+            MasterKey::from_bytes([1; 32]),
+        ),
+    )
 }
 
 /// argon2id verifications `f` runs.

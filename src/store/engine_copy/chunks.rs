@@ -1,7 +1,8 @@
 //! Reading a column family in chunks bounded by keys and bytes, through
 //! nothing but [`Store::scan`].
 
-use super::super::{Cf, KeyRange, KeyValue, Order, Store, StoreError};
+use super::super::{Cf, KeyRange, KeyValue, Order, StoreError};
+use super::StorePair;
 
 /// Bounds of one chunk.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +40,7 @@ pub(super) fn successor(key: &[u8]) -> Vec<u8> {
 /// than that is a chunk of its own). Empty when `cf` has no key from
 /// `start` on.
 pub(super) fn read_chunk(
-    store: &dyn Store,
+    store: &StorePair<'_>,
     cf: Cf,
     start: &[u8],
     limits: Limits,
@@ -69,7 +70,7 @@ pub(super) fn read_chunk(
 }
 
 /// Keys in `cf`, counted a scan of 1,000 at a time.
-pub(super) fn count_keys(store: &dyn Store, cf: Cf) -> Result<u64, StoreError> {
+pub(super) fn count_keys(store: &StorePair<'_>, cf: Cf) -> Result<u64, StoreError> {
     const PAGE: usize = 1_000;
     let mut count = 0u64;
     let mut from = Vec::new();

@@ -9,9 +9,11 @@
 
 use sha2::{Digest as _, Sha256};
 
-use super::super::{Cf, Store};
+use super::super::Cf;
 use super::chunks::{read_chunk, successor, Limits};
-use super::{CopyError, CopyProgress, DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_KEYS, MARKER_KEY};
+use super::{
+    CopyError, CopyProgress, StorePair, DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_KEYS, MARKER_KEY,
+};
 
 /// What one side holds in one column family.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +58,8 @@ impl Verification {
 /// `progress` is advanced by the keys read on both sides (the caller
 /// announces the phase: it knows the total).
 pub fn verify_copy(
-    source: &dyn Store,
-    target: &dyn Store,
+    source: &StorePair<'_>,
+    target: &StorePair<'_>,
     progress: &mut dyn CopyProgress,
 ) -> Result<Verification, CopyError> {
     let limits = Limits {
@@ -84,7 +86,7 @@ pub fn verify_copy(
 
 /// The digest of `cf` in `store`, read in chunks; `read(n)` after each.
 fn digest(
-    store: &dyn Store,
+    store: &StorePair<'_>,
     cf: Cf,
     limits: Limits,
     read: &mut dyn FnMut(u64),

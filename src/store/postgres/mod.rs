@@ -5,10 +5,12 @@
 //! # Layout
 //!
 //! Created and migrated at open (`schema`): `kv(cf smallint, key bytea,
-//! value bytea, PRIMARY KEY (cf, key))` holds every column family but
-//! blobs, `blobs(key bytea PRIMARY KEY, value bytea)` the message bodies,
-//! and `sealmail_schema` the schema version. `bytea` compares bytewise,
-//! which is our key order (`sql`).
+//! value bytea, PRIMARY KEY (cf, key))` holds the metadata, every column
+//! family of [`Store`]; `blobs(key bytea PRIMARY KEY, value bytea, put_at
+//! timestamptz)` the message bodies, which are not the metadata store's
+//! but its blob tier's ([`PgBlobStore`], opened with it by
+//! [`PgStore::open_pair`]); and `sealmail_schema` the schema version.
+//! `bytea` compares bytewise, which is our key order (`sql`).
 //!
 //! `blobs.value` has `STORAGE EXTERNAL`: out of line, uncompressed. A
 //! body sealed for an opted-in account is ciphertext that pglz cannot
@@ -55,6 +57,7 @@ use tokio::runtime::{Handle, Runtime};
 
 use super::{Batch, Cf, Expect, KeyRange, KeyValue, Order, Store, StoreError};
 
+mod blobs;
 mod error;
 mod plan;
 mod pool;
@@ -73,6 +76,7 @@ pub(crate) mod test_server;
 #[cfg(test)]
 mod tests;
 
+pub use blobs::PgBlobStore;
 use error::engine;
 use pool::Pool;
 
@@ -136,6 +140,18 @@ impl PgStore {
         store.block(async move { schema::migrate(&pool).await })?;
         tracing::info!(server = %store.pool.target, pool_size = store.pool.size(), "PostgreSQL store opened");
         Ok(store)
+    }
+
+    /// [`PgStore::open`], and the engine's blob tier on the same
+    /// connections: the metadata store and the blob store of one
+    /// database.
+    pub fn open_pair(
+        url: &str,
+        pool_size: usize,
+    ) -> Result<(Arc<Self>, Arc<PgBlobStore>), StoreError> {
+        let store = Arc::new(Self::open(url, pool_size)?);
+        let blobs = Arc::new(PgBlobStore::new(Arc::clone(&store)));
+        Ok((store, blobs))
     }
 
     /// Runs `work` on the engine's runtime and waits for its result.

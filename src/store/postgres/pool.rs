@@ -50,7 +50,16 @@ impl Statements {
         table: Table,
         statement: sql::Statement,
     ) -> Result<Statement, tokio_postgres::Error> {
-        let text = table.sql(statement);
+        self.prepared(client, table.sql(statement)).await
+    }
+
+    /// The prepared form of the SQL `text`, prepared through `client`
+    /// the first time (the blob tier's statements, see `blobs`).
+    pub(super) async fn prepared(
+        &mut self,
+        client: &impl GenericClient,
+        text: &'static str,
+    ) -> Result<Statement, tokio_postgres::Error> {
         if let Some(prepared) = self.0.get(text) {
             return Ok(prepared.clone());
         }

@@ -24,7 +24,12 @@ const MIGRATION_LOCK: i64 = 0x7365_616c_6d61_696c;
 /// most bodies are S/MIME ciphertext, which pglz cannot shrink, so the
 /// compression attempt is CPU spent for nothing (see `postgres` for the
 /// measurement).
-pub(super) const MIGRATIONS: &[&str] = &["
+///
+/// Step 2: `blobs.put_at`, when a body was last put (the server's clock):
+/// how orphan collection knows a body is old enough to go (see
+/// `postgres::blobs`). Bodies already there count from the migration.
+pub(super) const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE kv (
         cf smallint NOT NULL,
         key bytea NOT NULL,
@@ -36,7 +41,11 @@ pub(super) const MIGRATIONS: &[&str] = &["
         value bytea NOT NULL
     );
     ALTER TABLE blobs ALTER COLUMN value SET STORAGE EXTERNAL;
-"];
+",
+    "
+    ALTER TABLE blobs ADD COLUMN put_at timestamptz NOT NULL DEFAULT now();
+",
+];
 
 /// Brings the schema of the pool's database to the latest version.
 pub(super) async fn migrate(pool: &Pool) -> Result<(), StoreError> {

@@ -1,9 +1,10 @@
 //! Where each column family lives in PostgreSQL, and the SQL text of every
 //! statement the engine runs (prepared once per connection, see `pool`).
 //!
-//! Fifteen column families share the table `kv`, told apart by a
-//! `smallint` number; `Cf::Blobs` has the table `blobs` of its own (see the
-//! module documentation of `postgres` for why). Keys are `bytea`, which
+//! Every column family of the metadata store lives in the table `kv`,
+//! told apart by a `smallint` number. Message bodies are not the metadata
+//! store's: the blob tier keeps them in the table `blobs` with statements
+//! of its own (`blobs`). Keys are `bytea`, which
 //! PostgreSQL compares bytewise with the shorter key first on a common
 //! prefix: exactly the order of `[u8]` in Rust, so `ORDER BY key` is the
 //! order [`crate::store::Store::scan`] promises.
@@ -20,8 +21,6 @@ pub(super) type Param<'a> = &'a (dyn ToSql + Sync);
 pub(super) enum Table {
     /// A column family of the `kv` table, with its number.
     Kv(i16),
-    /// The `blobs` table.
-    Blobs,
 }
 
 impl Table {
@@ -35,7 +34,10 @@ impl Table {
             Cf::Mailboxes => Table::Kv(3),
             Cf::MailboxNames => Table::Kv(4),
             Cf::Messages => Table::Kv(5),
-            Cf::Blobs => Table::Blobs,
+            // why a number like any other: bodies are not the metadata
+            // store's (the blob tier, `PgBlobStore`, keeps them in the
+            // table `blobs`); nothing stores this column family here.
+            Cf::Blobs => Table::Kv(6),
             Cf::BlobRefs => Table::Kv(7),
             Cf::Certs => Table::Kv(8),
             Cf::Settings => Table::Kv(9),
@@ -48,13 +50,12 @@ impl Table {
         }
     }
 
-    /// `rest` with the column family number in front for `kv` (whose
-    /// statements take it as `$1`); `rest` alone for `blobs`.
+    /// `rest` with the column family number in front (the statements of
+    /// `kv` take it as `$1`).
     pub(super) fn params<'a>(&'a self, rest: &[Param<'a>]) -> Vec<Param<'a>> {
+        let Table::Kv(number) = self;
         let mut all = Vec::with_capacity(rest.len() + 1);
-        if let Table::Kv(number) = self {
-            all.push(number as Param<'a>);
-        }
+        all.push(number as Param<'a>);
         all.extend_from_slice(rest);
         all
     }
@@ -77,25 +78,11 @@ impl Table {
                 S::Lock => "SELECT value FROM kv WHERE cf = $1 AND key = $2 FOR UPDATE",
                 S::Reserve => "INSERT INTO kv (cf, key, value) VALUES ($1, $2, '') ON CONFLICT DO NOTHING",
             },
-            Table::Blobs => match statement {
-                S::Get => "SELECT value FROM blobs WHERE key = $1",
-                S::GetMany => "SELECT key, value FROM blobs WHERE key = ANY($1)",
-                S::ScanForward => "SELECT key, value FROM blobs WHERE key >= $1 AND key < $2 ORDER BY key ASC LIMIT $3",
-                S::ScanForwardOpen => "SELECT key, value FROM blobs WHERE key >= $1 ORDER BY key ASC LIMIT $2",
-                S::ScanReverse => "SELECT key, value FROM blobs WHERE key >= $1 AND key < $2 ORDER BY key DESC LIMIT $3",
-                S::ScanReverseOpen => "SELECT key, value FROM blobs WHERE key >= $1 ORDER BY key DESC LIMIT $2",
-                S::Put => "INSERT INTO blobs (key, value) SELECT k, v FROM unnest($1::bytea[], $2::bytea[]) AS t(k, v) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                S::Delete => "DELETE FROM blobs WHERE key = ANY($1)",
-                S::DeleteRange => "DELETE FROM blobs WHERE key >= $1 AND key < $2",
-                S::DeleteRangeOpen => "DELETE FROM blobs WHERE key >= $1",
-                S::Lock => "SELECT value FROM blobs WHERE key = $1 FOR UPDATE",
-                S::Reserve => "INSERT INTO blobs (key, value) VALUES ($1, '') ON CONFLICT DO NOTHING",
-            },
         }
     }
 }
 
-/// The statements, each in a `kv` and a `blobs` form.
+/// The statements of the metadata store, on `kv`.
 ///
 /// why bounded and open forms instead of one `($3 IS NULL OR key < $3)`:
 /// with the upper bound as a filter instead of an index condition, a

@@ -5,53 +5,42 @@
 //! `sync = true`, so it is in the fsynced WAL before [`Store::write`]
 //! returns; RocksDB applies a batch across column families atomically.
 //!
-//! Blob values of 16 KiB and more (`Cf::Blobs`) do not go through RocksDB
-//! at all: they are appended to segment files (`segments`), synced, and
-//! RocksDB stores their location in the internal column family
-//! `blob_locations` in the same batch as everything else. Smaller blobs
-//! stay in the `blobs` column family (RocksDB blob files from 4 KiB), so
-//! compaction moves bodies once instead of at every level.
+//! Message bodies are not this engine's business through [`Store`]: its
+//! blob tier (`blobs`, [`RocksStore::open_pair`]) is a
+//! [`SegmentBlobStore`](super::blobs::SegmentBlobStore) whose index lives
+//! in this database, in the `blobs` column family (small bodies inline)
+//! and the internal column family `blob_locations`.
 //!
-//! [`Store::compact`] flushes every column family (so the WAL files that
-//! still hold replaced values become obsolete and RocksDB deletes them),
-//! rewrites the blobs column family and all its blob files, and rewrites
-//! every segment holding bytes no location names any more. What it cannot
+//! [`Store::compact`] flushes every column family, so the WAL files that
+//! still hold replaced values become obsolete and RocksDB deletes them
+//! (the blob tier's `compact` rewrites its own files). What it cannot
 //! reach: blocks of deleted files that the file system or an SSD has not
 //! overwritten yet, and copies in backups or snapshots.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Mutex, RwLock};
 
-use rocksdb::{BottommostLevelCompaction, CompactOptions, WriteBatch, WriteOptions, DB};
+use rocksdb::{WriteBatch, WriteOptions, DB};
 
-use super::error::bug;
-use super::segments::{Location, Segments};
 use super::{Batch, BatchOp, Cf, Expect, KeyRange, KeyValue, Order, Store, StoreError};
 
 mod access;
 mod blobs;
+#[cfg(test)]
+pub(crate) use blobs::test_index;
 mod key_locks;
 mod recovery;
 use access::{
     column_families, delete_range, engine_error, handle, locations, read_error, scan_cf,
     BLOB_GC_CUTOFF,
 };
-use blobs::segment_value;
 use key_locks::KeyLocks;
 use recovery::{open_db, reopen_helps, unavailable, Backoff, Engine};
 
-/// The internal column family of segment locations (key: the blob's key
-/// in `Cf::Blobs`), not a [`Cf`]: nothing above the engine sees it.
+/// The internal column family of the blob tier's segment locations (key:
+/// the blob's key), not a [`Cf`]: nothing above the engine sees it.
 const LOCATIONS: &str = "blob_locations";
-
-/// Bytes of live values the segment collector moves per commit.
-const RELOCATE_BYTES: u64 = 64 << 20;
-
-/// Routine maintenance rewrites a segment once a quarter of it is dead,
-/// so deleted mail gives its space back while a segment that lost one
-/// message is not rewritten for it.
-const MAINTAIN_MIN_DEAD: f64 = 0.25;
 
 /// [`Store`] on an embedded RocksDB database.
 pub struct RocksStore {
@@ -60,13 +49,6 @@ pub struct RocksStore {
     engine: RwLock<Engine>,
     backoff: Mutex<Backoff>,
     path: PathBuf,
-    segments: Segments,
-    /// Shared by every commit from its segment append to its RocksDB
-    /// write; taken exclusively by the segment collector to wait for the
-    /// commits in flight and while it checks and repoints locations.
-    commit: RwLock<()>,
-    /// One collector at a time.
-    collecting: Mutex<()>,
     /// Locks of expected keys, held by a conditional write from its check
     /// to its commit.
     versions: KeyLocks,
@@ -94,11 +76,6 @@ impl RocksStore {
             source,
         })?;
         let db = open_db(&path).map_err(|e| engine_error("open", e))?;
-        let seg_dir = data_dir.join("segments");
-        let segments = Segments::open(&seg_dir).map_err(|source| StoreError::Io {
-            path: seg_dir,
-            source,
-        })?;
         let store = Self {
             engine: RwLock::new(Engine {
                 db: Some(db),
@@ -106,9 +83,6 @@ impl RocksStore {
             }),
             backoff: Mutex::new(Backoff::default()),
             path,
-            segments,
-            commit: RwLock::new(()),
-            collecting: Mutex::new(()),
             versions: KeyLocks::new(),
             #[cfg(test)]
             fail_after_ops: std::sync::Mutex::new(None),
@@ -136,11 +110,6 @@ impl RocksStore {
             db.flush_cf(locations(db)?)
                 .map_err(|e| engine_error("flush", e))
         })
-    }
-
-    /// The directory of the blob segment files.
-    pub fn segments_dir(&self) -> &Path {
-        self.segments.dir()
     }
 
     /// The directory of the database files.
@@ -206,36 +175,13 @@ impl RocksStore {
         Ok(())
     }
 
-    /// Builds the RocksDB batch for `batch`, the large blobs already at
-    /// `locations` (one per [`segment_value`], in order).
-    fn build_batch(
-        &self,
-        db: &DB,
-        batch: &Batch,
-        locations: &[Location],
-    ) -> Result<WriteBatch, StoreError> {
-        let mut locations = locations.iter();
+    /// Builds the RocksDB batch for `batch`.
+    fn build_batch(&self, db: &DB, batch: &Batch) -> Result<WriteBatch, StoreError> {
         let mut wb = WriteBatch::default();
         for op in batch.ops() {
             #[cfg(test)]
             self.injected_failure(wb.len())?;
-            match op {
-                BatchOp::Put { cf: Cf::Blobs, .. }
-                | BatchOp::Delete { cf: Cf::Blobs, .. }
-                | BatchOp::DeleteRange { cf: Cf::Blobs, .. } => {
-                    let location = if segment_value(op).is_some() {
-                        Some(
-                            *locations
-                                .next()
-                                .ok_or_else(|| bug("a segment location per large blob"))?,
-                        )
-                    } else {
-                        None
-                    };
-                    blobs::add_blob_op(db, &mut wb, op, location)?;
-                }
-                _ => self.add_op(db, &mut wb, op)?,
-            }
+            self.add_op(db, &mut wb, op)?;
         }
         Ok(wb)
     }
@@ -254,6 +200,16 @@ impl RocksStore {
     ) -> Result<(), StoreError> {
         let mut opts = WriteOptions::default();
         opts.set_sync(true);
+        self.commit_with(&opts, build)
+    }
+
+    /// [`RocksStore::commit`] with `opts` (the blob tier's index writes
+    /// are not synced).
+    fn commit_with(
+        &self,
+        opts: &WriteOptions,
+        build: impl Fn(&DB) -> Result<WriteBatch, StoreError>,
+    ) -> Result<(), StoreError> {
         let mut retried = false;
         // why bounded: a closed handle is reopened before the first try,
         // and a failed write gets one retry on a reopened handle.
@@ -265,7 +221,7 @@ impl RocksStore {
                 self.recover(generation)?;
                 continue;
             };
-            match db.write_opt(build(db)?, &opts) {
+            match db.write_opt(build(db)?, opts) {
                 Ok(()) => return Ok(()),
                 Err(e) if !retried && reopen_helps(&e) => {
                     tracing::warn!(error = %e, "store write failed; reopening the database");
@@ -282,9 +238,6 @@ impl RocksStore {
 
 impl Store for RocksStore {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        if cf == Cf::Blobs {
-            return self.get_blob(key);
-        }
         self.with_db(|db| {
             db.get_cf(handle(db, cf)?, key)
                 .map_err(|e| read_error(cf, "get", e))
@@ -292,9 +245,6 @@ impl Store for RocksStore {
     }
 
     fn get_many(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        if cf == Cf::Blobs {
-            return keys.iter().map(|k| self.get_blob(k)).collect();
-        }
         self.with_db(|db| {
             let handle = handle(db, cf)?;
             db.multi_get_cf(keys.iter().map(|k| (handle, k)))
@@ -311,9 +261,6 @@ impl Store for RocksStore {
         order: Order,
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError> {
-        if cf == Cf::Blobs {
-            return self.scan_blobs(range, order, limit);
-        }
         self.with_db(|db| scan_cf(db, cf, handle(db, cf)?, range, order, limit))
     }
 
@@ -329,46 +276,13 @@ impl Store for RocksStore {
         if !expect.is_empty() {
             self.check(expect)?;
         }
-        let values: Vec<&[u8]> = batch.ops().iter().filter_map(segment_value).collect();
-        // why held from before the segment append: the collector waits for
-        // every commit in flight, so it never deletes a segment that a
-        // location about to be committed names.
-        let _shared = self.commit.read().unwrap_or_else(PoisonError::into_inner);
-        // why before the batch: a location must never be durable before
-        // the bytes it names (Segments::append syncs them).
-        let locations = if values.is_empty() {
-            Vec::new()
-        } else {
-            self.segments
-                .append(&values)
-                .map_err(|source| self.segment_io(source))?
-        };
-        self.commit(|db| self.build_batch(db, &batch, &locations))
+        self.commit(|db| self.build_batch(db, &batch))
     }
 
     fn compact(&self) -> Result<(), StoreError> {
-        self.flush()?;
-        self.with_db(|db| {
-            let blobs = handle(db, Cf::Blobs)?;
-            // why: with the normal cutoff, a blob file outside the oldest
-            // quarter keeps its deleted blobs until it ages into it; for
-            // this one forced compaction every blob file is collected.
-            db.set_options_cf(blobs, &[("blob_garbage_collection_age_cutoff", "1.0")])
-                .map_err(|e| engine_error("compact", e))?;
-            let mut opts = CompactOptions::default();
-            opts.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
-            db.compact_range_cf_opt(blobs, None::<&[u8]>, None::<&[u8]>, &opts);
-            db.set_options_cf(
-                blobs,
-                &[("blob_garbage_collection_age_cutoff", BLOB_GC_CUTOFF)],
-            )
-            .map_err(|e| engine_error("compact", e))
-        })?;
-        self.collect_segments(0.0)
-    }
-
-    fn maintain(&self) -> Result<(), StoreError> {
-        self.collect_segments(MAINTAIN_MIN_DEAD)
+        // why only a flush: the WAL files holding replaced values become
+        // obsolete and RocksDB deletes them; bodies are the blob tier's.
+        self.flush()
     }
 }
 

@@ -14,18 +14,43 @@ use crate::certs::Fingerprint;
 
 const MASTER: [u8; 32] = [7; 32];
 
-fn rocks() -> (tempfile::TempDir, Arc<RocksStore>) {
+/// One installation: the RocksDB engine and its blob tier.
+struct Inst {
+    store: Arc<RocksStore>,
+    blobs: Arc<crate::store::SegmentBlobStore>,
+}
+
+impl Inst {
+    fn p(&self) -> StorePair<'_> {
+        StorePair {
+            store: &*self.store,
+            blobs: &*self.blobs,
+        }
+    }
+}
+
+impl std::ops::Deref for Inst {
+    type Target = RocksStore;
+    fn deref(&self) -> &RocksStore {
+        &self.store
+    }
+}
+
+fn rocks() -> (tempfile::TempDir, Inst) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(RocksStore::open(dir.path()).unwrap());
-    (dir, store)
+    let (store, blobs) = RocksStore::open_pair(dir.path()).unwrap();
+    (dir, Inst { store, blobs })
 }
 
-fn mail_over(store: &Arc<RocksStore>) -> MailStore {
-    let engine: Arc<dyn Store> = store.clone();
-    MailStore::new(engine, MasterKey::from_bytes(MASTER))
+fn mail_over(inst: &Inst) -> MailStore {
+    let engine: Arc<dyn Store> = inst.store.clone();
+    MailStore::new(
+        crate::store::EnginePair::new(engine, inst.blobs.clone()),
+        MasterKey::from_bytes(MASTER),
+    )
 }
 
-fn dump(store: &dyn Store) -> Vec<(Cf, Vec<KeyValue>)> {
+fn dump(store: &StorePair<'_>) -> Vec<(Cf, Vec<KeyValue>)> {
     let all = KeyRange::prefix(&[]);
     Cf::ALL
         .iter()
@@ -38,7 +63,7 @@ fn dump(store: &dyn Store) -> Vec<(Cf, Vec<KeyValue>)> {
         .collect()
 }
 
-fn keys_in(store: &dyn Store) -> u64 {
+fn keys_in(store: &StorePair<'_>) -> u64 {
     dump(store).iter().map(|(_, rows)| rows.len() as u64).sum()
 }
 
@@ -192,14 +217,20 @@ fn copies_a_whole_installation_exactly() {
     let (_t, target) = rocks();
     let mail = mail_over(&source);
     fill(&mail);
-    let report = migrate_engine(&*source, &*target, &small_chunks("src"), &mut NoProgress).unwrap();
+    let report = migrate_engine(
+        &source.p(),
+        &target.p(),
+        &small_chunks("src"),
+        &mut NoProgress,
+    )
+    .unwrap();
     assert!(report.copy.finished && !report.copy.resumed);
-    assert_eq!(report.copy.copied, keys_in(&*source));
+    assert_eq!(report.copy.copied, keys_in(&source.p()));
     let verification = report.verification.unwrap();
     assert!(verification.is_equal());
-    assert_eq!(verification.keys(), keys_in(&*source));
+    assert_eq!(verification.keys(), keys_in(&source.p()));
     // The marker is gone: the target is exactly the source.
-    assert_eq!(dump(&*target), dump(&*source));
+    assert_eq!(dump(&target.p()), dump(&source.p()));
 
     let copy = mail_over(&target);
     assert_same_mail(&mail, &copy);
@@ -240,23 +271,29 @@ fn an_interrupted_copy_resumes_after_the_last_chunk() {
     let (_s, source) = rocks();
     let (_t, target) = rocks();
     fill(&mail_over(&source));
-    let total = keys_in(&*source);
+    let total = keys_in(&source.p());
     let first = CopyOptions {
         max_chunks: Some(3),
         ..small_chunks("src")
     };
-    let stopped = migrate_engine(&*source, &*target, &first, &mut NoProgress).unwrap();
+    let stopped = migrate_engine(&source.p(), &target.p(), &first, &mut NoProgress).unwrap();
     assert!(!stopped.copy.finished && stopped.verification.is_none());
     assert_eq!(stopped.copy.chunks, 3);
     assert!(stopped.copy.copied > 0 && stopped.copy.copied < total);
     assert_eq!(
-        keys_in(&*target),
+        keys_in(&target.p()),
         stopped.copy.copied + 1,
         "the chunks and the marker"
     );
     assert!(target.get(Cf::Meta, MARKER_KEY).unwrap().is_some());
 
-    let rest = migrate_engine(&*source, &*target, &small_chunks("src"), &mut NoProgress).unwrap();
+    let rest = migrate_engine(
+        &source.p(),
+        &target.p(),
+        &small_chunks("src"),
+        &mut NoProgress,
+    )
+    .unwrap();
     assert!(rest.copy.resumed && rest.copy.finished);
     assert_eq!(
         rest.copy.copied,
@@ -265,7 +302,7 @@ fn an_interrupted_copy_resumes_after_the_last_chunk() {
     );
     assert_eq!(rest.copy.done, total, "nothing counted twice");
     assert!(rest.verification.unwrap().is_equal());
-    assert_eq!(dump(&*target), dump(&*source));
+    assert_eq!(dump(&target.p()), dump(&source.p()));
 }
 
 #[test]
@@ -284,14 +321,14 @@ fn chunks_are_bounded_by_bytes() {
         max_chunk_bytes: 64 << 10,
         ..CopyOptions::new("src")
     };
-    let report = copy_store(&*source, &*target, &options, &mut NoProgress).unwrap();
-    let non_empty = dump(&*source)
+    let report = copy_store(&source.p(), &target.p(), &options, &mut NoProgress).unwrap();
+    let non_empty = dump(&source.p())
         .iter()
         .filter(|(_, rows)| !rows.is_empty())
         .count() as u64;
     // One chunk per column family, but each 100 KiB body alone.
     assert_eq!(report.chunks, non_empty - 1 + 4);
-    assert!(verify_copy(&*source, &*target, &mut NoProgress)
+    assert!(verify_copy(&source.p(), &target.p(), &mut NoProgress)
         .unwrap()
         .is_equal());
 }
@@ -301,15 +338,15 @@ fn an_empty_source_copies_nothing() {
     let (_s, source) = rocks();
     let (_t, target) = rocks();
     let report = migrate_engine(
-        &*source,
-        &*target,
+        &source.p(),
+        &target.p(),
         &CopyOptions::new("src"),
         &mut NoProgress,
     )
     .unwrap();
     assert_eq!((report.copy.copied, report.copy.chunks), (0, 0));
     assert!(report.verification.unwrap().is_equal());
-    assert_eq!(keys_in(&*target), 0);
+    assert_eq!(keys_in(&target.p()), 0);
 }
 
 /// Records what the progress receiver is told.
@@ -332,8 +369,8 @@ fn progress_totals_come_from_the_count() {
     fill(&mail_over(&source));
     let mut seen = Recorded::default();
     let options = small_chunks("src");
-    let report = migrate_engine(&*source, &*target, &options, &mut seen).unwrap();
-    let total = keys_in(&*source);
+    let report = migrate_engine(&source.p(), &target.p(), &options, &mut seen).unwrap();
+    let total = keys_in(&source.p());
     assert_eq!(report.copy.total, total, "blob_refs count the blobs");
     let phases: Vec<Phase> = seen.0.iter().map(|(p, _)| *p).collect();
     assert_eq!(

@@ -17,7 +17,7 @@
 //! one is started, so a tail torn by a crash is never written after. Bytes
 //! that no pointer names (a crash between the segment sync and the commit,
 //! a deleted or replaced blob) are garbage until the collector (see
-//! `RocksStore::compact`) copies a segment's live values into the current
+//! `SegmentBlobStore::compact`) copies a segment's live values into the current
 //! segment, repoints them and deletes the old file.
 
 use std::collections::HashMap;
@@ -27,10 +27,13 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::store::error::corrupt;
+use crate::store::{Cf, StoreError};
+
 /// Values of this size and more go to segments; smaller ones stay in
 /// RocksDB, where one WAL sync covers them (a segment costs a second
 /// sync).
-pub(super) const SEGMENT_MIN_VALUE: usize = 16 * 1024;
+pub(crate) const SEGMENT_MIN_VALUE: usize = 16 * 1024;
 
 /// A segment takes no new appends once it is this large.
 const SEGMENT_TARGET: u64 = 256 << 20;
@@ -40,19 +43,19 @@ const READ_HANDLES: usize = 64;
 
 /// Where a value lives: stored in RocksDB in place of the value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Location {
-    pub(super) segment: u64,
-    pub(super) offset: u64,
-    pub(super) len: u32,
+pub(crate) struct Location {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
     /// CRC-32 (IEEE) of the value.
-    pub(super) crc: u32,
+    pub(crate) crc: u32,
 }
 
 impl Location {
     const VERSION: u8 = 1;
     const ENCODED: usize = 1 + 8 + 8 + 4 + 4;
 
-    pub(super) fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::ENCODED);
         out.push(Self::VERSION);
         out.extend_from_slice(&self.segment.to_be_bytes());
@@ -62,7 +65,7 @@ impl Location {
         out
     }
 
-    pub(super) fn decode(bytes: &[u8]) -> Option<Self> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
         if bytes.len() != Self::ENCODED || bytes[0] != Self::VERSION {
             return None;
         }
@@ -77,14 +80,14 @@ impl Location {
     }
 
     /// One past the last byte.
-    pub(super) fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.offset + u64::from(self.len)
     }
 }
 
 /// Why a segment read failed.
 #[derive(Debug)]
-pub(super) enum ReadError {
+pub(crate) enum ReadError {
     /// The segment file is gone (collected after the location was read,
     /// or lost).
     Missing(PathBuf),
@@ -130,7 +133,7 @@ struct Current {
 
 /// The segment files of one data directory.
 #[derive(Debug)]
-pub(super) struct Segments {
+pub(crate) struct Segments {
     dir: PathBuf,
     /// `None` until the first append after open or [`Segments::seal`].
     current: Mutex<Option<Current>>,
@@ -145,7 +148,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Segments {
     /// Opens (creating if missing) the segment directory `dir`.
-    pub(super) fn open(dir: &Path) -> io::Result<Self> {
+    pub(crate) fn open(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let next = Self::list_dir(dir)?.last().map_or(0, |n| n + 1);
         Ok(Self {
@@ -157,7 +160,7 @@ impl Segments {
     }
 
     /// The directory holding the segment files.
-    pub(super) fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -182,13 +185,13 @@ impl Segments {
     }
 
     /// Segment numbers present on disk, ascending.
-    pub(super) fn list(&self) -> io::Result<Vec<u64>> {
+    pub(crate) fn list(&self) -> io::Result<Vec<u64>> {
         Self::list_dir(&self.dir)
     }
 
     /// Appends `values` (all to one segment) and syncs them to disk.
     /// Returns their locations, in order.
-    pub(super) fn append(&self, values: &[&[u8]]) -> io::Result<Vec<Location>> {
+    pub(crate) fn append(&self, values: &[&[u8]]) -> io::Result<Vec<Location>> {
         let total: u64 = values.iter().map(|v| v.len() as u64).sum();
         let (number, file, base) = {
             let mut current = lock(&self.current);
@@ -245,14 +248,14 @@ impl Segments {
     /// Closes the current segment for appends; the next append starts a
     /// new one. Returns the lowest number a segment started after this
     /// call can have: every segment below it is closed.
-    pub(super) fn seal(&self) -> u64 {
+    pub(crate) fn seal(&self) -> u64 {
         let mut current = lock(&self.current);
         *current = None;
         *lock(&self.next)
     }
 
     /// Reads and checks the value at `loc`.
-    pub(super) fn read(&self, loc: &Location) -> Result<Vec<u8>, ReadError> {
+    pub(crate) fn read(&self, loc: &Location) -> Result<Vec<u8>, ReadError> {
         let path = self.path(loc.segment);
         let file = self.reader(loc.segment, &path)?;
         let mut buf = vec![0; loc.len as usize];
@@ -277,6 +280,42 @@ impl Segments {
         Ok(buf)
     }
 
+    /// Reads the bytes `range` of the value at `loc` (clamped to it),
+    /// without checking the value's checksum.
+    ///
+    /// why unchecked: the checksum covers the whole value, and a partial
+    /// fetch that read the whole body to check it would save nothing; a
+    /// range read trusts the file system as any read of part of a file
+    /// does, and the full reads (FETCH of the whole body, copies) still
+    /// check it.
+    pub(crate) fn read_range(
+        &self,
+        loc: &Location,
+        range: std::ops::Range<u64>,
+    ) -> Result<Vec<u8>, ReadError> {
+        let len = u64::from(loc.len);
+        let start = range.start.min(len);
+        let end = range.end.min(len).max(start);
+        let path = self.path(loc.segment);
+        let file = self.reader(loc.segment, &path)?;
+        let size = usize::try_from(end - start)
+            .map_err(|_| ReadError::Corrupt("blob range beyond memory".into()))?;
+        let mut buf = vec![0; size];
+        file.read_exact_at(&mut buf, loc.offset + start)
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    ReadError::Corrupt(format!(
+                        "{} ends before byte {} of a blob",
+                        path.display(),
+                        loc.offset + end
+                    ))
+                } else {
+                    ReadError::Io(path.clone(), e)
+                }
+            })?;
+        Ok(buf)
+    }
+
     fn reader(&self, number: u64, path: &Path) -> Result<Arc<File>, ReadError> {
         if let Some(file) = lock(&self.readers).get(&number) {
             return Ok(Arc::clone(file));
@@ -297,16 +336,38 @@ impl Segments {
     }
 
     /// The size of segment `number` on disk.
-    pub(super) fn size(&self, number: u64) -> io::Result<u64> {
+    pub(crate) fn size(&self, number: u64) -> io::Result<u64> {
         Ok(std::fs::metadata(self.path(number))?.len())
     }
 
     /// Deletes segment `number` (after no pointer names it any more).
-    pub(super) fn remove(&self, number: u64) -> io::Result<()> {
+    pub(crate) fn remove(&self, number: u64) -> io::Result<()> {
         lock(&self.readers).remove(&number);
         match std::fs::remove_file(self.path(number)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
+        }
+    }
+}
+
+/// A failed segment read as a [`StoreError`], logged with the path (the
+/// error's text names none: it may reach a client's reply).
+pub(crate) fn segment_error(e: ReadError) -> StoreError {
+    match e {
+        ReadError::Missing(path) => {
+            tracing::error!(path = %path.display(), "blob segment missing");
+            corrupt(Cf::Blobs, "a blob segment file is missing")
+        }
+        ReadError::Corrupt(detail) => {
+            tracing::error!(%detail, "blob segment damaged");
+            corrupt(
+                Cf::Blobs,
+                "a blob segment file is damaged (checksum or length); the server log names it",
+            )
+        }
+        ReadError::Io(path, source) => {
+            tracing::warn!(path = %path.display(), error = %source, "blob segment read failed");
+            StoreError::Io { path, source }
         }
     }
 }
