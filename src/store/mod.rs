@@ -94,6 +94,8 @@ mod postgres;
 mod records;
 mod rocks;
 #[cfg(test)]
+mod test_fixtures;
+#[cfg(test)]
 mod tests;
 mod transfer;
 mod txn;

@@ -6,8 +6,8 @@
 use crate::store::EnginePair;
 use std::sync::Arc;
 
+use super::test_fixtures::{cert, message};
 use super::*;
-use crate::certs::Fingerprint;
 
 fn open() -> (tempfile::TempDir, Arc<RocksStore>, MailStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -35,35 +35,6 @@ fn dump(store: &dyn Store) -> Vec<(Cf, Vec<KeyValue>)> {
             )
         })
         .collect()
-}
-
-fn message(raw: &[u8]) -> NewMessage<'_> {
-    NewMessage {
-        raw,
-        flags: Flags::default(),
-        internal_date: 1_700_000_000,
-        headers: HeaderFields::default(),
-        encrypted: false,
-        unique: false,
-    }
-}
-
-fn cert(seed: u8) -> NewCertificate {
-    let der = vec![seed; 300];
-    NewCertificate {
-        fingerprint: Fingerprint::of_der(&der),
-        der,
-        subject: format!("CN=test {seed}"),
-        issuer: "CN=CA".into(),
-        serial_number: "01".into(),
-        email_addresses: vec!["a@example.org".into()],
-        not_before: 0,
-        not_after: 4_000_000_000,
-        key_algorithm: "RSA".into(),
-        key_size: Some(2048),
-        description: String::new(),
-        is_active: true,
-    }
 }
 
 /// Runs `op` with a failure injected after 0, 1, 2, ... batch operations
@@ -109,7 +80,9 @@ fn append_is_all_or_nothing() {
 fn cert_add_and_move_are_all_or_nothing() {
     let (_dir, rocks, mail) = open();
     let acct = mail.add_account("a@example.org", None, &[]).unwrap();
-    fails_cleanly_at_every_point(&rocks, || mail.add_certificate(acct.id, cert(1)));
+    fails_cleanly_at_every_point(&rocks, || {
+        mail.add_certificate(acct.id, cert(1, "a@example.org"))
+    });
     assert_eq!(mail.list_certificates(acct.id).unwrap().len(), 1);
     assert_eq!(mail.audit_events(acct.id, 10).unwrap().len(), 1);
 
@@ -325,7 +298,8 @@ fn settings_written_before_appends_were_encrypted_by_default_are_upgraded() {
         encrypt_on_append: false,
         ..settings
     };
-    mail.add_certificate(acct.id, cert(1)).unwrap();
+    mail.add_certificate(acct.id, cert(1, "a@example.org"))
+        .unwrap();
     mail.set_encryption_settings(acct.id, clear).unwrap();
     assert_eq!(mail.encryption_settings(acct.id).unwrap(), clear);
 }
@@ -353,7 +327,8 @@ fn settings_written_before_the_key_transport_choice_read_as_pkcs1() {
         key_transport: KeyTransport::RsaOaep,
         ..settings
     };
-    mail.add_certificate(acct.id, cert(1)).unwrap();
+    mail.add_certificate(acct.id, cert(1, "a@example.org"))
+        .unwrap();
     mail.set_encryption_settings(acct.id, oaep).unwrap();
     assert_eq!(mail.encryption_settings(acct.id).unwrap(), oaep);
     let stored = rocks

@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::super::{
-    Cf, Cipher, EncryptionSettings, FlagChange, Flags, HeaderFields, KeyRange, KeyValue, MailStore,
-    MasterKey, NewCertificate, NewMessage, Order, RocksStore, SecretBytes, Store, Uid,
+    Cf, Cipher, EncryptionSettings, FlagChange, Flags, KeyRange, KeyValue, MailStore, MasterKey,
+    Order, RocksStore, SecretBytes, Store, Uid,
 };
 use super::*;
-use crate::certs::Fingerprint;
+use crate::store::test_fixtures::{cert, message};
 
 const MASTER: [u8; 32] = [7; 32];
 
@@ -67,35 +67,6 @@ fn keys_in(store: &StorePair<'_>) -> u64 {
     dump(store).iter().map(|(_, rows)| rows.len() as u64).sum()
 }
 
-fn message(raw: &[u8]) -> NewMessage<'_> {
-    NewMessage {
-        raw,
-        flags: Flags::default(),
-        internal_date: 1_700_000_000,
-        headers: HeaderFields::default(),
-        encrypted: false,
-        unique: false,
-    }
-}
-
-fn cert(seed: u8) -> NewCertificate {
-    let der = vec![seed; 300];
-    NewCertificate {
-        fingerprint: Fingerprint::of_der(&der),
-        der,
-        subject: format!("CN=test {seed}"),
-        issuer: "CN=CA".into(),
-        serial_number: "01".into(),
-        email_addresses: vec!["alice@example.org".into()],
-        not_before: 0,
-        not_after: 4_000_000_000,
-        key_algorithm: "RSA".into(),
-        key_size: Some(2048),
-        description: "laptop".into(),
-        is_active: true,
-    }
-}
-
 /// A body of `len` bytes that is not all one byte (segments compress
 /// nothing, but a pattern catches a shifted copy).
 fn body(len: usize) -> Vec<u8> {
@@ -142,7 +113,8 @@ fn fill(mail: &MailStore) {
         .unwrap();
     let gone = [Uid::new(5).unwrap(), Uid::new(20).unwrap()];
     assert_eq!(mail.expunge(alice.id, inbox.id, &gone).unwrap().len(), 2);
-    mail.add_certificate(alice.id, cert(1)).unwrap();
+    mail.add_certificate(alice.id, cert(1, "alice@example.org"))
+        .unwrap();
     let settings = EncryptionSettings {
         enabled: true,
         algorithm: Cipher::Aes128Gcm,
