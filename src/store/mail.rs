@@ -29,6 +29,7 @@ use super::error::{corrupt, MailError};
 use super::keys::Key;
 use super::master_key::MasterKey;
 use super::records::{decode, AccountId, BlobHash, Record};
+use super::stripes::Stripes;
 use super::{Cf, EnginePair, KeyRange, Order, RocksStore, Store};
 
 /// Account lock stripes. A list fan-out locks a chunk of 64 accounts
@@ -47,7 +48,7 @@ pub struct MailStore {
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) master_key: MasterKey,
     directory: Mutex<()>,
-    stripes: Vec<Mutex<()>>,
+    stripes: Stripes,
     /// Quota of accounts without one of their own (`limits.account_quota`).
     pub(crate) default_quota: Option<u64>,
 }
@@ -84,7 +85,7 @@ impl MailStore {
             blobs: engine.blobs,
             master_key,
             directory: Mutex::new(()),
-            stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            stripes: Stripes::new(LOCK_STRIPES),
             default_quota: None,
         }
     }
@@ -126,33 +127,14 @@ impl MailStore {
         Ok(self.blobs.collect_orphans(&referenced)?)
     }
 
-    // why: the mutexes guard `()`; all state is in the store, so a panic in
-    // another holder leaves nothing half-updated in memory to be poisoned.
     pub(crate) fn lock_account(&self, id: AccountId) -> MutexGuard<'_, ()> {
-        let stripe = usize::try_from(id.0).unwrap_or(0) % LOCK_STRIPES;
-        match self.stripes.get(stripe) {
-            Some(m) => m.lock().unwrap_or_else(PoisonError::into_inner),
-            None => self
-                .directory
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        }
+        self.stripes.lock(id.0.into())
     }
 
     /// Locks several accounts, in stripe order so that two callers with
     /// overlapping sets cannot deadlock.
     pub(crate) fn lock_accounts(&self, ids: &[AccountId]) -> Vec<MutexGuard<'_, ()>> {
-        let mut stripes: Vec<usize> = ids
-            .iter()
-            .map(|id| usize::try_from(id.0).unwrap_or(0) % LOCK_STRIPES)
-            .collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        stripes
-            .into_iter()
-            .filter_map(|i| self.stripes.get(i))
-            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
-            .collect()
+        self.stripes.lock_all(ids.iter().map(|id| id.0.into()))
     }
 
     pub(crate) fn lock_directory(&self) -> MutexGuard<'_, ()> {

@@ -93,6 +93,7 @@ mod open;
 mod postgres;
 mod records;
 mod rocks;
+mod stripes;
 #[cfg(test)]
 mod test_fixtures;
 #[cfg(test)]

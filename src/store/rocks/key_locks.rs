@@ -6,8 +6,9 @@
 //! check in the engine itself.
 
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 
+use crate::store::stripes::Stripes;
 use crate::store::Cf;
 
 /// Stripes. Two conditional writes of unrelated keys share a stripe one
@@ -16,40 +17,29 @@ use crate::store::Cf;
 const STRIPES: usize = 4_096;
 
 pub(super) struct KeyLocks {
-    stripes: Vec<Mutex<()>>,
+    stripes: Stripes,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl KeyLocks {
     pub(super) fn new() -> Self {
         Self {
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            stripes: Stripes::new(STRIPES),
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
     /// Locks the stripes of `keys`, in stripe order so that two callers
     /// with overlapping keys cannot deadlock.
-    // why the mutexes guard `()`: the state is in the database, so a panic
-    // in another holder leaves nothing in memory to be poisoned.
     pub(super) fn lock<'k>(
         &self,
         keys: impl Iterator<Item = (Cf, &'k [u8])>,
     ) -> Vec<MutexGuard<'_, ()>> {
-        let mut stripes: Vec<usize> = keys
-            .map(|(cf, key)| {
-                let mut h = self.hasher.build_hasher();
-                cf.hash(&mut h);
-                key.hash(&mut h);
-                usize::try_from(h.finish() % STRIPES as u64).unwrap_or(0)
-            })
-            .collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        stripes
-            .into_iter()
-            .filter_map(|i| self.stripes.get(i))
-            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
-            .collect()
+        self.stripes.lock_all(keys.map(|(cf, key)| {
+            let mut h = self.hasher.build_hasher();
+            cf.hash(&mut h);
+            key.hash(&mut h);
+            h.finish()
+        }))
     }
 }
