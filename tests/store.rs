@@ -5,16 +5,13 @@
 //! rules and account removal. Lists and secrets at rest: `store_lists.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use sealmail::certs::Fingerprint;
-use sealmail::config::Config;
 use sealmail::store::{
-    AccountId, AuditKind, Batch, Cf, ChangeKind, ChangedObject, Cipher, EncryptionSettings,
-    EnginePair, Expect, FlagChange, Flags, HeaderFields, KeyRange, KeyValue, MailError, MailStore,
-    MasterKey, NewCertificate, NewMessage, Order, Recipient, RocksStore, SecretBytes, Store,
-    StoreError, Uid,
+    AccountId, AuditKind, Cf, ChangeKind, ChangedObject, Cipher, EncryptionSettings, FlagChange,
+    Flags, HeaderFields, KeyRange, KeyValue, MailError, MailStore, NewCertificate, NewMessage,
+    Order, Recipient, SecretBytes, Store, Uid,
 };
 
 #[path = "support/postgres.rs"]
@@ -24,109 +21,9 @@ mod postgres;
 mod secrets;
 use secrets::fake_pem;
 
-/// An engine that fails its writes when armed, and counts them: proves
-/// that each mail operation is exactly one batch and that a failed batch
-/// leaves nothing behind. Also shows the trait is implementable outside
-/// the crate.
-#[derive(Debug)]
-struct FaultyStore {
-    inner: Arc<dyn Store>,
-    fail: AtomicBool,
-    writes: AtomicUsize,
-}
-
-impl Store for FaultyStore {
-    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(cf, key)
-    }
-
-    fn scan(
-        &self,
-        cf: Cf,
-        range: &KeyRange,
-        order: Order,
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        self.inner.scan(cf, range, order, limit)
-    }
-
-    fn write_if(&self, expect: &[Expect], batch: Batch) -> Result<(), StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(StoreError::Engine {
-                op: "write",
-                message: "injected".into(),
-            });
-        }
-        self.inner.write_if(expect, batch)
-    }
-}
-
-/// The engines every test here runs on.
-#[derive(Debug, Clone, Copy)]
-enum Engine {
-    Rocks,
-    Postgres,
-}
-
-/// Where one test's store lives: a temporary directory (the RocksDB
-/// database, and the master key for either engine) and, for PostgreSQL,
-/// a database of its own on the test cluster.
-struct Fixture {
-    dir: tempfile::TempDir,
-    db: Option<postgres::TestDb>,
-}
-
-impl Fixture {
-    fn new(engine: Engine) -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            db: match engine {
-                Engine::Rocks => None,
-                Engine::Postgres => Some(postgres::test_db()),
-            },
-        }
-    }
-
-    /// The mail store, opened as the server opens it (from its config);
-    /// each call opens the engine again (a restart).
-    fn open(&self) -> MailStore {
-        let data_dir = self.dir.path().display().to_string();
-        let mut env = vec![("SEALMAIL_DATA_DIR".to_string(), data_dir)];
-        if let Some(db) = &self.db {
-            env.push(("SEALMAIL_STORE_ENGINE".into(), "postgres".into()));
-            env.push(("SEALMAIL_STORE_URL".into(), db.url.clone()));
-            env.push(("SEALMAIL_STORE_POOL_SIZE".into(), "4".into()));
-        }
-        MailStore::open_config(&Config::load(None, env).unwrap()).unwrap()
-    }
-
-    /// A fresh handle on the engine alone: its metadata store and its
-    /// blob store.
-    fn engine(&self) -> EnginePair {
-        match &self.db {
-            None => RocksStore::open_pair(self.dir.path()).unwrap().into(),
-            Some(db) => sealmail::store::open_engine_url(&db.url, 4).unwrap(),
-        }
-    }
-
-    fn faulty(&self) -> (Arc<FaultyStore>, MailStore) {
-        let EnginePair {
-            store: inner,
-            blobs,
-        } = self.engine();
-        let engine = Arc::new(FaultyStore {
-            inner,
-            fail: AtomicBool::new(false),
-            writes: AtomicUsize::new(0),
-        });
-        let mail = MailStore::new(
-            EnginePair::new(engine.clone(), blobs),
-            MasterKey::from_bytes([9; 32]),
-        );
-        (engine, mail)
-    }
-}
+#[path = "store/fixture.rs"]
+mod fixture;
+use fixture::{Engine, Fixture};
 
 /// Runs each named test body (`fn(&Fixture)`) once per engine, as
 /// `rocksdb::NAME` and `pg::NAME`.
