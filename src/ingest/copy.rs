@@ -14,45 +14,35 @@ use super::error::DeliverError;
 use super::{Delivered, Envelope, HookChain, Ingest};
 use crate::smime::{already_encrypted, into_crlf, Split};
 use crate::store::{
-    Account, AccountId, AuditKind, Certificate, Flags, HeaderFields, MailStore, MailboxId,
+    AccountId, AuditKind, Certificate, DeliveryView, Flags, HeaderFields, MailStore, MailboxId,
     NewMessage,
 };
 
 /// What the hook chain is told about the account of one copy.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
-    pub(crate) account: Account,
+    /// The account's primary address.
+    pub(crate) address: String,
     pub(crate) mailbox: MailboxId,
     pub(crate) settings: EncryptionSettings,
     pub(crate) certificates: Vec<Certificate>,
 }
 
 impl Target {
-    /// The account `id` with its INBOX, settings and active certificates.
+    /// The account `id` with its INBOX, settings and active certificates
+    /// (through the store's delivery views: one read when unchanged).
     pub(crate) fn load(store: &MailStore, id: AccountId) -> Result<Self, crate::store::MailError> {
-        Self::load_into(store, id, "INBOX")
+        Ok(Self::of_view(&*store.delivery_view(id)?))
     }
 
-    /// The account `id` delivering into mailbox `name`.
-    pub(crate) fn load_into(
-        store: &MailStore,
-        id: AccountId,
-        name: &str,
-    ) -> Result<Self, crate::store::MailError> {
-        let account = store.account(id)?;
-        let mailbox = store.mailbox_by_name(id, name)?.id;
-        let settings = store.encryption_settings(id)?.to_hook();
-        let certificates = store
-            .list_certificates(id)?
-            .into_iter()
-            .filter(|c| c.is_active)
-            .collect();
-        Ok(Self {
-            account,
-            mailbox,
-            settings,
-            certificates,
-        })
+    /// The target a delivery view describes.
+    pub(crate) fn of_view(view: &DeliveryView) -> Self {
+        Self {
+            address: view.address.clone(),
+            mailbox: view.inbox,
+            settings: view.settings.to_hook(),
+            certificates: view.certificates.clone(),
+        }
     }
 
     /// Whether the account has at least one active certificate.
@@ -132,8 +122,7 @@ pub(crate) fn seal(
             fingerprint: Cow::Owned(c.fingerprint.to_string()),
         })
         .collect();
-    let mut recipient =
-        Recipient::new(&target.account.address).with_encryption(settings, certificates);
+    let mut recipient = Recipient::new(&target.address).with_encryption(settings, certificates);
     recipient.envelope_to = rcpt;
     let mut msg = IncomingMessage::new(recipient, raw);
     msg.meta = meta(envelope, source);

@@ -37,9 +37,7 @@ use super::error::DeliverError;
 use super::notice::{self, Original};
 use super::{CpuPool, Delivered, Envelope, HookChain, Ingest, Owner};
 use crate::smime::{already_encrypted, to_crlf, AlreadyEncrypted, Decryptor, Enveloped, Split};
-use crate::store::{
-    AccountId, AuditKind, MailStore, MailboxId, MailingList, Recipient as Addressee,
-};
+use crate::store::{AccountId, AuditKind, MailStore, MailboxId, MailingList};
 
 /// Members per batch write at most. Large enough to amortise the WAL
 /// sync; larger messages get smaller chunks (the byte budget).
@@ -294,12 +292,32 @@ impl ChunkJob {
         let mut tally = Tally::default();
         let mut copies: Vec<(AccountId, MailboxId, Sealed)> =
             Vec::with_capacity(self.members.len());
-        for member in &self.members {
+        // why all at once: the chunk's addresses and delivery views in
+        // two reads, not several per member (round trips on PostgreSQL).
+        let store_error = |e| DeliverError::store(&self.list.address, e);
+        let ids = self
+            .store
+            .resolve_accounts(&self.members)
+            .map_err(store_error)?;
+        let local: Vec<AccountId> = ids.iter().flatten().copied().collect();
+        let mut views = self
+            .store
+            .delivery_views(&local)
+            .map_err(store_error)?
+            .into_iter();
+        for (member, id) in self.members.iter().zip(ids) {
+            // why `views.next()` only for a local member: one view each.
+            let (Some(id), Some(view)) = (id, id.and_then(|_| views.next())) else {
+                tracing::warn!(list = %self.list.address, member = %member, "list member is not a local account; skipped");
+                tally.skipped += 1;
+                continue;
+            };
+            let view = view.map_err(|e| DeliverError::store(member, e))?;
             let slot = self
                 .cpu
                 .acquire_blocking(self.owner.clone())
                 .map_err(|_| super::shutting_down(&self.list.address))?;
-            let copy = self.copy_for(member);
+            let copy = self.copy_for(member, id, &Target::of_view(&view));
             drop(slot);
             match copy? {
                 Some((id, mailbox, sealed, is_notice)) => {
@@ -355,23 +373,15 @@ impl ChunkJob {
         Ok((tally, stored))
     }
 
-    /// The copy for one member, or `None` when the member is skipped.
+    /// The copy for `member` (account `id`, delivering to `target`), or
+    /// `None` when the member is skipped.
     fn copy_for(
         &self,
         member: &str,
+        id: AccountId,
+        target: &Target,
     ) -> Result<Option<(AccountId, MailboxId, Sealed, bool)>, DeliverError> {
         let store = &self.store;
-        let id = match store
-            .resolve_address(member)
-            .map_err(|e| DeliverError::store(member, e))?
-        {
-            Some(Addressee::Account(id)) => id,
-            _ => {
-                tracing::warn!(list = %self.list.address, member = %member, "list member is not a local account; skipped");
-                return Ok(None);
-            }
-        };
-        let target = Target::load(store, id).map_err(|e| DeliverError::store(member, e))?;
         let (raw, must_encrypt, is_notice) = match self.content.as_ref() {
             Content::Plain(data) | Content::Intact(data) => (
                 with_trace_fields(&self.envelope, member, data),
@@ -401,7 +411,7 @@ impl ChunkJob {
         };
         let sealed = seal(
             &self.chain,
-            &target,
+            target,
             &self.envelope,
             member,
             &raw,

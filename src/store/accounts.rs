@@ -94,6 +94,29 @@ impl MailStore {
         Ok(None)
     }
 
+    /// The accounts `addresses` (primary or alias, any case) belong to,
+    /// in their order, read in one engine call; `None` for an address
+    /// that is not an account's (a list's, someone else's, malformed).
+    pub fn resolve_accounts(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<Option<AccountId>>, MailError> {
+        let valid: Vec<Option<String>> = addresses
+            .iter()
+            .map(|a| normalize_address(a).ok())
+            .collect();
+        let keys: Vec<Key> = valid.iter().flatten().cloned().map(Key::Address).collect();
+        let mut found = self.load_many::<AccountIdRecord>(&keys)?.into_iter();
+        Ok(valid
+            .iter()
+            .map(|v| {
+                v.as_ref()
+                    .and_then(|_| found.next().flatten())
+                    .map(|id| id.0)
+            })
+            .collect())
+    }
+
     /// The account `address` (primary or alias) belongs to.
     pub fn account_by_address(&self, address: &str) -> Result<Account, MailError> {
         match self.resolve_address(address)? {

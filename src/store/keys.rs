@@ -18,6 +18,9 @@ const DIRECTORY_VERSION: &[u8] = b"rev_directory";
 /// account id follows. `rev` + 4 bytes is 7 bytes long, so it never
 /// equals the two fixed keys above.
 const ACCOUNT_VERSION: &[u8] = b"rev";
+/// Prefix of the [`Cf::Meta`] keys holding the version of what a delivery
+/// view of one account holds (`delivery_view`); the account id follows.
+const VIEW_VERSION: &[u8] = b"view";
 
 /// Every key of the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +47,9 @@ pub(crate) enum Key {
     DirectoryVersion,
     /// The version of one account's records (u64; absent: 0), see `txn`.
     AccountVersion(AccountId),
+    /// The version of the records a delivery view of the account holds
+    /// (random bytes, new on every change of them), see `delivery_view`.
+    ViewVersion(AccountId),
 }
 
 impl Key {
@@ -65,7 +71,10 @@ impl Key {
             Key::ListMember(..) => Cf::ListMembers,
             Key::ListKeyPair(..) => Cf::ListKeys,
             Key::Import(..) => Cf::Imports,
-            Key::NextAccountId | Key::DirectoryVersion | Key::AccountVersion(_) => Cf::Meta,
+            Key::NextAccountId
+            | Key::DirectoryVersion
+            | Key::AccountVersion(_)
+            | Key::ViewVersion(_) => Cf::Meta,
         }
     }
 
@@ -108,6 +117,10 @@ impl Key {
             Key::DirectoryVersion => out.extend(DIRECTORY_VERSION),
             Key::AccountVersion(a) => {
                 out.extend(ACCOUNT_VERSION);
+                out.extend(a.0.to_be_bytes());
+            }
+            Key::ViewVersion(a) => {
+                out.extend(VIEW_VERSION);
                 out.extend(a.0.to_be_bytes());
             }
         }
@@ -189,6 +202,11 @@ fn meta(bytes: &[u8]) -> Option<Key> {
     }
     if bytes == DIRECTORY_VERSION {
         return Some(Key::DirectoryVersion);
+    }
+    if let Some(rest) = bytes.strip_prefix(VIEW_VERSION) {
+        return Some(Key::ViewVersion(AccountId(u32::from_be_bytes(exact::<4>(
+            rest,
+        )?))));
     }
     let rest = bytes.strip_prefix(ACCOUNT_VERSION)?;
     Some(Key::AccountVersion(AccountId(u32::from_be_bytes(exact::<
@@ -291,7 +309,8 @@ mod tests {
             (text, hash).prop_map(|(l, h)| Key::ListKeyPair(l, h.into())),
             Just(Key::NextAccountId),
             Just(Key::DirectoryVersion),
-            acct.prop_map(Key::AccountVersion),
+            acct.clone().prop_map(Key::AccountVersion),
+            acct.prop_map(Key::ViewVersion),
         ]
     }
 

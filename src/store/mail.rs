@@ -25,7 +25,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::blobs::BlobStore;
-use super::error::{corrupt, MailError};
+use super::delivery_view::ViewCache;
+use super::error::{bug, corrupt, MailError};
 use super::keys::Key;
 use super::master_key::MasterKey;
 use super::records::{decode, AccountId, BlobHash, Record};
@@ -51,6 +52,8 @@ pub struct MailStore {
     stripes: Stripes,
     /// Quota of accounts without one of their own (`limits.account_quota`).
     pub(crate) default_quota: Option<u64>,
+    /// What deliveries read of recent recipients (`delivery_view`).
+    pub(crate) views: ViewCache,
 }
 
 impl MailStore {
@@ -87,6 +90,7 @@ impl MailStore {
             directory: Mutex::new(()),
             stripes: Stripes::new(LOCK_STRIPES),
             default_quota: None,
+            views: ViewCache::default(),
         }
     }
 
@@ -149,6 +153,23 @@ impl MailStore {
             Some(bytes) => Ok(Some(decode(cf, &bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// The records of `keys`, all of one column family, in their order,
+    /// read in one engine call (one round trip on PostgreSQL).
+    pub(crate) fn load_many<R: Record>(&self, keys: &[Key]) -> Result<Vec<Option<R>>, MailError> {
+        let Some(cf) = keys.first().map(Key::cf) else {
+            return Ok(Vec::new());
+        };
+        if keys.iter().any(|k| k.cf() != cf) {
+            return Err(bug("load_many over several column families").into());
+        }
+        let encoded: Vec<Vec<u8>> = keys.iter().map(Key::encode).collect();
+        self.store
+            .get_many(cf, &encoded)?
+            .into_iter()
+            .map(|v| Ok(v.map(|bytes| decode(cf, &bytes)).transpose()?))
+            .collect()
     }
 
     /// Decodes every record of `range` in `cf`, with its parsed key.

@@ -11,7 +11,7 @@
 //! first.
 
 use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::accounts::AccountRecord;
 use super::error::{bug, corrupt, MailError};
@@ -105,6 +105,28 @@ impl MailStore {
         let mut mailboxes: BTreeMap<(AccountId, MailboxId), Mailbox> = BTreeMap::new();
         let mut blobs: BTreeMap<AccountId, (BlobDeltas, BTreeMap<BlobHash, &'m [u8]>)> =
             BTreeMap::new();
+        // why read ahead: the records of every account and mailbox of the
+        // chunk in two engine calls, instead of two per member (a round
+        // trip each on PostgreSQL); one missing is reported in the loop.
+        let ids: BTreeSet<AccountId> = items.iter().map(|(id, ..)| *id).collect();
+        let boxes: BTreeSet<(AccountId, MailboxId)> =
+            items.iter().map(|(id, mb, _)| (*id, *mb)).collect();
+        let found = self.load_many(&ids.iter().map(|&id| Key::Account(id)).collect::<Vec<_>>())?;
+        accounts.extend(
+            ids.iter()
+                .copied()
+                .zip(found)
+                .filter_map(|(id, r)| Some((id, r?))),
+        );
+        let keys: Vec<Key> = boxes.iter().map(|&(id, mb)| Key::Mailbox(id, mb)).collect();
+        let found = self.load_many(&keys)?;
+        mailboxes.extend(
+            boxes
+                .iter()
+                .copied()
+                .zip(found)
+                .filter_map(|(k, m)| Some((k, m?))),
+        );
         let mut stored = Vec::with_capacity(items.len());
         for &(id, mailbox, ref msg) in items {
             let blob = self.new_blob_key(msg.raw, msg.unique);
@@ -141,9 +163,12 @@ impl MailStore {
             rec.used_bytes = rec.used_bytes.saturating_add(size);
             stored.push(message);
         }
-        for (id, (deltas, new_blobs)) in blobs {
-            self.apply_blob_deltas(tx, id, deltas, &new_blobs)?;
-        }
+        self.apply_blob_deltas_many(
+            tx,
+            blobs
+                .iter()
+                .map(|(&id, (deltas, new_blobs))| (id, deltas, new_blobs)),
+        )?;
         let time = super::mail::now_secs();
         for (id, kind, details) in audits {
             let rec = match accounts.entry(*id) {
@@ -298,12 +323,37 @@ impl MailStore {
         deltas: BlobDeltas,
         new_blobs: &BTreeMap<BlobHash, &[u8]>,
     ) -> Result<(), MailError> {
-        for (blob, delta) in deltas.0 {
-            if delta == 0 {
-                continue;
-            }
-            let key = Key::BlobRef(id, blob);
-            let old = self.load::<u64>(&key)?.unwrap_or(0);
+        self.apply_blob_deltas_many(tx, [(id, &deltas, new_blobs)])
+    }
+
+    /// [`MailStore::apply_blob_deltas`] for several accounts, their old
+    /// counts read in one engine call.
+    pub(crate) fn apply_blob_deltas_many<'a, 'm: 'a>(
+        &self,
+        tx: &mut Tx,
+        all: impl IntoIterator<Item = (AccountId, &'a BlobDeltas, &'a BTreeMap<BlobHash, &'m [u8]>)>,
+    ) -> Result<(), MailError> {
+        // (account, blob, delta, the bodies that account's change brings)
+        type Change<'c, 'b> = (AccountId, BlobHash, i64, &'c BTreeMap<BlobHash, &'b [u8]>);
+        let changes: Vec<Change<'_, '_>> = all
+            .into_iter()
+            .flat_map(|(id, deltas, new_blobs)| {
+                deltas
+                    .0
+                    .iter()
+                    .filter(|(_, delta)| **delta != 0)
+                    .map(move |(blob, delta)| (id, *blob, *delta, new_blobs))
+            })
+            .collect();
+        let keys: Vec<Key> = changes
+            .iter()
+            .map(|&(id, blob, ..)| Key::BlobRef(id, blob))
+            .collect();
+        let counts: Vec<Option<u64>> = self.load_many(&keys)?;
+        for ((id, blob, delta, new_blobs), (key, old)) in
+            changes.into_iter().zip(keys.into_iter().zip(counts))
+        {
+            let old = old.unwrap_or(0);
             let new = i128::from(old) + i128::from(delta);
             if new <= 0 {
                 if new < 0 {

@@ -74,6 +74,7 @@ mod accounts;
 mod blobs;
 mod cert_record;
 mod certs;
+mod delivery_view;
 mod engine_copy;
 #[cfg(test)]
 pub(crate) mod engine_tests;
@@ -107,6 +108,7 @@ pub use accounts::Recipient;
 pub use blobs::{BlobStore, Referenced, SegmentBlobStore, ORPHAN_GRACE};
 pub use cert_record::{Certificate, NewCertificate};
 pub use certs::{Cipher, EncryptionSettings, KeyTransport};
+pub use delivery_view::DeliveryView;
 pub use engine_copy::{
     copy_store, finish_copy, migrate_engine, verify_copy, CfDigest, CopyError, CopyOptions,
     CopyProgress, CopyReport, MigrationReport, NoProgress, Phase, StorePair, Verification,

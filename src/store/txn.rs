@@ -48,6 +48,7 @@
 //! reducer*: the combinators take them so that writers of one process
 //! queue instead of conflicting; correctness does not rest on them.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rand::Rng as _;
@@ -58,7 +59,7 @@ use super::keys::Key;
 use super::log::{Change, ChangeKind, ChangedObject};
 use super::mail::MailStore;
 use super::records::{decode, encode, AccountId, Record};
-use super::{Batch, Cf, Expect, KeyRange, Store, StoreError};
+use super::{Batch, BatchOp, Cf, Expect, KeyRange, Store, StoreError};
 
 /// Attempts of one transaction before its `Conflict` reaches the caller.
 /// Each conflict means another writer of the same scope committed, so
@@ -191,6 +192,10 @@ impl Tx {
     /// The expectations and the batch with every version bumped.
     fn into_commit(self) -> Result<(Vec<Expect>, Batch), MailError> {
         let mut batch = self.batch;
+        for id in viewed_accounts(&batch) {
+            let fresh: [u8; 16] = rand::random();
+            batch.put(Cf::Meta, Key::ViewVersion(id).encode(), fresh.to_vec());
+        }
         let mut expect = Vec::with_capacity(self.guards.len());
         for g in self.guards {
             let next = g
@@ -206,6 +211,31 @@ impl Tx {
         }
         Ok((expect, batch))
     }
+}
+
+/// The column families whose records a delivery view holds: the
+/// certificates, the encryption settings, and the mailbox names (which
+/// say which mailbox is the INBOX). Each is keyed by account id first.
+const VIEWED: [Cf; 3] = [Cf::Certs, Cf::Settings, Cf::MailboxNames];
+
+/// The accounts whose delivery views `batch` changes: it writes, deletes
+/// or range-deletes a key of a [`VIEWED`] column family under their id.
+/// why here, for every batch: no write site can forget to say so, and a
+/// view kept past such a change could encrypt for a removed certificate
+/// or store plaintext for an account that just turned encryption on.
+fn viewed_accounts(batch: &Batch) -> BTreeSet<AccountId> {
+    batch
+        .ops()
+        .iter()
+        .filter_map(|op| {
+            let (cf, key) = match op {
+                BatchOp::Put { cf, key, .. } | BatchOp::Delete { cf, key } => (cf, key.as_slice()),
+                BatchOp::DeleteRange { cf, range } => (cf, range.start.as_slice()),
+            };
+            let id = key.get(..4)?.try_into().ok().map(u32::from_be_bytes)?;
+            VIEWED.contains(cf).then_some(AccountId(id))
+        })
+        .collect()
 }
 
 impl MailStore {

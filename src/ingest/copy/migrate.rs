@@ -111,7 +111,7 @@ fn reencrypt_blocking(
     claim: &Claim,
 ) -> Result<Option<Message>, DeliverError> {
     let target = Target::load(store, id).map_err(|e| DeliverError::store("", e))?;
-    let rcpt = target.account.address.clone();
+    let rcpt = target.address.clone();
     let msg = match store.get_message(id, mailbox, uid) {
         Ok(m) if !m.encrypted => m,
         Ok(_) | Err(MailError::MessageNotFound { .. }) => return Ok(None),

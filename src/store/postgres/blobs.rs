@@ -4,15 +4,26 @@
 //!
 //! # The crash rule on PostgreSQL
 //!
-//! A [`BlobStore::put`] is its own transaction, committed (WAL flushed,
-//! `synchronous_commit = on`) before it returns, so the metadata commit
-//! that follows never names a body the database could lose. Orphans are
-//! told by age, not by memory: every put stamps `put_at` with the server's
-//! clock, and [`BlobStore::collect_orphans`] removes only a body that is
-//! unreferenced *and* was last put more than the grace ago — checked
-//! again in the `DELETE` itself, so a body put again by any node while
-//! the collector looked is kept. One clock (the server's) decides, so
-//! the nodes' clocks need not agree.
+//! A [`BlobStore::put`] is its own transaction, committed before it
+//! returns, but *lazily* (`synchronous_commit = off` for that transaction
+//! alone): its commit record is in PostgreSQL's write-ahead log when it
+//! returns, not yet flushed. The metadata commit that names the bodies
+//! comes after it in the same log and is synced (`synchronous_commit =
+//! on`), and PostgreSQL flushes the log in order, up to that commit: so
+//! once the metadata is durable, so are the bodies it names, on the
+//! primary and on any synchronous standby — the "one log" case of the
+//! `BlobStore::put` contract. A crash before that flush loses at most
+//! bodies no metadata names yet. Deletes are lazy too: a delete lost in a
+//! crash leaves an orphan, which collection removes. Each put saved one
+//! WAL flush (several milliseconds of `fsync` on a plain disk) per
+//! delivery.
+//!
+//! Orphans are told by age, not by memory: every put stamps `put_at`
+//! with the server's clock, and [`BlobStore::collect_orphans`] removes
+//! only a body that is unreferenced *and* was last put more than the
+//! grace ago — checked again in the `DELETE` itself, so a body put again
+//! by any node while the collector looked is kept. One clock (the
+//! server's) decides, so the nodes' clocks need not agree.
 //!
 //! # Range reads
 //!
@@ -27,6 +38,8 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::future::join3;
 
 use super::error::is_broken;
 use super::PgStore;
@@ -51,6 +64,20 @@ const KEYS: &str = "SELECT key FROM blobs WHERE key >= $1 AND key < $2 ORDER BY 
 const KEYS_OPEN: &str = "SELECT key FROM blobs WHERE key >= $1 ORDER BY key LIMIT $2";
 const OLD_KEYS: &str = "SELECT key FROM blobs WHERE key >= $1 AND put_at < now() - make_interval(secs => $2) ORDER BY key LIMIT $3";
 const DELETE_OLD: &str = "DELETE FROM blobs WHERE key = ANY($1) AND put_at < now() - make_interval(secs => $2) RETURNING key";
+
+/// Opens a transaction whose commit does not wait for the WAL flush.
+const LAZY_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit TO off";
+
+/// How a statement's transaction commits.
+#[derive(Debug, Clone, Copy)]
+enum Commit {
+    /// On its own, returning once PostgreSQL's WAL holds it on disk (a
+    /// read: nothing to wait for).
+    Synced,
+    /// Without waiting for the WAL flush: the next synced commit of any
+    /// connection flushes it (see the module doc).
+    Lazy,
+}
 
 /// [`BlobStore`] on the PostgreSQL engine's `blobs` table.
 #[derive(Debug)]
@@ -82,6 +109,7 @@ impl PgBlobStore {
     fn query<T: Send + 'static>(
         &self,
         op: &'static str,
+        commit: Commit,
         text: &'static str,
         params: Params,
         read: fn(Vec<tokio_postgres::Row>) -> Result<T, tokio_postgres::Error>,
@@ -95,7 +123,26 @@ impl PgBlobStore {
                 let result = async {
                     let s = statements.prepared(&*client, text).await?;
                     let refs = params.refs();
-                    client.query(&s, &refs).await
+                    match commit {
+                        Commit::Synced => client.query(&s, &refs).await,
+                        Commit::Lazy => {
+                            // why one round trip: the three are sent at
+                            // once. If BEGIN failed, the statement runs
+                            // on its own and commits synced: slower, not
+                            // wrong; if the statement fails, COMMIT rolls
+                            // back.
+                            let (begin, rows, end) = join3(
+                                client.batch_execute(LAZY_BEGIN),
+                                client.query(&s, &refs),
+                                client.batch_execute("COMMIT"),
+                            )
+                            .await;
+                            begin?;
+                            let rows = rows?;
+                            end?;
+                            Ok(rows)
+                        }
+                    }
                 }
                 .await
                 .and_then(read);
@@ -196,19 +243,32 @@ impl BlobStore for PgBlobStore {
         // crash rule allows, and a large fan-out does not hold one
         // transaction open across many statements.
         for (keys, values) in statements {
-            self.query("put bodies", PUT, Params::Bodies(keys, values), nothing)?;
+            self.query(
+                "put bodies",
+                Commit::Lazy,
+                PUT,
+                Params::Bodies(keys, values),
+                nothing,
+            )?;
         }
         Ok(())
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.query("get body", GET, Params::Key(key.to_vec()), first_bytes)
+        self.query(
+            "get body",
+            Commit::Synced,
+            GET,
+            Params::Key(key.to_vec()),
+            first_bytes,
+        )
     }
 
     fn get_range(&self, key: &[u8], range: Range<u64>) -> Result<Option<Vec<u8>>, StoreError> {
         let (from, count) = substring_args(&range);
         self.query(
             "get body range",
+            Commit::Synced,
             GET_RANGE,
             Params::KeyRange(key.to_vec(), from, count),
             first_bytes,
@@ -221,6 +281,7 @@ impl BlobStore for PgBlobStore {
         }
         self.query(
             "delete bodies",
+            Commit::Lazy,
             DELETE,
             Params::Keys(keys.to_vec()),
             nothing,
@@ -235,7 +296,7 @@ impl BlobStore for PgBlobStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let text = if range.end.is_some() { KEYS } else { KEYS_OPEN };
         let params = Params::Scan(range.start.clone(), range.end.clone(), limit);
-        self.query("list bodies", text, params, all_keys)
+        self.query("list bodies", Commit::Synced, text, params, all_keys)
     }
 
     fn collect_orphans(&self, referenced: Referenced<'_>) -> Result<u64, StoreError> {
@@ -243,7 +304,13 @@ impl BlobStore for PgBlobStore {
         let mut from = Vec::new();
         loop {
             let params = Params::Old(std::mem::take(&mut from), self.grace_secs(), ORPHAN_PAGE);
-            let keys = self.query("find orphan bodies", OLD_KEYS, params, all_keys)?;
+            let keys = self.query(
+                "find orphan bodies",
+                Commit::Synced,
+                OLD_KEYS,
+                params,
+                all_keys,
+            )?;
             let Some(last) = keys.last() else { break };
             from = last.clone();
             from.push(0);
@@ -264,7 +331,13 @@ impl BlobStore for PgBlobStore {
             // these since we looked (a new delivery of the same body) made
             // it young, and its metadata may be committing right now.
             let params = Params::KeysOlder(orphans, self.grace_secs());
-            let gone = self.query("remove orphan bodies", DELETE_OLD, params, all_keys)?;
+            let gone = self.query(
+                "remove orphan bodies",
+                Commit::Lazy,
+                DELETE_OLD,
+                params,
+                all_keys,
+            )?;
             removed += gone.len() as u64;
         }
         if removed > 0 {

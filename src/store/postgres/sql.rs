@@ -75,8 +75,8 @@ impl Table {
                 S::Delete => "DELETE FROM kv WHERE cf = $1 AND key = ANY($2)",
                 S::DeleteRange => "DELETE FROM kv WHERE cf = $1 AND key >= $2 AND key < $3",
                 S::DeleteRangeOpen => "DELETE FROM kv WHERE cf = $1 AND key >= $2",
-                S::Lock => "SELECT value FROM kv WHERE cf = $1 AND key = $2 FOR UPDATE",
-                S::Reserve => "INSERT INTO kv (cf, key, value) VALUES ($1, $2, '') ON CONFLICT DO NOTHING",
+                S::Lock => "SELECT key, value FROM kv WHERE cf = $1 AND key = ANY($2) ORDER BY key FOR UPDATE",
+                S::Reserve => "INSERT INTO kv (cf, key, value) SELECT $1, k, '' FROM unnest($2::bytea[]) AS t(k) ORDER BY k ON CONFLICT DO NOTHING RETURNING key",
             },
         }
     }
@@ -110,9 +110,10 @@ pub(super) enum Statement {
     DeleteRange,
     /// Delete `[start, ..)`.
     DeleteRangeOpen,
-    /// Read and row-lock one key (`FOR UPDATE`).
+    /// Read and row-lock a set of keys (`FOR UPDATE`), in key order.
     Lock,
-    /// Insert an empty placeholder unless the key exists: holds the key
+    /// Insert an empty placeholder for each of a set of keys unless it
+    /// exists, in key order, returning the keys it inserted: holds them
     /// against concurrent inserts until the transaction ends.
     Reserve,
 }

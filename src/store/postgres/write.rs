@@ -22,15 +22,18 @@
 //! Durability is PostgreSQL's: `COMMIT` returns once the WAL is flushed
 //! under the default `synchronous_commit = on` (checked at open).
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 
-use tokio_postgres::{Client, IsolationLevel, Transaction};
+use tokio_postgres::{Client, IsolationLevel, Row};
 
 use super::error::{engine, is_broken, is_conflict};
-use super::plan::Plan;
+use super::plan::{Plan, TableOps};
 use super::pool::{Pool, Statements};
-use super::sql::{Statement, Table};
-use crate::store::{Batch, Expect, StoreError};
+use super::sql::{Param, Statement, Table};
+use crate::store::{Batch, Cf, Expect, StoreError};
 
 /// Attempts of a batch whose connection broke before its commit was sent
 /// or (unconditional batches only) that met a concurrent transaction.
@@ -105,106 +108,247 @@ pub(super) async fn write_if(
 }
 
 /// One attempt: check, apply, release placeholders, commit.
+///
+/// why pipelined: every statement between `BEGIN` and `COMMIT` is sent
+/// at once and their answers read after (tokio-postgres sends requests in
+/// the order their futures are first polled), so a transaction costs
+/// three round trips however many tables and expectations it has; one
+/// round trip per statement made a list chunk's write wait on dozens.
+/// The expectations are judged from the answers before `COMMIT`: when one
+/// fails, the applied statements are rolled back with the rest. A
+/// statement that fails aborts the transaction, and the ones behind it
+/// fail too; the first failure is the one reported.
 async fn commit(
     client: &mut Client,
     statements: &mut Statements,
     expect: &[Expect],
     plan: &Plan<'_>,
 ) -> Result<(), Failure> {
+    let checks = Checks::of(expect, plan);
+    let ops = plan.by_table();
+    let calls = Calls::prepare(&*client, statements, &checks, plan, &ops).await?;
     let tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::ReadCommitted)
         .start()
         .await?;
-    let mut reserved: Vec<(Table, &[u8])> = Vec::new();
-    for e in expect {
-        if check(&tx, statements, e).await? {
-            reserved.push((Table::of(e.cf), &e.key));
+    let answers = in_order(calls.0.iter().map(|c| tx.query(&c.statement, &c.params))).await;
+    let mut failure = None;
+    for (call, answer) in calls.0.iter().zip(answers) {
+        let rows = answer?;
+        if failure.is_none() {
+            failure = call.judge(&checks, &rows);
         }
     }
-    apply(&tx, statements, plan).await?;
-    for (table, key) in reserved {
-        if !plan.puts(table, key) {
-            let delete = statements.get(&tx, table, Statement::Delete).await?;
-            tx.execute(&delete, &table.params(&[&vec![key]])).await?;
-        }
+    if let Some(detail) = failure {
+        return Err(Failure::Expectation(detail));
     }
     tx.commit().await.map_err(Failure::Commit)
 }
 
-/// Checks one expectation inside `tx`, locking its row (or reserving the
-/// absent key); `Ok(true)` when it placed a placeholder row.
-async fn check(
-    tx: &Transaction<'_>,
-    statements: &mut Statements,
-    e: &Expect,
-) -> Result<bool, Failure> {
-    let table = Table::of(e.cf);
-    let lock = statements.get(tx, table, Statement::Lock).await?;
-    let row = tx.query_opt(&lock, &table.params(&[&e.key])).await?;
-    let found: Option<Vec<u8>> = row.map(|r| r.try_get(0)).transpose()?;
-    match (found, &e.value) {
-        (Some(found), Some(wanted)) if found == *wanted => Ok(false),
-        (None, None) => {
-            let reserve = statements.get(tx, table, Statement::Reserve).await?;
-            if tx.execute(&reserve, &table.params(&[&e.key])).await? == 1 {
-                Ok(true)
-            } else {
-                Err(Failure::Expectation(format!(
-                    "a key of `{}` expected absent was just written by another transaction",
-                    e.cf
-                )))
+/// The expectations on one table, by what they expect.
+struct Checks<'e> {
+    /// The column family, for messages.
+    cf: Cf,
+    table: Table,
+    /// Keys expected to hold a value, in key order.
+    present: Vec<&'e [u8]>,
+    /// The value each of `present` is expected to hold.
+    wanted: Vec<&'e [u8]>,
+    /// Keys expected absent, in key order: reserved with a placeholder.
+    absent: Vec<&'e [u8]>,
+    /// The placeholders the batch does not overwrite: deleted before
+    /// the commit, so none is ever visible.
+    release: Vec<&'e [u8]>,
+}
+
+impl<'e> Checks<'e> {
+    /// `expect` (sorted by table and key) grouped by table.
+    fn of(expect: &'e [Expect], plan: &Plan<'_>) -> Vec<Self> {
+        let mut all: Vec<Checks<'e>> = Vec::new();
+        for e in expect {
+            let table = Table::of(e.cf);
+            if all.last().is_none_or(|c| c.table != table) {
+                all.push(Checks {
+                    cf: e.cf,
+                    table,
+                    present: Vec::new(),
+                    wanted: Vec::new(),
+                    absent: Vec::new(),
+                    release: Vec::new(),
+                });
+            }
+            let Some(checks) = all.last_mut() else {
+                continue;
+            };
+            match &e.value {
+                Some(value) => {
+                    checks.present.push(&e.key);
+                    checks.wanted.push(value);
+                }
+                None => {
+                    checks.absent.push(&e.key);
+                    if !plan.puts(table, &e.key) {
+                        checks.release.push(&e.key);
+                    }
+                }
             }
         }
-        (found, _) => Err(Failure::Expectation(format!(
-            "a key of `{}` expected {} is {}",
-            e.cf,
-            if e.value.is_some() {
-                "to hold the value read"
-            } else {
-                "absent"
-            },
-            if found.is_some() {
-                "now another value"
-            } else {
-                "absent"
-            },
-        ))),
+        all
     }
 }
 
-/// Runs the plan's statements inside `tx`.
-async fn apply(
-    tx: &Transaction<'_>,
-    statements: &mut Statements,
-    plan: &Plan<'_>,
-) -> Result<(), Failure> {
-    for (table, range) in &plan.ranges {
-        let start = range.start.as_slice();
-        match &range.end {
-            Some(end) => {
-                let s = statements.get(tx, *table, Statement::DeleteRange).await?;
-                tx.execute(&s, &table.params(&[&start, &end.as_slice()]))
-                    .await?;
+/// What one statement of the pipeline is for.
+#[derive(Clone, Copy)]
+enum Purpose {
+    /// Locks the present-expected keys of `Checks` number `.0`.
+    Lock(usize),
+    /// Reserves the absent-expected keys of `Checks` number `.0`.
+    Reserve(usize),
+    /// Applies part of the batch, or releases placeholders.
+    Write,
+}
+
+/// One prepared statement of the pipeline with its parameters.
+struct Call<'p> {
+    statement: tokio_postgres::Statement,
+    params: Vec<Param<'p>>,
+    purpose: Purpose,
+}
+
+impl Call<'_> {
+    /// Why the expectations this call checks do not hold, if they don't.
+    fn judge(&self, checks: &[Checks<'_>], rows: &[Row]) -> Option<String> {
+        match self.purpose {
+            Purpose::Write => None,
+            Purpose::Lock(i) => {
+                let c = &checks[i];
+                let found: HashMap<Vec<u8>, Vec<u8>> = rows
+                    .iter()
+                    .filter_map(|r| Some((r.try_get(0).ok()?, r.try_get(1).ok()?)))
+                    .collect();
+                c.present.iter().zip(&c.wanted).find_map(|(key, wanted)| {
+                    let now = match found.get(*key) {
+                        Some(v) if v.as_slice() == *wanted => return None,
+                        Some(_) => "now another value",
+                        None => "absent",
+                    };
+                    Some(format!(
+                        "a key of `{}` expected to hold the value read is {now}",
+                        c.cf
+                    ))
+                })
             }
-            None => {
-                let s = statements
-                    .get(tx, *table, Statement::DeleteRangeOpen)
-                    .await?;
-                tx.execute(&s, &table.params(&[&start])).await?;
+            Purpose::Reserve(i) => {
+                let c = &checks[i];
+                (rows.len() < c.absent.len()).then(|| {
+                    format!(
+                        "a key of `{}` expected absent was just written by another transaction",
+                        c.cf
+                    )
+                })
             }
         }
     }
-    for (table, deletes, puts) in plan.by_table() {
-        if !deletes.is_empty() {
-            let s = statements.get(tx, table, Statement::Delete).await?;
-            tx.execute(&s, &table.params(&[&deletes])).await?;
+}
+
+/// Every statement of one attempt, in the order they run: locks and
+/// reservations, range deletes, point deletes and puts, releases.
+struct Calls<'p>(Vec<Call<'p>>);
+
+impl<'p> Calls<'p> {
+    async fn prepare(
+        client: &Client,
+        statements: &mut Statements,
+        checks: &'p [Checks<'p>],
+        plan: &'p Plan<'p>,
+        ops: &'p [TableOps<'p>],
+    ) -> Result<Self, tokio_postgres::Error> {
+        let mut calls = Vec::new();
+        let mut add = |statement, params, purpose| {
+            calls.push(Call {
+                statement,
+                params,
+                purpose,
+            });
+        };
+        for (i, c) in checks.iter().enumerate() {
+            let table = &c.table;
+            if !c.present.is_empty() {
+                let s = statements.get(client, c.table, Statement::Lock).await?;
+                add(s, table.params(&[&c.present]), Purpose::Lock(i));
+            }
+            if !c.absent.is_empty() {
+                let s = statements.get(client, c.table, Statement::Reserve).await?;
+                add(s, table.params(&[&c.absent]), Purpose::Reserve(i));
+            }
         }
-        for rows in puts {
-            let s = statements.get(tx, table, Statement::Put).await?;
-            tx.execute(&s, &table.params(&[&rows.keys, &rows.values]))
-                .await?;
+        for (table, range) in &plan.ranges {
+            let start = &range.start;
+            match &range.end {
+                Some(end) => {
+                    let s = statements
+                        .get(client, *table, Statement::DeleteRange)
+                        .await?;
+                    add(s, table.params(&[start, end]), Purpose::Write);
+                }
+                None => {
+                    let s = statements
+                        .get(client, *table, Statement::DeleteRangeOpen)
+                        .await?;
+                    add(s, table.params(&[start]), Purpose::Write);
+                }
+            }
         }
+        for (table, deletes, puts) in ops {
+            if !deletes.is_empty() {
+                let s = statements.get(client, *table, Statement::Delete).await?;
+                add(s, table.params(&[deletes]), Purpose::Write);
+            }
+            for rows in puts {
+                let s = statements.get(client, *table, Statement::Put).await?;
+                add(s, table.params(&[&rows.keys, &rows.values]), Purpose::Write);
+            }
+        }
+        for c in checks {
+            if !c.release.is_empty() {
+                let s = statements.get(client, c.table, Statement::Delete).await?;
+                add(s, c.table.params(&[&c.release]), Purpose::Write);
+            }
+        }
+        Ok(Calls(calls))
     }
-    Ok(())
+}
+
+/// Awaits every future of `futures`, each polled for the first time in
+/// the order given, and their outputs in that order.
+///
+/// why not `join_all`: a tokio-postgres request is sent when its future
+/// is first polled, and the statements of a transaction must reach the
+/// server in order (a lock before the puts that follow it, a placeholder
+/// released after them). `join_all` promises no polling order.
+async fn in_order<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
