@@ -14,7 +14,6 @@ mod import;
 mod inspect;
 mod maildir_path;
 mod manage;
-mod nofollow;
 mod progress;
 mod reencrypt;
 mod serve;
