@@ -37,7 +37,7 @@ fn encrypted_alice(server: &Server) -> KeyPair {
 /// every other one larger than the segment threshold (16 KiB).
 fn message(n: usize) -> (String, Vec<u8>) {
     let marker = format!("BACKUP-MARKER-{n:05}");
-    let size = if n % 2 == 0 { 1024 } else { 40 * 1024 };
+    let size = if n.is_multiple_of(2) { 1024 } else { 40 * 1024 };
     let mut body = format!("{SECRET} {marker}\r\n");
     while body.len() < size {
         body.push_str(&format!("{marker} line of filler text for the body\r\n"));

@@ -9,7 +9,7 @@ use crate::store::{AccountId, MailStore, MailboxId};
 fn bodies() -> Vec<Vec<u8>> {
     (0..6u8)
         .map(|i| {
-            let size = if i % 2 == 0 { 500 } else { 40_000 };
+            let size = if i.is_multiple_of(2) { 500 } else { 40_000 };
             let mut raw = format!("Subject: m{i}\r\n\r\n").into_bytes();
             raw.resize(size, b'a' + i);
             raw
