@@ -160,12 +160,17 @@ pub(crate) struct LocalEngine {
 }
 
 impl LocalEngine {
-    /// The engine of `data_dir`, opened as `db` and `blobs`.
+    /// The engine of `data_dir`, opened as `db` and `blobs`. The
+    /// checkpoint of a backup that a crash interrupted goes now: its hard
+    /// links would keep the space of deleted database files.
     pub(crate) fn new(
         data_dir: PathBuf,
         db: Arc<RocksStore>,
         blobs: Arc<SegmentBlobStore>,
     ) -> Self {
+        if let Err(e) = write::remove_checkpoint(&data_dir) {
+            tracing::warn!(error = %e, "cannot remove the checkpoint of an interrupted backup");
+        }
         Self {
             data_dir,
             db,

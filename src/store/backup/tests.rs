@@ -196,3 +196,14 @@ fn postgres_and_other_engines_say_how_to_back_up() {
     let err = mail.backup(dir.path()).unwrap_err();
     assert!(err.to_string().contains("pg_dump"), "{err}");
 }
+
+#[test]
+fn the_checkpoint_of_an_interrupted_backup_goes_at_the_next_open() {
+    let live = tempfile::tempdir().unwrap();
+    drop(store_with_mail(live.path()));
+    let leftover = live.path().join("backup-checkpoint");
+    std::fs::create_dir(&leftover).unwrap();
+    std::fs::write(leftover.join("000009.sst"), b"old").unwrap();
+    let _mail = MailStore::open(live.path()).unwrap();
+    assert!(!leftover.exists());
+}

@@ -74,7 +74,7 @@ impl LocalEngine {
     /// Takes the cut and copies it into `target`; the files written.
     fn write_into(&self, target: &Target) -> Result<Vec<FileEntry>, BackupError> {
         let scratch = self.data_dir.join(CHECKPOINT_DIR);
-        remove_tree(&scratch)?;
+        remove_checkpoint(&self.data_dir)?;
         let mut files = Vec::new();
         {
             let held = self.blobs.hold_collectors();
@@ -95,7 +95,7 @@ impl LocalEngine {
             }
         }
         let copied = copy_checkpoint(target, &scratch, &mut files);
-        remove_tree(&scratch)?;
+        remove_checkpoint(&self.data_dir)?;
         copied?;
         Ok(files)
     }
@@ -131,15 +131,14 @@ fn copy_checkpoint(
     Ok(())
 }
 
-/// Removes `path` and everything below it, if it is there (a directory
-/// of our own in the data directory; links in it are removed, not
-/// followed).
-fn remove_tree(path: &Path) -> Result<(), BackupError> {
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(BackupError::Source {
-            path: path.to_path_buf(),
-            source: e,
-        }),
+/// Removes the checkpoint directory of `data_dir` and everything below
+/// it, if it is there (links in it are removed, not followed).
+pub(super) fn remove_checkpoint(data_dir: &Path) -> Result<(), BackupError> {
+    let path = data_dir.join(CHECKPOINT_DIR);
+    match std::fs::remove_dir_all(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(BackupError::Source { path, source: e })
+        }
         _ => Ok(()),
     }
 }
