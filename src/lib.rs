@@ -29,6 +29,8 @@
 //!   extension (certificates, encryption settings).
 //! - [`manage`]: account operations shared by the management API and JMAP.
 //! - [`admin`]: the management API on `admin.sock`.
+//! - `nofollow`: directory trees walked and written without following a
+//!   link below the directory the operator named (export, import, backup).
 //! - [`server`]: listeners, data directory lock, shutdown.
 //! - [`cli`]: the `sealmail` command line.
 
@@ -44,6 +46,7 @@ pub(crate) mod login_throttle;
 pub mod manage;
 pub mod mime;
 pub mod net;
+pub(crate) mod nofollow;
 pub mod notify;
 pub mod server;
 pub mod smime;

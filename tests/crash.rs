@@ -8,8 +8,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,45 +19,17 @@ use support::server::Server;
 use support::tools::openssl_decrypt;
 use x509_cert::der::DecodePem;
 
-/// Delivers one message with `marker`; `Ok(true)` when it got a 250 after
-/// DATA, `Ok(false)` on another reply, `Err` when the connection broke.
+/// Delivers one 64 KiB message with `marker` to alice; `Ok(true)` when it
+/// got a 250 after DATA, `Ok(false)` on another reply, `Err` when the
+/// connection broke.
 fn deliver(port: u16, marker: &str) -> std::io::Result<bool> {
-    let stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
-    let mut reply = || -> std::io::Result<String> {
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok(line);
-            }
-        }
-    };
-    reply()?;
     let filler = "x".repeat(76);
     let mut body = format!("From: load@example.net\r\nSubject: {marker}\r\n\r\n{marker}\r\n");
     while body.len() < 64 * 1024 {
         body.push_str(&filler);
         body.push_str("\r\n");
     }
-    for cmd in [
-        "LHLO crash\r\n",
-        "MAIL FROM:<load@example.net>\r\n",
-        "RCPT TO:<alice@example.org>\r\n",
-        "DATA\r\n",
-    ] {
-        writer.write_all(cmd.as_bytes())?;
-        reply()?;
-    }
-    writer.write_all(body.as_bytes())?;
-    writer.write_all(b".\r\n")?;
-    let answer = reply()?;
-    let _ = writer.write_all(b"QUIT\r\n");
-    Ok(answer.starts_with("250"))
+    support::lmtp::deliver_raw(port, "alice@example.org", body.as_bytes())
 }
 
 #[test]

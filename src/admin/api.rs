@@ -346,6 +346,29 @@ pub struct ReencryptStatus {
     pub total: u64,
 }
 
+/// `POST /backup`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRequest {
+    /// The backup directory, absolute; created when missing, refused when
+    /// not empty.
+    pub dir: String,
+}
+
+/// Answer to a [`BackupRequest`]: the backup is complete.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupView {
+    /// Where it was written.
+    pub dir: String,
+    /// Files in it, besides the manifest.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// When the cut was taken, RFC 3339 UTC.
+    pub created: String,
+}
+
 /// Body of every error reply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

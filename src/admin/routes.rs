@@ -2,7 +2,8 @@
 //! blocking pool through [`blocking`] and maps errors to HTTP in
 //! [`ApiError::into_response`], the one place that does. The migration
 //! routes (`import`, `reencrypt`) live in `migrate` and go through the
-//! ingest pipeline rather than straight to the store.
+//! ingest pipeline rather than straight to the store; `backup` writes an
+//! online backup.
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use crate::store::{Account, BlobHash, Flags, MailError, MailStore};
 /// Largest request body: a certificate bundle or a list key, never mail.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+mod backup;
 mod migrate;
 
 /// What the handlers share: the pipeline (and through it the store) and
@@ -75,6 +77,7 @@ pub fn router(services: &Services) -> Router {
             get(migrate::reencrypt_status).post(migrate::reencrypt_page),
         )
         .route("/compact", post(migrate::compact))
+        .route("/backup", post(backup::backup))
         .route("/lists", get(list_lists).post(add_list))
         .route("/lists/{address}/members", post(add_member))
         .route("/lists/{address}/members/{email}", delete(remove_member))
@@ -97,6 +100,8 @@ pub(crate) enum ApiError {
     BadRequest(String),
     /// The ingest pipeline refused or failed to store a message.
     Deliver(DeliverError),
+    /// A backup was refused or failed.
+    Backup(crate::store::backup::BackupError),
     /// A blocking task died; a bug.
     Task(tokio::task::JoinError),
 }
@@ -149,6 +154,14 @@ impl IntoResponse for ApiError {
             }
             Self::Deliver(e) => {
                 tracing::error!(error = %e, "management request failed in the pipeline");
+                (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+            Self::Backup(e @ crate::store::backup::BackupError::Busy) => {
+                (StatusCode::CONFLICT, e.to_string())
+            }
+            Self::Backup(e) if e.is_user_error() => (StatusCode::BAD_REQUEST, e.to_string()),
+            Self::Backup(e) => {
+                tracing::error!(error = %e, "backup failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
             }
             Self::Task(e) => {

@@ -20,9 +20,9 @@ use hyper::Method;
 
 use super::client::{segment, AdminClient, ClientError};
 use super::maildir_path;
-use super::nofollow::{Dir, TreeError};
 use super::{Cli, ExportArgs, EXIT_USER};
 use crate::admin::api::{MailboxView, MessageView};
+use crate::nofollow::{Dir, TreeError};
 
 /// `sealmail export --help`.
 pub(super) const LONG_ABOUT: &str = "\

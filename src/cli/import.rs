@@ -35,10 +35,10 @@ use mail_parser::mailbox::mbox::MessageIterator;
 use rustix::fs::FileType;
 
 use super::client::{segment, AdminClient, ClientError};
-use super::nofollow::{Dir, TreeError};
 use super::progress::Progress;
 use super::{Cli, ImportArgs, EXIT_USER};
 use crate::admin::api::{ImportRequest, ImportResult, MailboxView};
+use crate::nofollow::{Dir, TreeError};
 
 /// `sealmail import --help`.
 pub(super) const LONG_ABOUT: &str = "\

@@ -1,12 +1,13 @@
 //! The `sealmail` command line.
 //!
 //! Offline commands (`encrypt`, `cert inspect`) work on files and standard
-//! streams; `serve` runs the server; `store migrate` works on a stopped
-//! server's store; every other command is a client of the running
+//! streams; `serve` runs the server; `store migrate` and `restore` work on
+//! a stopped server's store; every other command is a client of the running
 //! server's management API on `data_dir/admin.sock`. Exit codes
 //! are part of the contract: 0 ok, 1 a user error (the message says what
 //! and how to fix it), 2 an internal error or an unreachable server.
 
+mod backup;
 mod client;
 mod encrypt;
 mod export;
@@ -14,7 +15,6 @@ mod import;
 mod inspect;
 mod maildir_path;
 mod manage;
-mod nofollow;
 mod progress;
 mod reencrypt;
 mod serve;
@@ -78,6 +78,33 @@ pub enum Command {
     /// The storage engine (server stopped).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Write a consistent backup of the running server into DIR (online:
+    /// delivery goes on).
+    #[command(long_about = backup::BACKUP_ABOUT)]
+    Backup(BackupArgs),
+    /// Bring a backup back into the data directory (server stopped).
+    #[command(long_about = backup::RESTORE_ABOUT)]
+    Restore(RestoreArgs),
+}
+
+/// Arguments of `sealmail backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup directory: new or empty.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// Arguments of `sealmail restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A directory written by `sealmail backup`.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Move a store already in the data directory (db/, segments/) aside
+    /// to data_dir/pre-restore-<unix time>/ instead of refusing.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// `sealmail store ...`
@@ -432,6 +459,8 @@ pub fn main() -> ExitCode {
         Command::Import(args) => import::run(&cli, args),
         Command::Reencrypt(args) => reencrypt::run(&cli, args),
         Command::Store(StoreCommand::Migrate(args)) => store::run(&cli, args),
+        Command::Backup(args) => backup::run_backup(&cli, args),
+        Command::Restore(args) => backup::run_restore(&cli, args),
         _ => manage::run(&cli),
     };
     match result {

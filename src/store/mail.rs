@@ -24,6 +24,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::backup::LocalEngine;
 use super::blobs::BlobStore;
 use super::delivery_view::ViewCache;
 use super::error::{bug, corrupt, MailError};
@@ -54,6 +55,9 @@ pub struct MailStore {
     pub(crate) default_quota: Option<u64>,
     /// What deliveries read of recent recipients (`delivery_view`).
     pub(crate) views: ViewCache,
+    /// The embedded engine's files, for an online backup; `None` on an
+    /// engine that backs itself up (PostgreSQL).
+    pub(crate) local: Option<LocalEngine>,
 }
 
 impl MailStore {
@@ -67,9 +71,12 @@ impl MailStore {
     /// `master_key` (created, mode 0600, if missing); kept apart from the
     /// data directory, a copy of `db/` alone does not reveal list keys.
     pub fn open_with_master_key(data_dir: &Path, master_key: &Path) -> Result<Self, MailError> {
-        let engine = RocksStore::open_pair(data_dir)?;
+        let (db, blobs) = RocksStore::open_pair(data_dir)?;
         let key = MasterKey::load_or_create(master_key)?;
-        Ok(Self::new(engine.into(), key))
+        let engine = EnginePair::new(Arc::clone(&db) as _, Arc::clone(&blobs) as _);
+        let mut store = Self::new(engine, key);
+        store.local = Some(LocalEngine::new(data_dir.to_path_buf(), db, blobs));
+        Ok(store)
     }
 
     /// The same store with `quota` (bytes; `None`: unlimited) for every
@@ -91,6 +98,7 @@ impl MailStore {
             stripes: Stripes::new(LOCK_STRIPES),
             default_quota: None,
             views: ViewCache::default(),
+            local: None,
         }
     }
 

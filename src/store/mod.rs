@@ -71,6 +71,7 @@
 //! back mail the user deleted.
 
 mod accounts;
+pub mod backup;
 mod blobs;
 mod cert_record;
 mod certs;

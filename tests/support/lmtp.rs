@@ -135,3 +135,42 @@ pub fn transaction(port: u16, rcpts: &[&str], message: &[u8]) -> Replies {
         data: list("data"),
     }
 }
+
+/// Delivers `message` (CRLF line ends, no line starting with `.`) to
+/// `rcpt` over a raw LMTP connection on `port`, from Rust (a delivery
+/// loop in a thread, without a Python process per message): `Ok(true)`
+/// when DATA got a 250, `Ok(false)` on another reply, `Err` when the
+/// connection broke or a reply took over 20 s.
+pub fn deliver_raw(port: u16, rcpt: &str, message: &[u8]) -> std::io::Result<bool> {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let mut reply = || -> std::io::Result<String> {
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(line);
+            }
+        }
+    };
+    reply()?;
+    for cmd in [
+        "LHLO test\r\n".to_string(),
+        "MAIL FROM:<load@example.net>\r\n".to_string(),
+        format!("RCPT TO:<{rcpt}>\r\n"),
+        "DATA\r\n".to_string(),
+    ] {
+        writer.write_all(cmd.as_bytes())?;
+        reply()?;
+    }
+    writer.write_all(message)?;
+    writer.write_all(b".\r\n")?;
+    let answer = reply()?;
+    let _ = writer.write_all(b"QUIT\r\n");
+    Ok(answer.starts_with("250"))
+}

@@ -15,6 +15,7 @@ use super::{BlobStore, Referenced, ORPHAN_GRACE};
 use crate::store::{KeyRange, StoreError};
 
 mod collect;
+mod held;
 
 /// Keys asked of the index (and of `referenced`) per step of orphan
 /// collection.

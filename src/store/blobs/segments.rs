@@ -164,7 +164,7 @@ impl Segments {
         &self.dir
     }
 
-    fn path(&self, number: u64) -> PathBuf {
+    pub(crate) fn path(&self, number: u64) -> PathBuf {
         self.dir.join(format!("{number:016x}.seg"))
     }
 

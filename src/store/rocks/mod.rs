@@ -117,6 +117,18 @@ impl RocksStore {
         &self.path
     }
 
+    /// Writes a consistent copy of the database as it is now into the
+    /// new directory `into` (a RocksDB checkpoint: memtables flushed, SST
+    /// files hard-linked when `into` is on the same file system, copied
+    /// otherwise). Writes go on meanwhile; none after the cut is in it.
+    pub(crate) fn checkpoint(&self, into: &Path) -> Result<(), StoreError> {
+        self.with_db(|db| {
+            rocksdb::checkpoint::Checkpoint::new(db)
+                .and_then(|c| c.create_checkpoint(into))
+                .map_err(|e| engine_error("checkpoint", e))
+        })
+    }
+
     /// Test hook: the next [`Store::write`] fails after adding `ops`
     /// operations to the RocksDB batch, before committing it.
     #[cfg(test)]

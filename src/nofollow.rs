@@ -1,8 +1,10 @@
-//! Directory trees that `export` writes and `import` reads without ever
-//! following a symbolic link below the directory the operator named.
+//! Directory trees that `export` and `backup` write and `import` and
+//! `restore` read without ever following a symbolic link below the
+//! directory the operator named.
 //!
-//! Both commands usually run as root on trees a mail user may have shaped
-//! (a Maildir in a home directory, mailbox names chosen over IMAP), so a
+//! These commands usually run as root (or as the server's user) on trees
+//! someone else may have shaped (a Maildir in a home directory, mailbox
+//! names chosen over IMAP, a backup directory on shared storage), so a
 //! path is never resolved as a whole: the operator's directory is opened
 //! once (a link there is the operator's own choice), and every step below
 //! it is one `openat`/`mkdirat` relative to an open directory with
@@ -22,7 +24,7 @@ use rustix::io::Errno;
 
 /// Why a step in the tree was not taken.
 #[derive(Debug)]
-pub(super) enum TreeError {
+pub(crate) enum TreeError {
     /// The entry is a symbolic link: never followed.
     Link(PathBuf),
     /// The entry exists but is not what was needed (a directory, or a
@@ -40,7 +42,7 @@ pub(super) enum TreeError {
 impl TreeError {
     /// The error for an entry of `kind` at `path` where a regular file
     /// was wanted.
-    pub(super) fn not_regular(path: PathBuf, kind: FileType) -> Self {
+    pub(crate) fn not_regular(path: PathBuf, kind: FileType) -> Self {
         match kind {
             FileType::Symlink => Self::Link(path),
             kind => Self::Kind {
@@ -65,7 +67,7 @@ impl fmt::Display for TreeError {
 
 /// An open directory and the path it was reached by (for messages).
 #[derive(Debug)]
-pub(super) struct Dir {
+pub(crate) struct Dir {
     fd: OwnedFd,
     path: PathBuf,
 }
@@ -73,7 +75,7 @@ pub(super) struct Dir {
 impl Dir {
     /// Opens the operator's directory `path` (links in it are followed:
     /// the operator chose it), creating it first when `create`.
-    pub(super) fn open_root(path: &Path, create: bool) -> Result<Self, TreeError> {
+    pub(crate) fn open_root(path: &Path, create: bool) -> Result<Self, TreeError> {
         let io = |e: std::io::Error| TreeError::Io(path.to_owned(), e);
         if create {
             std::fs::create_dir_all(path).map_err(io)?;
@@ -87,13 +89,13 @@ impl Dir {
     }
 
     /// The path this directory was reached by.
-    pub(super) fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The subdirectory `name`, created when missing; a link or another
     /// kind of file there is refused.
-    pub(super) fn create_dir(&self, name: &OsStr) -> Result<Self, TreeError> {
+    pub(crate) fn create_dir(&self, name: &OsStr) -> Result<Self, TreeError> {
         match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o777)) {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => return Err(TreeError::Io(self.path.join(name), e.into())),
@@ -103,7 +105,7 @@ impl Dir {
     }
 
     /// The existing subdirectory `name`; `None` when there is none.
-    pub(super) fn open_dir(&self, name: &OsStr) -> Result<Option<Self>, TreeError> {
+    pub(crate) fn open_dir(&self, name: &OsStr) -> Result<Option<Self>, TreeError> {
         let path = self.path.join(name);
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
@@ -116,7 +118,7 @@ impl Dir {
 
     /// What kind of file `name` is (a link is not followed); `None` when
     /// there is none.
-    pub(super) fn kind(&self, name: &OsStr) -> Result<Option<FileType>, TreeError> {
+    pub(crate) fn kind(&self, name: &OsStr) -> Result<Option<FileType>, TreeError> {
         match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode))),
             Err(Errno::NOENT) => Ok(None),
@@ -140,7 +142,7 @@ impl Dir {
 
     /// Every entry but `.` and `..`, with its kind (a link is a link), in
     /// name order.
-    pub(super) fn entries(&self) -> Result<Vec<(OsString, FileType)>, TreeError> {
+    pub(crate) fn entries(&self) -> Result<Vec<(OsString, FileType)>, TreeError> {
         let io = |e: Errno| TreeError::Io(self.path.clone(), e.into());
         let mut out = Vec::new();
         for entry in rustix::fs::Dir::read_from(&self.fd).map_err(io)? {
@@ -162,7 +164,7 @@ impl Dir {
 
     /// Opens `name` for reading if it is a regular file; a link, FIFO,
     /// socket or device is refused without being read (or waited on).
-    pub(super) fn open_regular(&self, name: &OsStr) -> Result<File, TreeError> {
+    pub(crate) fn open_regular(&self, name: &OsStr) -> Result<File, TreeError> {
         let path = self.path.join(name);
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let fd = match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
@@ -181,16 +183,42 @@ impl Dir {
     }
 
     /// Creates `name` for writing; fails if anything (a link too) is there.
-    pub(super) fn create_new(&self, name: &OsStr) -> Result<File, TreeError> {
+    pub(crate) fn create_new(&self, name: &OsStr) -> Result<File, TreeError> {
+        self.create_new_mode(name, 0o666)
+    }
+
+    /// [`Dir::create_new`] with permission bits `mode` (before the umask).
+    pub(crate) fn create_new_mode(&self, name: &OsStr, mode: u32) -> Result<File, TreeError> {
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o666))
+        rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(mode))
             .map(File::from)
             .map_err(|e| TreeError::Io(self.path.join(name), e.into()))
     }
 
+    /// Creates the subdirectory `name` with permission bits `mode`; fails
+    /// if anything (a link too) is there already.
+    pub(crate) fn create_dir_new(&self, name: &OsStr, mode: u32) -> Result<Self, TreeError> {
+        rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode))
+            .map_err(|e| TreeError::Io(self.path.join(name), e.into()))?;
+        self.open_dir(name)?
+            .ok_or_else(|| TreeError::Io(self.path.join(name), Errno::NOENT.into()))
+    }
+
+    /// Removes the empty subdirectory `name`.
+    pub(crate) fn remove_dir(&self, name: &OsStr) -> Result<(), TreeError> {
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
+            .map_err(|e| TreeError::Io(self.path.join(name), e.into()))
+    }
+
+    /// Makes the directory's entries (names created, renamed, removed)
+    /// durable.
+    pub(crate) fn sync(&self) -> Result<(), TreeError> {
+        rustix::fs::fsync(&self.fd).map_err(|e| TreeError::Io(self.path.clone(), e.into()))
+    }
+
     /// Removes the file (or link: its target is untouched) `name`, if any.
-    pub(super) fn remove_file(&self, name: &OsStr) -> Result<(), TreeError> {
+    pub(crate) fn remove_file(&self, name: &OsStr) -> Result<(), TreeError> {
         match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(TreeError::Io(self.path.join(name), e.into())),
@@ -199,7 +227,7 @@ impl Dir {
 
     /// Moves `name` to `to`/`to_name` (a link at the target is replaced,
     /// never followed).
-    pub(super) fn rename(&self, name: &OsStr, to: &Dir, to_name: &OsStr) -> Result<(), TreeError> {
+    pub(crate) fn rename(&self, name: &OsStr, to: &Dir, to_name: &OsStr) -> Result<(), TreeError> {
         rustix::fs::renameat(&self.fd, name, &to.fd, to_name)
             .map_err(|e| TreeError::Io(to.path.join(to_name), e.into()))
     }
