@@ -29,6 +29,8 @@
 //!   extension (certificates, encryption settings).
 //! - [`manage`]: account operations shared by the management API and JMAP.
 //! - [`admin`]: the management API on `admin.sock`.
+//! - [`metrics`]: Prometheus series recorded at the protocol edges,
+//!   `/metrics`, `/healthz` and `/readyz`.
 //! - [`server`]: listeners, data directory lock, shutdown.
 //! - [`cli`]: the `sealmail` command line.
 
@@ -42,6 +44,7 @@ pub mod jmap;
 pub mod lmtp;
 pub(crate) mod login_throttle;
 pub mod manage;
+pub mod metrics;
 pub mod mime;
 pub mod net;
 pub mod notify;
