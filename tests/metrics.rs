@@ -217,3 +217,48 @@ fn a_metrics_address_in_use_is_refused_naming_the_key() {
     );
     drop(taken);
 }
+
+/// `now` moved by `days`, as `openssl ca` takes dates (`YYYYMMDDHHMMSSZ`).
+fn openssl_date(days: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[test]
+fn a_certificate_that_expires_within_30_days_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let soon = support::cert_corpus::dated(
+        certs.path(),
+        "alice@example.org",
+        &openssl_date(-1),
+        &openssl_date(10),
+    );
+    {
+        let (server, port) = server_with_metrics(dir.path());
+        let (_, scrape) = http::get(port, "/metrics");
+        assert_eq!(sample(&scrape, "sealmail_certificates_expiring"), 0.0);
+        server.ok(&["account", "add", "alice@example.org"]);
+        server.ok(&["cert", "add", "alice@example.org", soon.to_str().unwrap()]);
+    }
+    // The gauges are counted at start and every 5 minutes after.
+    let (_server, port) = server_with_metrics(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, scrape) = http::get(port, "/metrics");
+        if sample(&scrape, "sealmail_certificates_expiring") == 1.0 {
+            assert_eq!(sample(&scrape, "sealmail_certificates_expired"), 0.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "not counted:\n{scrape}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
