@@ -9,7 +9,7 @@
 //!
 //! - `/healthz`: the process answers HTTP (`200 ok`). A load balancer or
 //!   systemd watchdog restarts what fails it.
-//! - `/readyz`: the store answers a real read within [`READY_TIMEOUT`]
+//! - `/readyz`: the store answers a real read within `READY_TIMEOUT`
 //!   (`200 ready`), else `503` with one line saying which part failed.
 //!   The line names no path, host or account (the JMAP listener may face
 //!   the internet); the log has the detail.
@@ -101,7 +101,7 @@ fn plain(status: StatusCode, line: &str) -> Response {
         .into_response()
 }
 
-/// Computes the certificate gauges now and every [`CERTIFICATES_EVERY`]
+/// Computes the certificate gauges now and every `CERTIFICATES_EVERY`
 /// (on the blocking pool: it reads every certificate record) until
 /// `stopped` completes. A failed pass is logged and the gauges keep their
 /// last values.

@@ -4,7 +4,7 @@
 //!
 //! # Why this shape
 //!
-//! The series live in one process-wide registry of atomics ([`METRICS`]):
+//! The series live in one process-wide registry of atomics (`METRICS`):
 //! recording is a relaxed `fetch_add` on a slot picked by an enum or by
 //! a lookup in a short constant list, with no lock and no allocation, so
 //! it can sit on every reply, accept and commit. The instrumented code
@@ -216,7 +216,7 @@ impl Gauge {
     }
 }
 
-/// Durations in [`LATENCY_BOUNDS`] buckets (not cumulative: each
+/// Durations in `LATENCY_BOUNDS` buckets (not cumulative: each
 /// observation is counted in one bucket), with their sum.
 #[derive(Debug)]
 struct Histogram {
