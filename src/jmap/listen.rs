@@ -14,6 +14,10 @@
 //! store's reserve gets `503` with a short text and is closed. Slow
 //! bodies are the handlers' business: the API reads its body within
 //! `limits::BODY_READ_TIMEOUT`, an upload may pause for at most as long.
+//!
+//! The metrics listener (`metrics.listen`) is served by the same
+//! [`serve`], with [`HttpLimits::metrics`]: a scraper or a probe meets the
+//! same header timeout and caps as a JMAP client.
 
 use std::future::Future;
 use std::net::SocketAddr;
