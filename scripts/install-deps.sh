@@ -12,6 +12,8 @@ packages=(
   postfix                                  # the MTA that delivers over LMTP in tests/postfix.rs
   postgresql                               # PostgreSQL 15: the tests run their own cluster (scripts/pg-test-server.sh)
   dovecot-dev dovecot-core autoconf automake libtool  # building imaptest (tests/tools/imaptest) for tests/imaptest.rs
+  prometheus                               # scrapes metrics.listen in tests/metrics.rs (its own config, port and storage)
+  systemd                                  # systemd-analyze verify dist/sealmail.service in tests/service_unit.rs
 )
 
 missing=()
@@ -29,6 +31,8 @@ export DEBIAN_FRONTEND=noninteractive
 if [[ " ${missing[*]} " == *" postfix "* ]]; then
   echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
 fi
+# why no step for the system Prometheus either: the package may start one
+# on port 9090; tests/metrics.rs runs its own on a free port.
 # why no step for PostgreSQL's system cluster: the package may start one on
 # port 5432; the tests never use it (each test process runs its own
 # cluster on a free port, as an unprivileged user).

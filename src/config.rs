@@ -41,7 +41,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A `SEALMAIL_*` variable that names no key.
-    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, lmtp.max_connections, lmtp.max_connections_per_source, imap.listen, imap.tls_listen, jmap.listen, jmap.max_connections, jmap.max_connections_per_source, jmap.header_timeout, tls.cert, tls.key, limits.max_message_size, limits.account_quota, limits.reserved_files, limits.fanout_bytes, hooks.chain, store.master_key, store.engine, store.url, store.pool_size, lists.notice_template")]
+    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, lmtp.max_connections, lmtp.max_connections_per_source, imap.listen, imap.tls_listen, jmap.listen, jmap.max_connections, jmap.max_connections_per_source, jmap.header_timeout, tls.cert, tls.key, limits.max_message_size, limits.account_quota, limits.reserved_files, limits.fanout_bytes, hooks.chain, store.master_key, store.engine, store.url, store.pool_size, lists.notice_template, metrics.listen")]
     UnknownEnv {
         /// The variable.
         var: String,
@@ -73,6 +73,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[lists]`
     pub lists: Lists,
+    /// `[metrics]`
+    pub metrics: Metrics,
 }
 
 impl Default for Config {
@@ -88,6 +90,7 @@ impl Default for Config {
             hooks: Hooks::default(),
             store: StoreConfig::default(),
             lists: Lists::default(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -351,6 +354,18 @@ pub struct Lists {
     /// list. Placeholders: `{list}`, `{member}`, `{subject}`,
     /// `{message_id}`, `{marker}`. Unset: the built-in text.
     pub notice_template: Option<PathBuf>,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Where Prometheus scrapes `/metrics` (and load balancers ask
+    /// `/healthz`, `/readyz`), e.g. `127.0.0.1:9280`. Unset (default): no
+    /// such listener; the JMAP listener still answers the two health
+    /// paths.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[hooks]`

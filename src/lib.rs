@@ -31,6 +31,8 @@
 //! - [`admin`]: the management API on `admin.sock`.
 //! - `nofollow`: directory trees walked and written without following a
 //!   link below the directory the operator named (export, import, backup).
+//! - [`metrics`]: Prometheus series recorded at the protocol edges,
+//!   `/metrics`, `/healthz` and `/readyz`.
 //! - [`server`]: listeners, data directory lock, shutdown.
 //! - [`cli`]: the `sealmail` command line.
 
@@ -44,6 +46,7 @@ pub mod jmap;
 pub mod lmtp;
 pub(crate) mod login_throttle;
 pub mod manage;
+pub mod metrics;
 pub mod mime;
 pub mod net;
 pub(crate) mod nofollow;

@@ -11,7 +11,8 @@
 //!
 //! Every failure is logged by [`log_failure`], the same line for IMAP and
 //! JMAP (source address, login name, wait; never the password), so that
-//! an operator or fail2ban sees guessing on either protocol.
+//! an operator or fail2ban sees guessing on either protocol; it also
+//! counts the failure in the metrics (by protocol only).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -44,6 +45,7 @@ pub(crate) fn log_failure(
     user: &str,
     delay: Duration,
 ) {
+    crate::metrics::auth_failure(protocol);
     let user: String = user.chars().take(LOGGED_USER_CHARS).collect();
     let source = source.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     // why `?user`: Debug quotes and escapes it, so a name with a newline

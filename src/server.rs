@@ -146,6 +146,8 @@ pub struct Listeners {
     pub imap: TcpListener,
     /// IMAP with implicit TLS, when `imap.tls_listen` is set.
     pub imap_tls: Option<TcpListener>,
+    /// Prometheus metrics and health checks, when `metrics.listen` is set.
+    pub metrics: Option<TcpListener>,
 }
 
 /// Binds a TCP listener, naming it in the error.
@@ -263,6 +265,10 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             Some(address) => Some(bind_tcp("imaps", address).await?),
             None => None,
         },
+        metrics: match config.metrics.listen {
+            Some(address) => Some(bind_tcp("metrics (metrics.listen)", address).await?),
+            None => None,
+        },
     };
     // why before Services takes the config: the bus needs the store URL.
     let bus_url = match config.store.engine {
@@ -355,6 +361,19 @@ pub async fn run(
     ));
     if let Some(listener) = listeners.imap_tls {
         tasks.spawn(crate::imap::serve(listener, imap, true, stopped()));
+    }
+    if let Some(listener) = listeners.metrics {
+        let router = crate::metrics::router(Arc::clone(&services.store));
+        tasks.spawn(crate::jmap::serve(
+            listener,
+            router,
+            HttpLimits::metrics(reserve),
+            stopped(),
+        ));
+        tasks.spawn(crate::metrics::watch_certificates(
+            Arc::clone(&services.store),
+            stopped(),
+        ));
     }
     shutdown.await;
     let _ = stop_tx.send(true);

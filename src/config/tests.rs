@@ -21,6 +21,7 @@ fn defaults_match_the_contract() {
     assert_eq!(c.lmtp.max_connections_per_source, 100);
     assert_eq!(c.jmap.header_timeout, Duration::from_secs(30));
     assert_eq!(c.limits.reserved_files, 1024);
+    assert_eq!(c.metrics.listen, None);
 }
 
 #[test]
@@ -55,6 +56,7 @@ fn environment_overrides_file() {
             ("SEALMAIL_LIMITS_FANOUT_BYTES", "1048576"),
             ("SEALMAIL_DATA_DIR", "/var/lib/sealmail"),
             ("SEALMAIL_HOOKS_CHAIN", "[]"),
+            ("SEALMAIL_METRICS_LISTEN", "127.0.0.1:9280"),
             ("OTHER", "x"),
             ("SEALMAIL_LOG", "debug"),
         ]),
@@ -66,6 +68,7 @@ fn environment_overrides_file() {
     assert_eq!(c.limits.fanout_bytes, 1_048_576);
     assert_eq!(c.data_dir, PathBuf::from("/var/lib/sealmail"));
     assert!(c.hooks.chain.is_empty());
+    assert_eq!(c.metrics.listen.unwrap().to_string(), "127.0.0.1:9280");
 }
 
 #[test]

@@ -200,10 +200,11 @@ pub async fn serve(
         };
         let ctx = Arc::clone(&ctx);
         let stop = stop_rx.clone();
+        let open = crate::metrics::connection_opened(crate::metrics::Protocol::Imap);
         tokio::spawn(
             async move {
                 session::run(ctx, tcp, peer.ip(), implicit_tls, stop).await;
-                drop(permit);
+                drop((permit, open));
             }
             .instrument(span),
         );

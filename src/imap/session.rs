@@ -252,7 +252,9 @@ impl Session {
             CommandBody::StartTLS => Flow::StartTls,
             _ => Flow::Continue,
         };
+        let started = std::time::Instant::now();
         let result = self.dispatch(command.body).instrument(span.clone()).await;
+        crate::metrics::imap_command(name, started.elapsed());
         let _enter = span.enter();
         match result {
             Ok(done) => {

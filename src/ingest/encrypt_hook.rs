@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use sealmail_plugin_api::{HookError, IncomingMessage, RecipientCertificate, StorageHook, Verdict};
 use x509_cert::der::Decode as _;
 
+use crate::metrics::Encryption;
 use crate::smime::{Envelope, Recipient, Sealed};
 
 /// The hook. Certificates come with each message; what it keeps is only
@@ -95,18 +96,32 @@ impl StorageHook for EncryptAtRest {
         if !recipient.encryption.enabled {
             return Ok(Verdict::Accept);
         }
-        let envelope = envelope_for(&self.prepared, msg)?;
-        match envelope.seal(&msg.raw) {
-            Ok(Sealed::Encrypted(bytes)) => Ok(Verdict::Replace(bytes)),
-            Ok(Sealed::AlreadyEncrypted(kind)) => {
-                tracing::debug!(account = recipient.account, kind = ?kind, "already encrypted; stored as is");
-                Ok(Verdict::Accept)
-            }
-            Err(e) => Err(HookError::temporary(
-                TEMP_SECURITY,
-                format!("cannot encrypt for <{}>: {e}", recipient.account),
-            )),
+        let verdict = seal(&self.prepared, msg);
+        let outcome = match &verdict {
+            Ok(Verdict::Replace(_)) => Encryption::Encrypted,
+            Ok(_) => Encryption::AlreadyEncrypted,
+            Err(_) => Encryption::Failed,
+        };
+        crate::metrics::encryption(outcome, recipient.encryption.cipher);
+        verdict
+    }
+}
+
+/// The copy sealed for the recipient's usable certificates, or passed on
+/// as it is when it came encrypted.
+fn seal(prepared: &Prepared, msg: &IncomingMessage<'_>) -> Result<Verdict, HookError> {
+    let recipient = &msg.recipient;
+    let envelope = envelope_for(prepared, msg)?;
+    match envelope.seal(&msg.raw) {
+        Ok(Sealed::Encrypted(bytes)) => Ok(Verdict::Replace(bytes)),
+        Ok(Sealed::AlreadyEncrypted(kind)) => {
+            tracing::debug!(account = recipient.account, kind = ?kind, "already encrypted; stored as is");
+            Ok(Verdict::Accept)
         }
+        Err(e) => Err(HookError::temporary(
+            TEMP_SECURITY,
+            format!("cannot encrypt for <{}>: {e}", recipient.account),
+        )),
     }
 }
 

@@ -145,7 +145,10 @@ impl Ingest {
     ) -> Result<Delivered, DeliverError> {
         match target {
             Addressee::Account(id) => self.deliver_to_account(envelope, rcpt, *id, data).await,
-            Addressee::List(list) => self.deliver_to_list(envelope, list, data).await,
+            Addressee::List(list) => self
+                .deliver_to_list(envelope, list, data)
+                .await
+                .inspect(crate::metrics::list_delivered),
         }
     }
 }

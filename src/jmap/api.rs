@@ -142,11 +142,13 @@ async fn run(
     let mut answered: Vec<Answered> = Vec::with_capacity(calls.len());
     let mut response_left = SIZE_RESPONSE;
     for (name, args, call_id) in calls {
+        let started = std::time::Instant::now();
         let result = match reference::resolve(args, &answered, &name, &mut budget) {
             Ok(args) => dispatch(call, using, &name, args).await,
             Err(Unresolved::Call(e)) => Err(e),
             Err(Unresolved::Request(p)) => return Err(p),
         };
+        crate::metrics::jmap_method(&name, started.elapsed());
         let (name, value) = match result {
             Ok(value) => within_response(&mut response_left, name, value),
             Err(e) => error_response(&mut response_left, &e),

@@ -14,6 +14,10 @@
 //! store's reserve gets `503` with a short text and is closed. Slow
 //! bodies are the handlers' business: the API reads its body within
 //! `limits::BODY_READ_TIMEOUT`, an upload may pause for at most as long.
+//!
+//! The metrics listener (`metrics.listen`) is served by the same
+//! [`serve`], with [`HttpLimits::metrics`]: a scraper or a probe meets the
+//! same header timeout and caps as a JMAP client.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,6 +34,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
 
+use crate::metrics::Protocol;
 use crate::net::{FdReserve, Gate, Pass, Refusal};
 
 /// Pause after a failed `accept` (e.g. out of descriptors), so that a
@@ -50,6 +55,9 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
     /// Descriptors kept for the store (`limits.reserved_files`).
     pub reserve: FdReserve,
+    /// The connection series the listener's connections count in (none
+    /// for the metrics listener: a scrape is not a client).
+    pub(crate) counted_as: Option<Protocol>,
 }
 
 impl HttpLimits {
@@ -60,6 +68,22 @@ impl HttpLimits {
             max_connections_per_source: config.max_connections_per_source,
             header_timeout: config.header_timeout,
             reserve,
+            counted_as: Some(Protocol::Jmap),
+        }
+    }
+
+    /// The limits of the metrics listener (`metrics.listen`): a few
+    /// scrapers and probes, not clients. why 64 and 16 per address: room
+    /// for a Prometheus pair, a load balancer's probes and an operator's
+    /// curl, while a flood there stays small; 10 s for a header, as a
+    /// scraper sends it at once.
+    pub fn metrics(reserve: FdReserve) -> Self {
+        Self {
+            max_connections: 64,
+            max_connections_per_source: 16,
+            header_timeout: Duration::from_secs(10),
+            reserve,
+            counted_as: None,
         }
     }
 }
@@ -108,13 +132,14 @@ pub async fn serve(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "TCP_NODELAY not set");
         }
+        let open = limits.counted_as.map(crate::metrics::connection_opened);
         let connection = connection(
             tcp,
             peer,
             router.clone(),
             limits.header_timeout,
             stopped.clone(),
-            pass,
+            (pass, open),
         );
         connections.spawn(connection.instrument(span));
         while connections.try_join_next().is_some() {}
@@ -123,14 +148,15 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
 }
 
-/// Serves one connection to its end; `_pass` holds its places.
+/// Serves one connection to its end; `_held` holds its places and its
+/// count as open.
 async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     router: Router,
     header_timeout: Duration,
     mut stopped: watch::Receiver<bool>,
-    _pass: Pass,
+    _held: (Pass, Option<crate::metrics::OpenConnection>),
 ) {
     // why: the handlers take the client's address from `ConnectInfo`
     // (failed-login throttling), as `axum::serve` used to provide it.

@@ -131,8 +131,12 @@ pub(crate) struct Server {
     pub(crate) throttle: crate::login_throttle::LoginThrottle,
 }
 
-/// The JMAP routes: session, API, upload, download, event source.
+/// The JMAP routes: session, API, upload, download, event source, and
+/// the health checks `/healthz` and `/readyz`.
 pub fn router(ctx: Arc<JmapContext>) -> Router {
+    // why outside the cross-site guard: probes carry no credentials and
+    // change nothing.
+    let health = crate::metrics::health_routes(Arc::clone(&ctx.store));
     let server = Arc::new(Server {
         ctx,
         uploads: blob::Uploads::default(),
@@ -159,4 +163,5 @@ pub fn router(ctx: Arc<JmapContext>) -> Router {
         // is refused to foreign pages without its author thinking of it.
         .layer(axum::middleware::from_fn(guard::refuse_cross_site))
         .with_state(server)
+        .merge(health)
 }

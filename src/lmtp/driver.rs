@@ -79,10 +79,11 @@ pub async fn serve<D: Delivery>(
         };
         let (delivery, config, stopped) =
             (Arc::clone(&delivery), Arc::clone(&config), stopped.clone());
+        let open = crate::metrics::connection_opened(crate::metrics::Protocol::Lmtp);
         connections.spawn(
             async move {
                 connection(socket, delivery, &config, stopped).await;
-                drop((permit, pass));
+                drop((permit, pass, open));
             }
             .instrument(span),
         );
@@ -139,6 +140,9 @@ async fn connection<D: Delivery>(
             Event::CheckRecipient(address) => {
                 let reply = delivery.check_recipient(&address).await;
                 tracing::debug!(code = reply.code, "recipient checked");
+                if !reply.is_positive() {
+                    crate::metrics::lmtp_rcpt_refused(reply.code);
+                }
                 session.recipient_checked(reply)
             }
             Event::Deliver(tx) => {
@@ -147,7 +151,13 @@ async fn connection<D: Delivery>(
                     rcpts = tx.recipients.len(),
                     bytes = tx.data.len()
                 );
+                let rcpts = tx.recipients.len();
                 let replies = delivery.deliver(tx).instrument(span).await;
+                // why `rcpts` and 451: the session sends one reply per
+                // recipient, `451` for any the delivery left out.
+                (0..rcpts).for_each(|i| {
+                    crate::metrics::lmtp_delivery(replies.get(i).map_or(451, |r| r.code));
+                });
                 session.delivered(replies)
             }
             Event::NeedInput => {

@@ -16,7 +16,7 @@ use super::keys::{self, Key};
 use super::log::{AuditKind, ChangeKind, ChangedObject};
 use super::mail::{now_secs, MailStore};
 use super::records::{decode, AccountId, Record};
-use super::{Cf, Order};
+use super::{Cf, KeyRange, Order};
 use crate::certs::Fingerprint;
 
 /// Content-encryption algorithm, as stored (serde twin of
@@ -232,6 +232,42 @@ impl MailStore {
         let rows =
             self.scan_records::<Certificate>(Cf::Certs, &range, Order::Forward, usize::MAX)?;
         Ok(rows.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// How many active certificates of all accounts end their validity
+    /// within `within_secs` from now (and have not yet), and how many
+    /// already have: the metrics' certificate gauges. Reads the records
+    /// in pages, so a large store is never held in memory at once.
+    pub fn count_expiring_certificates(&self, within_secs: i64) -> Result<(u64, u64), MailError> {
+        const PAGE: usize = 512;
+        let now = now_secs();
+        let soon = now.saturating_add(within_secs);
+        let (mut expiring, mut expired) = (0_u64, 0_u64);
+        let mut range = KeyRange {
+            start: Vec::new(),
+            end: None,
+        };
+        loop {
+            let rows = self.store.scan(Cf::Certs, &range, Order::Forward, PAGE)?;
+            for (_, value) in &rows {
+                let cert: Certificate = decode(Cf::Certs, value)?;
+                if !cert.is_active {
+                    continue;
+                }
+                if cert.not_after < now {
+                    expired += 1;
+                } else if cert.not_after < soon {
+                    expiring += 1;
+                }
+            }
+            match rows.last() {
+                // why a 0 byte: the smallest key after `key`.
+                Some((key, _)) if rows.len() == PAGE => {
+                    range.start = key.iter().copied().chain([0]).collect();
+                }
+                _ => return Ok((expiring, expired)),
+            }
+        }
     }
 
     /// The certificate `fingerprint` of the account.

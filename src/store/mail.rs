@@ -155,6 +155,14 @@ impl MailStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Reads one small key from the engine: the readiness check's proof
+    /// that the store answers (an open handle alone proves nothing when
+    /// the database behind it is gone).
+    pub fn ping(&self) -> Result<(), MailError> {
+        self.store.get(Cf::Meta, &Key::DirectoryVersion.encode())?;
+        Ok(())
+    }
+
     pub(crate) fn load<R: Record>(&self, key: &Key) -> Result<Option<R>, MailError> {
         let cf = key.cf();
         match self.store.get(cf, &key.encode())? {

@@ -308,13 +308,16 @@ impl MailStore {
                         .iter()
                         .map(|(k, v)| (k.as_slice(), v.as_slice()))
                         .collect();
+                    let started = std::time::Instant::now();
                     // why first: a body is durable before metadata names it.
                     self.blobs.put(&items)?;
                     drop(items);
+                    let blob_bytes = puts.iter().map(|(_, v)| v.len()).sum();
                     drop(puts);
                     let (expect, batch) = tx.into_commit()?;
                     match store.write_if(&expect, batch) {
                         Ok(()) => {
+                            crate::metrics::store_write(started.elapsed(), blob_bytes);
                             self.drop_blobs(&deletes, &ranges);
                             return Ok(out);
                         }
