@@ -215,7 +215,7 @@ fn store_copy(
     data: &[u8],
     claim: &Claim,
 ) -> Result<bool, DeliverError> {
-    let copy = seal_lmtp_copy(store, chain, envelope, rcpt, id, data, claim)?;
+    let copy = seal_lmtp_copy(store, chain, envelope, rcpt, id, None, data, claim)?;
     claim.commit(rcpt)?;
     // why in the same batch: a second synced write per delivery only for
     // the audit line cost as much as the copy's own write.
@@ -243,18 +243,24 @@ pub(crate) struct LmtpCopy {
     pub(crate) audited: bool,
 }
 
-/// Blocking: loads `id`'s target and seals its copy of an LMTP delivery
-/// (trace fields added); a refusal is audited. Nothing is stored yet.
+/// Blocking: seals account `id`'s copy of an LMTP delivery (trace fields
+/// added) for the target `view` describes, or, without one, the target
+/// loaded now; a refusal is audited. Nothing is stored yet.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn seal_lmtp_copy(
     store: &MailStore,
     chain: &HookChain,
     envelope: &Envelope,
     rcpt: &str,
     id: AccountId,
+    view: Option<Arc<DeliveryView>>,
     data: &[u8],
     claim: &Claim,
 ) -> Result<LmtpCopy, DeliverError> {
-    let target = Target::load(store, id).map_err(|e| DeliverError::store(rcpt, e))?;
+    let target = match view {
+        Some(view) => Target::of_view(&view),
+        None => Target::load(store, id).map_err(|e| DeliverError::store(rcpt, e))?,
+    };
     let raw = with_trace_fields(envelope, rcpt, data);
     let sealed = seal(chain, &target, envelope, rcpt, &raw, false, Source::Lmtp)
         .inspect_err(|e| refused(store, id, e, claim))?;

@@ -17,7 +17,7 @@ use futures_util::future::join_all;
 
 use super::super::copy::{now, seal_lmtp_copy, LmtpCopy, STORED_ENCRYPTED};
 use super::super::{DeliverError, Delivered, Envelope, Ingest};
-use crate::store::{AccountId, AuditKind, MailStore};
+use crate::store::{AccountId, AuditKind, DeliveryView, MailStore};
 
 /// One recipient's outcome.
 type Outcome = Result<Delivered, DeliverError>;
@@ -40,18 +40,31 @@ impl Ingest {
         let per_write = (BATCH_BYTES / data.len().max(1)).max(1);
         let mut outcomes = Vec::with_capacity(accounts.len());
         for group in accounts.chunks(per_write) {
+            let views = self.views_of(group).await;
             // why one bounded job per copy, all at once: the CPU slots cap
             // how many run in parallel, and each copy keeps its own time
             // limit, so one slow hook refuses its own recipient only.
-            let sealed: Vec<Result<LmtpCopy, DeliverError>> = join_all(
-                group
-                    .iter()
-                    .map(|(id, rcpt)| self.seal_one(envelope, *id, rcpt, Arc::clone(&data))),
-            )
-            .await;
+            let sealed: Vec<Result<LmtpCopy, DeliverError>> =
+                join_all(group.iter().zip(views).map(|((id, rcpt), view)| {
+                    self.seal_one(envelope, *id, rcpt, view, Arc::clone(&data))
+                }))
+                .await;
             outcomes.extend(self.write_group(group, sealed).await);
         }
         outcomes
+    }
+
+    /// The delivery views of `group`'s accounts, in one store read (one
+    /// round trip on PostgreSQL instead of one per recipient). `None`
+    /// for an account whose view could not be read: its copy reads it
+    /// again itself, and reports the error as its own.
+    async fn views_of(&self, group: &[(AccountId, &str)]) -> Vec<Option<Arc<DeliveryView>>> {
+        let ids: Vec<AccountId> = group.iter().map(|(id, _)| *id).collect();
+        let store = Arc::clone(&self.store);
+        match tokio::task::spawn_blocking(move || store.delivery_views(&ids)).await {
+            Ok(Ok(views)) => views.into_iter().map(Result::ok).collect(),
+            _ => vec![None; group.len()],
+        }
     }
 
     /// One account's copy, sealed in a bounded blocking job.
@@ -60,6 +73,7 @@ impl Ingest {
         envelope: &Envelope,
         id: AccountId,
         rcpt: &str,
+        view: Option<Arc<DeliveryView>>,
         data: Arc<Vec<u8>>,
     ) -> Result<LmtpCopy, DeliverError> {
         let store = Arc::clone(&self.store);
@@ -67,7 +81,16 @@ impl Ingest {
         let envelope = envelope.clone();
         let rcpt_owned = rcpt.to_string();
         self.bounded(rcpt, id, move |claim| {
-            let ready = seal_lmtp_copy(&store, &chain, &envelope, &rcpt_owned, id, &data, claim)?;
+            let ready = seal_lmtp_copy(
+                &store,
+                &chain,
+                &envelope,
+                &rcpt_owned,
+                id,
+                view,
+                &data,
+                claim,
+            )?;
             // why here and not before the write: the copies are written
             // together later, so each is claimed before it leaves its job;
             // after that its waiter no longer gives up on it.
