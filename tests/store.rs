@@ -7,11 +7,9 @@
 
 use std::sync::atomic::Ordering;
 
-use sealmail::certs::Fingerprint;
 use sealmail::store::{
     AccountId, AuditKind, Cf, ChangeKind, ChangedObject, Cipher, EncryptionSettings, FlagChange,
-    Flags, HeaderFields, KeyRange, KeyValue, MailError, MailStore, NewCertificate, NewMessage,
-    Order, Recipient, SecretBytes, Store, Uid,
+    Flags, KeyRange, KeyValue, MailError, MailStore, Order, Recipient, SecretBytes, Store, Uid,
 };
 
 #[path = "support/postgres.rs"]
@@ -23,7 +21,7 @@ use secrets::fake_pem;
 
 #[path = "store/fixture.rs"]
 mod fixture;
-use fixture::{Engine, Fixture};
+use fixture::{cert, msg, Engine, Fixture};
 
 /// Runs each named test body (`fn(&Fixture)`) once per engine, as
 /// `rocksdb::NAME` and `pg::NAME`.
@@ -75,39 +73,6 @@ fn dump(store: &dyn Store) -> Vec<(Cf, Vec<KeyValue>)> {
             )
         })
         .collect()
-}
-
-fn msg(raw: &[u8]) -> NewMessage<'_> {
-    NewMessage {
-        raw,
-        flags: Flags::default(),
-        internal_date: 1_700_000_000,
-        headers: HeaderFields {
-            subject: Some("Hello".into()),
-            message_id: Some("<1@example.org>".into()),
-            ..HeaderFields::default()
-        },
-        encrypted: false,
-        unique: false,
-    }
-}
-
-fn cert(seed: u8) -> NewCertificate {
-    let der = vec![seed; 500];
-    NewCertificate {
-        fingerprint: Fingerprint::of_der(&der),
-        der,
-        subject: format!("CN=user {seed}"),
-        issuer: "CN=Test CA".into(),
-        serial_number: format!("{seed:02x}"),
-        email_addresses: vec!["alice@example.org".into()],
-        not_before: 1_600_000_000,
-        not_after: 2_000_000_000,
-        key_algorithm: "RSA".into(),
-        key_size: Some(2048),
-        description: "laptop".into(),
-        is_active: true,
-    }
 }
 
 fn alice(mail: &MailStore) -> AccountId {

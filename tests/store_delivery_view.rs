@@ -9,10 +9,7 @@
 use std::sync::Arc;
 
 use sealmail::certs::Fingerprint;
-use sealmail::store::{
-    AccountId, EncryptionSettings, Flags, HeaderFields, MailError, MailStore, NewCertificate,
-    NewMessage,
-};
+use sealmail::store::{AccountId, EncryptionSettings, MailError, MailStore};
 
 #[path = "support/postgres.rs"]
 mod postgres;
@@ -20,36 +17,7 @@ mod postgres;
 #[path = "store/fixture.rs"]
 #[allow(dead_code)]
 mod fixture;
-use fixture::{Engine, Fixture};
-
-fn cert(seed: u8) -> NewCertificate {
-    let der = vec![seed; 300];
-    NewCertificate {
-        fingerprint: Fingerprint::of_der(&der),
-        der,
-        subject: format!("CN=test {seed}"),
-        issuer: "CN=CA".into(),
-        serial_number: "01".into(),
-        email_addresses: vec!["carol@example.org".into()],
-        not_before: 0,
-        not_after: 4_000_000_000,
-        key_algorithm: "RSA".into(),
-        key_size: Some(2048),
-        description: format!("key {seed}"),
-        is_active: true,
-    }
-}
-
-fn message(raw: &[u8]) -> NewMessage<'_> {
-    NewMessage {
-        raw,
-        flags: Flags::default(),
-        internal_date: 1_700_000_000,
-        headers: HeaderFields::default(),
-        encrypted: false,
-        unique: true,
-    }
-}
+use fixture::{cert, msg, Engine, Fixture};
 
 fn fingerprints(mail: &MailStore, id: AccountId) -> Vec<Fingerprint> {
     let view = mail.delivery_view(id).unwrap();
@@ -77,7 +45,7 @@ fn reused_until_what_it_holds_changes(fx: &Fixture) {
 
     // Deliveries change the account's records, not the view's.
     for _ in 0..3 {
-        mail.append(id, inbox, message(b"Subject: hi\r\n\r\nbody\r\n"))
+        mail.append(id, inbox, msg(b"Subject: hi\r\n\r\nbody\r\n"))
             .unwrap();
     }
     let again = mail.delivery_view(id).unwrap();

@@ -5,10 +5,11 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use sealmail::certs::Fingerprint;
 use sealmail::config::Config;
 use sealmail::store::{
-    Batch, Cf, EnginePair, Expect, KeyRange, KeyValue, MailStore, MasterKey, Order, RocksStore,
-    Store, StoreError,
+    Batch, Cf, EnginePair, Expect, Flags, HeaderFields, KeyRange, KeyValue, MailStore, MasterKey,
+    NewCertificate, NewMessage, Order, RocksStore, Store, StoreError,
 };
 
 use super::postgres;
@@ -114,5 +115,41 @@ impl Fixture {
             MasterKey::from_bytes([9; 32]),
         );
         (engine, mail)
+    }
+}
+
+/// A plaintext message of `raw` with a subject and a Message-ID.
+pub(crate) fn msg(raw: &[u8]) -> NewMessage<'_> {
+    NewMessage {
+        raw,
+        flags: Flags::default(),
+        internal_date: 1_700_000_000,
+        headers: HeaderFields {
+            subject: Some("Hello".into()),
+            message_id: Some("<1@example.org>".into()),
+            ..HeaderFields::default()
+        },
+        encrypted: false,
+        unique: false,
+    }
+}
+
+/// An active certificate record for alice@example.org, distinct per
+/// `seed` (the store does not parse it).
+pub(crate) fn cert(seed: u8) -> NewCertificate {
+    let der = vec![seed; 500];
+    NewCertificate {
+        fingerprint: Fingerprint::of_der(&der),
+        der,
+        subject: format!("CN=user {seed}"),
+        issuer: "CN=Test CA".into(),
+        serial_number: format!("{seed:02x}"),
+        email_addresses: vec!["alice@example.org".into()],
+        not_before: 1_600_000_000,
+        not_after: 2_000_000_000,
+        key_algorithm: "RSA".into(),
+        key_size: Some(2048),
+        description: "laptop".into(),
+        is_active: true,
     }
 }
