@@ -104,9 +104,11 @@ pub(crate) async fn send_test(call: &mut Call, args: Map<String, Value>) -> Resu
     let encrypted = match results.pop() {
         Some(Ok(Delivered::Account { encrypted })) => encrypted,
         Some(Err(e)) => return Err(e.into()),
-        _ => return Err(Error::Forbidden(format!(
+        _ => {
+            return Err(Error::Forbidden(format!(
             "{address} is not an account's own address here; a test message goes to accounts only"
-        ))),
+        )))
+        }
     };
     tracing::info!(account = %call.account.id, encrypted, "test message delivered");
     Ok(json!({

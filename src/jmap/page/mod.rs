@@ -1,5 +1,5 @@
 //! The self-service account page at `/account/` (ARCHITECTURE.md, "Web
-//! page and metrics"): one HTML file, one style sheet and one script,
+//! page and metrics"): one HTML file, one style sheet, one script and an icon,
 //! compiled into the binary, that let a user manage their certificates and
 //! encryption settings through the JMAP API (`urn:sealmail:params:jmap:encryption`)
 //! from the browser. There is no second backend: these routes only serve
@@ -36,6 +36,7 @@ pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src '
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const PAGE_CSS: &str = include_str!("assets/page.css");
 const PAGE_JS: &str = include_str!("assets/page.js");
+const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
 
 /// The page's routes; they need no state and no credentials.
 pub(crate) fn routes() -> Router {
@@ -51,6 +52,10 @@ pub(crate) fn routes() -> Router {
             "/account/page.js",
             get(|| async { asset("text/javascript", PAGE_JS) }),
         )
+        .route(
+            "/account/favicon.svg",
+            get(|| async { asset("image/svg+xml", FAVICON_SVG) }),
+        )
 }
 
 /// `303 See Other` to the page, with the page's headers.
@@ -64,6 +69,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     let value = match content_type {
         "text/html" => "text/html; charset=utf-8",
         "text/css" => "text/css; charset=utf-8",
+        "image/svg+xml" => "image/svg+xml",
         _ => "text/javascript; charset=utf-8",
     };
     response

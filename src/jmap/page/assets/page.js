@@ -301,7 +301,8 @@ async function onUpload(event) {
     if (failed) throw failed;
     const c = result.created.upload;
     let message = "Added the certificate for " + c.emailAddresses.join(", ") +
-      " (valid until " + c.notAfter.slice(0, 10) + "). New mail is now encrypted for it too.";
+      " (fingerprint " + fingerprintText(c.fingerprint).slice(0, 23) + "…, valid until " +
+      c.notAfter.slice(0, 10) + "). New mail is now encrypted for it too.";
     if (payload.droppedKey) message += " The private key in the file was not sent.";
     show("upload-result", message);
     $("upload-file").value = "";
