@@ -360,11 +360,7 @@ fn a_user_rotates_keys_and_turns_encryption_on_in_a_real_browser() {
         .filter(|c| c["isActive"] == true)
         .map(|c| c["fingerprint"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        active,
-        [second_fp.clone()],
-        "only the second is active: {listed}"
-    );
+    assert_eq!(active, [second_fp], "only the second is active: {listed}");
     assert_eq!(
         listed["list"].as_array().unwrap().len(),
         2,

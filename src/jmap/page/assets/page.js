@@ -302,7 +302,7 @@ async function onUpload(event) {
     const c = result.created.upload;
     let message = "Added the certificate for " + c.emailAddresses.join(", ") +
       " (fingerprint " + fingerprintText(c.fingerprint).slice(0, 23) + "…, valid until " +
-      c.notAfter.slice(0, 10) + "). New mail is now encrypted for it too.";
+      c.notAfter.slice(0, 10) + "). While it is active and encryption is on, new mail is encrypted for it.";
     if (payload.droppedKey) message += " The private key in the file was not sent.";
     show("upload-result", message);
     $("upload-file").value = "";
