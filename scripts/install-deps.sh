@@ -14,6 +14,7 @@ packages=(
   dovecot-dev dovecot-core autoconf automake libtool  # building imaptest (tests/tools/imaptest) for tests/imaptest.rs
   prometheus                               # scrapes metrics.listen in tests/metrics.rs (its own config, port and storage)
   systemd                                  # systemd-analyze verify dist/sealmail.service in tests/service_unit.rs
+  chromium chromium-driver python3-selenium  # the account page in a real browser (tests/account_page.rs, Debian's /usr/bin/python3)
 )
 
 missing=()

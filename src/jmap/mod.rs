@@ -18,7 +18,11 @@
 //!   (RFC 8621 §3, §4);
 //! - `certificate`, `settings`: the encryption extension;
 //! - `quota`: `Quota/get|changes|query|queryChanges` (RFC 9425);
-//! - `events`: push of state changes over an event source (§7.3).
+//! - `events`: push of state changes over an event source (§7.3);
+//! - `send_test`: `EncryptionSettings/sendTest`, a test message to oneself.
+//!
+//! `page` serves the self-service account page (`/account/`, a JMAP client
+//! in the browser; `/` redirects there).
 //!
 //! Handlers talk to the blocking [`MailStore`] only through
 //! `spawn_blocking`. Every failure becomes a JMAP error in one place
@@ -51,8 +55,10 @@ mod guard;
 mod ids;
 mod listen;
 mod mailbox;
+mod page;
 mod quota;
 mod reference;
+mod send_test;
 mod session;
 mod set;
 mod settings;
@@ -129,10 +135,12 @@ pub(crate) struct Server {
     pub(crate) auth_cache: auth::AuthCache,
     /// Failed logins per source address.
     pub(crate) throttle: crate::login_throttle::LoginThrottle,
+    /// When each account last sent itself a test message.
+    pub(crate) test_sends: send_test::SendTestLimit,
 }
 
-/// The JMAP routes: session, API, upload, download, event source, and
-/// the health checks `/healthz` and `/readyz`.
+/// The JMAP routes: session, API, upload, download, event source, the
+/// health checks `/healthz` and `/readyz`, and the account page.
 pub fn router(ctx: Arc<JmapContext>) -> Router {
     // why outside the cross-site guard: probes carry no credentials and
     // change nothing.
@@ -144,6 +152,7 @@ pub fn router(ctx: Arc<JmapContext>) -> Router {
         request_slots: auth::AccountSlots::new(limits::CONCURRENT_REQUESTS),
         upload_slots: auth::AccountSlots::new(limits::CONCURRENT_UPLOAD),
         throttle: crate::login_throttle::LoginThrottle::default(),
+        test_sends: send_test::SendTestLimit::default(),
     });
     Router::new()
         .route("/.well-known/jmap", get(session::handle))
@@ -164,4 +173,5 @@ pub fn router(ctx: Arc<JmapContext>) -> Router {
         .layer(axum::middleware::from_fn(guard::refuse_cross_site))
         .with_state(server)
         .merge(health)
+        .merge(page::routes())
 }

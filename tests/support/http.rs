@@ -8,6 +8,13 @@ use std::time::Duration;
 
 /// `GET path` on 127.0.0.1:`port`: the status code and the body.
 pub fn get(port: u16, path: &str) -> (u16, String) {
+    let (status, _, body) = get_with_headers(port, path);
+    (status, body)
+}
+
+/// `GET path` on 127.0.0.1:`port`: the status code, the header fields
+/// (names in lower case, in order) and the body.
+pub fn get_with_headers(port: u16, path: &str) -> (u16, Vec<(String, String)>, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -23,12 +30,17 @@ pub fn get(port: u16, path: &str) -> (u16, String) {
     let (head, body) = text
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("no HTTP answer to GET {path}: {text:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, body.to_string())
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
 }
 
 /// `s` with every byte outside `[A-Za-z0-9_.~-]` percent-encoded, for a
