@@ -105,9 +105,21 @@ impl Ingest {
         let store = Arc::clone(&self.store);
         let addrs = recipients.to_vec();
         let found = tokio::task::spawn_blocking(move || {
+            // why accounts first, all at once: one store read for a
+            // transaction of a hundred recipients (one round trip on
+            // PostgreSQL, not a hundred); the rest (lists, or any address
+            // if that read failed) are looked up one by one, each with
+            // its own error.
+            let accounts = store
+                .resolve_accounts(&addrs)
+                .unwrap_or_else(|_| vec![None; addrs.len()]);
             addrs
                 .iter()
-                .map(|a| store.resolve_address(a))
+                .zip(accounts)
+                .map(|(a, id)| match id {
+                    Some(id) => Ok(Some(crate::store::Recipient::Account(id))),
+                    None => store.resolve_address(a),
+                })
                 .collect::<Vec<_>>()
         })
         .await;

@@ -118,11 +118,17 @@ impl MailStore {
     /// processes, where a digest key could be put again while another
     /// node deletes it (`blobs` module doc): then a random one.
     pub(crate) fn new_blob_key(&self, raw: &[u8], unique: bool) -> BlobHash {
-        if unique || self.blobs.shared() {
+        if self.is_random_blob_key(unique) {
             BlobHash::random()
         } else {
             BlobHash::of(raw)
         }
+    }
+
+    /// Whether [`MailStore::new_blob_key`] makes a random key (256 random
+    /// bits: no other body has it, so it has no reference count yet).
+    pub(crate) fn is_random_blob_key(&self, unique: bool) -> bool {
+        unique || self.blobs.shared()
     }
 
     /// Removes bodies no `blob_refs` entry names (see the crash rule in

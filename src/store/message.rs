@@ -128,8 +128,13 @@ impl MailStore {
                 .filter_map(|(k, m)| Some((k, m?))),
         );
         let mut stored = Vec::with_capacity(items.len());
+        // Random keys: no account can hold them yet (no count to read).
+        let mut fresh = BTreeSet::new();
         for &(id, mailbox, ref msg) in items {
             let blob = self.new_blob_key(msg.raw, msg.unique);
+            if self.is_random_blob_key(msg.unique) {
+                fresh.insert(blob);
+            }
             let size = u64::try_from(msg.raw.len()).map_err(|_| bug("message size"))?;
             let rec = match accounts.entry(id) {
                 Entry::Occupied(e) => e.into_mut(),
@@ -168,6 +173,7 @@ impl MailStore {
             blobs
                 .iter()
                 .map(|(&id, (deltas, new_blobs))| (id, deltas, new_blobs)),
+            &fresh,
         )?;
         let time = super::mail::now_secs();
         for (id, kind, details) in audits {
@@ -323,15 +329,17 @@ impl MailStore {
         deltas: BlobDeltas,
         new_blobs: &BTreeMap<BlobHash, &[u8]>,
     ) -> Result<(), MailError> {
-        self.apply_blob_deltas_many(tx, [(id, &deltas, new_blobs)])
+        self.apply_blob_deltas_many(tx, [(id, &deltas, new_blobs)], &BTreeSet::new())
     }
 
     /// [`MailStore::apply_blob_deltas`] for several accounts, their old
-    /// counts read in one engine call.
+    /// counts read in one engine call, except those of `fresh` (random
+    /// keys made just now: no count exists).
     pub(crate) fn apply_blob_deltas_many<'a, 'm: 'a>(
         &self,
         tx: &mut Tx,
         all: impl IntoIterator<Item = (AccountId, &'a BlobDeltas, &'a BTreeMap<BlobHash, &'m [u8]>)>,
+        fresh: &BTreeSet<BlobHash>,
     ) -> Result<(), MailError> {
         // (account, blob, delta, the bodies that account's change brings)
         type Change<'c, 'b> = (AccountId, BlobHash, i64, &'c BTreeMap<BlobHash, &'b [u8]>);
@@ -349,11 +357,19 @@ impl MailStore {
             .iter()
             .map(|&(id, blob, ..)| Key::BlobRef(id, blob))
             .collect();
-        let counts: Vec<Option<u64>> = self.load_many(&keys)?;
-        for ((id, blob, delta, new_blobs), (key, old)) in
-            changes.into_iter().zip(keys.into_iter().zip(counts))
-        {
-            let old = old.unwrap_or(0);
+        let read: Vec<Key> = keys
+            .iter()
+            .zip(&changes)
+            .filter(|(_, (_, blob, ..))| !fresh.contains(blob))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut counts = self.load_many::<u64>(&read)?.into_iter();
+        for ((id, blob, delta, new_blobs), key) in changes.into_iter().zip(keys) {
+            let old = if fresh.contains(&blob) {
+                0
+            } else {
+                counts.next().flatten().unwrap_or(0)
+            };
             let new = i128::from(old) + i128::from(delta);
             if new <= 0 {
                 if new < 0 {
