@@ -108,6 +108,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // why the origin first: behind a trusted proxy the peer is the
+        // proxy, and throttling it would slow every user down for one
+        // guesser.
+        if let Some(origin) = parts.extensions.get::<super::origin::Origin>() {
+            return Ok(Peer(origin.client));
+        }
         let info = parts.extensions.get::<ConnectInfo<SocketAddr>>();
         Ok(Peer(info.map(|c| c.0.ip())))
     }

@@ -51,6 +51,7 @@ mod guard;
 mod ids;
 mod listen;
 mod mailbox;
+mod origin;
 mod quota;
 mod reference;
 mod session;
@@ -63,7 +64,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use listen::{serve, HttpLimits};
+pub use listen::{serve, serve_tls, HttpLimits};
+pub use origin::UrlPolicy;
 
 use crate::ingest::Ingest;
 use crate::notify::Notifier;
@@ -81,6 +83,8 @@ pub struct JmapContext {
     pub notifier: Arc<Notifier>,
     /// Largest upload accepted (`limits.max_message_size`).
     pub max_upload_bytes: u64,
+    /// How the session's URLs are made and whose forwarded headers count.
+    pub urls: UrlPolicy,
 }
 
 /// Limits announced in the session's core capability and enforced.
@@ -162,6 +166,10 @@ pub fn router(ctx: Arc<JmapContext>) -> Router {
         // why a layer over every route: a state-changing route added later
         // is refused to foreign pages without its author thinking of it.
         .layer(axum::middleware::from_fn(guard::refuse_cross_site))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&server),
+            origin::resolve,
+        ))
         .with_state(server)
         .merge(health)
 }
