@@ -30,7 +30,9 @@ use super::call::Call;
 use super::error::{Error, Problem};
 use super::reference::{self, Answered, Budget, Unresolved};
 use super::session::SESSION_STATE;
-use super::{capability, certificate, email, guard, limits, mailbox, quota, settings, Server};
+use super::{
+    capability, certificate, email, guard, limits, mailbox, quota, settings, tokens, Server,
+};
 
 /// Bytes (as compact JSON) the method responses of one request may take
 /// together. why 16 MiB: a response is held whole in memory while it is
@@ -192,6 +194,7 @@ fn capability_of(name: &str) -> &'static str {
         Some("Core") => capability::CORE,
         Some("Certificate" | "EncryptionSettings") => capability::ENCRYPTION,
         Some("Quota") => capability::QUOTA,
+        Some("AppToken") => capability::AUTH,
         _ => capability::MAIL,
     }
 }
@@ -227,6 +230,8 @@ async fn dispatch(
         "Certificate/set" => certificate::set(call, args).await,
         "EncryptionSettings/get" => settings::get(call, args).await,
         "EncryptionSettings/set" => settings::set(call, args).await,
+        "AppToken/get" => tokens::get(call, args).await,
+        "AppToken/set" => tokens::set(call, args).await,
         "Quota/get" => quota::get(call, args).await,
         "Quota/changes" => quota::changes(call, args).await,
         "Quota/query" => quota::query(call, args).await,

@@ -8,7 +8,8 @@
 //! [`router`] is an axum `Router` that [`serve`] serves on `jmap.listen`
 //! (`listen`: connection caps and the header timeout).
 //! Every request is authenticated with HTTP Basic (RFC 8620 §1.6.1 leaves
-//! the scheme open) against the store's password hash. The API endpoint
+//! the scheme open) against the store's password hash, or with an app
+//! token (`Authorization: Bearer`). The API endpoint
 //! (`api`) parses the request object (RFC 8620 §3.3), enforces the limits
 //! announced in the session (§2), resolves result references (§3.7) and
 //! hands each method call to one handler per object type:
@@ -18,6 +19,7 @@
 //!   (RFC 8621 §3, §4);
 //! - `certificate`, `settings`: the encryption extension;
 //! - `quota`: `Quota/get|changes|query|queryChanges` (RFC 9425);
+//! - `tokens`: `AppToken/get|set` (`urn:sealmail:params:jmap:auth`);
 //! - `events`: push of state changes over an event source (§7.3).
 //!
 //! Handlers talk to the blocking [`MailStore`] only through
@@ -57,6 +59,7 @@ mod reference;
 mod session;
 mod set;
 mod settings;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -121,6 +124,8 @@ pub(crate) mod capability {
     pub(crate) const ENCRYPTION: &str = "urn:sealmail:params:jmap:encryption";
     /// RFC 9425.
     pub(crate) const QUOTA: &str = "urn:ietf:params:jmap:quota";
+    /// sealmail's app tokens (`AppToken`).
+    pub(crate) const AUTH: &str = "urn:sealmail:params:jmap:auth";
 }
 
 /// Shared state of the routes.

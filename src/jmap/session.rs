@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::Extension;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -74,6 +74,7 @@ fn session(account: &Account, base: &str, max_upload: u64) -> Value {
             capability::MAIL: {},
             capability::ENCRYPTION: {},
             capability::QUOTA: {},
+            capability::AUTH: {},
         },
         "accounts": {
             id.clone(): {
@@ -84,13 +85,15 @@ fn session(account: &Account, base: &str, max_upload: u64) -> Value {
                     capability::MAIL: mail,
                     capability::ENCRYPTION: encryption,
                     capability::QUOTA: {},
+                    capability::AUTH: { "maxAppTokens": crate::store::MAX_APP_TOKENS },
                 },
             },
         },
         "primaryAccounts": {
             capability::MAIL: id,
             capability::ENCRYPTION: id.clone(),
-            capability::QUOTA: id,
+            capability::QUOTA: id.clone(),
+            capability::AUTH: id,
         },
         "username": account.address,
         "apiUrl": format!("{base}/jmap/api"),
