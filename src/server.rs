@@ -354,7 +354,7 @@ pub async fn run(
             listener,
             tls,
             jmap.clone(),
-            HttpLimits::new(&config.jmap, reserve.clone()),
+            HttpLimits::new(&config.jmap, reserve),
             stopped(),
         ));
     }

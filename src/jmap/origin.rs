@@ -101,20 +101,30 @@ impl Origin {
         origin
     }
 
-    /// `scheme://host[:port]` for the session's URLs, or the `400` to send
-    /// when the request names no usable host.
-    pub(crate) fn base_url(&self) -> Result<String, Response> {
+    /// `scheme://host[:port]` for the session's URLs, or why the request
+    /// names no usable host.
+    pub(crate) fn base_url(&self) -> Result<String, BadHost> {
         if let Some(url) = &self.public_url {
             return Ok(url.as_str().to_string());
         }
         match &self.host {
             Some(host) => Ok(format!("{}://{host}", self.scheme)),
-            None => Err((
-                StatusCode::BAD_REQUEST,
-                "the Host header is missing or not a valid host[:port]; send the name you reach this server by (or the operator sets jmap.public_url)\n",
-            )
-                .into_response()),
+            None => Err(BadHost),
         }
+    }
+}
+
+/// A request whose `Host` is missing or not a plain `host[:port]`: `400`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BadHost;
+
+impl IntoResponse for BadHost {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::BAD_REQUEST,
+            "the Host header is missing or not a valid host[:port]; send the name you reach this server by (or the operator sets jmap.public_url)\n",
+        )
+            .into_response()
     }
 }
 

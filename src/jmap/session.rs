@@ -31,7 +31,7 @@ pub(crate) async fn handle(
     };
     let base = match origin.base_url() {
         Ok(base) => base,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     Json(session(&account, &base, server.ctx.max_upload_bytes)).into_response()
 }

@@ -210,7 +210,9 @@ pub enum MailError {
         id: String,
     },
     /// The account holds as many app tokens as it may.
-    #[error("the account already has {limit} app tokens; remove one first (`sealmail token remove`)")]
+    #[error(
+        "the account already has {limit} app tokens; remove one first (`sealmail token remove`)"
+    )]
     TooManyAppTokens {
         /// The limit.
         limit: usize,

@@ -100,8 +100,8 @@ mod stripes;
 mod test_fixtures;
 #[cfg(test)]
 mod tests;
-mod transfer;
 mod tokens;
+mod transfer;
 mod txn;
 
 use std::fmt;
