@@ -107,6 +107,24 @@ except imaplib.IMAP4.error as e:
     print("NO", e)
 "#;
 
+const IMAP_PLAIN: &str = r#"
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+try:
+    m.authenticate("PLAIN", lambda _: ("\0%s\0%s" % (sys.argv[2], sys.argv[3])).encode())
+    print("OK")
+    m.logout()
+except imaplib.IMAP4.error as e:
+    print("NO", e)
+"#;
+
+/// AUTHENTICATE PLAIN (RFC 4616) as `user` with `password`.
+fn imap_plain(s: &Server, user: &str, password: &str) -> String {
+    python(IMAP_PLAIN, &[&s.imap_port.to_string(), user, password])
+        .trim()
+        .to_string()
+}
+
 fn imap_login(s: &Server, user: &str, password: &str) -> String {
     python(IMAP_LOGIN, &[&s.imap_port.to_string(), user, password])
         .trim()
@@ -130,6 +148,7 @@ fn a_cli_token_works_as_bearer_and_as_imap_password() {
     // Clients that speak only Basic give the secret as the password.
     assert_eq!(session(&s, &Auth::Basic(A, &secret)).0, 200);
     assert!(imap_login(&s, A, &secret).starts_with("OK"));
+    assert!(imap_plain(&s, A, &secret).starts_with("OK"));
     // Listed without its secret, with its last use.
     let list = s.ok(&["token", "list", A, "--json"]);
     assert!(!list.contains(&secret), "{list}");
@@ -181,6 +200,7 @@ fn a_token_never_opens_another_account() {
     assert_eq!(reply[1]["type"], "accountNotFound", "{reply}");
     // IMAP: A's token as B's password.
     assert!(imap_login(&s, B, &secret).starts_with("NO"));
+    assert!(imap_plain(&s, B, &secret).starts_with("NO"));
     assert!(imap_login(&s, B, "bob-pw").starts_with("OK"));
 }
 
