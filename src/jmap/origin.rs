@@ -335,6 +335,37 @@ mod tests {
         assert!(o.base_url().is_err(), "no Host at all");
     }
 
+    proptest::proptest! {
+        /// Whatever the headers say, a URL is built only from a plain
+        /// `host[:port]` and one of the two schemes.
+        #[test]
+        fn hostile_headers_never_reach_a_url(
+            host in "[ -~]{0,40}",
+            fwd_host in "[ -~]{0,40}",
+            proto in "[ -~]{0,12}",
+            forwarded in "[ -~]{0,60}",
+        ) {
+            let policy = trusting(&["10.0.0.0/8"]);
+            let mut h = HeaderMap::new();
+            for (name, value) in [
+                ("host", &host),
+                ("x-forwarded-host", &fwd_host),
+                ("x-forwarded-proto", &proto),
+                ("forwarded", &forwarded),
+            ] {
+                if let Ok(v) = value.parse() {
+                    h.insert(name, v);
+                }
+            }
+            let o = Origin::of(&policy, Some(PROXY.parse().unwrap()), false, &h);
+            if let Ok(url) = o.base_url() {
+                let (scheme, authority) = url.split_once("://").unwrap();
+                proptest::prop_assert!(scheme == "http" || scheme == "https");
+                proptest::prop_assert!(valid_authority(authority), "{}", url);
+            }
+        }
+    }
+
     #[test]
     fn public_url_wins_over_everything() {
         let mut policy = trusting(&["10.0.0.0/8"]);
