@@ -4,7 +4,7 @@
 //! `Authorization: Bearer` for JMAP (RFC 6750 §2.1) and as the IMAP
 //! password (Python `imaplib`, and a raw session for revocation), never
 //! for another account, refused once removed, and never written to disk
-//! in clear.
+//! in clear; on PostgreSQL, revoked on one node and refused on another.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use support::postgres::test_db;
 use support::server::Server;
 use support::tools::{found_in_files, python};
 
@@ -304,4 +305,24 @@ fn the_secret_is_never_stored_or_logged_in_clear() {
         found_in_files(s.scratch.path(), body.as_bytes()).is_empty(),
         "secret found in the server's log or temporary files"
     );
+}
+
+#[test]
+fn on_postgres_a_token_made_on_one_node_works_and_dies_on_another() {
+    let db = test_db();
+    let env = [
+        ("SEALMAIL_STORE_ENGINE", "postgres"),
+        ("SEALMAIL_STORE_URL", db.url.as_str()),
+        ("SEALMAIL_STORE_POOL_SIZE", "4"),
+    ];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Server::start_with_env(dir_a.path(), &env);
+    a.account_with_password(A, "alice-pw");
+    let b = Server::start_with_env(dir_b.path(), &env);
+    let (id, secret) = cli_token(&a, A, "both nodes");
+    assert_eq!(session(&b, &Auth::Bearer(&secret)).0, 200);
+    assert!(imap_login(&b, A, &secret).starts_with("OK"));
+    b.ok(&["token", "remove", A, &id]);
+    assert_eq!(session(&a, &Auth::Bearer(&secret)).0, 401);
+    assert!(imap_login(&a, A, &secret).starts_with("NO"));
 }
