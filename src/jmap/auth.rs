@@ -102,8 +102,9 @@ impl AuthCache {
 /// failure from the same address (as IMAP does; see `login_throttle`).
 const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
 
-/// The client's address, when the listener records it (`ConnectInfo`;
-/// the server's listener does, an in-process test router may not).
+/// The client's address: the one a trusted proxy forwarded (`origin`),
+/// else the peer when the listener records it (`ConnectInfo`; the
+/// server's listener does, an in-process test router may not).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub(crate) Option<IpAddr>);
 
@@ -154,6 +155,10 @@ impl AccountSlots {
     }
 }
 
+/// The name failed Bearer logins are counted and logged under (a Bearer
+/// request names no user; the parentheses keep it from being an address).
+const BEARER_LOGIN: &str = "(bearer token)";
+
 /// The authenticated account of a request, or the 401 to send (after the
 /// failed-login wait of `peer`'s address).
 pub(crate) async fn authenticate(
@@ -166,7 +171,7 @@ pub(crate) async fn authenticate(
     };
     let (login, found) = match credentials {
         Credentials::Token { user, secret } => {
-            let login = user.clone().unwrap_or_else(|| "(bearer token)".into());
+            let login = user.clone().unwrap_or_else(|| BEARER_LOGIN.into());
             (login, check_token(server, user, secret).await)
         }
         Credentials::Password { user, password } => {
@@ -175,8 +180,16 @@ pub(crate) async fn authenticate(
     };
     match found {
         Some(account) => {
+            // why the account's address for a Bearer success: clearing
+            // the failures counted under BEARER_LOGIN would let whoever
+            // holds one good token reset their count of guessed ones.
+            let name = if login == BEARER_LOGIN {
+                account.address.as_str()
+            } else {
+                login.as_str()
+            };
             if let Peer(Some(ip)) = peer {
-                server.throttle.succeeded(ip, &login);
+                server.throttle.succeeded(ip, name);
             }
             Ok(account)
         }
