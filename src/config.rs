@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use web::{ProxyNet, PublicUrl};
+
+pub mod web;
+
 /// Prefix of the environment overrides.
 const ENV_PREFIX: &str = "SEALMAIL_";
 /// Top-level keys; everything else lives in a section.
@@ -41,7 +45,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A `SEALMAIL_*` variable that names no key.
-    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, lmtp.max_connections, lmtp.max_connections_per_source, imap.listen, imap.tls_listen, jmap.listen, jmap.max_connections, jmap.max_connections_per_source, jmap.header_timeout, tls.cert, tls.key, limits.max_message_size, limits.account_quota, limits.reserved_files, limits.fanout_bytes, hooks.chain, store.master_key, store.engine, store.url, store.pool_size, lists.notice_template, metrics.listen")]
+    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, lmtp.max_connections, lmtp.max_connections_per_source, imap.listen, imap.tls_listen, jmap.listen, jmap.max_connections, jmap.max_connections_per_source, jmap.header_timeout, jmap.tls_listen, jmap.public_url, jmap.trusted_proxies, tls.cert, tls.key, limits.max_message_size, limits.account_quota, limits.reserved_files, limits.fanout_bytes, hooks.chain, store.master_key, store.engine, store.url, store.pool_size, lists.notice_template, metrics.listen")]
     UnknownEnv {
         /// The variable.
         var: String,
@@ -161,6 +165,14 @@ pub struct Jmap {
     /// 30 s: a real client sends its header in one packet.
     #[serde(deserialize_with = "duration")]
     pub header_timeout: Duration,
+    /// HTTPS with the `[tls]` certificate; off by default.
+    pub tls_listen: Option<SocketAddr>,
+    /// What the session object advertises (`https://mail.example.org`);
+    /// unset: the request's `Host` (see [`web`]).
+    pub public_url: Option<PublicUrl>,
+    /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed;
+    /// empty by default: nobody's.
+    pub trusted_proxies: Vec<ProxyNet>,
 }
 
 impl Default for Jmap {
@@ -170,6 +182,9 @@ impl Default for Jmap {
             max_connections: 4096,
             max_connections_per_source: 256,
             header_timeout: Duration::from_secs(30),
+            tls_listen: None,
+            public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -90,8 +90,8 @@ pub enum ServerError {
     #[error(transparent)]
     Tls(crate::imap::ImapError),
     /// Only one of `tls.cert` and `tls.key` is set, or `imap.tls_listen`
-    /// without them.
-    #[error("TLS needs both tls.cert and tls.key (PEM files); imap.tls_listen needs them too")]
+    /// or `jmap.tls_listen` without them.
+    #[error("TLS needs both tls.cert and tls.key (PEM files); imap.tls_listen and jmap.tls_listen need them too")]
     TlsIncomplete,
     /// A blocking start-up task died.
     #[error("internal error while starting: {0}")]
@@ -146,6 +146,8 @@ pub struct Listeners {
     pub imap: TcpListener,
     /// IMAP with implicit TLS, when `imap.tls_listen` is set.
     pub imap_tls: Option<TcpListener>,
+    /// JMAP over HTTPS, when `jmap.tls_listen` is set.
+    pub jmap_tls: Option<TcpListener>,
     /// Prometheus metrics and health checks, when `metrics.listen` is set.
     pub metrics: Option<TcpListener>,
 }
@@ -200,7 +202,8 @@ impl Services {
             (None, None) => None,
             _ => return Err(ServerError::TlsIncomplete),
         };
-        if config.imap.tls_listen.is_some() && tls.is_none() {
+        let wants_tls = config.imap.tls_listen.is_some() || config.jmap.tls_listen.is_some();
+        if wants_tls && tls.is_none() {
             return Err(ServerError::TlsIncomplete);
         }
         Ok(Self {
@@ -263,6 +266,10 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         imap: bind_tcp("imap", config.imap.listen).await?,
         imap_tls: match config.imap.tls_listen {
             Some(address) => Some(bind_tcp("imaps", address).await?),
+            None => None,
+        },
+        jmap_tls: match config.jmap.tls_listen {
+            Some(address) => Some(bind_tcp("jmap over https (jmap.tls_listen)", address).await?),
             None => None,
         },
         metrics: match config.metrics.listen {
@@ -340,7 +347,17 @@ pub async fn run(
         ingest: Arc::clone(&services.ingest),
         notifier: Arc::clone(services.ingest.notifier()),
         max_upload_bytes: config.limits.max_message_size,
+        urls: crate::jmap::UrlPolicy::new(&config.jmap),
     }));
+    if let (Some(listener), Some(tls)) = (listeners.jmap_tls, services.tls.clone()) {
+        tasks.spawn(crate::jmap::serve_tls(
+            listener,
+            tls,
+            jmap.clone(),
+            HttpLimits::new(&config.jmap, reserve),
+            stopped(),
+        ));
+    }
     tasks.spawn(crate::jmap::serve(
         listeners.jmap,
         jmap,

@@ -369,6 +369,52 @@ pub struct BackupView {
     pub created: String,
 }
 
+/// An app token as the API shows it: never its secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    /// 16 hex digits.
+    pub id: String,
+    /// What it was called.
+    pub name: String,
+    /// When it was made (RFC 3339 UTC).
+    pub created: String,
+    /// When it last logged in, to the minute (RFC 3339 UTC).
+    pub last_used: Option<String>,
+}
+
+impl From<&crate::store::AppToken> for TokenView {
+    fn from(t: &crate::store::AppToken) -> Self {
+        Self {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+            created: utc(t.created),
+            last_used: t.last_used.map(utc),
+        }
+    }
+}
+
+/// Body of `POST /accounts/{email}/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenAdd {
+    /// A name to tell it apart (may be empty).
+    #[serde(default)]
+    pub name: String,
+}
+
+/// Answer to `POST /accounts/{email}/tokens`: the one time the secret is
+/// shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenCreated {
+    /// The token.
+    #[serde(flatten)]
+    pub token: TokenView,
+    /// The secret (`smt_...`); the server keeps only its hash.
+    pub secret: String,
+}
+
 /// Body of every error reply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -29,6 +29,7 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 mod backup;
 mod migrate;
+mod tokens;
 
 /// What the handlers share: the pipeline (and through it the store) and
 /// the message size limit the migration routes enforce.
@@ -62,6 +63,11 @@ pub fn router(services: &Services) -> Router {
             "/accounts/{email}/encryption",
             get(get_encryption).put(set_encryption),
         )
+        .route(
+            "/accounts/{email}/tokens",
+            get(tokens::list).post(tokens::add),
+        )
+        .route("/accounts/{email}/tokens/{id}", delete(tokens::remove))
         .route("/accounts/{email}/mailboxes", get(list_mailboxes))
         .route(
             "/accounts/{email}/mailboxes/{name}/messages",
@@ -131,6 +137,7 @@ impl IntoResponse for ApiError {
                 e @ (MailError::AccountNotFound { .. }
                 | MailError::ListNotFound { .. }
                 | MailError::CertificateNotFound { .. }
+                | MailError::AppTokenNotFound { .. }
                 | MailError::MailboxNotFound { .. }),
             )) => (StatusCode::NOT_FOUND, e.to_string()),
             Self::Manage(ManageError::Store(

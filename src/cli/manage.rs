@@ -27,7 +27,7 @@ use crate::admin::api::{
 use crate::text::{escape, escape_json};
 
 /// What a command prints on success.
-enum Output {
+pub(super) enum Output {
     /// One line, escaped when printed.
     Line(String),
     /// Already safe for the terminal: made by `table::render`,
@@ -62,7 +62,7 @@ pub(super) fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// A command that could not be done.
-enum Failure {
+pub(super) enum Failure {
     Client(ClientError),
     /// Local input (a file, standard input) that cannot be read.
     Input(String),
@@ -80,13 +80,14 @@ fn dispatch(client: &AdminClient, command: &Command) -> Result<Output, Failure> 
         Command::Cert(c) => cert(client, c),
         Command::Encryption(c) => encryption(client, c),
         Command::List(c) => list(client, c),
+        Command::Token(c) => super::tokens::run(client, c),
         _ => Err(Failure::Input(
             "this command does not talk to the server".into(),
         )),
     }
 }
 
-fn json_or<T: Serialize>(
+pub(super) fn json_or<T: Serialize>(
     json: bool,
     value: &T,
     table: impl FnOnce(&T) -> String,

@@ -20,6 +20,7 @@ mod reencrypt;
 mod serve;
 mod store;
 mod table;
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +63,10 @@ pub enum Command {
     /// Mailing lists.
     #[command(subcommand)]
     List(ListCommand),
+    /// App tokens of an account: secrets that log in to JMAP (Bearer)
+    /// and IMAP (as the password) instead of the account password.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Write an account's mail as Maildir, each message exactly as stored.
     #[command(long_about = export::LONG_ABOUT)]
     Export(ExportArgs),
@@ -219,6 +224,37 @@ pub enum CertCommand {
     /// Show what would be recorded for a certificate file and whether it
     /// passes the rules for encryption.
     Inspect(InspectArgs),
+}
+
+/// `sealmail token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make an app token; its secret is printed this once.
+    Add {
+        /// The account.
+        email: String,
+        /// A name to tell it apart (e.g. the device).
+        #[arg(long, default_value = "")]
+        name: String,
+        /// JSON output.
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// List an account's app tokens (never their secrets).
+    List {
+        /// The account.
+        email: String,
+        /// JSON output.
+        #[command(flatten)]
+        json: JsonFlag,
+    },
+    /// Revoke an app token: the next login with it fails.
+    Remove {
+        /// The account.
+        email: String,
+        /// The token's id (from `token list`).
+        id: String,
+    },
 }
 
 /// `sealmail encryption ...`

@@ -143,3 +143,47 @@ fn unknown_keys_are_named() {
     let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
     assert!(err.contains("colour"), "{err}");
 }
+
+#[test]
+fn jmap_url_and_proxies_are_checked_naming_the_key() {
+    let c = Config::load(
+        None,
+        env(&[
+            (
+                "SEALMAIL_JMAP_TRUSTED_PROXIES",
+                r#"["127.0.0.1", "10.0.0.0/8"]"#,
+            ),
+            ("SEALMAIL_JMAP_PUBLIC_URL", "https://mail.example.org"),
+            ("SEALMAIL_JMAP_TLS_LISTEN", "127.0.0.1:8443"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.jmap.trusted_proxies.len(), 2);
+    assert_eq!(
+        c.jmap.public_url.as_ref().map(PublicUrl::as_str),
+        Some("https://mail.example.org")
+    );
+    assert_eq!(c.jmap.tls_listen.map(|a| a.port()), Some(8443));
+    for (var, value, key) in [
+        (
+            "SEALMAIL_JMAP_TRUSTED_PROXIES",
+            r#"["10.0.0.0/99"]"#,
+            "jmap.trusted_proxies",
+        ),
+        (
+            "SEALMAIL_JMAP_TRUSTED_PROXIES",
+            r#"["proxy.local"]"#,
+            "jmap.trusted_proxies",
+        ),
+        (
+            "SEALMAIL_JMAP_PUBLIC_URL",
+            "https://mail.example.org/jmap",
+            "jmap.public_url",
+        ),
+    ] {
+        let err = Config::load(None, env(&[(var, value)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{var}={value}: {err}");
+    }
+}

@@ -1,5 +1,10 @@
 //! LOGIN (RFC 9051 §6.2.3) and AUTHENTICATE PLAIN (§6.2.2, RFC 4616).
 //!
+//! The password may be an app token's secret (`smt_...`, `store::tokens`)
+//! of the same account; a session that logged in with one checks before
+//! each command that the token still exists, so revoking it ends the
+//! session at its next command.
+//!
 //! Unknown user and wrong password look the same to the client, and both
 //! wait `failed_login_delay` before the `NO`: a real delay in every
 //! build, so that the binary we test is the one we ship. Before STARTTLS
@@ -14,7 +19,27 @@ use tracing::info;
 
 use super::error::ImapError;
 use super::session::{status, Done, Session};
-use crate::store::Account;
+use crate::store::{Account, MailError, MailStore, TokenId, TOKEN_PREFIX};
+
+/// The account an app token's `secret` opens, if it is `user`'s own: a
+/// token never logs in to another account.
+fn check_token(
+    store: &MailStore,
+    user: &str,
+    secret: &str,
+) -> Result<Option<(Account, Option<TokenId>)>, MailError> {
+    let Some((account, token)) = store.check_app_token(secret)? else {
+        return Ok(None);
+    };
+    let named = match store.account_by_address(user) {
+        Ok(named) => named,
+        Err(MailError::AccountNotFound { .. } | MailError::InvalidAddress { .. }) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((named.id == account.id).then_some((account, Some(token))))
+}
 
 impl Session {
     /// Whether a clear-text password must be refused here.
@@ -38,16 +63,23 @@ impl Session {
         Ok(Done::with_code(Code::Capability(caps), "LOGIN completed"))
     }
 
-    /// Checks the credentials and enters the authenticated state.
+    /// Checks the credentials (the password, or an app token's secret
+    /// given as the password) and enters the authenticated state.
     async fn verify(&mut self, user: &str, pass: &str) -> Result<(), ImapError> {
         let user_owned = user.to_string();
         let pass = pass.to_string();
         let found = self
-            .with_store(move |store| store.check_login(&user_owned, &pass))
+            .with_store(move |store| {
+                if pass.starts_with(TOKEN_PREFIX) {
+                    return check_token(store, &user_owned, &pass);
+                }
+                Ok(store.check_login(&user_owned, &pass)?.map(|a| (a, None)))
+            })
             .await?;
         match found {
-            Some(account) => {
+            Some((account, token)) => {
                 self.ctx.config.throttle.succeeded(self.peer, user);
+                self.token = token;
                 self.logged_in(account);
                 Ok(())
             }
@@ -67,6 +99,27 @@ impl Session {
             .failed(self.peer, user, config.failed_login_delay);
         crate::login_throttle::log_failure("imap", Some(self.peer), user, delay);
         tokio::time::sleep(delay).await;
+    }
+
+    /// Refuses the command, and leaves the authenticated state, when the
+    /// app token the session logged in with has been removed.
+    pub(crate) async fn check_token(&mut self) -> Result<(), ImapError> {
+        let (Some(token), Some(account)) = (self.token, self.account.as_ref()) else {
+            return Ok(());
+        };
+        let id = account.id;
+        let exists = self
+            .with_store(move |store| store.app_token_exists(id, token))
+            .await?;
+        if exists {
+            return Ok(());
+        }
+        info!(account = %id, token = %token, "app token revoked; session logged out");
+        self.token = None;
+        self.selected = None;
+        self.changes = None;
+        self.account = None;
+        Err(ImapError::TokenRevoked)
     }
 
     fn logged_in(&mut self, account: Account) {

@@ -58,6 +58,7 @@ impl Session {
     ) -> Result<Done, ImapError> {
         let name = body.name();
         self.account()?;
+        self.check_token().await?;
         match body {
             CommandBody::Select { mailbox, .. } => self.select(&mailbox, false).await,
             CommandBody::Examine { mailbox, .. } => self.select(&mailbox, true).await,

@@ -52,6 +52,9 @@ pub enum ImapError {
     /// two are not told apart on purpose).
     #[error("authentication failed")]
     AuthFailed,
+    /// The app token the session logged in with was removed.
+    #[error("the app token this session logged in with was revoked; log in again")]
+    TokenRevoked,
     /// Plain-text login before STARTTLS on a server that has TLS.
     #[error("use STARTTLS first: logging in without TLS is disabled on this server")]
     PrivacyRequired,
@@ -130,7 +133,9 @@ impl ImapError {
                 (StatusKind::Bad, None)
             }
             Self::InvalidName { .. } => (StatusKind::No, other("CANNOT")),
-            Self::AuthFailed => (StatusKind::No, other("AUTHENTICATIONFAILED")),
+            Self::AuthFailed | Self::TokenRevoked => {
+                (StatusKind::No, other("AUTHENTICATIONFAILED"))
+            }
             Self::PrivacyRequired => (StatusKind::No, other("PRIVACYREQUIRED")),
             Self::ReadOnly => (StatusKind::No, Some(Code::ReadOnly)),
             Self::TryCreate { .. } => (StatusKind::No, Some(Code::TryCreate)),

@@ -68,6 +68,9 @@ pub(crate) struct Session {
     pub(crate) stop: watch::Receiver<bool>,
     /// Counts this connection against its address until it logs in.
     pub(crate) anonymous: Option<crate::net::SourceSlot>,
+    /// The app token the session logged in with, checked again before
+    /// each command so that revoking it ends the session.
+    pub(crate) token: Option<crate::store::TokenId>,
 }
 
 /// What a connection refused for want of descriptors gets.
@@ -135,6 +138,7 @@ pub(crate) async fn run(
         auth_tag: None,
         stop,
         anonymous: Some(anonymous),
+        token: None,
     };
     match session.serve().await {
         Ok(()) | Err(ConnectionError::Closed) => info!("disconnected"),

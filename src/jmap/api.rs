@@ -31,7 +31,8 @@ use super::error::{Error, Problem};
 use super::reference::{self, Answered, Budget, Unresolved};
 use super::session::SESSION_STATE;
 use super::{
-    capability, certificate, email, guard, limits, mailbox, quota, send_test, settings, Server,
+    capability, certificate, email, guard, limits, mailbox, quota, send_test, settings, tokens,
+    Server,
 };
 
 /// Bytes (as compact JSON) the method responses of one request may take
@@ -194,6 +195,7 @@ fn capability_of(name: &str) -> &'static str {
         Some("Core") => capability::CORE,
         Some("Certificate" | "EncryptionSettings") => capability::ENCRYPTION,
         Some("Quota") => capability::QUOTA,
+        Some("AppToken") => capability::AUTH,
         _ => capability::MAIL,
     }
 }
@@ -230,6 +232,8 @@ async fn dispatch(
         "EncryptionSettings/get" => settings::get(call, args).await,
         "EncryptionSettings/set" => settings::set(call, args).await,
         "EncryptionSettings/sendTest" => send_test::send_test(call, args).await,
+        "AppToken/get" => tokens::get(call, args).await,
+        "AppToken/set" => tokens::set(call, args).await,
         "Quota/get" => quota::get(call, args).await,
         "Quota/changes" => quota::changes(call, args).await,
         "Quota/query" => quota::query(call, args).await,

@@ -1,6 +1,9 @@
-//! HTTP Basic authentication (RFC 7617) of every JMAP request against the
-//! account's argon2id password hash. RFC 8620 §1.6.1 leaves the scheme to
-//! the server; Basic is what the jmap-client crate and curl speak.
+//! Authentication of every JMAP request: HTTP Basic (RFC 7617) against the
+//! account's argon2id password hash, or an app token (`store::tokens`) as
+//! `Authorization: Bearer SECRET` (RFC 6750 §2.1) or as the Basic
+//! password. RFC 8620 §1.6.1 leaves the scheme to the server; Basic is
+//! what the jmap-client crate and curl speak, Bearer what web clients
+//! and scripts prefer.
 //!
 //! Any failure (no header, unknown user, wrong password, an account that
 //! cannot log in) gives the same 401, so the answer does not tell which
@@ -27,7 +30,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
@@ -99,8 +102,9 @@ impl AuthCache {
 /// failure from the same address (as IMAP does; see `login_throttle`).
 const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
 
-/// The client's address, when the listener records it (`ConnectInfo`;
-/// the server's listener does, an in-process test router may not).
+/// The client's address: the one a trusted proxy forwarded (`origin`),
+/// else the peer when the listener records it (`ConnectInfo`; the
+/// server's listener does, an in-process test router may not).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Peer(pub(crate) Option<IpAddr>);
 
@@ -108,6 +112,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // why the origin first: behind a trusted proxy the peer is the
+        // proxy, and throttling it would slow every user down for one
+        // guesser.
+        if let Some(origin) = parts.extensions.get::<super::origin::Origin>() {
+            return Ok(Peer(origin.client));
+        }
         let info = parts.extensions.get::<ConnectInfo<SocketAddr>>();
         Ok(Peer(info.map(|c| c.0.ip())))
     }
@@ -145,6 +155,10 @@ impl AccountSlots {
     }
 }
 
+/// The name failed Bearer logins are counted and logged under (a Bearer
+/// request names no user; the parentheses keep it from being an address).
+const BEARER_LOGIN: &str = "(bearer token)";
+
 /// The authenticated account of a request, or the 401 to send (after the
 /// failed-login wait of `peer`'s address).
 pub(crate) async fn authenticate(
@@ -152,10 +166,47 @@ pub(crate) async fn authenticate(
     headers: &HeaderMap,
     peer: Peer,
 ) -> Result<Account, Response> {
-    let Some((user, password)) = basic_credentials(headers) else {
+    let Some(credentials) = credentials(headers) else {
         return Err(unauthorized());
     };
-    let login = user.clone();
+    let (login, found) = match credentials {
+        Credentials::Token { user, secret } => {
+            let login = user.clone().unwrap_or_else(|| BEARER_LOGIN.into());
+            (login, check_token(server, user, secret).await)
+        }
+        Credentials::Password { user, password } => {
+            (user.clone(), check_password(server, user, password).await)
+        }
+    };
+    match found {
+        Some(account) => {
+            // why the account's address for a Bearer success: clearing
+            // the failures counted under BEARER_LOGIN would let whoever
+            // holds one good token reset their count of guessed ones.
+            let name = if login == BEARER_LOGIN {
+                account.address.as_str()
+            } else {
+                login.as_str()
+            };
+            if let Peer(Some(ip)) = peer {
+                server.throttle.succeeded(ip, name);
+            }
+            Ok(account)
+        }
+        None => {
+            let delay = match peer {
+                Peer(Some(ip)) => server.throttle.failed(ip, &login, FAILED_LOGIN_DELAY),
+                Peer(None) => Duration::ZERO,
+            };
+            crate::login_throttle::log_failure("jmap", peer.0, &login, delay);
+            tokio::time::sleep(delay).await;
+            Err(unauthorized())
+        }
+    }
+}
+
+/// The account and password, checked against the cache or the hash.
+async fn check_password(server: &Server, user: String, password: String) -> Option<Account> {
     let cache_key = server.auth_cache.key(&user, &password);
     let cached = server.auth_cache.get(&cache_key);
     let store = Arc::clone(&server.ctx.store);
@@ -180,51 +231,99 @@ pub(crate) async fn authenticate(
         Some((account, stamp))
     })
     .await;
-    match checked {
-        Ok(Some((account, stamp))) => {
-            server.auth_cache.put(cache_key, account.id, stamp);
-            if let Peer(Some(ip)) = peer {
-                server.throttle.succeeded(ip, &login);
-            }
-            Ok(account)
-        }
-        _ => {
-            let delay = match peer {
-                Peer(Some(ip)) => server.throttle.failed(ip, &login, FAILED_LOGIN_DELAY),
-                Peer(None) => Duration::ZERO,
-            };
-            crate::login_throttle::log_failure("jmap", peer.0, &login, delay);
-            tokio::time::sleep(delay).await;
-            Err(unauthorized())
-        }
-    }
+    let (account, stamp) = checked.ok()??;
+    server.auth_cache.put(cache_key, account.id, stamp);
+    Some(account)
 }
 
-/// `user:password` of an `Authorization: Basic` header.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+/// The account an app token opens; with `user` (a token given as the
+/// Basic password), only when that is the token's own account. Not
+/// cached: the check is one read and one SHA-256, and a removed token
+/// must fail on its very next request.
+async fn check_token(server: &Server, user: Option<String>, secret: String) -> Option<Account> {
+    let store = Arc::clone(&server.ctx.store);
+    let checked = tokio::task::spawn_blocking(move || {
+        let (account, _) = match store.check_app_token(&secret) {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::error!(error = %e, "app token check failed");
+                return None;
+            }
+        };
+        match user {
+            None => Some(account),
+            Some(user) => {
+                let named = store.account_by_address(&user).ok()?;
+                (named.id == account.id).then_some(account)
+            }
+        }
+    })
+    .await;
+    checked.ok()?
+}
+
+/// What an `Authorization` header offers.
+enum Credentials {
+    /// Basic with a password.
+    Password { user: String, password: String },
+    /// `Bearer SECRET`, or Basic whose password is an app token's secret
+    /// (for clients that speak only Basic).
+    Token {
+        user: Option<String>,
+        secret: String,
+    },
+}
+
+/// The credentials of an `Authorization: Basic` or `Bearer` header
+/// (RFC 7617, RFC 6750 §2.1).
+fn credentials(headers: &HeaderMap) -> Option<Credentials> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(Credentials::Token {
+            user: None,
+            secret: rest.trim().to_string(),
+        });
+    }
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
     let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
+        .decode(rest.trim())
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (user, password) = text.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
+    if password.starts_with(crate::store::TOKEN_PREFIX) {
+        return Some(Credentials::Token {
+            user: Some(user.to_string()),
+            secret: password.to_string(),
+        });
+    }
+    Some(Credentials::Password {
+        user: user.to_string(),
+        password: password.to_string(),
+    })
 }
 
 fn unauthorized() -> Response {
-    (
+    let mut response = (
         StatusCode::UNAUTHORIZED,
-        [(
-            header::WWW_AUTHENTICATE,
-            "Basic realm=\"sealmail\", charset=\"UTF-8\"",
-        )],
-        "authentication required: give the account's address and password (HTTP Basic)\n",
+        "authentication required: give the account's address and password (HTTP Basic), or an app token (Authorization: Bearer)\n",
     )
-        .into_response()
+        .into_response();
+    // why two challenges (RFC 9110 §11.6.1): a browser prompts for
+    // Basic, a script learns that Bearer is taken too.
+    let headers = response.headers_mut();
+    for challenge in [
+        "Basic realm=\"sealmail\", charset=\"UTF-8\"",
+        "Bearer realm=\"sealmail\"",
+    ] {
+        headers.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
+    response
 }
 
 #[cfg(test)]

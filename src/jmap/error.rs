@@ -202,7 +202,12 @@ fn store_error(m: &MailError, text: String) -> JmapError {
     match m {
         MailError::MailboxNotFound { .. }
         | MailError::MessageNotFound { .. }
-        | MailError::CertificateNotFound { .. } => JmapError::new("notFound", text),
+        | MailError::CertificateNotFound { .. }
+        | MailError::AppTokenNotFound { .. } => JmapError::new("notFound", text),
+        MailError::TooManyAppTokens { .. } => JmapError::new("overQuota", text),
+        MailError::InvalidAppTokenName { .. } => {
+            JmapError::new("invalidProperties", text).with("properties", props(&["name"]))
+        }
         MailError::AccountNotFound { .. } => JmapError::new("accountNotFound", text),
         MailError::MailboxExists { .. } => JmapError::new("alreadyExists", text),
         MailError::InvalidMailboxName { .. } => {

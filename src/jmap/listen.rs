@@ -15,12 +15,17 @@
 //! bodies are the handlers' business: the API reads its body within
 //! `limits::BODY_READ_TIMEOUT`, an upload may pause for at most as long.
 //!
+//! On `jmap.tls_listen` ([`serve_tls`]) the same connections speak TLS
+//! with the `[tls]` certificate (as IMAP's implicit TLS, RFC 8314); the
+//! handshake counts against the header timeout.
+//!
 //! The metrics listener (`metrics.listen`) is served by the same
 //! [`serve`], with [`HttpLimits::metrics`]: a scraper or a probe meets the
 //! same header timeout and caps as a JMAP client.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -28,9 +33,10 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::rustls::ServerConfig;
 use tower::ServiceExt as _;
 use tracing::Instrument as _;
 
@@ -96,6 +102,30 @@ pub async fn serve(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    serve_on(listener, None, router, limits, shutdown).await;
+}
+
+/// [`serve`] over TLS (`jmap.tls_listen`): each connection's handshake
+/// runs in its own task within `header_timeout`, so a client that stalls
+/// it holds only its own connection place.
+pub async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve_on(listener, Some(acceptor), router, limits, shutdown).await;
+}
+
+async fn serve_on(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let gate = Gate::new(
         Some(limits.max_connections),
         limits.max_connections_per_source,
@@ -133,15 +163,26 @@ pub async fn serve(
             tracing::debug!(%error, "TCP_NODELAY not set");
         }
         let open = limits.counted_as.map(crate::metrics::connection_opened);
-        let connection = connection(
-            tcp,
-            peer,
-            router.clone(),
-            limits.header_timeout,
-            stopped.clone(),
-            (pass, open),
-        );
-        connections.spawn(connection.instrument(span));
+        let held = (pass, open);
+        let (router, timeout, stopped) = (router.clone(), limits.header_timeout, stopped.clone());
+        match tls.clone() {
+            None => {
+                let connection = connection(tcp, peer, false, router, timeout, stopped, held);
+                connections.spawn(connection.instrument(span));
+            }
+            Some(acceptor) => {
+                let connection = async move {
+                    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            connection(stream, peer, true, router, timeout, stopped, held).await;
+                        }
+                        Ok(Err(error)) => tracing::info!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::info!("TLS handshake timed out"),
+                    }
+                };
+                connections.spawn(connection.instrument(span));
+            }
+        }
         while connections.try_join_next().is_some() {}
     }
     let _ = stop.send(true);
@@ -150,18 +191,23 @@ pub async fn serve(
 
 /// Serves one connection to its end; `_held` holds its places and its
 /// count as open.
-async fn connection(
-    tcp: TcpStream,
+async fn connection<Io>(
+    io: Io,
     peer: SocketAddr,
+    tls: bool,
     router: Router,
     header_timeout: Duration,
     mut stopped: watch::Receiver<bool>,
     _held: (Pass, Option<crate::metrics::OpenConnection>),
-) {
+) where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     // why: the handlers take the client's address from `ConnectInfo`
-    // (failed-login throttling), as `axum::serve` used to provide it.
+    // (failed-login throttling), as `axum::serve` used to provide it, and
+    // the session's URL scheme from `Secure`.
     let service = router.map_request(move |mut request: axum::http::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(super::origin::Secure(tls));
         request
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -169,7 +215,7 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
     let conn = builder
-        .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
         .with_upgrades();
     tokio::pin!(conn);
     let mut stopping = false;

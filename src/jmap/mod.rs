@@ -8,7 +8,8 @@
 //! [`router`] is an axum `Router` that [`serve`] serves on `jmap.listen`
 //! (`listen`: connection caps and the header timeout).
 //! Every request is authenticated with HTTP Basic (RFC 8620 §1.6.1 leaves
-//! the scheme open) against the store's password hash. The API endpoint
+//! the scheme open) against the store's password hash, or with an app
+//! token (`Authorization: Bearer`). The API endpoint
 //! (`api`) parses the request object (RFC 8620 §3.3), enforces the limits
 //! announced in the session (§2), resolves result references (§3.7) and
 //! hands each method call to one handler per object type:
@@ -18,6 +19,7 @@
 //!   (RFC 8621 §3, §4);
 //! - `certificate`, `settings`: the encryption extension;
 //! - `quota`: `Quota/get|changes|query|queryChanges` (RFC 9425);
+//! - `tokens`: `AppToken/get|set` (`urn:sealmail:params:jmap:auth`);
 //! - `events`: push of state changes over an event source (§7.3);
 //! - `send_test`: `EncryptionSettings/sendTest`, a test message to oneself.
 //!
@@ -55,6 +57,7 @@ mod guard;
 mod ids;
 mod listen;
 mod mailbox;
+mod origin;
 mod page;
 mod quota;
 mod reference;
@@ -62,6 +65,7 @@ mod send_test;
 mod session;
 mod set;
 mod settings;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -69,7 +73,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use listen::{serve, HttpLimits};
+pub use listen::{serve, serve_tls, HttpLimits};
+pub use origin::UrlPolicy;
 
 use crate::ingest::Ingest;
 use crate::notify::Notifier;
@@ -87,6 +92,8 @@ pub struct JmapContext {
     pub notifier: Arc<Notifier>,
     /// Largest upload accepted (`limits.max_message_size`).
     pub max_upload_bytes: u64,
+    /// How the session's URLs are made and whose forwarded headers count.
+    pub urls: UrlPolicy,
 }
 
 /// Limits announced in the session's core capability and enforced.
@@ -123,6 +130,8 @@ pub(crate) mod capability {
     pub(crate) const ENCRYPTION: &str = "urn:sealmail:params:jmap:encryption";
     /// RFC 9425.
     pub(crate) const QUOTA: &str = "urn:ietf:params:jmap:quota";
+    /// sealmail's app tokens (`AppToken`).
+    pub(crate) const AUTH: &str = "urn:sealmail:params:jmap:auth";
 }
 
 /// Shared state of the routes.
@@ -171,6 +180,10 @@ pub fn router(ctx: Arc<JmapContext>) -> Router {
         // why a layer over every route: a state-changing route added later
         // is refused to foreign pages without its author thinking of it.
         .layer(axum::middleware::from_fn(guard::refuse_cross_site))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&server),
+            origin::resolve,
+        ))
         .with_state(server)
         .merge(health)
         .merge(page::routes())

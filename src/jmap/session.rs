@@ -1,17 +1,20 @@
 //! The session resource (RFC 8620 §2): capabilities with the limits the
 //! server enforces, the one account the credentials open, and the URLs,
-//! built from the request's `Host` header so that a client reaches the
-//! server by the same name it used (ARCHITECTURE.md).
+//! built from `jmap.public_url` or else the request's `Host` (and a trusted
+//! proxy's forwarded headers), so that a client reaches the server by the
+//! same name it used (ARCHITECTURE.md; `origin`).
 
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde_json::{json, Value};
 
 use super::auth::{authenticate, Peer};
+use super::origin::Origin;
 use super::{capability, ids, limits, Server};
 use crate::store::Account;
 
@@ -19,24 +22,18 @@ use crate::store::Account;
 pub(crate) async fn handle(
     State(server): State<Arc<Server>>,
     peer: Peer,
+    Extension(origin): Extension<Origin>,
     headers: HeaderMap,
 ) -> Response {
     let account = match authenticate(&server, &headers, peer).await {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let base = base_url(&headers);
+    let base = match origin.base_url() {
+        Ok(base) => base,
+        Err(refusal) => return refusal.into_response(),
+    };
     Json(session(&account, &base, server.ctx.max_upload_bytes)).into_response()
-}
-
-/// `http://host[:port]` of the request.
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '@']))
-        .unwrap_or("localhost");
-    format!("http://{host}")
 }
 
 /// The state of the session object itself. It changes only when the
@@ -77,6 +74,7 @@ fn session(account: &Account, base: &str, max_upload: u64) -> Value {
             capability::MAIL: {},
             capability::ENCRYPTION: {},
             capability::QUOTA: {},
+            capability::AUTH: {},
         },
         "accounts": {
             id.clone(): {
@@ -87,13 +85,15 @@ fn session(account: &Account, base: &str, max_upload: u64) -> Value {
                     capability::MAIL: mail,
                     capability::ENCRYPTION: encryption,
                     capability::QUOTA: {},
+                    capability::AUTH: { "maxAppTokens": crate::store::MAX_APP_TOKENS },
                 },
             },
         },
         "primaryAccounts": {
             capability::MAIL: id,
             capability::ENCRYPTION: id.clone(),
-            capability::QUOTA: id,
+            capability::QUOTA: id.clone(),
+            capability::AUTH: id,
         },
         "username": account.address,
         "apiUrl": format!("{base}/jmap/api"),

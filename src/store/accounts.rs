@@ -357,7 +357,7 @@ fn new_account(
 
 /// Account-scoped column families: keys start with the account id.
 /// (Bodies, `blobs`, are the blob store's: deleted after the commit.)
-const ACCOUNT_SCOPED: [Cf; 10] = [
+const ACCOUNT_SCOPED: [Cf; 11] = [
     Cf::Accounts,
     Cf::Mailboxes,
     Cf::MailboxNames,
@@ -368,6 +368,7 @@ const ACCOUNT_SCOPED: [Cf; 10] = [
     Cf::Changes,
     Cf::Audit,
     Cf::Imports,
+    Cf::AppTokens,
 ];
 
 impl Record for u32 {

@@ -203,6 +203,28 @@ pub enum MailError {
         /// Its certificate's fingerprint.
         fingerprint: Fingerprint,
     },
+    /// No app token with that id on the account.
+    #[error("no app token {id} on this account; see `sealmail token list`")]
+    AppTokenNotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// The account holds as many app tokens as it may.
+    #[error(
+        "the account already has {limit} app tokens; remove one first (`sealmail token remove`)"
+    )]
+    TooManyAppTokens {
+        /// The limit.
+        limit: usize,
+    },
+    /// An app token's name breaks a rule.
+    #[error("app token name {name:?} is not allowed: {reason}")]
+    InvalidAppTokenName {
+        /// The name as given.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// A sealed list key does not open with this master key.
     #[error("list key {fingerprint} cannot be decrypted with this server's master.key; was master.key replaced?")]
     ListKeyUnreadable {

@@ -41,6 +41,8 @@ pub(crate) enum Key {
     ListKeyPair(String, Fingerprint),
     /// A message `sealmail import` stored, by the SHA-256 of its source.
     Import(AccountId, BlobHash),
+    /// An app token of the account, by its id.
+    AppToken(AccountId, u64),
     /// The next account id (u32).
     NextAccountId,
     /// The version of the address directory (u64; absent: 0), see `txn`.
@@ -71,6 +73,7 @@ impl Key {
             Key::ListMember(..) => Cf::ListMembers,
             Key::ListKeyPair(..) => Cf::ListKeys,
             Key::Import(..) => Cf::Imports,
+            Key::AppToken(..) => Cf::AppTokens,
             Key::NextAccountId
             | Key::DirectoryVersion
             | Key::AccountVersion(_)
@@ -101,7 +104,7 @@ impl Key {
                 out.extend(a.0.to_be_bytes());
                 out.extend(fp.as_bytes());
             }
-            Key::Change(a, n) | Key::Audit(a, n) => {
+            Key::Change(a, n) | Key::Audit(a, n) | Key::AppToken(a, n) => {
                 out.extend(a.0.to_be_bytes());
                 out.extend(n.to_be_bytes());
             }
@@ -170,13 +173,13 @@ impl Key {
                 let (a, rest) = acct(bytes)?;
                 Key::Cert(a, Fingerprint::from(exact::<32>(rest)?))
             }
-            Cf::Changes | Cf::Audit => {
+            Cf::Changes | Cf::Audit | Cf::AppTokens => {
                 let (a, rest) = acct(bytes)?;
                 let n = u64::from_be_bytes(exact::<8>(rest)?);
-                if cf == Cf::Changes {
-                    Key::Change(a, n)
-                } else {
-                    Key::Audit(a, n)
+                match cf {
+                    Cf::Changes => Key::Change(a, n),
+                    Cf::Audit => Key::Audit(a, n),
+                    _ => Key::AppToken(a, n),
                 }
             }
             Cf::ListMembers | Cf::ListKeys => {
@@ -304,6 +307,7 @@ mod tests {
             acct.clone().prop_map(Key::Settings),
             (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::Change(a, n)),
             (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::Audit(a, n)),
+            (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::AppToken(a, n)),
             text.prop_map(Key::List),
             (text, text).prop_map(|(l, m)| Key::ListMember(l, m)),
             (text, hash).prop_map(|(l, h)| Key::ListKeyPair(l, h.into())),
@@ -330,6 +334,13 @@ mod tests {
         fn changes_after_excludes_since(a: u32, since: u64, n: u64) {
             let range = changes_after(AccountId(a), since);
             prop_assert_eq!(range.contains(&Key::Change(AccountId(a), n).encode()), n > since);
+        }
+
+        #[test]
+        fn app_token_keys_stay_in_their_account(a: u32, b: u32, n: u64) {
+            let key = Key::AppToken(AccountId(a), n).encode();
+            prop_assert!(account_range(AccountId(a)).contains(&key));
+            prop_assert_eq!(account_range(AccountId(b)).contains(&key), a == b);
         }
 
         #[test]

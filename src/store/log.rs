@@ -90,6 +90,10 @@ pub enum AuditKind {
     DeliveryEncrypted,
     /// A delivery was refused (the reason is in the details).
     DeliveryRefused,
+    /// An app token was created (its id and name in the details).
+    AppTokenAdded,
+    /// An app token was removed.
+    AppTokenRemoved,
 }
 
 /// One audit-log entry.

@@ -100,6 +100,7 @@ mod stripes;
 mod test_fixtures;
 #[cfg(test)]
 mod tests;
+mod tokens;
 mod transfer;
 mod txn;
 
@@ -126,6 +127,7 @@ pub use open::{open_engine_url, EnginePair};
 pub use postgres::{PgBlobStore, PgStore, DEFAULT_POOL_SIZE};
 pub use records::{Account, AccountId, BlobHash, Mailbox, MailboxId, MailboxRole, Uid};
 pub use rocks::RocksStore;
+pub use tokens::{AppToken, NewAppToken, TokenId, MAX_APP_TOKENS, TOKEN_PREFIX};
 
 /// A column family: one independent, ordered key space of the store.
 ///
@@ -166,11 +168,13 @@ pub enum Cf {
     ListKeys,
     /// Markers of messages brought in by `sealmail import`.
     Imports,
+    /// App tokens per account (hashed secrets).
+    AppTokens,
 }
 
 impl Cf {
     /// Every column family, in a fixed order.
-    pub const ALL: [Cf; 16] = [
+    pub const ALL: [Cf; 17] = [
         Cf::Meta,
         Cf::Accounts,
         Cf::Addresses,
@@ -187,6 +191,7 @@ impl Cf {
         Cf::ListMembers,
         Cf::ListKeys,
         Cf::Imports,
+        Cf::AppTokens,
     ];
 
     /// The name the engine knows this column family by.
@@ -208,6 +213,7 @@ impl Cf {
             Cf::ListMembers => "list_members",
             Cf::ListKeys => "list_keys",
             Cf::Imports => "imports",
+            Cf::AppTokens => "app_tokens",
         }
     }
 }

@@ -51,6 +51,7 @@ impl JmapServer {
             ingest: Arc::clone(&ingest),
             notifier,
             max_upload_bytes,
+            urls: sealmail::jmap::UrlPolicy::default(),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown, stop) = oneshot::channel::<()>();

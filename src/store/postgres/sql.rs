@@ -47,6 +47,7 @@ impl Table {
             Cf::ListMembers => Table::Kv(13),
             Cf::ListKeys => Table::Kv(14),
             Cf::Imports => Table::Kv(15),
+            Cf::AppTokens => Table::Kv(16),
         }
     }
 
