@@ -125,6 +125,28 @@ pub(crate) fn select(obj: Map<String, Value>, properties: Option<&[String]>) -> 
     }
 }
 
+/// The `list` and `notFound` of a `/get` over the objects `all`: each
+/// of them when `ids` is absent; otherwise, per id, the object `find`
+/// returns for it. `show` renders an object with the wanted properties.
+pub(crate) fn pick<'a, T>(
+    all: &'a [T],
+    ids: Option<&[String]>,
+    find: impl Fn(&'a [T], &str) -> Option<&'a T>,
+    show: impl Fn(&T) -> Value,
+) -> (Vec<Value>, Vec<String>) {
+    let Some(wanted) = ids else {
+        return (all.iter().map(show).collect(), Vec::new());
+    };
+    let (mut list, mut not_found) = (Vec::new(), Vec::new());
+    for id in wanted {
+        match find(all, id) {
+            Some(object) => list.push(show(object)),
+            None => not_found.push(id.clone()),
+        }
+    }
+    (list, not_found)
+}
+
 /// The `/get` response.
 pub(crate) fn get_response(
     account_id: String,

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::call::{
-    direction, get_response, parse, parse_filter, query_response, select, Call, GetArgs, QueryArgs,
+    direction, get_response, parse, parse_filter, pick, query_response, select, Call, GetArgs,
+    QueryArgs,
 };
 use super::changes::changes as log_changes;
 use super::error::Error;
@@ -42,20 +43,15 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
         .blocking(|s, id| Ok((s.account(id)?.modseq.to_string(), s.list_certificates(id)?)))
         .await?;
     let props = args.properties.as_deref();
-    let (mut list, mut not_found) = (Vec::new(), Vec::new());
-    match &args.ids {
-        None => list.extend(all.iter().map(|c| select(view(c), props))),
-        Some(wanted) => {
-            for id in wanted {
-                let found = ids::parse_certificate(id)
-                    .and_then(|fp| all.iter().find(|c| c.fingerprint == fp));
-                match found {
-                    Some(c) => list.push(select(view(c), props)),
-                    None => not_found.push(id.clone()),
-                }
-            }
-        }
-    }
+    let (list, not_found) = pick(
+        &all,
+        args.ids.as_deref(),
+        |all, id| {
+            let fp = ids::parse_certificate(id)?;
+            all.iter().find(|c| c.fingerprint == fp)
+        },
+        |c| select(view(c), props),
+    );
     Ok(get_response(account_id, state, list, not_found))
 }
 

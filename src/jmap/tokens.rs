@@ -11,7 +11,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::call::{get_response, parse, select, Call, GetArgs};
+use super::call::{get_response, parse, pick, select, Call, GetArgs};
 use super::error::Error;
 use super::set::{object, only, prop, SetArgs, SetOutcome};
 use crate::admin::api::utc;
@@ -39,22 +39,15 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
         .blocking(|s, id| Ok((s.account(id)?.modseq.to_string(), s.list_app_tokens(id)?)))
         .await?;
     let props = args.properties.as_deref();
-    let (mut list, mut not_found) = (Vec::new(), Vec::new());
-    match &args.ids {
-        None => list.extend(all.iter().map(|t| select(view(t), props))),
-        Some(wanted) => {
-            for id in wanted {
-                let found = id
-                    .parse::<TokenId>()
-                    .ok()
-                    .and_then(|tid| all.iter().find(|t| t.id == tid));
-                match found {
-                    Some(t) => list.push(select(view(t), props)),
-                    None => not_found.push(id.clone()),
-                }
-            }
-        }
-    }
+    let (list, not_found) = pick(
+        &all,
+        args.ids.as_deref(),
+        |all, id| {
+            let tid = id.parse::<TokenId>().ok()?;
+            all.iter().find(|t| t.id == tid)
+        },
+        |t| select(view(t), props),
+    );
     Ok(get_response(account_id, state, list, not_found))
 }
 
