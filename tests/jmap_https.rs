@@ -180,6 +180,52 @@ fn public_url_is_what_the_session_advertises() {
     assert_urls_start_with(&got, "https://mail.example.org");
 }
 
+/// A JMAP API call (`Core/echo`) with `headers`: the status.
+fn post_api(port: u16, headers: &[&str]) -> u16 {
+    let body = r#"{"using":["urn:ietf:params:jmap:core"],"methodCalls":[["Core/echo",{},"c0"]]}"#;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut head = format!(
+        "POST /jmap/api HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}\r\n",
+        body.len(),
+        basic()
+    );
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// Behind a proxy that rewrites `Host`, the account page's own calls come
+/// from the public origin: accepted; a foreign page's are still refused.
+#[test]
+fn the_public_origin_may_post_behind_a_proxy_that_rewrites_host() {
+    let (_dir, s) = server(&[("SEALMAIL_JMAP_PUBLIC_URL", "https://mail.example.org")]);
+    let port = s.jmap_port;
+    let backend = "Host: 127.0.0.1:8080";
+    assert_eq!(
+        post_api(port, &[backend, "Origin: https://mail.example.org"]),
+        200
+    );
+    assert_eq!(
+        post_api(port, &[backend, "Origin: https://evil.example"]),
+        403
+    );
+    assert_eq!(
+        post_api(port, &[backend, "Origin: http://mail.example.org"]),
+        403
+    );
+}
+
 #[test]
 fn a_bad_public_url_or_proxy_stops_the_server_naming_the_key() {
     for (var, value, key) in [

@@ -38,16 +38,24 @@ use super::error::Problem;
 pub(crate) async fn refuse_cross_site(request: Request, next: Next) -> Response {
     let reads = [Method::GET, Method::HEAD, Method::OPTIONS];
     if !reads.contains(request.method()) {
-        if let Err(problem) = same_origin(request.headers()) {
+        // why the advertised origin too: behind a proxy that rewrites
+        // `Host` (or with `jmap.public_url`), the server's own pages come
+        // from the origin the session object advertises, not from `Host`.
+        let advertised = request
+            .extensions()
+            .get::<super::origin::Origin>()
+            .and_then(|o| o.base_url().ok());
+        if let Err(problem) = same_origin(request.headers(), advertised.as_deref()) {
             return problem.into_response();
         }
     }
     next.run(request).await
 }
 
-/// 403 unless the request came from this server's own origin or from no
-/// browser page at all.
-fn same_origin(headers: &HeaderMap) -> Result<(), Problem> {
+/// 403 unless the request came from this server's own origin (its `Host`,
+/// or `advertised`, the `scheme://host[:port]` the session object names)
+/// or from no browser page at all.
+fn same_origin(headers: &HeaderMap, advertised: Option<&str>) -> Result<(), Problem> {
     let fetch_site = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -65,7 +73,7 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Problem> {
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if origin_matches_host(origin, host) {
+    if origin_matches_host(origin, host) || advertised.is_some_and(|a| same_url_origin(origin, a)) {
         return Ok(());
     }
     Err(Problem::cross_origin(format!(
@@ -109,6 +117,19 @@ fn origin_matches_host(origin: &str, host: &str) -> bool {
     }
 }
 
+/// Whether `origin` and `base` (both `scheme://host[:port]`) are one
+/// origin: same scheme, host and port (a default port written or not).
+fn same_url_origin(origin: &str, base: &str) -> bool {
+    let scheme = |url: &str| url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let Some((_, authority)) = base.split_once("://") else {
+        return false;
+    };
+    let authority = authority.trim_end_matches('/');
+    scheme(origin).is_some()
+        && scheme(origin) == scheme(base)
+        && origin_matches_host(origin, authority)
+}
+
 /// `host[:port]` or `[v6]:port` into host and port (`default` when none).
 fn split_authority(authority: &str, default: u16) -> Option<(&str, u16)> {
     if authority.is_empty() || authority.contains(['/', '@', ' ', '?', '#']) {
@@ -146,6 +167,43 @@ mod tests {
         ));
         assert!(!same("ftp://mail.example.org", "mail.example.org"));
         assert!(!same("http://a@mail.example.org", "mail.example.org"));
+    }
+
+    #[test]
+    fn the_advertised_origin_counts_as_own() {
+        let post = |origin: &str, host: &str, advertised: Option<&str>| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ORIGIN, origin.parse().unwrap());
+            h.insert(header::HOST, host.parse().unwrap());
+            same_origin(&h, advertised).is_ok()
+        };
+        // A proxy that rewrote Host to the backend's address.
+        let public = Some("https://mail.example.org");
+        assert!(post("https://mail.example.org", "127.0.0.1:8080", public));
+        assert!(post(
+            "https://MAIL.example.org:443",
+            "127.0.0.1:8080",
+            public
+        ));
+        assert!(post(
+            "https://mail.example.org",
+            "127.0.0.1:8080",
+            Some("https://mail.example.org/")
+        ));
+        assert!(!post("http://mail.example.org", "127.0.0.1:8080", public));
+        assert!(!post("https://evil.example", "127.0.0.1:8080", public));
+        assert!(!post(
+            "https://mail.example.org.evil.example",
+            "127.0.0.1:8080",
+            public
+        ));
+        assert!(!post("null", "127.0.0.1:8080", public));
+        assert!(!post("https://mail.example.org", "127.0.0.1:8080", None));
+        assert!(!post(
+            "https://evil.example",
+            "127.0.0.1:8080",
+            Some("junk")
+        ));
     }
 
     #[test]
