@@ -24,6 +24,7 @@ use std::panic::AssertUnwindSafe;
 
 use mail_parser::{ContentType, HeaderName, HeaderValue, Message, MessageParser, PartType};
 
+pub mod search;
 #[cfg(test)]
 mod tests;
 

@@ -4,14 +4,16 @@
 //!
 //! Both come from mail-parser's reading of the field, so comments,
 //! folding, quoting and RFC 2047 encoded words are resolved the same way
-//! for the envelope and for search: `<user (comment)@ (comment) host>`
-//! is found by `FROM user@host`, and a group's name and members by
-//! their own names.
+//! for the envelope and for search ([`crate::mime::search::address_text`]):
+//! `<user (comment)@ (comment) host>` is found by `FROM user@host`, and a
+//! group's name and members by their own names.
 
 use base64::Engine;
 use imap_next::imap_types::core::{IString, NString};
 use imap_next::imap_types::envelope::Address;
-use mail_parser::{Addr, MessageParser};
+use mail_parser::Addr;
+#[cfg(test)]
+use mail_parser::MessageParser;
 
 /// The ENVELOPE address list of a parsed field. RFC 3501 §7.4.2: a group
 /// starts with `(NIL NIL "name" NIL)` and ends with `(NIL NIL NIL NIL)`;
@@ -64,52 +66,6 @@ fn envelope_address(a: &Addr<'_>) -> Option<Address<'static>> {
     })
 }
 
-/// What an address search looks in for the raw field `value`: each
-/// address as `name <local@host>`, each group as `name: ...;`, comma
-/// separated. A value mail-parser finds no address in is searched as it
-/// is, so that nothing a client can see in the header is unfindable.
-pub(crate) fn search_text(value: &[u8]) -> String {
-    parse_value(value).unwrap_or_else(|| String::from_utf8_lossy(value).into_owned())
-}
-
-fn parse_value(value: &[u8]) -> Option<String> {
-    let mut field = b"To: ".to_vec();
-    field.extend_from_slice(value);
-    field.extend_from_slice(b"\r\n\r\n");
-    let parser = MessageParser::new().with_address_headers();
-    let msg = crate::mime::parse_headers(&parser, &field)?;
-    let parsed = msg.root_part().headers.first()?.value.as_address()?;
-    let mut out = String::new();
-    let mut push = |s: &str| {
-        if !out.is_empty() {
-            out.push_str(", ");
-        }
-        out.push_str(s);
-    };
-    match parsed {
-        mail_parser::Address::List(list) => list.iter().for_each(|a| push(&text_of(a))),
-        mail_parser::Address::Group(groups) => {
-            for group in groups {
-                let members: Vec<String> = group.addresses.iter().map(text_of).collect();
-                match group.name.as_deref() {
-                    Some(name) => push(&format!("{name}: {};", members.join(", "))),
-                    None => members.iter().for_each(|m| push(m)),
-                }
-            }
-        }
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-fn text_of(a: &Addr<'_>) -> String {
-    match (a.name.as_deref(), a.address.as_deref()) {
-        (Some(name), Some(email)) => format!("{name} <{email}>"),
-        (Some(name), None) => name.to_string(),
-        (None, Some(email)) => email.to_string(),
-        (None, None) => String::new(),
-    }
-}
-
 fn nstring(s: Option<&str>) -> NString<'static> {
     NString(s.map(|s| {
         IString::try_from(s.to_string()).unwrap_or_else(|_| {
@@ -132,23 +88,6 @@ fn encode_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn search_text_resolves_comments_and_groups() {
-        let t = search_text(b"<user-from (comment)@ (comment) domain.org>");
-        assert!(t.contains("user-from@domain.org"), "{t}");
-        let t = search_text(b"user@domain.org (Real Name)");
-        assert!(
-            t.contains("Real Name") && t.contains("user@domain.org"),
-            "{t}"
-        );
-        let t = search_text(b"team: a@x.org, b@x.org;, other: c@x.org;");
-        assert!(
-            t.contains("team:") && t.contains("other:") && t.contains("c@x.org"),
-            "{t}"
-        );
-        assert_eq!(search_text(b"undisclosed"), "undisclosed");
-    }
 
     #[test]
     fn envelope_lists_mark_groups() {

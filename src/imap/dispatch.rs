@@ -2,7 +2,7 @@
 //! state, then authenticated, then selected; and the CAPABILITY list each
 //! state advertises (§7.2.2).
 
-use imap_next::imap_types::command::CommandBody;
+use imap_next::imap_types::command::{CommandBody, StoreModifier};
 use imap_next::imap_types::core::Vec1;
 use imap_next::imap_types::extensions::quota::Resource;
 use imap_next::imap_types::response::{Capability, Data, Status};
@@ -34,16 +34,7 @@ impl Session {
                 let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
                 self.login(&user, &pass).await
             }
-            CommandBody::Enable { .. } => {
-                // why: none of the ENABLE-able extensions (CONDSTORE,
-                // UTF8=ACCEPT, IMAP4rev2 semantics) is implemented, and
-                // RFC 5161 §3.1 lets the server enable nothing.
-                self.account()?;
-                self.conn.data(Data::Enabled {
-                    capabilities: Vec::new(),
-                });
-                Ok(Done::ok("ENABLE completed"))
-            }
+            CommandBody::Enable { capabilities } => self.enable(capabilities.as_ref()),
             CommandBody::Id { .. } => {
                 self.conn.data(super::mailboxes::id_data());
                 Ok(Done::ok("ID completed"))
@@ -60,8 +51,14 @@ impl Session {
         self.account()?;
         self.check_token().await?;
         match body {
-            CommandBody::Select { mailbox, .. } => self.select(&mailbox, false).await,
-            CommandBody::Examine { mailbox, .. } => self.select(&mailbox, true).await,
+            CommandBody::Select {
+                mailbox,
+                parameters,
+            } => self.select(&mailbox, false, &parameters).await,
+            CommandBody::Examine {
+                mailbox,
+                parameters,
+            } => self.select(&mailbox, true, &parameters).await,
             CommandBody::Unselect => self.close(false).await,
             CommandBody::Close => self.close(true).await,
             CommandBody::Create { mailbox } => self.create(&mailbox).await,
@@ -112,23 +109,42 @@ impl Session {
         match body {
             CommandBody::Expunge => self.expunge(None).await,
             CommandBody::ExpungeUid { sequence_set } => self.expunge(Some(&sequence_set)).await,
-            CommandBody::Search { criteria, uid, .. } => self.search(criteria.as_ref(), uid).await,
+            CommandBody::Search {
+                charset,
+                criteria,
+                uid,
+            } => {
+                self.search(charset.as_ref().map(AsRef::as_ref), criteria.as_ref(), uid)
+                    .await
+            }
             CommandBody::Fetch {
                 sequence_set,
                 macro_or_item_names,
                 uid,
-                ..
-            } => self.fetch(&sequence_set, macro_or_item_names, uid).await,
+                modifiers,
+            } => {
+                self.fetch(&sequence_set, macro_or_item_names, uid, &modifiers)
+                    .await
+            }
             CommandBody::Store {
                 sequence_set,
                 kind,
                 response,
                 flags,
                 uid,
-                ..
+                modifiers,
             } => {
-                self.store(&sequence_set, &kind, &response, &flags, uid)
-                    .await
+                let unchanged_since = modifiers.iter().find_map(|m| match m {
+                    StoreModifier::UnchangedSince(n) => Some(*n),
+                });
+                let store = super::messages::StoreArgs {
+                    kind: &kind,
+                    response: &response,
+                    flags: &flags,
+                    uid,
+                    unchanged_since,
+                };
+                self.store(&sequence_set, store).await
             }
             CommandBody::Copy {
                 sequence_set,
@@ -171,6 +187,8 @@ impl Session {
             Capability::Unselect,
             other_cap("SPECIAL-USE"),
             Capability::Quota,
+            Capability::CondStore,
+            Capability::QResync,
             Capability::QuotaRes(Resource::Storage),
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))

@@ -9,11 +9,14 @@
 
 use std::path::PathBuf;
 
-use imap_next::imap_types::core::Atom;
+use imap_next::imap_types::core::{Atom, Charset};
 use imap_next::imap_types::response::{Code, CodeOther, StatusKind};
 
 use crate::ingest::DeliverError;
 use crate::store::MailError;
+
+/// The charsets SEARCH accepts (RFC 9051 §6.4.4 requires these two).
+pub(crate) const SEARCH_CHARSETS: [&str; 2] = ["UTF-8", "US-ASCII"];
 
 /// A failure of the IMAP server or of one command.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +99,13 @@ pub enum ImapError {
         /// How many could not be answered.
         count: usize,
     },
+    /// SEARCH with a CHARSET other than UTF-8 or US-ASCII (RFC 9051
+    /// §6.4.4: `NO [BADCHARSET]` listing the ones supported).
+    #[error("charset {charset:?} is not supported for SEARCH; use UTF-8")]
+    BadCharset {
+        /// The charset the client named.
+        charset: String,
+    },
     /// The store refused or failed.
     #[error(transparent)]
     Mail(#[from] MailError),
@@ -138,6 +148,15 @@ impl ImapError {
             }
             Self::PrivacyRequired => (StatusKind::No, other("PRIVACYREQUIRED")),
             Self::ReadOnly => (StatusKind::No, Some(Code::ReadOnly)),
+            Self::BadCharset { .. } => (
+                StatusKind::No,
+                Some(Code::BadCharset {
+                    allowed: SEARCH_CHARSETS
+                        .iter()
+                        .filter_map(|c| Charset::try_from(*c).ok())
+                        .collect(),
+                }),
+            ),
             Self::TryCreate { .. } => (StatusKind::No, Some(Code::TryCreate)),
             Self::TooBig { .. } => (StatusKind::No, Some(Code::TooBig)),
             Self::NoQuotaRoot { .. } => (StatusKind::No, other("NONEXISTENT")),

@@ -8,6 +8,7 @@
 //! `RFC822.TEXT` set `\Seen` unless PEEK or EXAMINE (§6.4.5); the new
 //! flags are then sent with the data.
 
+use imap_next::imap_types::command::FetchModifier;
 use imap_next::imap_types::core::{Atom, IString, Literal, NString, Vec1};
 use imap_next::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
@@ -17,12 +18,18 @@ use imap_next::imap_types::response::Data;
 use imap_next::imap_types::sequence::SequenceSet;
 use imap_next::imap_types::IntoStatic;
 
+use super::condstore::{absent, modseq_item, vanished as vanished_data};
 use super::dates::internal_date;
 use super::error::ImapError;
 use super::mime;
 use super::selected::{seen, Selected};
 use super::session::{Done, Session};
+use super::snapshot::Known;
 use crate::store::{AccountId, Flags, MailError, MailStore, MailboxId, Message, Uid};
+
+/// One FETCH batch's responses, how many of its messages were expunged
+/// meanwhile, and the snapshot entries of those whose FLAGS it sent.
+type Batch = (Vec<Data<'static>>, usize, Vec<(usize, Known)>);
 
 /// Messages per batch (one store round trip, one write).
 const FETCH_BATCH: usize = 64;
@@ -49,15 +56,23 @@ pub(crate) fn wire_flags(flags: &Flags) -> Vec<Flag<'static>> {
     out
 }
 
-/// `FLAGS (...) UID n` of a message: the unsolicited flag update;
-/// `recent`: the message is `\Recent` in this session (RFC 3501 §2.3.2).
-pub(crate) fn flag_items(flags: &Flags, uid: Uid, recent: bool) -> Vec<MessageDataItem<'static>> {
+/// `FLAGS (...) UID n [MODSEQ (m)]` of a message: the unsolicited flag
+/// update; `recent`: the message is `\Recent` in this session (RFC 3501
+/// §2.3.2); `modseq` once the session has CONDSTORE on (RFC 7162 §3.1.4).
+pub(crate) fn flag_items(
+    flags: &Flags,
+    uid: Uid,
+    recent: bool,
+    modseq: Option<u64>,
+) -> Vec<MessageDataItem<'static>> {
     let mut fetch: Vec<FlagFetch<'static>> =
         wire_flags(flags).into_iter().map(FlagFetch::Flag).collect();
     if recent {
         fetch.push(FlagFetch::Recent);
     }
-    vec![MessageDataItem::Flags(fetch), MessageDataItem::Uid(uid.0)]
+    let mut items = vec![MessageDataItem::Flags(fetch), MessageDataItem::Uid(uid.0)];
+    items.extend(modseq.map(modseq_item));
+    items
 }
 
 /// A message of the snapshot as read from the store for one command.
@@ -155,18 +170,47 @@ fn item_names(
 }
 
 impl Session {
-    /// FETCH / UID FETCH.
+    /// FETCH / UID FETCH, with CONDSTORE's `CHANGEDSINCE` and QRESYNC's
+    /// `VANISHED` modifiers (RFC 7162 §3.1.4.1, §3.2.6).
     pub(crate) async fn fetch(
         &mut self,
         set: &SequenceSet,
         items: MacroOrMessageDataItemNames<'static>,
         uid: bool,
+        modifiers: &[FetchModifier],
     ) -> Result<Done, ImapError> {
-        let names = item_names(items, uid)?;
+        let mut names = item_names(items, uid)?;
+        let changed_since = modifiers.iter().find_map(|m| match m {
+            FetchModifier::ChangedSince(n) => Some(n.get()),
+            FetchModifier::Vanished => None,
+        });
+        let vanished = modifiers.contains(&FetchModifier::Vanished);
+        if vanished && !(uid && changed_since.is_some() && self.resync.qresync()) {
+            return Err(ImapError::syntax(
+                "VANISHED needs UID FETCH with CHANGEDSINCE after ENABLE QRESYNC (RFC 7162 §3.2.6)",
+            ));
+        }
+        if changed_since.is_some() || names.contains(&MessageDataItemName::ModSeq) {
+            self.enable_condstore();
+        }
+        if self.resync.condstore()
+            && changed_since.is_some()
+            && !names.contains(&MessageDataItemName::ModSeq)
+        {
+            names.push(MessageDataItemName::ModSeq);
+        }
         let (indices, read_only) = match &self.selected {
             Some(sel) => (sel.resolve(set, uid), sel.read_only),
             None => return Ok(Done::ok("FETCH completed")),
         };
+        if let (true, Some(sel)) = (vanished, self.selected.as_ref()) {
+            {
+                let gone = absent(&sel.messages, sel.mailbox.uid_next.0, Some(set));
+                if let Some(v) = vanished_data(&gone, true) {
+                    self.conn.data(v);
+                }
+            }
+        }
         let load = names.iter().any(needs_blob);
         let parse = names
             .iter()
@@ -182,10 +226,27 @@ impl Session {
             } else {
                 Vec::new()
             };
-            let (out, gone) = self
-                .fetch_batch(chunk, load, parse, std::sync::Arc::clone(&names), marked)
+            let modseq = self.resync.condstore();
+            let (out, gone, fresh) = self
+                .fetch_batch(
+                    chunk,
+                    (load, parse, modseq, changed_since),
+                    std::sync::Arc::clone(&names),
+                    marked,
+                )
                 .await?;
             missing += gone;
+            // The client now knows these flags: the next sync must not
+            // tell them again.
+            if let Some(sel) = self.selected.as_mut() {
+                for (i, k) in fresh {
+                    if let Some(m) = sel.messages.get_mut(i) {
+                        let recent = m.flags.recent();
+                        *m = k;
+                        m.flags = m.flags.with_recent(recent);
+                    }
+                }
+            }
             for data in out {
                 self.conn.data(data);
             }
@@ -208,18 +269,30 @@ impl Session {
     async fn fetch_batch(
         &self,
         chunk: &[usize],
-        blobs: bool,
-        parse: Parse,
+        (blobs, parse, modseq, changed_since): (bool, Parse, bool, Option<u64>),
         names: std::sync::Arc<Vec<MessageDataItemName<'static>>>,
         marked: Vec<usize>,
-    ) -> Result<(Vec<Data<'static>>, usize), ImapError> {
+    ) -> Result<Batch, ImapError> {
         let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
-            return Ok((Vec::new(), 0));
+            return Ok((Vec::new(), 0, Vec::new()));
         };
         let work = move |s: &MailStore| {
-            let loaded = load(s, id, mbox, &wanted, blobs)?;
+            let mut loaded = load(s, id, mbox, &wanted, blobs)?;
             let missing = wanted.len().saturating_sub(loaded.len());
-            Ok((responses(loaded, &names, &marked), missing))
+            // why the stored MODSEQ, not the snapshot's: another session's
+            // change since this session last synced must be found.
+            if let Some(since) = changed_since {
+                loaded.retain(|l| l.msg.modseq > since);
+            }
+            let fresh = if names.contains(&MessageDataItemName::Flags) {
+                loaded
+                    .iter()
+                    .map(|l| (l.index, Known::of(&l.msg)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok((responses(loaded, &names, &marked, modseq), missing, fresh))
         };
         if parse == Parse::Nothing {
             self.with_store(work).await
@@ -317,11 +390,13 @@ pub(crate) fn load(
 }
 
 /// Blocking: the FETCH responses of `loaded`; the messages at `marked`
-/// had `\Seen` set by this command and show their new flags.
+/// had `\Seen` set by this command and show their new flags (and with
+/// `modseq`, CONDSTORE on, their new MODSEQ).
 fn responses(
     loaded: Vec<Loaded>,
     names: &[MessageDataItemName<'static>],
     marked: &[usize],
+    modseq: bool,
 ) -> Vec<Data<'static>> {
     let mut out = Vec::with_capacity(loaded.len());
     for loaded in loaded {
@@ -329,10 +404,13 @@ fn responses(
         let mut items = message_items(m, loaded.recent, loaded.raw.as_deref(), names);
         if marked.contains(&loaded.index) && !names.contains(&MessageDataItemName::Flags) {
             items.extend(
-                flag_items(&m.flags, m.uid, loaded.recent)
+                flag_items(&m.flags, m.uid, loaded.recent, None)
                     .into_iter()
                     .take(1),
             );
+            if modseq && !names.contains(&MessageDataItemName::ModSeq) {
+                items.push(modseq_item(m.modseq));
+            }
         }
         if let Ok(items) = Vec1::try_from(items) {
             out.push(Data::Fetch {
@@ -360,7 +438,10 @@ fn message_items(
     let mut items = Vec::with_capacity(names.len());
     for name in names {
         let item = match name {
-            MessageDataItemName::Flags => flag_items(&m.flags, m.uid, recent).into_iter().next(),
+            MessageDataItemName::Flags => {
+                flag_items(&m.flags, m.uid, recent, None).into_iter().next()
+            }
+            MessageDataItemName::ModSeq => Some(modseq_item(m.modseq)),
             MessageDataItemName::Uid => Some(MessageDataItem::Uid(m.uid.0)),
             MessageDataItemName::InternalDate => {
                 internal_date(m.internal_date).map(MessageDataItem::InternalDate)

@@ -6,19 +6,20 @@
 //! account asked for encryption on append. After each change the other
 //! sessions of the account are woken (IDLE, NOOP) through the notifier.
 
+use std::num::NonZeroU32;
+
 use imap_next::imap_types::core::Vec1;
 use imap_next::imap_types::datetime::DateTime;
 use imap_next::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_next::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_next::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_next::imap_types::mailbox::Mailbox as WireMailbox;
-use imap_next::imap_types::response::{Code, Data, StatusKind};
-use imap_next::imap_types::sequence::SequenceSet;
+use imap_next::imap_types::response::{Code, StatusKind};
+use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use sealmail_plugin_api::Source;
 
 use super::dates::unix_of;
 use super::error::ImapError;
-use super::fetch::flag_items;
 use super::mailboxes::name_of;
 use super::selected::Selected;
 use super::session::{status, Done, Session};
@@ -45,8 +46,15 @@ pub(crate) fn store_flags(flags: &[Flag<'_>]) -> Flags {
     out
 }
 
-/// Messages per store read while answering STORE with FETCH responses.
-const STORE_ANSWER_BATCH: usize = 256;
+/// STORE's arguments past the message set.
+pub(crate) struct StoreArgs<'a> {
+    pub(crate) kind: &'a StoreType,
+    pub(crate) response: &'a StoreResponse,
+    pub(crate) flags: &'a [Flag<'static>],
+    pub(crate) uid: bool,
+    /// CONDSTORE's `UNCHANGEDSINCE`.
+    pub(crate) unchanged_since: Option<u64>,
+}
 
 /// UIDPLUS `COPYUID` for `(source, destination)` pairs.
 fn copy_uid(validity: std::num::NonZeroU32, pairs: &[(Uid, Uid)]) -> Option<Code<'static>> {
@@ -96,45 +104,78 @@ impl Session {
         Ok(sel)
     }
 
-    /// STORE / UID STORE.
+    /// STORE / UID STORE, with CONDSTORE's `UNCHANGEDSINCE` (RFC 7162
+    /// §3.1.3): messages changed after it are left alone and named in
+    /// `[MODIFIED]`. With CONDSTORE on, every changed message is answered
+    /// with its new `MODSEQ`, even for `.SILENT`.
     pub(crate) async fn store(
         &mut self,
         set: &SequenceSet,
-        kind: &StoreType,
-        response: &StoreResponse,
-        flags: &[Flag<'static>],
-        uid: bool,
+        args: StoreArgs<'_>,
     ) -> Result<Done, ImapError> {
-        let indices = self.writable("STORE")?.resolve(set, uid);
-        let flags = store_flags(flags);
-        if !matches!(kind, StoreType::Remove) {
+        if args.unchanged_since.is_some() {
+            self.enable_condstore();
+        }
+        let indices = self.writable("STORE")?.resolve(set, args.uid);
+        let flags = store_flags(args.flags);
+        if !matches!(args.kind, StoreType::Remove) {
             self.announce_keywords(&flags.keywords);
         }
-        let change = match kind {
+        let change = match args.kind {
             StoreType::Replace => FlagChange::Replace(flags),
             StoreType::Add => FlagChange::Add(flags),
             StoreType::Remove => FlagChange::Remove(flags),
         };
-        self.change_flags(&indices, change).await?;
-        if matches!(response, StoreResponse::Answer) {
-            // why from the store: keywords are not kept in the snapshot.
-            for chunk in indices.chunks(STORE_ANSWER_BATCH) {
-                for loaded in self.load_batch(chunk, false).await? {
-                    let m = &loaded.msg;
-                    if let Ok(items) = Vec1::try_from(flag_items(&m.flags, m.uid, loaded.recent)) {
-                        self.conn.data(Data::Fetch {
-                            seq: Selected::seq(loaded.index),
-                            items,
-                        });
-                    }
-                }
-                if self.conn.flush().await.is_err() {
-                    break;
-                }
-            }
+        let (changed, modified) = self
+            .change_flags_if(&indices, change, args.unchanged_since)
+            .await?;
+        if matches!(args.response, StoreResponse::Answer) {
+            // why all of them: RFC 9051 §6.4.6 answers every message of
+            // the set with its flags, changed or not.
+            let answered: Vec<usize> = indices
+                .iter()
+                .copied()
+                .filter(|i| modified.binary_search(i).is_err())
+                .collect();
+            self.send_flags(&answered).await?;
+        } else if self.resync.condstore() {
+            self.send_flags(&changed).await?;
         }
-        self.sync(uid).await?;
-        Ok(Done::ok("STORE completed"))
+        self.sync(args.uid).await?;
+        let Some(code) = self.modified_code(&modified, args.uid) else {
+            return Ok(Done::ok("STORE completed"));
+        };
+        Ok(Done::with_code(
+            code,
+            "STORE completed, except for the messages in MODIFIED",
+        ))
+    }
+
+    /// `[MODIFIED set]` of the messages at `indices` (UIDs for UID STORE).
+    fn modified_code(&self, indices: &[usize], uid: bool) -> Option<Code<'static>> {
+        let sel = self.selected.as_ref()?;
+        let numbers = indices.iter().filter_map(|&i| {
+            if uid {
+                sel.messages.get(i).map(|m| m.uid.get())
+            } else {
+                Some(Selected::seq(i).get())
+            }
+        });
+        let runs = super::condstore::runs(numbers);
+        let seqs: Vec<Sequence> = runs
+            .into_iter()
+            .filter_map(|(a, b)| {
+                let (a, b) = (NonZeroU32::new(a)?, NonZeroU32::new(b)?);
+                Some(if a == b {
+                    Sequence::Single(SeqOrUid::Value(a))
+                } else {
+                    Sequence::Range(SeqOrUid::Value(a), SeqOrUid::Value(b))
+                })
+            })
+            .collect();
+        Vec1::try_from(seqs)
+            .ok()
+            .map(|s| Code::Modified(SequenceSet(s)))
     }
 
     /// EXPUNGE, or UID EXPUNGE with `set`.

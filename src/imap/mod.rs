@@ -28,6 +28,7 @@
 
 mod address;
 mod auth;
+mod condstore;
 mod connection;
 mod dates;
 mod dispatch;

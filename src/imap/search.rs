@@ -3,10 +3,15 @@
 //! Flags, dates, sizes, UIDs and sequence numbers are answered from the
 //! snapshot; FROM, TO, CC, SUBJECT and the `Date:` of SENT* from the clear
 //! header fields the store indexed. HEADER, BCC, BODY and TEXT read the
-//! stored message: headers are clear also on encrypted messages, but the
-//! body of an encrypted message is ciphertext, so BODY and TEXT honestly
-//! match nothing there (the server cannot read it, by design).
-//! Substring matches are case-insensitive (ASCII).
+//! stored message. Text is compared as a reader sees it
+//! ([`crate::mime::search`]: RFC 2047 words, transfer encodings and
+//! charsets decoded, case ignored in every script), the same way JMAP's
+//! filters compare it. Header fields are clear also on encrypted
+//! messages and are searched there too (TEXT looks in them); the body of
+//! an encrypted message is ciphertext, so BODY matches nothing there and
+//! TEXT only its header (the server cannot read the body, by design).
+//! Only UTF-8 and US-ASCII search strings are accepted (`NO
+//! [BADCHARSET]` otherwise).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -14,13 +19,14 @@ use std::sync::Arc;
 use imap_next::imap_types::response::Data;
 use imap_next::imap_types::search::SearchKey;
 
-use super::address::search_text;
+use super::condstore::wire_modseq;
 use super::dates::{day_start, header_day, DAY_SECONDS};
-use super::error::ImapError;
+use super::error::{ImapError, SEARCH_CHARSETS};
 use super::fetch::load;
 use super::selected::Selected;
 use super::session::{Done, Session};
 use super::snapshot::{contains, Known};
+use crate::mime::search::{address_text, body_text, header_text, Needle};
 use crate::smime::Split;
 use crate::store::{MailStore, Message};
 
@@ -46,9 +52,27 @@ impl Session {
     /// system flags.
     pub(crate) async fn search(
         &mut self,
+        charset: Option<&str>,
         criteria: &[SearchKey<'static>],
         uid: bool,
     ) -> Result<Done, ImapError> {
+        if let Some(charset) = charset {
+            if !SEARCH_CHARSETS
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(charset))
+            {
+                return Err(ImapError::BadCharset {
+                    charset: charset.to_string(),
+                });
+            }
+        }
+        let modseq_key = criteria.iter().any(has_modseq);
+        if modseq_key {
+            self.enable_condstore();
+            // why: MODSEQ is answered from the snapshot, which must show
+            // other sessions' changes; they are told first as FETCH.
+            self.sync(false).await?;
+        }
         let Some(sel) = self.selected.as_ref() else {
             return Ok(Done::ok("SEARCH completed"));
         };
@@ -82,8 +106,29 @@ impl Session {
                 }
             }
         }
-        #[allow(clippy::useless_conversion)]
-        self.conn.data(Data::Search(found.into()));
+        // RFC 7162 §3.1.5: with MODSEQ in the criteria, the answer carries
+        // the highest MODSEQ of the messages found.
+        let highest = if modseq_key {
+            self.selected.as_ref().and_then(|sel| {
+                found
+                    .iter()
+                    .filter_map(|n| {
+                        let k = if uid {
+                            let at = sel.messages.binary_search_by_key(n, |k| k.uid.0).ok()?;
+                            sel.messages.get(at)?
+                        } else {
+                            sel.messages
+                                .get(usize::try_from(n.get()).ok()?.checked_sub(1)?)?
+                        };
+                        Some(k.modseq)
+                    })
+                    .max()
+                    .map(wire_modseq)
+            })
+        } else {
+            None
+        };
+        self.conn.data(Data::Search(found, highest));
         self.sync(uid).await?;
         Ok(Done::ok("SEARCH completed"))
     }
@@ -185,11 +230,23 @@ fn needs_record(key: &SearchKey<'_>) -> bool {
         | SearchKey::Unseen
         | SearchKey::New
         | SearchKey::Old
-        | SearchKey::Recent => false,
+        | SearchKey::Recent
+        | SearchKey::ModSequence { .. } => false,
         SearchKey::Not(k) => needs_record(k),
         SearchKey::Or(a, b) => needs_record(a) || needs_record(b),
         SearchKey::And(keys) => keys.as_ref().iter().any(needs_record),
         _ => true,
+    }
+}
+
+/// Whether `key` uses MODSEQ (a CONDSTORE enabling command, RFC 7162 §3.1).
+fn has_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::ModSequence { .. } => true,
+        SearchKey::Not(k) => has_modseq(k),
+        SearchKey::Or(a, b) => has_modseq(a) || has_modseq(b),
+        SearchKey::And(keys) => keys.as_ref().iter().any(has_modseq),
+        _ => false,
     }
 }
 
@@ -203,21 +260,13 @@ fn needs_content(key: &SearchKey<'_>) -> bool {
     }
 }
 
-fn text(s: &impl AsRef<[u8]>) -> String {
-    String::from_utf8_lossy(s.as_ref()).into_owned()
+fn needle(s: &impl AsRef<[u8]>) -> Needle {
+    Needle::new(s.as_ref())
 }
 
-/// Case-insensitive (ASCII) substring test.
-fn has(haystack: &[u8], needle: &str) -> bool {
-    let needle = needle.as_bytes();
-    needle.is_empty()
-        || haystack
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
-}
-
-fn field(value: Option<&String>, needle: &str) -> bool {
-    value.is_some_and(|v| has(v.as_bytes(), needle))
+/// An indexed unstructured field (SUBJECT) holding the needle once decoded.
+fn field(value: Option<&String>, needle: &Needle) -> bool {
+    value.is_some_and(|v| needle.is_in_field(v.as_bytes()))
 }
 
 fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
@@ -242,6 +291,8 @@ fn matches(key: &SearchKey<'_>, c: &Candidate<'_>) -> bool {
         SearchKey::New => f.recent() && !f.seen(),
         SearchKey::Old => !f.recent(),
         SearchKey::Recent => f.recent(),
+        // RFC 7162 §3.1.5: MODSEQ n finds the messages changed at or after n.
+        SearchKey::ModSequence { modseq, .. } => c.known.modseq >= *modseq,
         key => c.msg.is_some_and(|m| matches_record(key, m, c)),
     }
 }
@@ -268,16 +319,21 @@ fn matches_record(key: &SearchKey<'_>, m: &Message, c: &Candidate<'_>) -> bool {
         SearchKey::SentBefore(d) => sent(m).is_some_and(|t| t < day(d)),
         SearchKey::SentOn(d) => sent(m) == Some(day(d)),
         SearchKey::SentSince(d) => sent(m).is_some_and(|t| t >= day(d)),
-        SearchKey::From(s) => address(m.headers.from.as_ref(), &text(s)),
-        SearchKey::To(s) => address(m.headers.to.as_ref(), &text(s)),
-        SearchKey::Cc(s) => address(m.headers.cc.as_ref(), &text(s)),
-        SearchKey::Subject(s) => field(m.headers.subject.as_ref(), &text(s)),
-        SearchKey::Bcc(s) => bcc(c, &text(s)),
-        SearchKey::Header(name, s) => header(c, &text(name), &text(s)),
-        SearchKey::Body(s) => body(m, c).is_some_and(|b| has(b, &text(s))),
-        // TEXT is header and body; an encrypted body cannot be read, and
-        // matching its clear header alone would pretend otherwise.
-        SearchKey::Text(s) => !m.encrypted && c.raw.is_some_and(|raw| has(raw, &text(s))),
+        SearchKey::From(s) => address(m.headers.from.as_ref(), &needle(s)),
+        SearchKey::To(s) => address(m.headers.to.as_ref(), &needle(s)),
+        SearchKey::Cc(s) => address(m.headers.cc.as_ref(), &needle(s)),
+        SearchKey::Subject(s) => field(m.headers.subject.as_ref(), &needle(s)),
+        SearchKey::Bcc(s) => bcc(c, &needle(s)),
+        SearchKey::Header(name, s) => header(c, name.as_ref(), &needle(s)),
+        SearchKey::Body(s) => body(m, c).is_some_and(|b| needle(s).is_in(&b)),
+        // TEXT is header and body; an encrypted message's body cannot be
+        // read, its clear header can (the README lists what is not
+        // searchable).
+        SearchKey::Text(s) => {
+            let n = needle(s);
+            c.raw.is_some_and(|raw| n.is_in(&header_text(raw)))
+                || body(m, c).is_some_and(|b| n.is_in(&b))
+        }
         _ => false,
     }
 }
@@ -290,31 +346,30 @@ fn sent(m: &Message) -> Option<i64> {
 /// HEADER name value: any field `name` (each of them when it repeats)
 /// whose unfolded value contains `value`; an empty value matches every
 /// message that has the field.
-fn header(c: &Candidate<'_>, name: &str, value: &str) -> bool {
+fn header(c: &Candidate<'_>, name: &[u8], value: &Needle) -> bool {
     let Some(raw) = c.raw else {
         return false;
     };
     let split = Split::new(raw);
-    let name = name.as_bytes();
-    let found = split.field_values(name).any(|v| has(&unfold(v), value));
+    let found = split.field_values(name).any(|v| value.is_in_field(v));
     found
 }
 
 /// FROM, TO, CC: the addresses of the indexed field (see
-/// [`super::address::search_text`]: comments and groups resolved).
-fn address(value: Option<&String>, needle: &str) -> bool {
-    value.is_some_and(|v| has(search_text(v.as_bytes()).as_bytes(), needle))
+/// [`crate::mime::search::address_text`]: comments and groups resolved).
+fn address(value: Option<&String>, needle: &Needle) -> bool {
+    value.is_some_and(|v| needle.is_in(&address_text(v.as_bytes())))
 }
 
 /// BCC, which the store does not index: read from the stored header.
-fn bcc(c: &Candidate<'_>, needle: &str) -> bool {
+fn bcc(c: &Candidate<'_>, needle: &Needle) -> bool {
     let Some(raw) = c.raw else {
         return false;
     };
     let split = Split::new(raw);
     let found = split
         .field_values(b"bcc")
-        .any(|v| has(search_text(&unfold(v)).as_bytes(), needle));
+        .any(|v| needle.is_in(&address_text(&unfold(v))));
     found
 }
 
@@ -327,11 +382,11 @@ fn unfold(value: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-/// The searchable body: the stored body of a clear message, nothing for
-/// an encrypted one.
-fn body<'a>(m: &Message, c: &Candidate<'a>) -> Option<&'a [u8]> {
+/// The searchable body: the decoded text of a clear message's parts
+/// ([`body_text`]), nothing for an encrypted one.
+fn body(m: &Message, c: &Candidate<'_>) -> Option<String> {
     if m.encrypted {
         return None;
     }
-    Some(Split::new(c.raw?).body)
+    Some(body_text(c.raw?))
 }

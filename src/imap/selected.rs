@@ -13,11 +13,13 @@
 
 use std::collections::BTreeSet;
 
+use imap_next::imap_types::command::SelectParameter;
 use imap_next::imap_types::core::Atom;
 use imap_next::imap_types::flag::{Flag, FlagPerm};
 use imap_next::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_next::imap_types::response::{Code, Data};
 
+use super::condstore::wire_modseq;
 use super::error::ImapError;
 use super::mailboxes::name_of;
 use super::session::{status, Done, Session};
@@ -77,7 +79,28 @@ impl Session {
         &mut self,
         mailbox: &WireMailbox<'_>,
         read_only: bool,
+        parameters: &[SelectParameter],
     ) -> Result<Done, ImapError> {
+        // RFC 7162 §3.2.5: QRESYNC only after ENABLE QRESYNC.
+        let mut qresync = None;
+        for p in parameters {
+            match p {
+                SelectParameter::CondStore => self.enable_condstore(),
+                SelectParameter::QResync {
+                    uid_validity,
+                    mod_sequence_value,
+                    known_uids,
+                    ..
+                } => {
+                    if !self.resync.qresync() {
+                        return Err(ImapError::syntax(
+                            "the QRESYNC parameter needs ENABLE QRESYNC first (RFC 7162 §3.2.5)",
+                        ));
+                    }
+                    qresync = Some((*uid_validity, mod_sequence_value.get(), known_uids.clone()));
+                }
+            }
+        }
         // RFC 9051 §6.3.2: a failed SELECT still leaves no mailbox selected.
         if self.selected.take().is_some() {
             self.conn.status(status(
@@ -114,7 +137,14 @@ impl Session {
             keywords: current.keywords,
         };
         self.announce(&sel);
+        let validity = sel.mailbox.uid_validity;
         self.selected = Some(sel);
+        if let Some((client_validity, since, known)) = qresync {
+            // RFC 7162 §3.2.5.1: another UIDVALIDITY means a full resync.
+            if client_validity == validity {
+                self.resync_report(since, known.as_ref()).await?;
+            }
+        }
         Ok(if read_only {
             Done::with_code(Code::ReadOnly, "EXAMINE completed")
         } else {
@@ -143,6 +173,7 @@ impl Session {
             } else {
                 permanent_flags(&sel.keywords)
             })),
+            Some(Code::HighestModSeq(wire_modseq(sel.modseq))),
         ];
         for code in codes.into_iter().flatten() {
             self.conn.status(status(
@@ -263,7 +294,7 @@ impl Session {
             return Ok(());
         };
         let modseq = current.modseq;
-        let (updates, complete) = sel.diff(current, allow_expunge, recent_above);
+        let (updates, complete) = sel.diff(current, allow_expunge, recent_above, self.resync);
         // why: with expunges held back the snapshot is not yet current, so
         // the next sync must not be skipped by the modseq shortcut.
         if complete {
@@ -282,6 +313,18 @@ impl Session {
         indices: &[usize],
         change: FlagChange,
     ) -> Result<Vec<usize>, ImapError> {
+        Ok(self.change_flags_if(indices, change, None).await?.0)
+    }
+
+    /// [`Session::change_flags`] with `UNCHANGEDSINCE` (RFC 7162 §3.1.3):
+    /// also returns the indices left alone because they changed after
+    /// `unchanged_since`.
+    pub(crate) async fn change_flags_if(
+        &mut self,
+        indices: &[usize],
+        change: FlagChange,
+        unchanged_since: Option<u64>,
+    ) -> Result<(Vec<usize>, Vec<usize>), ImapError> {
         let id = self.account()?.id;
         let sel = self.selected.as_ref().ok_or(ImapError::WrongState {
             command: "STORE",
@@ -292,6 +335,7 @@ impl Session {
         }
         let mbox = sel.mailbox.id;
         let mut out = Vec::new();
+        let mut modified = Vec::new();
         let mut any = false;
         // why batches: one store write per batch, not one batch holding
         // every record of `STORE 1:* +FLAGS` over a huge mailbox.
@@ -304,20 +348,25 @@ impl Session {
                 .filter_map(|&i| sel.messages.get(i).map(|m| m.uid))
                 .collect();
             let change2 = change.clone();
-            let mut changed = self
-                .with_store(move |s| s.set_flags(id, mbox, &uids, &change2))
+            let mut set = self
+                .with_store(move |s| {
+                    s.set_flags_unchanged_since(id, mbox, &uids, &change2, unchanged_since)
+                })
                 .await?;
-            changed.sort_unstable_by_key(|c| c.0);
-            any |= !changed.is_empty();
+            set.changed.sort_unstable_by_key(|c| c.0);
+            set.modified.sort_unstable();
+            any |= !set.changed.is_empty();
             let Some(sel) = self.selected.as_mut() else {
                 break;
             };
             for &i in chunk {
                 if let Some(m) = sel.messages.get_mut(i) {
-                    if let Ok(at) = changed.binary_search_by_key(&m.uid, |c| c.0) {
+                    if let Ok(at) = set.changed.binary_search_by_key(&m.uid, |c| c.0) {
                         m.flags = m.flags.changed_by(&change);
-                        m.modseq = changed.get(at).map_or(m.modseq, |c| c.1);
+                        m.modseq = set.changed.get(at).map_or(m.modseq, |c| c.1);
                         out.push(i);
+                    } else if set.modified.binary_search(&m.uid).is_ok() {
+                        modified.push(i);
                     }
                 }
             }
@@ -325,7 +374,7 @@ impl Session {
         if any {
             self.ctx.notifier.notify(id);
         }
-        Ok(out)
+        Ok((out, modified))
     }
 }
 

@@ -71,6 +71,8 @@ pub(crate) struct Session {
     /// The app token the session logged in with, checked again before
     /// each command so that revoking it ends the session.
     pub(crate) token: Option<crate::store::TokenId>,
+    /// What the client enabled of RFC 7162 (CONDSTORE, QRESYNC).
+    pub(crate) resync: super::condstore::Resync,
 }
 
 /// What a connection refused for want of descriptors gets.
@@ -139,6 +141,7 @@ pub(crate) async fn run(
         stop,
         anonymous: Some(anonymous),
         token: None,
+        resync: super::condstore::Resync::Off,
     };
     match session.serve().await {
         Ok(()) | Err(ConnectionError::Closed) => info!("disconnected"),

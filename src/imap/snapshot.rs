@@ -21,6 +21,7 @@ use imap_next::imap_types::core::Vec1;
 use imap_next::imap_types::response::Data;
 use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
+use super::condstore::{runs, vanished, Resync};
 use super::fetch::flag_items;
 use super::selected::Selected;
 use crate::store::{AccountId, FlagChange, Flags, MailError, MailStore, MailboxId, Message, Uid};
@@ -123,7 +124,7 @@ pub(crate) struct Known {
 }
 
 impl Known {
-    fn of(m: &Message) -> Self {
+    pub(crate) fn of(m: &Message) -> Self {
         Self {
             uid: m.uid,
             modseq: m.modseq,
@@ -234,24 +235,32 @@ impl Selected {
         current: Current,
         allow_expunge: bool,
         recent_above: u32,
+        resync: Resync,
     ) -> (Vec<Data<'static>>, bool) {
         let mut out = Vec::new();
         let before = self.messages.len();
         let last_known = self.messages.last().map(|k| k.uid);
         if allow_expunge {
-            let mut gone = 0usize;
+            let mut gone = Vec::new();
             for i in (0..self.messages.len()).rev() {
                 let missing = self
                     .messages
                     .get(i)
-                    .is_some_and(|k| current.position(k.uid).is_none());
-                if missing {
-                    out.push(Data::Expunge(Self::seq(i)));
-                    gone += 1;
+                    .filter(|k| current.position(k.uid).is_none());
+                if let Some(k) = missing {
+                    gone.push(k.uid.get());
+                    // QRESYNC sends one VANISHED instead (RFC 7162 §3.2.10).
+                    if !resync.qresync() {
+                        out.push(Data::Expunge(Self::seq(i)));
+                    }
                 }
             }
-            if gone > 0 {
+            if !gone.is_empty() {
                 self.messages.retain(|k| current.position(k.uid).is_some());
+                if resync.qresync() {
+                    gone.reverse();
+                    out.extend(vanished(&runs(gone), false));
+                }
             }
         }
         let mut complete = true;
@@ -264,7 +273,7 @@ impl Selected {
                 None => complete = false,
                 Some(now) if now.modseq != known.modseq => {
                     let recent = known.flags.recent();
-                    changed.push((i, current.flags_of(now), now.uid, recent));
+                    changed.push((i, current.flags_of(now), now.uid, recent, now.modseq));
                     *known = *now;
                     known.flags = known.flags.with_recent(recent);
                 }
@@ -288,8 +297,9 @@ impl Selected {
         if self.messages.len() > kept {
             out.push(Data::Recent(self.recent_count()));
         }
-        for (i, flags, uid, recent) in changed {
-            if let Ok(items) = Vec1::try_from(flag_items(&flags, uid, recent)) {
+        for (i, flags, uid, recent, modseq) in changed {
+            let modseq = resync.condstore().then_some(modseq);
+            if let Ok(items) = Vec1::try_from(flag_items(&flags, uid, recent, modseq)) {
                 out.push(Data::Fetch {
                     seq: Self::seq(i),
                     items,

@@ -64,6 +64,9 @@ impl Session {
                 StatusDataItemName::DeletedStorage => {
                     StatusDataItem::DeletedStorage(counts.deleted_storage)
                 }
+                StatusDataItemName::HighestModSeq => StatusDataItem::HighestModSeq(
+                    super::condstore::wire_modseq(mbox.highest_modseq).get(),
+                ),
                 #[allow(unreachable_patterns)]
                 _ => continue,
             });

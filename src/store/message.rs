@@ -33,6 +33,16 @@ impl BlobDeltas {
     }
 }
 
+/// What a conditional flag change did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FlagsSet {
+    /// Each changed UID with its new MODSEQ.
+    pub changed: Vec<(Uid, u64)>,
+    /// UIDs left alone because they changed after the `UNCHANGEDSINCE`
+    /// MODSEQ.
+    pub modified: Vec<Uid>,
+}
+
 impl MailStore {
     /// Appends a message to a mailbox: one atomic batch with the blob (if
     /// the account does not hold it yet), the record, the mailbox's
@@ -242,14 +252,36 @@ impl MailStore {
         uids: &[Uid],
         change: &FlagChange,
     ) -> Result<Vec<(Uid, u64)>, MailError> {
+        Ok(self
+            .set_flags_unchanged_since(id, mailbox, uids, change, None)?
+            .changed)
+    }
+
+    /// [`MailStore::set_flags`] with IMAP's `UNCHANGEDSINCE` (RFC 7162
+    /// §3.1.3): a message whose MODSEQ is above `unchanged_since` is left
+    /// alone and reported in [`FlagsSet::modified`]; the test and the
+    /// change are one transaction, so a change made meanwhile by another
+    /// session (or node) is never overwritten.
+    pub fn set_flags_unchanged_since(
+        &self,
+        id: AccountId,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        change: &FlagChange,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagsSet, MailError> {
         self.update_account(id, |tx| {
             let mut rec = self.account_record(id)?;
             let mut mbox = self.get_mailbox(id, mailbox)?;
-            let mut changed = Vec::new();
+            let mut out = FlagsSet::default();
             for &uid in uids {
                 let Some(mut msg) = self.load::<Message>(&Key::Message(id, mailbox, uid))? else {
                     continue;
                 };
+                if unchanged_since.is_some_and(|since| msg.modseq > since) {
+                    out.modified.push(uid);
+                    continue;
+                }
                 let flags = change.applied_to(&msg.flags);
                 if flags == msg.flags {
                     continue;
@@ -259,13 +291,13 @@ impl MailStore {
                 msg.modseq = tx.change(id, &mut rec, ChangeKind::Updated, object)?;
                 mbox.highest_modseq = msg.modseq;
                 tx.put(&Key::Message(id, mailbox, uid), &msg)?;
-                changed.push((uid, msg.modseq));
+                out.changed.push((uid, msg.modseq));
             }
-            if !changed.is_empty() {
+            if !out.changed.is_empty() {
                 tx.put(&Key::Mailbox(id, mailbox), &mbox)?;
                 tx.put(&Key::Account(id), &rec)?;
             }
-            Ok(changed)
+            Ok(out)
         })
     }
 

@@ -122,6 +122,7 @@ pub use log::{AuditEvent, AuditKind, Change, ChangeKind, ChangedObject};
 pub use mail::MailStore;
 pub(crate) use mailbox_name::normalize_mailbox_name;
 pub use master_key::{MasterKey, SecretBytes};
+pub use message::FlagsSet;
 pub use message_record::{FlagChange, Flags, HeaderFields, Message, NewMessage};
 pub use open::{open_engine_url, EnginePair};
 pub use postgres::{PgBlobStore, PgStore, DEFAULT_POOL_SIZE};

@@ -1,11 +1,14 @@
 //! `Email/query` (RFC 8621 §4.4): filter conditions and operators, sort
 //! by `receivedAt` or `size`.
 //!
-//! Text conditions (`text`, `from`, `to`, `cc`, `subject`, `header`) match
-//! the header fields only, case-insensitively: the server cannot read the
-//! body of an encrypted message, and searching only plaintext bodies would
-//! make results depend on a setting the client does not see. `body` is
-//! therefore an `unsupportedFilter`.
+//! Text conditions compare text as a reader sees it, the same way IMAP
+//! SEARCH does ([`crate::mime::search`]: RFC 2047 words, transfer
+//! encodings and charsets decoded, case ignored in every script). `from`,
+//! `to`, `cc`, `bcc`, `subject` and `header` look in the header fields,
+//! which stay clear on encrypted messages too; `body` looks in the text
+//! parts and `text` in both (RFC 8621 §4.4.1). The body of an encrypted
+//! message is S/MIME ciphertext the server cannot read, so `body` never
+//! matches it and `text` matches only its header fields.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -14,6 +17,8 @@ use super::super::call::{direction, parse as parse_args, query_response, Call, Q
 use super::super::error::Error;
 use super::super::ids;
 use super::all_messages;
+use crate::mime::search::{address_text, body_text, header_text, Needle};
+use crate::smime::Split;
 use crate::store::Message;
 
 /// A filter: a condition or an operator over filters.
@@ -53,9 +58,24 @@ struct Condition {
     from: Option<String>,
     to: Option<String>,
     cc: Option<String>,
+    bcc: Option<String>,
     subject: Option<String>,
+    body: Option<String>,
     header: Option<Vec<String>>,
 }
+
+/// Header fields the store indexes, so that a `header` condition on them
+/// needs no read of the message.
+const INDEXED: [&str; 8] = [
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+];
 
 /// Unix seconds of a UTCDate (`2024-01-31T12:00:00Z`, fraction allowed).
 pub(crate) fn parse_utc_date(s: &str) -> Option<i64> {
@@ -76,8 +96,47 @@ pub(crate) fn parse_utc_date(s: &str) -> Option<i64> {
     )
 }
 
+/// An indexed unstructured field (subject, ids) holding `needle` once
+/// decoded.
 fn contains(field: Option<&String>, needle: &str) -> bool {
-    field.is_some_and(|f| f.to_lowercase().contains(&needle.to_lowercase()))
+    field.is_some_and(|f| Needle::new(needle.as_bytes()).is_in_field(f.as_bytes()))
+}
+
+/// An indexed address field holding `needle` in an address or a name
+/// (comments, groups and encoded words resolved as for IMAP).
+fn has_address(field: Option<&String>, needle: &str) -> bool {
+    field.is_some_and(|f| Needle::new(needle.as_bytes()).is_in(&address_text(f.as_bytes())))
+}
+
+/// What a condition looks at: the record always; the stored bytes when
+/// the filter needs them ([`Filter::needs_raw`]).
+struct Candidate<'a> {
+    msg: &'a Message,
+    raw: Option<&'a [u8]>,
+}
+
+impl Candidate<'_> {
+    /// Bcc, which the store does not index.
+    fn bcc(&self, needle: &str) -> bool {
+        let Some(raw) = self.raw else {
+            return false;
+        };
+        let n = Needle::new(needle.as_bytes());
+        let split = Split::new(raw);
+        let found = split
+            .field_values(b"bcc")
+            .any(|v| n.is_in(&address_text(v)));
+        found
+    }
+
+    /// The decoded text of a clear message's parts; nothing for an
+    /// encrypted one (ciphertext).
+    fn body(&self) -> Option<String> {
+        if self.msg.encrypted {
+            return None;
+        }
+        self.raw.map(body_text)
+    }
 }
 
 fn has_keyword(m: &Message, k: &str) -> bool {
@@ -94,7 +153,19 @@ impl Condition {
         Ok(())
     }
 
-    fn matches(&self, m: &Message) -> bool {
+    fn needs_raw(&self) -> bool {
+        self.text.is_some()
+            || self.body.is_some()
+            || self.bcc.is_some()
+            || self
+                .header
+                .as_ref()
+                .and_then(|h| h.first())
+                .is_some_and(|name| !INDEXED.contains(&name.to_lowercase().as_str()))
+    }
+
+    fn matches(&self, c: &Candidate<'_>) -> bool {
+        let m = c.msg;
         let h = &m.headers;
         let date = |d: &Option<String>| d.as_deref().and_then(parse_utc_date);
         let mailbox = ids::mailbox(m.mailbox);
@@ -123,29 +194,64 @@ impl Condition {
             && self
                 .from
                 .as_ref()
-                .is_none_or(|t| contains(h.from.as_ref(), t))
-            && self.to.as_ref().is_none_or(|t| contains(h.to.as_ref(), t))
-            && self.cc.as_ref().is_none_or(|t| contains(h.cc.as_ref(), t))
+                .is_none_or(|t| has_address(h.from.as_ref(), t))
+            && self
+                .to
+                .as_ref()
+                .is_none_or(|t| has_address(h.to.as_ref(), t))
+            && self
+                .cc
+                .as_ref()
+                .is_none_or(|t| has_address(h.cc.as_ref(), t))
+            && self.bcc.as_ref().is_none_or(|t| c.bcc(t))
             && self
                 .subject
                 .as_ref()
                 .is_none_or(|t| contains(h.subject.as_ref(), t))
-            && self.text.as_ref().is_none_or(|t| {
-                [&h.from, &h.to, &h.cc, &h.subject]
-                    .iter()
-                    .any(|f| contains(f.as_ref(), t))
+            && self.body.as_ref().is_none_or(|t| {
+                c.body()
+                    .is_some_and(|b| Needle::new(t.as_bytes()).is_in(&b))
             })
-            && self.header.as_ref().is_none_or(|hv| header_matches(m, hv))
+            && self.text.as_ref().is_none_or(|t| text_matches(c, t))
+            && self.header.as_ref().is_none_or(|hv| header_matches(c, hv))
     }
 }
 
-/// `header: [name]` or `[name, value]` against the clear fields the store
-/// indexes.
-fn header_matches(m: &Message, cond: &[String]) -> bool {
-    let h = &m.headers;
+/// `text`: every header field (decoded) or the body's text.
+fn text_matches(c: &Candidate<'_>, text: &str) -> bool {
+    let n = Needle::new(text.as_bytes());
+    let h = &c.msg.headers;
+    [&h.from, &h.to, &h.cc].iter().any(|f| {
+        f.as_ref()
+            .is_some_and(|f| n.is_in(&address_text(f.as_bytes())))
+    }) || contains(h.subject.as_ref(), text)
+        || c.raw.is_some_and(|raw| n.is_in(&header_text(raw)))
+        || c.body().is_some_and(|b| n.is_in(&b))
+}
+
+/// `header: [name]` or `[name, value]`: the indexed fields from the
+/// record, any other field from the stored header (each of its
+/// occurrences).
+fn header_matches(c: &Candidate<'_>, cond: &[String]) -> bool {
+    let h = &c.msg.headers;
     let Some(name) = cond.first() else {
         return false;
     };
+    if !INDEXED.contains(&name.to_lowercase().as_str()) {
+        let Some(raw) = c.raw else {
+            return false;
+        };
+        let split = Split::new(raw);
+        let mut values = split.field_values(name.as_bytes());
+        let found = match cond.get(1) {
+            None => values.next().is_some(),
+            Some(v) => {
+                let n = Needle::new(v.as_bytes());
+                values.any(|f| n.is_in_field(f))
+            }
+        };
+        return found;
+    }
     let field = match name.to_lowercase().as_str() {
         "from" => &h.from,
         "to" => &h.to,
@@ -159,6 +265,9 @@ fn header_matches(m: &Message, cond: &[String]) -> bool {
     };
     match cond.get(1) {
         None => field.is_some(),
+        Some(v) if matches!(name.to_lowercase().as_str(), "from" | "to" | "cc") => {
+            has_address(field.as_ref(), v)
+        }
         Some(v) => contains(field.as_ref(), v),
     }
 }
@@ -171,7 +280,15 @@ impl Filter {
         }
     }
 
-    fn matches(&self, m: &Message) -> bool {
+    /// Whether some condition needs the stored bytes, not only the record.
+    fn needs_raw(&self) -> bool {
+        match self {
+            Filter::Operator { conditions, .. } => conditions.iter().any(Filter::needs_raw),
+            Filter::Condition(c) => c.needs_raw(),
+        }
+    }
+
+    fn matches(&self, m: &Candidate<'_>) -> bool {
         match self {
             Filter::Operator {
                 operator: Op::And,
@@ -196,21 +313,38 @@ pub(crate) async fn query(call: &mut Call, args: Map<String, Value>) -> Result<V
     let account_id = call.check_account(&args.account_id)?;
     let filter: Option<Filter> = match &args.filter {
         None | Some(Value::Null) => None,
-        Some(f) => Some(serde_json::from_value(f.clone()).map_err(|e| {
-            Error::UnsupportedFilter(format!(
-                "Email filter: {e} (body text is not searchable here)"
-            ))
-        })?),
+        Some(f) => Some(
+            serde_json::from_value(f.clone())
+                .map_err(|e| Error::UnsupportedFilter(format!("Email filter: {e}")))?,
+        ),
     };
     if let Some(f) = &filter {
         f.check()?;
     }
     let (state, mut all) = call
-        .blocking(|s, id| Ok((s.account(id)?.modseq.to_string(), all_messages(s, id)?)))
+        .blocking(move |s, id| {
+            let state = s.account(id)?.modseq.to_string();
+            let mut all = all_messages(s, id)?;
+            if let Some(f) = &filter {
+                let raw = f.needs_raw();
+                let mut kept = Vec::with_capacity(all.len());
+                for m in all {
+                    // why one message at a time: a body search over a whole
+                    // account holds one message's bytes, not all of them.
+                    let bytes = if raw { s.get_blob(id, m.blob)? } else { None };
+                    let c = Candidate {
+                        msg: &m,
+                        raw: bytes.as_deref(),
+                    };
+                    if f.matches(&c) {
+                        kept.push(m);
+                    }
+                }
+                all = kept;
+            }
+            Ok((state, all))
+        })
         .await?;
-    if let Some(f) = &filter {
-        all.retain(|m| f.matches(m));
-    }
     all.sort_by_key(|m| (m.internal_date, m.mailbox, m.uid));
     for comparator in args.sort.iter().flatten().rev() {
         let dir = direction(comparator.is_ascending);
