@@ -551,7 +551,7 @@ fn a_user_rotates_keys_and_turns_encryption_on_in_a_real_browser() {
         .collect();
     assert_eq!(
         active,
-        [second_fp.clone()],
+        [second_fp.as_str()],
         "only the second is active: {listed}"
     );
     let all: Vec<_> = listed["list"]
