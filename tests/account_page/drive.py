@@ -3,8 +3,9 @@ Debian's python3-selenium) for tests/account_page.rs.
 
 Usage: drive.py WEBDRIVER_URL BASE_URL CONFIG_JSON
 
-CONFIG_JSON names the account, its password, the certificate files and the
-fingerprints of the two good ones, and the directory for the screenshots.
+CONFIG_JSON names the account, its password, the certificate and PKCS#12
+files, the fingerprints the page must list, the secrets that must never
+leave the browser, and the directory for the screenshots.
 Every step waits for what the page shows and fails with the page's text
 when it shows something else. On success the last line of stdout is a
 JSON object of what the page showed, which the Rust test checks again.
@@ -12,9 +13,10 @@ The browser is ended in every case (driver.quit); the Rust test also kills
 chromedriver's whole process group.
 """
 
+import base64
 import json
 import sys
-import time
+import urllib.request
 
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
@@ -36,13 +38,20 @@ def main():
         options.add_argument(arg)
     # why: the page must work with nothing but its own files; a console
     # error (a CSP violation, an exception) fails the run.
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # why performance: Chromium's network events carry every request body
+    # the page sent, which is how the walk proves what never left it.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Remote(command_executor=webdriver_url, options=options)
     # why: chromedriver runs on this machine and reads the file itself; the
     # Remote driver would otherwise try Selenium Grid's upload endpoint.
     driver.file_detector = UselessFileDetector()
+    # why: the Remote driver does not know chromedriver's CDP endpoint.
+    driver.command_executor._commands["executeCdpCommand"] = (
+        "POST", "/session/$sessionId/goog/cdp/execute")
     try:
-        shown = walk(driver, base, config)
+        network = Network(driver)
+        shown = walk(driver, base, config, network)
+        shown.update(network.scan(config))
         problems = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
                     and "401" not in e["message"]]
         if problems:
@@ -50,6 +59,88 @@ def main():
         print(json.dumps(shown))
     finally:
         driver.quit()
+
+
+class Network:
+    """Every request the page made, from Chromium's performance log."""
+
+    def __init__(self, driver):
+        self.driver, self.requests = driver, []
+
+    def drain(self):
+        """Takes the new requests out of the log, with their bodies. why now:
+        Network.getRequestPostData only answers while Chromium still holds
+        the request."""
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message.get("method") != "Network.requestWillBeSent":
+                continue
+            params = message["params"]
+            request = params["request"]
+            body = b""
+            if request.get("postDataEntries"):
+                body = b"".join(base64.b64decode(e.get("bytes", "")) for e in request["postDataEntries"])
+            elif "postData" in request:
+                body = request["postData"].encode("utf-8", "surrogateescape")
+            elif request.get("hasPostData"):
+                # why: Chromium leaves large bodies out of the event.
+                data = self.driver.execute("executeCdpCommand", {
+                    "cmd": "Network.getRequestPostData",
+                    "params": {"requestId": params["requestId"]}})["value"]
+                body = data["postData"].encode("utf-8", "surrogateescape")
+            self.requests.append((request["method"], request["url"], body))
+
+    def scan(self, c):
+        """Where each secret (p12 files, private keys in DER and PEM, the p12
+        password) and each uploaded certificate shows up in a request."""
+        self.drain()
+        leaks, seen = [], {}
+        secrets = [(path, needles(read(path))) for path in c["never_sent_files"]]
+        for path in c["never_sent_pem"]:
+            lines = [l for l in read(path).decode().splitlines() if l and not l.startswith("-----")]
+            secrets.append((path, [l.encode() for l in lines if len(l) >= 40]))
+        secrets.append(("the PKCS#12 password", [c["p12_password"].encode()]))
+        for method, url, body in self.requests:
+            where = (method + " " + url).encode() + b"\n" + body
+            for name, found in secrets:
+                if any(n in where for n in found):
+                    leaks.append("%s in %s %s" % (name, method, url))
+            for path in c["sent_files"]:
+                if any(n in where for n in needles(read(path))):
+                    seen.setdefault(path, []).append("%s %s" % (method, url))
+        return {"requests": len(self.requests), "leaks": leaks, "sent_seen": seen,
+                "bodies": sum(1 for _, _, b in self.requests if b)}
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def needles(data):
+    """48-byte pieces of `data` from four places, raw, in hex and in base64
+    at each of the three alignments a longer base64 text could give them."""
+    out = []
+    for at in (0, len(data) // 4, len(data) // 2, 3 * len(data) // 4):
+        piece = data[at:at + 50]
+        out += [piece[:48], piece[:48].hex().encode(), piece[:48].hex().upper().encode()]
+        out += [base64.b64encode(piece[k:k + 48]) for k in range(3) if len(piece) >= k + 48]
+    return out
+
+
+def server_certs(base, address, password):
+    """The account's certificate fingerprints, asked over JMAP outside the
+    browser."""
+    auth = "Basic " + base64.b64encode(("%s:%s" % (address, password)).encode()).decode()
+    session = json.load(urllib.request.urlopen(urllib.request.Request(
+        base + "/.well-known/jmap", headers={"Authorization": auth}), timeout=WAIT_S))
+    account = session["primaryAccounts"]["urn:sealmail:params:jmap:encryption"]
+    body = json.dumps({"using": ["urn:ietf:params:jmap:core", "urn:sealmail:params:jmap:encryption"],
+                       "methodCalls": [["Certificate/get", {"accountId": account}, "c"]]}).encode()
+    api = urllib.request.Request(base + "/jmap/api", data=body, headers={
+        "Authorization": auth, "Content-Type": "application/json"})
+    reply = json.load(urllib.request.urlopen(api, timeout=WAIT_S))
+    return sorted(c["fingerprint"] for c in reply["methodResponses"][0][1]["list"])
 
 
 class Steps:
@@ -86,9 +177,15 @@ class Steps:
     def hidden(self, element_id):
         return not self.driver.find_element(By.ID, element_id).is_displayed()
 
-    def upload(self, path, description, outcome, step):
+    def upload(self, path, description, outcome, step, p12_password=None):
         d = self.driver
         d.find_element(By.ID, "upload-file").send_keys(path)
+        if p12_password is not None:
+            # The page asks for the file's password once it sees a .p12.
+            field = WebDriverWait(d, WAIT_S).until(
+                EC.visibility_of_element_located((By.ID, "upload-p12-password")))
+            field.clear()
+            field.send_keys(p12_password)
         note = d.find_element(By.ID, "upload-description")
         note.clear()
         note.send_keys(description)
@@ -116,7 +213,7 @@ class Steps:
                 step, fingerprint, cls, self.driver.find_element(By.TAG_NAME, "body").text))
 
 
-def walk(driver, base, c):
+def walk(driver, base, c, network):
     s = Steps(driver, c["shots"])
     shown = {}
     driver.get(base + "/")
@@ -144,14 +241,41 @@ def walk(driver, base, c):
     shown["good_row"] = row.text
 
     shown["bad"] = s.upload(c["bad"], "not for mail", "upload-error", "upload-bad")
-    shown["pkcs12"] = s.upload(c["pkcs12"], "with key", "upload-error", "upload-pkcs12")
 
-    # Rotation: a second certificate, then the first one deactivated.
-    shown["second"] = s.upload(c["second"], "second key", "upload-result", "upload-second")
-    s.wait_row_class(c["second_fp"], "active", "upload-second")
-    s.row(c["good_fp"]).find_element(By.CSS_SELECTOR, 'button[data-action="toggle"]').click()
-    s.wait_row_class(c["good_fp"], "inactive", "deactivate-first")
+    # PKCS#12 files the page cannot or must not open: nothing is sent.
+    before = server_certs(base, c["address"], c["password"])
+    shown["p12_wrong_password"] = s.upload(
+        c["p12"], "with key", "upload-error", "p12-wrong-password", "not the p12 password")
+    shown["certs_unchanged_after_wrong_password"] = before == server_certs(
+        base, c["address"], c["password"])
+    shown["p12_garbage"] = s.upload(c["p12_garbage"], "garbage", "upload-error", "p12-garbage", "x")
+    shown["p12_truncated"] = s.upload(
+        c["p12_truncated"], "cut short", "upload-error", "p12-truncated", c["p12_password"])
+    network.drain()
+
+    # Legacy PKCS#12 files (RC2-40 with a key; 3DES with only certificates,
+    # one of them a CA): the page takes the user's certificate out.
+    shown["p12_legacy"] = s.upload(c["p12_legacy"], "legacy p12", "upload-result", "p12-legacy-rc2",
+                                   c["p12_password"])
+    s.wait_row_class(c["legacy_fp"], "active", "p12-legacy-rc2")
+    shown["p12_3des"] = s.upload(c["p12_3des"], "3DES p12", "upload-result", "p12-legacy-3des",
+                                 c["p12_password"])
+    s.wait_row_class(c["des_fp"], "active", "p12-legacy-3des")
+    network.drain()
+
+    # Rotation: the second key arrives as an OpenSSL 3 PKCS#12 (AES-256,
+    # PBKDF2-SHA256, SHA-256 MAC, with a CA certificate), then the others
+    # are deactivated.
+    shown["second"] = s.upload(c["p12"], "second key", "upload-result", "upload-second-p12",
+                               c["p12_password"])
+    s.wait_row_class(c["second_fp"], "active", "upload-second-p12")
+    network.drain()
+    for fp in (c["good_fp"], c["legacy_fp"], c["des_fp"]):
+        s.row(fp).find_element(By.CSS_SELECTOR, 'button[data-action="toggle"]').click()
+        s.wait_row_class(fp, "inactive", "deactivate-" + fp[:8])
     shown["rows"] = [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#certs-body tr")]
+    shown["row_fingerprints"] = [r.get_attribute("data-fingerprint")
+                                 for r in driver.find_elements(By.CSS_SELECTOR, "#certs-body tr")]
     s.shot("rotated")
 
     # Sending a test message while encryption is off: the server refuses.

@@ -1,11 +1,12 @@
 //! The self-service account page at `/account/` (ARCHITECTURE.md, "Web
-//! page and metrics"): one HTML file, one style sheet, one script and an icon,
-//! compiled into the binary, that let a user manage their certificates and
-//! encryption settings through the JMAP API (`urn:sealmail:params:jmap:encryption`)
-//! from the browser. There is no second backend: these routes only serve
-//! the three files; everything the page does is a JMAP request with the
-//! user's credentials, so it meets the same authentication, failed-login
-//! throttling, cross-site guard and limits as any other JMAP client.
+//! page and metrics"): one HTML file, one style sheet, two scripts and an
+//! icon, compiled into the binary, that let a user manage their certificates
+//! and encryption settings through the JMAP API
+//! (`urn:sealmail:params:jmap:encryption`) from the browser. There is no
+//! second backend: these routes only serve the files; everything the page
+//! does is a JMAP request with the user's credentials, so it meets the same
+//! authentication, failed-login throttling, cross-site guard and limits as
+//! any other JMAP client.
 //!
 //! # Why these headers
 //!
@@ -19,6 +20,14 @@
 //! them: there is no ambient credential to forge a request with, hence no
 //! CSRF surface. `nosniff` stops a browser from reading a file as another
 //! type; `no-referrer` keeps the page's URL from other sites.
+//!
+//! # PKCS#12 files
+//!
+//! `assets/pkcs12.js` opens a .p12/.pfx in the browser (RFC 7292; WebCrypto,
+//! plus RC2 and DES written out for the legacy schemes) so that only the
+//! certificate in it is sent: the file, its password and its private key
+//! stay in the tab, and the server applies its certificate rules to what
+//! arrives as to any upload.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -36,6 +45,7 @@ pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src '
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const PAGE_CSS: &str = include_str!("assets/page.css");
 const PAGE_JS: &str = include_str!("assets/page.js");
+const PKCS12_JS: &str = include_str!("assets/pkcs12.js");
 const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
 
 /// The page's routes; they need no state and no credentials.
@@ -51,6 +61,10 @@ pub(crate) fn routes() -> Router {
         .route(
             "/account/page.js",
             get(|| async { asset("text/javascript", PAGE_JS) }),
+        )
+        .route(
+            "/account/pkcs12.js",
+            get(|| async { asset("text/javascript", PKCS12_JS) }),
         )
         .route(
             "/account/favicon.svg",
@@ -106,6 +120,7 @@ mod tests {
             ("index.html", INDEX_HTML),
             ("page.css", PAGE_CSS),
             ("page.js", PAGE_JS),
+            ("pkcs12.js", PKCS12_JS),
         ] {
             for banned in ["http://", "https://", "//cdn", "@import"] {
                 assert!(!text.contains(banned), "{name} contains {banned:?}");
@@ -117,10 +132,12 @@ mod tests {
         assert!(!has_event_handler(&lower), "inline event handler");
         assert_eq!(
             lower.matches("<script").count(),
-            1,
-            "exactly one script element"
+            2,
+            "exactly two script elements"
         );
-        assert!(lower.contains("<script src=\"page.js\""));
+        assert!(
+            lower.contains("<script src=\"pkcs12.js\" defer></script>\n<script src=\"page.js\"")
+        );
     }
 
     /// Whether `html` has an attribute `on...=`.
@@ -133,20 +150,38 @@ mod tests {
     }
 
     #[test]
-    fn the_script_never_writes_markup() {
-        for banned in [
-            "innerHTML",
-            "outerHTML",
-            "insertAdjacentHTML",
-            "document.write",
-            "eval(",
-        ] {
-            assert!(!PAGE_JS.contains(banned), "page.js uses {banned}");
+    fn the_scripts_never_write_markup() {
+        for (name, script) in [("page.js", PAGE_JS), ("pkcs12.js", PKCS12_JS)] {
+            for banned in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+                "new Function",
+            ] {
+                assert!(!script.contains(banned), "{name} uses {banned}");
+            }
+            assert!(
+                !script.contains("document.cookie"),
+                "{name} touches cookies"
+            );
+            assert!(!script.contains("localStorage") && !script.contains("sessionStorage"));
         }
-        assert!(
-            !PAGE_JS.contains("document.cookie"),
-            "page.js touches cookies"
-        );
-        assert!(!PAGE_JS.contains("localStorage") && !PAGE_JS.contains("sessionStorage"));
+    }
+
+    #[test]
+    fn the_pkcs12_reader_sends_nothing_itself() {
+        // why: it holds the file, its password and (encrypted) the private
+        // key; only page.js talks to the server, with what it returns.
+        for banned in [
+            "fetch(",
+            "XMLHttpRequest",
+            "WebSocket",
+            "sendBeacon",
+            "EventSource",
+        ] {
+            assert!(!PKCS12_JS.contains(banned), "pkcs12.js uses {banned}");
+        }
     }
 }

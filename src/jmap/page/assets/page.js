@@ -1,5 +1,6 @@
-// The account page's only script: a small JMAP client
-// (urn:sealmail:params:jmap:encryption) that runs in the browser.
+// The account page's script: a small JMAP client
+// (urn:sealmail:params:jmap:encryption) that runs in the browser. Its one
+// companion, pkcs12.js, takes the certificate out of a PKCS#12 file.
 //
 // Security notes:
 // - The credentials live in one variable of this script and nowhere else:
@@ -11,6 +12,9 @@
 //   defend against; the server's cross-site guard refuses such requests too.
 // - Everything shown comes from the server or the user and is put into the
 //   page with textContent / createElement only, never as markup.
+// - A PKCS#12 file (.p12/.pfx) is opened here, in the tab: only the DER of
+//   the certificate it holds is sent; the file, its password and its
+//   private key never are.
 // - Failed logins are slowed down by the server exactly as for any other
 //   JMAP client (the 401 arrives after the failed-login wait).
 "use strict";
@@ -151,6 +155,7 @@ function logout() {
   $("account").hidden = true;
   $("login-section").hidden = false;
   $("certs-body").replaceChildren();
+  $("upload-p12-password").value = "";
   hide("upload-result", "upload-error", "settings-result", "settings-error",
     "send-test-result", "send-test-error", "certs-error");
 }
@@ -245,21 +250,17 @@ function renderSettings(s) {
 
 // ---- certificates ----
 
-// why: a PKCS#12 file holds the private key; it must never leave the
-// browser. PFX ::= SEQUENCE { version INTEGER (3), ... } (RFC 7292 §4).
-function looksLikePkcs12(bytes, name) {
-  if (/\.(p12|pfx)$/i.test(name)) return true;
-  if (bytes.length < 8 || bytes[0] !== 0x30) return false;
-  let i = 1;
-  if (bytes[1] & 0x80) i += 1 + (bytes[1] & 0x7f); else i += 1;
-  return bytes[i] === 0x02 && bytes[i + 1] === 0x01 && bytes[i + 2] === 0x03;
-}
-
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 #]+)-----[\s\S]*?-----END \1-----/g;
 
-// What to send for the chosen file: PEM text without any key block, or the
-// DER bytes in base64. Throws when the file must not or cannot be sent.
-function certificatePayload(bytes, name) {
+function base64(bytes) {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+// What to send for a PEM or DER file: PEM text without any key block, or
+// the DER bytes in base64. Throws when the file must not be sent.
+function certificatePayload(bytes) {
   const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
   if (text.includes("-----BEGIN")) {
     const blocks = text.match(PEM_BLOCK) || [];
@@ -270,14 +271,55 @@ function certificatePayload(bytes, name) {
     }
     return { value: keep.length ? keep.join("\n") : text, droppedKey: keep.length < blocks.length };
   }
-  if (looksLikePkcs12(bytes, name)) {
-    throw new ServerError("This is a PKCS#12 file (.p12/.pfx): it holds your private key, so it was not sent. " +
-      "Export the certificate alone, e.g. `openssl pkcs12 -in " + name +
-      " -clcerts -nokeys -out mycert.pem`, and add that file.");
+  return { value: base64(bytes), droppedKey: false };
+}
+
+function isPem(bytes) {
+  return new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(0, 65536)).includes("-----BEGIN");
+}
+
+// Shows the PKCS#12 password field when the chosen file is one (by its
+// name, or by its first bytes), and hides and empties it otherwise.
+async function onFileChosen() {
+  const file = $("upload-file").files[0];
+  let pkcs12 = false;
+  if (file) {
+    const head = new Uint8Array(await file.slice(0, 16).arrayBuffer());
+    pkcs12 = !isPem(head) && Pkcs12.looksLike(head, file.name);
   }
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return { value: btoa(binary), droppedKey: false };
+  $("p12-password-row").hidden = !pkcs12;
+  if (!pkcs12) $("upload-p12-password").value = "";
+}
+
+// The certificates to send for a PKCS#12 file, taken out of it here (see
+// pkcs12.js): the file, its key and its password stay in this tab.
+async function pkcs12Payloads(bytes, name) {
+  if ($("p12-password-row").hidden) {
+    $("p12-password-row").hidden = false;
+    $("upload-p12-password").focus();
+    throw new ServerError("This is a PKCS#12 file (.p12/.pfx): type its password in the field " +
+      "above, then click \"Add certificate\" again. Only the certificate is taken out and sent; " +
+      "the private key and the password stay in this browser.");
+  }
+  show("upload-progress", "Opening " + name + " in this browser…");
+  try {
+    const found = await Pkcs12.certificates(bytes, $("upload-p12-password").value, name);
+    return found.certificates.map((der) => ({ value: base64(der), droppedKey: false, pkcs12: name }));
+  } finally {
+    hide("upload-progress");
+  }
+}
+
+function addedMessage(c, payload) {
+  let message = "Added the certificate for " + c.emailAddresses.join(", ") +
+    " (fingerprint " + fingerprintText(c.fingerprint).slice(0, 23) + "…, valid until " +
+    c.notAfter.slice(0, 10) + "). While it is active and encryption is on, new mail is encrypted for it.";
+  if (payload.droppedKey) message += " The private key in the file was not sent.";
+  if (payload.pkcs12) {
+    message += " It was taken out of " + payload.pkcs12 +
+      " in this browser; the private key and the file's password were not sent.";
+  }
+  return message;
 }
 
 async function onUpload(event) {
@@ -292,22 +334,31 @@ async function onUpload(event) {
   submit.disabled = true;
   try {
     const bytes = new Uint8Array(await file.arrayBuffer());
-    const payload = certificatePayload(bytes, file.name);
-    const create = { certificate: payload.value };
+    const pkcs12 = !isPem(bytes) && Pkcs12.looksLike(bytes, file.name);
+    const payloads = pkcs12 ? await pkcs12Payloads(bytes, file.name) : [certificatePayload(bytes)];
     const description = $("upload-description").value.trim();
-    if (description) create.description = description;
-    const [result] = await api([["Certificate/set", { create: { upload: create } }]]);
-    const failed = setError(result, "notCreated", "upload");
-    if (failed) throw failed;
-    const c = result.created.upload;
-    let message = "Added the certificate for " + c.emailAddresses.join(", ") +
-      " (fingerprint " + fingerprintText(c.fingerprint).slice(0, 23) + "…, valid until " +
-      c.notAfter.slice(0, 10) + "). While it is active and encryption is on, new mail is encrypted for it.";
-    if (payload.droppedKey) message += " The private key in the file was not sent.";
-    show("upload-result", message);
-    $("upload-file").value = "";
-    $("upload-description").value = "";
-    await refresh();
+    const create = {};
+    payloads.forEach((payload, i) => {
+      create["upload" + i] = { certificate: payload.value };
+      if (description) create["upload" + i].description = description;
+    });
+    const [result] = await api([["Certificate/set", { create }]]);
+    const added = [], refused = [];
+    payloads.forEach((payload, i) => {
+      const failed = setError(result, "notCreated", "upload" + i);
+      const which = payloads.length > 1 ? "Certificate " + (i + 1) + " of " + payloads.length + ": " : "";
+      if (failed) refused.push(which + failed.message);
+      else added.push(which + addedMessage(result.created["upload" + i], payload));
+    });
+    if (refused.length) show("upload-error", refused.join("\n"));
+    if (added.length) {
+      show("upload-result", added.join("\n"));
+      $("upload-file").value = "";
+      $("upload-description").value = "";
+      $("upload-p12-password").value = "";
+      $("p12-password-row").hidden = true;
+      await refresh();
+    }
   } catch (e) {
     show("upload-error", e.message);
   } finally {
@@ -395,6 +446,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", onLogin);
   $("logout").addEventListener("click", logout);
   $("upload-form").addEventListener("submit", onUpload);
+  $("upload-file").addEventListener("change", () => {
+    hide("upload-result", "upload-error");
+    onFileChosen().catch((e) => show("upload-error", e.message));
+  });
   $("settings-form").addEventListener("submit", onSaveSettings);
   $("send-test").addEventListener("click", onSendTest);
 });
