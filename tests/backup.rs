@@ -301,3 +301,51 @@ fn backup_refuses_a_directory_that_is_not_empty() {
     assert_eq!(outside.path().read_dir().unwrap().count(), 0);
     assert_eq!(out.path().read_dir().unwrap().count(), 1);
 }
+
+/// Every Email of alice's with its id and threadId over JMAP, oldest
+/// first.
+fn jmap_ids(server: &Server) -> serde_json::Value {
+    let alice = server.jmap(ALICE, PASSWORD);
+    let q = alice.call(
+        "Email/query",
+        serde_json::json!({ "sort": [{ "property": "receivedAt" }] }),
+    );
+    let got = alice.call(
+        "Email/get",
+        serde_json::json!({ "ids": q["ids"], "properties": ["threadId", "mailboxIds"] }),
+    );
+    got["list"].clone()
+}
+
+/// RFC 8621 §4.1.1: Email ids never change, also not across a backup
+/// and a restore; nor do thread ids.
+#[test]
+fn a_restore_keeps_email_and_thread_ids() {
+    let mut server = Server::start();
+    server.account_with_password(ALICE, PASSWORD);
+    for (id, parent) in [("a@x", None), ("b@x", Some("a@x")), ("c@x", None)] {
+        let refs = parent.map_or(String::new(), |p| format!("In-Reply-To: <{p}>\r\n"));
+        let subject = if parent.is_some() {
+            "Re: Plans"
+        } else {
+            "Plans"
+        };
+        let raw = format!(
+            "From: s@example.net\r\nTo: {ALICE}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n{refs}\r\nbody\r\n"
+        );
+        assert!(server.lmtp_send(ALICE, raw.as_bytes()).starts_with("250"));
+    }
+    let before = jmap_ids(&server);
+    assert_eq!(before[0]["threadId"], before[1]["threadId"]);
+    assert_ne!(before[0]["threadId"], before[2]["threadId"]);
+    let out = tempdir();
+    let dir = out.path().join("backup");
+    let done = backup(&server, &dir);
+    assert!(done.status.success(), "backup failed: {}", stderr(&done));
+    server.terminate();
+    let fresh = tempdir();
+    let restored = restore(&dir, fresh.path(), &[]);
+    assert!(restored.status.success(), "{}", stderr(&restored));
+    let server = Server::start_on(fresh.path());
+    assert_eq!(jmap_ids(&server), before);
+}

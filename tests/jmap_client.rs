@@ -113,3 +113,59 @@ async fn email_blob(client: &Client, id: &str) -> String {
         .unwrap();
     email.blob_id().unwrap().to_string()
 }
+
+/// RFC 8621 §4.1.1 and §3 through the client library: a move keeps the
+/// Email's id, `Email/changes` reports it as updated only, and a reply
+/// imported after its parent shares the parent's Thread.
+#[tokio::test]
+async fn a_move_keeps_the_id_and_a_reply_shares_the_thread() {
+    let server = JmapServer::start();
+    server.account("carol@example.org", PASSWORD);
+    let client = connect(&server, "carol@example.org").await;
+    let inbox = inbox_id(&client).await;
+    let mut found = client
+        .mailbox_query(Some(MailboxFilter::role(Role::Archive)), None::<Vec<_>>)
+        .await
+        .unwrap();
+    let archive = found.take_ids().pop().expect("an archive");
+    let parent = b"From: dave@example.net\r\nSubject: Plans\r\nMessage-ID: <p@example.net>\r\n\r\nParent.\r\n";
+    let reply = b"From: carol@example.org\r\nSubject: Re: Plans\r\nMessage-ID: <r@example.org>\r\nIn-Reply-To: <p@example.net>\r\nReferences: <p@example.net>\r\n\r\nReply.\r\n";
+    let mut ids = Vec::new();
+    for raw in [&parent[..], &reply[..]] {
+        let imported = client
+            .email_import(raw.to_vec(), [inbox.as_str()], None::<Vec<&str>>, None)
+            .await
+            .unwrap();
+        ids.push(imported.id().unwrap().to_string());
+    }
+    let state = client
+        .email_changes("0", None)
+        .await
+        .unwrap()
+        .new_state()
+        .to_string();
+
+    client
+        .email_set_mailboxes(&ids[0], [archive.as_str()])
+        .await
+        .unwrap();
+    let moved = client
+        .email_get(&ids[0], Some([Property::MailboxIds, Property::ThreadId]))
+        .await
+        .unwrap()
+        .expect("the id still names the Email");
+    assert_eq!(moved.mailbox_ids(), vec![archive.as_str()]);
+    let changes = client.email_changes(state, None).await.unwrap();
+    assert_eq!(changes.updated(), &ids[..1]);
+    assert!(changes.created().is_empty() && changes.destroyed().is_empty());
+
+    let thread = moved.thread_id().unwrap().to_string();
+    let replied = client
+        .email_get(&ids[1], Some([Property::ThreadId]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replied.thread_id(), Some(thread.as_str()));
+    let thread = client.thread_get(&thread).await.unwrap().expect("a thread");
+    assert_eq!(thread.email_ids(), &ids[..]);
+}

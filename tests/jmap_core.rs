@@ -359,20 +359,24 @@ async fn email_set_moves_flags_and_destroys() {
             json!({ "update": { id.clone(): { "mailboxIds": { archive.clone(): true } } } }),
         )
         .await;
-    let new_id = set["updated"][&id]["id"].as_str().unwrap().to_string();
+    // RFC 8621 §4.1.1: the id stays; nothing but the server's own
+    // changes to report.
+    assert_eq!(set["updated"], json!({ id.clone(): null }), "{set}");
     let (_, got) = client
         .call(
             "Email/get",
-            json!({ "ids": [new_id], "properties": ["mailboxIds", "keywords"] }),
+            json!({ "ids": [id], "properties": ["mailboxIds", "keywords"] }),
         )
         .await;
     assert_eq!(got["list"][0]["mailboxIds"], json!({ archive: true }));
     assert_eq!(got["list"][0]["keywords"], json!({ "$seen": true }));
     let (_, set) = client
-        .call("Email/set", json!({ "destroy": [new_id, id] }))
+        .call("Email/set", json!({ "destroy": [id, "e1_1"] }))
         .await;
-    assert_eq!(set["destroyed"], json!([new_id]), "{set}");
-    assert_eq!(set["notDestroyed"][&id]["type"], "notFound");
+    assert_eq!(set["destroyed"], json!([id]), "{set}");
+    assert_eq!(set["notDestroyed"]["e1_1"]["type"], "notFound");
+    let (_, got) = client.call("Email/get", json!({ "ids": [id] })).await;
+    assert_eq!(got["notFound"], json!([id]));
 }
 
 #[tokio::test]

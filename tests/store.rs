@@ -363,12 +363,15 @@ fn changes_since_and_audit_latest_first(fx: &Fixture) {
     let changes = mail.changes_since(id, state, 10).unwrap();
     assert_eq!(changes.len(), 2);
     assert_eq!(changes[0].kind, ChangeKind::Created);
+    assert!(
+        matches!(&changes[0].object, ChangedObject::Email(e)
+            if e.email == m.email_id && e.mailbox == m.mailbox && e.uid == m.uid),
+        "{:?}",
+        changes[0].object
+    );
     assert_eq!(
-        changes[0].object,
-        ChangedObject::Message {
-            mailbox: m.mailbox,
-            uid: m.uid
-        }
+        changes[0].id, m.email_id,
+        "an Email id is its creation's change id"
     );
     assert_eq!(
         changes[1].object,

@@ -64,6 +64,21 @@ m.logout()
 print(json.dumps(out))
 "#;
 
+/// Every Email's id and threadId over JMAP (RFC 8621 §4.1.1: ids that a
+/// move of the whole store must keep), oldest first.
+fn jmap_ids(server: &Server) -> serde_json::Value {
+    let alice = server.jmap("alice@example.org", "a good password");
+    let q = alice.call(
+        "Email/query",
+        serde_json::json!({ "sort": [{ "property": "receivedAt" }] }),
+    );
+    let got = alice.call(
+        "Email/get",
+        serde_json::json!({ "ids": q["ids"], "properties": ["threadId", "subject"] }),
+    );
+    got["list"].clone()
+}
+
 fn imap_state(server: &Server) -> Vec<String> {
     let out = support::tools::python(
         IMAP_STATE,
@@ -82,8 +97,10 @@ fn a_stopped_rocksdb_installation_moves_to_postgres_and_imap_sees_the_same_mailb
     let mut server = Server::start_on(dir.path());
     server.account_with_password("alice@example.org", "a good password");
     for i in 0..3 {
+        // The second and third reply to the first: one thread.
         let msg = format!(
-            "From: s@example.net\r\nTo: alice@example.org\r\nSubject: moved {i}\r\n\r\nMOVE-MARKER-{i}\r\n"
+            "From: s@example.net\r\nTo: alice@example.org\r\nSubject: {}moved\r\nMessage-ID: <m{i}@x>\r\nIn-Reply-To: <m0@x>\r\n\r\nMOVE-MARKER-{i}\r\n",
+            if i == 0 { "" } else { "Re: " }
         );
         assert!(server
             .lmtp_send("alice@example.org", msg.as_bytes())
@@ -91,6 +108,8 @@ fn a_stopped_rocksdb_installation_moves_to_postgres_and_imap_sees_the_same_mailb
     }
     let before = imap_state(&server);
     assert_eq!(before.len(), 4, "{before:?}");
+    let ids_before = jmap_ids(&server);
+    assert_eq!(ids_before[0]["threadId"], ids_before[2]["threadId"]);
     assert!(server.terminate().success());
 
     // An unreachable database: an engine error that never prints the
@@ -133,6 +152,11 @@ fn a_stopped_rocksdb_installation_moves_to_postgres_and_imap_sees_the_same_mailb
         ],
     );
     assert_eq!(imap_state(&moved), before);
+    assert_eq!(
+        jmap_ids(&moved),
+        ids_before,
+        "Email and Thread ids moved too"
+    );
     assert_eq!(db.psql("SELECT count(*) FROM blobs"), "3");
 }
 

@@ -89,8 +89,8 @@ pub(crate) async fn query(call: &mut Call, args: Map<String, Value>) -> Result<V
 /// `Certificate/changes`.
 pub(crate) async fn changes(call: &mut Call, args: Map<String, Value>) -> Result<Value, Error> {
     log_changes(call, args, |change| match &change.object {
-        ChangedObject::Certificate(fp) => vec![(ids::certificate(*fp), change.kind)],
-        _ => Vec::new(),
+        ChangedObject::Certificate(fp) => Some(vec![(ids::certificate(*fp), change.kind)]),
+        _ => Some(Vec::new()),
     })
     .await
 }

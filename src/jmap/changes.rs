@@ -3,8 +3,13 @@
 //!
 //! The log numbers every change of an account with one counter, so a
 //! state is that number and the changes since it are the log entries
-//! after it, filtered to the type. An id created and destroyed within the
-//! window is left out; created then updated is reported as created.
+//! after it, filtered to the type. Per id, its first and last change in
+//! the window decide (RFC 8620 §5.2): created first and destroyed last is
+//! left out, created first is `created`, destroyed last is `destroyed`,
+//! anything else (also destroyed then created again: a Thread whose last
+//! Email went and which a reply brought back) is `updated`. An entry the
+//! type cannot name (a message logged before Email ids existed) makes the
+//! answer `cannotCalculateChanges`.
 
 use std::collections::HashMap;
 
@@ -25,20 +30,21 @@ struct ChangesArgs {
 }
 
 /// What one log entry means for the type asked about: ids and what
-/// happened to each.
-pub(crate) type Pick = fn(&Change) -> Vec<(String, ChangeKind)>;
+/// happened to each; `None` when the entry cannot say.
+pub(crate) type Picked = Option<Vec<(String, ChangeKind)>>;
 
+/// The first and the last change of one id in the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seen {
-    created: bool,
-    destroyed: bool,
+    first: ChangeKind,
+    last: ChangeKind,
 }
 
 /// The `/changes` response for the ids `pick` finds in the log.
 pub(crate) async fn changes(
     call: &Call,
     args: Map<String, Value>,
-    pick: Pick,
+    pick: impl Fn(&Change) -> Picked,
 ) -> Result<Value, Error> {
     let args: ChangesArgs = parse(args)?;
     let account_id = call.check_account(&args.account_id)?;
@@ -69,7 +75,7 @@ pub(crate) async fn changes(
     let mut new_state = current;
     let mut has_more = false;
     for change in &log {
-        let picked = pick(change);
+        let picked = pick(change).ok_or_else(bad_state)?;
         let fresh = picked
             .iter()
             .filter(|(id, _)| !seen.contains_key(id))
@@ -83,15 +89,11 @@ pub(crate) async fn changes(
             let entry = seen.entry(id.clone()).or_insert_with(|| {
                 order.push(id);
                 Seen {
-                    created: false,
-                    destroyed: false,
+                    first: kind,
+                    last: kind,
                 }
             });
-            match kind {
-                ChangeKind::Created => entry.created = true,
-                ChangeKind::Destroyed => entry.destroyed = true,
-                _ => {}
-            }
+            entry.last = kind;
         }
     }
     Ok(response(
@@ -114,17 +116,14 @@ fn response(
 ) -> Value {
     let (mut created, mut updated, mut destroyed) = (Vec::new(), Vec::new(), Vec::new());
     for id in order {
-        match seen.get(id) {
-            Some(Seen {
-                created: true,
-                destroyed: true,
-            })
-            | None => {}
-            Some(Seen { created: true, .. }) => created.push(id),
-            Some(Seen {
-                destroyed: true, ..
-            }) => destroyed.push(id),
-            Some(_) => updated.push(id),
+        let Some(&Seen { first, last }) = seen.get(id) else {
+            continue;
+        };
+        match (first, last) {
+            (ChangeKind::Created, ChangeKind::Destroyed) => {}
+            (ChangeKind::Created, _) => created.push(id),
+            (_, ChangeKind::Destroyed) => destroyed.push(id),
+            _ => updated.push(id),
         }
     }
     json!({

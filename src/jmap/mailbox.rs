@@ -162,14 +162,21 @@ pub(crate) async fn query(call: &mut Call, args: Map<String, Value>) -> Result<V
 }
 
 /// `Mailbox/changes`: a message change counts as an update of its
-/// mailbox (its counts changed).
+/// mailbox (its counts changed), a move as one of both mailboxes.
 pub(crate) async fn changes(call: &mut Call, args: Map<String, Value>) -> Result<Value, Error> {
     log_changes(call, args, |change| match &change.object {
-        ChangedObject::Mailbox(m) => vec![(ids::mailbox(*m), change.kind)],
+        ChangedObject::Mailbox(m) => Some(vec![(ids::mailbox(*m), change.kind)]),
         ChangedObject::Message { mailbox, .. } => {
-            vec![(ids::mailbox(*mailbox), ChangeKind::Updated)]
+            Some(vec![(ids::mailbox(*mailbox), ChangeKind::Updated)])
         }
-        _ => Vec::new(),
+        ChangedObject::Email(e) => Some(
+            e.moved_from
+                .into_iter()
+                .chain([e.mailbox])
+                .map(|m| (ids::mailbox(m), ChangeKind::Updated))
+                .collect(),
+        ),
+        _ => Some(Vec::new()),
     })
     .await
 }

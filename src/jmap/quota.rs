@@ -82,10 +82,11 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
 pub(crate) async fn changes(call: &mut Call, args: Map<String, Value>) -> Result<Value, Error> {
     log_changes(call, args, |change| match (&change.object, change.kind) {
         (ChangedObject::Account, _)
-        | (ChangedObject::Message { .. }, ChangeKind::Created | ChangeKind::Destroyed) => {
-            vec![(STORAGE.to_string(), ChangeKind::Updated)]
-        }
-        _ => Vec::new(),
+        | (
+            ChangedObject::Message { .. } | ChangedObject::Email(_),
+            ChangeKind::Created | ChangeKind::Destroyed,
+        ) => Some(vec![(STORAGE.to_string(), ChangeKind::Updated)]),
+        _ => Some(Vec::new()),
     })
     .await
 }

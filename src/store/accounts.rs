@@ -357,7 +357,7 @@ fn new_account(
 
 /// Account-scoped column families: keys start with the account id.
 /// (Bodies, `blobs`, are the blob store's: deleted after the commit.)
-const ACCOUNT_SCOPED: [Cf; 11] = [
+const ACCOUNT_SCOPED: [Cf; 14] = [
     Cf::Accounts,
     Cf::Mailboxes,
     Cf::MailboxNames,
@@ -369,6 +369,9 @@ const ACCOUNT_SCOPED: [Cf; 11] = [
     Cf::Audit,
     Cf::Imports,
     Cf::AppTokens,
+    Cf::Emails,
+    Cf::Threads,
+    Cf::MessageIds,
 ];
 
 impl Record for u32 {

@@ -21,6 +21,9 @@ const ACCOUNT_VERSION: &[u8] = b"rev";
 /// Prefix of the [`Cf::Meta`] keys holding the version of what a delivery
 /// view of one account holds (`delivery_view`); the account id follows.
 const VIEW_VERSION: &[u8] = b"view";
+/// Key of [`Cf::Meta`] holding the version of the stored data's shape
+/// (`upgrade`; absent: 0, a store written before data versions).
+const DATA_VERSION: &[u8] = b"data_version";
 
 /// Every key of the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +46,12 @@ pub(crate) enum Key {
     Import(AccountId, BlobHash),
     /// An app token of the account, by its id.
     AppToken(AccountId, u64),
+    /// Where the Email with this id is (`acct email_id`).
+    Email(AccountId, u64),
+    /// One member of a thread (`acct thread_id email_id`).
+    ThreadMember(AccountId, u64, u64),
+    /// The thread of a Message-ID, by its SHA-256 (`acct hash`).
+    MessageIdRef(AccountId, [u8; 32]),
     /// The next account id (u32).
     NextAccountId,
     /// The version of the address directory (u64; absent: 0), see `txn`.
@@ -52,6 +61,8 @@ pub(crate) enum Key {
     /// The version of the records a delivery view of the account holds
     /// (random bytes, new on every change of them), see `delivery_view`.
     ViewVersion(AccountId),
+    /// The version of the stored data's shape (u32), see `upgrade`.
+    DataVersion,
 }
 
 impl Key {
@@ -74,10 +85,14 @@ impl Key {
             Key::ListKeyPair(..) => Cf::ListKeys,
             Key::Import(..) => Cf::Imports,
             Key::AppToken(..) => Cf::AppTokens,
+            Key::Email(..) => Cf::Emails,
+            Key::ThreadMember(..) => Cf::Threads,
+            Key::MessageIdRef(..) => Cf::MessageIds,
             Key::NextAccountId
             | Key::DirectoryVersion
             | Key::AccountVersion(_)
-            | Key::ViewVersion(_) => Cf::Meta,
+            | Key::ViewVersion(_)
+            | Key::DataVersion => Cf::Meta,
         }
     }
 
@@ -104,7 +119,7 @@ impl Key {
                 out.extend(a.0.to_be_bytes());
                 out.extend(fp.as_bytes());
             }
-            Key::Change(a, n) | Key::Audit(a, n) | Key::AppToken(a, n) => {
+            Key::Change(a, n) | Key::Audit(a, n) | Key::AppToken(a, n) | Key::Email(a, n) => {
                 out.extend(a.0.to_be_bytes());
                 out.extend(n.to_be_bytes());
             }
@@ -116,7 +131,17 @@ impl Key {
                 out.extend(list_prefix(list));
                 out.extend(fp.as_bytes());
             }
+            Key::ThreadMember(a, t, e) => {
+                out.extend(a.0.to_be_bytes());
+                out.extend(t.to_be_bytes());
+                out.extend(e.to_be_bytes());
+            }
+            Key::MessageIdRef(a, h) => {
+                out.extend(a.0.to_be_bytes());
+                out.extend(h);
+            }
             Key::NextAccountId => out.extend(NEXT_ACCOUNT_ID),
+            Key::DataVersion => out.extend(DATA_VERSION),
             Key::DirectoryVersion => out.extend(DIRECTORY_VERSION),
             Key::AccountVersion(a) => {
                 out.extend(ACCOUNT_VERSION);
@@ -173,14 +198,25 @@ impl Key {
                 let (a, rest) = acct(bytes)?;
                 Key::Cert(a, Fingerprint::from(exact::<32>(rest)?))
             }
-            Cf::Changes | Cf::Audit | Cf::AppTokens => {
+            Cf::Changes | Cf::Audit | Cf::AppTokens | Cf::Emails => {
                 let (a, rest) = acct(bytes)?;
                 let n = u64::from_be_bytes(exact::<8>(rest)?);
                 match cf {
                     Cf::Changes => Key::Change(a, n),
                     Cf::Audit => Key::Audit(a, n),
+                    Cf::Emails => Key::Email(a, n),
                     _ => Key::AppToken(a, n),
                 }
+            }
+            Cf::Threads => {
+                let (a, rest) = acct(bytes)?;
+                let (t, rest) = split::<8>(rest)?;
+                let e = u64::from_be_bytes(exact::<8>(rest)?);
+                Key::ThreadMember(a, u64::from_be_bytes(t), e)
+            }
+            Cf::MessageIds => {
+                let (a, rest) = acct(bytes)?;
+                Key::MessageIdRef(a, exact::<32>(rest)?)
             }
             Cf::ListMembers | Cf::ListKeys => {
                 let (len, rest) = split::<2>(bytes)?;
@@ -205,6 +241,9 @@ fn meta(bytes: &[u8]) -> Option<Key> {
     }
     if bytes == DIRECTORY_VERSION {
         return Some(Key::DirectoryVersion);
+    }
+    if bytes == DATA_VERSION {
+        return Some(Key::DataVersion);
     }
     if let Some(rest) = bytes.strip_prefix(VIEW_VERSION) {
         return Some(Key::ViewVersion(AccountId(u32::from_be_bytes(exact::<4>(
@@ -278,6 +317,13 @@ pub(crate) fn changes_after(a: AccountId, since: u64) -> KeyRange {
     range
 }
 
+/// Every member of a thread.
+pub(crate) fn thread_range(a: AccountId, thread: u64) -> KeyRange {
+    let mut prefix = a.0.to_be_bytes().to_vec();
+    prefix.extend(thread.to_be_bytes());
+    KeyRange::prefix(&prefix)
+}
+
 /// Every member (or key) of a list.
 pub(crate) fn list_range(list: &str) -> KeyRange {
     KeyRange::prefix(&list_prefix(list))
@@ -311,6 +357,11 @@ mod tests {
             text.prop_map(Key::List),
             (text, text).prop_map(|(l, m)| Key::ListMember(l, m)),
             (text, hash).prop_map(|(l, h)| Key::ListKeyPair(l, h.into())),
+            (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::Email(a, n)),
+            (acct.clone(), any::<u64>(), any::<u64>())
+                .prop_map(|(a, t, e)| Key::ThreadMember(a, t, e)),
+            (acct.clone(), hash).prop_map(|(a, h)| Key::MessageIdRef(a, h)),
+            Just(Key::DataVersion),
             Just(Key::NextAccountId),
             Just(Key::DirectoryVersion),
             acct.clone().prop_map(Key::AccountVersion),
@@ -341,6 +392,13 @@ mod tests {
             let key = Key::AppToken(AccountId(a), n).encode();
             prop_assert!(account_range(AccountId(a)).contains(&key));
             prop_assert_eq!(account_range(AccountId(b)).contains(&key), a == b);
+        }
+
+        #[test]
+        fn thread_members_stay_in_their_thread(a: u32, t: u64, u: u64, e: u64) {
+            let key = Key::ThreadMember(AccountId(a), t, e).encode();
+            prop_assert!(account_range(AccountId(a)).contains(&key));
+            prop_assert_eq!(thread_range(AccountId(a), u).contains(&key), t == u);
         }
 
         #[test]

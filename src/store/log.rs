@@ -41,7 +41,9 @@ pub enum ChangedObject {
     Account,
     /// A mailbox.
     Mailbox(MailboxId),
-    /// A message.
+    /// A message, as logged before Email ids existed (data version 0):
+    /// only read, never written now. `Email/changes` over such an entry
+    /// is `cannotCalculateChanges` (its id is not the Email's).
     Message {
         /// Its mailbox.
         mailbox: MailboxId,
@@ -52,6 +54,44 @@ pub enum ChangedObject {
     Certificate(#[serde(with = "fp_bytes")] Fingerprint),
     /// The encryption settings.
     Settings,
+    /// A message, by its Email id (RFC 8621 §4.1.1). A move is one
+    /// `Updated` entry naming both mailboxes.
+    Email(EmailChange),
+}
+
+/// What changed of one Email: [`ChangedObject::Email`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EmailChange {
+    /// Its Email id.
+    pub email: u64,
+    /// Its Thread id.
+    pub thread: u64,
+    /// Its mailbox (after a move: the new one).
+    pub mailbox: MailboxId,
+    /// Its UID there.
+    pub uid: Uid,
+    /// The mailbox it left, for a move.
+    pub moved_from: Option<MailboxId>,
+    /// What the change did to its thread's `emailIds`: `Created` (the
+    /// thread's first Email), `Destroyed` (its last went), `Updated` (one
+    /// more or one less); `None` when they stay as they were (keywords,
+    /// a move).
+    pub thread_change: Option<ChangeKind>,
+}
+
+impl EmailChange {
+    /// A change of `msg` in place (no move).
+    pub(crate) fn of(msg: &super::Message, thread_change: Option<ChangeKind>) -> Self {
+        Self {
+            email: msg.email_id,
+            thread: msg.thread_id,
+            mailbox: msg.mailbox,
+            uid: msg.uid,
+            moved_from: None,
+            thread_change,
+        }
+    }
 }
 
 /// One change-log entry.

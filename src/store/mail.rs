@@ -76,6 +76,7 @@ impl MailStore {
         let engine = EnginePair::new(Arc::clone(&db) as _, Arc::clone(&blobs) as _);
         let mut store = Self::new(engine, key);
         store.local = Some(LocalEngine::new(data_dir.to_path_buf(), db, blobs));
+        store.upgrade()?;
         Ok(store)
     }
 

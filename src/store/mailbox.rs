@@ -211,15 +211,12 @@ impl MailStore {
             return Err(MailError::MailboxHasChildren { name: mbox.name });
         }
         let mut blobs = super::message::BlobDeltas::default();
+        let mut tally = super::threads::ThreadTally::default();
         for msg in self.list_messages(id, mailbox, None, usize::MAX)? {
             tx.delete(&Key::Message(id, mailbox, msg.uid));
             blobs.add(msg.blob, -1);
             rec.used_bytes = rec.used_bytes.saturating_sub(msg.size);
-            let object = ChangedObject::Message {
-                mailbox,
-                uid: msg.uid,
-            };
-            tx.change(id, &mut rec, ChangeKind::Destroyed, object)?;
+            self.stage_email_removal(tx, id, &mut rec, &msg, &mut tally)?;
         }
         self.apply_blob_deltas(tx, id, blobs, &Default::default())?;
         tx.delete(&Key::Mailbox(id, mailbox));

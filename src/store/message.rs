@@ -16,10 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::accounts::AccountRecord;
 use super::error::{bug, corrupt, MailError};
 use super::keys::{self, Key};
-use super::log::{AuditKind, ChangeKind, ChangedObject};
+use super::log::{AuditKind, ChangeKind, ChangedObject, EmailChange};
 use super::mail::MailStore;
-use super::message_record::{FlagChange, Message, NewMessage};
+use super::message_record::{EmailLocation, FlagChange, Message, NewMessage, ThreadMember};
 use super::records::{AccountId, BlobHash, Mailbox, MailboxId, Uid};
+use super::threads::{ThreadTally, Threader};
 use super::txn::Tx;
 use super::{Cf, Order};
 
@@ -138,6 +139,9 @@ impl MailStore {
                 .filter_map(|(k, m)| Some((k, m?))),
         );
         let mut stored = Vec::with_capacity(items.len());
+        let mut threader = Threader::default();
+        threader.prefetch(self, items.iter().map(|(id, _, m)| (*id, &m.headers)))?;
+        let mut tally = ThreadTally::default();
         // Random keys: no account can hold them yet (no count to read).
         let mut fresh = BTreeSet::new();
         for &(id, mailbox, ref msg) in items {
@@ -156,19 +160,22 @@ impl MailStore {
             };
             self.check_quota(rec, size)?;
             let uid = take_uid(mbox)?;
-            let object = ChangedObject::Message { mailbox, uid };
-            let modseq = tx.change(id, rec, ChangeKind::Created, object)?;
+            let email_id = Tx::next_change_id(rec)?;
+            let thread_id = threader.assign(self, tx, id, &msg.headers, email_id)?;
             let message = Message {
                 mailbox,
                 uid,
-                modseq,
+                modseq: email_id,
                 flags: msg.flags.clone(),
                 internal_date: msg.internal_date,
                 size,
                 headers: msg.headers.clone(),
                 blob,
                 encrypted: msg.encrypted,
+                email_id,
+                thread_id,
             };
+            let modseq = self.stage_new_email(tx, id, rec, &message, &mut tally)?;
             tx.put(&Key::Message(id, mailbox, uid), &message)?;
             let (deltas, new_blobs) = blobs.entry(id).or_default();
             deltas.add(blob, 1);
@@ -200,6 +207,107 @@ impl MailStore {
             tx.put(&Key::Account(*id), rec)?;
         }
         Ok(stored)
+    }
+
+    /// Logs the creation of `msg` (whose `email_id` is the next change id
+    /// of `rec`) and writes its `emails` and `threads` entries; returns
+    /// the change id. The record itself is the caller's to put.
+    pub(crate) fn stage_new_email(
+        &self,
+        tx: &mut Tx,
+        id: AccountId,
+        rec: &mut AccountRecord,
+        msg: &Message,
+        tally: &mut ThreadTally,
+    ) -> Result<u64, MailError> {
+        let thread_change = if msg.thread_id == msg.email_id {
+            tally.add_new(id, msg.thread_id)
+        } else {
+            tally.add(self, id, msg.thread_id)?
+        };
+        let object = ChangedObject::Email(EmailChange::of(msg, Some(thread_change)));
+        let modseq = tx.change(id, rec, ChangeKind::Created, object)?;
+        if modseq != msg.email_id {
+            return Err(bug("an Email id is not its creation's change id").into());
+        }
+        self.put_email_index(tx, id, msg)?;
+        Ok(modseq)
+    }
+
+    /// Writes the `emails` and `threads` entries of `msg`.
+    pub(crate) fn put_email_index(
+        &self,
+        tx: &mut Tx,
+        id: AccountId,
+        msg: &Message,
+    ) -> Result<(), MailError> {
+        let at = EmailLocation {
+            mailbox: msg.mailbox,
+            uid: msg.uid,
+        };
+        tx.put(&Key::Email(id, msg.email_id), &at)?;
+        let member = ThreadMember {
+            received_at: msg.internal_date,
+        };
+        tx.put(&Key::ThreadMember(id, msg.thread_id, msg.email_id), &member)
+    }
+
+    /// Where the Email `email` is now, if it exists.
+    pub fn email_location(
+        &self,
+        id: AccountId,
+        email: u64,
+    ) -> Result<Option<(MailboxId, Uid)>, MailError> {
+        Ok(self
+            .load::<EmailLocation>(&Key::Email(id, email))?
+            .map(|at| (at.mailbox, at.uid)))
+    }
+
+    /// The messages of the Emails `emails`, in their order (`None`: no
+    /// such Email), in two engine reads.
+    pub fn get_emails(
+        &self,
+        id: AccountId,
+        emails: &[u64],
+    ) -> Result<Vec<Option<Message>>, MailError> {
+        let keys: Vec<Key> = emails.iter().map(|&e| Key::Email(id, e)).collect();
+        let at = self.load_many::<EmailLocation>(&keys)?;
+        let keys: Vec<Key> = at
+            .iter()
+            .flatten()
+            .map(|a| Key::Message(id, a.mailbox, a.uid))
+            .collect();
+        let mut found = self.load_many::<Message>(&keys)?.into_iter();
+        let mut out: Vec<Option<Message>> = at
+            .iter()
+            .map(|a| a.and_then(|_| found.next().flatten()))
+            .collect();
+        // why again: a move between the two reads leaves the location
+        // pointing at the old place; read those once more.
+        for ((a, slot), &email) in at.iter().zip(out.iter_mut()).zip(emails) {
+            if a.is_some() && slot.is_none() {
+                *slot = match self.email_location(id, email)? {
+                    Some((mb, uid)) => self.load::<Message>(&Key::Message(id, mb, uid))?,
+                    None => None,
+                };
+            }
+        }
+        Ok(out)
+    }
+
+    /// The Emails of thread `thread` with their receivedAt, in Email id
+    /// order (empty: no such thread).
+    pub fn thread_members(&self, id: AccountId, thread: u64) -> Result<Vec<(u64, i64)>, MailError> {
+        let range = keys::thread_range(id, thread);
+        let rows =
+            self.scan_records::<ThreadMember>(Cf::Threads, &range, Order::Forward, usize::MAX)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, m)| match k {
+                Key::ThreadMember(_, _, e) => Some((e, m.received_at)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The message `uid` of a mailbox.
@@ -287,7 +395,7 @@ impl MailStore {
                     continue;
                 }
                 msg.flags = flags;
-                let object = ChangedObject::Message { mailbox, uid };
+                let object = ChangedObject::Email(EmailChange::of(&msg, None));
                 msg.modseq = tx.change(id, &mut rec, ChangeKind::Updated, object)?;
                 mbox.highest_modseq = msg.modseq;
                 tx.put(&Key::Message(id, mailbox, uid), &msg)?;
@@ -314,11 +422,12 @@ impl MailStore {
             let mut mbox = self.get_mailbox(id, mailbox)?;
             let mut blobs = BlobDeltas::default();
             let mut removed = Vec::new();
+            let mut tally = ThreadTally::default();
             for &uid in uids {
                 let Some(msg) = self.load::<Message>(&Key::Message(id, mailbox, uid))? else {
                     continue;
                 };
-                self.remove_message(tx, id, &mut rec, &mut mbox, &msg)?;
+                self.remove_message(tx, id, &mut rec, &mut mbox, &msg, &mut tally)?;
                 blobs.add(msg.blob, -1);
                 rec.used_bytes = rec.used_bytes.saturating_sub(msg.size);
                 removed.push(uid);
@@ -332,7 +441,8 @@ impl MailStore {
         })
     }
 
-    /// Deletes a message record, logs it and updates its mailbox in memory.
+    /// Deletes a message record and its Email's `emails` and `threads`
+    /// entries, logs it and updates its mailbox in memory.
     pub(super) fn remove_message(
         &self,
         tx: &mut Tx,
@@ -340,15 +450,29 @@ impl MailStore {
         rec: &mut AccountRecord,
         mbox: &mut Mailbox,
         msg: &Message,
+        tally: &mut ThreadTally,
     ) -> Result<(), MailError> {
         tx.delete(&Key::Message(id, mbox.id, msg.uid));
-        let object = ChangedObject::Message {
-            mailbox: mbox.id,
-            uid: msg.uid,
-        };
-        mbox.highest_modseq = tx.change(id, rec, ChangeKind::Destroyed, object)?;
+        mbox.highest_modseq = self.stage_email_removal(tx, id, rec, msg, tally)?;
         mbox.exists = mbox.exists.saturating_sub(1);
         Ok(())
+    }
+
+    /// Deletes the `emails` and `threads` entries of `msg` and logs its
+    /// destruction; returns the change id. The record is the caller's.
+    pub(super) fn stage_email_removal(
+        &self,
+        tx: &mut Tx,
+        id: AccountId,
+        rec: &mut AccountRecord,
+        msg: &Message,
+        tally: &mut ThreadTally,
+    ) -> Result<u64, MailError> {
+        tx.delete(&Key::Email(id, msg.email_id));
+        tx.delete(&Key::ThreadMember(id, msg.thread_id, msg.email_id));
+        let thread_change = tally.remove(self, id, msg.thread_id)?;
+        let object = ChangedObject::Email(EmailChange::of(msg, Some(thread_change)));
+        tx.change(id, rec, ChangeKind::Destroyed, object)
     }
 
     /// Writes the new reference counts of `deltas` into `tx`, deleting

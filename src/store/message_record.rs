@@ -143,8 +143,90 @@ pub struct Message {
     pub blob: BlobHash,
     /// Whether the stored content is S/MIME encrypted.
     pub encrypted: bool,
+    /// The JMAP Email id (RFC 8621 §4.1.1): unique in the account and
+    /// never changed, also by a move. It is the account's change id of
+    /// the message's creation (see `log`), so allocating it is part of
+    /// the transaction that logs the creation.
+    pub email_id: u64,
+    /// The JMAP Thread id (RFC 8621 §3): the Email id of the first
+    /// message of the thread (see `threads`).
+    pub thread_id: u64,
 }
 
 impl Record for Message {
+    const VERSION: u8 = 2;
+}
+
+/// A message record as version 1 stored it, before Email ids: read only
+/// by the data migration that gives each one its ids (`upgrade`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MessageV1 {
+    pub(crate) mailbox: MailboxId,
+    pub(crate) uid: Uid,
+    pub(crate) modseq: u64,
+    pub(crate) flags: Flags,
+    pub(crate) internal_date: i64,
+    pub(crate) size: u64,
+    pub(crate) headers: HeaderFields,
+    pub(crate) blob: BlobHash,
+    pub(crate) encrypted: bool,
+}
+
+impl Record for MessageV1 {
+    const VERSION: u8 = 1;
+}
+
+impl MessageV1 {
+    /// The current record with the ids given.
+    pub(crate) fn upgraded(self, email_id: u64, thread_id: u64) -> Message {
+        Message {
+            mailbox: self.mailbox,
+            uid: self.uid,
+            modseq: self.modseq,
+            flags: self.flags,
+            internal_date: self.internal_date,
+            size: self.size,
+            headers: self.headers,
+            blob: self.blob,
+            encrypted: self.encrypted,
+            email_id,
+            thread_id,
+        }
+    }
+}
+
+/// Value of `emails` (`acct email_id`): where the Email is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EmailLocation {
+    pub(crate) mailbox: MailboxId,
+    pub(crate) uid: Uid,
+}
+
+impl Record for EmailLocation {
+    const VERSION: u8 = 1;
+}
+
+/// Value of `threads` (`acct thread_id email_id`): one member of a
+/// thread, with its receivedAt, so that `Thread/get` sorts its members
+/// without reading their records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ThreadMember {
+    pub(crate) received_at: i64,
+}
+
+impl Record for ThreadMember {
+    const VERSION: u8 = 1;
+}
+
+/// Value of `message_ids` (`acct sha256(Message-ID)`): the thread a
+/// Message-ID (of a stored message, or one a stored message referred to)
+/// belongs to, and the hash of that message's base subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ThreadRef {
+    pub(crate) thread_id: u64,
+    pub(crate) subject: u64,
+}
+
+impl Record for ThreadRef {
     const VERSION: u8 = 1;
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{bug, MailError};
 use super::keys::Key;
-use super::log::{ChangeKind, ChangedObject};
+use super::log::{ChangeKind, ChangedObject, EmailChange};
 use super::mail::MailStore;
 use super::message::BlobDeltas;
 use super::message_record::{Message, NewMessage};
@@ -112,7 +112,7 @@ impl MailStore {
             deltas.add(blob, 1);
             self.apply_blob_deltas(tx, id, deltas, &BTreeMap::from([(blob, raw)]))?;
             rec.used_bytes = rec.used_bytes.saturating_sub(msg.size).saturating_add(size);
-            let object = ChangedObject::Message { mailbox, uid };
+            let object = ChangedObject::Email(EmailChange::of(&msg, None));
             msg.modseq = tx.change(id, &mut rec, ChangeKind::Updated, object)?;
             msg.blob = blob;
             msg.size = size;

@@ -59,6 +59,17 @@
 //! | `list_members` | `lenL list member` | `()` |
 //! | `list_keys` | `lenL list fp` | list key record (certificate DER, AES-256-GCM sealed private key) |
 //! | `imports` | `acct hash` (SHA-256 of the source message as read by `sealmail import`) | where it was stored (`mbox uid`) |
+//! | `meta` | `"data_version"` | u32 shape of the stored data (`upgrade`; absent: 0) |
+//! | `emails` | `acct email_id(u64)` | where the Email is (`mbox uid`) |
+//! | `threads` | `acct thread_id(u64) email_id(u64)` | the member's receivedAt |
+//! | `message_ids` | `acct sha256(Message-ID)` | its thread and base-subject hash (`threads`) |
+//!
+//! An Email id (RFC 8621 §4.1.1) is the account's change id of the
+//! message's creation: unique in the account, allocated by the same
+//! optimistic transaction that logs the creation, and kept by a move
+//! (which rewrites `messages` under the new `mbox uid` and repoints
+//! `emails`). A COPY creates a new Email with a new id: a stored message
+//! is in exactly one mailbox.
 //!
 //! Every account-scoped CF starts its keys with `acct`, so removing an
 //! account is one range delete per CF (its version key in `meta` stays,
@@ -100,9 +111,11 @@ mod stripes;
 mod test_fixtures;
 #[cfg(test)]
 mod tests;
+mod threads;
 mod tokens;
 mod transfer;
 mod txn;
+mod upgrade;
 
 use std::fmt;
 
@@ -118,7 +131,7 @@ pub use engine_copy::{
 };
 pub use error::{MailError, StoreError};
 pub use lists::{ListKeyInfo, ListKeyPair, MailingList};
-pub use log::{AuditEvent, AuditKind, Change, ChangeKind, ChangedObject};
+pub use log::{AuditEvent, AuditKind, Change, ChangeKind, ChangedObject, EmailChange};
 pub use mail::MailStore;
 pub(crate) use mailbox_name::normalize_mailbox_name;
 pub use master_key::{MasterKey, SecretBytes};
@@ -171,11 +184,17 @@ pub enum Cf {
     Imports,
     /// App tokens per account (hashed secrets).
     AppTokens,
+    /// Email id → where the message is, per account.
+    Emails,
+    /// Thread id → its Emails, per account.
+    Threads,
+    /// Message-ID → its thread, per account (threading).
+    MessageIds,
 }
 
 impl Cf {
     /// Every column family, in a fixed order.
-    pub const ALL: [Cf; 17] = [
+    pub const ALL: [Cf; 20] = [
         Cf::Meta,
         Cf::Accounts,
         Cf::Addresses,
@@ -193,6 +212,9 @@ impl Cf {
         Cf::ListKeys,
         Cf::Imports,
         Cf::AppTokens,
+        Cf::Emails,
+        Cf::Threads,
+        Cf::MessageIds,
     ];
 
     /// The name the engine knows this column family by.
@@ -215,6 +237,9 @@ impl Cf {
             Cf::ListKeys => "list_keys",
             Cf::Imports => "imports",
             Cf::AppTokens => "app_tokens",
+            Cf::Emails => "emails",
+            Cf::Threads => "threads",
+            Cf::MessageIds => "message_ids",
         }
     }
 }

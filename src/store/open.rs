@@ -54,7 +54,9 @@ impl MailStore {
                 })?;
                 let engine = open_engine_url(url.expose(), config.store.pool_size)?;
                 let key = MasterKey::load_or_create(&master_key)?;
-                Ok(Self::new(engine, key))
+                let store = Self::new(engine, key);
+                store.upgrade()?;
+                Ok(store)
             }
             // why a catch-all: `StoreEngine` is non-exhaustive; RocksDB is
             // the default engine.

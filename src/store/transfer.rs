@@ -4,7 +4,15 @@
 //! # Shape
 //!
 //! A copy shares the blob of its original (one more reference) and gets a
-//! new UID and MODSEQ in the target. `COPY 1:*` of a mailbox of millions
+//! new UID and MODSEQ in the target, and is a new Email with an Email id
+//! of its own (RFC 8621 §4.1.1: a stored message is in exactly one
+//! mailbox here, so a copy cannot be the same Email in two mailboxes);
+//! it joins its original's thread. A move keeps the Email id and thread:
+//! its record moves to the target's new UID, `emails` follows it, and the
+//! change log gets one `Updated` entry naming both mailboxes, so JMAP
+//! sees an update, not a destroy and a create.
+//!
+//! `COPY 1:*` of a mailbox of millions
 //! of messages must not build one write batch of millions of records
 //! (issue 14 item 7: 1.2 GiB at 2 million), so the UIDs are written in
 //! batches of [`BATCH`], each one a transaction of the account (`txn`),
@@ -27,11 +35,12 @@ use std::collections::BTreeMap;
 
 use super::error::MailError;
 use super::keys::Key;
-use super::log::{ChangeKind, ChangedObject};
+use super::log::{ChangeKind, ChangedObject, EmailChange};
 use super::mail::MailStore;
 use super::message::{take_uid, BlobDeltas};
-use super::message_record::Message;
+use super::message_record::{EmailLocation, Message};
 use super::records::{AccountId, MailboxId, Uid};
+use super::threads::ThreadTally;
 use super::txn::{Scope, Tx};
 
 /// Messages per write batch.
@@ -134,30 +143,50 @@ impl MailStore {
         let mut src = self.get_mailbox(id, from)?;
         let mut dst = self.get_mailbox(id, to)?;
         let mut blobs = BlobDeltas::default();
+        let mut tally = ThreadTally::default();
         for msg in messages {
             let new_uid = take_uid(&mut dst)?;
-            if remove_source {
-                self.remove_message(tx, id, &mut rec, &mut src, &msg)?;
+            pairs.push((msg.uid, new_uid));
+            let modseq = if remove_source {
+                tx.delete(&Key::Message(id, from, msg.uid));
+                let moved = Message {
+                    mailbox: to,
+                    uid: new_uid,
+                    ..msg
+                };
+                let change = EmailChange {
+                    moved_from: Some(from),
+                    ..EmailChange::of(&moved, None)
+                };
+                let object = ChangedObject::Email(change);
+                let modseq = tx.change(id, &mut rec, ChangeKind::Updated, object)?;
+                let at = EmailLocation {
+                    mailbox: to,
+                    uid: new_uid,
+                };
+                tx.put(&Key::Email(id, moved.email_id), &at)?;
+                tx.put(&Key::Message(id, to, new_uid), &Message { modseq, ..moved })?;
+                src.highest_modseq = modseq;
+                src.exists = src.exists.saturating_sub(1);
+                modseq
             } else {
                 // why again: cheap, and a second guard should the up-front
                 // check ever be bypassed.
                 self.check_quota(&rec, msg.size)?;
                 rec.used_bytes = rec.used_bytes.saturating_add(msg.size);
                 blobs.add(msg.blob, 1);
-            }
-            let object = ChangedObject::Message {
-                mailbox: to,
-                uid: new_uid,
+                let email_id = Tx::next_change_id(&rec)?;
+                let copy = Message {
+                    mailbox: to,
+                    uid: new_uid,
+                    modseq: email_id,
+                    email_id,
+                    ..msg
+                };
+                let modseq = self.stage_new_email(tx, id, &mut rec, &copy, &mut tally)?;
+                tx.put(&Key::Message(id, to, new_uid), &copy)?;
+                modseq
             };
-            let modseq = tx.change(id, &mut rec, ChangeKind::Created, object)?;
-            pairs.push((msg.uid, new_uid));
-            let copy = Message {
-                mailbox: to,
-                uid: new_uid,
-                modseq,
-                ..msg
-            };
-            tx.put(&Key::Message(id, to, new_uid), &copy)?;
             dst.highest_modseq = modseq;
             dst.exists = dst.exists.saturating_add(1);
         }

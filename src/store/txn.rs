@@ -142,6 +142,13 @@ impl Tx {
         self.blob_delete_ranges.push(range);
     }
 
+    /// The id the next [`Tx::change`] of `rec` gets: a new Email's id.
+    pub(crate) fn next_change_id(rec: &AccountRecord) -> Result<u64, MailError> {
+        rec.modseq
+            .checked_add(1)
+            .ok_or_else(|| MailError::from(bug("modseq overflow")))
+    }
+
     /// Logs a change: bumps the account's modseq and returns it.
     pub(crate) fn change(
         &mut self,

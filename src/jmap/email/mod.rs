@@ -2,7 +2,10 @@
 //! `Thread/get|changes` here, `Email/query` in `query`, `Email/set` and
 //! `Email/import` in `set`, the Email object itself in `parse`.
 //!
-//! An Email is one stored (mailbox, UID) record; its thread holds just it.
+//! An Email is one stored message record, named by its stable Email id
+//! (the store's `emails` index says where it is now); its Thread is the
+//! store's thread (`store::threads`): `Thread/get` lists the members by
+//! receivedAt, `Thread/changes` follows the log's thread changes.
 
 mod parse;
 mod query;
@@ -75,14 +78,23 @@ pub(crate) fn all_messages(s: &MailStore, id: AccountId) -> Result<Vec<Message>,
 
 /// The message an Email id names, if it exists.
 pub(crate) fn find(s: &MailStore, id: AccountId, email: &str) -> Result<Option<Message>, Error> {
-    let Some((mailbox, uid)) = ids::parse_email(email) else {
-        return Ok(None);
-    };
-    match s.get_message(id, mailbox, uid) {
-        Ok(m) => Ok(Some(m)),
-        Err(crate::store::MailError::MessageNotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(find_many(s, id, &[email.to_string()])?.pop().flatten())
+}
+
+/// The messages Email ids name, in their order (`None`: no such Email
+/// in this account), in two engine reads.
+pub(crate) fn find_many(
+    s: &MailStore,
+    id: AccountId,
+    emails: &[String],
+) -> Result<Vec<Option<Message>>, Error> {
+    let parsed: Vec<Option<u64>> = emails.iter().map(|e| ids::parse_email(e, id)).collect();
+    let numbers: Vec<u64> = parsed.iter().flatten().copied().collect();
+    let mut found = s.get_emails(id, &numbers)?.into_iter();
+    Ok(parsed
+        .iter()
+        .map(|p| p.and_then(|_| found.next().flatten()))
+        .collect())
 }
 
 /// `Email/get`.
@@ -106,10 +118,10 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
                 None => (all_messages(s, id)?, Vec::new()),
                 Some(w) => {
                     let (mut msgs, mut missing) = (Vec::new(), Vec::new());
-                    for e in w {
-                        match find(s, id, &e)? {
+                    for (e, m) in w.iter().zip(find_many(s, id, &w)?) {
+                        match m {
                             Some(m) => msgs.push(m),
-                            None => missing.push(e),
+                            None => missing.push(e.clone()),
                         }
                     }
                     (msgs, missing)
@@ -126,7 +138,7 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
                     Need::Metadata => Vec::new(),
                     Need::Header | Need::Body => s.get_blob(id, m.blob)?.unwrap_or_default(),
                 };
-                found.push(email_object(&m, &raw, fetch, need));
+                found.push(email_object(id, &m, &raw, fetch, need));
             }
             Ok((state, found, missing))
         })
@@ -135,7 +147,8 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
     Ok(get_response(account_id, state, list, not_found))
 }
 
-/// `Thread/get`: the thread of an Email holds that Email only.
+/// `Thread/get` (RFC 8621 §3.1): a thread's `emailIds` sorted by
+/// receivedAt (then Email id), oldest first.
 pub(crate) async fn thread_get(call: &mut Call, args: Map<String, Value>) -> Result<Value, Error> {
     let args: GetArgs = parse_args(args)?;
     let account_id = args.check(call)?;
@@ -145,16 +158,20 @@ pub(crate) async fn thread_get(call: &mut Call, args: Map<String, Value>) -> Res
             let state = s.account(id)?.modseq.to_string();
             let (mut list, mut missing) = (Vec::new(), Vec::new());
             for t in wanted {
-                let msg = match ids::parse_thread(&t) {
-                    Some((m, u)) => find(s, id, &ids::email(m, u))?,
-                    None => None,
+                let mut members = match ids::parse_thread(&t, id) {
+                    Some(n) => s.thread_members(id, n)?,
+                    None => Vec::new(),
                 };
-                match msg {
-                    Some(m) => {
-                        list.push(json!({ "id": t, "emailIds": [ids::email(m.mailbox, m.uid)] }))
-                    }
-                    None => missing.push(t),
+                if members.is_empty() {
+                    missing.push(t);
+                    continue;
                 }
+                members.sort_by_key(|&(email, received)| (received, email));
+                let emails: Vec<String> = members
+                    .iter()
+                    .map(|&(email, _)| ids::email(id, email))
+                    .collect();
+                list.push(json!({ "id": t, "emailIds": emails }));
             }
             Ok((state, list, missing))
         })
@@ -162,23 +179,33 @@ pub(crate) async fn thread_get(call: &mut Call, args: Map<String, Value>) -> Res
     Ok(get_response(account_id, state, list, not_found))
 }
 
-/// `Email/changes`.
+/// `Email/changes` (RFC 8621 §4.3): a move is one update.
 pub(crate) async fn changes(call: &mut Call, args: Map<String, Value>) -> Result<Value, Error> {
-    log_changes(call, args, |change| match &change.object {
-        ChangedObject::Message { mailbox, uid } => vec![(ids::email(*mailbox, *uid), change.kind)],
-        _ => Vec::new(),
+    let acct = call.account.id;
+    log_changes(call, args, move |change| match &change.object {
+        ChangedObject::Email(e) => Some(vec![(ids::email(acct, e.email), change.kind)]),
+        ChangedObject::Message { .. } => None,
+        _ => Some(Vec::new()),
     })
     .await
 }
 
-/// `Thread/changes`.
+/// `Thread/changes` (RFC 8621 §3.2): a thread changes when an Email joins
+/// or leaves it; created with its first Email, destroyed with its last.
 pub(crate) async fn thread_changes(
     call: &mut Call,
     args: Map<String, Value>,
 ) -> Result<Value, Error> {
-    log_changes(call, args, |change| match &change.object {
-        ChangedObject::Message { mailbox, uid } => vec![(ids::thread(*mailbox, *uid), change.kind)],
-        _ => Vec::new(),
+    let acct = call.account.id;
+    log_changes(call, args, move |change| match &change.object {
+        ChangedObject::Email(e) => Some(
+            e.thread_change
+                .map(|k| (ids::thread(acct, e.thread), k))
+                .into_iter()
+                .collect(),
+        ),
+        ChangedObject::Message { .. } => None,
+        _ => Some(Vec::new()),
     })
     .await
 }

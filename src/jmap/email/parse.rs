@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use super::super::ids;
 use crate::admin::api::utc;
 use crate::mime::MAX_DEPTH;
-use crate::store::{Flags, Message};
+use crate::store::{AccountId, Flags, Message};
 
 /// Properties read from the parsed header (RFC 8621 §4.1.2, §4.1.3).
 const HEADER_PROPERTIES: &[&str] = &[
@@ -128,11 +128,14 @@ pub(crate) fn flags_of(keywords: &[String], old: &Flags) -> Flags {
 }
 
 /// The metadata properties, which need no parsing.
-pub(crate) fn metadata(msg: &Message) -> Map<String, Value> {
+pub(crate) fn metadata(account: AccountId, msg: &Message) -> Map<String, Value> {
     let mut obj = Map::new();
-    obj.insert("id".into(), json!(ids::email(msg.mailbox, msg.uid)));
+    obj.insert("id".into(), json!(ids::email(account, msg.email_id)));
     obj.insert("blobId".into(), json!(ids::blob(msg.blob)));
-    obj.insert("threadId".into(), json!(ids::thread(msg.mailbox, msg.uid)));
+    obj.insert(
+        "threadId".into(),
+        json!(ids::thread(account, msg.thread_id)),
+    );
     obj.insert(
         "mailboxIds".into(),
         json!({ ids::mailbox(msg.mailbox): true }),
@@ -145,12 +148,13 @@ pub(crate) fn metadata(msg: &Message) -> Map<String, Value> {
 
 /// The Email object of `msg` with bytes `raw`, as far as `need` goes.
 pub(crate) fn email_object(
+    account: AccountId,
     msg: &Message,
     raw: &[u8],
     fetch: Fetch,
     need: Need,
 ) -> Map<String, Value> {
-    let mut obj = metadata(msg);
+    let mut obj = metadata(account, msg);
     let parser = MessageParser::default();
     let parsed = match need {
         Need::Metadata => return obj,

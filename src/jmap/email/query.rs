@@ -354,7 +354,8 @@ pub(crate) async fn query(call: &mut Call, args: Map<String, Value>) -> Result<V
             other => return Err(Error::UnsupportedSort(format!("cannot sort by {other}"))),
         }
     }
-    let ids = all.iter().map(|m| ids::email(m.mailbox, m.uid)).collect();
+    let acct = call.account.id;
+    let ids = all.iter().map(|m| ids::email(acct, m.email_id)).collect();
     query_response(account_id, state, &args, ids)
 }
 

@@ -4,7 +4,7 @@
 //! path, `keywords/$seen`) and destroys; creating an Email from JSON is
 //! not offered (`forbidden`: upload the message and import it). A stored
 //! message is in exactly one mailbox, so `mailboxIds` must name one; a
-//! move gives the Email a new id, returned as `{"id": new}` in `updated`.
+//! move keeps the Email's id (RFC 8621 §4.1.1) and is an update.
 //!
 //! `Email/import` hands the uploaded bytes to [`Ingest::append`]
 //! (`crate::ingest::Ingest::append`), which runs the hook chain when the
@@ -130,11 +130,12 @@ async fn update(call: &Call, id: &str, patch: Value) -> Result<Option<Value>, Er
         match target {
             Some(to) if to != msg.mailbox => {
                 s.get_mailbox(acct, to)?;
-                let moved = s.move_messages(acct, msg.mailbox, &[msg.uid], to)?;
-                let (_, new_uid) = moved.first().copied().ok_or(Error::NotFound)?;
-                Ok(Some(
-                    json!({ "id": ids::email(to, new_uid), "threadId": ids::thread(to, new_uid) }),
-                ))
+                if s.move_messages(acct, msg.mailbox, &[msg.uid], to)?
+                    .is_empty()
+                {
+                    return Err(Error::NotFound);
+                }
+                Ok(None)
             }
             _ => Ok(None),
         }
@@ -143,9 +144,10 @@ async fn update(call: &Call, id: &str, patch: Value) -> Result<Option<Value>, Er
 }
 
 async fn destroy(call: &Call, id: &str) -> Result<(), Error> {
-    let (mailbox, uid) = ids::parse_email(id).ok_or(Error::NotFound)?;
+    let email = id.to_string();
     call.blocking(move |s, acct| {
-        if s.expunge(acct, mailbox, &[uid])?.is_empty() {
+        let msg = find(s, acct, &email)?.ok_or(Error::NotFound)?;
+        if s.expunge(acct, msg.mailbox, &[msg.uid])?.is_empty() {
             return Err(Error::NotFound);
         }
         Ok(())
@@ -233,10 +235,11 @@ async fn import_one(call: &Call, obj: Value) -> Result<Value, Error> {
         source: sealmail_plugin_api::Source::JmapImport,
     };
     let msg = call.server.ctx.ingest.append(append, raw).await?;
+    let acct = call.account.id;
     Ok(json!({
-        "id": ids::email(msg.mailbox, msg.uid),
+        "id": ids::email(acct, msg.email_id),
         "blobId": ids::blob(msg.blob),
-        "threadId": ids::thread(msg.mailbox, msg.uid),
+        "threadId": ids::thread(acct, msg.thread_id),
         "size": msg.size,
     }))
 }

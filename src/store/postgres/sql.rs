@@ -48,6 +48,9 @@ impl Table {
             Cf::ListKeys => Table::Kv(14),
             Cf::Imports => Table::Kv(15),
             Cf::AppTokens => Table::Kv(16),
+            Cf::Emails => Table::Kv(17),
+            Cf::Threads => Table::Kv(18),
+            Cf::MessageIds => Table::Kv(19),
         }
     }
 
