@@ -25,7 +25,14 @@
 //! - `rows`: rows of 8,000 bytes, stored inline (`toast_tuple_target`),
 //!   written with a multi-row `INSERT … unnest`.
 //! - `rows-copy`: the same rows written with binary `COPY … FROM STDIN`.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+// why the casts allowed: byte values cut from a random word, and
+// microsecond counts far below usize::MAX, in a measurement.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    missing_docs
+)]
 
 use std::time::{Duration, Instant};
 
