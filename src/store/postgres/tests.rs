@@ -323,7 +323,7 @@ fn a_body_of_many_rows_put_by_one_node_reads_on_another() {
         second.get_range(key, range.clone()).unwrap().unwrap(),
         body[range.start as usize..range.end as usize]
     );
-    second.delete(&[key.clone()]).unwrap();
+    second.delete(std::slice::from_ref(key)).unwrap();
     assert_eq!(first.get(key).unwrap(), None);
 }
 
