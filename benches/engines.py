@@ -6,6 +6,10 @@ Run by hand (not by the test command), from the repository root, after
 
   python3 benches/engines.py [--rounds 1] [--members 1000]
 
+To compare two builds in one sitting, copy each build's
+`release/sealmail` and `release/deps/fanout-*` aside and pass them with
+`--binary` and `--fanout-bin` (benches/RESULTS.md did so).
+
 What it does:
 
 - starts a throwaway PostgreSQL 15 cluster with scripts/pg-test-server.sh
