@@ -6,6 +6,10 @@ Run by hand (not by the test command), from the repository root, after
 
   python3 benches/engines.py [--rounds 1] [--members 1000]
 
+To compare two builds in one sitting, copy each build's
+`release/sealmail` and `release/deps/fanout-*` aside and pass them with
+`--binary` and `--fanout-bin` (benches/RESULTS.md did so).
+
 What it does:
 
 - starts a throwaway PostgreSQL 15 cluster with scripts/pg-test-server.sh
@@ -39,8 +43,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # buffers) and skips full-page writes; a server for mail gets what a
 # production one has, so the figures are PostgreSQL's, not the test
 # cluster's. fsync and synchronous_commit stay on.
+# The same settings README recommends ("More than one machine").
 PG_OPTS = ("-c shared_buffers=1GB -c wal_buffers=64MB -c max_wal_size=8GB "
-           "-c full_page_writes=on -c autovacuum=on")
+           "-c wal_compression=off -c full_page_writes=on -c autovacuum=on")
 
 
 def free_port():
@@ -64,10 +69,11 @@ def psql(server, sql):
     subprocess.run(["psql", server, "-qc", sql], check=True)
 
 
-def fanout(env, members):
+def fanout(env, members, binary=None):
     """The median copies/s of the runs, and the full report."""
     env = dict(os.environ, SEALMAIL_BENCH_MEMBERS=str(members), SEALMAIL_BENCH_SYMPA="20", **env)
-    out = subprocess.run(["cargo", "bench", "--bench", "fanout"], cwd=ROOT, env=env, check=True,
+    cmd = [binary] if binary else ["cargo", "bench", "--bench", "fanout"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, check=True,
                          stdout=subprocess.PIPE, text=True).stdout
     print(out, flush=True)
     m = re.search(r"copies/s at \d+ members, fastest to slowest run: ([\d, ]+)", out)
@@ -81,6 +87,11 @@ def main():
     ap.add_argument("--members", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=3, help="fan-out runs per engine (median reported)")
     ap.add_argument("--skip-lmtp", action="store_true")
+    ap.add_argument("--binary", default=None,
+                    help="sealmail binary (default: the release build)")
+    ap.add_argument("--fanout-bin", default=None,
+                    help="a built fanout bench binary instead of `cargo bench --bench fanout` "
+                         "(to compare two builds in one sitting)")
     ap.add_argument("--skip-fanout", action="store_true")
     a = ap.parse_args()
     cluster, server, cluster_dir = start_cluster()
@@ -89,11 +100,12 @@ def main():
             psql(server, "CREATE DATABASE bench_lmtp")
             subprocess.run([sys.executable, os.path.join(ROOT, "benches", "lmtp_vs_dovecot.py"),
                             "--dovecot", "", "--rounds", str(a.rounds),
+                            *(["--binary", a.binary] if a.binary else []),
                             "--pg-url", f"{server}/bench_lmtp", "--pg-dir", cluster_dir], check=True)
         if not a.skip_fanout:
             runs = {"SEALMAIL_BENCH_RUNS": str(a.runs)}
-            rocks = fanout(runs, a.members)
-            pg = fanout(dict(runs, SEALMAIL_BENCH_STORE_URL=server), a.members)
+            rocks = fanout(runs, a.members, a.fanout_bin)
+            pg = fanout(dict(runs, SEALMAIL_BENCH_STORE_URL=server), a.members, a.fanout_bin)
             print(f"fan-out, {a.members} members, median copies/s: RocksDB {rocks}, PostgreSQL {pg}")
             if rocks and pg:
                 print(f"fan-out: PostgreSQL / RocksDB = {pg / rocks:.2f}")

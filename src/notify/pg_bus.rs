@@ -168,6 +168,17 @@ async fn send(
                 continue;
             }
         };
+        // why: PostgreSQL gives a transaction that notifies a transaction
+        // id, so its commit waits for a WAL flush, which the deliveries'
+        // own synced commits then queue behind. A notification carries no
+        // data (a crash loses the queued ones anyway, and listeners reread
+        // the store on reconnect), so this connection's commits need not
+        // wait. Nothing else is written on it.
+        if let Err(e) = client.batch_execute("SET synchronous_commit TO off").await {
+            tracing::warn!(error = %e, "change bus: cannot set up the sending connection; reconnecting");
+            tokio::time::sleep(RECONNECT).await;
+            continue;
+        }
         loop {
             if pending.is_empty() {
                 let Some(first) = rx.recv().await else { return };

@@ -6,13 +6,15 @@
 //!
 //! Created and migrated at open (`schema`): `kv(cf smallint, key bytea,
 //! value bytea, PRIMARY KEY (cf, key))` holds the metadata, every column
-//! family of [`Store`]; `blobs(key bytea PRIMARY KEY, value bytea, put_at
-//! timestamptz)` the message bodies, which are not the metadata store's
-//! but its blob tier's ([`PgBlobStore`], opened with it by
+//! family of [`Store`]; `blobs(key bytea, off bigint, value bytea, put_at
+//! timestamptz, PRIMARY KEY (key, off))` the message bodies, as rows of at
+//! most 8,000 bytes stored inline, which are not the metadata store's but
+//! its blob tier's ([`PgBlobStore`], opened with it by
 //! [`PgStore::open_pair`]); and `sealmail_schema` the schema version.
 //! `bytea` compares bytewise, which is our key order (`sql`).
 //!
-//! `blobs.value` has `STORAGE EXTERNAL`: out of line, uncompressed. A
+//! `blobs.value` has `STORAGE EXTERNAL`: never compressed, and out of line
+//! only for a row over the table's `toast_tuple_target` (a long key). A
 //! body sealed for an opted-in account is ciphertext that pglz cannot
 //! shrink. Measured on this engine's test cluster (PostgreSQL 15, 2 cores,
 //! loopback, fsync on), inserting and reading back 1 MiB of random bytes,
@@ -20,7 +22,7 @@
 //! 2.6–2.7 ms per select, the default (EXTENDED) 5.4–5.5 ms and 2.6–2.8
 //! ms. The gain is small — pglz gives up on input it cannot shrink
 //! within the first KiB — but it is free, and the attempt is never made.
-//!
+
 //! # Blocking API over an async client
 //!
 //! The engine owns a small tokio runtime ([`RUNTIME_THREADS`] workers)

@@ -195,12 +195,136 @@ fn large_blobs_round_trip() {
             .unwrap(),
         body[range]
     );
-    let stored = db.psql("SELECT octet_length(value) FROM blobs WHERE key = 'big'");
+    let stored = db.psql("SELECT sum(octet_length(value)) FROM blobs WHERE key = 'big'");
     assert_eq!(stored, body.len().to_string());
     let storage = db.psql(
         "SELECT attstorage FROM pg_attribute WHERE attrelid = 'blobs'::regclass AND attname = 'value'",
     );
     assert_eq!(storage, "e", "blobs.value is STORAGE EXTERNAL");
+    assert_eq!(toast_bytes(&db), "0", "rows stay inline, out of TOAST");
+}
+
+/// Bytes in the TOAST table of `blobs`.
+fn toast_bytes(db: &TestDb) -> String {
+    db.psql("SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE relname = 'blobs'")
+}
+
+/// `len` bytes that differ at nearby offsets (a misplaced row shows).
+fn patterned(len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+const CHUNK: usize = blobs::CHUNK_BYTES;
+
+/// Sizes around the row boundaries, and a few megabytes.
+const SIZES: [usize; 9] = [
+    0,
+    1,
+    CHUNK - 1,
+    CHUNK,
+    CHUNK + 1,
+    2 * CHUNK,
+    3 * CHUNK + 17,
+    90 * 1024,
+    5 * 1024 * 1024 + 3,
+];
+
+fn sized_bodies() -> Vec<(Vec<u8>, Vec<u8>)> {
+    SIZES
+        .iter()
+        .map(|&n| (format!("size-{n}").into_bytes(), patterned(n)))
+        .collect()
+}
+
+/// Every range between offsets next to the row boundaries and the ends.
+fn check_ranges(blobs: &dyn BlobStore, key: &[u8], body: &[u8]) {
+    let len = body.len() as u64;
+    let mut points = vec![0, 1, len.saturating_sub(1), len, len + 1, u64::MAX];
+    for k in 1..=3 {
+        let edge = (k * CHUNK) as u64;
+        points.extend([edge - 1, edge, edge + 1]);
+    }
+    for &start in &points {
+        for &end in &points {
+            let got = blobs.get_range(key, start..end).unwrap();
+            let (from, to) = (start.min(len) as usize, end.min(len) as usize);
+            let want = body.get(from..to).unwrap_or_default();
+            assert_eq!(got.as_deref(), Some(want), "{len} bytes: {start}..{end}");
+        }
+    }
+}
+
+#[test]
+fn bodies_across_row_boundaries_round_trip_and_range_read() {
+    let (db, _store, blobs) = open_blobs(ORPHAN_GRACE);
+    let bodies = sized_bodies();
+    let items: Vec<(&[u8], &[u8])> = bodies
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
+    blobs.put(&items).unwrap();
+    for (key, body) in &bodies {
+        assert_eq!(blobs.get(key).unwrap().as_deref(), Some(body.as_slice()));
+        check_ranges(&*blobs, key, body);
+        let rows = db.psql(&format!(
+            "SELECT count(*) FROM blobs WHERE key = '{}'",
+            String::from_utf8_lossy(key)
+        ));
+        assert_eq!(rows, body.len().div_ceil(CHUNK).max(1).to_string());
+    }
+    assert_eq!(toast_bytes(&db), "0", "rows stay inline, out of TOAST");
+    assert_eq!(
+        blobs.keys(&KeyRange::prefix(b"size-"), 100).unwrap().len(),
+        SIZES.len(),
+        "one key per body, not per row"
+    );
+}
+
+#[test]
+fn a_shorter_body_put_again_leaves_no_rows_of_the_longer() {
+    let (db, _store, blobs) = open_blobs(ORPHAN_GRACE);
+    let long = patterned(3 * CHUNK + 5);
+    let short = patterned(CHUNK - 1);
+    blobs.put(&[(b"k", &long)]).unwrap();
+    blobs.put(&[(b"k", &short)]).unwrap();
+    assert_eq!(blobs.get(b"k").unwrap().unwrap(), short);
+    check_ranges(&*blobs, b"k", &short);
+    assert_eq!(db.psql("SELECT count(*) FROM blobs WHERE key = 'k'"), "1");
+    blobs.put(&[(b"k", b""), (b"k", &long)]).unwrap();
+    assert_eq!(blobs.get(b"k").unwrap().unwrap(), long);
+    blobs.put(&[(b"k", b"")]).unwrap();
+    assert_eq!(blobs.get(b"k").unwrap().unwrap(), b"");
+    blobs.put(&[(b"k", &long), (b"other", &short)]).unwrap();
+    blobs.delete(&[b"k".to_vec()]).unwrap();
+    assert_eq!(blobs.get(b"k").unwrap(), None);
+    assert_eq!(blobs.get_range(b"k", 0..10).unwrap(), None);
+    assert_eq!(db.psql("SELECT count(*) FROM blobs WHERE key = 'k'"), "0");
+    assert_eq!(blobs.get(b"other").unwrap().unwrap(), short);
+}
+
+#[test]
+fn a_body_of_many_rows_put_by_one_node_reads_on_another() {
+    let (db, _store, first) = open_blobs(ORPHAN_GRACE);
+    let bodies = sized_bodies();
+    let items: Vec<(&[u8], &[u8])> = bodies
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
+    first.put(&items).unwrap();
+    let (_s, second) = PgStore::open_pair(&db.url, 1).unwrap();
+    for (key, body) in &bodies {
+        assert_eq!(second.get(key).unwrap().as_deref(), Some(body.as_slice()));
+    }
+    let (key, body) = &bodies[SIZES.len() - 1];
+    let range = 2 * CHUNK as u64 - 7..40 * CHUNK as u64 + 3;
+    assert_eq!(
+        second.get_range(key, range.clone()).unwrap().unwrap(),
+        body[range.start as usize..range.end as usize]
+    );
+    second.delete(std::slice::from_ref(key)).unwrap();
+    assert_eq!(first.get(key).unwrap(), None);
 }
 
 #[test]
@@ -360,6 +484,56 @@ fn a_second_node_sees_bodies_and_keeps_one_it_put_again() {
     let unreferenced = |keys: &[Vec<u8>]| Ok(vec![false; keys.len()]);
     assert_eq!(first.collect_orphans(&unreferenced).unwrap(), 0);
     assert_eq!(first.get(b"body").unwrap().unwrap(), b"bytes");
+}
+
+#[test]
+fn a_database_of_schema_two_keeps_its_bodies_as_rows() {
+    // A database as schema version 2 left it: one row per body in `blobs`,
+    // out of line in TOAST. Bodies of every size around a row boundary,
+    // made by the server (seven-digit numbers, cut to size).
+    let db = test_db();
+    db.psql(schema::MIGRATIONS[0]);
+    db.psql(schema::MIGRATIONS[1]);
+    db.psql(
+        "CREATE TABLE sealmail_schema (one boolean PRIMARY KEY DEFAULT true CHECK (one), version integer NOT NULL);
+         INSERT INTO sealmail_schema VALUES (true, 2);",
+    );
+    let digits = |n: usize| -> Vec<u8> {
+        let mut v: Vec<u8> = (1..=n / 7 + 1)
+            .flat_map(|i| format!("{i:07}").into_bytes())
+            .collect();
+        v.truncate(n);
+        v
+    };
+    for n in SIZES {
+        db.psql(&format!(
+            "INSERT INTO blobs (key, value, put_at) SELECT 'old-{n}', substring(convert_to(string_agg(lpad(i::text, 7, '0'), '' ORDER BY i), 'UTF8') from 1 for {n}), now() - interval '1 hour' FROM generate_series(1, {n} / 7 + 1) AS i"
+        ));
+    }
+    let (store, blobs) = PgStore::open_pair(&db.url, 2).unwrap();
+    assert_eq!(
+        db.psql("SELECT version FROM sealmail_schema"),
+        schema::MIGRATIONS.len().to_string()
+    );
+    for n in SIZES {
+        let key = format!("old-{n}").into_bytes();
+        let body = digits(n);
+        assert_eq!(
+            blobs.get(&key).unwrap().as_deref(),
+            Some(body.as_slice()),
+            "{n}"
+        );
+        check_ranges(&*blobs, &key, &body);
+    }
+    assert_eq!(toast_bytes(&db), "0");
+    // Each row kept its body's age: unreferenced and old, they go.
+    let unreferenced = |keys: &[Vec<u8>]| Ok(vec![false; keys.len()]);
+    let short_grace = PgBlobStore::new(store).with_orphan_grace(std::time::Duration::from_secs(60));
+    assert_eq!(
+        short_grace.collect_orphans(&unreferenced).unwrap(),
+        SIZES.len() as u64
+    );
+    assert_eq!(db.psql("SELECT count(*) FROM blobs"), "0");
 }
 
 #[test]
