@@ -41,7 +41,7 @@ use super::snapshot::Known;
 /// What a session enabled of RFC 7162. Ordered: QRESYNC includes
 /// CONDSTORE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub(crate) enum Resync {
+pub(crate) enum Tracking {
     /// Neither: responses carry no MODSEQ.
     #[default]
     Off,
@@ -51,15 +51,15 @@ pub(crate) enum Resync {
     QResync,
 }
 
-impl Resync {
+impl Tracking {
     /// Whether FETCH responses carry MODSEQ.
     pub(crate) fn condstore(self) -> bool {
-        self >= Resync::CondStore
+        self >= Tracking::CondStore
     }
 
     /// Whether expunges are told as VANISHED.
     pub(crate) fn qresync(self) -> bool {
-        self == Resync::QResync
+        self == Tracking::QResync
     }
 }
 
@@ -79,7 +79,7 @@ impl Session {
     /// (CONDSTORE), FETCH MODSEQ or CHANGEDSINCE, STORE UNCHANGEDSINCE,
     /// SEARCH MODSEQ.
     pub(crate) fn enable_condstore(&mut self) {
-        self.resync = self.resync.max(Resync::CondStore);
+        self.resync = self.resync.max(Tracking::CondStore);
     }
 
     /// ENABLE (RFC 5161): CONDSTORE and QRESYNC are enabled; anything
@@ -90,8 +90,8 @@ impl Session {
         for cap in wanted {
             let name = cap.to_string().to_ascii_uppercase();
             let level = match name.as_str() {
-                "CONDSTORE" => Resync::CondStore,
-                "QRESYNC" => Resync::QResync,
+                "CONDSTORE" => Tracking::CondStore,
+                "QRESYNC" => Tracking::QResync,
                 _ => continue,
             };
             if self.resync < level {

@@ -134,9 +134,10 @@ impl Session {
                 uid,
                 modifiers,
             } => {
-                let unchanged_since = modifiers.iter().find_map(|m| match m {
-                    StoreModifier::UnchangedSince(n) => Some(*n),
-                });
+                let unchanged_since = modifiers
+                    .iter()
+                    .map(|StoreModifier::UnchangedSince(n)| *n)
+                    .next();
                 let store = super::messages::StoreArgs {
                     kind: &kind,
                     response: &response,

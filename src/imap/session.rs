@@ -72,7 +72,7 @@ pub(crate) struct Session {
     /// each command so that revoking it ends the session.
     pub(crate) token: Option<crate::store::TokenId>,
     /// What the client enabled of RFC 7162 (CONDSTORE, QRESYNC).
-    pub(crate) resync: super::condstore::Resync,
+    pub(crate) resync: super::condstore::Tracking,
 }
 
 /// What a connection refused for want of descriptors gets.
@@ -141,7 +141,7 @@ pub(crate) async fn run(
         stop,
         anonymous: Some(anonymous),
         token: None,
-        resync: super::condstore::Resync::Off,
+        resync: super::condstore::Tracking::Off,
     };
     match session.serve().await {
         Ok(()) | Err(ConnectionError::Closed) => info!("disconnected"),

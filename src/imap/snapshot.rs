@@ -21,7 +21,7 @@ use imap_next::imap_types::core::Vec1;
 use imap_next::imap_types::response::Data;
 use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
-use super::condstore::{runs, vanished, Resync};
+use super::condstore::{runs, vanished, Tracking};
 use super::fetch::flag_items;
 use super::selected::Selected;
 use crate::store::{AccountId, FlagChange, Flags, MailError, MailStore, MailboxId, Message, Uid};
@@ -235,7 +235,7 @@ impl Selected {
         current: Current,
         allow_expunge: bool,
         recent_above: u32,
-        resync: Resync,
+        resync: Tracking,
     ) -> (Vec<Data<'static>>, bool) {
         let mut out = Vec::new();
         let before = self.messages.len();
