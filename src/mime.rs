@@ -69,11 +69,7 @@ const LEAF_TYPES: &[&[u8]] = &[
 /// more container fields than mail-parser can be trusted with: then only
 /// its header is parsed and its body is one opaque part ([`opaque`]).
 pub fn parse<'x>(parser: &MessageParser, raw: &'x [u8]) -> Option<Message<'x>> {
-    let containers = containers(raw);
-    let scan = u64::try_from(containers)
-        .unwrap_or(u64::MAX)
-        .saturating_mul(u64::try_from(raw.len()).unwrap_or(u64::MAX));
-    if containers > MAX_CONTAINERS || scan > MAX_SCAN_BYTES {
+    if too_complex(raw) {
         return opaque(parser, raw);
     }
     // why: mail-parser is not panic-free on hostile input: its
@@ -85,6 +81,17 @@ pub fn parse<'x>(parser: &MessageParser, raw: &'x [u8]) -> Option<Message<'x>> {
         Ok(msg) => msg,
         Err(_) => opaque(parser, raw),
     }
+}
+
+/// Whether `raw` has more container fields than mail-parser can be
+/// trusted with (see [`MAX_CONTAINERS`], [`MAX_SCAN_BYTES`]): [`parse`]
+/// serves it [`opaque`].
+pub fn too_complex(raw: &[u8]) -> bool {
+    let containers = containers(raw);
+    let scan = u64::try_from(containers)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(u64::try_from(raw.len()).unwrap_or(u64::MAX));
+    containers > MAX_CONTAINERS || scan > MAX_SCAN_BYTES
 }
 
 /// The header of `raw` parsed (one linear pass; mail-parser stops at the

@@ -13,20 +13,6 @@ use support::imap::{message, ImapServer};
 
 const ALICE: [&str; 2] = ["alice@example.org", "alice-pw"];
 
-/// `raw(m, cmd)`: sends `cmd` on imaplib connection `m` and returns every
-/// line up to and including the tagged one, so order can be checked.
-const RAW: &str = r#"
-def raw(m, cmd):
-    tag = m._new_tag().decode()
-    m.send(('%s %s\r\n' % (tag, cmd)).encode())
-    lines = []
-    while True:
-        line = m.readline().decode('utf-8', 'replace').rstrip('\r\n')
-        lines.append(line)
-        if line.startswith(tag + ' '):
-            return lines
-"#;
-
 fn server() -> ImapServer {
     let s = ImapServer::start();
     s.account(ALICE[0], ALICE[1]);
@@ -43,17 +29,12 @@ fn deliver_n(s: &ImapServer, n: usize) {
     }
 }
 
-fn script(body: &str) -> String {
-    format!("{RAW}{body}")
-}
-
 #[test]
 fn recent_goes_to_the_first_session_that_selects() {
     let s = server();
     deliver_n(&s, 2);
     let out = s.python(
-        &script(
-            r#"
+        r#"
 a = connect(args[0], args[1])
 a.select('INBOX', readonly=True)
 out['examine_recent'] = s(a.untagged_responses.get('RECENT'))
@@ -72,7 +53,6 @@ out['b_old'] = s(b.search(None, 'OLD')[1][0])
 out['b_flags'] = s(b.fetch('1', '(FLAGS)')[1][0])
 out['status_after'] = s(b.status('INBOX', '(RECENT)')[1][0])
 "#,
-        ),
         &ALICE,
     );
     assert_eq!(out["examine_recent"], serde_json::json!(["2"]), "{out}");
@@ -96,15 +76,13 @@ fn a_new_keyword_is_announced_in_flags_before_the_fetch() {
     let s = server();
     deliver_n(&s, 1);
     let out = s.python(
-        &script(
-            r#"
+        r#"
 a = connect(args[0], args[1])
 out['select'] = raw(a, 'SELECT INBOX')
 out['store'] = raw(a, 'STORE 1 +FLAGS ($Label1)')
 b = connect(args[0], args[1])
 out['reselect'] = raw(b, 'SELECT INBOX')
 "#,
-        ),
         &ALICE,
     );
     let lines = |k: &str| -> Vec<String> {
@@ -270,14 +248,12 @@ fn move_into_the_selected_mailbox_gives_new_uids() {
     let s = server();
     deliver_n(&s, 3);
     let out = s.python(
-        &script(
-            r#"
+        r#"
 a = connect(args[0], args[1])
 a.select('INBOX')
 out['move'] = raw(a, 'MOVE 1 INBOX')
 out['uids'] = s(a.uid('SEARCH', None, 'ALL')[1][0])
 "#,
-        ),
         &ALICE,
     );
     let lines: Vec<&str> = out["move"]
@@ -339,8 +315,7 @@ fn fetch_of_a_message_expunged_elsewhere_is_no_not_an_empty_body() {
     let s = server();
     deliver_n(&s, 2);
     let out = s.python(
-        &script(
-            r#"
+        r#"
 a = connect(args[0], args[1])
 a.select('INBOX')
 b = connect(args[0], args[1])
@@ -350,7 +325,6 @@ b.expunge()
 out['fetch'] = raw(a, 'FETCH 1:2 (UID BODY.PEEK[])')
 out['noop'] = raw(a, 'NOOP')
 "#,
-        ),
         &ALICE,
     );
     let fetch: Vec<&str> = out["fetch"]

@@ -11,19 +11,9 @@ use support::imap::{message, ImapServer};
 
 const ALICE: [&str; 2] = ["alice@example.org", "alice-pw"];
 
-/// `raw(m, cmd)`: sends `cmd` on imaplib connection `m` and returns every
-/// line up to and including the tagged one. `modseq(line)`: the number
-/// in `MODSEQ (n)` or `HIGHESTMODSEQ n` of a line.
-const RAW: &str = r#"
-def raw(m, cmd):
-    tag = m._new_tag().decode()
-    m.send(('%s %s\r\n' % (tag, cmd)).encode())
-    lines = []
-    while True:
-        line = m.readline().decode('utf-8', 'replace').rstrip('\r\n')
-        lines.append(line)
-        if line.startswith(tag + ' '):
-            return lines
+/// `modseq(lines)`: the number in the first `MODSEQ (n)` or
+/// `HIGHESTMODSEQ n` of `lines` (`raw` comes with the prelude).
+const MODSEQ: &str = r#"
 def modseq(lines):
     for line in lines:
         g = re.search(r'MODSEQ \(?(\d+)', line)
@@ -46,7 +36,7 @@ fn server(n: usize) -> ImapServer {
 }
 
 fn run(s: &ImapServer, body: &str) -> serde_json::Value {
-    s.python(&format!("{RAW}{body}"), &ALICE)
+    s.python(&format!("{MODSEQ}{body}"), &ALICE)
 }
 
 fn lines(v: &serde_json::Value) -> Vec<String> {

@@ -260,22 +260,7 @@ pub(crate) fn absent(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imap::snapshot::SystemFlags;
-    use crate::store::Uid;
-
-    fn known(uids: &[u32]) -> Vec<Known> {
-        uids.iter()
-            .map(|&u| Known {
-                uid: Uid(NonZeroU32::new(u).unwrap()),
-                modseq: 1,
-                flags: SystemFlags::default(),
-            })
-            .collect()
-    }
-
-    fn set(text: &str) -> SequenceSet {
-        SequenceSet::try_from(text).unwrap()
-    }
+    use crate::imap::snapshot::tests::{known, set};
 
     #[test]
     fn absent_uids_are_the_gaps_below_uidnext() {

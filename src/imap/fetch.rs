@@ -204,11 +204,9 @@ impl Session {
             None => return Ok(Done::ok("FETCH completed")),
         };
         if let (true, Some(sel)) = (vanished, self.selected.as_ref()) {
-            {
-                let gone = absent(&sel.messages, sel.mailbox.uid_next.0, Some(set));
-                if let Some(v) = vanished_data(&gone, true) {
-                    self.conn.data(v);
-                }
+            let gone = absent(&sel.messages, sel.mailbox.uid_next.0, Some(set));
+            if let Some(v) = vanished_data(&gone, true) {
+                self.conn.data(v);
             }
         }
         let load = names.iter().any(needs_blob);

@@ -381,10 +381,11 @@ fn expand(v: &SeqOrUid, largest: NonZeroU32) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn known(uids: &[u32]) -> Vec<Known> {
+    /// Snapshot entries for `uids` (MODSEQ 1, no flags).
+    pub(crate) fn known(uids: &[u32]) -> Vec<Known> {
         uids.iter()
             .map(|&u| Known {
                 uid: Uid::new(u).unwrap_or(Uid::FIRST),
@@ -394,7 +395,8 @@ mod tests {
             .collect()
     }
 
-    fn set(text: &str) -> SequenceSet {
+    /// A sequence set from its wire form.
+    pub(crate) fn set(text: &str) -> SequenceSet {
         SequenceSet::try_from(text).unwrap()
     }
 

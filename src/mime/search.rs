@@ -98,8 +98,14 @@ pub fn header_text(raw: &[u8]) -> String {
 /// from its transfer encoding and charset, HTML reduced to its text. An
 /// encapsulated message's header fields count as its text too (they are
 /// what a reader sees of a forwarded message). Non-text attachments are
-/// not searched.
+/// not searched. A message too complex to walk safely
+/// ([`super::too_complex`]) is searched as its raw body, undecoded, so
+/// that what it says can still be found.
 pub fn body_text(raw: &[u8]) -> String {
+    if super::too_complex(raw) {
+        let body = raw.get(super::header_end(raw)..).unwrap_or_default();
+        return String::from_utf8_lossy(body).into_owned();
+    }
     let parser = MessageParser::new();
     let Some(msg) = super::parse(&parser, raw) else {
         return String::new();

@@ -182,7 +182,9 @@ fn spawn_listener(
 
 /// Helpers every Python script starts with: `connect(user, password)`,
 /// `port`, `args`, `out` (printed as JSON at the end by the caller's
-/// `done()`), and `s(x)` to turn bytes into text for JSON.
+/// `done()`), `s(x)` to turn bytes into text for JSON, and `raw(m, cmd)`,
+/// which sends `cmd` on connection `m` and returns every line up to and
+/// including the tagged one, so order and response codes can be checked.
 pub const PYTHON_PRELUDE: &str = r#"
 import imaplib, json, sys, socket, time, re, base64
 port = int(sys.argv[1])
@@ -200,6 +202,15 @@ def s(x):
     return x
 def done():
     print(json.dumps(out))
+def raw(m, cmd):
+    tag = m._new_tag().decode()
+    m.send(('%s %s\r\n' % (tag, cmd)).encode())
+    lines = []
+    while True:
+        line = m.readline().decode('utf-8', 'replace').rstrip('\r\n')
+        lines.append(line)
+        if line.startswith(tag + ' '):
+            return lines
 "#;
 
 fn python_command(port: u16, body: &str, args: &[&str]) -> Command {
