@@ -163,7 +163,16 @@ const FLAG_ANSWER_BATCH: usize = 256;
 /// `VANISHED [(EARLIER)] uids`, or nothing when `uids` is empty. `uids`
 /// must be ascending.
 pub(crate) fn vanished(uids: &[(u32, u32)], earlier: bool) -> Option<Data<'static>> {
-    let seqs: Vec<Sequence> = uids
+    Some(Data::Vanished {
+        earlier,
+        known_uids: sequence_set(uids)?,
+    })
+}
+
+/// The sequence set of `runs` (each `(first, last)`, ascending), one
+/// range per run; `None` when there is none.
+pub(crate) fn sequence_set(runs: &[(u32, u32)]) -> Option<SequenceSet> {
+    let seqs: Vec<Sequence> = runs
         .iter()
         .filter_map(|&(a, b)| {
             let a = NonZeroU32::new(a)?;
@@ -175,11 +184,7 @@ pub(crate) fn vanished(uids: &[(u32, u32)], earlier: bool) -> Option<Data<'stati
             })
         })
         .collect();
-    let known_uids = SequenceSet(Vec1::try_from(seqs).ok()?);
-    Some(Data::Vanished {
-        earlier,
-        known_uids,
-    })
+    Some(SequenceSet(Vec1::try_from(seqs).ok()?))
 }
 
 /// Consecutive runs of ascending `uids`.

@@ -15,7 +15,7 @@ use imap_next::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_next::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_next::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_next::imap_types::response::{Code, StatusKind};
-use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use imap_next::imap_types::sequence::SequenceSet;
 use sealmail_plugin_api::Source;
 
 use super::dates::unix_of;
@@ -71,21 +71,15 @@ fn copy_uid(validity: std::num::NonZeroU32, pairs: &[(Uid, Uid)]) -> Option<Code
 /// UIDs as one range: `COPY 1:*` of a large mailbox answers `1:200000`,
 /// not 200,000 numbers.
 fn uid_set(uids: impl Iterator<Item = Uid>) -> Option<UidSet> {
-    let mut runs: Vec<(Uid, Uid)> = Vec::new();
-    for uid in uids {
-        match runs.last_mut() {
-            Some((_, end)) if end.next() == Some(uid) => *end = uid,
-            _ => runs.push((uid, uid)),
-        }
-    }
-    let elements: Vec<UidElement> = runs
+    let elements: Vec<UidElement> = super::condstore::runs(uids.map(Uid::get))
         .into_iter()
-        .map(|(a, b)| {
-            if a == b {
-                UidElement::Single(a.0)
+        .filter_map(|(a, b)| {
+            let (a, b) = (NonZeroU32::new(a)?, NonZeroU32::new(b)?);
+            Some(if a == b {
+                UidElement::Single(a)
             } else {
-                UidElement::Range(a.0, b.0)
-            }
+                UidElement::Range(a, b)
+            })
         })
         .collect();
     Vec1::try_from(elements).ok().map(UidSet)
@@ -161,21 +155,7 @@ impl Session {
                 Some(Selected::seq(i).get())
             }
         });
-        let runs = super::condstore::runs(numbers);
-        let seqs: Vec<Sequence> = runs
-            .into_iter()
-            .filter_map(|(a, b)| {
-                let (a, b) = (NonZeroU32::new(a)?, NonZeroU32::new(b)?);
-                Some(if a == b {
-                    Sequence::Single(SeqOrUid::Value(a))
-                } else {
-                    Sequence::Range(SeqOrUid::Value(a), SeqOrUid::Value(b))
-                })
-            })
-            .collect();
-        Vec1::try_from(seqs)
-            .ok()
-            .map(|s| Code::Modified(SequenceSet(s)))
+        super::condstore::sequence_set(&super::condstore::runs(numbers)).map(Code::Modified)
     }
 
     /// EXPUNGE, or UID EXPUNGE with `set`.
