@@ -194,8 +194,9 @@ out['other_validity'] = raw(a, 'SELECT INBOX (QRESYNC (%d %d))' % (validity + 1,
 "#,
     );
     assert!(
-        tagged(&out["without_enable"]).contains("BAD"),
-        "{:?}",
+        tagged(&out["without_enable"]).contains("BAD")
+            && tagged(&out["without_enable"]).contains("ENABLE QRESYNC"),
+        "the refusal says what to do: {:?}",
         out["without_enable"]
     );
     assert_eq!(lines(&out["enable"])[0], "* ENABLED QRESYNC");
@@ -232,7 +233,8 @@ out['other_validity'] = raw(a, 'SELECT INBOX (QRESYNC (%d %d))' % (validity + 1,
         "{uid_fetch:?}"
     );
     assert!(
-        tagged(&out["bad_vanished"]).contains("BAD"),
+        tagged(&out["bad_vanished"]).contains("BAD")
+            && tagged(&out["bad_vanished"]).contains("UID FETCH"),
         "VANISHED needs UID FETCH: {:?}",
         out["bad_vanished"]
     );

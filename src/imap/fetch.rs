@@ -187,7 +187,7 @@ impl Session {
         let vanished = modifiers.contains(&FetchModifier::Vanished);
         if vanished && !(uid && changed_since.is_some() && self.resync.qresync()) {
             return Err(ImapError::syntax(
-                "VANISHED needs UID FETCH with CHANGEDSINCE after ENABLE QRESYNC (RFC 7162 §3.2.6)",
+                "VANISHED needs UID FETCH with CHANGEDSINCE after ENABLE QRESYNC (RFC 7162, section 3.2.6)",
             ));
         }
         if changed_since.is_some() || names.contains(&MessageDataItemName::ModSeq) {

@@ -94,7 +94,7 @@ impl Session {
                 } => {
                     if !self.resync.qresync() {
                         return Err(ImapError::syntax(
-                            "the QRESYNC parameter needs ENABLE QRESYNC first (RFC 7162 §3.2.5)",
+                            "the QRESYNC parameter needs ENABLE QRESYNC first (RFC 7162, section 3.2.5)",
                         ));
                     }
                     qresync = Some((*uid_validity, mod_sequence_value.get(), known_uids.clone()));

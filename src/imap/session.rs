@@ -356,9 +356,15 @@ pub(crate) fn status(
     code: Option<Code<'static>>,
     text: &str,
 ) -> Status<'static> {
+    // why '?': resp-text is 7-bit (RFC 9051 §9 TEXT-CHAR); one non-ASCII
+    // character (a name, a quoted charset) must not cost the whole text.
     let clean: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| match c {
+            c if c.is_control() => ' ',
+            c if !c.is_ascii() => '?',
+            c => c,
+        })
         .collect();
     let clean = if clean.trim().is_empty() {
         "done".to_string()
