@@ -51,6 +51,7 @@ pub mod mime;
 pub mod net;
 pub(crate) mod nofollow;
 pub mod notify;
+pub mod reading;
 pub mod server;
 pub mod smime;
 pub mod store;

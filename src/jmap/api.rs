@@ -82,6 +82,7 @@ pub(crate) async fn handle(
         server: Arc::clone(&server),
         account,
         created_ids: request.created_ids.clone().unwrap_or_default(),
+        reading: None,
     };
     let budget = Budget::new(request_bytes);
     let answered = match run(&mut call, &request.using, request.method_calls, budget).await {

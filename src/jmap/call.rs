@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::Error;
 use super::{ids, limits, Server};
+use crate::reading::Unlocked;
 use crate::store::{Account, AccountId, MailStore};
 
 /// One API request's context: who is calling and what was created so far.
@@ -22,6 +23,10 @@ pub(crate) struct Call {
     pub(crate) account: Account,
     /// Creation id → server id, for `#creationId` references (RFC 8620 §5.3).
     pub(crate) created_ids: HashMap<String, String>,
+    /// The account's private keys when server-side reading is on and they
+    /// are unlocked (`crate::reading`); messages are then presented
+    /// decrypted (`email::source`).
+    pub(crate) reading: Option<Arc<Unlocked>>,
 }
 
 impl Call {

@@ -10,6 +10,7 @@
 mod parse;
 mod query;
 mod set;
+mod source;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -111,6 +112,7 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
     let default: Vec<String> = DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect();
     let props = args.base.properties.clone().unwrap_or(default);
     let need = Need::of(&props);
+    let keys = call.reading.clone();
     let (state, found, not_found) = call
         .blocking(move |s, id| {
             let state = s.account(id)?.modseq.to_string();
@@ -136,7 +138,9 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
             for m in msgs {
                 let raw = match need {
                     Need::Metadata => Vec::new(),
-                    Need::Header | Need::Body => s.get_blob(id, m.blob)?.unwrap_or_default(),
+                    Need::Header | Need::Body => {
+                        source::message_bytes(s, id, &m, keys.as_deref())?.unwrap_or_default()
+                    }
                 };
                 found.push(email_object(id, &m, &raw, fetch, need));
             }
