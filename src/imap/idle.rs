@@ -1,6 +1,7 @@
 //! IDLE (RFC 2177, RFC 9051 §6.3.13): the session waits for either the
 //! client's DONE or a change notification for its account, and on each
-//! notification tells the client what changed (see `selected`).
+//! notification of a mail change (mailboxes, messages: by any session,
+//! protocol or node) tells the client what changed (see `selected`).
 
 use imap_next::imap_types::core::Tag;
 use imap_next::imap_types::response::{CommandContinuationRequest, StatusKind};
@@ -11,6 +12,7 @@ use tracing::{debug, debug_span, Instrument};
 use super::connection::{ConnectionError, Incoming};
 use super::error::ImapError;
 use super::session::{status, Session};
+use crate::notify::DataTypes;
 
 impl Session {
     /// RFC 2177: accept IDLE, push changes as they happen until DONE.
@@ -64,12 +66,19 @@ impl Session {
     }
 }
 
-async fn recv_change(changes: Option<&mut broadcast::Receiver<()>>) {
-    match changes {
-        // Lagged or a message: either way, something changed.
-        Some(rx) => {
-            let _ = rx.recv().await;
+/// Returns when mail of the account changed: a change of its mailboxes or
+/// messages, not of its certificates or settings (nothing IMAP shows).
+/// Lagged: maybe, so yes.
+async fn recv_change(changes: Option<&mut broadcast::Receiver<DataTypes>>) {
+    let Some(rx) = changes else {
+        return std::future::pending().await;
+    };
+    loop {
+        match rx.recv().await {
+            Ok(types) if !types.intersects(DataTypes::MAIL) => continue,
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+            // No sender left: nothing will be announced any more.
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
-        None => std::future::pending().await,
     }
 }

@@ -107,7 +107,6 @@ impl Session {
         if selected == Some(deleted) {
             self.selected = None;
         }
-        self.ctx.notifier.notify(id);
         Ok(Done::ok("DELETE completed"))
     }
 

@@ -4,7 +4,8 @@
 //!
 //! APPEND goes through the ingest pipeline, which encrypts when the
 //! account asked for encryption on append. After each change the other
-//! sessions of the account are woken (IDLE, NOOP) through the notifier.
+//! sessions of the account are woken (IDLE, NOOP) through the notifier,
+//! by the store's commit hook.
 
 use std::num::NonZeroU32;
 
@@ -174,7 +175,6 @@ impl Session {
         let (id, mbox) = (self.account()?.id, sel.mailbox.id);
         if !uids.is_empty() {
             self.with_store(move |s| s.expunge(id, mbox, &uids)).await?;
-            self.ctx.notifier.notify(id);
         }
         // The snapshot still lists them: sync reports each as EXPUNGE.
         self.sync(true).await?;
@@ -230,9 +230,6 @@ impl Session {
             .ok_or_else(|| ImapError::TryCreate {
                 name: name_of(target).unwrap_or_default(),
             })?;
-        if !pairs.is_empty() {
-            self.ctx.notifier.notify(id);
-        }
         let code = copy_uid(validity, &pairs);
         if !remove {
             return Ok(match code {

@@ -250,7 +250,6 @@ impl Session {
                 .collect();
             if !uids.is_empty() {
                 self.with_store(move |s| s.expunge(id, mbox, &uids)).await?;
-                self.ctx.notifier.notify(id);
             }
         }
         Ok(Done::ok(if expunge {
@@ -336,7 +335,6 @@ impl Session {
         let mbox = sel.mailbox.id;
         let mut out = Vec::new();
         let mut modified = Vec::new();
-        let mut any = false;
         // why batches: one store write per batch, not one batch holding
         // every record of `STORE 1:* +FLAGS` over a huge mailbox.
         for chunk in indices.chunks(FLAG_BATCH) {
@@ -355,7 +353,6 @@ impl Session {
                 .await?;
             set.changed.sort_unstable_by_key(|c| c.0);
             set.modified.sort_unstable();
-            any |= !set.changed.is_empty();
             let Some(sel) = self.selected.as_mut() else {
                 break;
             };
@@ -370,9 +367,6 @@ impl Session {
                     }
                 }
             }
-        }
-        if any {
-            self.ctx.notifier.notify(id);
         }
         Ok((out, modified))
     }

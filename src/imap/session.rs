@@ -63,7 +63,7 @@ pub(crate) struct Session {
     /// The logged-in account: every mailbox name resolves within it.
     pub(crate) account: Option<Account>,
     pub(crate) selected: Option<Selected>,
-    pub(crate) changes: Option<broadcast::Receiver<()>>,
+    pub(crate) changes: Option<broadcast::Receiver<crate::notify::DataTypes>>,
     pub(crate) auth_tag: Option<Tag<'static>>,
     pub(crate) stop: watch::Receiver<bool>,
     /// Counts this connection against its address until it logs in.

@@ -200,7 +200,6 @@ impl Ingest {
                 store_copy(&store, &chain, &envelope, &rcpt_owned, id, &data, claim)
             })
             .await?;
-        self.notifier.notify(id);
         Ok(Delivered::Account { encrypted })
     }
 }
@@ -327,7 +326,6 @@ impl Ingest {
                 append_blocking(&store, &chain, &append, &raw, claim)
             })
             .await?;
-        self.notifier.notify(id);
         Ok(message)
     }
 }

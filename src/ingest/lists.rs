@@ -126,11 +126,11 @@ impl Ingest {
             };
             jobs.spawn_blocking(move || job.run(bytes));
             while jobs.len() >= 2 * self.cores {
-                collect(&mut jobs, &mut tally, &mut failure, self).await;
+                collect(&mut jobs, &mut tally, &mut failure).await;
             }
         }
         while !jobs.is_empty() {
-            collect(&mut jobs, &mut tally, &mut failure, self).await;
+            collect(&mut jobs, &mut tally, &mut failure).await;
         }
         if let Some(e) = failure {
             return Err(e);
@@ -167,19 +167,15 @@ impl Ingest {
 
 /// Waits for one chunk and adds its outcome.
 async fn collect(
-    jobs: &mut JoinSet<Result<(Tally, Vec<AccountId>), DeliverError>>,
+    jobs: &mut JoinSet<Result<Tally, DeliverError>>,
     tally: &mut Tally,
     failure: &mut Option<DeliverError>,
-    ingest: &Ingest,
 ) {
     match jobs.join_next().await {
-        Some(Ok(Ok((t, accounts)))) => {
+        Some(Ok(Ok(t))) => {
             tally.copies += t.copies;
             tally.notices += t.notices;
             tally.skipped += t.skipped;
-            for id in accounts {
-                ingest.notifier.notify(id);
-            }
         }
         Some(Ok(Err(e))) => {
             failure.get_or_insert(e);
@@ -284,10 +280,7 @@ impl ChunkJob {
     /// Seals the chunk's copies, each holding a CPU slot of the list's in
     /// its turn, then writes them without one; `bytes` (the chunk's share
     /// of the fan-out memory budget) is given back once they are written.
-    fn run(
-        self,
-        bytes: tokio::sync::OwnedSemaphorePermit,
-    ) -> Result<(Tally, Vec<AccountId>), DeliverError> {
+    fn run(self, bytes: tokio::sync::OwnedSemaphorePermit) -> Result<Tally, DeliverError> {
         let _bytes = bytes;
         let mut tally = Tally::default();
         let mut copies: Vec<(AccountId, MailboxId, Sealed)> =
@@ -345,18 +338,18 @@ impl ChunkJob {
             Err(e) => return Err(DeliverError::store(&self.list.address, e)),
         }
         tally.copies = copies.len();
-        Ok((tally, copies.iter().map(|(id, _, _)| *id).collect()))
+        Ok(tally)
     }
 
     fn store_one_by_one(
         &self,
         copies: Vec<(AccountId, MailboxId, Sealed)>,
         mut tally: Tally,
-    ) -> Result<(Tally, Vec<AccountId>), DeliverError> {
-        let mut stored = Vec::with_capacity(copies.len());
+    ) -> Result<Tally, DeliverError> {
+        let mut stored = 0;
         for (id, mailbox, sealed) in copies {
             match self.store.append(id, mailbox, sealed.new_message(now())) {
-                Ok(_) => stored.push(id),
+                Ok(_) => stored += 1,
                 Err(e) if e.is_user_error() => {
                     audit(
                         &self.store,
@@ -369,8 +362,8 @@ impl ChunkJob {
                 Err(e) => return Err(DeliverError::store(&self.list.address, e)),
             }
         }
-        tally.copies = stored.len();
-        Ok((tally, stored))
+        tally.copies = stored;
+        Ok(tally)
     }
 
     /// The copy for `member` (account `id`, delivering to `target`), or

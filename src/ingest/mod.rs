@@ -125,8 +125,10 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// A pipeline over `store` with `chain`.
+    /// A pipeline over `store` with `chain`. Every committed change of the store is announced on `notifier`
+    /// from now on (the store's commit hook).
     pub fn new(store: Arc<MailStore>, chain: HookChain, notifier: Arc<Notifier>) -> Self {
+        store.set_notifier(Arc::clone(&notifier));
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             store,
@@ -185,7 +187,7 @@ impl Ingest {
         &self.store
     }
 
-    /// The notifier new mail is announced on.
+    /// The notifier the store announces changes on.
     pub fn notifier(&self) -> &Arc<Notifier> {
         &self.notifier
     }

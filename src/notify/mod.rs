@@ -1,9 +1,11 @@
-//! New-mail notifications: the ingest pipeline announces every change to
-//! an account's mail, IMAP IDLE and JMAP push listen.
+//! Change notifications: the store announces every committed change of
+//! an account (its commit hook, `store::announce`), IMAP IDLE and JMAP
+//! push (event source, WebSocket) listen.
 //!
-//! One `tokio::sync::broadcast` channel per account that has listeners;
-//! a lagging listener only learns "something changed" and rereads, which
-//! is all IDLE needs.
+//! One `tokio::sync::broadcast` channel per account that has listeners,
+//! carrying the [`DataTypes`] each change touched; a lagging listener
+//! only learns "something changed" and rereads (as if every type had
+//! changed), which is all IDLE and a push need.
 //!
 //! Several nodes on one shared store: a [`ChangeBus`] carries every
 //! announcement to the other nodes, whose bus calls
@@ -12,6 +14,7 @@
 //! one, and need not: both mean "reread the store".
 
 mod pg_bus;
+mod types;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -21,6 +24,7 @@ use tokio::sync::broadcast;
 use crate::store::AccountId;
 
 pub use pg_bus::PgBus;
+pub use types::DataTypes;
 
 /// Capacity of each account's channel; listeners that fall further behind
 /// get `Lagged` and resynchronise from the store.
@@ -28,10 +32,11 @@ const CHANNEL_CAPACITY: usize = 64;
 
 /// Carries announcements to the other nodes sharing the store.
 pub trait ChangeBus: Send + Sync + std::fmt::Debug {
-    /// Tells the other nodes that `account` changed. Must not block: an
-    /// announcement that cannot be sent now is queued or dropped (the
-    /// other nodes' listeners also resynchronise on reconnect).
-    fn publish(&self, account: AccountId);
+    /// Tells the other nodes that `types` of `account` changed. Must not
+    /// block: an announcement that cannot be sent now is queued or
+    /// dropped (the other nodes' listeners also resynchronise on
+    /// reconnect).
+    fn publish(&self, account: AccountId, types: DataTypes);
 }
 
 /// Fan-out of change notifications per account.
@@ -39,7 +44,7 @@ pub trait ChangeBus: Send + Sync + std::fmt::Debug {
 pub struct Notifier {
     // why: a std Mutex, held only to look up or insert a sender, never
     // across an await.
-    channels: Mutex<HashMap<AccountId, broadcast::Sender<()>>>,
+    channels: Mutex<HashMap<AccountId, broadcast::Sender<DataTypes>>>,
     bus: OnceLock<Box<dyn ChangeBus>>,
 }
 
@@ -49,8 +54,9 @@ impl Notifier {
         Self::default()
     }
 
-    /// Listens for changes of `account`.
-    pub fn subscribe(&self, account: AccountId) -> broadcast::Receiver<()> {
+    /// Listens for changes of `account`: each message names the types
+    /// that changed (`Lagged`: assume all of them).
+    pub fn subscribe(&self, account: AccountId) -> broadcast::Receiver<DataTypes> {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         channels
             .entry(account)
@@ -64,12 +70,13 @@ impl Notifier {
         self.bus.set(bus)
     }
 
-    /// Announces a change of `account` to its listeners on this node and,
-    /// through the bus, on the others.
-    pub fn notify(&self, account: AccountId) {
-        self.notify_local(account);
+    /// Announces a change of `types` of `account` to its listeners on
+    /// this node and, through the bus, on the others. The store's commit
+    /// hook calls it; nothing else needs to.
+    pub fn notify(&self, account: AccountId, types: DataTypes) {
+        self.notify_local(account, types);
         if let Some(bus) = self.bus.get() {
-            bus.publish(account);
+            bus.publish(account, types);
         }
     }
 
@@ -78,16 +85,16 @@ impl Notifier {
     pub fn notify_all_local(&self) {
         let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         for tx in channels.values() {
-            let _ = tx.send(());
+            let _ = tx.send(DataTypes::ALL);
         }
     }
 
     /// Announces a change of `account` to its listeners on this node only
     /// (what a bus does with another node's announcement).
-    pub fn notify_local(&self, account: AccountId) {
+    pub fn notify_local(&self, account: AccountId, types: DataTypes) {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tx) = channels.get(&account) {
-            if tx.send(()).is_err() {
+            if tx.send(types).is_err() {
                 // No listener left: forget the channel.
                 channels.remove(&account);
             }
@@ -104,17 +111,17 @@ mod tests {
         let n = Notifier::new();
         let mut a = n.subscribe(AccountId(1));
         let mut b = n.subscribe(AccountId(2));
-        n.notify(AccountId(1));
-        assert!(a.recv().await.is_ok());
+        n.notify(AccountId(1), DataTypes::CERTIFICATE);
+        assert_eq!(a.recv().await.unwrap(), DataTypes::CERTIFICATE);
         assert!(b.try_recv().is_err());
     }
 
     #[derive(Debug, Default)]
-    struct Recorded(Mutex<Vec<AccountId>>);
+    struct Recorded(Mutex<Vec<(AccountId, DataTypes)>>);
 
     impl ChangeBus for std::sync::Arc<Recorded> {
-        fn publish(&self, account: AccountId) {
-            self.0.lock().unwrap().push(account);
+        fn publish(&self, account: AccountId, types: DataTypes) {
+            self.0.lock().unwrap().push((account, types));
         }
     }
 
@@ -124,13 +131,16 @@ mod tests {
         let sent = std::sync::Arc::new(Recorded::default());
         n.set_bus(Box::new(sent.clone())).unwrap();
         let mut a = n.subscribe(AccountId(1));
-        n.notify(AccountId(1));
-        n.notify_local(AccountId(1));
-        assert!(a.recv().await.is_ok());
-        assert!(a.recv().await.is_ok());
-        assert_eq!(*sent.0.lock().unwrap(), vec![AccountId(1)]);
+        n.notify(AccountId(1), DataTypes::EMAIL);
+        n.notify_local(AccountId(1), DataTypes::MAILBOX);
+        assert_eq!(a.recv().await.unwrap(), DataTypes::EMAIL);
+        assert_eq!(a.recv().await.unwrap(), DataTypes::MAILBOX);
+        assert_eq!(
+            *sent.0.lock().unwrap(),
+            vec![(AccountId(1), DataTypes::EMAIL)]
+        );
         assert!(n.set_bus(Box::new(sent.clone())).is_err());
         n.notify_all_local();
-        assert!(a.recv().await.is_ok());
+        assert_eq!(a.recv().await.unwrap(), DataTypes::ALL);
     }
 }

@@ -1,9 +1,12 @@
 //! The [`ChangeBus`] of nodes sharing one PostgreSQL store: PostgreSQL's
 //! `LISTEN`/`NOTIFY` on the channel `sealmail_changes`.
 //!
-//! Each node publishes `NODE:ACCOUNT` (decimal) for every announcement and
-//! listens on a connection of its own; what another node announced is
-//! handed to [`Notifier::notify_local`], its own echo is ignored. A
+//! Each node publishes `NODE:ACCOUNT:TYPES` (decimal; `TYPES` the bits of
+//! [`DataTypes`]) for every announcement and listens on a connection of
+//! its own; what another node announced is handed to
+//! [`Notifier::notify_local`], its own echo is ignored. A payload without
+//! `:TYPES` (a node of an older version during an upgrade) means every
+//! type. A
 //! notification is delivered only to sessions connected when it is sent,
 //! so a listener that lost its connection wakes every local listener once
 //! it is back (they reread the store), and so does an overflow of the
@@ -19,7 +22,7 @@ use futures_util::future::poll_fn;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::{ChangeBus, Notifier};
+use super::{ChangeBus, DataTypes, Notifier};
 use crate::store::AccountId;
 
 /// The channel name.
@@ -35,13 +38,13 @@ const RECONNECT: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct PgBus {
     node: u64,
-    queue: mpsc::Sender<AccountId>,
+    queue: mpsc::Sender<(AccountId, DataTypes)>,
     overflowed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ChangeBus for PgBus {
-    fn publish(&self, account: AccountId) {
-        if self.queue.try_send(account).is_err() {
+    fn publish(&self, account: AccountId, types: DataTypes) {
+        if self.queue.try_send((account, types)).is_err() {
             self.overflowed
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
@@ -74,24 +77,32 @@ impl PgBus {
     }
 }
 
-/// The payload for `account` from `node`, or for every account.
-fn payload(node: u64, account: Option<AccountId>) -> String {
+/// The payload for `types` of `account` from `node`, or for every account.
+fn payload(node: u64, account: Option<(AccountId, DataTypes)>) -> String {
     match account {
-        Some(a) => format!("{node}:{}", a.0),
+        Some((a, types)) => format!("{node}:{}:{}", a.0, types.bits()),
         None => format!("{node}:*"),
     }
 }
 
-/// What a payload asks of this node: `None` for our own echo or garbage.
-fn parse(payload: &str, me: u64) -> Option<Option<AccountId>> {
-    let (node, account) = payload.split_once(':')?;
+/// What a payload asks of this node: `None` for our own echo or garbage,
+/// `Some(None)` for every account.
+fn parse(payload: &str, me: u64) -> Option<Option<(AccountId, DataTypes)>> {
+    let (node, rest) = payload.split_once(':')?;
     if node.parse::<u64>().ok()? == me {
         return None;
     }
-    if account == "*" {
+    if rest == "*" {
         return Some(None);
     }
-    account.parse::<u32>().ok().map(|a| Some(AccountId(a)))
+    let (account, types) = match rest.split_once(':') {
+        Some((account, bits)) => (account, DataTypes::from_bits(bits.parse().ok()?)),
+        None => (rest, DataTypes::ALL),
+    };
+    account
+        .parse::<u32>()
+        .ok()
+        .map(|a| Some((AccountId(a), types)))
 }
 
 async fn listen(url: String, me: u64, notifier: Weak<Notifier>) {
@@ -137,7 +148,7 @@ async fn listen_once(
             return Ok(());
         };
         match parse(&text, me) {
-            Some(Some(account)) => n.notify_local(account),
+            Some(Some((account, types))) => n.notify_local(account, types),
             Some(None) => n.notify_all_local(),
             None => {}
         }
@@ -152,7 +163,7 @@ async fn listen_once(
 async fn send(
     url: String,
     me: u64,
-    mut rx: mpsc::Receiver<AccountId>,
+    mut rx: mpsc::Receiver<(AccountId, DataTypes)>,
     overflowed: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let mut pending: Vec<String> = Vec::new();
@@ -186,8 +197,7 @@ async fn send(
                 while let Ok(next) = rx.try_recv() {
                     accounts.push(next);
                 }
-                accounts.sort_unstable();
-                accounts.dedup();
+                let accounts = merged(accounts);
                 if overflowed.swap(false, std::sync::atomic::Ordering::Relaxed) {
                     pending.push(payload(me, None));
                 }
@@ -211,20 +221,62 @@ async fn send(
     }
 }
 
+/// One entry per account, with the union of its types, in account order.
+fn merged(mut announced: Vec<(AccountId, DataTypes)>) -> Vec<(AccountId, DataTypes)> {
+    announced.sort_unstable_by_key(|(a, _)| *a);
+    let mut out: Vec<(AccountId, DataTypes)> = Vec::with_capacity(announced.len());
+    for (account, types) in announced {
+        match out.last_mut() {
+            Some((last, union)) if *last == account => *union |= types,
+            _ => out.push((account, types)),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn payloads_round_trip_and_our_echo_is_ignored() {
-        assert_eq!(
-            parse(&payload(7, Some(AccountId(42))), 8),
-            Some(Some(AccountId(42)))
-        );
+        let email = (AccountId(42), DataTypes::EMAIL);
+        assert_eq!(parse(&payload(7, Some(email)), 8), Some(Some(email)));
         assert_eq!(parse(&payload(7, None), 8), Some(None));
-        assert_eq!(parse(&payload(7, Some(AccountId(42))), 7), None);
-        for junk in ["", "7", "x:1", "7:", "7:-1", "7:99999999999"] {
+        assert_eq!(parse(&payload(7, Some(email)), 7), None);
+        // An older node's payload names no types: every type.
+        assert_eq!(
+            parse("7:42", 8),
+            Some(Some((AccountId(42), DataTypes::ALL)))
+        );
+        for junk in [
+            "",
+            "7",
+            "x:1",
+            "7:",
+            "7:-1",
+            "7:99999999999",
+            "7:1:",
+            "7:1:x",
+            "7:1:256",
+        ] {
             assert_eq!(parse(junk, 8), None, "{junk}");
         }
+    }
+
+    #[test]
+    fn queued_announcements_merge_per_account() {
+        let (a, b) = (AccountId(1), AccountId(2));
+        assert_eq!(
+            merged(vec![
+                (b, DataTypes::EMAIL),
+                (a, DataTypes::CERTIFICATE),
+                (b, DataTypes::MAILBOX),
+            ]),
+            vec![
+                (a, DataTypes::CERTIFICATE),
+                (b, DataTypes::EMAIL | DataTypes::MAILBOX)
+            ]
+        );
     }
 }

@@ -19,10 +19,11 @@
 //! held while hashing a password.
 //!
 //! The sibling modules `accounts`, `mailbox`, `message`, `certs`, `lists`
-//! and `log` add the methods to [`MailStore`].
+//! and `log` add the methods to [`MailStore`]; `announce` tells listeners
+//! of each committed change.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::backup::LocalEngine;
 use super::blobs::BlobStore;
@@ -33,6 +34,7 @@ use super::master_key::MasterKey;
 use super::records::{decode, AccountId, BlobHash, Record};
 use super::stripes::Stripes;
 use super::{Cf, EnginePair, KeyRange, Order, RocksStore, Store};
+use crate::notify::Notifier;
 
 /// Account lock stripes. A list fan-out locks a chunk of 64 accounts
 /// through its synced write; with 64 stripes every chunk took every
@@ -58,6 +60,8 @@ pub struct MailStore {
     /// The embedded engine's files, for an online backup; `None` on an
     /// engine that backs itself up (PostgreSQL).
     pub(crate) local: Option<LocalEngine>,
+    /// Where committed changes are announced (`announce`).
+    pub(crate) notifier: RwLock<Option<Arc<Notifier>>>,
 }
 
 impl MailStore {
@@ -100,6 +104,7 @@ impl MailStore {
             default_quota: None,
             views: ViewCache::default(),
             local: None,
+            notifier: RwLock::default(),
         }
     }
 

@@ -82,6 +82,7 @@
 //! back mail the user deleted.
 
 mod accounts;
+mod announce;
 pub mod backup;
 mod blobs;
 mod cert_record;

@@ -35,7 +35,8 @@
 //! before writing it: nothing of it existed to read).
 //!
 //! The closure may run several times: it must have no effect outside its
-//! `Tx` (log and notify after the combinator returns). When it returns
+//! `Tx` (log after the combinator returns; the changes it logs are
+//! announced to listeners at the commit, by `announce`). When it returns
 //! an error, the combinator checks the versions once more and runs it
 //! again if they moved, so an error is never the product of a view torn
 //! by a concurrent commit. A closure that builds an empty batch (nothing
@@ -54,6 +55,7 @@ use std::time::Duration;
 use rand::Rng as _;
 
 use super::accounts::AccountRecord;
+use super::announce::Announced;
 use super::error::{bug, MailError};
 use super::keys::Key;
 use super::log::{Change, ChangeKind, ChangedObject};
@@ -113,6 +115,8 @@ pub(crate) struct Tx {
     blob_deletes: Vec<Vec<u8>>,
     /// Ranges of bodies to delete after the batch committed.
     blob_delete_ranges: Vec<KeyRange>,
+    /// The changes to announce once the batch committed (`announce`).
+    pub(crate) announced: Announced,
 }
 
 impl Tx {
@@ -161,6 +165,7 @@ impl Tx {
             .modseq
             .checked_add(1)
             .ok_or_else(|| bug("modseq overflow"))?;
+        self.announce(id, &object, kind);
         let change = Change {
             id: rec.modseq,
             kind,
@@ -311,6 +316,7 @@ impl MailStore {
                     let puts = std::mem::take(&mut tx.blob_puts);
                     let deletes = std::mem::take(&mut tx.blob_deletes);
                     let ranges = std::mem::take(&mut tx.blob_delete_ranges);
+                    let announced = std::mem::take(&mut tx.announced);
                     let items: Vec<(&[u8], &[u8])> = puts
                         .iter()
                         .map(|(k, v)| (k.as_slice(), v.as_slice()))
@@ -325,6 +331,7 @@ impl MailStore {
                     match store.write_if(&expect, batch) {
                         Ok(()) => {
                             crate::metrics::store_write(started.elapsed(), blob_bytes);
+                            self.announce_committed(announced);
                             self.drop_blobs(&deletes, &ranges);
                             return Ok(out);
                         }

@@ -46,9 +46,6 @@ impl Ingest {
                 import_blocking(&store, &chain, &append, &raw, claim)
             })
             .await?;
-        if stored.is_some() {
-            self.notifier.notify(id);
-        }
         Ok(stored)
     }
 
@@ -71,9 +68,6 @@ impl Ingest {
                 reencrypt_blocking(&store, &chain, account, mailbox, uid, claim)
             })
             .await?;
-        if replaced.is_some() {
-            self.notifier.notify(account);
-        }
         Ok(replaced)
     }
 }

@@ -120,11 +120,6 @@ impl Ingest {
                     .collect();
             }
         };
-        for ((id, _), outcome) in group.iter().zip(&outcomes) {
-            if outcome.is_ok() {
-                self.notifier.notify(*id);
-            }
-        }
         outcomes
     }
 }
