@@ -34,6 +34,7 @@ use super::{
     capability, certificate, email, guard, limits, mailbox, quota, send_test, settings, tokens,
     Server,
 };
+use crate::store::Account;
 
 /// Bytes (as compact JSON) the method responses of one request may take
 /// together. why 16 MiB: a response is held whole in memory while it is
@@ -78,29 +79,53 @@ pub(crate) async fn handle(
         Ok(r) => r,
         Err(p) => return p.into_response(),
     };
+    match execute(&server, account, request, request_bytes).await {
+        Ok(out) => Json(Value::Object(out)).into_response(),
+        Err(p) => p.into_response(),
+    }
+}
+
+/// Runs the request object `request` (`request_bytes` long as sent) for
+/// `account` and gives the response object (RFC 8620 §3.4). The caller
+/// has authenticated and holds one of the account's request slots; the
+/// HTTP endpoint and the WebSocket (`ws`) share this.
+pub(crate) async fn execute(
+    server: &Arc<Server>,
+    account: Account,
+    request: Value,
+    request_bytes: usize,
+) -> Result<Map<String, Value>, Problem> {
+    let request: Request =
+        serde_json::from_value(request).map_err(|e| Problem::not_request(e.to_string()))?;
+    if request.method_calls.len() > limits::CALLS_IN_REQUEST {
+        return Err(Problem::limit(
+            "maxCallsInRequest",
+            format!(
+                "{} method calls, at most {} per request",
+                request.method_calls.len(),
+                limits::CALLS_IN_REQUEST
+            ),
+        ));
+    }
     let mut call = Call {
-        server: Arc::clone(&server),
+        server: Arc::clone(server),
         account,
         created_ids: request.created_ids.clone().unwrap_or_default(),
         reading: None,
     };
     let budget = Budget::new(request_bytes);
-    let answered = match run(&mut call, &request.using, request.method_calls, budget).await {
-        Ok(a) => a,
-        Err(p) => return p.into_response(),
-    };
-    let mut out = json!({
-        "methodResponses": answered,
-        "sessionState": SESSION_STATE,
-    });
-    if let (Some(_), Some(obj)) = (request.created_ids, out.as_object_mut()) {
-        obj.insert("createdIds".into(), json!(call.created_ids));
+    let answered = run(&mut call, &request.using, request.method_calls, budget).await?;
+    let mut out = Map::new();
+    out.insert("methodResponses".into(), json!(answered));
+    out.insert("sessionState".into(), json!(SESSION_STATE));
+    if request.created_ids.is_some() {
+        out.insert("createdIds".into(), json!(call.created_ids));
     }
-    Json(out).into_response()
+    Ok(out)
 }
 
-/// The request object and the length of its body.
-async fn read_request(body: Body) -> Result<(Request, usize), Problem> {
+/// The request body as JSON and its length.
+async fn read_request(body: Body) -> Result<(Value, usize), Problem> {
     let read = axum::body::to_bytes(body, limits::SIZE_REQUEST);
     let bytes = tokio::time::timeout(limits::BODY_READ_TIMEOUT, read)
         .await
@@ -118,19 +143,7 @@ async fn read_request(body: Body) -> Result<(Request, usize), Problem> {
         })?;
     let value: Value =
         serde_json::from_slice(&bytes).map_err(|e| Problem::not_json(e.to_string()))?;
-    let request: Request =
-        serde_json::from_value(value).map_err(|e| Problem::not_request(e.to_string()))?;
-    if request.method_calls.len() > limits::CALLS_IN_REQUEST {
-        return Err(Problem::limit(
-            "maxCallsInRequest",
-            format!(
-                "{} method calls, at most {} per request",
-                request.method_calls.len(),
-                limits::CALLS_IN_REQUEST
-            ),
-        ));
-    }
-    Ok((request, bytes.len()))
+    Ok((value, bytes.len()))
 }
 
 /// Runs the calls in order; each sees the responses before it. A request

@@ -320,16 +320,27 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// The problem details object (RFC 7807) of the response body; also
+    /// the body of a WebSocket `RequestError` (RFC 8887 §4.3.4).
+    pub(crate) fn to_json(&self) -> Map<String, Value> {
+        let mut body = Map::new();
+        body.insert(
+            "type".into(),
+            json!(format!("{}{}", self.namespace, self.kind)),
+        );
+        body.insert("status".into(), json!(self.status.as_u16()));
+        body.insert("detail".into(), json!(self.detail));
+        if let Some(limit) = self.limit {
+            body.insert("limit".into(), json!(limit));
+        }
+        body
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "type": format!("{}{}", self.namespace, self.kind),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        if let (Some(limit), Some(obj)) = (self.limit, body.as_object_mut()) {
-            obj.insert("limit".into(), json!(limit));
-        }
+        let body = Value::Object(self.to_json());
         (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],

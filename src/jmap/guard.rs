@@ -54,8 +54,9 @@ pub(crate) async fn refuse_cross_site(request: Request, next: Next) -> Response 
 
 /// 403 unless the request came from this server's own origin (its `Host`,
 /// or `advertised`, the `scheme://host[:port]` the session object names)
-/// or from no browser page at all.
-fn same_origin(headers: &HeaderMap, advertised: Option<&str>) -> Result<(), Problem> {
+/// or from no browser page at all. The WebSocket handshake (`ws`), a
+/// `GET` that opens a connection able to change anything, checks it too.
+pub(crate) fn same_origin(headers: &HeaderMap, advertised: Option<&str>) -> Result<(), Problem> {
     let fetch_site = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())

@@ -204,10 +204,17 @@ async fn connection<Io>(
 {
     // why: the handlers take the client's address from `ConnectInfo`
     // (failed-login throttling), as `axum::serve` used to provide it, and
-    // the session's URL scheme from `Secure`.
+    // the session's URL scheme from `Secure`; a WebSocket (`ws`) keeps
+    // the connection counted with `Held` and ends on `Stopping`.
+    let held = Held {
+        _places: Arc::new(_held),
+    };
+    let stopping = Stopping(stopped.clone());
     let service = router.map_request(move |mut request: axum::http::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         request.extensions_mut().insert(super::origin::Secure(tls));
+        request.extensions_mut().insert(held.clone());
+        request.extensions_mut().insert(stopping.clone());
         request
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -234,6 +241,20 @@ async fn connection<Io>(
         }
     }
 }
+
+/// A connection's places at the [`Gate`] and its count as open, shared
+/// with what outlives its HTTP exchange: hyper is done with a connection
+/// once it is upgraded to a WebSocket, which must go on counting against
+/// `jmap.max_connections` (and per source) for as long as it is open.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    _places: Arc<(Pass, Option<crate::metrics::OpenConnection>)>,
+}
+
+/// Turns true when the server stops; an upgraded connection, which
+/// hyper's graceful shutdown no longer reaches, watches it.
+#[derive(Debug, Clone)]
+pub(crate) struct Stopping(pub(crate) watch::Receiver<bool>);
 
 /// The `503` a refused connection gets; it names no internals.
 fn busy(refusal: Refusal) -> Vec<u8> {

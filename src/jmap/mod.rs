@@ -21,6 +21,7 @@
 //! - `quota`: `Quota/get|changes|query|queryChanges` (RFC 9425);
 //! - `tokens`: `AppToken/get|set` (`urn:sealmail:params:jmap:auth`);
 //! - `events`: push of state changes over an event source (§7.3);
+//! - `ws`: JMAP over WebSocket (RFC 8887), requests and push;
 //! - `send_test`: `EncryptionSettings/sendTest`, a test message to oneself.
 //!
 //! `page` serves the self-service account page (`/account/`, a JMAP client
@@ -66,6 +67,7 @@ mod session;
 mod set;
 mod settings;
 mod tokens;
+mod ws;
 
 use std::sync::Arc;
 
@@ -88,7 +90,7 @@ pub struct JmapContext {
     /// The ingest pipeline (`Email/import` goes through it, so that
     /// `encryptOnAppend` is honoured).
     pub ingest: Arc<Ingest>,
-    /// New-mail notifications.
+    /// Change notifications (every committed change of an account).
     pub notifier: Arc<Notifier>,
     /// Largest upload accepted (`limits.max_message_size`).
     pub max_upload_bytes: u64,
@@ -132,6 +134,8 @@ pub(crate) mod capability {
     pub(crate) const QUOTA: &str = "urn:ietf:params:jmap:quota";
     /// sealmail's app tokens (`AppToken`).
     pub(crate) const AUTH: &str = "urn:sealmail:params:jmap:auth";
+    /// RFC 8887.
+    pub(crate) const WEBSOCKET: &str = "urn:ietf:params:jmap:websocket";
 }
 
 /// Shared state of the routes.
@@ -148,8 +152,8 @@ pub(crate) struct Server {
     pub(crate) test_sends: send_test::SendTestLimit,
 }
 
-/// The JMAP routes: session, API, upload, download, event source, the
-/// health checks `/healthz` and `/readyz`, and the account page.
+/// The JMAP routes: session, API, upload, download, event source,
+/// WebSocket, the health checks `/healthz` and `/readyz`, and the account page.
 pub fn router(ctx: Arc<JmapContext>) -> Router {
     // why outside the cross-site guard: probes carry no credentials and
     // change nothing.
@@ -169,6 +173,7 @@ pub fn router(ctx: Arc<JmapContext>) -> Router {
         .route("/jmap/api", post(api::handle))
         .route("/jmap/upload/{account}/", post(blob::upload))
         .route("/jmap/eventsource/", get(events::handle))
+        .route(ws::PATH, get(ws::handle))
         .route(
             "/jmap/download/{account}/{blob}/{name}",
             get(blob::download),

@@ -2,7 +2,9 @@
 //! server enforces, the one account the credentials open, and the URLs,
 //! built from `jmap.public_url` or else the request's `Host` (and a trusted
 //! proxy's forwarded headers), so that a client reaches the server by the
-//! same name it used (ARCHITECTURE.md; `origin`).
+//! same name it used (ARCHITECTURE.md; `origin`). The WebSocket endpoint
+//! (RFC 8887 §3) is advertised as a capability, its `url` built the same
+//! way.
 
 use std::sync::Arc;
 
@@ -75,6 +77,7 @@ fn session(account: &Account, base: &str, max_upload: u64) -> Value {
             capability::ENCRYPTION: {},
             capability::QUOTA: {},
             capability::AUTH: {},
+            capability::WEBSOCKET: super::ws::capability(base),
         },
         "accounts": {
             id.clone(): {
