@@ -16,6 +16,7 @@ pub mod net;
 pub mod pki;
 pub mod postgres;
 pub mod prometheus;
+pub mod push;
 pub mod secrets;
 pub mod server;
 pub mod strict_reader;
