@@ -3,10 +3,12 @@
 //! connection, `Mailbox/set`, `Certificate/set`, `EncryptionSettings/set`
 //! and a certificate added with the CLI each push a `StateChange` (§7.1)
 //! naming the types that changed, at the account's new state; the
-//! `types` parameter filters them; another account's changes never
-//! reach the stream; and IMAP IDLE (RFC 2177) hears a change made over
-//! JMAP. The event stream is read raw (reqwest), IMAP is Python's
-//! `imaplib`, the CLI is the real binary.
+//! `types` parameter filters them (also for the jmap-client crate, which
+//! cannot read types it does not know); another account's changes never
+//! reach the stream; IMAP IDLE (RFC 2177) hears a change made over
+//! JMAP; and on a shared PostgreSQL store a change made through one node
+//! is pushed, with its type, by another. The event stream is read raw
+//! (reqwest), IMAP is Python's `imaplib`, the CLI is the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -17,7 +19,9 @@ use std::process::{Command, Stdio};
 use serde_json::json;
 
 use support::imap::wait_for_line;
+use support::jmap::Client;
 use support::pki::pair;
+use support::postgres::test_db;
 use support::push::{account, changed, create_mailbox, state, Events, WAIT};
 use support::server::Server;
 use support::tools::{python, require};
@@ -249,4 +253,93 @@ print(f.readline().decode().strip(), flush=True)
         "{rest}"
     );
     assert!(lines.next().unwrap().starts_with("I1 OK"), "{rest}");
+}
+
+#[tokio::test]
+async fn a_change_through_one_node_is_pushed_with_its_type_by_another() {
+    let db = test_db();
+    let env = [
+        ("SEALMAIL_STORE_ENGINE", "postgres"),
+        ("SEALMAIL_STORE_URL", db.url.as_str()),
+        ("SEALMAIL_STORE_POOL_SIZE", "4"),
+    ];
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Server::start_with_env(a_dir.path(), &env);
+    let b = Server::start_with_env(b_dir.path(), &env);
+    let on_b = account(&b, A, "alice-pw").await;
+    let mut events = Events::open(&on_b, "types=Certificate,Mailbox&ping=0").await;
+    // Through node A: the CLI (its management socket) and the JMAP API.
+    a.ok(&["cert", "add", A, pair(A, 2048).cert.to_str().unwrap()]);
+    let change = events
+        .next_state(WAIT)
+        .await
+        .expect("a StateChange on node B");
+    let (types, _) = changed(&change, &on_b.account_id);
+    assert_eq!(types, ["Certificate"], "{change}");
+    let on_a = Client {
+        http: reqwest::Client::new(),
+        base: format!("http://127.0.0.1:{}", a.jmap_port),
+        user: A.into(),
+        password: "alice-pw".into(),
+        account_id: on_b.account_id.clone(),
+    };
+    let new_state = create_mailbox(&on_a, "From A").await;
+    let change = events
+        .next_state(WAIT)
+        .await
+        .expect("a StateChange on node B");
+    let (types, states) = changed(&change, &on_b.account_id);
+    assert_eq!(types, ["Mailbox"], "{change}");
+    assert_eq!(states, [new_state]);
+}
+
+#[tokio::test]
+async fn a_real_client_library_follows_the_pushes_it_asked_for() {
+    use futures_util::StreamExt as _;
+    use jmap_client::event_source::PushNotification;
+    use jmap_client::DataType;
+
+    let s = Server::start();
+    let alice = account(&s, A, "alice-pw").await;
+    append_over_imap(&s, A, "alice-pw");
+    let library = jmap_client::client::Client::new()
+        .credentials((A, "alice-pw"))
+        .follow_redirects(["127.0.0.1"])
+        .connect(&alice.base)
+        .await
+        .unwrap();
+    // The jmap-client crate knows no Certificate type: an event naming
+    // one would be an error on its stream, so the filter must hold.
+    let mut stream = library
+        .event_source(
+            Some([DataType::Email, DataType::Mailbox]),
+            false,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    s.ok(&["cert", "add", A, pair(A, 2048).cert.to_str().unwrap()]);
+    let (_, q) = alice.call("Email/query", json!({})).await;
+    let id = q["ids"][0].as_str().unwrap().to_string();
+    let (_, set) = alice
+        .call(
+            "Email/set",
+            json!({ "update": { id.clone(): { "keywords/$seen": true } } }),
+        )
+        .await;
+    assert!(set["updated"].get(&id).is_some(), "{set}");
+    let pushed = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("a push in time")
+        .expect("the stream is open")
+        .expect("a push the library can read");
+    let PushNotification::StateChange(mut changes) = pushed else {
+        panic!("not a state change: {pushed:?}");
+    };
+    let mine = changes.account_changes(&alice.account_id).unwrap();
+    let now = state(&alice).await;
+    assert_eq!(mine.get(&DataType::Email), Some(&now));
+    assert_eq!(mine.get(&DataType::Mailbox), Some(&now));
+    assert_eq!(mine.len(), 2, "{mine:?}");
 }
