@@ -7,7 +7,9 @@
 //! and the connection goes on; a message over `maxSizeRequest` closes it
 //! (1009) and the server stays up; push is enabled and disabled
 //! (§4.3.5.2, §4.3.5.3), catches up from a `pushState`, and never carries
-//! another account's changes.
+//! another account's changes; an open WebSocket keeps counting against
+//! the listener's connection caps, and is closed (1001) when the server
+//! stops.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -106,6 +108,10 @@ async fn a_request_gets_its_response_with_the_request_id() {
         .as_array()
         .unwrap();
     assert!(list.iter().any(|m| m["role"] == "inbox"), "{response}");
+    // The closing handshake (RFC 6455 §5.5.1): our Close is answered.
+    ws.close(None).await.unwrap();
+    let reply = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+    assert!(matches!(reply, Some(Ok(Message::Close(_)))), "{reply:?}");
 }
 
 #[tokio::test]
@@ -413,4 +419,65 @@ async fn another_accounts_data_is_never_pushed_nor_served() {
     let (types, states) = changed(&change, &alice.account_id);
     assert_eq!(types, ["Mailbox"], "{change}");
     assert_eq!(states, [alice_state]);
+}
+
+#[tokio::test]
+async fn an_open_websocket_counts_against_the_connection_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with_env(
+        dir.path(),
+        &[("SEALMAIL_JMAP_MAX_CONNECTIONS_PER_SOURCE", "2")],
+    );
+    s.account_with_password(A, "alice-pw");
+    // why: the start-up probes' connections must be gone first.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let auth = basic(A, "alice-pw");
+    let connect = || ws_connect(&s, Some(&auth), Some("jmap"), &[]);
+    let first = connect().await.unwrap();
+    let _second = connect().await.unwrap();
+    match connect().await {
+        Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 503),
+        Ok(_) => panic!("a third connection from one address was admitted"),
+        Err(e) => panic!("not an HTTP refusal: {e}"),
+    }
+    // Closing one gives its place back.
+    drop(first);
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut third = loop {
+        match connect().await {
+            Ok(ws) => break ws,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the freed place was not given back: {e}"),
+        }
+    };
+    send(&mut third, echo("third")).await;
+    assert_eq!(next(&mut third).await["requestId"], "third");
+}
+
+#[tokio::test]
+async fn the_server_closes_websockets_when_it_stops() {
+    let (mut s, alice) = setup().await;
+    let mut ws = ws_open(&s, &alice).await;
+    send(&mut ws, echo("before")).await;
+    assert_eq!(next(&mut ws).await["requestId"], "before");
+    let stopping = tokio::task::spawn_blocking(move || {
+        let status = s.terminate();
+        (s, status)
+    });
+    let frame = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the connection ends");
+    assert_eq!(frame, Some(CloseCode::Away));
+    let (_s, status) = stopping.await.unwrap();
+    assert!(status.success(), "{status}");
 }

@@ -236,7 +236,9 @@ async fn serve(
                             "binary messages are not JMAP: send the JSON request as a text message",
                         ),
                     )),
-                    Message::Close(_) => return,
+                    // why not return: the next read sends tungstenite's
+                    // queued reply and then ends the stream.
+                    Message::Close(_) => None,
                     Message::Ping(_) | Message::Pong(_) => None,
                 }
             }
