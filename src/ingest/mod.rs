@@ -125,8 +125,9 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// A pipeline over `store` with `chain`. Every committed change of the store is announced on `notifier`
-    /// from now on (the store's commit hook).
+    /// A pipeline over `store` with `chain`. From now on every committed
+    /// change of the store is announced on `notifier` (the store's commit
+    /// hook, `store::announce`).
     pub fn new(store: Arc<MailStore>, chain: HookChain, notifier: Arc<Notifier>) -> Self {
         store.set_notifier(Arc::clone(&notifier));
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

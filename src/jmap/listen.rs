@@ -15,6 +15,10 @@
 //! bodies are the handlers' business: the API reads its body within
 //! `limits::BODY_READ_TIMEOUT`, an upload may pause for at most as long.
 //!
+//! A connection upgraded to a WebSocket (`ws`) leaves hyper but keeps
+//! its places at the gate for as long as it is open ([`Held`]), and is
+//! told when the server stops ([`Stopping`]).
+//!
 //! On `jmap.tls_listen` ([`serve_tls`]) the same connections speak TLS
 //! with the `[tls]` certificate (as IMAP's implicit TLS, RFC 8314); the
 //! handshake counts against the header timeout.
