@@ -43,7 +43,8 @@
 //!
 //! The server pings every [`PING_INTERVAL`]; a connection that has had
 //! nothing in flight and sent nothing (not even a pong) for
-//! [`IDLE_TIMEOUT`] is closed. The connection keeps its place among the
+//! [`IDLE_TIMEOUT`] is closed, and so is one whose client takes no
+//! message for [`SEND_TIMEOUT`]. The connection keeps its place among the
 //! listener's connections while open (`listen::Held`) and is closed
 //! (1001) when the server stops.
 
@@ -81,6 +82,10 @@ const SUBPROTOCOL: &str = "jmap";
 const CONCURRENT_PER_CONNECTION: usize = 4;
 /// How often the server pings.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Longest wait for the client to take a message. why: a client that
+/// stops reading would otherwise hold the connection, and the responses
+/// queued for it, until TCP gives up.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Silence after which a connection with nothing in flight is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Change-log entries read to answer a `pushState`; past that, every
@@ -274,11 +279,7 @@ async fn serve(
                     close(&mut socket, close_code::AWAY, "idle for too long").await;
                     return;
                 }
-                if socket
-                    .send(Message::Ping(Default::default()))
-                    .await
-                    .is_err()
-                {
+                if !send(&mut socket, Message::Ping(Default::default())).await {
                     return;
                 }
                 None
@@ -289,7 +290,7 @@ async fn serve(
             }
         };
         if let Some(text) = reply {
-            if socket.send(Message::text(text)).await.is_err() {
+            if !send(&mut socket, Message::text(text)).await {
                 return;
             }
         }
@@ -443,13 +444,22 @@ fn is_too_big(e: axum::Error) -> bool {
     )
 }
 
+/// Sends `message`; `false` when the connection failed or the client
+/// did not take it within [`SEND_TIMEOUT`] (it stopped reading).
+async fn send(socket: &mut WebSocket, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
 /// Sends a close frame; the connection ends after it either way.
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    send(socket, Message::Close(Some(frame))).await;
 }
 
 #[cfg(test)]
