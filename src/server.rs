@@ -328,10 +328,7 @@ pub async fn run(
         Arc::clone(&services.store),
         stopped(),
     ));
-    let sweep = crate::reading::sweeper(
-        Arc::clone(&services.keyring),
-        Arc::clone(&services.store),
-    );
+    let sweep = crate::reading::sweeper(Arc::clone(&services.keyring), Arc::clone(&services.store));
     let sweep_stop = stopped();
     tasks.spawn(async move {
         tokio::select! {

@@ -360,8 +360,8 @@ impl Session {
 pub(crate) type Wanted = (AccountId, MailboxId, Vec<(Uid, usize, bool)>);
 
 /// Blocking: the records (and with `blobs` the bytes) of `wanted`; with
-/// server-side reading `keys`, an encrypted message's bytes as served
-/// (decrypted) and its record's size theirs.
+/// server-side reading `keys`, an encrypted message the keys open as
+/// served: decrypted, and its record saying so.
 pub(crate) fn load(
     s: &MailStore,
     id: AccountId,
@@ -383,12 +383,15 @@ pub(crate) fn load(
             let Some(raw) = s.get_blob(id, msg.blob)? else {
                 continue;
             };
-            if msg.encrypted && keys.is_some() {
-                let raw = crate::reading::present(raw, keys);
-                msg.size = raw.len() as u64;
-                Some(raw)
-            } else {
-                Some(raw)
+            // why the record too: as served, the message is neither
+            // encrypted (SEARCH BODY reads it) nor of the stored size.
+            match keys.filter(|_| msg.encrypted).and_then(|k| k.open(&raw)) {
+                Some(plain) => {
+                    msg.encrypted = false;
+                    msg.size = plain.len() as u64;
+                    Some(plain)
+                }
+                None => Some(raw),
             }
         } else {
             None

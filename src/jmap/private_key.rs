@@ -42,7 +42,12 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
     let args: GetArgs = parse(args)?;
     let account_id = args.check(call)?;
     let (state, all) = call
-        .blocking(|s, id| Ok((s.account(id)?.modseq.to_string(), s.reading_status(id)?.keys)))
+        .blocking(|s, id| {
+            Ok((
+                s.account(id)?.modseq.to_string(),
+                s.reading_status(id)?.keys,
+            ))
+        })
         .await?;
     let props = args.properties.as_deref();
     let (list, not_found) = pick(
@@ -123,7 +128,11 @@ async fn create(call: &Call, obj: Value) -> Result<Value, Error> {
             "give exactly one of privateKey (PEM) or pkcs12 (base64, with pkcs12Password)",
         ));
     }
-    let property = if pem.is_some() { "privateKey" } else { "pkcs12" };
+    let property = if pem.is_some() {
+        "privateKey"
+    } else {
+        "pkcs12"
+    };
     let ring = std::sync::Arc::clone(&call.server.ctx.keyring);
     let imported = call
         .blocking(move |s, id| {

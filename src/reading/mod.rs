@@ -7,9 +7,9 @@
 //! password opens them ([`unlock`]) into the [`Keyring`], which holds
 //! them for that account's sessions and forgets them when the last
 //! session ends or they sit idle; the IMAP and JMAP read paths pass
-//! every stored message through [`present`], which decrypts what the
-//! keys open. Nothing decrypted is ever written back: `present` returns
-//! bytes for one reply.
+//! every encrypted message they serve through [`Unlocked::open`], which
+//! decrypts what the keys open. Nothing decrypted is ever written back:
+//! the bytes are for one reply.
 //!
 //! Keys in memory are zeroised when dropped (the `rsa` and elliptic-curve
 //! key types zeroise themselves) and print as `<redacted>`; the process
@@ -22,8 +22,8 @@ mod pkcs12;
 use std::sync::Arc;
 
 pub use import::{import_key, ImportError, KeyInput, MAX_KEY_INPUT};
-pub use pkcs12::Pkcs12Error;
 pub use keyring::{sweeper, Hold, Keyring};
+pub use pkcs12::Pkcs12Error;
 
 use crate::certs::Fingerprint;
 use crate::smime::{opened_message, Decryptor, Enveloped};
@@ -111,15 +111,6 @@ impl Unlocked {
     }
 }
 
-/// The bytes of a stored message as a session with `keys` sees them:
-/// decrypted when `keys` open it, otherwise as stored.
-pub fn present(raw: Vec<u8>, keys: Option<&Unlocked>) -> Vec<u8> {
-    match keys.and_then(|k| k.open(&raw)) {
-        Some(plain) => plain,
-        None => raw,
-    }
-}
-
 /// Blocking: the account's keys for a request that gave `password`
 /// (already checked): those the keyring holds, else opened from the store
 /// (one Argon2id evaluation) and put there. `None` when reading is off or
@@ -168,7 +159,11 @@ pub fn refresh(
 }
 
 /// The account's keys opened from the store with `password`.
-fn open(store: &MailStore, account: AccountId, password: &str) -> Result<Option<Unlocked>, MailError> {
+fn open(
+    store: &MailStore,
+    account: AccountId,
+    password: &str,
+) -> Result<Option<Unlocked>, MailError> {
     let opened = store.open_reading_keys(account, password)?;
     if opened.is_empty() {
         return Ok(None);
@@ -184,7 +179,9 @@ pub fn forbid_core_dumps() {
     if let Err(e) = rlimit::setrlimit(rlimit::Resource::CORE, 0, 0) {
         tracing::warn!(error = %e, "could not turn core dumps off");
     }
-    if let Err(e) = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable) {
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
         tracing::warn!(error = %e, "could not mark the process not dumpable");
     }
 }

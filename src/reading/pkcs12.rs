@@ -97,6 +97,12 @@ fn data_content<'a>(r: &mut SliceReader<'a>) -> Result<Option<&'a [u8]>, Pkcs12E
         return Ok(None);
     }
     let explicit = AnyRef::decode(&mut inner).map_err(malformed)?;
+    // why both forms: the BER-to-DER pass flattens a `[0]` that holds
+    // only octet strings (CMS's constructed encryptedContent) into a
+    // primitive `[0]` of their octets; here that is `[0] { OCTET STRING }`.
+    if explicit.tag() == primitive(0) {
+        return Ok(Some(explicit.value()));
+    }
     if explicit.tag() != context(0) {
         return Err(malformed("content is not [0]"));
     }
@@ -129,9 +135,10 @@ fn key_of_bag(bag: AnyRef<'_>, password: &str) -> Result<Bag, Pkcs12Error> {
     //     AlgorithmIdentifier, encryptedData OCTET STRING }: the scheme
     // first, so a legacy one is named rather than failing to parse.
     let info = AnyRef::from_der(value.value()).map_err(malformed)?;
-    let algorithm = AnyRef::from_der(info.value()).map_err(malformed)?;
-    let scheme = ObjectIdentifier::decode(&mut SliceReader::new(algorithm.value()).map_err(malformed)?)
-        .map_err(malformed)?;
+    let mut fields = SliceReader::new(info.value()).map_err(malformed)?;
+    let algorithm = AnyRef::decode(&mut fields).map_err(malformed)?;
+    let mut algorithm = SliceReader::new(algorithm.value()).map_err(malformed)?;
+    let scheme = ObjectIdentifier::decode(&mut algorithm).map_err(malformed)?;
     if scheme != PBES2 {
         return Ok(Bag::Legacy);
     }
@@ -142,9 +149,103 @@ fn key_of_bag(bag: AnyRef<'_>, password: &str) -> Result<Bag, Pkcs12Error> {
     Ok(Bag::Key(Zeroizing::new(doc.as_bytes().to_vec())))
 }
 
+fn primitive(number: u8) -> Tag {
+    Tag::ContextSpecific {
+        constructed: false,
+        number: TagNumber::new(number),
+    }
+}
+
 fn context(number: u8) -> Tag {
     Tag::ContextSpecific {
         constructed: true,
         number: TagNumber::new(number),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// A key pair and its PKCS#12 export, made with the `openssl` command
+    /// line at test time.
+    fn export(dir: &std::path::Path, extra: &[&str]) -> Option<(Vec<u8>, Vec<u8>)> {
+        let key = dir.join("k.pem");
+        let cert = dir.join("c.pem");
+        let p12 = dir.join("t.p12");
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-nodes", "-newkey", "rsa:2048", "-days", "1", "-subj", "/CN=t",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .ok()?;
+        assert!(made.status.success());
+        let exported = Command::new("openssl")
+            .args(["pkcs12", "-export", "-passout", "pass:pw"])
+            .args(extra)
+            .arg("-inkey")
+            .arg(&key)
+            .arg("-in")
+            .arg(&cert)
+            .arg("-out")
+            .arg(&p12)
+            .output()
+            .ok()?;
+        if !exported.status.success() {
+            return None;
+        }
+        let der = Command::new("openssl")
+            .args(["pkey", "-outform", "DER", "-in"])
+            .arg(&key)
+            .output()
+            .ok()?;
+        Some((std::fs::read(&p12).ok()?, der.stdout))
+    }
+
+    #[test]
+    fn openssl_exports_open_with_their_password_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some((p12, der)) = export(dir.path(), &[]) else {
+            return;
+        };
+        use rsa::pkcs1::DecodeRsaPrivateKey as _;
+        use rsa::pkcs8::DecodePrivateKey as _;
+        let opened = private_key(&p12, "pw").unwrap();
+        assert_eq!(
+            rsa::RsaPrivateKey::from_pkcs8_der(&opened).unwrap(),
+            rsa::RsaPrivateKey::from_pkcs1_der(&der).unwrap()
+        );
+        assert!(matches!(
+            private_key(&p12, "wrong"),
+            Err(Pkcs12Error::WrongPassword)
+        ));
+    }
+
+    #[test]
+    fn legacy_exports_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        // why optional: OpenSSL 3 writes these only with its legacy
+        // provider installed.
+        let Some((p12, _)) = export(dir.path(), &["-legacy"]) else {
+            return;
+        };
+        assert!(matches!(private_key(&p12, "pw"), Err(Pkcs12Error::Legacy)));
+    }
+
+    #[test]
+    fn garbage_is_refused_cleanly() {
+        for input in [
+            &b""[..],
+            b"\x30\x03\x02\x01\x03",
+            b"\x30\x80\x02\x01\x03\x00\x00",
+            &[0x30; 64],
+        ] {
+            assert!(private_key(input, "pw").is_err());
+        }
     }
 }

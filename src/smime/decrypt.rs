@@ -32,8 +32,8 @@ use super::auth_enveloped::{self, Authenticated};
 use super::ber;
 use super::ecdh::{EcPrivateKey, EcPublicKey};
 use super::kari;
-use super::oaep;
 use super::line_ends::to_crlf;
+use super::oaep;
 use super::split::Split;
 use super::SmimeError;
 
@@ -108,7 +108,10 @@ impl Decryptor {
 
     /// A decryptor from a PKCS#8 DER private key (RSA, or EC on P-256,
     /// P-384 or P-521), as [`Decryptor::to_pkcs8_der`] writes it.
-    pub fn from_pkcs8_der(der_bytes: &[u8], cert: Option<&Certificate>) -> Result<Self, SmimeError> {
+    pub fn from_pkcs8_der(
+        der_bytes: &[u8],
+        cert: Option<&Certificate>,
+    ) -> Result<Self, SmimeError> {
         if let Ok(key) = RsaPrivateKey::from_pkcs8_der(der_bytes) {
             return Ok(Self::new(key, cert));
         }

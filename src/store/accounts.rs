@@ -258,7 +258,13 @@ impl MailStore {
             if self.drop_reading_keys(tx, id)? {
                 tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Settings)?;
                 let details = "all: the password was reset".to_string();
-                tx.audit(id, &mut rec, now_secs(), AuditKind::ReadingKeyRemoved, details)?;
+                tx.audit(
+                    id,
+                    &mut rec,
+                    now_secs(),
+                    AuditKind::ReadingKeyRemoved,
+                    details,
+                )?;
             }
             tx.put(&Key::Account(id), &rec)
         })

@@ -284,7 +284,12 @@ impl MailStore {
     ) -> Result<(), MailError> {
         let mut account = self.account_record(id)?;
         tx.put(&Key::Reading(id), rec)?;
-        tx.change(id, &mut account, ChangeKind::Updated, ChangedObject::Settings)?;
+        tx.change(
+            id,
+            &mut account,
+            ChangeKind::Updated,
+            ChangedObject::Settings,
+        )?;
         tx.audit(id, &mut account, now_secs(), kind, details)?;
         tx.put(&Key::Account(id), &account)
     }

@@ -136,10 +136,11 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
             }
             let mut found = Vec::with_capacity(msgs.len());
             for m in msgs {
-                let raw = match need {
-                    Need::Metadata => Vec::new(),
+                let (m, raw) = match need {
+                    Need::Metadata => (m, Vec::new()),
                     Need::Header | Need::Body => {
-                        source::message_bytes(s, id, &m, keys.as_deref())?.unwrap_or_default()
+                        let shown = source::presented(s, id, m.clone(), keys.as_deref())?;
+                        shown.unwrap_or((m, Vec::new()))
                     }
                 };
                 found.push(email_object(id, &m, &raw, fetch, need));

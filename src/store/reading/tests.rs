@@ -49,7 +49,10 @@ fn a_held_key_opens_with_the_password_and_master_key_only() {
     drop(s);
     drop(rocks);
     let (_rocks, other) = open_with(dir.path(), 2);
-    assert!(other.open_reading_keys(id, "right horse").unwrap().is_empty());
+    assert!(other
+        .open_reading_keys(id, "right horse")
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
