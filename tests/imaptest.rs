@@ -201,7 +201,11 @@ fn imaptest_scripts_pass_for_encrypted_accounts_with_server_side_reading() {
             &["reading", "enable", u, "--key", keys.key.to_str().unwrap()],
             format!("{PASSWORD}\n").as_bytes(),
         );
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let suite = run_suite(&server, users);
     assert!(

@@ -21,7 +21,7 @@ use tracing::info;
 
 use super::error::ImapError;
 use super::session::{status, Done, Session};
-use crate::store::{Account, MailError, MailStore, TokenId, TOKEN_PREFIX};
+use crate::store::{Account, Credential, MailError, MailStore, TokenId, TOKEN_PREFIX};
 
 /// The account an app token's `secret` opens, if it is `user`'s own: a
 /// token never logs in to another account.
@@ -74,15 +74,20 @@ impl Session {
         let found = self
             .with_store(move |store| {
                 if pass.starts_with(TOKEN_PREFIX) {
-                    let found = check_token(store, &user_owned, &pass)?;
-                    return Ok(found.map(|(a, t)| (a, t, None)));
+                    let Some((account, token)) = check_token(store, &user_owned, &pass)? else {
+                        return Ok(None);
+                    };
+                    let credential = Credential::AppToken(&pass);
+                    let hold = crate::reading::unlock_held(store, &ring, account.id, credential)?;
+                    return Ok(Some((account, token, hold)));
                 }
                 let Some(account) = store.check_login(&user_owned, &pass)? else {
                     return Ok(None);
                 };
-                // why here: only a login with the password can open the
-                // server-side reading keys (`crate::reading`).
-                let hold = crate::reading::unlock_held(store, &ring, account.id, &pass)?;
+                // why here: a login is what opens the server-side reading
+                // keys (`crate::reading`).
+                let credential = Credential::Password(&pass);
+                let hold = crate::reading::unlock_held(store, &ring, account.id, credential)?;
                 Ok(Some((account, None, hold)))
             })
             .await?;

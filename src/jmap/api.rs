@@ -79,7 +79,7 @@ pub(crate) async fn handle(
         Err(p) => return p.into_response(),
     };
     let password = auth::basic_password(&headers);
-    let reading = auth::reading_keys(&server, account.id, password.as_ref()).await;
+    let reading = auth::reading_keys(&server, account.id, &headers).await;
     let mut call = Call {
         server: Arc::clone(&server),
         account,

@@ -315,23 +315,27 @@ pub(crate) fn basic_password(headers: &HeaderMap) -> Option<zeroize::Zeroizing<S
     }
 }
 
-/// The account's server-side reading keys for an authenticated request
-/// that gave its password (`crate::reading`): held on this node already,
-/// or opened now (one Argon2id evaluation when reading is on, one read
-/// when it is off).
+/// The account's server-side reading keys for a request [`authenticate`]
+/// accepted (`crate::reading`): held on this node already, or opened now
+/// with the request's password (one Argon2id evaluation when reading is
+/// on, one read when it is off) or its app token's own copy.
 pub(crate) async fn reading_keys(
     server: &Server,
     account: AccountId,
-    password: Option<&zeroize::Zeroizing<String>>,
+    headers: &HeaderMap,
 ) -> Option<Arc<crate::reading::Unlocked>> {
     let ring = Arc::clone(&server.ctx.keyring);
     if let Some(keys) = ring.get(account) {
         return Some(keys);
     }
-    let password = password?.clone();
+    let credentials = credentials(headers)?;
     let store = Arc::clone(&server.ctx.store);
     let opened = tokio::task::spawn_blocking(move || {
-        crate::reading::unlock(&store, &ring, account, &password)
+        let credential = match &credentials {
+            Credentials::Password { password, .. } => crate::store::Credential::Password(password),
+            Credentials::Token { secret, .. } => crate::store::Credential::AppToken(secret),
+        };
+        crate::reading::unlock(&store, &ring, account, credential)
     })
     .await;
     match opened {

@@ -8,7 +8,8 @@
 //! `pkcs12Password`; the key must match one of the account's active
 //! certificates. It is wrapped under the password the request
 //! authenticated with, so a request made with an app token cannot create
-//! one (`forbidden`: it carries no password). No key material is ever
+//! one (`forbidden`: it carries no password). (An app token made over
+//! JMAP gets its own copy of the keys held then: `tokens`.) No key material is ever
 //! returned. Destroy forgets the key on this node at once.
 
 use base64::Engine as _;

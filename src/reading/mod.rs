@@ -27,7 +27,7 @@ pub use pkcs12::Pkcs12Error;
 
 use crate::certs::Fingerprint;
 use crate::smime::{opened_message, Decryptor, Enveloped};
-use crate::store::{AccountId, MailError, MailStore, OpenedKey};
+use crate::store::{AccountId, Credential, MailError, MailStore, OpenedKey};
 
 /// An account's private keys in clear, held in memory for its sessions.
 pub struct Unlocked {
@@ -111,20 +111,20 @@ impl Unlocked {
     }
 }
 
-/// Blocking: the account's keys for a request that gave `password`
+/// Blocking: the account's keys for a request that gave `credential`
 /// (already checked): those the keyring holds, else opened from the store
-/// (one Argon2id evaluation) and put there. `None` when reading is off or
-/// no key opens.
+/// (with the password, one Argon2id evaluation; an app token opens its
+/// own copy) and put there. `None` when reading is off or no key opens.
 pub fn unlock(
     store: &MailStore,
     ring: &Keyring,
     account: AccountId,
-    password: &str,
+    credential: Credential<'_>,
 ) -> Result<Option<Arc<Unlocked>>, MailError> {
     if let Some(keys) = ring.get(account) {
         return Ok(Some(keys));
     }
-    Ok(open(store, account, password)?.map(|keys| ring.insert(account, keys)))
+    Ok(open(store, account, credential)?.map(|keys| ring.insert(account, keys)))
 }
 
 /// Blocking: as [`unlock`], for a session that holds the keys until it
@@ -133,12 +133,12 @@ pub fn unlock_held(
     store: &MailStore,
     ring: &Arc<Keyring>,
     account: AccountId,
-    password: &str,
+    credential: Credential<'_>,
 ) -> Result<Option<Hold>, MailError> {
     if let Some(hold) = ring.hold(account) {
         return Ok(Some(hold));
     }
-    Ok(open(store, account, password)?.map(|keys| ring.insert_held(account, keys)))
+    Ok(open(store, account, credential)?.map(|keys| ring.insert_held(account, keys)))
 }
 
 /// Blocking: after a key was added, the keys this node holds for the
@@ -151,20 +151,20 @@ pub fn refresh(
     password: &str,
 ) -> Result<(), MailError> {
     if ring.holds(account) {
-        if let Some(keys) = open(store, account, password)? {
+        if let Some(keys) = open(store, account, Credential::Password(password))? {
             ring.insert(account, keys);
         }
     }
     Ok(())
 }
 
-/// The account's keys opened from the store with `password`.
+/// The account's keys opened from the store with `credential`.
 fn open(
     store: &MailStore,
     account: AccountId,
-    password: &str,
+    credential: Credential<'_>,
 ) -> Result<Option<Unlocked>, MailError> {
-    let opened = store.open_reading_keys(account, password)?;
+    let opened = store.open_reading_keys(account, credential)?;
     if opened.is_empty() {
         return Ok(None);
     }

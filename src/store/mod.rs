@@ -140,7 +140,7 @@ pub use message::FlagsSet;
 pub use message_record::{FlagChange, Flags, HeaderFields, Message, NewMessage};
 pub use open::{open_engine_url, EnginePair};
 pub use postgres::{PgBlobStore, PgStore, DEFAULT_POOL_SIZE};
-pub use reading::{HeldKey, OpenedKey, ReadingStatus, MAX_READING_KEYS};
+pub use reading::{Credential, HeldKey, OpenedKey, ReadingStatus, MAX_READING_KEYS};
 pub use records::{Account, AccountId, BlobHash, Mailbox, MailboxId, MailboxRole, Uid};
 pub use rocks::RocksStore;
 pub use tokens::{AppToken, NewAppToken, TokenId, MAX_APP_TOKENS, TOKEN_PREFIX};

@@ -41,6 +41,7 @@ use super::log::{AuditKind, ChangeKind, ChangedObject};
 use super::mail::{now_secs, MailStore};
 use super::master_key::SecretBytes;
 use super::records::{AccountId, Record};
+use super::tokens::TokenId;
 use super::txn::Tx;
 use crate::certs::Fingerprint;
 
@@ -64,6 +65,15 @@ pub(crate) struct ReadingRecord {
     m_kib: u32,
     t: u32,
     p: u32,
+    keys: Vec<WrappedKey>,
+    /// Copies of the keys for app tokens, each sealed under its secret.
+    tokens: Vec<TokenCopy>,
+}
+
+/// The keys an app token opens: those held when it was made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TokenCopy {
+    token: u64,
     keys: Vec<WrappedKey>,
 }
 
@@ -125,6 +135,74 @@ fn aad(id: AccountId, certificate: &Fingerprint) -> Vec<u8> {
     out
 }
 
+/// What both seals of an app token's copy of a key are bound to.
+fn token_aad(id: AccountId, token: TokenId, certificate: &Fingerprint) -> Vec<u8> {
+    let mut out = aad(id, certificate);
+    out.extend(b"\0token\0");
+    out.extend(token.0.to_be_bytes());
+    out
+}
+
+/// The key-encryption key of an app token's copy. why no slow KDF: the
+/// secret holds 256 random bits (`tokens`), beyond any guessing.
+fn token_kek(secret: &str) -> Zeroizing<[u8; 32]> {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"sealmail reading token kek\0");
+    h.update(secret.as_bytes());
+    Zeroizing::new(h.finalize().into())
+}
+
+/// How a login proves itself, and so what opens the keys.
+#[derive(Clone, Copy)]
+pub enum Credential<'a> {
+    /// The account's password.
+    Password(&'a str),
+    /// An app token's secret (`tokens`).
+    AppToken(&'a str),
+}
+
+impl std::fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::Password(_) => "Password(<redacted>)",
+            Credential::AppToken(_) => "AppToken(<redacted>)",
+        })
+    }
+}
+
+/// `secret` sealed with AES-256-GCM under `kek` for `aad`, then with the
+/// master key.
+fn wrap(
+    master: &super::master_key::MasterKey,
+    kek: &[u8; 32],
+    aad: &[u8],
+    secret: &[u8],
+) -> Result<Vec<u8>, MailError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let inner = Aes256Gcm::new(kek.into())
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: secret, aad })
+        .map_err(|_| bug("AES-GCM seal failed"))?;
+    let mut wrapped = nonce.to_vec();
+    wrapped.extend(inner);
+    master.seal(aad, &wrapped)
+}
+
+/// What [`wrap`] sealed; `None` when either key or `aad` is wrong.
+fn unwrap(
+    master: &super::master_key::MasterKey,
+    kek: &[u8; 32],
+    aad: &[u8],
+    sealed: &[u8],
+) -> Option<Vec<u8>> {
+    let inner = master.open(aad, sealed)?;
+    let (nonce, ct) = inner.expose().split_at_checked(NONCE_LEN)?;
+    Aes256Gcm::new(kek.into())
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+        .ok()
+}
+
 impl MailStore {
     fn reading_record(&self, id: AccountId) -> Result<ReadingRecord, MailError> {
         Ok(self.load(&Key::Reading(id))?.unwrap_or_default())
@@ -178,23 +256,10 @@ impl MailStore {
         }
         let kek = kek(&fresh, password)?;
         let aad = aad(id, &certificate);
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let inner = Aes256Gcm::new(kek.as_ref().into())
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: pkcs8.expose(),
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| bug("AES-GCM seal failed"))?;
-        let mut wrapped = nonce.to_vec();
-        wrapped.extend(inner);
         let key = WrappedKey {
             certificate,
             created: now_secs(),
-            sealed: self.master_key.seal(&aad, &wrapped)?,
+            sealed: wrap(&self.master_key, &kek, &aad, pkcs8.expose())?,
         };
         let held = HeldKey {
             certificate,
@@ -245,6 +310,10 @@ impl MailStore {
                     fingerprint: certificate,
                 });
             }
+            for copy in &mut rec.tokens {
+                copy.keys.retain(|k| k.certificate != certificate);
+            }
+            rec.tokens.retain(|c| !c.keys.is_empty());
             rec.enabled &= !rec.keys.is_empty();
             let details = certificate.to_string();
             self.put_reading(tx, id, &rec, AuditKind::ReadingKeyRemoved, details)
@@ -305,30 +374,95 @@ impl MailStore {
         Ok(true)
     }
 
-    /// The account's keys opened with `password` (already checked by the
-    /// login), when reading is on; empty when it is off. A key that does
-    /// not open (the master key was replaced) is left out with a warning.
-    /// Costs one Argon2id evaluation when reading is on.
+    /// Gives the app token `token` (secret `secret`, just made) its own
+    /// copy of `keys` (opened with the password of the request that made
+    /// it), so that a login with the token opens them too. Keys handed
+    /// over later are not in it.
+    pub fn add_token_reading_copy(
+        &self,
+        id: AccountId,
+        token: TokenId,
+        secret: &str,
+        keys: &[OpenedKey],
+    ) -> Result<(), MailError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let kek = token_kek(secret);
+        let mut copy = TokenCopy {
+            token: token.0,
+            keys: Vec::with_capacity(keys.len()),
+        };
+        for key in keys {
+            let aad = token_aad(id, token, &key.certificate);
+            copy.keys.push(WrappedKey {
+                certificate: key.certificate,
+                created: now_secs(),
+                sealed: wrap(&self.master_key, &kek, &aad, key.pkcs8.expose())?,
+            });
+        }
+        self.update_account(id, |tx| {
+            let mut rec = self.reading_record(id)?;
+            rec.tokens.retain(|c| c.token != token.0);
+            rec.tokens.push(copy.clone());
+            tx.put(&Key::Reading(id), &rec)
+        })
+    }
+
+    /// Inside the removal of an app token: its copy goes with it.
+    pub(crate) fn drop_token_reading_copy(
+        &self,
+        tx: &mut Tx,
+        id: AccountId,
+        token: TokenId,
+    ) -> Result<(), MailError> {
+        let Some(mut rec) = self.load::<ReadingRecord>(&Key::Reading(id))? else {
+            return Ok(());
+        };
+        let before = rec.tokens.len();
+        rec.tokens.retain(|c| c.token != token.0);
+        if rec.tokens.len() != before {
+            tx.put(&Key::Reading(id), &rec)?;
+        }
+        Ok(())
+    }
+
+    /// The account's keys opened with `credential` (already checked by
+    /// the login), when reading is on; empty when it is off. A key that
+    /// does not open (the master key was replaced) is left out with a
+    /// warning. With the password, costs one Argon2id evaluation when
+    /// reading is on; an app token opens its own copy.
     pub fn open_reading_keys(
         &self,
         id: AccountId,
-        password: &str,
+        credential: Credential<'_>,
     ) -> Result<Vec<OpenedKey>, MailError> {
         let rec = self.reading_record(id)?;
         if !rec.enabled || rec.keys.is_empty() {
             return Ok(Vec::new());
         }
-        let kek = kek(&rec, password)?;
-        let cipher = Aes256Gcm::new(kek.as_ref().into());
-        let mut out = Vec::with_capacity(rec.keys.len());
-        for key in &rec.keys {
-            let aad = aad(id, &key.certificate);
-            let opened = self.master_key.open(&aad, &key.sealed).and_then(|inner| {
-                let (nonce, ct) = inner.expose().split_at_checked(NONCE_LEN)?;
-                cipher
-                    .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
-                    .ok()
-            });
+        let (kek, keys, token) = match credential {
+            Credential::Password(password) => (kek(&rec, password)?, rec.keys.as_slice(), None),
+            Credential::AppToken(secret) => {
+                let Some((account, token)) = super::tokens::parse_secret(secret) else {
+                    return Ok(Vec::new());
+                };
+                let Some(copy) = rec.tokens.iter().find(|c| c.token == token.0) else {
+                    return Ok(Vec::new());
+                };
+                if account != id {
+                    return Ok(Vec::new());
+                }
+                (token_kek(secret), copy.keys.as_slice(), Some(token))
+            }
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let aad = match token {
+                Some(t) => token_aad(id, t, &key.certificate),
+                None => aad(id, &key.certificate),
+            };
+            let opened = unwrap(&self.master_key, &kek, &aad, &key.sealed);
             match opened {
                 Some(der) => out.push(OpenedKey {
                     certificate: key.certificate,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::super::test_fixtures::cert;
 use super::super::{Cf, EnginePair, MailError, MailStore, MasterKey, RocksStore, Store};
 use super::*;
+use crate::store::TokenId;
 
 const DER: &[u8] = b"0\x82 pretend PKCS#8 private key material 0123456789";
 
@@ -37,20 +38,28 @@ fn a_held_key_opens_with_the_password_and_master_key_only() {
     s.add_reading_key(id, "right horse", fp, &secret()).unwrap();
     s.set_server_side_reading(id, true).unwrap();
 
-    let opened = s.open_reading_keys(id, "right horse").unwrap();
+    let opened = s
+        .open_reading_keys(id, Credential::Password("right horse"))
+        .unwrap();
     assert_eq!(opened.len(), 1);
     assert_eq!(opened[0].certificate, fp);
     assert_eq!(opened[0].pkcs8.expose(), DER);
 
     // The database and the master key without the password open nothing.
-    assert!(s.open_reading_keys(id, "wrong horse").unwrap().is_empty());
-    assert!(s.open_reading_keys(id, "").unwrap().is_empty());
+    assert!(s
+        .open_reading_keys(id, Credential::Password("wrong horse"))
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .open_reading_keys(id, Credential::Password(""))
+        .unwrap()
+        .is_empty());
     // Nor do the database and the password with another master key.
     drop(s);
     drop(rocks);
     let (_rocks, other) = open_with(dir.path(), 2);
     assert!(other
-        .open_reading_keys(id, "right horse")
+        .open_reading_keys(id, Credential::Password("right horse"))
         .unwrap()
         .is_empty());
 }
@@ -87,7 +96,10 @@ fn a_sealed_key_does_not_open_in_another_account() {
     let mut batch = crate::store::Batch::new();
     batch.put(Cf::Settings, Key::Reading(b).encode(), a_rec);
     rocks.write(batch).unwrap();
-    assert!(s.open_reading_keys(b, "same").unwrap().is_empty());
+    assert!(s
+        .open_reading_keys(b, Credential::Password("same"))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -123,7 +135,10 @@ fn reading_stays_off_until_switched_on_and_goes_off_with_the_last_key() {
     let (id, fp) = account(&s, "a@example.org", "pw", 1);
     s.add_reading_key(id, "pw", fp, &secret()).unwrap();
     assert!(!s.reading_status(id).unwrap().enabled);
-    assert!(s.open_reading_keys(id, "pw").unwrap().is_empty());
+    assert!(s
+        .open_reading_keys(id, Credential::Password("pw"))
+        .unwrap()
+        .is_empty());
     s.set_server_side_reading(id, true).unwrap();
     assert!(s.reading_status(id).unwrap().enabled);
     s.remove_reading_key(id, fp).unwrap();
@@ -144,8 +159,82 @@ fn an_operator_password_reset_drops_the_keys() {
     s.set_server_side_reading(id, true).unwrap();
     s.set_password(id, Some("new")).unwrap();
     assert_eq!(s.reading_status(id).unwrap(), ReadingStatus::default());
-    assert!(s.open_reading_keys(id, "new").unwrap().is_empty());
-    assert!(s.open_reading_keys(id, "old").unwrap().is_empty());
+    assert!(s
+        .open_reading_keys(id, Credential::Password("new"))
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .open_reading_keys(id, Credential::Password("old"))
+        .unwrap()
+        .is_empty());
     let audit = s.audit_events(id, 10).unwrap();
     assert!(audit.iter().any(|e| e.kind == AuditKind::ReadingKeyRemoved));
+}
+
+fn token(s: &MailStore, id: AccountId) -> (TokenId, String) {
+    let made = s.add_app_token(id, "phone").unwrap();
+    (made.token.id, made.secret)
+}
+
+#[test]
+fn an_app_token_opens_its_own_copy_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_rocks, s) = open_with(dir.path(), 1);
+    let (id, fp) = account(&s, "a@example.org", "pw", 1);
+    s.add_reading_key(id, "pw", fp, &secret()).unwrap();
+    s.set_server_side_reading(id, true).unwrap();
+    let (with_copy, secret_a) = token(&s, id);
+    let keys = s.open_reading_keys(id, Credential::Password("pw")).unwrap();
+    s.add_token_reading_copy(id, with_copy, &secret_a, &keys)
+        .unwrap();
+    let (_without, secret_b) = token(&s, id);
+
+    let opened = s
+        .open_reading_keys(id, Credential::AppToken(&secret_a))
+        .unwrap();
+    assert_eq!(opened.len(), 1);
+    assert_eq!(opened[0].pkcs8.expose(), DER);
+    assert!(s
+        .open_reading_keys(id, Credential::AppToken(&secret_b))
+        .unwrap()
+        .is_empty());
+    // A forged secret naming the same token does not open it.
+    let mut forged = secret_a.clone();
+    forged.pop();
+    forged.push(if secret_a.ends_with('A') { 'B' } else { 'A' });
+    assert!(s
+        .open_reading_keys(id, Credential::AppToken(&forged))
+        .unwrap()
+        .is_empty());
+    // Nor does the token's copy open for another account.
+    let (other, _) = account(&s, "b@example.org", "pw", 2);
+    assert!(s
+        .open_reading_keys(other, Credential::AppToken(&secret_a))
+        .unwrap()
+        .is_empty());
+    // Revoking the token removes its copy.
+    s.remove_app_token(id, with_copy).unwrap();
+    assert!(s
+        .open_reading_keys(id, Credential::AppToken(&secret_a))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_removed_key_leaves_the_token_copies_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_rocks, s) = open_with(dir.path(), 1);
+    let (id, fp) = account(&s, "a@example.org", "pw", 1);
+    s.add_reading_key(id, "pw", fp, &secret()).unwrap();
+    s.set_server_side_reading(id, true).unwrap();
+    let (t, secret_t) = token(&s, id);
+    let keys = s.open_reading_keys(id, Credential::Password("pw")).unwrap();
+    s.add_token_reading_copy(id, t, &secret_t, &keys).unwrap();
+    s.remove_reading_key(id, fp).unwrap();
+    s.add_reading_key(id, "pw", fp, &secret()).unwrap();
+    s.set_server_side_reading(id, true).unwrap();
+    assert!(s
+        .open_reading_keys(id, Credential::AppToken(&secret_t))
+        .unwrap()
+        .is_empty());
 }
