@@ -85,6 +85,21 @@ print(json.dumps({"meta": meta, "body": body.decode("utf-8", "replace"), "len": 
 imap.logout()
 "#;
 
+/// Logs in, reads the message decrypted, says `ready` and stays logged
+/// in until its standard input closes.
+const HOLD_OPEN: &str = r#"
+import imaplib, sys
+port, user, password, word = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+imap = imaplib.IMAP4("127.0.0.1", port)
+imap.login(user, password)
+imap.select("INBOX")
+typ, data = imap.fetch("1", "(BODY.PEEK[])")
+assert word.encode() in data[0][1]
+print("ready", flush=True)
+sys.stdin.read()
+imap.logout()
+"#;
+
 fn read(server: &Server, user: &str, password: &str, word: &str) -> serde_json::Value {
     let out = python(READ, &[&server.imap_port.to_string(), user, password, word]);
     serde_json::from_str(&out).unwrap()
@@ -129,7 +144,32 @@ fn imaplib_reads_and_searches_mail_delivered_encrypted() {
     assert_eq!(after["text_search"], "1");
 
     // What the disk holds is unchanged: S/MIME, and no trace of the body
-    // in the data directory, the debug log or the temp directory.
+    // in the data directory, the debug log or the temp directory, also
+    // while a session that reads it decrypted is open.
+    let mut open_session = Command::new("python3")
+        .arg("-c")
+        .arg(HOLD_OPEN)
+        .args([&server.imap_port.to_string(), USER, PASSWORD, &word])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(open_session.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    for place in [server.data_dir.as_path(), server.scratch.path()] {
+        let hits = found_in_files(place, word.as_bytes());
+        assert!(
+            hits.is_empty(),
+            "plaintext at {hits:?} while a session reads"
+        );
+    }
+    drop(open_session.stdin.take());
+    assert!(open_session.wait().unwrap().success());
     let stored = server.inbox(USER);
     assert!(String::from_utf8_lossy(&stored[0]).contains("application/pkcs7-mime"));
     let status = server.ok(&["reading", "status", USER, "--json"]);
@@ -487,4 +527,66 @@ fn an_app_token_made_with_the_password_reads_too() {
     assert!(!seen["body"].as_str().unwrap().contains(&word));
     let seen = read(&server, USER, &secret, &word);
     assert!(seen["body"].as_str().unwrap().contains(&word));
+}
+
+/// jmapc (PyPI), an independent JMAP client, over HTTPS: the session, an
+/// Email/query and an Email/get with text body values.
+const JMAPC: &str = r#"
+import json, sys
+from jmapc import Client, Ref
+from jmapc.methods import EmailGet, EmailQuery
+host, user, password = sys.argv[1:4]
+client = Client.create_with_password(host=host, user=user, password=password)
+results = client.request([
+    EmailQuery(),
+    EmailGet(ids=Ref("/ids"), fetch_text_body_values=True,
+             properties=["subject", "textBody", "bodyValues", "preview"]),
+])
+email = results[1].response.data[0]
+print(json.dumps({
+    "subject": email.subject,
+    "values": [v.value for v in (email.body_values or {}).values()],
+    "preview": email.preview,
+}))
+"#;
+
+#[test]
+fn jmapc_gets_the_decrypted_body_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = support::imap::server_cert(dir.path(), "localhost");
+    let tls_port = support::server::free_port();
+    let listen = format!("127.0.0.1:{tls_port}");
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        &[
+            ("SEALMAIL_TLS_CERT", cert.to_str().unwrap()),
+            ("SEALMAIL_TLS_KEY", key.to_str().unwrap()),
+            ("SEALMAIL_JMAP_TLS_LISTEN", &listen),
+        ],
+    );
+    server.account_with_password(USER, PASSWORD);
+    let keys = pair(USER, 2048);
+    server.ok(&["cert", "add", USER, keys.cert.to_str().unwrap()]);
+    server.ok(&["encryption", "enable", USER]);
+    let marker = "QUOKKA7001";
+    assert!(server.lmtp_send(USER, &message(marker)).starts_with("250"));
+    enable_reading(&server, &keys);
+    support::tools::require("python3");
+    let script = dir.path().join("read_with_jmapc.py");
+    std::fs::write(&script, JMAPC).unwrap();
+    let out = run(
+        Command::new("python3")
+            .arg(&script)
+            .args([&format!("localhost:{tls_port}"), USER, PASSWORD])
+            .env("REQUESTS_CA_BUNDLE", &cert),
+        b"",
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(seen["subject"].as_str().unwrap().contains(marker), "{seen}");
+    let values = seen["values"].to_string();
+    assert!(
+        values.contains(&format!("The secret word is {marker}-body.")),
+        "{seen}"
+    );
+    assert!(seen["preview"].as_str().unwrap().contains(marker), "{seen}");
 }
