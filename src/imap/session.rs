@@ -74,7 +74,8 @@ pub(crate) struct Session {
     /// What the client enabled of RFC 7162 (CONDSTORE, QRESYNC).
     pub(crate) resync: super::condstore::Tracking,
     /// The account's server-side reading keys, held while logged in
-    /// with the password (`crate::reading`).
+    /// (opened at login with the password or the app token's own copy,
+    /// `crate::reading`).
     pub(crate) reading: Option<crate::reading::Hold>,
 }
 
@@ -302,14 +303,14 @@ impl Session {
         })
     }
 
-    /// Runs `f` on the store on the blocking pool: the one place IMAP
-    /// reaches the (blocking) store.
     /// The account's server-side reading keys, while this session holds
     /// them and they have not been forgotten (`crate::reading`).
     pub(crate) fn reading_keys(&self) -> Option<Arc<crate::reading::Unlocked>> {
         self.reading.as_ref().and_then(crate::reading::Hold::keys)
     }
 
+    /// Runs `f` on the store on the blocking pool: the one place IMAP
+    /// reaches the (blocking) store.
     pub(crate) async fn with_store<T, F>(&self, f: F) -> Result<T, ImapError>
     where
         T: Send + 'static,
