@@ -423,7 +423,8 @@ fn bearer_call(server: &Server, secret: &str, call: serde_json::Value) -> serde_
         .unwrap();
     let url = format!("http://127.0.0.1:{}/jmap/api", server.jmap_port);
     let body = json!({
-        "using": ["urn:ietf:params:jmap:core", "urn:sealmail:params:jmap:encryption"],
+        "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail",
+                  "urn:sealmail:params:jmap:encryption"],
         "methodCalls": [call],
     });
     let reply: serde_json::Value = runtime.block_on(async {
@@ -514,19 +515,36 @@ fn an_app_token_made_with_the_password_reads_too() {
     let seen = read(&server, USER, &secret, &word);
     assert!(seen["body"].as_str().unwrap().contains(&word), "{seen}");
     assert_eq!(seen["body_search"], "1");
-    // A token the operator made (no password at hand) carries no copy.
+    // A token the operator made (no password at hand) carries no copy,
+    // and does not read through keys a password session unlocked.
     let token: serde_json::Value =
         serde_json::from_str(&server.ok(&["token", "add", USER, "--json"])).unwrap();
-    let plain = token["secret"].as_str().unwrap();
-    // why the restart: the first login left the keys unlocked on this
-    // node, and a token session may use keys already unlocked.
-    let mut server = server;
-    server.terminate();
-    let server = Server::start_on(&server.data_dir.clone());
-    let seen = read(&server, USER, plain, &word);
+    let plain = token["secret"].as_str().unwrap().to_string();
+    let _ = user.call("Mailbox/get", json!({"ids": null}));
+    let seen = read(&server, USER, &plain, &word);
     assert!(!seen["body"].as_str().unwrap().contains(&word));
-    let seen = read(&server, USER, &secret, &word);
-    assert!(seen["body"].as_str().unwrap().contains(&word));
+    let status: serde_json::Value =
+        serde_json::from_str(&server.ok(&["reading", "status", USER, "--json"])).unwrap();
+    assert_eq!(status["unlocked"], true, "a password request unlocked them");
+    let jmap_plain = bearer_call(
+        &server,
+        &plain,
+        json!(["Email/get", {"accountId": user.account_id, "ids": null,
+                             "properties": ["bodyValues", "attachments"],
+                             "fetchAllBodyValues": true}, "g"]),
+    );
+    let text = jmap_plain["list"].to_string();
+    assert!(
+        text.contains("smime.p7m") && !text.contains(&word),
+        "{jmap_plain}"
+    );
+    let jmap_copy = bearer_call(
+        &server,
+        &secret,
+        json!(["Email/get", {"accountId": user.account_id, "ids": null,
+                             "properties": ["bodyValues"], "fetchAllBodyValues": true}, "g"]),
+    );
+    assert!(jmap_copy["list"].to_string().contains(&word), "{jmap_copy}");
 }
 
 /// jmapc (PyPI), an independent JMAP client, over HTTPS: the session, an

@@ -325,10 +325,10 @@ pub(crate) async fn reading_keys(
     headers: &HeaderMap,
 ) -> Option<Arc<crate::reading::Unlocked>> {
     let ring = Arc::clone(&server.ctx.keyring);
-    if let Some(keys) = ring.get(account) {
+    let credentials = credentials(headers)?;
+    if let (Credentials::Password { .. }, Some(keys)) = (&credentials, ring.get(account)) {
         return Some(keys);
     }
-    let credentials = credentials(headers)?;
     let store = Arc::clone(&server.ctx.store);
     let opened = tokio::task::spawn_blocking(move || {
         let credential = match &credentials {

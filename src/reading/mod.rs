@@ -121,10 +121,17 @@ pub fn unlock(
     account: AccountId,
     credential: Credential<'_>,
 ) -> Result<Option<Arc<Unlocked>>, MailError> {
+    let Some(own) = token_copy(store, account, credential)? else {
+        return Ok(None);
+    };
     if let Some(keys) = ring.get(account) {
         return Ok(Some(keys));
     }
-    Ok(open(store, account, credential)?.map(|keys| ring.insert(account, keys)))
+    let keys = match own {
+        Some(keys) => Some(keys),
+        None => open(store, account, credential)?,
+    };
+    Ok(keys.map(|keys| ring.insert(account, keys)))
 }
 
 /// Blocking: as [`unlock`], for a session that holds the keys until it
@@ -135,10 +142,36 @@ pub fn unlock_held(
     account: AccountId,
     credential: Credential<'_>,
 ) -> Result<Option<Hold>, MailError> {
+    let Some(own) = token_copy(store, account, credential)? else {
+        return Ok(None);
+    };
     if let Some(hold) = ring.hold(account) {
         return Ok(Some(hold));
     }
-    Ok(open(store, account, credential)?.map(|keys| ring.insert_held(account, keys)))
+    let keys = match own {
+        Some(keys) => Some(keys),
+        None => open(store, account, credential)?,
+    };
+    Ok(keys.map(|keys| ring.insert_held(account, keys)))
+}
+
+/// For an app token, its own copy of the keys opened first: `None` when
+/// it has none, so that a token made without one never reads through keys
+/// a password session unlocked. For the password, `Some(None)`: nothing
+/// to check (the keyring may hold the keys already).
+#[expect(
+    clippy::option_option,
+    reason = "no copy / nothing to check / the copy"
+)]
+fn token_copy(
+    store: &MailStore,
+    account: AccountId,
+    credential: Credential<'_>,
+) -> Result<Option<Option<Unlocked>>, MailError> {
+    match credential {
+        Credential::Password(_) => Ok(Some(None)),
+        Credential::AppToken(_) => Ok(open(store, account, credential)?.map(Some)),
+    }
 }
 
 /// Blocking: after a key was added, the keys this node holds for the
