@@ -49,7 +49,7 @@ fn core_capability(max_upload: u64) -> Value {
         "maxCallsInRequest": limits::CALLS_IN_REQUEST,
         "maxObjectsInGet": limits::OBJECTS_IN_GET,
         "maxObjectsInSet": limits::OBJECTS_IN_SET,
-        "collationAlgorithms": ["i;ascii-casemap", "i;octet"],
+        "collationAlgorithms": ["i;ascii-casemap", "i;octet", "i;unicode-casemap"],
     })
 }
 

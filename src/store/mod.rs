@@ -141,6 +141,7 @@ pub use open::{open_engine_url, EnginePair};
 pub use postgres::{PgBlobStore, PgStore, DEFAULT_POOL_SIZE};
 pub use records::{Account, AccountId, BlobHash, Mailbox, MailboxId, MailboxRole, Uid};
 pub use rocks::RocksStore;
+pub(crate) use threads::base_subject;
 pub use tokens::{AppToken, NewAppToken, TokenId, MAX_APP_TOKENS, TOKEN_PREFIX};
 
 /// A column family: one independent, ordered key space of the store.

@@ -15,5 +15,6 @@ pub(crate) fn message_bytes(
     m: &Message,
     keys: Option<&Unlocked>,
 ) -> Result<Option<Vec<u8>>, MailError> {
-    Ok(s.get_blob(id, m.blob)?.map(|raw| reading::present(raw, keys)))
+    Ok(s.get_blob(id, m.blob)?
+        .map(|raw| reading::present(raw, keys)))
 }
