@@ -327,6 +327,16 @@ impl Filter {
         }
     }
 
+    /// Conditions and operators in it.
+    fn size(&self) -> usize {
+        match self {
+            Filter::Operator { conditions, .. } => {
+                conditions.iter().fold(1, |n, f| n.saturating_add(f.size()))
+            }
+            Filter::Condition(_) => 1,
+        }
+    }
+
     /// Whether some condition is true of `pred`.
     fn any(&self, pred: &impl Fn(&Condition) -> bool) -> bool {
         match self {
@@ -362,6 +372,12 @@ impl Filter {
     }
 }
 
+/// Most conditions and operators in one filter. why: each is evaluated
+/// for every message of the account, so a filter of a few MiB (within
+/// `maxSizeRequest`) would otherwise cost billions of comparisons;
+/// no client needs more than a few dozen.
+const MAX_FILTER: usize = 256;
+
 /// What an `Email/query` asks for, parsed and checked: the same for
 /// `Email/queryChanges`, which runs it again.
 #[derive(Debug)]
@@ -382,6 +398,12 @@ impl Spec {
             ),
         };
         if let Some(f) = &filter {
+            if f.size() > MAX_FILTER {
+                return Err(Error::UnsupportedFilter(format!(
+                    "the filter has over {MAX_FILTER} conditions and operators; \
+                     split the query"
+                )));
+            }
             f.check()?;
         }
         let collapse = match args.get("collapseThreads") {

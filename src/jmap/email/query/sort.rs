@@ -121,6 +121,10 @@ impl Comparator {
     }
 }
 
+/// Most comparators in one sort. why: each is computed for every
+/// message; past a handful they cannot change the order of real mail.
+const MAX_COMPARATORS: usize = 16;
+
 /// The comparators of the `sort` argument (absent or null: none).
 pub(super) fn parse(sort: Option<&Value>) -> Result<Vec<Comparator>, Error> {
     let wire: Vec<Wire> = match sort {
@@ -128,6 +132,12 @@ pub(super) fn parse(sort: Option<&Value>) -> Result<Vec<Comparator>, Error> {
         Some(v) => serde_json::from_value(v.clone())
             .map_err(|e| Error::InvalidArguments(format!("sort: {e}")))?,
     };
+    if wire.len() > MAX_COMPARATORS {
+        return Err(Error::InvalidArguments(format!(
+            "sort has {} comparators, at most {MAX_COMPARATORS}",
+            wire.len()
+        )));
+    }
     wire.into_iter().map(comparator).collect()
 }
 
