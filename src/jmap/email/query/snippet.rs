@@ -306,4 +306,45 @@ mod tests {
         assert!(p.len() <= PREVIEW_BYTES && p.ends_with("</mark>"), "{p}");
         assert_eq!(preview("no match here", &terms(&["needle"])), None);
     }
+
+    fn unmark(s: &str) -> String {
+        s.replace("<mark>", "")
+            .replace("</mark>", "")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    }
+
+    proptest::proptest! {
+        /// Any text and term (any script, case expansions like `İ`):
+        /// no panic, the text comes back whole and in order once marks
+        /// and escapes are undone, marks are balanced and never nested.
+        #[test]
+        fn marking_keeps_the_text(text in "[a-zA-Z<>& İıßẞΣσς\\u{300}]{0,40}", term in "[a-zİßσ<&]{1,4}") {
+            if let Some(out) = mark(&text, &terms(&[&term]), None) {
+                proptest::prop_assert_eq!(unmark(&out), text.clone());
+                let mut open = false;
+                let mut rest = out.as_str();
+                while let Some(i) = rest.find('<') {
+                    let tag = rest.get(i..).unwrap_or_default();
+                    proptest::prop_assert!(tag.starts_with("<mark>") != tag.starts_with("</mark>"));
+                    proptest::prop_assert_eq!(open, tag.starts_with("</mark>"));
+                    open = !open;
+                    rest = rest.get(i + 1..).unwrap_or_default();
+                }
+                proptest::prop_assert!(!open);
+            }
+        }
+
+        /// Any body: a preview within 255 octets whose text is a piece of
+        /// the body's.
+        #[test]
+        fn previews_fit(body in "[a-z<>& İß\\n]{0,2000}", term in "[a-zß]{1,3}") {
+            if let Some(p) = preview(&body, &terms(&[&term])) {
+                proptest::prop_assert!(p.len() <= PREVIEW_BYTES);
+                let flat = body.split_whitespace().collect::<Vec<_>>().join(" ");
+                proptest::prop_assert!(flat.contains(&unmark(&p)));
+            }
+        }
+    }
 }
