@@ -41,6 +41,7 @@ fn rfc8621_5_1_snippets_mark_decoded_text_and_escape_html() {
     let r = snippets(&alice, json!({ "text": "KÖLN" }), &[&id]);
     let snip = &r["list"][0];
     assert_eq!(snip["emailId"], json!(id));
+    assert_eq!(r["notFound"], Value::Null, "all found: {r}");
     assert_eq!(
         snip["subject"], "Grüße aus <mark>Köln</mark> &amp; &lt;Bonn&gt;",
         "{r}"

@@ -119,6 +119,8 @@ pub(crate) async fn snippet_get(call: &mut Call, args: Map<String, Value>) -> Re
             Ok((list, missing))
         })
         .await?;
+    // why null: RFC 8621 §5.1 "or null if all ids were found".
+    let not_found = (!not_found.is_empty()).then_some(not_found);
     Ok(json!({
         "accountId": account_id,
         "list": list,
