@@ -356,4 +356,16 @@ fn rfc8620_5_6_hostile_query_states_and_limits() {
         json!({ "sinceQueryState": state }),
     );
     assert_eq!(got, "accountNotFound");
+    let got = error_type(
+        &bob_as_alice,
+        "Email/query",
+        json!({ "sort": [{ "property": "nope" }], "filter": { "nope": 1 } }),
+    );
+    assert_eq!(got, "accountNotFound", "the account is checked first");
+    let got = error_type(
+        &bob_as_alice,
+        "SearchSnippet/get",
+        json!({ "emailIds": [] }),
+    );
+    assert_eq!(got, "accountNotFound");
 }

@@ -473,8 +473,19 @@ impl Spec {
     }
 }
 
+/// `accountNotFound` for another account's `accountId`, before anything
+/// else of the arguments is looked at (a missing one is left to the
+/// typed parse: `invalidArguments`).
+fn own_account(call: &Call, args: &Map<String, Value>) -> Result<(), Error> {
+    match args.get("accountId").and_then(Value::as_str) {
+        Some(a) => call.check_account(a).map(drop),
+        None => Ok(()),
+    }
+}
+
 /// `Email/query`.
 pub(crate) async fn query(call: &mut Call, args: Map<String, Value>) -> Result<Value, Error> {
+    own_account(call, &args)?;
     let spec = Spec::parse(&args)?;
     let args: QueryArgs = parse_args(args)?;
     let account_id = call.check_account(&args.account_id)?;

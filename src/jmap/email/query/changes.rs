@@ -38,7 +38,7 @@ use serde_json::{json, Map, Value};
 use super::super::super::call::{parse as parse_args, Call};
 use super::super::super::error::Error;
 use super::super::super::ids;
-use super::Spec;
+use super::{own_account, Spec};
 use crate::store::{ChangeKind, ChangedObject};
 
 /// Most log entries read back from the current state; an older
@@ -83,6 +83,7 @@ pub(crate) async fn query_changes(
     call: &mut Call,
     args: Map<String, Value>,
 ) -> Result<Value, Error> {
+    own_account(call, &args)?;
     let spec = Spec::parse(&args)?;
     let args: Args = parse_args(args)?;
     let account_id = call.check_account(&args.account_id)?;

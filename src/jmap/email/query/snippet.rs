@@ -26,7 +26,7 @@ use super::super::super::call::{parse as parse_args, Call};
 use super::super::super::error::Error;
 use super::super::super::limits;
 use super::super::{find_many, source};
-use super::{Filter, Op, Spec};
+use super::{own_account, Filter, Op, Spec};
 use crate::mime::search::{body_text, decode_field, fold};
 
 /// Most octets of a `preview` (RFC 8621 §5.1: "MUST NOT be bigger than
@@ -82,6 +82,7 @@ impl Terms {
 
 /// `SearchSnippet/get`.
 pub(crate) async fn snippet_get(call: &mut Call, args: Map<String, Value>) -> Result<Value, Error> {
+    own_account(call, &args)?;
     let spec = Spec::parse(&args)?;
     let args: Args = parse_args(args)?;
     let account_id = call.check_account(&args.account_id)?;
