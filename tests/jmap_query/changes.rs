@@ -4,6 +4,8 @@
 
 use serde_json::{json, Value};
 
+use super::support::postgres::test_db;
+use super::support::server::Server;
 use super::{error_type, ids, import, mailbox, message, query, start, threaded, ALICE, BOB};
 
 /// What a client holds after applying a queryChanges response to its
@@ -37,7 +39,26 @@ fn apply(old: &[String], qc: &Value) -> Vec<String> {
 
 #[test]
 fn rfc8620_5_6_query_changes_after_arrival_destroy_move_and_keywords() {
-    let s = start(&[ALICE]);
+    arrival_destroy_move_and_keywords(&start(&[ALICE]));
+}
+
+/// The same on the PostgreSQL engine: the change log and the query are
+/// the store's, whichever engine holds them.
+#[test]
+fn rfc8620_5_6_query_changes_after_arrival_destroy_move_and_keywords_postgres() {
+    let db = test_db();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("SEALMAIL_STORE_ENGINE", "postgres"),
+        ("SEALMAIL_STORE_URL", db.url.as_str()),
+        ("SEALMAIL_STORE_POOL_SIZE", "4"),
+    ];
+    let s = Server::start_with_env(dir.path(), &env);
+    s.account_with_password(ALICE.0, ALICE.1);
+    arrival_destroy_move_and_keywords(&s);
+}
+
+fn arrival_destroy_move_and_keywords(s: &Server) {
     let alice = s.jmap(ALICE.0, ALICE.1);
     let (inbox, archive) = (mailbox(&alice, "inbox"), mailbox(&alice, "archive"));
     let mut m = Vec::new();
