@@ -190,6 +190,18 @@ fn rfc8621_4_4_2_every_sort_property_both_ways() {
         ]),
     );
     assert_eq!(two, order([&m4, &m2, &m3, &m1]));
+    // RFC 8621 §1.3.1: the session names every property sortable.
+    let mail = &alice.session["accounts"][&alice.account_id]["accountCapabilities"]
+        ["urn:ietf:params:jmap:mail"];
+    for p in mail["emailQuerySortOptions"].as_array().unwrap() {
+        let sort = json!([{ "property": p, "keyword": "$seen" }]);
+        assert_eq!(sorted_by(&alice, sort).len(), 4, "{p}");
+    }
+    assert_eq!(
+        mail["emailQuerySortOptions"].as_array().unwrap().len(),
+        9,
+        "{mail}"
+    );
     let session = &alice.session["capabilities"]["urn:ietf:params:jmap:core"];
     let announced = session["collationAlgorithms"].to_string();
     for c in ["i;ascii-casemap", "i;octet", "i;unicode-casemap"] {

@@ -61,7 +61,7 @@ fn session(account: &Account, base: &str, max_upload: u64) -> Value {
         "maxMailboxDepth": null,
         "maxSizeMailboxName": 255,
         "maxSizeAttachmentsPerEmail": max_upload,
-        "emailQuerySortOptions": ["receivedAt", "size"],
+        "emailQuerySortOptions": ["receivedAt", "sentAt", "size", "from", "to", "subject", "hasKeyword", "someInThreadHaveKeyword", "allInThreadHaveKeyword"],
         "mayCreateTopLevelMailbox": true,
     });
     let encryption = json!({
