@@ -9,7 +9,9 @@
 //! which stay clear on encrypted messages too; `body` looks in the text
 //! parts and `text` in both (RFC 8621 §4.4.1). The body of an encrypted
 //! message is S/MIME ciphertext the server cannot read, so `body` never
-//! matches it and `text` matches only its header fields. The
+//! matches it and `text` matches only its header fields — unless the
+//! account has server-side reading on, when the message is searched as
+//! `email::source` presents it (decrypted). The
 //! `...InThreadHaveKeyword` conditions look at every Email of the
 //! message's thread, in any mailbox.
 
@@ -21,6 +23,7 @@ use super::super::error::Error;
 use super::super::ids;
 use super::all_messages;
 use crate::mime::search::{address_text, body_text, header_text, Needle};
+use crate::reading::Unlocked;
 use crate::smime::Split;
 use crate::store::{AccountId, MailStore, Message};
 
@@ -125,6 +128,8 @@ struct Candidate<'a> {
     raw: Option<&'a [u8]>,
     /// The Emails of its thread (itself among them).
     thread: &'a [&'a Message],
+    /// Whether `raw` is as server-side reading presents it (`email::source`).
+    reading: bool,
 }
 
 impl Candidate<'_> {
@@ -142,9 +147,10 @@ impl Candidate<'_> {
     }
 
     /// The decoded text of a clear message's parts; nothing for an
-    /// encrypted one (ciphertext).
+    /// encrypted one (ciphertext) unless server-side reading presents it
+    /// decrypted.
     fn body(&self) -> Option<String> {
-        if self.msg.encrypted {
+        if self.msg.encrypted && !self.reading {
             return None;
         }
         self.raw.map(body_text)
@@ -445,7 +451,12 @@ impl Spec {
     }
 
     /// The whole result, sorted (and collapsed).
-    fn run(&self, s: &MailStore, id: AccountId) -> Result<Vec<Message>, Error> {
+    fn run(
+        &self,
+        s: &MailStore,
+        id: AccountId,
+        keys: Option<&Unlocked>,
+    ) -> Result<Vec<Message>, Error> {
         let all = all_messages(s, id)?;
         let threads = sort::threads(&all);
         let mut keep = vec![true; all.len()];
@@ -454,11 +465,16 @@ impl Spec {
             for (m, k) in all.iter().zip(keep.iter_mut()) {
                 // why one message at a time: a body search over a whole
                 // account holds one message's bytes, not all of them.
-                let bytes = if raw { s.get_blob(id, m.blob)? } else { None };
+                let bytes = if raw {
+                    super::source::message_bytes(s, id, m, keys)?
+                } else {
+                    None
+                };
                 let c = Candidate {
                     msg: m,
                     raw: bytes.as_deref(),
                     thread: threads.get(&m.thread_id).map_or(&[][..], Vec::as_slice),
+                    reading: keys.is_some(),
                 };
                 *k = f.matches(&c);
             }
@@ -489,12 +505,13 @@ pub(crate) async fn query(call: &mut Call, args: Map<String, Value>) -> Result<V
     let spec = Spec::parse(&args)?;
     let args: QueryArgs = parse_args(args)?;
     let account_id = call.check_account(&args.account_id)?;
+    let keys = call.reading.clone();
     let (state, all) = call
         .blocking(move |s, id| {
             // why the state first: a change that lands while the query
             // runs is then reported again by queryChanges, never missed.
             let state = s.account(id)?.modseq.to_string();
-            Ok((state, spec.run(s, id)?))
+            Ok((state, spec.run(s, id, keys.as_deref())?))
         })
         .await?;
     let acct = call.account.id;

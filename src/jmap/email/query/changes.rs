@@ -102,6 +102,7 @@ pub(crate) async fn query_changes(
         .and_then(|u| ids::parse_email(u, acct));
     let immutable = spec.immutable();
     let bad = bad_state.clone();
+    let keys = call.reading.clone();
     let (state, touched, results) = call
         .blocking(move |s, id| {
             // why the state first: see `query`.
@@ -136,7 +137,7 @@ pub(crate) async fn query_changes(
                     }
                 }
             }
-            Ok((state, touched, spec.run(s, id)?))
+            Ok((state, touched, spec.run(s, id, keys.as_deref())?))
         })
         .await?;
     let cut = match up_to {
