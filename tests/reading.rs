@@ -362,6 +362,21 @@ fn jmap_private_key_and_server_side_reading() {
 
     let got = email_text(&user);
     assert!(got.contains(&format!("{marker}-body")), "{got}");
+    // Search and snippets see the decrypted body too (RFC 8621 §4.4.1, §5.1).
+    let word = format!("{marker}-body");
+    let found = user.calls(json!([
+        ["Email/query", {"filter": {"body": word}}, "q"],
+        ["SearchSnippet/get", {"filter": {"body": word},
+            "#emailIds": {"resultOf": "q", "name": "Email/query", "path": "/ids"}}, "s"],
+    ]));
+    assert_eq!(found[0][1]["ids"].as_array().unwrap().len(), 1, "{found:?}");
+    let preview = found[1][1]["list"][0]["preview"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        preview.contains(&format!("<mark>{word}</mark>")),
+        "{found:?}"
+    );
 
     // Destroying the key shows the message as stored again, at once.
     let id = created["id"].as_str().unwrap();

@@ -224,6 +224,8 @@ async fn dispatch(
         "Mailbox/set" => mailbox::set(call, args).await,
         "Email/get" => email::get(call, args).await,
         "Email/query" => email::query(call, args).await,
+        "Email/queryChanges" => email::query_changes(call, args).await,
+        "SearchSnippet/get" => email::snippet_get(call, args).await,
         "Email/changes" => email::changes(call, args).await,
         "Email/set" => email::set(call, args).await,
         "Email/import" => email::import(call, args).await,

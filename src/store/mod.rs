@@ -143,6 +143,7 @@ pub use postgres::{PgBlobStore, PgStore, DEFAULT_POOL_SIZE};
 pub use reading::{Credential, HeldKey, OpenedKey, ReadingStatus, MAX_READING_KEYS};
 pub use records::{Account, AccountId, BlobHash, Mailbox, MailboxId, MailboxRole, Uid};
 pub use rocks::RocksStore;
+pub(crate) use threads::base_subject;
 pub use tokens::{AppToken, NewAppToken, TokenId, MAX_APP_TOKENS, TOKEN_PREFIX};
 
 /// A column family: one independent, ordered key space of the store.

@@ -15,7 +15,7 @@ mod source;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-pub(crate) use query::query;
+pub(crate) use query::{query, query_changes, snippet_get};
 pub(crate) use set::{import, set};
 
 use super::call::{get_response, parse as parse_args, select, Call, GetArgs};

@@ -10,10 +10,6 @@ use crate::store::{AccountId, MailError, MailStore, Message};
 
 /// The bytes of `m` as this request presents them; `None` when they are
 /// gone (expunged meanwhile).
-#[allow(
-    dead_code,
-    reason = "the way in for body-part downloads and search snippets, being written"
-)]
 pub(crate) fn message_bytes(
     s: &MailStore,
     id: AccountId,
