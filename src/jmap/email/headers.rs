@@ -139,8 +139,11 @@ impl HeaderProperty {
     }
 
     fn parse_value(&self, bytes: &[u8]) -> Value {
+        // why the line end: mail-parser's field parsers read up to it.
+        let mut line = bytes.to_vec();
+        line.extend_from_slice(b"\r\n");
         let parsed = || {
-            let mut stream = MessageStream::new(bytes);
+            let mut stream = MessageStream::new(&line);
             match self.form {
                 Form::Text => stream.parse_unstructured(),
                 Form::MessageIds => stream.parse_id(),

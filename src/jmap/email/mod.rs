@@ -152,7 +152,8 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
                         source::message_bytes(s, id, &m, keys.as_deref())?.unwrap_or_default()
                     }
                 };
-                found.push(email_object(id, &m, &raw, &wanted));
+                let decrypted = part_blob::decrypted_view(&m, keys.as_deref());
+                found.push(email_object(id, &m, &raw, &wanted, decrypted));
             }
             Ok((state, found, missing))
         })

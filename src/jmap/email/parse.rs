@@ -167,11 +167,14 @@ pub(crate) fn metadata(account: AccountId, msg: &Message) -> Map<String, Value> 
 }
 
 /// The Email object of `msg` with bytes `raw`, as far as `wanted` goes.
+/// `decrypted` says whether `raw` is the message decrypted (server-side
+/// reading): then its parts are shown, and their blob ids say so.
 pub(crate) fn email_object(
     account: AccountId,
     msg: &Message,
     raw: &[u8],
     wanted: &Wanted,
+    decrypted: bool,
 ) -> Map<String, Value> {
     let mut obj = metadata(account, msg);
     let place = PartBlob {
@@ -179,10 +182,12 @@ pub(crate) fn email_object(
         origin: Origin::Email {
             email: msg.email_id,
             blob: msg.blob,
+            decrypted,
         },
         path: Vec::new(),
     };
-    parsed_properties(&mut obj, raw, wanted, &place, msg.encrypted);
+    let encrypted = msg.encrypted && !decrypted;
+    parsed_properties(&mut obj, raw, wanted, &place, encrypted);
     obj
 }
 

@@ -22,7 +22,7 @@ use super::body::Fetch;
 use super::parse::{parsed_email, Wanted};
 use super::part_blob::{self, Origin, PartBlob};
 use super::{all_messages, source};
-use crate::store::{AccountId, MailStore};
+use crate::store::{AccountId, MailStore, Message};
 
 /// The properties returned when `properties` is omitted (RFC 8621 §4.9).
 const DEFAULT_PROPERTIES: &[&str] = &[
@@ -106,8 +106,9 @@ pub(crate) async fn parse_blobs(call: &mut Call, args: Map<String, Value>) -> Re
     let outcomes = call
         .blocking(move |s, id| {
             let mut out = Vec::with_capacity(blob_ids.len());
+            let mut stored = None;
             for (blob_id, upload) in blob_ids.iter().zip(&uploads) {
-                let found = bytes_of(s, id, blob_id, upload.as_deref(), keys.as_deref())?;
+                let found = bytes_of(s, id, blob_id, upload.as_deref(), keys.as_deref(), &mut stored)?;
                 out.push(match found {
                     None => Outcome::NotFound,
                     Some((raw, place)) => match parsed_email(blob_id, &raw, &wanted, &place) {
@@ -156,13 +157,15 @@ fn upload_of(call: &Call, account: AccountId, blob_id: &str) -> Option<Arc<Vec<u
 
 /// The bytes `blob_id` names and where its parts are, or `None` when it
 /// names nothing of the account: an upload (`upload`, taken beforehand),
-/// a part, or the blob of one of its Emails.
+/// a part, or the blob of one of its Emails (`stored`: the account's
+/// messages, read at the first such blob of the call).
 fn bytes_of(
     s: &MailStore,
     account: AccountId,
     blob_id: &str,
     upload: Option<&Vec<u8>>,
     keys: Option<&crate::reading::Unlocked>,
+    stored: &mut Option<Vec<Message>>,
 ) -> Result<Option<(Vec<u8>, PartBlob)>, Error> {
     if let Some(part) = PartBlob::parse(blob_id, account) {
         let bytes = part_blob::read(s, &part, upload.map(Vec::as_slice), keys)?;
@@ -181,13 +184,18 @@ fn bytes_of(
     };
     // why a scan: no index maps a blob to its Email; this is the rare
     // case (a client parses an Email it could `Email/get`), and costs
-    // what an `Email/get` without ids costs.
-    let Some(m) = all_messages(s, account)?.into_iter().find(|m| m.blob == hash) else {
+    // what an `Email/get` without ids costs, once per call.
+    let messages = match stored {
+        Some(m) => m,
+        None => stored.insert(all_messages(s, account)?),
+    };
+    let Some(m) = messages.iter().find(|m| m.blob == hash) else {
         return Ok(None);
     };
     let origin = Origin::Email {
         email: m.email_id,
         blob: m.blob,
+        decrypted: part_blob::decrypted_view(&m, keys),
     };
-    Ok(source::message_bytes(s, account, &m, keys)?.map(|raw| (raw, place(origin))))
+    Ok(source::message_bytes(s, account, m, keys)?.map(|raw| (raw, place(origin))))
 }

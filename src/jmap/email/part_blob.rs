@@ -14,6 +14,7 @@
 //!
 //! ```text
 //! part-blob = "p" account "-" email "-" blob-hex "-" path   ; a stored Email's part
+//!           / "r" account "-" email "-" blob-hex "-" path   ; the same, decrypted
 //!           / "q" account "-" upload-hex "-" path           ; an upload's part
 //! path      = part-id *("." part-id)                        ; at most MAX_PATH
 //! ```
@@ -22,7 +23,11 @@
 //! Emails); the Email number finds the message through the account's
 //! store (`email::find`), and the blob hash must still be that Email's:
 //! blobs are immutable (RFC 8620 §6), so once the Email is gone or holds
-//! other bytes its part ids name nothing. An id of another account, of
+//! other bytes its part ids name nothing. An encrypted Email presented
+//! decrypted (server-side reading, `crate::reading`) has other parts than
+//! the one it has as stored, so its ids say which view they are of (`r`):
+//! read without the keys they name nothing, and a stored view's id reads
+//! the stored bytes even where the keys are unlocked. An id of another account, of
 //! an Email that is gone, a part out of range, a multipart or a part
 //! below [`MAX_DEPTH`] is not found.
 
@@ -36,7 +41,7 @@ use super::super::ids;
 use super::source;
 use crate::mime::MAX_DEPTH;
 use crate::reading::Unlocked;
-use crate::store::{AccountId, BlobHash, MailError, MailStore};
+use crate::store::{self, AccountId, BlobHash, MailError, MailStore};
 
 /// Most levels of encapsulation a part blob id may go down. why 8:
 /// real mail forwards a forward of a forward at most a few levels deep;
@@ -53,6 +58,8 @@ pub(crate) enum Origin {
         email: u64,
         /// The stored blob it must still hold.
         blob: BlobHash,
+        /// Whether the parts are those of the message decrypted.
+        decrypted: bool,
     },
     /// An upload of the account (RFC 8620 §6.1).
     Upload(BlobHash),
@@ -75,8 +82,13 @@ impl PartBlob {
         let path: Vec<String> = self.path.iter().map(u32::to_string).collect();
         let path = path.join(".");
         match self.origin {
-            Origin::Email { email, blob } => {
-                format!("p{}-{email}-{}-{path}", self.account, ids::blob(blob))
+            Origin::Email {
+                email,
+                blob,
+                decrypted,
+            } => {
+                let kind = if decrypted { 'r' } else { 'p' };
+                format!("{kind}{}-{email}-{}-{path}", self.account, ids::blob(blob))
             }
             Origin::Upload(hash) => format!("q{}-{}-{path}", self.account, ids::blob(hash)),
         }
@@ -103,10 +115,15 @@ impl PartBlob {
             return None;
         }
         let origin = match kind {
-            "p" => {
+            "p" | "r" => {
                 let email = number(fields.next()?)?;
                 let blob = ids::parse_blob(fields.next()?)?;
-                Origin::Email { email, blob }
+                let decrypted = kind == "r";
+                Origin::Email {
+                    email,
+                    blob,
+                    decrypted,
+                }
             }
             "q" => Origin::Upload(ids::parse_blob(fields.next()?)?),
             _ => return None,
@@ -135,6 +152,12 @@ fn number<T: std::str::FromStr>(s: &str) -> Option<T> {
     s.parse().ok()
 }
 
+/// Whether the parts of `m` presented with `keys` are those of the
+/// message decrypted (what a part blob id of it says).
+pub(crate) fn decrypted_view(m: &store::Message, keys: Option<&Unlocked>) -> bool {
+    m.encrypted && keys.is_some()
+}
+
 /// The decoded bytes of `part` (RFC 8621 §4.1.4), or `None` when it
 /// names nothing: for a stored Email's part, read through
 /// [`source::message_bytes`] from the Email it names, which must still
@@ -147,12 +170,21 @@ pub(crate) fn read(
     keys: Option<&Unlocked>,
 ) -> Result<Option<Vec<u8>>, MailError> {
     let raw = match part.origin {
-        Origin::Email { email, blob } => {
+        Origin::Email {
+            email,
+            blob,
+            decrypted,
+        } => {
             let found = s.get_emails(part.account, &[email])?.pop().flatten();
             let Some(m) = found.filter(|m| m.blob == blob) else {
                 return Ok(None);
             };
-            match source::message_bytes(s, part.account, &m, keys)? {
+            let view = match (decrypted, keys) {
+                (true, None) => return Ok(None),
+                (true, Some(k)) => Some(k),
+                (false, _) => None,
+            };
+            match source::message_bytes(s, part.account, &m, view)? {
                 Some(raw) => Cow::Owned(raw),
                 None => return Ok(None),
             }

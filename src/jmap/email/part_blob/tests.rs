@@ -99,6 +99,7 @@ fn ids_of_other_accounts_and_garbage_parse_as_nothing() {
         origin: Origin::Email {
             email: 12,
             blob: hash,
+            decrypted: false,
         },
         path: vec![4, 1],
     };
@@ -106,6 +107,10 @@ fn ids_of_other_accounts_and_garbage_parse_as_nothing() {
     assert_eq!(id, format!("p3-12-{hash}-4.1"));
     assert_eq!(PartBlob::parse(&id, me), Some(good.clone()));
     assert_eq!(PartBlob::parse(&id, AccountId(4)), None);
+    let read = format!("r3-12-{hash}-4.1");
+    let parsed = PartBlob::parse(&read, me).unwrap();
+    assert!(matches!(parsed.origin, Origin::Email { decrypted: true, .. }));
+    assert_eq!(parsed.id(), read);
     let long = format!("p3-12-{hash}-{}", vec!["1"; MAX_PATH + 1].join("."));
     for bad in [
         String::new(),
@@ -142,12 +147,13 @@ proptest! {
         email in any::<u64>(),
         bytes in any::<[u8; 32]>(),
         upload in any::<bool>(),
+        decrypted in any::<bool>(),
         path in proptest::collection::vec(any::<u32>(), 1..=MAX_PATH),
     ) {
         let origin = if upload {
             Origin::Upload(BlobHash(bytes))
         } else {
-            Origin::Email { email, blob: BlobHash(bytes) }
+            Origin::Email { email, blob: BlobHash(bytes), decrypted }
         };
         let part = PartBlob { account: AccountId(account), origin, path };
         let id = part.id();
