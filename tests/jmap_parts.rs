@@ -174,7 +174,11 @@ fn rfc8621_4_1_4_every_leaf_part_downloads_its_decoded_octets() {
         let (status, got) = download(&server, "alice@example.org", &alice.account_id, blob);
         assert_eq!(status, 200, "{part}");
         assert_eq!(got, want, "{part}");
-        assert_eq!(part["size"], json!(want.len()), "size is of the decoded octets: {part}");
+        assert_eq!(
+            part["size"],
+            json!(want.len()),
+            "size is of the decoded octets: {part}"
+        );
     }
     assert_eq!(text["charset"], "iso-8859-1");
     assert_eq!(text["language"], json!(["de"]));
@@ -238,13 +242,21 @@ async fn rfc8621_4_1_4_jmap_client_downloads_a_part() {
 
     // Email/parse of the forwarded message as jmap-client asks it (§4.9).
     let parsed = client
-        .email_parse(blob, Some([Property::Subject, Property::Attachments]), Some([BodyProperty::BlobId, BodyProperty::Name]), None)
+        .email_parse(
+            blob,
+            Some([Property::Subject, Property::Attachments]),
+            Some([BodyProperty::BlobId, BodyProperty::Name]),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(parsed.subject(), Some("parts"));
     let inner = parsed.attachments().unwrap();
     let bin = inner.iter().find(|a| a.name() == Some("all.bin")).unwrap();
-    assert_eq!(client.download(bin.blob_id().unwrap()).await.unwrap(), binary());
+    assert_eq!(
+        client.download(bin.blob_id().unwrap()).await.unwrap(),
+        binary()
+    );
 }
 
 #[test]
@@ -262,11 +274,21 @@ fn rfc8621_4_2_body_properties_choose_the_part_properties() {
         .find(|p| p["type"] == "application/octet-stream")
         .unwrap()
         .clone();
-    let mut keys: Vec<&str> = bin.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = bin
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort();
     assert_eq!(
         keys,
-        ["header:Content-Transfer-Encoding:asText", "headers", "partId", "type"],
+        [
+            "header:Content-Transfer-Encoding:asText",
+            "headers",
+            "partId",
+            "type"
+        ],
         "{bin}"
     );
     assert_eq!(bin["header:Content-Transfer-Encoding:asText"], "base64");
@@ -278,17 +300,38 @@ fn rfc8621_4_2_body_properties_choose_the_part_properties() {
         .collect();
     assert_eq!(
         names,
-        ["Content-Type", "Content-Disposition", "Content-ID", "Content-Transfer-Encoding"]
+        [
+            "Content-Type",
+            "Content-Disposition",
+            "Content-ID",
+            "Content-Transfer-Encoding"
+        ]
     );
     // The structure stays a tree whatever is asked (subParts of multiparts).
-    assert_eq!(email["bodyStructure"]["subParts"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        email["bodyStructure"]["subParts"].as_array().unwrap().len(),
+        3
+    );
 
     // The default list (§4.2) and nothing else.
     let email = get(&alice, &id, json!({}))["list"][0].clone();
-    let mut keys: Vec<String> = email["textBody"][0].as_object().unwrap().keys().cloned().collect();
+    let mut keys: Vec<String> = email["textBody"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     keys.sort();
     let mut default = [
-        "partId", "blobId", "size", "name", "type", "charset", "disposition", "cid", "language",
+        "partId",
+        "blobId",
+        "size",
+        "name",
+        "type",
+        "charset",
+        "disposition",
+        "cid",
+        "language",
         "location",
     ];
     default.sort();
@@ -305,7 +348,10 @@ fn rfc8621_4_2_body_properties_choose_the_part_properties() {
         e["header:FROM:asAddresses"],
         json!([{ "name": "Carol", "email": "carol@example.net" }])
     );
-    assert_eq!(e["header:Message-ID:asMessageIds:all"], json!([["parts@example.net"]]));
+    assert_eq!(
+        e["header:Message-ID:asMessageIds:all"],
+        json!([["parts@example.net"]])
+    );
     assert_eq!(e["header:X-None:all"], json!([]));
     assert_eq!(e["header:X-None"], Value::Null);
 
@@ -333,21 +379,38 @@ fn rfc8621_4_9_email_parse_reads_a_forwarded_message() {
     let blob = fwd["blobId"].as_str().unwrap().to_string();
     let (status, inner) = download(&server, "alice@example.org", &alice.account_id, &blob);
     assert_eq!(status, 200);
-    assert_eq!(inner, mixed(), "the attachment is the forwarded message itself");
+    assert_eq!(
+        inner,
+        mixed(),
+        "the attachment is the forwarded message itself"
+    );
 
     let parsed = alice.call(
         "Email/parse",
         json!({ "blobIds": [blob, "nonsense", "p1-1-00-1"], "fetchTextBodyValues": true }),
     );
-    assert_eq!(parsed["notFound"], json!(["nonsense", "p1-1-00-1"]), "{parsed}");
+    assert_eq!(
+        parsed["notFound"],
+        json!(["nonsense", "p1-1-00-1"]),
+        "{parsed}"
+    );
     assert_eq!(parsed["notParsable"], Value::Null);
     let e = &parsed["parsed"][&blob];
     assert_eq!(e["subject"], "parts", "{parsed}");
-    assert_eq!(e["from"], json!([{ "name": "Carol", "email": "carol@example.net" }]));
+    assert_eq!(
+        e["from"],
+        json!([{ "name": "Carol", "email": "carol@example.net" }])
+    );
     assert_eq!(e["messageId"], json!(["parts@example.net"]));
-    assert!(e.get("id").is_none() && e.get("mailboxIds").is_none(), "{e}");
+    assert!(
+        e.get("id").is_none() && e.get("mailboxIds").is_none(),
+        "{e}"
+    );
     let text_part = e["textBody"][0]["partId"].as_str().unwrap();
-    assert_eq!(e["bodyValues"][text_part]["value"], "Schöne Grüße = soft break.");
+    assert_eq!(
+        e["bodyValues"][text_part]["value"],
+        "Schöne Grüße = soft break."
+    );
     // The forwarded message's attachment downloads in turn, and parses too.
     let bin = part_of(&e["attachments"], "application/octet-stream");
     let (status, got) = download(
@@ -370,7 +433,10 @@ fn rfc8621_4_9_email_parse_reads_a_forwarded_message() {
     assert_eq!(e["size"], json!(mixed().len()));
 
     // The Email's own blob parses too, its parts named as Email/get names them.
-    let whole = alice.call("Email/get", json!({ "ids": [id], "properties": ["blobId"] }));
+    let whole = alice.call(
+        "Email/get",
+        json!({ "ids": [id], "properties": ["blobId"] }),
+    );
     let whole = whole["list"][0]["blobId"].as_str().unwrap().to_string();
     let again = alice.call(
         "Email/parse",
@@ -378,7 +444,10 @@ fn rfc8621_4_9_email_parse_reads_a_forwarded_message() {
     );
     let e = &again["parsed"][&whole];
     assert_eq!(e["subject"], "Fwd: parts", "{again}");
-    assert_eq!(part_of(&e["attachments"], "message/rfc822")["blobId"], json!(blob));
+    assert_eq!(
+        part_of(&e["attachments"], "message/rfc822")["blobId"],
+        json!(blob)
+    );
 
     // Another account's part is not found there (nor downloadable).
     let bob = server.jmap("bob@example.org", PASSWORD);
@@ -404,7 +473,10 @@ fn rfc8621_4_9_email_parse_reads_an_upload_and_its_parts() {
         .to_string();
     let (status, got) = download(&server, "alice@example.org", &alice.account_id, &inner);
     assert_eq!((status, got), (200, mixed()));
-    let again = alice.call("Email/parse", json!({ "blobIds": [inner], "properties": ["subject"] }));
+    let again = alice.call(
+        "Email/parse",
+        json!({ "blobIds": [inner], "properties": ["subject"] }),
+    );
     assert_eq!(again["parsed"][&inner]["subject"], "parts", "{again}");
     let empty = alice.upload(Vec::new());
     let r = alice.call("Email/parse", json!({ "blobIds": [empty] }));
@@ -420,16 +492,25 @@ fn hostile_part_blob_ids_are_not_found() {
     let bob = server.jmap("bob@example.org", PASSWORD);
     let id = only_email(&alice);
     let email = get(&alice, &id, json!({}))["list"][0].clone();
-    let blob = email["attachments"][0]["blobId"].as_str().unwrap().to_string();
+    let blob = email["attachments"][0]["blobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let a = alice.account_id.clone();
     assert_eq!(download(&server, "alice@example.org", &a, &blob).0, 200);
 
     // Bob, with his own account id or with Alice's: nothing.
-    assert_eq!(download(&server, "bob@example.org", &bob.account_id, &blob).0, 404);
+    assert_eq!(
+        download(&server, "bob@example.org", &bob.account_id, &blob).0,
+        404
+    );
     assert_eq!(download(&server, "bob@example.org", &a, &blob).0, 404);
     // Alice's id rewritten to name Bob's account: still nothing for Bob.
     let rewritten = blob.replacen(&a[1..], &bob.account_id[1..], 1);
-    assert_eq!(download(&server, "bob@example.org", &bob.account_id, &rewritten).0, 404);
+    assert_eq!(
+        download(&server, "bob@example.org", &bob.account_id, &rewritten).0,
+        404
+    );
 
     let (head, _) = blob.rsplit_once('-').unwrap();
     let long = format!("{head}-{}", vec!["0"; 40].join("."));
@@ -454,7 +535,10 @@ fn hostile_part_blob_ids_are_not_found() {
     // The decrypted view of a part (server-side reading) is nothing
     // without unlocked keys, and never the stored part it mirrors.
     let read_view = format!("r{}", &blob[1..]);
-    assert_eq!(download(&server, "alice@example.org", &a, &read_view).0, 404);
+    assert_eq!(
+        download(&server, "alice@example.org", &a, &read_view).0,
+        404
+    );
 
     // Once the Email is gone, so are its parts.
     let gone = alice.call("Email/set", json!({ "destroy": [id] }));
@@ -483,7 +567,12 @@ fn rfc8621_4_1_4_an_encrypted_message_is_one_smime_p7m_part() {
     assert_eq!(p7m["type"], "application/pkcs7-mime");
     assert_eq!(p7m["name"], "smime.p7m");
     assert_eq!(got["bodyStructure"]["blobId"], p7m["blobId"]);
-    let (status, der) = download(&server, email, &user.account_id, p7m["blobId"].as_str().unwrap());
+    let (status, der) = download(
+        &server,
+        email,
+        &user.account_id,
+        p7m["blobId"].as_str().unwrap(),
+    );
     assert_eq!(status, 200);
     assert_eq!(der.first(), Some(&0x30), "a DER/BER SEQUENCE, not base64");
     assert_eq!(p7m["size"], json!(der.len()));

@@ -114,7 +114,9 @@ impl HeaderProperty {
         }
         let name = name.to_ascii_lowercase();
         if !allowed(&name, form) {
-            return Err(bad("the RFC 8621 §4.1.2 form is not allowed for this field"));
+            return Err(bad(
+                "the RFC 8621 §4.1.2 form is not allowed for this field",
+            ));
         }
         Ok(Some(Self {
             key: s.to_string(),

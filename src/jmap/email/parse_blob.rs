@@ -108,7 +108,14 @@ pub(crate) async fn parse_blobs(call: &mut Call, args: Map<String, Value>) -> Re
             let mut out = Vec::with_capacity(blob_ids.len());
             let mut stored = None;
             for (blob_id, upload) in blob_ids.iter().zip(&uploads) {
-                let found = bytes_of(s, id, blob_id, upload.as_deref(), keys.as_deref(), &mut stored)?;
+                let found = bytes_of(
+                    s,
+                    id,
+                    blob_id,
+                    upload.as_deref(),
+                    keys.as_deref(),
+                    &mut stored,
+                )?;
                 out.push(match found {
                     None => Outcome::NotFound,
                     Some((raw, place)) => match parsed_email(blob_id, &raw, &wanted, &place) {
@@ -126,10 +133,8 @@ pub(crate) async fn parse_blobs(call: &mut Call, args: Map<String, Value>) -> Re
             Outcome::Parsed(obj) => {
                 // why not `call::select`: that keeps `id`, which a parsed
                 // blob does not have (§4.9: null, and only when asked).
-                let shown: Map<String, Value> = obj
-                    .into_iter()
-                    .filter(|(k, _)| props.contains(k))
-                    .collect();
+                let shown: Map<String, Value> =
+                    obj.into_iter().filter(|(k, _)| props.contains(k)).collect();
                 parsed.insert(blob_id, Value::Object(shown));
             }
             Outcome::NotParsable => not_parsable.push(blob_id),
@@ -195,7 +200,7 @@ fn bytes_of(
     let origin = Origin::Email {
         email: m.email_id,
         blob: m.blob,
-        decrypted: part_blob::decrypted_view(&m, keys),
+        decrypted: part_blob::decrypted_view(m, keys),
     };
     Ok(source::message_bytes(s, account, m, keys)?.map(|raw| (raw, place(origin))))
 }

@@ -102,7 +102,10 @@ impl PartBlob {
         }
         let mut path = self.path.clone();
         path.push(part);
-        Some(Self { path, ..self.clone() })
+        Some(Self {
+            path,
+            ..self.clone()
+        })
     }
 
     /// The part blob `s` names, if it is one of `account`'s: anything

@@ -40,7 +40,7 @@ Inner body.\r\n\
 fn ids_of(kind: &str) -> Vec<u32> {
     let parser = MessageParser::default();
     let msg = crate::mime::parse(&parser, MESSAGE).unwrap();
-    (0..msg.parts.len() as u32)
+    (0..u32::try_from(msg.parts.len()).unwrap())
         .filter(|&i| {
             let p = msg.part(i).unwrap();
             match kind {
@@ -109,9 +109,15 @@ fn ids_of_other_accounts_and_garbage_parse_as_nothing() {
     assert_eq!(PartBlob::parse(&id, AccountId(4)), None);
     let read = format!("r3-12-{hash}-4.1");
     let parsed = PartBlob::parse(&read, me).unwrap();
-    assert!(matches!(parsed.origin, Origin::Email { decrypted: true, .. }));
+    assert!(matches!(
+        parsed.origin,
+        Origin::Email {
+            decrypted: true,
+            ..
+        }
+    ));
     assert_eq!(parsed.id(), read);
-    let long = format!("p3-12-{hash}-{}", vec!["1"; MAX_PATH + 1].join("."));
+    let long = format!("p3-12-{hash}-{}", ["1"; MAX_PATH + 1].join("."));
     for bad in [
         String::new(),
         "p".into(),
