@@ -154,8 +154,9 @@ impl Session {
         let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
             return Ok(Vec::new());
         };
+        let keys = if content { self.reading_keys() } else { None };
         let work = move |s: &MailStore| {
-            let loaded = load(s, id, mbox, &wanted, content)?;
+            let loaded = load(s, id, mbox, &wanted, content, keys.as_deref())?;
             // A message expunged meanwhile has no record: no match.
             Ok(loaded
                 .iter()

@@ -73,6 +73,9 @@ pub(crate) struct Session {
     pub(crate) token: Option<crate::store::TokenId>,
     /// What the client enabled of RFC 7162 (CONDSTORE, QRESYNC).
     pub(crate) resync: super::condstore::Tracking,
+    /// The account's server-side reading keys, held while logged in
+    /// with the password (`crate::reading`).
+    pub(crate) reading: Option<crate::reading::Hold>,
 }
 
 /// What a connection refused for want of descriptors gets.
@@ -142,6 +145,7 @@ pub(crate) async fn run(
         anonymous: Some(anonymous),
         token: None,
         resync: super::condstore::Tracking::Off,
+        reading: None,
     };
     match session.serve().await {
         Ok(()) | Err(ConnectionError::Closed) => info!("disconnected"),
@@ -300,6 +304,12 @@ impl Session {
 
     /// Runs `f` on the store on the blocking pool: the one place IMAP
     /// reaches the (blocking) store.
+    /// The account's server-side reading keys, while this session holds
+    /// them and they have not been forgotten (`crate::reading`).
+    pub(crate) fn reading_keys(&self) -> Option<Arc<crate::reading::Unlocked>> {
+        self.reading.as_ref().and_then(crate::reading::Hold::keys)
+    }
+
     pub(crate) async fn with_store<T, F>(&self, f: F) -> Result<T, ImapError>
     where
         T: Send + 'static,

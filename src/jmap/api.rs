@@ -25,14 +25,14 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::auth::{authenticate, Peer};
+use super::auth::{self, authenticate, Peer};
 use super::call::Call;
 use super::error::{Error, Problem};
 use super::reference::{self, Answered, Budget, Unresolved};
 use super::session::SESSION_STATE;
 use super::{
-    capability, certificate, email, guard, limits, mailbox, quota, send_test, settings, tokens,
-    Server,
+    capability, certificate, email, guard, limits, mailbox, private_key, quota, send_test,
+    settings, tokens, Server,
 };
 
 /// Bytes (as compact JSON) the method responses of one request may take
@@ -78,11 +78,14 @@ pub(crate) async fn handle(
         Ok(r) => r,
         Err(p) => return p.into_response(),
     };
+    let password = auth::basic_password(&headers);
+    let reading = auth::reading_keys(&server, account.id, password.as_ref()).await;
     let mut call = Call {
         server: Arc::clone(&server),
         account,
         created_ids: request.created_ids.clone().unwrap_or_default(),
-        reading: None,
+        reading,
+        password,
     };
     let budget = Budget::new(request_bytes);
     let answered = match run(&mut call, &request.using, request.method_calls, budget).await {
@@ -194,7 +197,7 @@ fn error_response(left: &mut usize, e: &Error) -> (String, Value) {
 fn capability_of(name: &str) -> &'static str {
     match name.split_once('/').map(|(t, _)| t) {
         Some("Core") => capability::CORE,
-        Some("Certificate" | "EncryptionSettings") => capability::ENCRYPTION,
+        Some("Certificate" | "EncryptionSettings" | "PrivateKey") => capability::ENCRYPTION,
         Some("Quota") => capability::QUOTA,
         Some("AppToken") => capability::AUTH,
         _ => capability::MAIL,
@@ -234,6 +237,8 @@ async fn dispatch(
         "EncryptionSettings/get" => settings::get(call, args).await,
         "EncryptionSettings/set" => settings::set(call, args).await,
         "EncryptionSettings/sendTest" => send_test::send_test(call, args).await,
+        "PrivateKey/get" => private_key::get(call, args).await,
+        "PrivateKey/set" => private_key::set(call, args).await,
         "AppToken/get" => tokens::get(call, args).await,
         "AppToken/set" => tokens::set(call, args).await,
         "Quota/get" => quota::get(call, args).await,

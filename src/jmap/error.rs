@@ -203,7 +203,14 @@ fn store_error(m: &MailError, text: String) -> JmapError {
         MailError::MailboxNotFound { .. }
         | MailError::MessageNotFound { .. }
         | MailError::CertificateNotFound { .. }
-        | MailError::AppTokenNotFound { .. } => JmapError::new("notFound", text),
+        | MailError::AppTokenNotFound { .. }
+        | MailError::ReadingKeyNotFound { .. } => JmapError::new("notFound", text),
+        MailError::TooManyReadingKeys { .. } => JmapError::new("overQuota", text),
+        MailError::DuplicateReadingKey { fingerprint } => {
+            JmapError::new("alreadyExists", text).with("existingId", json!(fingerprint.to_string()))
+        }
+        MailError::NoReadingKey => JmapError::new("invalidProperties", text)
+            .with("properties", props(&["serverSideReading"])),
         MailError::TooManyAppTokens { .. } => JmapError::new("overQuota", text),
         MailError::InvalidAppTokenName { .. } => {
             JmapError::new("invalidProperties", text).with("properties", props(&["name"]))

@@ -59,6 +59,7 @@ mod listen;
 mod mailbox;
 mod origin;
 mod page;
+mod private_key;
 mod quota;
 mod reference;
 mod send_test;
@@ -94,6 +95,8 @@ pub struct JmapContext {
     pub max_upload_bytes: u64,
     /// How the session's URLs are made and whose forwarded headers count.
     pub urls: UrlPolicy,
+    /// Server-side reading keys unlocked on this node (`crate::reading`).
+    pub keyring: Arc<crate::reading::Keyring>,
 }
 
 /// Limits announced in the session's core capability and enforced.
