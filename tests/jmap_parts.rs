@@ -593,3 +593,54 @@ fn rfc8621_4_1_4_an_encrypted_message_is_one_smime_p7m_part() {
         String::from_utf8_lossy(&inner)
     );
 }
+
+/// An account with encryption on and its key handed over for server-side
+/// reading (ARCHITECTURE.md "Server-side reading"), over JMAP.
+fn reading_account(server: &Server, email: &str) -> JmapUser {
+    server.account_with_password(email, PASSWORD);
+    let keys = pki::pair(email, 2048);
+    server.ok(&["cert", "add", email, keys.cert.to_str().unwrap()]);
+    server.ok(&["encryption", "enable", email]);
+    let user = server.jmap(email, PASSWORD);
+    let pem = String::from_utf8(keys.key_pem()).unwrap();
+    let made = user.call(
+        "PrivateKey/set",
+        json!({ "create": { "k": { "privateKey": pem } } }),
+    );
+    assert!(made["created"]["k"].is_object(), "{made}");
+    let on = user.call(
+        "EncryptionSettings/set",
+        json!({ "update": { "singleton": { "serverSideReading": true } } }),
+    );
+    assert!(on["updated"].is_object(), "{on}");
+    user
+}
+
+#[test]
+fn rfc8621_4_1_4_with_server_side_reading_parts_are_the_decrypted_ones() {
+    let server = Server::start();
+    let email = "reader@example.org";
+    let user = reading_account(&server, email);
+    deliver(&server, email, &mixed());
+    let id = only_email(&user);
+    let got = get(&user, &id, json!({}))["list"][0].clone();
+    let bin = part_of(&got["attachments"], "application/octet-stream");
+    let blob = bin["blobId"].as_str().unwrap().to_string();
+    assert!(
+        blob.starts_with('r'),
+        "a part of the decrypted view: {blob}"
+    );
+    let (status, bytes) = download(&server, email, &user.account_id, &blob);
+    assert_eq!((status, bytes), (200, binary()));
+    // The stored view of the same Email is one smime.p7m part, never the
+    // decrypted part under the stored view's id.
+    let stored = format!("p{}", &blob[1..]);
+    assert_eq!(download(&server, email, &user.account_id, &stored).0, 404);
+
+    let off = user.call(
+        "EncryptionSettings/set",
+        json!({ "update": { "singleton": { "serverSideReading": false } } }),
+    );
+    assert!(off["updated"].is_object(), "{off}");
+    assert_eq!(download(&server, email, &user.account_id, &blob).0, 404);
+}

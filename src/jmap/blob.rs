@@ -44,7 +44,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{authenticate, Peer};
+use super::auth::{self, authenticate, Peer};
 use super::email::part_blob::{self, Origin, PartBlob};
 use super::error::Problem;
 use super::{ids, limits, Server};
@@ -274,7 +274,7 @@ pub(crate) async fn download(
     }
     let data = match server.uploads.get(account.id, &blob_id) {
         Some(d) => d.to_vec(),
-        None if blob_id.len() > 64 => match part(&server, account.id, &blob_id).await {
+        None if blob_id.len() > 64 => match part(&server, &headers, account.id, &blob_id).await {
             Ok(Some(d)) => d,
             Ok(None) => return not_found(),
             Err(()) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -313,8 +313,15 @@ pub(crate) async fn download(
 }
 
 /// The decoded bytes of the part `blob_id` names, if it names one of
-/// `account`'s; `Err` when the store fails.
-async fn part(server: &Server, account: AccountId, blob_id: &str) -> Result<Option<Vec<u8>>, ()> {
+/// `account`'s, read with the account's server-side reading keys when
+/// the request opens them (as an API request does); `Err` when the store
+/// fails.
+async fn part(
+    server: &Server,
+    headers: &HeaderMap,
+    account: AccountId,
+    blob_id: &str,
+) -> Result<Option<Vec<u8>>, ()> {
     let Some(part) = PartBlob::parse(blob_id, account) else {
         return Ok(None);
     };
@@ -322,10 +329,20 @@ async fn part(server: &Server, account: AccountId, blob_id: &str) -> Result<Opti
         Origin::Upload(hash) => server.uploads.get(account, &ids::blob(hash)),
         Origin::Email { .. } => None,
     };
+    let keys = match part.origin {
+        Origin::Email {
+            decrypted: true, ..
+        } => {
+            let password = auth::basic_password(headers);
+            auth::reading_keys(server, account, password.as_ref()).await
+        }
+        _ => None,
+    };
     let store = Arc::clone(&server.ctx.store);
-    // why no keys: a download is no API call and holds no unlocked keys
-    // (`Call::reading`); the part is read as stored.
-    let read = move || part_blob::read(&store, &part, upload.as_deref().map(Vec::as_slice), None);
+    let read = move || {
+        let upload = upload.as_deref().map(Vec::as_slice);
+        part_blob::read(&store, &part, upload, keys.as_deref())
+    };
     match tokio::task::spawn_blocking(read).await {
         Ok(Ok(found)) => Ok(found),
         _ => Err(()),
