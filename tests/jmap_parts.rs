@@ -9,6 +9,10 @@
 //! `smime.p7m`, which `openssl cms -decrypt` opens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "jmap_parts/http.rs"]
+mod http;
+#[path = "jmap_parts/mail.rs"]
+mod mail;
 mod support;
 
 use std::process::Command;
@@ -19,67 +23,8 @@ use support::pki;
 use support::server::{JmapUser, Server};
 use support::tools::{lf, require, run};
 
-const PASSWORD: &str = "parts and pieces";
-
-/// Bytes of the base64 attachment: every octet value once.
-fn binary() -> Vec<u8> {
-    (0..=255u8).collect()
-}
-
-/// The octets of the quoted-printable attachment (ISO-8859-1, with a
-/// soft line break and an encoded `=`).
-const NOTES: &[u8] = b"Gr\xfc\xdfe aus K\xf6ln = 1 long line joined\r\nsecond line\r\n";
-
-/// A multipart/mixed of a multipart/alternative (quoted-printable text,
-/// base64 HTML) and two attachments (base64 binary, quoted-printable).
-fn mixed() -> Vec<u8> {
-    use base64::Engine as _;
-    let b64 = |b: &[u8]| {
-        let s = base64::engine::general_purpose::STANDARD.encode(b);
-        let lines: Vec<&str> = s
-            .as_bytes()
-            .chunks(76)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect();
-        lines.join("\r\n")
-    };
-    let mut m = String::from(
-        "From: Carol <carol@example.net>\r\nTo: alice@example.org\r\nSubject: parts\r\n\
-         Message-ID: <parts@example.net>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"mix\"\r\n\r\n\
-         --mix\r\nContent-Type: multipart/alternative; boundary=\"alt\"\r\n\r\n\
-         --alt\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\
-         Content-Transfer-Encoding: quoted-printable\r\nContent-Language: de\r\n\r\n\
-         Sch=F6ne Gr=FC=DFe =3D soft=\r\n break.\r\n\
-         --alt\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n",
-    );
-    m.push_str(&b64("<p>Schöne Grüße</p>".as_bytes()));
-    m.push_str(
-        "\r\n--alt--\r\n--mix\r\nContent-Type: application/octet-stream; name=\"all.bin\"\r\n\
-         Content-Disposition: attachment; filename=\"all.bin\"\r\n\
-         Content-ID: <bin@example.net>\r\nContent-Transfer-Encoding: base64\r\n\r\n",
-    );
-    m.push_str(&b64(&binary()));
-    m.push_str(
-        "\r\n--mix\r\nContent-Type: text/plain; charset=iso-8859-1; name=\"notes.txt\"\r\n\
-         Content-Disposition: attachment; filename=\"notes.txt\"\r\n\
-         Content-Transfer-Encoding: quoted-printable\r\n\r\n\
-         Gr=FC=DFe aus K=F6ln =3D 1 long line =\r\njoined\r\nsecond line\r\n\r\n--mix--\r\n",
-    );
-    m.into_bytes()
-}
-
-/// A message forwarding `inner` as a `message/rfc822` attachment.
-fn forward(inner: &[u8]) -> Vec<u8> {
-    let mut m = b"From: dave@example.net\r\nTo: alice@example.org\r\nSubject: Fwd: parts\r\n\
-MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"fwd\"\r\n\r\n\
---fwd\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n\
---fwd\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"parts.eml\"\r\n\r\n"
-        .to_vec();
-    m.extend_from_slice(inner);
-    m.extend_from_slice(b"\r\n--fwd--\r\n");
-    m
-}
+use http::{api_raw, download, flatten, part_of, PASSWORD};
+use mail::{binary, forward, mixed, NOTES};
 
 fn start(users: &[&str]) -> Server {
     let server = Server::start();
@@ -107,48 +52,6 @@ fn get(user: &JmapUser, id: &str, extra: Value) -> Value {
         args[k] = v.clone();
     }
     user.call("Email/get", args)
-}
-
-/// Downloads `blob` of `account` as `user`/`password` through the
-/// session's downloadUrl; returns the status and the bytes.
-fn download(server: &Server, user: &str, account: &str, blob: &str) -> (u16, Vec<u8>) {
-    let url = format!(
-        "http://127.0.0.1:{}/jmap/download/{account}/{blob}/part?accept=application/octet-stream",
-        server.jmap_port
-    );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let r = reqwest::Client::new()
-            .get(url)
-            .basic_auth(user, Some(PASSWORD))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.bytes().await.unwrap().to_vec())
-    })
-}
-
-/// The parts of `structure` depth first (multiparts included).
-fn flatten(structure: &Value) -> Vec<Value> {
-    let mut out = vec![structure.clone()];
-    if let Some(subs) = structure["subParts"].as_array() {
-        for s in subs {
-            out.extend(flatten(s));
-        }
-    }
-    out
-}
-
-fn part_of<'a>(list: &'a Value, ctype: &str) -> &'a Value {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["type"] == ctype)
-        .unwrap_or_else(|| panic!("no {ctype} in {list}"))
 }
 
 #[test]
@@ -478,6 +381,23 @@ fn rfc8621_4_9_email_parse_reads_an_upload_and_its_parts() {
         json!({ "blobIds": [inner], "properties": ["subject"] }),
     );
     assert_eq!(again["parsed"][&inner]["subject"], "parts", "{again}");
+    // Hostile arguments: too many blobs, too many header forms, another account.
+    let many: Vec<String> = (0..501).map(|i| format!("x{i}")).collect();
+    let r = alice.calls(json!([["Email/parse", { "blobIds": many }, "c"]]));
+    assert_eq!(r[0][1]["type"], "requestTooLarge", "{}", r[0]);
+    let forms: Vec<String> = (0..65).map(|i| format!("header:X-{i}:all")).collect();
+    let r =
+        alice.calls(json!([["Email/parse", { "blobIds": [blob], "bodyProperties": forms }, "c"]]));
+    assert_eq!(r[0][1]["type"], "invalidArguments", "{}", r[0]);
+    let r = alice.calls(json!([["Email/parse", { "blobIds": [blob] }, "c"]]));
+    assert_eq!(r[0][0], "Email/parse");
+    let body = json!({
+        "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"],
+        "methodCalls": [["Email/parse", { "accountId": "a999", "blobIds": [blob] }, "c"]],
+    });
+    let r = api_raw(&server, "alice@example.org", &body);
+    assert_eq!(r["methodResponses"][0][1]["type"], "accountNotFound", "{r}");
+
     let empty = alice.upload(Vec::new());
     let r = alice.call("Email/parse", json!({ "blobIds": [empty] }));
     assert_eq!(r["notParsable"], json!([empty]), "{r}");

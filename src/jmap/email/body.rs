@@ -19,7 +19,7 @@ use mail_parser::{HeaderValue, MessagePart, MimeHeaders, PartType};
 use serde_json::{json, Map, Value};
 
 use super::super::error::Error;
-use super::headers::{all_headers, HeaderProperty};
+use super::headers::{all_headers, check_count, HeaderProperty};
 use super::part_blob::{leaf_content, PartBlob};
 use crate::mime::MAX_DEPTH;
 
@@ -88,6 +88,7 @@ impl BodyProperties {
                 )));
             }
         }
+        check_count(out.headers.len())?;
         Ok(out)
     }
 

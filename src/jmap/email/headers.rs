@@ -14,6 +14,22 @@ use serde_json::{json, Value};
 
 use super::super::error::Error;
 
+/// Most `header:` properties one list (`properties` or
+/// `bodyProperties`) may ask. why 64: each is looked up in the fields of
+/// every part shown, and a hostile message has thousands of parts;
+/// clients ask a handful.
+pub(crate) const MAX_HEADER_PROPERTIES: usize = 64;
+
+/// `MAX_HEADER_PROPERTIES` as the error for a list that asks more.
+pub(crate) fn check_count(count: usize) -> Result<(), Error> {
+    if count > MAX_HEADER_PROPERTIES {
+        return Err(Error::InvalidArguments(format!(
+            "{count} header: properties; at most {MAX_HEADER_PROPERTIES} in one list"
+        )));
+    }
+    Ok(())
+}
+
 /// A parsed form of a header field value (RFC 8621 §4.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {

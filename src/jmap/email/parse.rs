@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use super::super::error::Error;
 use super::super::ids;
 use super::body::{body_properties, BodyProperties, Fetch, Parts};
-use super::headers::{addresses, HeaderProperty};
+use super::headers::{addresses, check_count, HeaderProperty};
 use super::part_blob::{Origin, PartBlob};
 use crate::admin::api::utc;
 use crate::store::{AccountId, Flags, Message};
@@ -99,6 +99,7 @@ impl Wanted {
         for p in props {
             headers.extend(HeaderProperty::parse(p)?);
         }
+        check_count(headers.len())?;
         Ok(Self {
             need: Need::of(props),
             fetch,
