@@ -175,3 +175,49 @@ proptest! {
         let _ = resolve(&raw, &path);
     }
 }
+
+#[test]
+fn an_encoded_rfc822_part_is_its_decoded_message() {
+    use base64::Engine as _;
+    let inner = b"Subject: inner\r\nContent-Type: text/plain\r\n\r\nDeep.\r\n";
+    let encoded = base64::engine::general_purpose::STANDARD.encode(inner);
+    let raw = format!(
+        "Subject: outer\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+         Content-Type: text/plain\r\n\r\nHi\r\n--b\r\nContent-Type: message/rfc822\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b--\r\n"
+    );
+    let parser = MessageParser::default();
+    let msg = crate::mime::parse(&parser, raw.as_bytes()).unwrap();
+    let at = (0..u32::try_from(msg.parts.len()).unwrap())
+        .find(|&i| matches!(msg.part(i).unwrap().body, PartType::Message(_)))
+        .unwrap();
+    assert_eq!(resolve(raw.as_bytes(), &[at]).unwrap(), inner.to_vec());
+    assert_eq!(resolve(raw.as_bytes(), &[at, 0]).unwrap(), b"Deep.\r\n");
+}
+
+#[test]
+fn a_multipart_at_the_depth_limit_is_one_opaque_blob_and_nothing_below() {
+    let mut raw = String::from("Subject: deep\r\n");
+    for level in 0..=MAX_DEPTH + 1 {
+        raw.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=b{level}\r\n\r\n--b{level}\r\n"
+        ));
+    }
+    raw.push_str("Content-Type: text/plain\r\n\r\nbottom\r\n");
+    for level in (0..=MAX_DEPTH + 1).rev() {
+        raw.push_str(&format!("--b{level}--\r\n"));
+    }
+    let parser = MessageParser::default();
+    let msg = crate::mime::parse(&parser, raw.as_bytes()).unwrap();
+    let depths = crate::mime::part_depths(&msg);
+    let at = |d: usize| u32::try_from(depths.iter().position(|&x| x == d).unwrap()).unwrap();
+    let cut = at(MAX_DEPTH);
+    let blob = resolve(raw.as_bytes(), &[cut]).unwrap();
+    assert!(
+        blob.starts_with(format!("--b{MAX_DEPTH}").as_bytes()),
+        "{blob:?}"
+    );
+    assert_eq!(resolve(raw.as_bytes(), &[at(MAX_DEPTH - 1)]), None);
+    assert_eq!(resolve(raw.as_bytes(), &[at(MAX_DEPTH + 1)]), None);
+    assert_eq!(resolve(raw.as_bytes(), &[at(MAX_DEPTH + 2)]), None);
+}
