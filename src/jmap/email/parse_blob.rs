@@ -10,6 +10,7 @@
 //! turn. Parsing never fails a call: bytes that are no message are
 //! `notParsable`, ids that name nothing of this account `notFound`.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -21,8 +22,8 @@ use super::super::{ids, limits};
 use super::body::Fetch;
 use super::parse::{parsed_email, Wanted};
 use super::part_blob::{self, Origin, PartBlob};
-use super::{all_messages, source};
-use crate::store::{AccountId, MailStore, Message};
+use super::source;
+use crate::store::{AccountId, BlobHash, MailStore, Message};
 
 /// The properties returned when `properties` is omitted (RFC 8621 §4.9).
 const DEFAULT_PROPERTIES: &[&str] = &[
@@ -90,8 +91,8 @@ pub(crate) async fn parse_blobs(call: &mut Call, args: Map<String, Value>) -> Re
         max_bytes: args.max_body_value_bytes,
     };
     let mut wanted = Wanted::of(&props, args.body_properties.as_deref(), fetch)?;
-    // why: a parsed blob has no metadata to stop at; its size and blob
-    // id are there without reading the header.
+    // why: whether a blob is a message at all (`notParsable`) takes its
+    // header, even when only `blobId` or `size` is asked.
     wanted.need = wanted.need.max(super::parse::Need::Header);
     let account = call.account.id;
     // why here: the uploads live outside the store; taken now, so the
@@ -106,16 +107,15 @@ pub(crate) async fn parse_blobs(call: &mut Call, args: Map<String, Value>) -> Re
     let outcomes = call
         .blocking(move |s, id| {
             let mut out = Vec::with_capacity(blob_ids.len());
-            let mut stored = None;
+            let wanted_emails: HashSet<BlobHash> = blob_ids
+                .iter()
+                .zip(&uploads)
+                .filter(|(b, u)| u.is_none() && PartBlob::parse(b, id).is_none())
+                .filter_map(|(b, _)| ids::parse_blob(b))
+                .collect();
+            let stored = emails_holding(s, id, &wanted_emails)?;
             for (blob_id, upload) in blob_ids.iter().zip(&uploads) {
-                let found = bytes_of(
-                    s,
-                    id,
-                    blob_id,
-                    upload.as_deref(),
-                    keys.as_deref(),
-                    &mut stored,
-                )?;
+                let found = bytes_of(s, id, blob_id, upload.as_deref(), keys.as_deref(), &stored)?;
                 out.push(match found {
                     None => Outcome::NotFound,
                     Some((raw, place)) => match parsed_email(blob_id, &raw, &wanted, &place) {
@@ -162,15 +162,14 @@ fn upload_of(call: &Call, account: AccountId, blob_id: &str) -> Option<Arc<Vec<u
 
 /// The bytes `blob_id` names and where its parts are, or `None` when it
 /// names nothing of the account: an upload (`upload`, taken beforehand),
-/// a part, or the blob of one of its Emails (`stored`: the account's
-/// messages, read at the first such blob of the call).
+/// a part, or the blob of one of its Emails (`stored`, by blob).
 fn bytes_of(
     s: &MailStore,
     account: AccountId,
     blob_id: &str,
     upload: Option<&Vec<u8>>,
     keys: Option<&crate::reading::Unlocked>,
-    stored: &mut Option<Vec<Message>>,
+    stored: &HashMap<BlobHash, Message>,
 ) -> Result<Option<(Vec<u8>, PartBlob)>, Error> {
     if let Some(part) = PartBlob::parse(blob_id, account) {
         let bytes = part_blob::read(s, &part, upload.map(Vec::as_slice), keys)?;
@@ -184,17 +183,7 @@ fn bytes_of(
     if let (Some(data), Some(hash)) = (upload, ids::parse_blob(blob_id)) {
         return Ok(Some((data.clone(), place(Origin::Upload(hash)))));
     }
-    let Some(hash) = ids::parse_blob(blob_id) else {
-        return Ok(None);
-    };
-    // why a scan: no index maps a blob to its Email; this is the rare
-    // case (a client parses an Email it could `Email/get`), and costs
-    // what an `Email/get` without ids costs, once per call.
-    let messages = match stored {
-        Some(m) => m,
-        None => stored.insert(all_messages(s, account)?),
-    };
-    let Some(m) = messages.iter().find(|m| m.blob == hash) else {
+    let Some(m) = ids::parse_blob(blob_id).and_then(|h| stored.get(&h)) else {
         return Ok(None);
     };
     let origin = Origin::Email {
@@ -203,4 +192,42 @@ fn bytes_of(
         decrypted: part_blob::decrypted_view(m, keys),
     };
     Ok(source::message_bytes(s, account, m, keys)?.map(|raw| (raw, place(origin))))
+}
+
+/// Messages per read of [`emails_holding`]'s scan.
+const SCAN_PAGE: usize = 1024;
+
+/// A message of the account holding each blob of `blobs` that one holds.
+/// why a scan: no index maps a blob to its Email; this is the rare case
+/// (a client parses an Email it could `Email/get`), done once per call,
+/// a page of records at a time.
+fn emails_holding(
+    s: &MailStore,
+    account: AccountId,
+    blobs: &HashSet<BlobHash>,
+) -> Result<HashMap<BlobHash, Message>, Error> {
+    let mut found = HashMap::new();
+    if blobs.is_empty() {
+        return Ok(found);
+    }
+    for mailbox in s.list_mailboxes(account)? {
+        let mut after = None;
+        loop {
+            let page = s.list_messages(account, mailbox.id, after, SCAN_PAGE)?;
+            after = page.last().map(|m| m.uid);
+            let full = page.len() == SCAN_PAGE;
+            for m in page {
+                if blobs.contains(&m.blob) {
+                    found.entry(m.blob).or_insert(m);
+                }
+            }
+            if found.len() == blobs.len() {
+                return Ok(found);
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+    Ok(found)
 }

@@ -21,15 +21,16 @@
 //!
 //! The account makes the ids of two accounts differ (as `ids` does for
 //! Emails); the Email number finds the message through the account's
-//! store (`email::find`), and the blob hash must still be that Email's:
+//! own Email index (`MailStore::get_emails`), and the blob hash must
+//! still be that Email's:
 //! blobs are immutable (RFC 8620 §6), so once the Email is gone or holds
 //! other bytes its part ids name nothing. An encrypted Email presented
 //! decrypted (server-side reading, `crate::reading`) has other parts than
 //! the one it has as stored, so its ids say which view they are of (`r`):
 //! read without the keys they name nothing, and a stored view's id reads
-//! the stored bytes even where the keys are unlocked. An id of another account, of
-//! an Email that is gone, a part out of range, a multipart or a part
-//! below [`MAX_DEPTH`] is not found.
+//! the stored bytes even where the keys are unlocked. An id of another
+//! account, of an Email that is gone, a part out of range, a multipart or
+//! a part below [`MAX_DEPTH`] is not found.
 
 use std::borrow::Cow;
 
@@ -72,7 +73,9 @@ pub(crate) struct PartBlob {
     pub(crate) account: AccountId,
     /// Where the bytes come from.
     pub(crate) origin: Origin,
-    /// Part ids, one per level of encapsulation (1..=[`MAX_PATH`]).
+    /// Part ids, one per level of encapsulation (1..=[`MAX_PATH`]); empty
+    /// for the message itself, whose parts are one level below (the
+    /// place `Email/get` and `Email/parse` name parts from, never an id).
     pub(crate) path: Vec<u32>,
 }
 
@@ -182,10 +185,10 @@ pub(crate) fn read(
             let Some(m) = found.filter(|m| m.blob == blob) else {
                 return Ok(None);
             };
-            let view = match (decrypted, keys) {
-                (true, None) => return Ok(None),
-                (true, Some(k)) => Some(k),
-                (false, _) => None,
+            let view = match decrypted {
+                true if decrypted_view(&m, keys) => keys,
+                true => return Ok(None),
+                false => None,
             };
             match source::message_bytes(s, part.account, &m, view)? {
                 Some(raw) => Cow::Owned(raw),
