@@ -229,6 +229,7 @@ async fn dispatch(
         "Email/changes" => email::changes(call, args).await,
         "Email/set" => email::set(call, args).await,
         "Email/import" => email::import(call, args).await,
+        "Email/parse" => email::parse_blobs(call, args).await,
         "Thread/get" => email::thread_get(call, args).await,
         "Thread/changes" => email::thread_changes(call, args).await,
         "Certificate/get" => certificate::get(call, args).await,

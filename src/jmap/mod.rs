@@ -15,8 +15,8 @@
 //! hands each method call to one handler per object type:
 //!
 //! - `mailbox`: `Mailbox/get|query|changes|set` (RFC 8621 §2);
-//! - `email`: `Email/get|query|changes|set|import` and `Thread/get`
-//!   (RFC 8621 §3, §4);
+//! - `email`: `Email/get|query|changes|set|import|parse` and `Thread/get`
+//!   (RFC 8621 §3, §4), body-part blobs;
 //! - `certificate`, `settings`: the encryption extension;
 //! - `quota`: `Quota/get|changes|query|queryChanges` (RFC 9425);
 //! - `tokens`: `AppToken/get|set` (`urn:sealmail:params:jmap:auth`);
