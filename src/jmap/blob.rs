@@ -332,10 +332,7 @@ async fn part(
     let keys = match part.origin {
         Origin::Email {
             decrypted: true, ..
-        } => {
-            let password = auth::basic_password(headers);
-            auth::reading_keys(server, account, password.as_ref()).await
-        }
+        } => auth::reading_keys(server, account, headers).await,
         _ => None,
     };
     let store = Arc::clone(&server.ctx.store);
