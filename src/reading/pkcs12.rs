@@ -26,6 +26,10 @@ const KEY_BAG: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1
 const SHROUDED_KEY_BAG: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.2.840.113549.1.12.10.1.2");
 const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
+/// PBKDF2 rounds accepted. why 1,000,000: OpenSSL 3 writes 2,048, recent
+/// Windows and macOS exports up to a few hundred thousand; a million
+/// costs about a second, a crafted 2^31 would cost half an hour.
+const MAX_PBKDF2_ROUNDS: u32 = 1_000_000;
 
 /// Why no key came out.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,9 @@ pub enum Pkcs12Error {
     /// No key bag inside.
     #[error("the PKCS#12 file holds no private key")]
     NoKey,
+    /// Key derivation too costly to run for a request.
+    #[error("the PKCS#12 file's key derivation is too costly ({0}); re-export it with OpenSSL's defaults or give the key as PEM")]
+    TooCostly(String),
 }
 
 fn malformed(e: impl std::fmt::Display) -> Pkcs12Error {
@@ -143,10 +150,30 @@ fn key_of_bag(bag: AnyRef<'_>, password: &str) -> Result<Bag, Pkcs12Error> {
         return Ok(Bag::Legacy);
     }
     let encrypted = pkcs8::EncryptedPrivateKeyInfo::try_from(value.value()).map_err(malformed)?;
+    check_cost(&encrypted.encryption_algorithm)?;
     let doc = encrypted
         .decrypt(password.as_bytes())
         .map_err(|_| Pkcs12Error::WrongPassword)?;
     Ok(Bag::Key(Zeroizing::new(doc.as_bytes().to_vec())))
+}
+
+/// Refuses key derivation a sender could make cost minutes of CPU or
+/// gigabytes of memory: PBKDF2 over [`MAX_PBKDF2_ROUNDS`], or scrypt
+/// (no mail client writes it into PKCS#12).
+fn check_cost(scheme: &pkcs5::EncryptionScheme<'_>) -> Result<(), Pkcs12Error> {
+    let Some(params) = scheme.pbes2() else {
+        return Err(Pkcs12Error::Legacy);
+    };
+    match &params.kdf {
+        pkcs5::pbes2::Kdf::Pbkdf2(p) if p.iteration_count <= MAX_PBKDF2_ROUNDS => Ok(()),
+        pkcs5::pbes2::Kdf::Pbkdf2(p) => Err(Pkcs12Error::TooCostly(format!(
+            "{} PBKDF2 rounds, at most {MAX_PBKDF2_ROUNDS} are accepted",
+            p.iteration_count
+        ))),
+        _ => Err(Pkcs12Error::TooCostly(
+            "scrypt key derivation is not accepted".into(),
+        )),
+    }
 }
 
 fn primitive(number: u8) -> Tag {
@@ -235,6 +262,19 @@ mod tests {
             return;
         };
         assert!(matches!(private_key(&p12, "pw"), Err(Pkcs12Error::Legacy)));
+    }
+
+    #[test]
+    fn costly_key_derivation_is_refused_before_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some((p12, _)) = export(dir.path(), &["-iter", "2000000"]) else {
+            return;
+        };
+        // TooCostly comes from the parameters, before any derivation.
+        assert!(matches!(
+            private_key(&p12, "pw"),
+            Err(Pkcs12Error::TooCostly(_))
+        ));
     }
 
     #[test]
