@@ -8,7 +8,7 @@ packages=(
   librocksdb-dev                           # linked instead of the 40-minute bundled build
   libssl-dev                               # the `openssl` crate, benchmarks' reference side
   openssl gpgsm gpg-agent                  # S/MIME peers in the tests
-  swaks isync python3                      # LMTP / IMAP peers in the tests
+  swaks isync python3 python3-pip          # LMTP / IMAP peers in the tests; pip for PyPI clients below
   postfix                                  # the MTA that delivers over LMTP in tests/postfix.rs
   postgresql                               # PostgreSQL 15: the tests run their own cluster (scripts/pg-test-server.sh)
   dovecot-dev dovecot-core autoconf automake libtool  # building imaptest (tests/tools/imaptest) for tests/imaptest.rs
@@ -21,7 +21,20 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+python_step() {
+  # Python clients from PyPI the tests drive, into the user site of the
+  # python3 on PATH (--break-system-packages: Debian's python3 refuses
+  # pip otherwise; nothing system-wide is touched): jmapc, an independent
+  # JMAP client (tests/reading.rs).
+  if ! python3 -c 'import jmapc' 2>/dev/null; then
+    python3 -m pip install --quiet --user --break-system-packages 'jmapc==0.4.0' >&2
+  fi
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+  python_step
+  exit 0
+fi
 
 echo "installing: ${missing[*]}" >&2
 sudo=""
@@ -39,3 +52,4 @@ fi
 # cluster on a free port, as an unprivileged user).
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+python_step

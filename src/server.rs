@@ -178,6 +178,8 @@ pub struct Services {
     pub config: Arc<Config>,
     /// TLS for IMAP, from `[tls]`.
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Server-side reading keys unlocked on this node.
+    pub keyring: Arc<crate::reading::Keyring>,
 }
 
 impl Services {
@@ -211,6 +213,7 @@ impl Services {
             ingest,
             config: Arc::new(config),
             tls,
+            keyring: Arc::default(),
         })
     }
 }
@@ -239,6 +242,7 @@ pub fn bind_admin_socket(data_dir: &Path) -> Result<UnixListener, ServerError> {
 pub async fn serve(config: Config) -> Result<(), ServerError> {
     raise_open_files_limit();
     no_transparent_huge_pages();
+    crate::reading::forbid_core_dumps();
     let data_dir = config.data_dir.clone();
     let _lock = DataDirLock::acquire(&data_dir)?;
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).map_err(
@@ -324,6 +328,14 @@ pub async fn run(
         Arc::clone(&services.store),
         stopped(),
     ));
+    let sweep = crate::reading::sweeper(Arc::clone(&services.keyring), Arc::clone(&services.store));
+    let sweep_stop = stopped();
+    tasks.spawn(async move {
+        tokio::select! {
+            () = sweep => {}
+            () = sweep_stop => {}
+        }
+    });
     let config = &services.config;
     let reserve = FdReserve::of_process(config.limits.reserved_files);
     let lmtp_config = LmtpConfig {
@@ -348,6 +360,7 @@ pub async fn run(
         notifier: Arc::clone(services.ingest.notifier()),
         max_upload_bytes: config.limits.max_message_size,
         urls: crate::jmap::UrlPolicy::new(&config.jmap),
+        keyring: Arc::clone(&services.keyring),
     }));
     if let (Some(listener), Some(tls)) = (listeners.jmap_tls, services.tls.clone()) {
         tasks.spawn(crate::jmap::serve_tls(
@@ -369,6 +382,7 @@ pub async fn run(
         ingest: Arc::clone(&services.ingest),
         notifier: Arc::clone(services.ingest.notifier()),
         config: imap_config(config, services.tls.clone(), reserve),
+        keyring: Arc::clone(&services.keyring),
     });
     tasks.spawn(crate::imap::serve(
         listeners.imap,

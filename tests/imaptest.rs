@@ -184,3 +184,39 @@ fn imaptest_differences_for_encrypted_accounts_are_the_documented_ones() {
         suite.output
     );
 }
+
+/// Server-side reading (ARCHITECTURE.md): with the accounts' keys handed
+/// over, an encrypted account passes the same scripts a plaintext one
+/// does, although every appended message is stored as S/MIME.
+#[test]
+fn imaptest_scripts_pass_for_encrypted_accounts_with_server_side_reading() {
+    let server = Server::start();
+    let users = ["reader1@example.org", "reader2@example.org"];
+    for u in users {
+        server.account_with_password(u, PASSWORD);
+        let keys = support::pki::pair(u, 2048);
+        server.ok(&["cert", "add", u, keys.cert.to_str().unwrap()]);
+        server.ok(&["encryption", "enable", u]);
+        let out = server.cli(
+            &["reading", "enable", u, "--key", keys.key.to_str().unwrap()],
+            format!("{PASSWORD}\n").as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let suite = run_suite(&server, users);
+    assert!(
+        suite.failed().is_empty(),
+        "{}; failing: {:?}\n{}",
+        suite.summary,
+        suite.failed(),
+        suite.output
+    );
+    // The same scripts ran as for a plaintext account: none skipped
+    // for the encrypted one's sake.
+    let passed = suite.scripts.iter().filter(|s| s.1 == "PASS").count();
+    assert!(passed >= 34, "{}", suite.summary);
+}

@@ -34,6 +34,8 @@ fn fixture() -> &'static Fixture {
             ingest,
             notifier,
             max_upload_bytes: 1 << 20,
+            urls: sealmail::jmap::UrlPolicy::default(),
+            keyring: Arc::default(),
         });
         Fixture {
             runtime: tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime"),

@@ -433,3 +433,45 @@ pub fn utc(secs: i64) -> String {
         })
         .unwrap_or_else(|| secs.to_string())
 }
+
+/// An account's server-side reading as the API shows it: never key
+/// material.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadingView {
+    /// The account.
+    pub email: String,
+    /// Whether encrypted mail is presented decrypted to its sessions.
+    pub enabled: bool,
+    /// The keys held, by certificate.
+    pub keys: Vec<ReadingKeyView>,
+    /// Whether this server holds the keys unlocked now (a session is
+    /// logged in with the password, or was recently).
+    pub unlocked: bool,
+}
+
+/// One held key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadingKeyView {
+    /// Fingerprint of the certificate it belongs to.
+    pub certificate: String,
+    /// When it was handed over (RFC 3339 UTC).
+    pub created: String,
+}
+
+/// Body of `POST /accounts/{email}/reading`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadingEnable {
+    /// The private key, unencrypted PEM.
+    pub key_pem: String,
+    /// The account's own password, which the key is wrapped under.
+    pub password: String,
+}
+
+impl std::fmt::Debug for ReadingEnable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadingEnable(<redacted>)")
+    }
+}

@@ -29,6 +29,7 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 mod backup;
 mod migrate;
+mod reading;
 mod tokens;
 
 /// What the handlers share: the pipeline (and through it the store) and
@@ -37,6 +38,13 @@ mod tokens;
 struct AdminState {
     ingest: Arc<Ingest>,
     max_message_bytes: u64,
+    keyring: Arc<crate::reading::Keyring>,
+}
+
+impl FromRef<AdminState> for Arc<crate::reading::Keyring> {
+    fn from_ref(state: &AdminState) -> Self {
+        Arc::clone(&state.keyring)
+    }
 }
 
 impl FromRef<AdminState> for Arc<MailStore> {
@@ -68,6 +76,12 @@ pub fn router(services: &Services) -> Router {
             get(tokens::list).post(tokens::add),
         )
         .route("/accounts/{email}/tokens/{id}", delete(tokens::remove))
+        .route(
+            "/accounts/{email}/reading",
+            get(reading::status)
+                .post(reading::enable)
+                .delete(reading::disable),
+        )
         .route("/accounts/{email}/mailboxes", get(list_mailboxes))
         .route(
             "/accounts/{email}/mailboxes/{name}/messages",
@@ -92,6 +106,7 @@ pub fn router(services: &Services) -> Router {
         .with_state(AdminState {
             ingest,
             max_message_bytes,
+            keyring: Arc::clone(&services.keyring),
         })
 }
 
@@ -138,6 +153,7 @@ impl IntoResponse for ApiError {
                 | MailError::ListNotFound { .. }
                 | MailError::CertificateNotFound { .. }
                 | MailError::AppTokenNotFound { .. }
+                | MailError::ReadingKeyNotFound { .. }
                 | MailError::MailboxNotFound { .. }),
             )) => (StatusCode::NOT_FOUND, e.to_string()),
             Self::Manage(ManageError::Store(
@@ -226,11 +242,13 @@ async fn add_account(
 
 async fn remove_account(
     State(store): Store,
+    State(ring): reading::Ring,
     Path(email): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     blocking(store, move |s| {
         let a = account(s, &email)?;
         s.remove_account(a.id)?;
+        ring.forget(a.id);
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -238,12 +256,15 @@ async fn remove_account(
 
 async fn set_password(
     State(store): Store,
+    State(ring): reading::Ring,
     Path(email): Path<String>,
     Json(req): Json<PasswordSet>,
 ) -> Result<StatusCode, ApiError> {
     blocking(store, move |s| {
         let a = account(s, &email)?;
+        // why forget: the reset dropped the server-side reading keys.
         s.set_password(a.id, Some(&req.password))?;
+        ring.forget(a.id);
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -81,6 +81,7 @@ fn dispatch(client: &AdminClient, command: &Command) -> Result<Output, Failure> 
         Command::Encryption(c) => encryption(client, c),
         Command::List(c) => list(client, c),
         Command::Token(c) => super::tokens::run(client, c),
+        Command::Reading(c) => super::reading::run(client, c),
         _ => Err(Failure::Input(
             "this command does not talk to the server".into(),
         )),

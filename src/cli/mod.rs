@@ -16,6 +16,7 @@ mod inspect;
 mod maildir_path;
 mod manage;
 mod progress;
+mod reading;
 mod reencrypt;
 mod serve;
 mod store;
@@ -67,6 +68,10 @@ pub enum Command {
     /// and IMAP (as the password) instead of the account password.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Server-side reading of an account: its private key held (wrapped
+    /// under its password) so that any client reads its mail decrypted.
+    #[command(subcommand)]
+    Reading(ReadingCommand),
     /// Write an account's mail as Maildir, each message exactly as stored.
     #[command(long_about = export::LONG_ABOUT)]
     Export(ExportArgs),
@@ -224,6 +229,38 @@ pub enum CertCommand {
     /// Show what would be recorded for a certificate file and whether it
     /// passes the rules for encryption.
     Inspect(InspectArgs),
+}
+
+/// `sealmail reading ...`
+#[derive(Debug, Subcommand)]
+pub enum ReadingCommand {
+    /// Hand over a private key (unencrypted PEM) matching an active
+    /// certificate and switch server-side reading on; the account's own
+    /// password is read from standard input.
+    Enable {
+        /// The account.
+        email: String,
+        /// The private key file (PEM: PKCS#8, PKCS#1 or SEC 1).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Read the account's password from standard input (it is read
+        /// from there in any case).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Switch server-side reading off and remove the held keys.
+    Disable {
+        /// The account.
+        email: String,
+    },
+    /// Whether reading is on, which keys are held, whether unlocked.
+    Status {
+        /// The account.
+        email: String,
+        /// JSON output.
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 /// `sealmail token ...`

@@ -12,6 +12,8 @@
 //! §6.2.3). A failure is logged with the source and the login name
 //! (`login_throttle::log_failure`); passwords are never logged.
 
+use std::sync::Arc;
+
 use imap_next::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_next::imap_types::response::{Code, CommandContinuationRequest, StatusKind};
 use imap_next::types::CommandAuthenticate;
@@ -19,7 +21,7 @@ use tracing::info;
 
 use super::error::ImapError;
 use super::session::{status, Done, Session};
-use crate::store::{Account, MailError, MailStore, TokenId, TOKEN_PREFIX};
+use crate::store::{Account, Credential, MailError, MailStore, TokenId, TOKEN_PREFIX};
 
 /// The account an app token's `secret` opens, if it is `user`'s own: a
 /// token never logs in to another account.
@@ -67,19 +69,33 @@ impl Session {
     /// given as the password) and enters the authenticated state.
     async fn verify(&mut self, user: &str, pass: &str) -> Result<(), ImapError> {
         let user_owned = user.to_string();
-        let pass = pass.to_string();
+        let pass = zeroize::Zeroizing::new(pass.to_string());
+        let ring = Arc::clone(&self.ctx.keyring);
         let found = self
             .with_store(move |store| {
                 if pass.starts_with(TOKEN_PREFIX) {
-                    return check_token(store, &user_owned, &pass);
+                    let Some((account, token)) = check_token(store, &user_owned, &pass)? else {
+                        return Ok(None);
+                    };
+                    let credential = Credential::AppToken(&pass);
+                    let hold = crate::reading::unlock_held(store, &ring, account.id, credential)?;
+                    return Ok(Some((account, token, hold)));
                 }
-                Ok(store.check_login(&user_owned, &pass)?.map(|a| (a, None)))
+                let Some(account) = store.check_login(&user_owned, &pass)? else {
+                    return Ok(None);
+                };
+                // why here: a login is what opens the server-side reading
+                // keys (`crate::reading`).
+                let credential = Credential::Password(&pass);
+                let hold = crate::reading::unlock_held(store, &ring, account.id, credential)?;
+                Ok(Some((account, None, hold)))
             })
             .await?;
         match found {
-            Some((account, token)) => {
+            Some((account, token, hold)) => {
                 self.ctx.config.throttle.succeeded(self.peer, user);
                 self.token = token;
+                self.reading = hold;
                 self.logged_in(account);
                 Ok(())
             }
@@ -116,6 +132,7 @@ impl Session {
         }
         info!(account = %id, token = %token, "app token revoked; session logged out");
         self.token = None;
+        self.reading = None;
         self.selected = None;
         self.changes = None;
         self.account = None;

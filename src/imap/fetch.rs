@@ -25,6 +25,7 @@ use super::mime;
 use super::selected::{seen, Selected};
 use super::session::{Done, Session};
 use super::snapshot::Known;
+use crate::reading::Unlocked;
 use crate::store::{AccountId, Flags, MailError, MailStore, MailboxId, Message, Uid};
 
 /// One FETCH batch's responses, how many of its messages were expunged
@@ -209,7 +210,10 @@ impl Session {
                 self.conn.data(v);
             }
         }
-        let load = names.iter().any(needs_blob);
+        // why the size too: with server-side reading, RFC822.SIZE is the
+        // size of the message as served, known once it is decrypted.
+        let load = names.iter().any(needs_blob)
+            || (self.reading.is_some() && names.contains(&MessageDataItemName::Rfc822Size));
         let parse = names
             .iter()
             .map(needs_parse)
@@ -274,8 +278,10 @@ impl Session {
         let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
             return Ok((Vec::new(), 0, Vec::new()));
         };
+        let keys = self.reading_keys();
+        let decrypts = blobs && keys.is_some();
         let work = move |s: &MailStore| {
-            let mut loaded = load(s, id, mbox, &wanted, blobs)?;
+            let mut loaded = load(s, id, mbox, &wanted, blobs, keys.as_deref())?;
             let missing = wanted.len().saturating_sub(loaded.len());
             // why the stored MODSEQ, not the snapshot's: another session's
             // change since this session last synced must be found.
@@ -292,7 +298,7 @@ impl Session {
             };
             Ok((responses(loaded, &names, &marked, modseq), missing, fresh))
         };
-        if parse == Parse::Nothing {
+        if parse == Parse::Nothing && !decrypts {
             self.with_store(work).await
         } else {
             self.with_store_cpu(work).await
@@ -328,7 +334,8 @@ impl Session {
         let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
             return Ok(Vec::new());
         };
-        self.with_store(move |s| load(s, id, mbox, &wanted, blobs))
+        let keys = if blobs { self.reading_keys() } else { None };
+        self.with_store(move |s| load(s, id, mbox, &wanted, blobs, keys.as_deref()))
             .await
     }
 
@@ -352,17 +359,20 @@ impl Session {
 /// \Recent)` by UID.
 pub(crate) type Wanted = (AccountId, MailboxId, Vec<(Uid, usize, bool)>);
 
-/// Blocking: the records (and with `blobs` the bytes) of `wanted`.
+/// Blocking: the records (and with `blobs` the bytes) of `wanted`; with
+/// server-side reading `keys`, an encrypted message the keys open as
+/// served: decrypted, and its record saying so.
 pub(crate) fn load(
     s: &MailStore,
     id: AccountId,
     mbox: MailboxId,
     wanted: &[(Uid, usize, bool)],
     blobs: bool,
+    keys: Option<&Unlocked>,
 ) -> Result<Vec<Loaded>, MailError> {
     let uids: Vec<Uid> = wanted.iter().map(|w| w.0).collect();
     let mut out = Vec::with_capacity(uids.len());
-    for msg in s.messages_by_uid(id, mbox, &uids)? {
+    for mut msg in s.messages_by_uid(id, mbox, &uids)? {
         let Ok(at) = wanted.binary_search_by_key(&msg.uid, |w| w.0) else {
             continue;
         };
@@ -373,7 +383,16 @@ pub(crate) fn load(
             let Some(raw) = s.get_blob(id, msg.blob)? else {
                 continue;
             };
-            Some(raw)
+            // why the record too: as served, the message is neither
+            // encrypted (SEARCH BODY reads it) nor of the stored size.
+            match keys.filter(|_| msg.encrypted).and_then(|k| k.open(&raw)) {
+                Some(plain) => {
+                    msg.encrypted = false;
+                    msg.size = plain.len() as u64;
+                    Some(plain)
+                }
+                None => Some(raw),
+            }
         } else {
             None
         };

@@ -148,6 +148,8 @@ pub struct ImapContext {
     pub notifier: Arc<Notifier>,
     /// Settings.
     pub config: ImapConfig,
+    /// Server-side reading keys unlocked on this node (`crate::reading`).
+    pub keyring: Arc<crate::reading::Keyring>,
 }
 
 /// How long `serve` waits for sessions to say BYE after shutdown.

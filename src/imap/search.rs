@@ -76,7 +76,10 @@ impl Session {
         let Some(sel) = self.selected.as_ref() else {
             return Ok(Done::ok("SEARCH completed"));
         };
-        let content = criteria.iter().any(needs_content);
+        // why sizes too with server-side reading: LARGER and SMALLER
+        // compare the size served, known once the message is decrypted.
+        let reading = self.reading.is_some();
+        let content = criteria.iter().any(|k| needs_content(k, reading));
         let record = content || criteria.iter().any(needs_record);
         let count = sel.messages.len();
         let bounds = Bounds {
@@ -154,8 +157,9 @@ impl Session {
         let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
             return Ok(Vec::new());
         };
+        let keys = if content { self.reading_keys() } else { None };
         let work = move |s: &MailStore| {
-            let loaded = load(s, id, mbox, &wanted, content)?;
+            let loaded = load(s, id, mbox, &wanted, content, keys.as_deref())?;
             // A message expunged meanwhile has no record: no match.
             Ok(loaded
                 .iter()
@@ -250,12 +254,13 @@ fn has_modseq(key: &SearchKey<'_>) -> bool {
     }
 }
 
-fn needs_content(key: &SearchKey<'_>) -> bool {
+fn needs_content(key: &SearchKey<'_>, reading: bool) -> bool {
     match key {
         SearchKey::Body(_) | SearchKey::Text(_) | SearchKey::Bcc(_) | SearchKey::Header(..) => true,
-        SearchKey::Not(k) => needs_content(k),
-        SearchKey::Or(a, b) => needs_content(a) || needs_content(b),
-        SearchKey::And(keys) => keys.as_ref().iter().any(needs_content),
+        SearchKey::Larger(_) | SearchKey::Smaller(_) => reading,
+        SearchKey::Not(k) => needs_content(k, reading),
+        SearchKey::Or(a, b) => needs_content(a, reading) || needs_content(b, reading),
+        SearchKey::And(keys) => keys.as_ref().iter().any(|k| needs_content(k, reading)),
         _ => false,
     }
 }

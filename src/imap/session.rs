@@ -73,6 +73,10 @@ pub(crate) struct Session {
     pub(crate) token: Option<crate::store::TokenId>,
     /// What the client enabled of RFC 7162 (CONDSTORE, QRESYNC).
     pub(crate) resync: super::condstore::Tracking,
+    /// The account's server-side reading keys, held while logged in
+    /// (opened at login with the password or the app token's own copy,
+    /// `crate::reading`).
+    pub(crate) reading: Option<crate::reading::Hold>,
 }
 
 /// What a connection refused for want of descriptors gets.
@@ -142,6 +146,7 @@ pub(crate) async fn run(
         anonymous: Some(anonymous),
         token: None,
         resync: super::condstore::Tracking::Off,
+        reading: None,
     };
     match session.serve().await {
         Ok(()) | Err(ConnectionError::Closed) => info!("disconnected"),
@@ -296,6 +301,12 @@ impl Session {
             command: "this command",
             needed: "log in first",
         })
+    }
+
+    /// The account's server-side reading keys, while this session holds
+    /// them and they have not been forgotten (`crate::reading`).
+    pub(crate) fn reading_keys(&self) -> Option<Arc<crate::reading::Unlocked>> {
+        self.reading.as_ref().and_then(crate::reading::Hold::keys)
     }
 
     /// Runs `f` on the store on the blocking pool: the one place IMAP

@@ -36,7 +36,9 @@ use super::copy::{audit, now, seal, with_trace_fields, Sealed, Target};
 use super::error::DeliverError;
 use super::notice::{self, Original};
 use super::{CpuPool, Delivered, Envelope, HookChain, Ingest, Owner};
-use crate::smime::{already_encrypted, to_crlf, AlreadyEncrypted, Decryptor, Enveloped, Split};
+use crate::smime::{
+    already_encrypted, opened_message, AlreadyEncrypted, Decryptor, Enveloped, Split,
+};
 use crate::store::{AccountId, AuditKind, MailStore, MailboxId, MailingList};
 
 /// Members per batch write at most. Large enough to amortise the WAL
@@ -243,20 +245,7 @@ fn decrypt_with_list_keys(
             continue;
         };
         if let Ok(inner) = decryptor.open(&enveloped) {
-            let inner = Zeroizing::new(inner);
-            // why: the list sender's client chose the inner entity's line
-            // ends; members get CRLF like every other copy.
-            let fixed = match to_crlf(&inner) {
-                std::borrow::Cow::Owned(v) => Some(Zeroizing::new(v)),
-                std::borrow::Cow::Borrowed(_) => None,
-            };
-            let inner = fixed.unwrap_or(inner);
-            let split = Split::new(data);
-            let mut plain = Zeroizing::new(Vec::with_capacity(data.len() + inner.len()));
-            for field in &split.outer {
-                plain.extend_from_slice(field);
-            }
-            plain.extend_from_slice(&inner);
+            let plain = opened_message(data, Zeroizing::new(inner));
             return Ok(Some(plain));
         }
     }

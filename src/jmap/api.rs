@@ -25,14 +25,14 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::auth::{authenticate, Peer};
+use super::auth::{self, authenticate, Peer};
 use super::call::Call;
 use super::error::{Error, Problem};
 use super::reference::{self, Answered, Budget, Unresolved};
 use super::session::SESSION_STATE;
 use super::{
-    capability, certificate, email, guard, limits, mailbox, quota, send_test, settings, tokens,
-    Server,
+    capability, certificate, email, guard, limits, mailbox, private_key, quota, send_test,
+    settings, tokens, Server,
 };
 use crate::store::Account;
 
@@ -79,7 +79,7 @@ pub(crate) async fn handle(
         Ok(r) => r,
         Err(p) => return p.into_response(),
     };
-    match execute(&server, account, request, request_bytes).await {
+    match execute(&server, account, &headers, request, request_bytes).await {
         Ok(out) => Json(Value::Object(out)).into_response(),
         Err(p) => p.into_response(),
     }
@@ -87,11 +87,13 @@ pub(crate) async fn handle(
 
 /// Runs the request object `request` (`request_bytes` long as sent) for
 /// `account` and gives the response object (RFC 8620 §3.4). The caller
-/// has authenticated and holds one of the account's request slots; the
-/// HTTP endpoint and the WebSocket (`ws`) share this.
+/// has authenticated with the credentials in `auth` (the request's, or
+/// the WebSocket handshake's) and holds one of the account's request
+/// slots; the HTTP endpoint and the WebSocket (`ws`) share this.
 pub(crate) async fn execute(
     server: &Arc<Server>,
     account: Account,
+    auth: &HeaderMap,
     request: Value,
     request_bytes: usize,
 ) -> Result<Map<String, Value>, Problem> {
@@ -107,11 +109,14 @@ pub(crate) async fn execute(
             ),
         ));
     }
+    let password = auth::basic_password(auth);
+    let reading = auth::reading_keys(server, account.id, auth).await;
     let mut call = Call {
         server: Arc::clone(server),
         account,
         created_ids: request.created_ids.clone().unwrap_or_default(),
-        reading: None,
+        reading,
+        password,
     };
     let budget = Budget::new(request_bytes);
     let answered = run(&mut call, &request.using, request.method_calls, budget).await?;
@@ -207,7 +212,7 @@ fn error_response(left: &mut usize, e: &Error) -> (String, Value) {
 fn capability_of(name: &str) -> &'static str {
     match name.split_once('/').map(|(t, _)| t) {
         Some("Core") => capability::CORE,
-        Some("Certificate" | "EncryptionSettings") => capability::ENCRYPTION,
+        Some("Certificate" | "EncryptionSettings" | "PrivateKey") => capability::ENCRYPTION,
         Some("Quota") => capability::QUOTA,
         Some("AppToken") => capability::AUTH,
         _ => capability::MAIL,
@@ -234,9 +239,12 @@ async fn dispatch(
         "Mailbox/set" => mailbox::set(call, args).await,
         "Email/get" => email::get(call, args).await,
         "Email/query" => email::query(call, args).await,
+        "Email/queryChanges" => email::query_changes(call, args).await,
+        "SearchSnippet/get" => email::snippet_get(call, args).await,
         "Email/changes" => email::changes(call, args).await,
         "Email/set" => email::set(call, args).await,
         "Email/import" => email::import(call, args).await,
+        "Email/parse" => email::parse_blobs(call, args).await,
         "Thread/get" => email::thread_get(call, args).await,
         "Thread/changes" => email::thread_changes(call, args).await,
         "Certificate/get" => certificate::get(call, args).await,
@@ -246,6 +254,8 @@ async fn dispatch(
         "EncryptionSettings/get" => settings::get(call, args).await,
         "EncryptionSettings/set" => settings::set(call, args).await,
         "EncryptionSettings/sendTest" => send_test::send_test(call, args).await,
+        "PrivateKey/get" => private_key::get(call, args).await,
+        "PrivateKey/set" => private_key::set(call, args).await,
         "AppToken/get" => tokens::get(call, args).await,
         "AppToken/set" => tokens::set(call, args).await,
         "Quota/get" => quota::get(call, args).await,

@@ -305,6 +305,49 @@ fn credentials(headers: &HeaderMap) -> Option<Credentials> {
     })
 }
 
+/// The password of an `Authorization: Basic` header, when it is one (not
+/// an app token): what server-side reading keys open with. Call only for a
+/// request [`authenticate`] accepted.
+pub(crate) fn basic_password(headers: &HeaderMap) -> Option<zeroize::Zeroizing<String>> {
+    match credentials(headers)? {
+        Credentials::Password { password, .. } => Some(zeroize::Zeroizing::new(password)),
+        Credentials::Token { .. } => None,
+    }
+}
+
+/// The account's server-side reading keys for a request [`authenticate`]
+/// accepted (`crate::reading`): held on this node already, or opened now
+/// with the request's password (one Argon2id evaluation when reading is
+/// on, one read when it is off) or its app token's own copy.
+pub(crate) async fn reading_keys(
+    server: &Server,
+    account: AccountId,
+    headers: &HeaderMap,
+) -> Option<Arc<crate::reading::Unlocked>> {
+    let ring = Arc::clone(&server.ctx.keyring);
+    let credentials = credentials(headers)?;
+    if let (Credentials::Password { .. }, Some(keys)) = (&credentials, ring.get(account)) {
+        return Some(keys);
+    }
+    let store = Arc::clone(&server.ctx.store);
+    let opened = tokio::task::spawn_blocking(move || {
+        let credential = match &credentials {
+            Credentials::Password { password, .. } => crate::store::Credential::Password(password),
+            Credentials::Token { secret, .. } => crate::store::Credential::AppToken(secret),
+        };
+        crate::reading::unlock(&store, &ring, account, credential)
+    })
+    .await;
+    match opened {
+        Ok(Ok(keys)) => keys,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "server-side reading keys could not be read");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 fn unauthorized() -> Response {
     let mut response = (
         StatusCode::UNAUTHORIZED,

@@ -18,9 +18,12 @@
 //! API requests: one account's stalled uploads never take another's
 //! slots. A body that pauses longer than [`BODY_IDLE_TIMEOUT`] is dropped.
 //!
-//! A blob id is the SHA-256 of the bytes. Download serves uploads and the
-//! stored messages of the authenticated account; anything else, including
-//! every blob of another account, is 404.
+//! A blob id is the SHA-256 of the bytes, or names a body part
+//! (`email::part_blob`). Download serves uploads, the stored messages of
+//! the authenticated account and their parts (and the parts of its
+//! uploads), each part decoded (RFC 8621 §4.1.4) and read through
+//! `email::source`; anything else, including every blob of another
+//! account, an Email that is gone and a part that is not there, is 404.
 //!
 //! A download is served so that a browser can only save it, never render
 //! it in this server's origin (where it could script the API with the
@@ -41,7 +44,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{authenticate, Peer};
+use super::auth::{self, authenticate, Peer};
+use super::email::part_blob::{self, Origin, PartBlob};
 use super::error::Problem;
 use super::{ids, limits, Server};
 use crate::store::{AccountId, BlobHash};
@@ -270,6 +274,11 @@ pub(crate) async fn download(
     }
     let data = match server.uploads.get(account.id, &blob_id) {
         Some(d) => d.to_vec(),
+        None if blob_id.len() > 64 => match part(&server, &headers, account.id, &blob_id).await {
+            Ok(Some(d)) => d,
+            Ok(None) => return not_found(),
+            Err(()) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        },
         None => {
             let Some(hash) = ids::parse_blob(&blob_id) else {
                 return not_found();
@@ -301,6 +310,40 @@ pub(crate) async fn download(
         Body::from(data),
     )
         .into_response()
+}
+
+/// The decoded bytes of the part `blob_id` names, if it names one of
+/// `account`'s, read with the account's server-side reading keys when
+/// the request opens them (as an API request does); `Err` when the store
+/// fails.
+async fn part(
+    server: &Server,
+    headers: &HeaderMap,
+    account: AccountId,
+    blob_id: &str,
+) -> Result<Option<Vec<u8>>, ()> {
+    let Some(part) = PartBlob::parse(blob_id, account) else {
+        return Ok(None);
+    };
+    let upload = match part.origin {
+        Origin::Upload(hash) => server.uploads.get(account, &ids::blob(hash)),
+        Origin::Email { .. } => None,
+    };
+    let keys = match part.origin {
+        Origin::Email {
+            decrypted: true, ..
+        } => auth::reading_keys(server, account, headers).await,
+        _ => None,
+    };
+    let store = Arc::clone(&server.ctx.store);
+    let read = move || {
+        let upload = upload.as_deref().map(Vec::as_slice);
+        part_blob::read(&store, &part, upload, keys.as_deref())
+    };
+    match tokio::task::spawn_blocking(read).await {
+        Ok(Ok(found)) => Ok(found),
+        _ => Err(()),
+    }
 }
 
 /// The type served when the asked one is unusable.

@@ -27,6 +27,9 @@ pub(crate) struct Call {
     /// are unlocked (`crate::reading`); messages are then presented
     /// decrypted (`email::source`).
     pub(crate) reading: Option<Arc<Unlocked>>,
+    /// The account's password when the request gave it (HTTP Basic, not
+    /// an app token): what `PrivateKey/set` wraps a key under.
+    pub(crate) password: Option<zeroize::Zeroizing<String>>,
 }
 
 impl Call {

@@ -64,6 +64,9 @@ pub(crate) enum Error {
     /// `sinceState` is unknown or in the future.
     #[error("cannot calculate changes from state {0}; resynchronise")]
     CannotCalculateChanges(String),
+    /// More changes than `maxChanges` (RFC 8620 §5.6 `tooManyChanges`).
+    #[error("{0}")]
+    TooManyChanges(String),
     /// Too many ids or operations in one call.
     #[error("{0}")]
     RequestTooLarge(String),
@@ -181,6 +184,7 @@ impl Error {
             Error::Forbidden(_) => e("forbidden"),
             Error::StateMismatch(_) => e("stateMismatch"),
             Error::CannotCalculateChanges(_) => e("cannotCalculateChanges"),
+            Error::TooManyChanges(_) => e("tooManyChanges"),
             Error::RequestTooLarge(_) => e("requestTooLarge"),
             Error::InvalidResultReference(_) => e("invalidResultReference"),
             Error::UnsupportedFilter(_) => e("unsupportedFilter"),
@@ -203,7 +207,14 @@ fn store_error(m: &MailError, text: String) -> JmapError {
         MailError::MailboxNotFound { .. }
         | MailError::MessageNotFound { .. }
         | MailError::CertificateNotFound { .. }
-        | MailError::AppTokenNotFound { .. } => JmapError::new("notFound", text),
+        | MailError::AppTokenNotFound { .. }
+        | MailError::ReadingKeyNotFound { .. } => JmapError::new("notFound", text),
+        MailError::TooManyReadingKeys { .. } => JmapError::new("overQuota", text),
+        MailError::DuplicateReadingKey { fingerprint } => {
+            JmapError::new("alreadyExists", text).with("existingId", json!(fingerprint.to_string()))
+        }
+        MailError::NoReadingKey => JmapError::new("invalidProperties", text)
+            .with("properties", props(&["serverSideReading"])),
         MailError::TooManyAppTokens { .. } => JmapError::new("overQuota", text),
         MailError::InvalidAppTokenName { .. } => {
             JmapError::new("invalidProperties", text).with("properties", props(&["name"]))

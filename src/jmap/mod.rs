@@ -15,8 +15,8 @@
 //! hands each method call to one handler per object type:
 //!
 //! - `mailbox`: `Mailbox/get|query|changes|set` (RFC 8621 §2);
-//! - `email`: `Email/get|query|changes|set|import` and `Thread/get`
-//!   (RFC 8621 §3, §4);
+//! - `email`: `Email/get|query|changes|set|import|parse` and `Thread/get`
+//!   (RFC 8621 §3, §4), body-part blobs;
 //! - `certificate`, `settings`: the encryption extension;
 //! - `quota`: `Quota/get|changes|query|queryChanges` (RFC 9425);
 //! - `tokens`: `AppToken/get|set` (`urn:sealmail:params:jmap:auth`);
@@ -60,6 +60,7 @@ mod listen;
 mod mailbox;
 mod origin;
 mod page;
+mod private_key;
 mod quota;
 mod reference;
 mod send_test;
@@ -96,6 +97,8 @@ pub struct JmapContext {
     pub max_upload_bytes: u64,
     /// How the session's URLs are made and whose forwarded headers count.
     pub urls: UrlPolicy,
+    /// Server-side reading keys unlocked on this node (`crate::reading`).
+    pub keyring: Arc<crate::reading::Keyring>,
 }
 
 /// Limits announced in the session's core capability and enforced.

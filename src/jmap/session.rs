@@ -51,7 +51,7 @@ fn core_capability(max_upload: u64) -> Value {
         "maxCallsInRequest": limits::CALLS_IN_REQUEST,
         "maxObjectsInGet": limits::OBJECTS_IN_GET,
         "maxObjectsInSet": limits::OBJECTS_IN_SET,
-        "collationAlgorithms": ["i;ascii-casemap", "i;octet"],
+        "collationAlgorithms": ["i;ascii-casemap", "i;octet", "i;unicode-casemap"],
     })
 }
 
@@ -63,7 +63,7 @@ fn session(account: &Account, base: &str, max_upload: u64) -> Value {
         "maxMailboxDepth": null,
         "maxSizeMailboxName": 255,
         "maxSizeAttachmentsPerEmail": max_upload,
-        "emailQuerySortOptions": ["receivedAt", "size"],
+        "emailQuerySortOptions": ["receivedAt", "sentAt", "size", "from", "to", "subject", "hasKeyword", "someInThreadHaveKeyword", "allInThreadHaveKeyword"],
         "mayCreateTopLevelMailbox": true,
     });
     let encryption = json!({

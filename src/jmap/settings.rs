@@ -2,7 +2,8 @@
 //! (id `singleton`, as RFC 8621 §8 does for VacationResponse) with
 //! `isEnabled`, `algorithm`, `keyTransport`, `encryptOnAppend` (true
 //! unless the user opts out: drafts and sent copies the client stores are
-//! then plaintext on disk) and read-only `warnings`.
+//! then plaintext on disk), `serverSideReading` (`crate::reading`; on
+//! needs a held private key) and read-only `warnings`.
 //!
 //! Changes go through [`manage::change_encryption`], as `sealmail
 //! encryption enable` does, so enabling with no active certificate is
@@ -31,7 +32,10 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
             let certs = s.list_certificates(id)?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let view = EncryptionView::new(&account.address, &settings, &certs, now);
-            Ok((account.modseq.to_string(), object_of(view)))
+            let mut obj = object_of(view);
+            let reading = s.reading_status(id)?.enabled;
+            obj.insert("serverSideReading".into(), json!(reading));
+            Ok((account.modseq.to_string(), obj))
         })
         .await?;
     let props = args.properties.as_deref();
@@ -87,8 +91,15 @@ async fn update(call: &Call, patch: Value) -> Result<(), Error> {
     let patch = object(patch)?;
     only(
         &patch,
-        &["isEnabled", "algorithm", "keyTransport", "encryptOnAppend"],
+        &[
+            "isEnabled",
+            "algorithm",
+            "keyTransport",
+            "encryptOnAppend",
+            "serverSideReading",
+        ],
     )?;
+    let reading: Option<bool> = prop(&patch, "serverSideReading")?;
     let enabled: Option<bool> = prop(&patch, "isEnabled")?;
     let algorithm: Option<String> = prop(&patch, "algorithm")?;
     let key_transport: Option<String> = prop(&patch, "keyTransport")?;
@@ -102,7 +113,14 @@ async fn update(call: &Call, patch: Value) -> Result<(), Error> {
             encrypt_on_append: on_append,
         };
         manage::change_encryption(s, &account, change)?;
+        if let Some(on) = reading {
+            s.set_server_side_reading(id, on)?;
+        }
         Ok(())
     })
-    .await
+    .await?;
+    if reading == Some(false) {
+        call.server.ctx.keyring.forget(call.account.id);
+    }
+    Ok(())
 }

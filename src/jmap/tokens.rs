@@ -15,7 +15,7 @@ use super::call::{get_response, parse, pick, select, Call, GetArgs};
 use super::error::Error;
 use super::set::{object, only, prop, SetArgs, SetOutcome};
 use crate::admin::api::utc;
-use crate::store::{AppToken, TokenId};
+use crate::store::{AppToken, Credential, TokenId};
 
 /// The JMAP object of a token.
 fn view(t: &AppToken) -> Map<String, Value> {
@@ -78,8 +78,18 @@ async fn create(call: &Call, obj: Value) -> Result<Value, Error> {
     let obj = object(obj)?;
     only(&obj, &["name"])?;
     let name: String = prop(&obj, "name")?.unwrap_or_default();
+    let password = call.password.clone();
     let made = call
-        .blocking(move |s, id| Ok(s.add_app_token(id, &name)?))
+        .blocking(move |s, id| {
+            let made = s.add_app_token(id, &name)?;
+            // why: a token made with the password in hand carries its own
+            // copy of the server-side reading keys (`crate::reading`).
+            if let Some(password) = password {
+                let keys = s.open_reading_keys(id, Credential::Password(&password))?;
+                s.add_token_reading_copy(id, made.token.id, &made.secret, &keys)?;
+            }
+            Ok(made)
+        })
         .await?;
     let mut obj = view(&made.token);
     obj.insert("secret".into(), json!(made.secret));

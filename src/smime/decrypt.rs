@@ -32,6 +32,7 @@ use super::auth_enveloped::{self, Authenticated};
 use super::ber;
 use super::ecdh::{EcPrivateKey, EcPublicKey};
 use super::kari;
+use super::line_ends::to_crlf;
 use super::oaep;
 use super::split::Split;
 use super::SmimeError;
@@ -103,6 +104,37 @@ impl Decryptor {
         Err(SmimeError::BadPrivateKey {
             detail: format!("not an RSA key ({rsa_error}) nor an EC key on P-256, P-384 or P-521"),
         })
+    }
+
+    /// A decryptor from a PKCS#8 DER private key (RSA, or EC on P-256,
+    /// P-384 or P-521), as [`Decryptor::to_pkcs8_der`] writes it.
+    pub fn from_pkcs8_der(
+        der_bytes: &[u8],
+        cert: Option<&Certificate>,
+    ) -> Result<Self, SmimeError> {
+        if let Ok(key) = RsaPrivateKey::from_pkcs8_der(der_bytes) {
+            return Ok(Self::new(key, cert));
+        }
+        EcPrivateKey::from_der("PRIVATE KEY", der_bytes)
+            .map(|key| Self::with_key(PrivateKey::Ec(key), cert))
+            .ok_or_else(|| SmimeError::BadPrivateKey {
+                detail: "not a PKCS#8 RSA key nor an EC key on P-256, P-384 or P-521".into(),
+            })
+    }
+
+    /// The private key as PKCS#8 DER, whatever form it was read from.
+    pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, SmimeError> {
+        let bad = || SmimeError::BadPrivateKey {
+            detail: "cannot be written as PKCS#8".into(),
+        };
+        match &self.key {
+            PrivateKey::Rsa(key) => {
+                use rsa::pkcs8::EncodePrivateKey as _;
+                let doc = key.to_pkcs8_der().map_err(|_| bad())?;
+                Ok(Zeroizing::new(doc.as_bytes().to_vec()))
+            }
+            PrivateKey::Ec(key) => key.to_pkcs8_der().ok_or_else(bad),
+        }
     }
 
     /// Whether `spki` (a certificate's key) is this key's public half.
@@ -458,4 +490,23 @@ where
     decryptor
         .decrypt_padded_vec_mut::<Pkcs7>(ciphertext)
         .map_err(|_| SmimeError::BadPadding)
+}
+
+/// The message `raw` (an S/MIME message) with its envelope replaced by
+/// `inner`, the entity the envelope held: the clear outer fields (the
+/// S/MIME `Content-*` fields dropped) and then `inner`, with CRLF line
+/// ends whatever the sender's client chose inside.
+pub fn opened_message(raw: &[u8], inner: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
+    let fixed = match to_crlf(&inner) {
+        std::borrow::Cow::Owned(v) => Some(Zeroizing::new(v)),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    let inner = fixed.unwrap_or(inner);
+    let split = Split::new(raw);
+    let mut plain = Zeroizing::new(Vec::with_capacity(raw.len() + inner.len()));
+    for field in &split.outer {
+        plain.extend_from_slice(field);
+    }
+    plain.extend_from_slice(&inner);
+    plain
 }

@@ -190,6 +190,18 @@ impl EcPrivateKey {
             .map(Self::P521)
     }
 
+    /// The key as PKCS#8 DER (RFC 5915 inside).
+    pub(crate) fn to_pkcs8_der(&self) -> Option<Zeroizing<Vec<u8>>> {
+        use elliptic_curve::pkcs8::EncodePrivateKey as _;
+        let doc = match self {
+            Self::P256(k) => k.to_pkcs8_der(),
+            Self::P384(k) => k.to_pkcs8_der(),
+            Self::P521(k) => k.to_pkcs8_der(),
+        }
+        .ok()?;
+        Some(Zeroizing::new(doc.as_bytes().to_vec()))
+    }
+
     pub(crate) fn curve(&self) -> Curve {
         match self {
             Self::P256(_) => Curve::P256,

@@ -30,8 +30,9 @@ mod render;
 mod rsa_kt;
 mod split;
 
+pub(crate) use ber::to_der as ber_to_der;
 pub use ber::BerError;
-pub use decrypt::{smime_payload, Decryptor, Enveloped, MAX_RECIPIENT_INFOS};
+pub use decrypt::{opened_message, smime_payload, Decryptor, Enveloped, MAX_RECIPIENT_INFOS};
 pub use detect::{already_encrypted, AlreadyEncrypted};
 pub use ecdh::{x963_kdf, Curve, KdfHash};
 pub use envelope::{Envelope, Recipient, Sealed};

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{bug, corrupt, MailError};
 use super::keys::{self, Key};
-use super::log::{ChangeKind, ChangedObject};
+use super::log::{AuditKind, ChangeKind, ChangedObject};
 use super::mail::{now_secs, MailStore};
 use super::records::{Account, AccountId, MailboxRole, Record};
 use super::txn::{Scope, Tx};
@@ -245,9 +245,29 @@ impl MailStore {
 
     /// Sets (or with `None` clears) the password, stored as an argon2id
     /// hash. The password is never logged.
+    ///
+    /// Server-side reading keys are wrapped under the old password, which
+    /// the operator setting this one does not know: they are dropped, and
+    /// reading with them, in the same transaction (`reading`).
     pub fn set_password(&self, id: AccountId, password: Option<&str>) -> Result<(), MailError> {
         let hash = password.map(hash_password).transpose()?;
-        self.change_account(id, |rec| rec.password_hash.clone_from(&hash))
+        self.update_account(id, |tx| {
+            let mut rec = self.account_record(id)?;
+            rec.password_hash.clone_from(&hash);
+            tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Account)?;
+            if self.drop_reading_keys(tx, id)? {
+                tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Settings)?;
+                let details = "all: the password was reset".to_string();
+                tx.audit(
+                    id,
+                    &mut rec,
+                    now_secs(),
+                    AuditKind::ReadingKeyRemoved,
+                    details,
+                )?;
+            }
+            tx.put(&Key::Account(id), &rec)
+        })
     }
 
     /// Whether `password` is the account's password (`false` when none is

@@ -225,6 +225,31 @@ pub enum MailError {
         /// Why.
         reason: &'static str,
     },
+    /// A password given to prove the account's own (server-side reading)
+    /// is not its password.
+    #[error("that is not the account's password; the key is wrapped under the account's own password, so give the one it logs in with")]
+    WrongPassword,
+    /// Server-side reading asked for with no private key held.
+    #[error("server-side reading needs a private key; upload one matching an active certificate first (JMAP PrivateKey/set or `sealmail reading enable --key`)")]
+    NoReadingKey,
+    /// A private key for this certificate is already held.
+    #[error("a private key for certificate {fingerprint} is already held; remove it first")]
+    DuplicateReadingKey {
+        /// The certificate's fingerprint.
+        fingerprint: Fingerprint,
+    },
+    /// No private key held for this certificate.
+    #[error("no private key held for certificate {fingerprint}; see `sealmail reading status`")]
+    ReadingKeyNotFound {
+        /// The certificate's fingerprint.
+        fingerprint: Fingerprint,
+    },
+    /// Too many private keys held.
+    #[error("an account holds at most {limit} private keys; remove one first")]
+    TooManyReadingKeys {
+        /// The limit.
+        limit: usize,
+    },
     /// A sealed list key does not open with this master key.
     #[error("list key {fingerprint} cannot be decrypted with this server's master.key; was master.key replaced?")]
     ListKeyUnreadable {

@@ -24,6 +24,8 @@ const VIEW_VERSION: &[u8] = b"view";
 /// Key of [`Cf::Meta`] holding the version of the stored data's shape
 /// (`upgrade`; absent: 0, a store written before data versions).
 const DATA_VERSION: &[u8] = b"data_version";
+/// Suffix of an account's server-side reading record in `settings`.
+const READING: &[u8] = b"reading";
 
 /// Every key of the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,9 @@ pub(crate) enum Key {
     BlobRef(AccountId, BlobHash),
     Cert(AccountId, Fingerprint),
     Settings(AccountId),
+    /// The account's server-side reading record (`reading`): in the
+    /// settings column family, after the account's settings.
+    Reading(AccountId),
     Change(AccountId, u64),
     Audit(AccountId, u64),
     List(String),
@@ -77,7 +82,7 @@ impl Key {
             Key::Blob(..) => Cf::Blobs,
             Key::BlobRef(..) => Cf::BlobRefs,
             Key::Cert(..) => Cf::Certs,
-            Key::Settings(_) => Cf::Settings,
+            Key::Settings(_) | Key::Reading(_) => Cf::Settings,
             Key::Change(..) => Cf::Changes,
             Key::Audit(..) => Cf::Audit,
             Key::List(_) => Cf::Lists,
@@ -101,6 +106,10 @@ impl Key {
         let mut out = Vec::with_capacity(48);
         match self {
             Key::Account(a) | Key::Settings(a) => out.extend(a.0.to_be_bytes()),
+            Key::Reading(a) => {
+                out.extend(a.0.to_be_bytes());
+                out.extend(READING);
+            }
             Key::Address(s) | Key::List(s) => out.extend(s.as_bytes()),
             Key::Mailbox(a, m) => out.extend(mailbox_prefix(*a, *m)),
             Key::MailboxName(a, name) => {
@@ -160,13 +169,11 @@ impl Key {
         let key = match cf {
             Cf::Accounts | Cf::Settings => {
                 let (a, rest) = acct(bytes)?;
-                if !rest.is_empty() {
-                    return None;
-                }
-                if cf == Cf::Accounts {
-                    Key::Account(a)
-                } else {
-                    Key::Settings(a)
+                match (cf, rest) {
+                    (Cf::Accounts, []) => Key::Account(a),
+                    (Cf::Settings, []) => Key::Settings(a),
+                    (Cf::Settings, READING) => Key::Reading(a),
+                    _ => return None,
                 }
             }
             Cf::Addresses => Key::Address(String::from_utf8(bytes.to_vec()).ok()?),
@@ -351,6 +358,7 @@ mod tests {
             (acct.clone(), hash).prop_map(|(a, h)| Key::Import(a, BlobHash(h))),
             (acct.clone(), hash).prop_map(|(a, h)| Key::Cert(a, h.into())),
             acct.clone().prop_map(Key::Settings),
+            acct.clone().prop_map(Key::Reading),
             (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::Change(a, n)),
             (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::Audit(a, n)),
             (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::AppToken(a, n)),

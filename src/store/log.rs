@@ -134,6 +134,14 @@ pub enum AuditKind {
     AppTokenAdded,
     /// An app token was removed.
     AppTokenRemoved,
+    /// A private key was handed over for server-side reading.
+    ReadingKeyAdded,
+    /// A private key for server-side reading was removed.
+    ReadingKeyRemoved,
+    /// Server-side reading was switched on.
+    ReadingEnabled,
+    /// Server-side reading was switched off.
+    ReadingDisabled,
 }
 
 /// One audit-log entry.

@@ -105,6 +105,7 @@ mod message_scan;
 mod migrate;
 mod open;
 mod postgres;
+mod reading;
 mod records;
 mod rocks;
 mod stripes;
@@ -140,8 +141,10 @@ pub use message::FlagsSet;
 pub use message_record::{FlagChange, Flags, HeaderFields, Message, NewMessage};
 pub use open::{open_engine_url, EnginePair};
 pub use postgres::{PgBlobStore, PgStore, DEFAULT_POOL_SIZE};
+pub use reading::{Credential, HeldKey, OpenedKey, ReadingStatus, MAX_READING_KEYS};
 pub use records::{Account, AccountId, BlobHash, Mailbox, MailboxId, MailboxRole, Uid};
 pub use rocks::RocksStore;
+pub(crate) use threads::base_subject;
 pub use tokens::{AppToken, NewAppToken, TokenId, MAX_APP_TOKENS, TOKEN_PREFIX};
 
 /// A column family: one independent, ordered key space of the store.

@@ -131,7 +131,7 @@ fn hash(secret: &str) -> [u8; 32] {
 }
 
 /// The account and token a secret names, if it has the shape of one.
-fn parse_secret(secret: &str) -> Option<(AccountId, TokenId)> {
+pub(crate) fn parse_secret(secret: &str) -> Option<(AccountId, TokenId)> {
     let body = secret.strip_prefix(TOKEN_PREFIX)?;
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(body)
@@ -245,6 +245,7 @@ impl MailStore {
                 });
             };
             tx.delete(&key);
+            self.drop_token_reading_copy(tx, id, token)?;
             tx.change(id, &mut rec, ChangeKind::Updated, ChangedObject::Account)?;
             let details = format!("{token} {:?}", found.name);
             tx.audit(

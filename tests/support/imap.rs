@@ -62,6 +62,7 @@ impl ImapServer {
             ingest: Arc::clone(&ingest),
             notifier,
             config,
+            keyring: Arc::default(),
         });
         let mut stop = Vec::new();
         let port = spawn_listener(&runtime, &ctx, false, &mut stop);

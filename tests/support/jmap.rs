@@ -52,6 +52,7 @@ impl JmapServer {
             notifier,
             max_upload_bytes,
             urls: sealmail::jmap::UrlPolicy::default(),
+            keyring: Arc::default(),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown, stop) = oneshot::channel::<()>();

@@ -252,7 +252,7 @@ impl JmapUser {
             call[1]["accountId"] = serde_json::json!(self.account_id);
         }
         let body = serde_json::json!({
-            "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:sealmail:params:jmap:encryption"],
+            "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:sealmail:params:jmap:encryption", "urn:sealmail:params:jmap:auth"],
             "methodCalls": calls,
         });
         let api = self.session["apiUrl"].as_str().unwrap().to_string();

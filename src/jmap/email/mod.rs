@@ -1,21 +1,28 @@
 //! Emails and threads (RFC 8621 §3, §4): `Email/get|changes` and
 //! `Thread/get|changes` here, `Email/query` in `query`, `Email/set` and
-//! `Email/import` in `set`, the Email object itself in `parse`.
+//! `Email/import` in `set`, `Email/parse` in `parse_blob`, the Email
+//! object itself in `parse` (its body in `body`, header forms in
+//! `headers`), body-part blobs in `part_blob`.
 //!
 //! An Email is one stored message record, named by its stable Email id
 //! (the store's `emails` index says where it is now); its Thread is the
 //! store's thread (`store::threads`): `Thread/get` lists the members by
 //! receivedAt, `Thread/changes` follows the log's thread changes.
 
+mod body;
+mod headers;
 mod parse;
+mod parse_blob;
+pub(crate) mod part_blob;
 mod query;
 mod set;
-mod source;
+pub(crate) mod source;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-pub(crate) use query::query;
+pub(crate) use parse_blob::parse_blobs;
+pub(crate) use query::{query, query_changes, snippet_get};
 pub(crate) use set::{import, set};
 
 use super::call::{get_response, parse as parse_args, select, Call, GetArgs};
@@ -23,7 +30,8 @@ use super::changes::changes as log_changes;
 use super::error::Error;
 use super::{ids, limits};
 use crate::store::{AccountId, ChangedObject, MailStore, Message};
-use parse::{email_object, Fetch, Need};
+use body::Fetch;
+use parse::{email_object, Need, Wanted};
 
 /// The properties returned when `properties` is null (RFC 8621 §4.2).
 const DEFAULT_PROPERTIES: &[&str] = &[
@@ -66,6 +74,8 @@ struct EmailGetArgs {
     fetch_all_body_values: bool,
     #[serde(default)]
     max_body_value_bytes: usize,
+    #[serde(default)]
+    body_properties: Option<Vec<String>>,
 }
 
 /// Every message of the account, mailbox by mailbox.
@@ -108,15 +118,15 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
         all: args.fetch_all_body_values,
         max_bytes: args.max_body_value_bytes,
     };
-    let wanted = args.base.ids.clone();
+    let asked = args.base.ids.clone();
     let default: Vec<String> = DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect();
     let props = args.base.properties.clone().unwrap_or(default);
-    let need = Need::of(&props);
+    let wanted = Wanted::of(&props, args.body_properties.as_deref(), fetch)?;
     let keys = call.reading.clone();
     let (state, found, not_found) = call
         .blocking(move |s, id| {
             let state = s.account(id)?.modseq.to_string();
-            let (msgs, missing) = match wanted {
+            let (msgs, missing) = match asked {
                 None => (all_messages(s, id)?, Vec::new()),
                 Some(w) => {
                     let (mut msgs, mut missing) = (Vec::new(), Vec::new());
@@ -136,13 +146,17 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
             }
             let mut found = Vec::with_capacity(msgs.len());
             for m in msgs {
-                let raw = match need {
-                    Need::Metadata => Vec::new(),
+                // why before presenting: the part ids say which view they
+                // name, decided by the stored record and the keys.
+                let decrypted = part_blob::decrypted_view(&m, keys.as_deref());
+                let (m, raw) = match wanted.need {
+                    Need::Metadata => (m, Vec::new()),
                     Need::Header | Need::Body => {
-                        source::message_bytes(s, id, &m, keys.as_deref())?.unwrap_or_default()
+                        let shown = source::presented(s, id, m.clone(), keys.as_deref())?;
+                        shown.unwrap_or((m, Vec::new()))
                     }
                 };
-                found.push(email_object(id, &m, &raw, fetch, need));
+                found.push(email_object(id, &m, &raw, &wanted, decrypted));
             }
             Ok((state, found, missing))
         })

@@ -1,26 +1,25 @@
-//! An Email object (RFC 8621 §4.1) from a stored record and its bytes.
+//! An Email object (RFC 8621 §4.1) from a stored record and its bytes,
+//! or (`Email/parse`, §4.9) from a blob's bytes alone.
 //!
-//! The bytes are parsed with `mail-parser`. An encrypted message is what
+//! The bytes are parsed with `mail-parser`; the body properties are in
+//! `body`, the `header:` forms in `headers`. An encrypted message is what
 //! it is on disk: its header fields are in clear, so addresses, subject
 //! and dates are served, but its body is one `application/pkcs7-mime`
-//! part: `bodyStructure` is that part, it is the only attachment,
-//! `textBody`/`htmlBody` are empty, `bodyValues` is `{}` and `preview`
-//! is `""`. The server cannot read it, and says nothing it would have to
-//! guess.
+//! part (see `body`).
 //!
 //! Only what a request asks for is computed ([`Need`]): metadata alone
 //! reads nothing, header properties parse the header alone, and only the
-//! body properties parse the MIME parts. Those walks stop at
-//! [`MAX_DEPTH`]: a deeper multipart is one opaque
-//! `application/octet-stream` part (listed among the attachments), and no
-//! part below it is served (see [`crate::mime`]).
+//! body properties parse the MIME parts.
 
-use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{HeaderValue, MessageParser};
 use serde_json::{json, Map, Value};
 
+use super::super::error::Error;
 use super::super::ids;
+use super::body::{body_properties, BodyProperties, Fetch, Parts};
+use super::headers::{addresses, check_count, HeaderProperty};
+use super::part_blob::{Origin, PartBlob};
 use crate::admin::api::utc;
-use crate::mime::MAX_DEPTH;
 use crate::store::{AccountId, Flags, Message};
 
 /// Properties read from the parsed header (RFC 8621 §4.1.2, §4.1.3).
@@ -67,7 +66,7 @@ impl Need {
         let any = |list: &[&str]| props.iter().any(|p| list.contains(&p.as_str()));
         if any(BODY_PROPERTIES) {
             Need::Body
-        } else if any(HEADER_PROPERTIES) {
+        } else if any(HEADER_PROPERTIES) || props.iter().any(|p| p.starts_with("header:")) {
             Need::Header
         } else {
             Need::Metadata
@@ -75,18 +74,40 @@ impl Need {
     }
 }
 
-/// Which body values to fetch (`fetchTextBodyValues`, ...).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Fetch {
-    pub(crate) text: bool,
-    pub(crate) html: bool,
-    pub(crate) all: bool,
-    /// 0: no limit.
-    pub(crate) max_bytes: usize,
+/// What one `Email/get` or `Email/parse` asks of every Email.
+#[derive(Debug, Clone)]
+pub(crate) struct Wanted {
+    /// How much of the bytes to read.
+    pub(crate) need: Need,
+    /// The body values to fetch.
+    pub(crate) fetch: Fetch,
+    /// The EmailBodyPart properties.
+    pub(crate) body: BodyProperties,
+    /// The `header:` properties of the Email.
+    pub(crate) headers: Vec<HeaderProperty>,
 }
 
-/// Characters of `preview` (RFC 8621 §4.1.4: at most 256).
-const PREVIEW_CHARS: usize = 256;
+impl Wanted {
+    /// What `props` and `body_props` ask; a malformed `header:` property
+    /// or an unknown body property is `invalidArguments`.
+    pub(crate) fn of(
+        props: &[String],
+        body_props: Option<&[String]>,
+        fetch: Fetch,
+    ) -> Result<Self, Error> {
+        let mut headers = Vec::new();
+        for p in props {
+            headers.extend(HeaderProperty::parse(p)?);
+        }
+        check_count(headers.len())?;
+        Ok(Self {
+            need: Need::of(props),
+            fetch,
+            body: BodyProperties::parse(body_props)?,
+            headers,
+        })
+    }
+}
 
 /// JMAP keywords of stored flags (RFC 8621 §4.1.1; `\Deleted` has none).
 pub(crate) fn keywords(flags: &Flags) -> Map<String, Value> {
@@ -146,23 +167,70 @@ pub(crate) fn metadata(account: AccountId, msg: &Message) -> Map<String, Value> 
     obj
 }
 
-/// The Email object of `msg` with bytes `raw`, as far as `need` goes.
+/// The Email object of `msg` with bytes `raw`, as far as `wanted` goes.
+/// `decrypted` says whether `raw` is the message decrypted (server-side
+/// reading): then its parts are shown, and their blob ids say so.
 pub(crate) fn email_object(
     account: AccountId,
     msg: &Message,
     raw: &[u8],
-    fetch: Fetch,
-    need: Need,
+    wanted: &Wanted,
+    decrypted: bool,
 ) -> Map<String, Value> {
     let mut obj = metadata(account, msg);
+    let place = PartBlob {
+        account,
+        origin: Origin::Email {
+            email: msg.email_id,
+            blob: msg.blob,
+            decrypted,
+        },
+        path: Vec::new(),
+    };
+    let encrypted = msg.encrypted && !decrypted;
+    parsed_properties(&mut obj, raw, wanted, &place, encrypted);
+    obj
+}
+
+/// The Email object `Email/parse` makes of the blob `blob_id` with bytes
+/// `raw` at `place` (RFC 8621 §4.9: no id, mailboxIds, keywords or
+/// receivedAt; no threadId, as it is not computed), or `None` when the
+/// bytes are no message.
+pub(crate) fn parsed_email(
+    blob_id: &str,
+    raw: &[u8],
+    wanted: &Wanted,
+    place: &PartBlob,
+) -> Option<Map<String, Value>> {
     let parser = MessageParser::default();
-    let parsed = match need {
-        Need::Metadata => return obj,
+    crate::mime::parse_headers(&parser, raw)?;
+    let mut obj = Map::new();
+    for key in ["id", "threadId", "mailboxIds", "keywords", "receivedAt"] {
+        obj.insert(key.into(), Value::Null);
+    }
+    obj.insert("blobId".into(), json!(blob_id));
+    obj.insert("size".into(), json!(raw.len()));
+    parsed_properties(&mut obj, raw, wanted, place, false);
+    Some(obj)
+}
+
+/// The header and body properties of the message `raw`, whose parts'
+/// blobs are below `place`.
+fn parsed_properties(
+    obj: &mut Map<String, Value>,
+    raw: &[u8],
+    wanted: &Wanted,
+    place: &PartBlob,
+    encrypted: bool,
+) {
+    let parser = MessageParser::default();
+    let parsed = match wanted.need {
+        Need::Metadata => return,
         Need::Header => crate::mime::parse_headers(&parser, raw),
         Need::Body => crate::mime::parse(&parser, raw),
     };
     let Some(parsed) = parsed else {
-        return obj;
+        return;
     };
     let ids_of = |v: &HeaderValue<'_>| -> Value {
         match v {
@@ -200,141 +268,17 @@ pub(crate) fn email_object(
         .map(|(name, value)| json!({ "name": name, "value": value }))
         .collect();
     obj.insert("headers".into(), json!(headers));
-    if need == Need::Body {
-        body_properties(&mut obj, &parsed, msg.encrypted, fetch);
+    let root = parsed.parts.first().map_or(&[][..], |p| &p.headers[..]);
+    for h in &wanted.headers {
+        obj.insert(h.key.clone(), h.value(raw, root));
     }
-    obj
-}
-
-fn body_properties(
-    obj: &mut Map<String, Value>,
-    parsed: &mail_parser::Message<'_>,
-    encrypted: bool,
-    fetch: Fetch,
-) {
-    let depths = crate::mime::part_depths(parsed);
-    let depth = |id: u32| depths.get(id as usize).copied().unwrap_or(0);
-    let part = |id: u32| {
-        parsed
-            .part(id)
-            .map(|p| part_object(parsed, id, p, depth(id)))
-    };
-    let list = |ids: &[u32]| -> Vec<Value> { ids.iter().filter_map(|&i| part(i)).collect() };
-    obj.insert("bodyStructure".into(), part(0).unwrap_or(Value::Null));
-    if encrypted {
-        obj.insert("textBody".into(), json!([]));
-        obj.insert("htmlBody".into(), json!([]));
-        obj.insert("attachments".into(), json!(list(&[0])));
-        obj.insert("hasAttachment".into(), json!(true));
-        obj.insert("bodyValues".into(), json!({}));
-        obj.insert("preview".into(), json!(""));
-        return;
+    if wanted.need == Need::Body {
+        let parts = Parts {
+            props: &wanted.body,
+            place,
+            encrypted,
+            fetch: wanted.fetch,
+        };
+        body_properties(obj, &parsed, raw, parts);
     }
-    let shown = |ids: &[u32]| -> Vec<u32> {
-        ids.iter()
-            .copied()
-            .filter(|&i| depth(i) <= MAX_DEPTH)
-            .collect()
-    };
-    let (text, html) = (shown(&parsed.text_body), shown(&parsed.html_body));
-    let mut attachments = shown(&parsed.attachments);
-    attachments.extend((0..parsed.parts.len()).filter_map(|i| {
-        let id = u32::try_from(i).ok()?;
-        let cut = depth(id) == MAX_DEPTH && is_multipart(parsed.part(id)?);
-        cut.then_some(id)
-    }));
-    obj.insert("textBody".into(), json!(list(&text)));
-    obj.insert("htmlBody".into(), json!(list(&html)));
-    obj.insert("attachments".into(), json!(list(&attachments)));
-    obj.insert("hasAttachment".into(), json!(!attachments.is_empty()));
-    // why: mail-parser previews its first text (or HTML) body part; below
-    // the depth limit that part is not served, so neither is its preview.
-    let first_shown = parsed.text_body.first().or(parsed.html_body.first());
-    let preview = first_shown
-        .filter(|&&i| depth(i) <= MAX_DEPTH)
-        .and_then(|_| parsed.body_preview(PREVIEW_CHARS))
-        .map(|p| p.chars().take(PREVIEW_CHARS).collect::<String>())
-        .unwrap_or_default();
-    obj.insert("preview".into(), json!(preview));
-    let mut wanted: Vec<u32> = Vec::new();
-    if fetch.text || fetch.all {
-        wanted.extend(&text);
-    }
-    if fetch.html || fetch.all {
-        wanted.extend(&html);
-    }
-    let mut values = Map::new();
-    for id in wanted {
-        if let Some(text) = parsed.part(id).and_then(MessagePart::text_contents) {
-            values.insert(id.to_string(), body_value(text, fetch.max_bytes));
-        }
-    }
-    obj.insert("bodyValues".into(), Value::Object(values));
-}
-
-fn is_multipart(p: &MessagePart<'_>) -> bool {
-    matches!(p.body, PartType::Multipart(_))
-}
-
-fn body_value(text: &str, max: usize) -> Value {
-    if max == 0 || text.len() <= max {
-        return json!({ "value": text, "isEncodingProblem": false, "isTruncated": false });
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    json!({ "value": text.get(..end).unwrap_or_default(), "isEncodingProblem": false, "isTruncated": true })
-}
-
-fn addresses(a: &Address<'_>) -> Value {
-    let list: Vec<Value> = a
-        .iter()
-        .map(|addr| json!({ "name": addr.name(), "email": addr.address() }))
-        .collect();
-    json!(list)
-}
-
-/// An EmailBodyPart (RFC 8621 §4.1.4); `subParts` for multiparts down to
-/// [`MAX_DEPTH`], where a multipart is one opaque part. Part blobs are not
-/// separately downloadable: `blobId` is left out.
-fn part_object(
-    msg: &mail_parser::Message<'_>,
-    id: u32,
-    p: &MessagePart<'_>,
-    depth: usize,
-) -> Value {
-    let cut = depth >= MAX_DEPTH && is_multipart(p);
-    let ctype = p.content_type().filter(|_| !cut);
-    let mime = match ctype {
-        _ if cut => "application/octet-stream".to_string(),
-        Some(c) => {
-            format!("{}/{}", c.ctype(), c.subtype().unwrap_or("octet-stream")).to_lowercase()
-        }
-        None => "text/plain".to_string(),
-    };
-    let charset = ctype
-        .and_then(|c| c.attribute("charset"))
-        .map(str::to_string)
-        .or_else(|| mime.starts_with("text/").then(|| "us-ascii".to_string()));
-    let size = p.offset_end.saturating_sub(p.offset_body);
-    let mut obj = json!({
-        "partId": id.to_string(),
-        "size": size,
-        "type": mime,
-        "charset": charset,
-        "disposition": p.content_disposition().map(|d| d.ctype().to_string()),
-        "name": p.attachment_name(),
-        "cid": p.content_id(),
-        "location": p.content_location(),
-    });
-    if let (PartType::Multipart(children), Some(map), false) = (&p.body, obj.as_object_mut(), cut) {
-        // why: recursion is bounded by MAX_DEPTH (the `cut` above).
-        let subs: Vec<Value> = children
-            .iter()
-            .filter_map(|&c| msg.part(c).map(|cp| part_object(msg, c, cp, depth + 1)))
-            .collect();
-        map.insert("subParts".into(), json!(subs));
-    }
-    obj
 }

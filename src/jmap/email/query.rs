@@ -1,5 +1,6 @@
-//! `Email/query` (RFC 8621 §4.4): filter conditions and operators, sort
-//! by `receivedAt` or `size`.
+//! `Email/query` (RFC 8621 §4.4): filter conditions and operators here,
+//! sorting and `collapseThreads` in `sort`, `Email/queryChanges` in
+//! `changes`, `SearchSnippet/get` (RFC 8621 §5) in `snippet`.
 //!
 //! Text conditions compare text as a reader sees it, the same way IMAP
 //! SEARCH does ([`crate::mime::search`]: RFC 2047 words, transfer
@@ -8,18 +9,30 @@
 //! which stay clear on encrypted messages too; `body` looks in the text
 //! parts and `text` in both (RFC 8621 §4.4.1). The body of an encrypted
 //! message is S/MIME ciphertext the server cannot read, so `body` never
-//! matches it and `text` matches only its header fields.
+//! matches it and `text` matches only its header fields — unless the
+//! account has server-side reading on, when the message is searched as
+//! `email::source` presents it (decrypted). The
+//! `...InThreadHaveKeyword` conditions look at every Email of the
+//! message's thread, in any mailbox.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::super::call::{direction, parse as parse_args, query_response, Call, QueryArgs};
+use super::super::call::{parse as parse_args, query_response, Call, QueryArgs};
 use super::super::error::Error;
 use super::super::ids;
 use super::all_messages;
 use crate::mime::search::{address_text, body_text, header_text, Needle};
+use crate::reading::Unlocked;
 use crate::smime::Split;
-use crate::store::Message;
+use crate::store::{AccountId, MailStore, Message};
+
+mod changes;
+mod snippet;
+mod sort;
+
+pub(crate) use changes::query_changes;
+pub(crate) use snippet::snippet_get;
 
 /// A filter: a condition or an operator over filters.
 #[derive(Debug, Deserialize)]
@@ -113,6 +126,8 @@ fn has_address(field: Option<&String>, needle: &str) -> bool {
 struct Candidate<'a> {
     msg: &'a Message,
     raw: Option<&'a [u8]>,
+    /// The Emails of its thread (itself among them).
+    thread: &'a [&'a Message],
 }
 
 impl Candidate<'_> {
@@ -130,7 +145,8 @@ impl Candidate<'_> {
     }
 
     /// The decoded text of a clear message's parts; nothing for an
-    /// encrypted one (ciphertext).
+    /// encrypted one (ciphertext). A message server-side reading presents
+    /// decrypted is clear here (`email::source::presented`).
     fn body(&self) -> Option<String> {
         if self.msg.encrypted {
             return None;
@@ -139,8 +155,16 @@ impl Candidate<'_> {
     }
 }
 
-fn has_keyword(m: &Message, k: &str) -> bool {
-    super::parse::keywords(&m.flags).contains_key(&k.to_lowercase())
+/// Whether `m` has keyword `k` (RFC 8621 §4.1.1: case-insensitive).
+fn keyword(m: &Message, k: &str) -> bool {
+    let f = &m.flags;
+    match k.to_ascii_lowercase().as_str() {
+        "$seen" => f.seen,
+        "$answered" => f.answered,
+        "$flagged" => f.flagged,
+        "$draft" => f.draft,
+        _ => f.keywords.iter().any(|have| have.eq_ignore_ascii_case(k)),
+    }
 }
 
 impl Condition {
@@ -151,6 +175,23 @@ impl Condition {
             }
         }
         Ok(())
+    }
+
+    /// Whether it looks at other Emails of the thread.
+    fn on_thread(&self) -> bool {
+        self.all_in_thread_have_keyword.is_some()
+            || self.some_in_thread_have_keyword.is_some()
+            || self.none_in_thread_have_keyword.is_some()
+    }
+
+    /// Whether it looks only at what never changes for an Email (not its
+    /// mailbox, not keywords).
+    fn immutable(&self) -> bool {
+        self.in_mailbox.is_none()
+            && self.in_mailbox_other_than.is_none()
+            && self.has_keyword.is_none()
+            && self.not_keyword.is_none()
+            && !self.on_thread()
     }
 
     fn needs_raw(&self) -> bool {
@@ -169,18 +210,28 @@ impl Condition {
         let h = &m.headers;
         let date = |d: &Option<String>| d.as_deref().and_then(parse_utc_date);
         let mailbox = ids::mailbox(m.mailbox);
-        let keyword_ok = [
-            &self.has_keyword,
-            &self.all_in_thread_have_keyword,
-            &self.some_in_thread_have_keyword,
-        ]
-        .into_iter()
-        .flatten()
-        .all(|k| has_keyword(m, k))
-            && [&self.not_keyword, &self.none_in_thread_have_keyword]
-                .into_iter()
-                .flatten()
-                .all(|k| !has_keyword(m, k));
+        let thread = |k: &String, all: bool| {
+            let mut members = c.thread.iter().chain(c.thread.is_empty().then_some(&m));
+            if all {
+                members.all(|t| keyword(t, k))
+            } else {
+                members.any(|t| keyword(t, k))
+            }
+        };
+        let keyword_ok = self.has_keyword.as_ref().is_none_or(|k| keyword(m, k))
+            && self.not_keyword.as_ref().is_none_or(|k| !keyword(m, k))
+            && self
+                .all_in_thread_have_keyword
+                .as_ref()
+                .is_none_or(|k| thread(k, true))
+            && self
+                .some_in_thread_have_keyword
+                .as_ref()
+                .is_none_or(|k| thread(k, false))
+            && self
+                .none_in_thread_have_keyword
+                .as_ref()
+                .is_none_or(|k| !thread(k, false));
         keyword_ok
             && self.in_mailbox.as_ref().is_none_or(|b| *b == mailbox)
             && self
@@ -280,6 +331,24 @@ impl Filter {
         }
     }
 
+    /// Conditions and operators in it.
+    fn size(&self) -> usize {
+        match self {
+            Filter::Operator { conditions, .. } => {
+                conditions.iter().fold(1, |n, f| n.saturating_add(f.size()))
+            }
+            Filter::Condition(_) => 1,
+        }
+    }
+
+    /// Whether some condition is true of `pred`.
+    fn any(&self, pred: &impl Fn(&Condition) -> bool) -> bool {
+        match self {
+            Filter::Operator { conditions, .. } => conditions.iter().any(|f| f.any(pred)),
+            Filter::Condition(c) => pred(c),
+        }
+    }
+
     /// Whether some condition needs the stored bytes, not only the record.
     fn needs_raw(&self) -> bool {
         match self {
@@ -307,56 +376,152 @@ impl Filter {
     }
 }
 
+/// Most conditions and operators in one filter. why: each is evaluated
+/// for every message of the account, so a filter of a few MiB (within
+/// `maxSizeRequest`) would otherwise cost billions of comparisons;
+/// no client needs more than a few dozen.
+const MAX_FILTER: usize = 256;
+
+/// What an `Email/query` asks for, parsed and checked: the same for
+/// `Email/queryChanges`, which runs it again.
+#[derive(Debug)]
+pub(super) struct Spec {
+    filter: Option<Filter>,
+    sort: Vec<sort::Comparator>,
+    collapse: bool,
+}
+
+impl Spec {
+    /// From the `filter`, `sort` and `collapseThreads` arguments.
+    fn parse(args: &Map<String, Value>) -> Result<Spec, Error> {
+        let filter: Option<Filter> = match args.get("filter") {
+            None | Some(Value::Null) => None,
+            Some(f) => Some(
+                serde_json::from_value(f.clone())
+                    .map_err(|e| Error::UnsupportedFilter(format!("Email filter: {e}")))?,
+            ),
+        };
+        if let Some(f) = &filter {
+            if f.size() > MAX_FILTER {
+                return Err(Error::UnsupportedFilter(format!(
+                    "the filter has over {MAX_FILTER} conditions and operators; \
+                     split the query"
+                )));
+            }
+            f.check()?;
+        }
+        let collapse = match args.get("collapseThreads") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(Error::InvalidArguments(format!(
+                    "collapseThreads must be a boolean, not {other}"
+                )))
+            }
+        };
+        Ok(Spec {
+            filter,
+            sort: sort::parse(args.get("sort"))?,
+            collapse,
+        })
+    }
+
+    /// Whether an Email's place in the results depends on the other
+    /// Emails of its thread.
+    fn on_thread(&self) -> bool {
+        self.collapse
+            || self.sort.iter().any(sort::Comparator::on_thread)
+            || self
+                .filter
+                .as_ref()
+                .is_some_and(|f| f.any(&Condition::on_thread))
+    }
+
+    /// Whether filter and sort look only at what never changes for an
+    /// Email (RFC 8620 §5.6 `upToId`).
+    fn immutable(&self) -> bool {
+        !self.collapse
+            && self.sort.iter().all(sort::Comparator::immutable)
+            && !self
+                .filter
+                .as_ref()
+                .is_some_and(|f| f.any(&|c: &Condition| !c.immutable()))
+    }
+
+    /// The whole result, sorted (and collapsed).
+    fn run(
+        &self,
+        s: &MailStore,
+        id: AccountId,
+        keys: Option<&Unlocked>,
+    ) -> Result<Vec<Message>, Error> {
+        let all = all_messages(s, id)?;
+        let threads = sort::threads(&all);
+        let mut keep = vec![true; all.len()];
+        if let Some(f) = &self.filter {
+            let raw = f.needs_raw();
+            for (m, k) in all.iter().zip(keep.iter_mut()) {
+                // why one message at a time: a body search over a whole
+                // account holds one message's bytes, not all of them.
+                let shown = if raw {
+                    super::source::presented(s, id, m.clone(), keys)?
+                } else {
+                    None
+                };
+                let (msg, bytes) = match &shown {
+                    Some((msg, bytes)) => (msg, Some(bytes.as_slice())),
+                    None => (m, None),
+                };
+                let c = Candidate {
+                    msg,
+                    raw: bytes,
+                    thread: threads.get(&m.thread_id).map_or(&[][..], Vec::as_slice),
+                };
+                *k = f.matches(&c);
+            }
+        }
+        let kept: Vec<Message> = all
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(m, _)| m.clone())
+            .collect();
+        Ok(sort::sort(kept, &self.sort, &threads, self.collapse))
+    }
+}
+
+/// `accountNotFound` for another account's `accountId`, before anything
+/// else of the arguments is looked at (a missing one is left to the
+/// typed parse: `invalidArguments`).
+fn own_account(call: &Call, args: &Map<String, Value>) -> Result<(), Error> {
+    match args.get("accountId").and_then(Value::as_str) {
+        Some(a) => call.check_account(a).map(drop),
+        None => Ok(()),
+    }
+}
+
 /// `Email/query`.
 pub(crate) async fn query(call: &mut Call, args: Map<String, Value>) -> Result<Value, Error> {
+    own_account(call, &args)?;
+    let spec = Spec::parse(&args)?;
     let args: QueryArgs = parse_args(args)?;
     let account_id = call.check_account(&args.account_id)?;
-    let filter: Option<Filter> = match &args.filter {
-        None | Some(Value::Null) => None,
-        Some(f) => Some(
-            serde_json::from_value(f.clone())
-                .map_err(|e| Error::UnsupportedFilter(format!("Email filter: {e}")))?,
-        ),
-    };
-    if let Some(f) = &filter {
-        f.check()?;
-    }
-    let (state, mut all) = call
+    let keys = call.reading.clone();
+    let (state, all) = call
         .blocking(move |s, id| {
+            // why the state first: a change that lands while the query
+            // runs is then reported again by queryChanges, never missed.
             let state = s.account(id)?.modseq.to_string();
-            let mut all = all_messages(s, id)?;
-            if let Some(f) = &filter {
-                let raw = f.needs_raw();
-                let mut kept = Vec::with_capacity(all.len());
-                for m in all {
-                    // why one message at a time: a body search over a whole
-                    // account holds one message's bytes, not all of them.
-                    let bytes = if raw { s.get_blob(id, m.blob)? } else { None };
-                    let c = Candidate {
-                        msg: &m,
-                        raw: bytes.as_deref(),
-                    };
-                    if f.matches(&c) {
-                        kept.push(m);
-                    }
-                }
-                all = kept;
-            }
-            Ok((state, all))
+            Ok((state, spec.run(s, id, keys.as_deref())?))
         })
         .await?;
-    all.sort_by_key(|m| (m.internal_date, m.mailbox, m.uid));
-    for comparator in args.sort.iter().flatten().rev() {
-        let dir = direction(comparator.is_ascending);
-        match comparator.property.as_str() {
-            "receivedAt" => all.sort_by(|a, b| dir(a.internal_date.cmp(&b.internal_date))),
-            "size" => all.sort_by(|a, b| dir(a.size.cmp(&b.size))),
-            other => return Err(Error::UnsupportedSort(format!("cannot sort by {other}"))),
-        }
-    }
     let acct = call.account.id;
     let ids = all.iter().map(|m| ids::email(acct, m.email_id)).collect();
-    query_response(account_id, state, &args, ids)
+    let mut out = query_response(account_id, state, &args, ids)?;
+    if let Some(obj) = out.as_object_mut() {
+        obj.insert("canCalculateChanges".into(), Value::Bool(true));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

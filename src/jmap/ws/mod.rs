@@ -372,7 +372,7 @@ impl Task {
                 return;
             }
         };
-        let text = match api::execute(&conn.server, account, request, bytes).await {
+        let text = match api::execute(&conn.server, account, &conn.auth, request, bytes).await {
             Ok(response) => messages::response(id, response),
             Err(problem) => messages::request_error(id, &problem),
         };

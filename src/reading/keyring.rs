@@ -1,0 +1,262 @@
+//! The keys unlocked on this node, by account.
+//!
+//! An IMAP session holds its account's keys with a [`Hold`] for as long
+//! as it is logged in; when the last hold of an account goes, its keys
+//! are forgotten at once. JMAP requests hold nothing (each brings the
+//! password again): their keys stay for [`IDLE`] after the last use,
+//! then [`Keyring::sweep`] forgets them. Forgetting drops the ring's
+//! reference; the keys are zeroised when the last in-flight reply using
+//! them is done.
+//!
+//! A removed key or reading switched off is forgotten at once on the node
+//! that made the change (`forget`); other nodes on the same PostgreSQL
+//! notice at their next sweep, which checks each held account's reading
+//! status in the store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::Unlocked;
+use crate::store::{AccountId, MailStore};
+
+/// How long keys no session holds stay after their last use.
+pub(crate) const IDLE: Duration = Duration::from_secs(15 * 60);
+/// How often the sweeper runs.
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Unlocked keys by account.
+#[derive(Debug, Default)]
+pub struct Keyring {
+    // why: a std Mutex, held for one map operation, never across an await.
+    slots: Mutex<HashMap<AccountId, Slot>>,
+    /// The generation of the next new slot.
+    next_generation: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    keys: Arc<Unlocked>,
+    holders: usize,
+    used: Instant,
+    /// New for every slot made after none was there, so a hold taken on
+    /// forgotten keys does not release keys unlocked since.
+    generation: u64,
+}
+
+/// An IMAP session's claim on its account's keys; released on drop.
+#[derive(Debug)]
+pub struct Hold {
+    ring: Arc<Keyring>,
+    account: AccountId,
+    generation: u64,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut slots = self.ring.lock();
+        let last = match slots.get_mut(&self.account) {
+            Some(slot) if slot.generation == self.generation => {
+                slot.holders = slot.holders.saturating_sub(1);
+                slot.holders == 0
+            }
+            _ => false,
+        };
+        if last {
+            slots.remove(&self.account);
+        }
+    }
+}
+
+impl Hold {
+    /// The keys, while they are held (not forgotten since).
+    pub fn keys(&self) -> Option<Arc<Unlocked>> {
+        let mut slots = self.ring.lock();
+        let slot = slots
+            .get_mut(&self.account)
+            .filter(|s| s.generation == self.generation)?;
+        slot.used = Instant::now();
+        Some(Arc::clone(&slot.keys))
+    }
+}
+
+impl Keyring {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The account's keys, if unlocked; marks them used.
+    pub fn get(&self, account: AccountId) -> Option<Arc<Unlocked>> {
+        let mut slots = self.lock();
+        let slot = slots.get_mut(&account)?;
+        slot.used = Instant::now();
+        Some(Arc::clone(&slot.keys))
+    }
+
+    /// Holds `keys` for `account` (replacing ones held; their holds carry
+    /// over) and returns them.
+    pub fn insert(&self, account: AccountId, keys: Unlocked) -> Arc<Unlocked> {
+        self.put(account, keys, 0).0
+    }
+
+    /// As [`Keyring::insert`], with a hold for a session taken at once.
+    pub fn insert_held(self: &Arc<Self>, account: AccountId, keys: Unlocked) -> Hold {
+        let generation = self.put(account, keys, 1).1;
+        Hold {
+            ring: Arc::clone(self),
+            account,
+            generation,
+        }
+    }
+
+    /// Puts `keys` with `more` holders added; their Arc and generation.
+    fn put(&self, account: AccountId, keys: Unlocked, more: usize) -> (Arc<Unlocked>, u64) {
+        let keys = Arc::new(keys);
+        let mut slots = self.lock();
+        let (holders, generation) = match slots.get(&account) {
+            Some(old) => (old.holders, old.generation),
+            None => (
+                0,
+                self.next_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ),
+        };
+        slots.insert(
+            account,
+            Slot {
+                keys: Arc::clone(&keys),
+                holders: holders + more,
+                used: Instant::now(),
+                generation,
+            },
+        );
+        (keys, generation)
+    }
+
+    /// A hold on the account's keys for a session, when they are
+    /// unlocked.
+    pub fn hold(self: &Arc<Self>, account: AccountId) -> Option<Hold> {
+        let mut slots = self.lock();
+        let slot = slots.get_mut(&account)?;
+        slot.holders += 1;
+        Some(Hold {
+            ring: Arc::clone(self),
+            account,
+            generation: slot.generation,
+        })
+    }
+
+    /// Forgets the account's keys now (reading off, key removed, password
+    /// reset); sessions then serve mail as stored.
+    pub fn forget(&self, account: AccountId) {
+        self.lock().remove(&account);
+    }
+
+    /// Drops one key of the account's (it was removed); the others stay.
+    pub fn drop_key(&self, account: AccountId, certificate: crate::certs::Fingerprint) {
+        let mut slots = self.lock();
+        let Some(slot) = slots.get_mut(&account) else {
+            return;
+        };
+        let rest = slot.keys.without(certificate);
+        if rest.is_empty() {
+            slots.remove(&account);
+        } else {
+            slot.keys = Arc::new(rest);
+        }
+    }
+
+    /// Whether any keys of `account` are held (tests, status).
+    pub fn holds(&self, account: AccountId) -> bool {
+        self.lock().contains_key(&account)
+    }
+
+    /// Blocking: forgets keys idle past [`IDLE`] that no session holds,
+    /// and those whose account no longer reads on the server (changed on
+    /// another node) or no longer holds that key.
+    pub fn sweep(&self, store: &MailStore) {
+        let held: Vec<AccountId> = {
+            let mut slots = self.lock();
+            slots.retain(|_, s| s.holders > 0 || s.used.elapsed() < IDLE);
+            slots.keys().copied().collect()
+        };
+        for account in held {
+            let stale = match store.reading_status(account) {
+                Ok(status) if status.enabled => {
+                    let Some(keys) = self.lock().get(&account).map(|s| Arc::clone(&s.keys)) else {
+                        continue;
+                    };
+                    let gone = keys
+                        .certificates()
+                        .any(|fp| !status.keys.iter().any(|k| k.certificate == fp));
+                    gone
+                }
+                Ok(_) => true,
+                Err(_) => false,
+            };
+            if stale {
+                self.forget(account);
+            }
+        }
+    }
+}
+
+/// Runs [`Keyring::sweep`] every [`SWEEP_EVERY`] until the process ends.
+pub async fn sweeper(ring: Arc<Keyring>, store: Arc<MailStore>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (ring, store) = (Arc::clone(&ring), Arc::clone(&store));
+        let _ = tokio::task::spawn_blocking(move || ring.sweep(&store)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(account: u32) -> Unlocked {
+        Unlocked {
+            account: AccountId(account),
+            keys: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_last_hold_forgets_the_keys() {
+        let ring = Arc::new(Keyring::default());
+        ring.insert(AccountId(1), keys(1));
+        let a = ring.hold(AccountId(1)).unwrap();
+        let b = ring.hold(AccountId(1)).unwrap();
+        drop(a);
+        assert!(ring.holds(AccountId(1)));
+        drop(b);
+        assert!(!ring.holds(AccountId(1)));
+        assert!(ring.hold(AccountId(1)).is_none());
+    }
+
+    #[test]
+    fn a_hold_on_forgotten_keys_does_not_release_new_ones() {
+        let ring = Arc::new(Keyring::default());
+        ring.insert(AccountId(1), keys(1));
+        let old = ring.hold(AccountId(1)).unwrap();
+        ring.forget(AccountId(1));
+        ring.insert(AccountId(1), keys(1));
+        let new = ring.hold(AccountId(1)).unwrap();
+        drop(old);
+        assert!(ring.holds(AccountId(1)));
+        drop(new);
+        assert!(!ring.holds(AccountId(1)));
+    }
+
+    #[test]
+    fn accounts_are_apart() {
+        let ring = Arc::new(Keyring::default());
+        ring.insert(AccountId(1), keys(1));
+        assert!(ring.get(AccountId(2)).is_none());
+        assert!(ring.hold(AccountId(2)).is_none());
+        ring.forget(AccountId(2));
+        assert!(ring.holds(AccountId(1)));
+    }
+}

@@ -1,0 +1,625 @@
+//! Server-side reading (ARCHITECTURE.md "Server-side reading"), against
+//! the real `sealmail` binary: Python's `imaplib` (a client with no S/MIME
+//! support) reads and searches mail delivered encrypted once the user has
+//! handed over their key; JMAP `Email/get` returns its text; the data
+//! directory, the debug log and the temp directory still hold no
+//! plaintext while sessions are open; the key is stored only sealed; and
+//! taking the key away (disable, password reset, PrivateKey/set destroy)
+//! works at once, in sessions already open.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Command;
+
+use base64::Engine as _;
+use serde_json::json;
+use support::pki::{pair, KeyPair};
+use support::server::Server;
+use support::tools::{found_in_files, python, run};
+
+const PASSWORD: &str = "correct horse";
+const USER: &str = "reader@example.org";
+
+fn message(marker: &str) -> Vec<u8> {
+    format!(
+        "From: Sender <sender@example.net>\r\nTo: {USER}\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= {marker}\r\n\
+         Message-ID: <{marker}@example.net>\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: 8bit\r\n\r\nThe secret word is {marker}-body.\r\nBye.\r\n"
+    )
+    .into_bytes()
+}
+
+/// A server with `USER` (password, certificate, encryption on) and one
+/// message delivered to it, stored as S/MIME.
+fn encrypted_user_with_mail(marker: &str) -> (Server, KeyPair) {
+    let server = Server::start();
+    server.account_with_password(USER, PASSWORD);
+    let keys = pair(USER, 2048);
+    server.ok(&["cert", "add", USER, keys.cert.to_str().unwrap()]);
+    server.ok(&["encryption", "enable", USER]);
+    let reply = server.lmtp_send(USER, &message(marker));
+    assert!(reply.starts_with("250"), "{reply}");
+    let stored = server.inbox(USER);
+    assert!(String::from_utf8_lossy(&stored[0]).contains("application/pkcs7-mime"));
+    (server, keys)
+}
+
+fn enable_reading(server: &Server, keys: &KeyPair) -> String {
+    let out = server.cli(
+        &[
+            "reading",
+            "enable",
+            USER,
+            "--key",
+            keys.key.to_str().unwrap(),
+            "--password-stdin",
+        ],
+        format!("{PASSWORD}\n").as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "reading enable: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Logs in with imaplib, runs FETCH and SEARCH, prints what it saw as JSON.
+const READ: &str = r#"
+import imaplib, json, sys
+port, user, password, word = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+imap = imaplib.IMAP4("127.0.0.1", port)
+imap.login(user, password)
+imap.select("INBOX")
+typ, data = imap.fetch("1", "(RFC822.SIZE BODYSTRUCTURE BODY.PEEK[])")
+assert typ == "OK", data
+meta = data[0][0].decode()
+body = data[0][1]
+size = int(meta.split("RFC822.SIZE ")[1].split()[0].rstrip(")"))
+typ, found = imap.search(None, "BODY", word)
+typ2, text = imap.search(None, "TEXT", word)
+print(json.dumps({"meta": meta, "body": body.decode("utf-8", "replace"), "len": len(body),
+                  "size": size, "body_search": found[0].decode(), "text_search": text[0].decode()}))
+imap.logout()
+"#;
+
+/// Logs in, reads the message decrypted, says `ready` and stays logged
+/// in until its standard input closes.
+const HOLD_OPEN: &str = r#"
+import imaplib, sys
+port, user, password, word = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+imap = imaplib.IMAP4("127.0.0.1", port)
+imap.login(user, password)
+imap.select("INBOX")
+typ, data = imap.fetch("1", "(BODY.PEEK[])")
+assert word.encode() in data[0][1]
+print("ready", flush=True)
+sys.stdin.read()
+imap.logout()
+"#;
+
+fn read(server: &Server, user: &str, password: &str, word: &str) -> serde_json::Value {
+    let out = python(READ, &[&server.imap_port.to_string(), user, password, word]);
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn imaplib_reads_and_searches_mail_delivered_encrypted() {
+    let marker = "ZEBRA7431";
+    let (server, keys) = encrypted_user_with_mail(marker);
+    let word = format!("{marker}-body");
+    let before = read(&server, USER, PASSWORD, &word);
+    assert!(before["body"]
+        .as_str()
+        .unwrap()
+        .contains("application/pkcs7-mime"));
+    assert!(!before["body"].as_str().unwrap().contains(&word));
+    assert_eq!(
+        before["body_search"], "",
+        "the server cannot read the body yet"
+    );
+
+    let said = enable_reading(&server, &keys);
+    assert!(said.contains("enabled"), "{said}");
+    let after = read(&server, USER, PASSWORD, &word);
+    let body = after["body"].as_str().unwrap();
+    assert!(
+        body.contains(&format!("The secret word is {marker}-body.")),
+        "{body}"
+    );
+    assert!(
+        body.contains("Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?="),
+        "clear header kept: {body}"
+    );
+    assert!(!body.contains("pkcs7"), "{body}");
+    assert_eq!(
+        after["size"], after["len"],
+        "RFC822.SIZE is the size served"
+    );
+    let meta = after["meta"].as_str().unwrap().to_ascii_lowercase();
+    assert!(meta.contains("(\"text\" \"plain\""), "{meta}");
+    assert_eq!(after["body_search"], "1");
+    assert_eq!(after["text_search"], "1");
+
+    // What the disk holds is unchanged: S/MIME, and no trace of the body
+    // in the data directory, the debug log or the temp directory, also
+    // while a session that reads it decrypted is open.
+    let mut open_session = Command::new("python3")
+        .arg("-c")
+        .arg(HOLD_OPEN)
+        .args([&server.imap_port.to_string(), USER, PASSWORD, &word])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(open_session.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    for place in [server.data_dir.as_path(), server.scratch.path()] {
+        let hits = found_in_files(place, word.as_bytes());
+        assert!(
+            hits.is_empty(),
+            "plaintext at {hits:?} while a session reads"
+        );
+    }
+    drop(open_session.stdin.take());
+    assert!(open_session.wait().unwrap().success());
+    let stored = server.inbox(USER);
+    assert!(String::from_utf8_lossy(&stored[0]).contains("application/pkcs7-mime"));
+    let status = server.ok(&["reading", "status", USER, "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["enabled"], true);
+    assert_eq!(status["keys"].as_array().unwrap().len(), 1);
+    for place in [server.data_dir.as_path(), server.scratch.path()] {
+        let hits = found_in_files(place, format!("{marker}-body").as_bytes());
+        assert!(hits.is_empty(), "plaintext at {hits:?}");
+    }
+}
+
+#[test]
+fn the_key_is_stored_only_sealed() {
+    let marker = "OKAPI5120";
+    let (server, keys) = encrypted_user_with_mail(marker);
+    enable_reading(&server, &keys);
+    // The key's PKCS#8 DER, and its PEM text, appear nowhere in the data
+    // directory or the log.
+    let der = run(
+        Command::new("openssl").args([
+            "pkey",
+            "-in",
+            keys.key.to_str().unwrap(),
+            "-outform",
+            "DER",
+        ]),
+        b"",
+    );
+    let pem = String::from_utf8(keys.key_pem()).unwrap();
+    let pem_line = pem.lines().nth(3).unwrap().to_string();
+    for place in [server.data_dir.as_path(), server.scratch.path()] {
+        for needle in [&der[der.len() - 64..], pem_line.as_bytes()] {
+            let hits = found_in_files(place, needle);
+            assert!(hits.is_empty(), "key material at {hits:?}");
+        }
+    }
+    // The process keeps keys out of core dumps.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert!(core.split_whitespace().nth(4) == Some("0"), "{core}");
+    // Another account, even with the same password, reads nothing of it.
+    server.account_with_password("other@example.org", PASSWORD);
+    let other = server.jmap("other@example.org", PASSWORD);
+    let got = other.call("PrivateKey/get", json!({"ids": null}));
+    assert_eq!(got["list"], json!([]));
+}
+
+/// A client that stays logged in while the key is taken away.
+const STAYS: &str = r#"
+import imaplib, subprocess, sys
+port, user, password, word, binary, data_dir = sys.argv[1:7]
+imap = imaplib.IMAP4("127.0.0.1", int(port))
+imap.login(user, password)
+imap.select("INBOX")
+def body():
+    typ, data = imap.fetch("1", "(BODY.PEEK[])")
+    return data[0][1].decode("utf-8", "replace")
+assert word in body(), "reading works in the open session"
+done = subprocess.run([binary, "reading", "disable", user, "--data-dir", data_dir],
+                      capture_output=True, text=True)
+assert done.returncode == 0, done.stderr
+after = body()
+assert word not in after and "pkcs7-mime" in after, after[:300]
+imap.logout()
+print("ok")
+"#;
+
+#[test]
+fn disabling_takes_effect_in_open_sessions() {
+    let marker = "TAPIR2280";
+    let (server, keys) = encrypted_user_with_mail(marker);
+    enable_reading(&server, &keys);
+    let out = python(
+        STAYS,
+        &[
+            &server.imap_port.to_string(),
+            USER,
+            PASSWORD,
+            &format!("{marker}-body"),
+            env!("CARGO_BIN_EXE_sealmail"),
+            server.data_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.trim(), "ok");
+    let status = server.ok(&["reading", "status", USER, "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["enabled"], false);
+    assert_eq!(status["keys"], json!([]));
+}
+
+#[test]
+fn an_operator_password_reset_drops_the_keys() {
+    let marker = "LEMUR3391";
+    let (server, keys) = encrypted_user_with_mail(marker);
+    enable_reading(&server, &keys);
+    let out = server.cli(
+        &["account", "passwd", USER, "--password-stdin"],
+        b"new password\n",
+    );
+    assert!(out.status.success());
+    let status: serde_json::Value =
+        serde_json::from_str(&server.ok(&["reading", "status", USER, "--json"])).unwrap();
+    assert_eq!(status["keys"], json!([]));
+    let word = format!("{marker}-body");
+    let seen = read(&server, USER, "new password", &word);
+    assert!(!seen["body"].as_str().unwrap().contains(&word));
+}
+
+#[test]
+fn enabling_needs_the_accounts_password_and_a_matching_key() {
+    let (server, keys) = encrypted_user_with_mail("HERON4410");
+    let key = keys.key.to_str().unwrap();
+    let wrong = server.cli(
+        &["reading", "enable", USER, "--key", key, "--password-stdin"],
+        b"not the password\n",
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("password"));
+    let stranger = pair("stranger@example.org", 2048);
+    let mismatched = server.cli(
+        &[
+            "reading",
+            "enable",
+            USER,
+            "--key",
+            stranger.key.to_str().unwrap(),
+            "--password-stdin",
+        ],
+        format!("{PASSWORD}\n").as_bytes(),
+    );
+    assert_eq!(mismatched.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&mismatched.stderr).contains("matches none"));
+    let garbage = support::pki::scratch().join("garbage.pem");
+    std::fs::write(
+        &garbage,
+        b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let broken = server.cli(
+        &[
+            "reading",
+            "enable",
+            USER,
+            "--key",
+            garbage.to_str().unwrap(),
+        ],
+        format!("{PASSWORD}\n").as_bytes(),
+    );
+    assert_eq!(broken.status.code(), Some(1));
+}
+
+#[test]
+fn jmap_private_key_and_server_side_reading() {
+    let marker = "NARWHAL8812";
+    let (server, keys) = encrypted_user_with_mail(marker);
+    let user = server.jmap(USER, PASSWORD);
+    let pem = String::from_utf8(keys.key_pem()).unwrap();
+    // On without a key is refused.
+    let refused = user.call(
+        "EncryptionSettings/set",
+        json!({"update": {"singleton": {"serverSideReading": true}}}),
+    );
+    assert_eq!(
+        refused["notUpdated"]["singleton"]["type"],
+        "invalidProperties"
+    );
+
+    let made = user.call(
+        "PrivateKey/set",
+        json!({"create": {"k": {"privateKey": pem}}}),
+    );
+    let created = &made["created"]["k"];
+    assert_eq!(
+        created["certificateId"].as_str().unwrap().len(),
+        64,
+        "{made}"
+    );
+    assert!(!made.to_string().contains("PRIVATE KEY"));
+    let on = user.call(
+        "EncryptionSettings/set",
+        json!({"update": {"singleton": {"serverSideReading": true}}}),
+    );
+    assert!(on["updated"].get("singleton").is_some(), "{on}");
+    let settings = user.call("EncryptionSettings/get", json!({"ids": null}));
+    assert_eq!(settings["list"][0]["serverSideReading"], true);
+
+    let got = email_text(&user);
+    assert!(got.contains(&format!("{marker}-body")), "{got}");
+    // Search and snippets see the decrypted body too (RFC 8621 §4.4.1, §5.1).
+    let word = format!("{marker}-body");
+    let found = user.calls(json!([
+        ["Email/query", {"filter": {"body": word}}, "q"],
+        ["SearchSnippet/get", {"filter": {"body": word},
+            "#emailIds": {"resultOf": "q", "name": "Email/query", "path": "/ids"}}, "s"],
+    ]));
+    assert_eq!(found[0][1]["ids"].as_array().unwrap().len(), 1, "{found:?}");
+    let preview = found[1][1]["list"][0]["preview"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        preview.contains(&format!("<mark>{word}</mark>")),
+        "{found:?}"
+    );
+
+    // Destroying the key shows the message as stored again, at once.
+    let id = created["id"].as_str().unwrap();
+    let gone = user.call("PrivateKey/set", json!({"destroy": [id]}));
+    assert_eq!(gone["destroyed"], json!([id]));
+    let got = email_text(&user);
+    assert!(!got.contains(&format!("{marker}-body")), "{got}");
+    let listed = user.call("PrivateKey/get", json!({"ids": null}));
+    assert_eq!(listed["list"], json!([]));
+}
+
+/// The text body value and preview of the first INBOX message.
+fn email_text(user: &support::server::JmapUser) -> String {
+    let replies = user.calls(json!([
+        ["Email/query", {}, "q"],
+        ["Email/get", {"#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                       "properties": ["preview", "textBody", "bodyValues", "attachments"],
+                       "fetchTextBodyValues": true}, "g"],
+    ]));
+    replies[1][1]["list"][0].to_string()
+}
+
+#[test]
+fn jmap_refuses_hostile_keys_and_app_tokens() {
+    let (server, keys) = encrypted_user_with_mail("IBIS9021");
+    let user = server.jmap(USER, PASSWORD);
+    let stranger = pair("stranger@example.org", 2048);
+    let cases = [
+        json!({"privateKey": String::from_utf8(stranger.key_pem()).unwrap()}),
+        json!({"privateKey": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}),
+        json!({"privateKey": "x".repeat(200_000)}),
+        json!({"pkcs12": "not base64 !!"}),
+        json!({"pkcs12": base64::engine::general_purpose::STANDARD.encode(b"garbage")}),
+        json!({"privateKey": String::from_utf8(keys.key_pem()).unwrap(), "pkcs12": "AAAA"}),
+        json!({"privateKey": String::from_utf8(keys.key_pem()).unwrap(), "extra": 1}),
+    ];
+    for case in cases {
+        let r = user.call("PrivateKey/set", json!({"create": {"k": case}}));
+        let kind = &r["notCreated"]["k"]["type"];
+        assert!(kind == "invalidProperties", "{case}: {r}");
+    }
+    // An app token carries no password to wrap the key under.
+    let token: serde_json::Value =
+        serde_json::from_str(&server.ok(&["token", "add", USER, "--json"])).unwrap();
+    let secret = token["secret"].as_str().unwrap().to_string();
+    let reply = bearer_call(
+        &server,
+        &secret,
+        json!(["PrivateKey/set", {"accountId": user.account_id,
+               "create": {"k": {"privateKey": String::from_utf8(keys.key_pem()).unwrap()}}}, "c"]),
+    );
+    assert_eq!(reply["notCreated"]["k"]["type"], "forbidden", "{reply}");
+}
+
+fn bearer_call(server: &Server, secret: &str, call: serde_json::Value) -> serde_json::Value {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}/jmap/api", server.jmap_port);
+    let body = json!({
+        "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail",
+                  "urn:sealmail:params:jmap:encryption"],
+        "methodCalls": [call],
+    });
+    let reply: serde_json::Value = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(secret)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    reply["methodResponses"][0][1].clone()
+}
+
+#[test]
+fn a_pkcs12_key_rotates_in_beside_the_first() {
+    let (server, keys) = encrypted_user_with_mail("MARMOT6650");
+    let user = server.jmap(USER, PASSWORD);
+    let pem = String::from_utf8(keys.key_pem()).unwrap();
+    user.call(
+        "PrivateKey/set",
+        json!({"create": {"k": {"privateKey": pem}}}),
+    );
+    // A second certificate, its key handed over as PKCS#12 (OpenSSL 3's
+    // default PBES2/AES-256 encryption).
+    let second = support::pki::self_signed(
+        support::pki::scratch(),
+        "reader-second",
+        "rsa:2048",
+        &format!("/CN=second/emailAddress={USER}"),
+        &support::pki::smime_extensions(USER),
+    );
+    server.ok(&["cert", "add", USER, second.cert.to_str().unwrap()]);
+    let p12 = run(
+        Command::new("openssl").args([
+            "pkcs12",
+            "-export",
+            "-inkey",
+            second.key.to_str().unwrap(),
+            "-in",
+            second.cert.to_str().unwrap(),
+            "-passout",
+            "pass:p12 secret",
+        ]),
+        b"",
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&p12);
+    let wrong = user.call(
+        "PrivateKey/set",
+        json!({"create": {"k": {"pkcs12": b64, "pkcs12Password": "nope"}}}),
+    );
+    let text = wrong["notCreated"]["k"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("password"), "{wrong}");
+    let made = user.call(
+        "PrivateKey/set",
+        json!({"create": {"k": {"pkcs12": b64, "pkcs12Password": "p12 secret"}}}),
+    );
+    assert!(made["created"].get("k").is_some(), "{made}");
+    user.call(
+        "EncryptionSettings/set",
+        json!({"update": {"singleton": {"serverSideReading": true}}}),
+    );
+    let listed = user.call("PrivateKey/get", json!({"ids": null}));
+    assert_eq!(listed["list"].as_array().unwrap().len(), 2);
+    // New mail, encrypted to both certificates, opens; so does the old.
+    let reply = server.lmtp_send(USER, &message("MARMOT6651"));
+    assert!(reply.starts_with("250"));
+    let seen = read(&server, USER, PASSWORD, "MARMOT6651-body");
+    assert_eq!(seen["body_search"], "2");
+    let first = read(&server, USER, PASSWORD, "MARMOT6650-body");
+    assert!(first["body"].as_str().unwrap().contains("MARMOT6650-body"));
+}
+
+#[test]
+fn an_app_token_made_with_the_password_reads_too() {
+    let marker = "GECKO1188";
+    let (server, keys) = encrypted_user_with_mail(marker);
+    enable_reading(&server, &keys);
+    let user = server.jmap(USER, PASSWORD);
+    let made = user.call("AppToken/set", json!({"create": {"t": {"name": "phone"}}}));
+    let secret = made["created"]["t"]["secret"].as_str().unwrap().to_string();
+    let word = format!("{marker}-body");
+    let seen = read(&server, USER, &secret, &word);
+    assert!(seen["body"].as_str().unwrap().contains(&word), "{seen}");
+    assert_eq!(seen["body_search"], "1");
+    // A token the operator made (no password at hand) carries no copy,
+    // and does not read through keys a password session unlocked.
+    let token: serde_json::Value =
+        serde_json::from_str(&server.ok(&["token", "add", USER, "--json"])).unwrap();
+    let plain = token["secret"].as_str().unwrap().to_string();
+    let _ = user.call("Mailbox/get", json!({"ids": null}));
+    let seen = read(&server, USER, &plain, &word);
+    assert!(!seen["body"].as_str().unwrap().contains(&word));
+    let status: serde_json::Value =
+        serde_json::from_str(&server.ok(&["reading", "status", USER, "--json"])).unwrap();
+    assert_eq!(status["unlocked"], true, "a password request unlocked them");
+    let jmap_plain = bearer_call(
+        &server,
+        &plain,
+        json!(["Email/get", {"accountId": user.account_id, "ids": null,
+                             "properties": ["bodyValues", "attachments"],
+                             "fetchAllBodyValues": true}, "g"]),
+    );
+    let text = jmap_plain["list"].to_string();
+    assert!(
+        text.contains("smime.p7m") && !text.contains(&word),
+        "{jmap_plain}"
+    );
+    let jmap_copy = bearer_call(
+        &server,
+        &secret,
+        json!(["Email/get", {"accountId": user.account_id, "ids": null,
+                             "properties": ["bodyValues"], "fetchAllBodyValues": true}, "g"]),
+    );
+    assert!(jmap_copy["list"].to_string().contains(&word), "{jmap_copy}");
+}
+
+/// jmapc (PyPI), an independent JMAP client, over HTTPS: the session, an
+/// Email/query and an Email/get with text body values.
+const JMAPC: &str = r#"
+import json, sys
+from jmapc import Client, Ref
+from jmapc.methods import EmailGet, EmailQuery
+host, user, password = sys.argv[1:4]
+client = Client.create_with_password(host=host, user=user, password=password)
+results = client.request([
+    EmailQuery(),
+    EmailGet(ids=Ref("/ids"), fetch_text_body_values=True,
+             properties=["subject", "textBody", "bodyValues", "preview"]),
+])
+email = results[1].response.data[0]
+print(json.dumps({
+    "subject": email.subject,
+    "values": [v.value for v in (email.body_values or {}).values()],
+    "preview": email.preview,
+}))
+"#;
+
+#[test]
+fn jmapc_gets_the_decrypted_body_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = support::imap::server_cert(dir.path(), "localhost");
+    let tls_port = support::server::free_port();
+    let listen = format!("127.0.0.1:{tls_port}");
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        &[
+            ("SEALMAIL_TLS_CERT", cert.to_str().unwrap()),
+            ("SEALMAIL_TLS_KEY", key.to_str().unwrap()),
+            ("SEALMAIL_JMAP_TLS_LISTEN", &listen),
+        ],
+    );
+    server.account_with_password(USER, PASSWORD);
+    let keys = pair(USER, 2048);
+    server.ok(&["cert", "add", USER, keys.cert.to_str().unwrap()]);
+    server.ok(&["encryption", "enable", USER]);
+    let marker = "QUOKKA7001";
+    assert!(server.lmtp_send(USER, &message(marker)).starts_with("250"));
+    enable_reading(&server, &keys);
+    support::tools::require("python3");
+    let script = dir.path().join("read_with_jmapc.py");
+    std::fs::write(&script, JMAPC).unwrap();
+    let out = run(
+        Command::new("python3")
+            .arg(&script)
+            .args([&format!("localhost:{tls_port}"), USER, PASSWORD])
+            .env("REQUESTS_CA_BUNDLE", &cert),
+        b"",
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(seen["subject"].as_str().unwrap().contains(marker), "{seen}");
+    let values = seen["values"].to_string();
+    assert!(
+        values.contains(&format!("The secret word is {marker}-body.")),
+        "{seen}"
+    );
+    assert!(seen["preview"].as_str().unwrap().contains(marker), "{seen}");
+}
