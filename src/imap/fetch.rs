@@ -385,7 +385,10 @@ pub(crate) fn load(
             };
             // why the record too: as served, the message is neither
             // encrypted (SEARCH BODY reads it) nor of the stored size.
-            match keys.filter(|_| msg.encrypted).and_then(|k| k.open(&raw)) {
+            match keys
+                .filter(|_| msg.encrypted)
+                .and_then(|k| k.open(msg.blob, &raw))
+            {
                 Some(plain) => {
                     msg.encrypted = false;
                     msg.size = plain.len() as u64;

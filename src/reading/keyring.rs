@@ -217,10 +217,7 @@ mod tests {
     use super::*;
 
     fn keys(account: u32) -> Unlocked {
-        Unlocked {
-            account: AccountId(account),
-            keys: Vec::new(),
-        }
+        Unlocked::of(AccountId(account), Vec::new())
     }
 
     #[test]

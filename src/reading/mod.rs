@@ -19,6 +19,7 @@ mod import;
 mod keyring;
 mod pkcs12;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use import::{import_key, ImportError, KeyInput, MAX_KEY_INPUT};
@@ -27,13 +28,24 @@ pub use pkcs12::Pkcs12Error;
 
 use crate::certs::Fingerprint;
 use crate::smime::{opened_message, Decryptor, Enveloped};
-use crate::store::{AccountId, Credential, MailError, MailStore, OpenedKey};
+use crate::store::{AccountId, BlobHash, Credential, MailError, MailStore, OpenedKey};
 
 /// An account's private keys in clear, held in memory for its sessions.
 pub struct Unlocked {
     account: AccountId,
     keys: Vec<(Fingerprint, Decryptor)>,
+    /// The content-encryption keys of messages already opened, by stored
+    /// blob. why: a client fetches a message several times (structure,
+    /// then parts, then again on another device), and each private-key
+    /// operation costs a millisecond or more; an AES key costs 32 bytes.
+    /// Blobs are content-addressed, so one blob is one envelope and one
+    /// key. Zeroised with the keys.
+    opened: std::sync::Mutex<HashMap<BlobHash, zeroize::Zeroizing<Vec<u8>>>>,
 }
+
+/// Content-encryption keys remembered per account at most; the table is
+/// emptied when full (refilled as messages are fetched again).
+const MAX_REMEMBERED_KEYS: usize = 50_000;
 
 impl std::fmt::Debug for Unlocked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,7 +77,22 @@ impl Unlocked {
                 ),
             }
         }
-        Self { account, keys }
+        Self::of(account, keys)
+    }
+
+    fn of(account: AccountId, keys: Vec<(Fingerprint, Decryptor)>) -> Self {
+        Self {
+            account,
+            keys,
+            opened: std::sync::Mutex::default(),
+        }
+    }
+
+    fn remembered(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<BlobHash, zeroize::Zeroizing<Vec<u8>>>> {
+        // why: a std Mutex, held for one map operation, never across an await.
+        self.opened.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether no key is held.
@@ -80,24 +107,38 @@ impl Unlocked {
 
     /// The same keys without the one for `certificate`.
     pub fn without(&self, certificate: Fingerprint) -> Self {
-        Self {
-            account: self.account,
-            keys: self
-                .keys
-                .iter()
-                .filter(|(fp, _)| *fp != certificate)
-                .cloned()
-                .collect(),
-        }
+        let keys = self
+            .keys
+            .iter()
+            .filter(|(fp, _)| *fp != certificate)
+            .cloned()
+            .collect();
+        Self::of(self.account, keys)
     }
 
-    /// `raw` decrypted, when it is an S/MIME envelope one of the keys
-    /// opens; `None` when it is not S/MIME (nothing to do) or none does
-    /// (logged).
-    pub fn open(&self, raw: &[u8]) -> Option<Vec<u8>> {
+    /// `raw` (stored as `blob`) decrypted, when it is an S/MIME envelope
+    /// one of the keys opens; `None` when it is not S/MIME (nothing to
+    /// do) or none does (logged). The content-encryption key is
+    /// remembered, so the next fetch of the same message costs no
+    /// private-key operation.
+    pub fn open(&self, blob: BlobHash, raw: &[u8]) -> Option<Vec<u8>> {
         let enveloped = Enveloped::from_message(raw).ok()?;
+        let remembered = self.remembered().get(&blob).cloned();
+        if let Some(inner) = remembered.and_then(|cek| enveloped.open_with(&cek).ok()) {
+            let plain = opened_message(raw, zeroize::Zeroizing::new(inner));
+            return Some(plain.to_vec());
+        }
         for (_, key) in &self.keys {
-            if let Ok(inner) = key.open(&enveloped) {
+            let Ok(cek) = key.unwrap_content_key(&enveloped) else {
+                continue;
+            };
+            if let Ok(inner) = enveloped.open_with(&cek) {
+                let mut remembered = self.remembered();
+                if remembered.len() >= MAX_REMEMBERED_KEYS {
+                    remembered.clear();
+                }
+                remembered.insert(blob, cek);
+                drop(remembered);
                 let plain = opened_message(raw, zeroize::Zeroizing::new(inner));
                 return Some(plain.to_vec());
             }
@@ -216,5 +257,60 @@ pub fn forbid_core_dumps() {
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
     {
         tracing::warn!(error = %e, "could not mark the process not dumpable");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smime::{Envelope, Recipient, Sealed};
+
+    /// A key pair made with the `openssl` crate (test-time secrets) and a
+    /// message sealed to its certificate.
+    fn sealed_to_a_fresh_key() -> (Decryptor, Vec<u8>) {
+        use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "reader").unwrap();
+        let name = name.build();
+        let mut cert = x509::X509Builder::new().unwrap();
+        cert.set_version(2).unwrap();
+        cert.set_subject_name(&name).unwrap();
+        cert.set_issuer_name(&name).unwrap();
+        cert.set_pubkey(&key).unwrap();
+        cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        cert.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        cert.sign(&key, MessageDigest::sha256()).unwrap();
+        let der = cert.build().to_der().unwrap();
+        let cert: x509_cert::Certificate = der::Decode::from_der(&der).unwrap();
+        let envelope = Envelope::new(
+            vec![Recipient::from_certificate(&cert).unwrap()],
+            sealmail_plugin_api::ContentCipher::Aes256Cbc,
+        )
+        .unwrap();
+        let Sealed::Encrypted(smime) = envelope
+            .seal(b"Subject: hi\r\nContent-Type: text/plain\r\n\r\nthe secret text\r\n")
+            .unwrap()
+        else {
+            panic!("not sealed");
+        };
+        let pem = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        (Decryptor::from_pem(&pem, Some(&cert)).unwrap(), smime)
+    }
+
+    #[test]
+    fn a_message_opened_once_opens_again_from_its_remembered_key() {
+        let (key, smime) = sealed_to_a_fresh_key();
+        let keys = Unlocked::of(AccountId(1), vec![(Fingerprint::of_der(b"c"), key)]);
+        let blob = BlobHash([7; 32]);
+        let first = keys.open(blob, &smime).unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("the secret text"));
+        assert_eq!(keys.remembered().len(), 1);
+        assert_eq!(keys.open(blob, &smime).unwrap(), first);
+        // Other keys (none here) never see what these remembered.
+        let none = Unlocked::of(AccountId(1), Vec::new());
+        assert!(none.open(blob, &smime).is_none());
     }
 }

@@ -180,19 +180,16 @@ impl Decryptor {
     /// Decrypts an envelope parsed once (several keys may try it: a
     /// list's keys during a rotation).
     pub fn open(&self, enveloped: &Enveloped) -> Result<Vec<u8>, SmimeError> {
-        let cek = self.content_key(enveloped)?;
-        match &enveloped.auth {
-            Some(auth) if auth_enveloped::is_gcm(&enveloped.content.content_enc_alg.oid) => {
-                auth_enveloped::open(&enveloped.content, auth, &cek)
-            }
-            // why refused: RFC 5083 §2.1 allows only authenticated
-            // encryption inside AuthEnvelopedData, and GCM without its tag
-            // (in plain EnvelopedData) would be unauthenticated.
-            Some(_) => Err(SmimeError::UnsupportedCipher {
-                oid: enveloped.content.content_enc_alg.oid.to_string(),
-            }),
-            None => decrypt_content(&enveloped.content, &cek),
-        }
+        enveloped.open_with(&self.content_key(enveloped)?)
+    }
+
+    /// The content-encryption key of `enveloped`, unwrapped with this key
+    /// (one private-key operation), for [`Enveloped::open_with`].
+    pub fn unwrap_content_key(
+        &self,
+        enveloped: &Enveloped,
+    ) -> Result<Zeroizing<Vec<u8>>, SmimeError> {
+        self.content_key(enveloped)
     }
 
     /// Finds our RecipientInfo and unwraps the content key.
@@ -327,6 +324,23 @@ pub struct Enveloped {
 }
 
 impl Enveloped {
+    /// The content decrypted with the content-encryption key `cek`
+    /// (unwrapped before, [`Decryptor::unwrap_content_key`]).
+    pub fn open_with(&self, cek: &[u8]) -> Result<Vec<u8>, SmimeError> {
+        match &self.auth {
+            Some(auth) if auth_enveloped::is_gcm(&self.content.content_enc_alg.oid) => {
+                auth_enveloped::open(&self.content, auth, cek)
+            }
+            // why refused: RFC 5083 §2.1 allows only authenticated
+            // encryption inside AuthEnvelopedData, and GCM without its tag
+            // (in plain EnvelopedData) would be unauthenticated.
+            Some(_) => Err(SmimeError::UnsupportedCipher {
+                oid: self.content.content_enc_alg.oid.to_string(),
+            }),
+            None => decrypt_content(&self.content, cek),
+        }
+    }
+
     /// The envelope of an S/MIME message.
     pub fn from_message(raw: &[u8]) -> Result<Self, SmimeError> {
         Self::from_cms(&smime_payload(raw)?)

@@ -31,7 +31,10 @@ pub(crate) fn presented(
     let Some(raw) = s.get_blob(id, m.blob)? else {
         return Ok(None);
     };
-    match keys.filter(|_| m.encrypted).and_then(|k| k.open(&raw)) {
+    match keys
+        .filter(|_| m.encrypted)
+        .and_then(|k| k.open(m.blob, &raw))
+    {
         Some(plain) => {
             m.encrypted = false;
             m.size = plain.len() as u64;
