@@ -13,7 +13,7 @@ mod support;
 #[path = "reading/jmap.rs"]
 mod jmap;
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::json;
 use support::pki::{pair, KeyPair};
@@ -48,18 +48,18 @@ fn encrypted_user_with_mail(marker: &str) -> (Server, KeyPair) {
     (server, keys)
 }
 
+/// `sealmail reading enable USER --key KEY --password-stdin` with
+/// `password` on standard input.
+fn reading_enable(server: &Server, key: &std::path::Path, password: &str) -> Output {
+    let key = key.to_str().unwrap();
+    server.cli(
+        &["reading", "enable", USER, "--key", key, "--password-stdin"],
+        format!("{password}\n").as_bytes(),
+    )
+}
+
 fn enable_reading(server: &Server, keys: &KeyPair) -> String {
-    let out = server.cli(
-        &[
-            "reading",
-            "enable",
-            USER,
-            "--key",
-            keys.key.to_str().unwrap(),
-            "--password-stdin",
-        ],
-        format!("{PASSWORD}\n").as_bytes(),
-    );
+    let out = reading_enable(server, &keys.key, PASSWORD);
     assert!(
         out.status.success(),
         "reading enable: {}",
@@ -287,25 +287,11 @@ fn an_operator_password_reset_drops_the_keys() {
 #[test]
 fn enabling_needs_the_accounts_password_and_a_matching_key() {
     let (server, keys) = encrypted_user_with_mail("HERON4410");
-    let key = keys.key.to_str().unwrap();
-    let wrong = server.cli(
-        &["reading", "enable", USER, "--key", key, "--password-stdin"],
-        b"not the password\n",
-    );
+    let wrong = reading_enable(&server, &keys.key, "not the password");
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("password"));
     let stranger = pair("stranger@example.org", 2048);
-    let mismatched = server.cli(
-        &[
-            "reading",
-            "enable",
-            USER,
-            "--key",
-            stranger.key.to_str().unwrap(),
-            "--password-stdin",
-        ],
-        format!("{PASSWORD}\n").as_bytes(),
-    );
+    let mismatched = reading_enable(&server, &stranger.key, PASSWORD);
     assert_eq!(mismatched.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&mismatched.stderr).contains("matches none"));
     let garbage = support::pki::scratch().join("garbage.pem");
@@ -314,16 +300,7 @@ fn enabling_needs_the_accounts_password_and_a_matching_key() {
         b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
     )
     .unwrap();
-    let broken = server.cli(
-        &[
-            "reading",
-            "enable",
-            USER,
-            "--key",
-            garbage.to_str().unwrap(),
-        ],
-        format!("{PASSWORD}\n").as_bytes(),
-    );
+    let broken = reading_enable(&server, &garbage, PASSWORD);
     assert_eq!(broken.status.code(), Some(1));
 }
 
