@@ -12,6 +12,7 @@ use super::manage::{json_or, Failure, Output};
 use super::table::render;
 use super::ReadingCommand;
 use crate::admin::api::{ReadingEnable, ReadingView};
+use crate::reading::MAX_KEY_INPUT;
 
 pub(super) fn run(client: &AdminClient, command: &ReadingCommand) -> Result<Output, Failure> {
     let path = |email: &str| format!("/accounts/{}/reading", segment(email));
@@ -19,6 +20,13 @@ pub(super) fn run(client: &AdminClient, command: &ReadingCommand) -> Result<Outp
         ReadingCommand::Enable { email, key, .. } => {
             let bytes = std::fs::read(key)
                 .map_err(|e| Failure::Input(format!("cannot read {}: {e}", key.display())))?;
+            if bytes.len() > MAX_KEY_INPUT {
+                return Err(Failure::Input(format!(
+                    "{} is {} bytes; a private key file is at most {MAX_KEY_INPUT}; give the key itself (PEM)",
+                    key.display(),
+                    bytes.len()
+                )));
+            }
             let key_pem = String::from_utf8(bytes).map_err(|_| {
                 Failure::Input(format!(
                     "{} is not a PEM file; convert a PKCS#12 file with `openssl pkcs12 -in F -nocerts -nodes`, or upload it over JMAP (PrivateKey/set with pkcs12)",
@@ -70,6 +78,10 @@ fn rows(view: &ReadingView) -> String {
         "server-side reading for {}: {state}; unlocked on this server: {unlocked}\n",
         view.email
     );
+    if view.keys.is_empty() {
+        out.push_str("no private key held\n");
+        return out;
+    }
     let rows: Vec<Vec<String>> = view
         .keys
         .iter()
