@@ -197,6 +197,10 @@ impl Services {
             ingest = ingest.with_notice_template(text);
         }
         let ingest = Arc::new(ingest);
+        let keyring = Arc::new(crate::reading::Keyring::default());
+        // why here: the keyring hears of other nodes' changes to an
+        // account's reading through the same notifier as IDLE and push.
+        keyring.watch(Arc::clone(ingest.notifier()), Arc::clone(&store));
         let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => {
                 Some(crate::imap::load_tls(cert, key).map_err(ServerError::Tls)?)
@@ -213,7 +217,7 @@ impl Services {
             ingest,
             config: Arc::new(config),
             tls,
-            keyring: Arc::default(),
+            keyring,
         })
     }
 }

@@ -347,3 +347,76 @@ fn an_app_token_made_with_the_password_reads_too() {
     );
     assert!(jmap_copy["list"].to_string().contains(&word), "{jmap_copy}");
 }
+
+/// Stays logged in on one node, has reading disabled through another
+/// (its CLI), and waits (up to 10 s) for the open session to serve the
+/// message as stored; prints how the wait ended.
+const OTHER_NODE: &str = r#"
+import imaplib, subprocess, sys, time
+port, user, password, word, binary, data_dir = sys.argv[1:7]
+imap = imaplib.IMAP4("127.0.0.1", int(port))
+imap.login(user, password)
+imap.select("INBOX")
+def body():
+    typ, data = imap.fetch("1", "(BODY.PEEK[])")
+    return data[0][1].decode("utf-8", "replace")
+assert word in body(), "reading works in the open session"
+done = subprocess.run([binary, "reading", "disable", user, "--data-dir", data_dir],
+                      capture_output=True, text=True)
+assert done.returncode == 0, done.stderr
+deadline = time.monotonic() + 10
+while word in body():
+    if time.monotonic() > deadline:
+        print("still decrypted")
+        sys.exit(0)
+    time.sleep(0.05)
+print("ok")
+"#;
+
+/// Two nodes on one PostgreSQL (ARCHITECTURE.md "More than one machine"):
+/// reading disabled through node A stops decryption in a session already
+/// open on node B at once (through the change notifications), well
+/// before B's once-a-minute sweep would.
+#[test]
+fn disabling_on_one_node_stops_reading_on_another() {
+    let db = support::postgres::test_db();
+    let node = |dir: &std::path::Path| {
+        Server::start_with_env(
+            dir,
+            &[
+                ("SEALMAIL_STORE_ENGINE", "postgres"),
+                ("SEALMAIL_STORE_URL", db.url.as_str()),
+                ("SEALMAIL_STORE_POOL_SIZE", "4"),
+            ],
+        )
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = node(dir_a.path());
+    // Every node has the same master key (the README's "More than one
+    // machine"): the keys are sealed with it.
+    std::fs::copy(
+        dir_a.path().join("master.key"),
+        dir_b.path().join("master.key"),
+    )
+    .unwrap();
+    let b = node(dir_b.path());
+    a.account_with_password(USER, PASSWORD);
+    let keys = pair(USER, 2048);
+    a.ok(&["cert", "add", USER, keys.cert.to_str().unwrap()]);
+    a.ok(&["encryption", "enable", USER]);
+    let marker = "WOMBAT5151";
+    assert!(a.lmtp_send(USER, &message(marker)).starts_with("250"));
+    enable_reading(&a, &keys);
+    let out = python(
+        OTHER_NODE,
+        &[
+            &b.imap_port.to_string(),
+            USER,
+            PASSWORD,
+            &format!("{marker}-body"),
+            env!("CARGO_BIN_EXE_sealmail"),
+            a.data_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.trim(), "ok");
+}

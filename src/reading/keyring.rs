@@ -9,15 +9,22 @@
 //! them is done.
 //!
 //! A removed key or reading switched off is forgotten at once on the node
-//! that made the change (`forget`); other nodes on the same PostgreSQL
-//! notice at their next sweep, which checks each held account's reading
-//! status in the store.
+//! that made the change (`forget`). Other nodes on the same PostgreSQL
+//! hear of it through the change notifications (the store announces an
+//! `EncryptionSettings` change, the bus carries it): while a node holds an
+//! account's keys, a watcher task listens for that account and checks its
+//! reading status in the store on each such change ([`Keyring::watch`]).
+//! The sweep checks every held account once a minute as well, in case a
+//! notification was lost.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{broadcast, oneshot};
+
 use super::Unlocked;
+use crate::notify::{DataTypes, Notifier};
 use crate::store::{AccountId, MailStore};
 
 /// How long keys no session holds stay after their last use.
@@ -32,6 +39,17 @@ pub struct Keyring {
     slots: Mutex<HashMap<AccountId, Slot>>,
     /// The generation of the next new slot.
     next_generation: std::sync::atomic::AtomicU64,
+    /// What a slot's watcher needs; unset (no watchers) until the server
+    /// calls [`Keyring::watch`].
+    watching: std::sync::OnceLock<Watching>,
+}
+
+/// The notifier to listen to, the store to check, the runtime to run on.
+#[derive(Debug)]
+struct Watching {
+    notifier: Arc<Notifier>,
+    store: Arc<MailStore>,
+    runtime: tokio::runtime::Handle,
 }
 
 #[derive(Debug)]
@@ -42,6 +60,8 @@ struct Slot {
     /// New for every slot made after none was there, so a hold taken on
     /// forgotten keys does not release keys unlocked since.
     generation: u64,
+    /// Dropped with the slot, which ends its watcher.
+    _watcher: Option<oneshot::Sender<()>>,
 }
 
 /// An IMAP session's claim on its account's keys; released on drop.
@@ -95,7 +115,7 @@ impl Keyring {
 
     /// Holds `keys` for `account` (replacing ones held; their holds carry
     /// over) and returns them.
-    pub fn insert(&self, account: AccountId, keys: Unlocked) -> Arc<Unlocked> {
+    pub fn insert(self: &Arc<Self>, account: AccountId, keys: Unlocked) -> Arc<Unlocked> {
         self.put(account, keys, 0).0
     }
 
@@ -110,16 +130,22 @@ impl Keyring {
     }
 
     /// Puts `keys` with `more` holders added; their Arc and generation.
-    fn put(&self, account: AccountId, keys: Unlocked, more: usize) -> (Arc<Unlocked>, u64) {
+    fn put(
+        self: &Arc<Self>,
+        account: AccountId,
+        keys: Unlocked,
+        more: usize,
+    ) -> (Arc<Unlocked>, u64) {
         let keys = Arc::new(keys);
         let mut slots = self.lock();
-        let (holders, generation) = match slots.get(&account) {
-            Some(old) => (old.holders, old.generation),
-            None => (
-                0,
-                self.next_generation
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            ),
+        let (holders, generation, watcher) = match slots.remove(&account) {
+            Some(old) => (old.holders, old.generation, old._watcher),
+            None => {
+                let generation = self
+                    .next_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (0, generation, self.spawn_watcher(account))
+            }
         };
         slots.insert(
             account,
@@ -128,6 +154,7 @@ impl Keyring {
                 holders: holders + more,
                 used: Instant::now(),
                 generation,
+                _watcher: watcher,
             },
         );
         (keys, generation)
@@ -166,6 +193,54 @@ impl Keyring {
         }
     }
 
+    /// Starts watching: from now on every account whose keys are unlocked
+    /// has a task that re-checks its reading status when another node
+    /// (or this one) announces an `EncryptionSettings` change of it. Call
+    /// once, inside the runtime.
+    pub fn watch(&self, notifier: Arc<Notifier>, store: Arc<MailStore>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let _ = self.watching.set(Watching {
+            notifier,
+            store,
+            runtime,
+        });
+    }
+
+    /// The watcher of a new slot of `account`: its end (dropped with the
+    /// slot), or `None` when not watching.
+    fn spawn_watcher(self: &Arc<Self>, account: AccountId) -> Option<oneshot::Sender<()>> {
+        let w = self.watching.get()?;
+        // why subscribe here, not in the task: a change announced between
+        // this unlock and the task's first poll must not be missed.
+        let mut changes = w.notifier.subscribe(account);
+        let (end, mut ended) = oneshot::channel::<()>();
+        let store = Arc::clone(&w.store);
+        let ring = Arc::downgrade(self);
+        w.runtime.spawn(async move {
+            loop {
+                let check = tokio::select! {
+                    _ = &mut ended => return,
+                    change = changes.recv() => match change {
+                        Ok(types) => types.intersects(DataTypes::ENCRYPTION_SETTINGS),
+                        Err(broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                };
+                if !check {
+                    continue;
+                }
+                let Some(ring) = ring.upgrade() else {
+                    return;
+                };
+                let store = Arc::clone(&store);
+                let _ = tokio::task::spawn_blocking(move || ring.check(&store, account)).await;
+            }
+        });
+        Some(end)
+    }
+
     /// Whether any keys of `account` are held (tests, status).
     pub fn holds(&self, account: AccountId) -> bool {
         self.lock().contains_key(&account)
@@ -181,21 +256,30 @@ impl Keyring {
             slots.keys().copied().collect()
         };
         for account in held {
-            let stale = match store.reading_status(account) {
-                Ok(status) if status.enabled => {
-                    let Some(keys) = self.lock().get(&account).map(|s| Arc::clone(&s.keys)) else {
-                        continue;
-                    };
-                    let gone = keys
-                        .certificates()
-                        .any(|fp| !status.keys.iter().any(|k| k.certificate == fp));
-                    gone
+            self.check(store, account);
+        }
+    }
+
+    /// Blocking: forgets the account's keys when the store says reading is
+    /// off for it or one of the held keys was removed (maybe by another
+    /// node); a removed key is dropped, the others stay.
+    pub fn check(&self, store: &MailStore, account: AccountId) {
+        let Some(keys) = self.lock().get(&account).map(|s| Arc::clone(&s.keys)) else {
+            return;
+        };
+        match store.reading_status(account) {
+            Ok(status) if status.enabled => {
+                let gone: Vec<_> = keys
+                    .certificates()
+                    .filter(|fp| !status.keys.iter().any(|k| k.certificate == *fp))
+                    .collect();
+                for fp in gone {
+                    self.drop_key(account, fp);
                 }
-                Ok(_) => true,
-                Err(_) => false,
-            };
-            if stale {
-                self.forget(account);
+            }
+            Ok(_) => self.forget(account),
+            Err(e) => {
+                tracing::warn!(account = account.0, error = %e, "server-side reading status unreadable")
             }
         }
     }

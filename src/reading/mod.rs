@@ -158,7 +158,7 @@ impl Unlocked {
 /// own copy) and put there. `None` when reading is off or no key opens.
 pub fn unlock(
     store: &MailStore,
-    ring: &Keyring,
+    ring: &Arc<Keyring>,
     account: AccountId,
     credential: Credential<'_>,
 ) -> Result<Option<Arc<Unlocked>>, MailError> {
@@ -220,7 +220,7 @@ fn token_copy(
 /// sessions holding the old ones carry over.
 pub fn refresh(
     store: &MailStore,
-    ring: &Keyring,
+    ring: &Arc<Keyring>,
     account: AccountId,
     password: &str,
 ) -> Result<(), MailError> {
