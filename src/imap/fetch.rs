@@ -383,19 +383,7 @@ pub(crate) fn load(
             let Some(raw) = s.get_blob(id, msg.blob)? else {
                 continue;
             };
-            // why the record too: as served, the message is neither
-            // encrypted (SEARCH BODY reads it) nor of the stored size.
-            match keys
-                .filter(|_| msg.encrypted)
-                .and_then(|k| k.open(msg.blob, &raw))
-            {
-                Some(plain) => {
-                    msg.encrypted = false;
-                    msg.size = plain.len() as u64;
-                    Some(plain)
-                }
-                None => Some(raw),
-            }
+            Some(crate::reading::present(keys, &mut msg, raw))
         } else {
             None
         };

@@ -28,7 +28,7 @@ pub use pkcs12::Pkcs12Error;
 
 use crate::certs::Fingerprint;
 use crate::smime::{opened_message, Decryptor, Enveloped};
-use crate::store::{AccountId, BlobHash, Credential, MailError, MailStore, OpenedKey};
+use crate::store::{AccountId, BlobHash, Credential, MailError, MailStore, Message, OpenedKey};
 
 /// An account's private keys in clear, held in memory for its sessions.
 pub struct Unlocked {
@@ -149,6 +149,25 @@ impl Unlocked {
             "server-side reading: no held key opens this message; served as stored"
         );
         None
+    }
+}
+
+/// The bytes of the stored message `msg` as a session with `keys` is
+/// served them: decrypted when it is encrypted and the keys open it, and
+/// then `msg` says so (not `encrypted`, `size` of the bytes served), so
+/// that sizes, searches and body structure all follow what is served.
+/// The one place IMAP and JMAP turn a stored message into a served one.
+pub fn present(keys: Option<&Unlocked>, msg: &mut Message, raw: Vec<u8>) -> Vec<u8> {
+    match keys
+        .filter(|_| msg.encrypted)
+        .and_then(|k| k.open(msg.blob, &raw))
+    {
+        Some(plain) => {
+            msg.encrypted = false;
+            msg.size = plain.len() as u64;
+            plain
+        }
+        None => raw,
     }
 }
 

@@ -33,8 +33,9 @@ use crate::store::{AccountId, ChangedObject, MailStore, Message};
 use body::Fetch;
 use parse::{email_object, Need, Wanted};
 
-/// The properties returned when `properties` is null (RFC 8621 §4.2).
-const DEFAULT_PROPERTIES: &[&str] = &[
+/// The properties of the stored record that `Email/get` returns when
+/// `properties` is null (RFC 8621 §4.2), before [`MESSAGE_PROPERTIES`].
+const RECORD_PROPERTIES: &[&str] = &[
     "id",
     "blobId",
     "threadId",
@@ -42,6 +43,12 @@ const DEFAULT_PROPERTIES: &[&str] = &[
     "keywords",
     "size",
     "receivedAt",
+];
+
+/// The properties read from the message itself that `Email/get` (after
+/// [`RECORD_PROPERTIES`]) and `Email/parse` (alone, RFC 8621 §4.9)
+/// return by default.
+pub(super) const MESSAGE_PROPERTIES: &[&str] = &[
     "messageId",
     "inReplyTo",
     "references",
@@ -119,7 +126,11 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
         max_bytes: args.max_body_value_bytes,
     };
     let asked = args.base.ids.clone();
-    let default: Vec<String> = DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect();
+    let default: Vec<String> = RECORD_PROPERTIES
+        .iter()
+        .chain(MESSAGE_PROPERTIES)
+        .map(|p| p.to_string())
+        .collect();
     let props = args.base.properties.clone().unwrap_or(default);
     let wanted = Wanted::of(&props, args.body_properties.as_deref(), fetch)?;
     let keys = call.reading.clone();

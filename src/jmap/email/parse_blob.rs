@@ -23,28 +23,8 @@ use super::body::Fetch;
 use super::parse::{parsed_email, Wanted};
 use super::part_blob::{self, Origin, PartBlob};
 use super::source;
+use super::MESSAGE_PROPERTIES;
 use crate::store::{AccountId, BlobHash, MailStore, Message};
-
-/// The properties returned when `properties` is omitted (RFC 8621 §4.9).
-const DEFAULT_PROPERTIES: &[&str] = &[
-    "messageId",
-    "inReplyTo",
-    "references",
-    "sender",
-    "from",
-    "to",
-    "cc",
-    "bcc",
-    "replyTo",
-    "subject",
-    "sentAt",
-    "hasAttachment",
-    "preview",
-    "bodyValues",
-    "textBody",
-    "htmlBody",
-    "attachments",
-];
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -82,7 +62,8 @@ pub(crate) async fn parse_blobs(call: &mut Call, args: Map<String, Value>) -> Re
             limits::OBJECTS_IN_GET
         )));
     }
-    let default: Vec<String> = DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect();
+    // RFC 8621 §4.9: the message's own properties, no record ones.
+    let default: Vec<String> = MESSAGE_PROPERTIES.iter().map(|p| p.to_string()).collect();
     let props = args.properties.clone().unwrap_or(default);
     let fetch = Fetch {
         text: args.fetch_text_body_values,

@@ -31,15 +31,6 @@ pub(crate) fn presented(
     let Some(raw) = s.get_blob(id, m.blob)? else {
         return Ok(None);
     };
-    match keys
-        .filter(|_| m.encrypted)
-        .and_then(|k| k.open(m.blob, &raw))
-    {
-        Some(plain) => {
-            m.encrypted = false;
-            m.size = plain.len() as u64;
-            Ok(Some((m, plain)))
-        }
-        None => Ok(Some((m, raw))),
-    }
+    let raw = crate::reading::present(keys, &mut m, raw);
+    Ok(Some((m, raw)))
 }
