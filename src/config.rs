@@ -45,7 +45,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A `SEALMAIL_*` variable that names no key.
-    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, lmtp.max_connections, lmtp.max_connections_per_source, imap.listen, imap.tls_listen, jmap.listen, jmap.max_connections, jmap.max_connections_per_source, jmap.header_timeout, jmap.tls_listen, jmap.public_url, jmap.trusted_proxies, tls.cert, tls.key, limits.max_message_size, limits.account_quota, limits.reserved_files, limits.fanout_bytes, hooks.chain, store.master_key, store.engine, store.url, store.pool_size, lists.notice_template, metrics.listen")]
+    #[error("environment variable {var} names no config key; known keys: data_dir, hostname, lmtp.listen, lmtp.max_connections, lmtp.max_connections_per_source, imap.listen, imap.tls_listen, jmap.listen, jmap.max_connections, jmap.max_connections_per_source, jmap.header_timeout, jmap.tls_listen, jmap.public_url, jmap.trusted_proxies, tls.cert, tls.key, limits.max_message_size, limits.account_quota, limits.reserved_files, limits.fanout_bytes, hooks.chain, store.master_key, store.engine, store.url, store.pool_size, lists.notice_template, metrics.listen, submission.relay, submission.username, submission.password_file")]
     UnknownEnv {
         /// The variable.
         var: String,
@@ -79,6 +79,8 @@ pub struct Config {
     pub lists: Lists,
     /// `[metrics]`
     pub metrics: Metrics,
+    /// `[submission]`
+    pub submission: Submission,
 }
 
 impl Default for Config {
@@ -95,6 +97,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             lists: Lists::default(),
             metrics: Metrics::default(),
+            submission: Submission::default(),
         }
     }
 }
@@ -383,6 +386,22 @@ pub struct Metrics {
     pub listen: Option<SocketAddr>,
 }
 
+/// `[submission]`: where JMAP `EmailSubmission` sends mail (RFC 8621 §7).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Submission {
+    /// `host:port` of the operator's MTA, spoken to over SMTP (STARTTLS
+    /// when it offers it). Unset (default): no sending; the session does
+    /// not advertise `urn:ietf:params:jmap:submission`.
+    pub relay: Option<String>,
+    /// SMTP AUTH user name at the relay; unset: no AUTH.
+    pub username: Option<String>,
+    /// File holding the SMTP AUTH password (its first line); needed with
+    /// `username`.
+    pub password_file: Option<PathBuf>,
+}
+
 /// `[hooks]`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -455,6 +474,18 @@ impl Config {
                 return Err("store.url is set but store.engine is \"rocksdb\" (the default); set store.engine = \"postgres\" to use the database, or remove store.url".into())
             }
             _ => {}
+        }
+        match (&self.submission.username, &self.submission.password_file) {
+            (Some(_), None) => {
+                return Err("submission.username is set but submission.password_file is not; name the file that holds the relay password".into())
+            }
+            (None, Some(_)) => {
+                return Err("submission.password_file is set but submission.username is not; set the user name the relay knows".into())
+            }
+            _ => {}
+        }
+        if self.submission.relay.is_none() && self.submission.username.is_some() {
+            return Err("submission.username is set but submission.relay is not; set submission.relay = \"host:port\" of the MTA that sends".into());
         }
         if self.store.pool_size == 0 {
             return Err("store.pool_size is 0; set at least 1 (default 16)".into());

@@ -55,4 +55,5 @@ pub mod reading;
 pub mod server;
 pub mod smime;
 pub mod store;
+pub mod submission;
 pub mod text;

@@ -37,6 +37,9 @@ const LOCK_FILE: &str = "sealmail.lock";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
+    /// `[submission]` cannot be used.
+    #[error(transparent)]
+    Relay(crate::submission::RelayConfigError),
     /// The data directory cannot be created or used.
     #[error("cannot use data directory {path}: {source}; check that it exists and that this user may write to it")]
     DataDir {
@@ -180,6 +183,8 @@ pub struct Services {
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Server-side reading keys unlocked on this node.
     pub keyring: Arc<crate::reading::Keyring>,
+    /// Where JMAP `EmailSubmission` sends mail (`[submission]`).
+    pub relay: Option<crate::submission::Relay>,
 }
 
 impl Services {
@@ -212,12 +217,14 @@ impl Services {
         if wants_tls && tls.is_none() {
             return Err(ServerError::TlsIncomplete);
         }
+        let relay = crate::submission::Relay::from_config(&config).map_err(ServerError::Relay)?;
         Ok(Self {
             store,
             ingest,
             config: Arc::new(config),
             tls,
             keyring,
+            relay,
         })
     }
 }
@@ -365,6 +372,7 @@ pub async fn run(
         max_upload_bytes: config.limits.max_message_size,
         urls: crate::jmap::UrlPolicy::new(&config.jmap),
         keyring: Arc::clone(&services.keyring),
+        relay: services.relay.clone(),
     }));
     if let (Some(listener), Some(tls)) = (listeners.jmap_tls, services.tls.clone()) {
         tasks.spawn(crate::jmap::serve_tls(

@@ -31,8 +31,8 @@ use super::error::{Error, Problem};
 use super::reference::{self, Answered, Budget, Unresolved};
 use super::session::SESSION_STATE;
 use super::{
-    capability, certificate, email, guard, limits, mailbox, private_key, quota, send_test,
-    settings, tokens, Server,
+    capability, certificate, email, guard, identity, limits, mailbox, private_key, quota,
+    send_test, settings, submission, tokens, Server,
 };
 use crate::store::Account;
 
@@ -117,6 +117,8 @@ pub(crate) async fn execute(
         created_ids: request.created_ids.clone().unwrap_or_default(),
         reading,
         password,
+        composed: HashMap::new(),
+        follow_up: Vec::new(),
     };
     let budget = Budget::new(request_bytes);
     let answered = run(&mut call, &request.using, request.method_calls, budget).await?;
@@ -175,7 +177,12 @@ async fn run(
             Ok(value) => within_response(&mut response_left, name, value),
             Err(e) => error_response(&mut response_left, &e),
         };
-        answered.push((name, value, call_id));
+        let follow_up = std::mem::take(&mut call.follow_up);
+        answered.push((name, value, call_id.clone()));
+        for (name, value) in follow_up {
+            let (name, value) = within_response(&mut response_left, name, value);
+            answered.push((name, value, call_id.clone()));
+        }
     }
     Ok(answered)
 }
@@ -215,6 +222,7 @@ fn capability_of(name: &str) -> &'static str {
         Some("Certificate" | "EncryptionSettings" | "PrivateKey") => capability::ENCRYPTION,
         Some("Quota") => capability::QUOTA,
         Some("AppToken") => capability::AUTH,
+        Some("Identity" | "EmailSubmission") => capability::SUBMISSION,
         _ => capability::MAIL,
     }
 }
@@ -258,6 +266,9 @@ async fn dispatch(
         "PrivateKey/set" => private_key::set(call, args).await,
         "AppToken/get" => tokens::get(call, args).await,
         "AppToken/set" => tokens::set(call, args).await,
+        "Identity/get" => identity::get(call, args).await,
+        "Identity/changes" => identity::changes(call, args).await,
+        "EmailSubmission/set" => submission::set(call, args).await,
         "Quota/get" => quota::get(call, args).await,
         "Quota/changes" => quota::changes(call, args).await,
         "Quota/query" => quota::query(call, args).await,

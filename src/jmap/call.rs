@@ -30,6 +30,14 @@ pub(crate) struct Call {
     /// The account's password when the request gave it (HTTP Basic, not
     /// an app token): what `PrivateKey/set` wraps a key under.
     pub(crate) password: Option<zeroize::Zeroizing<String>>,
+    /// The client's own bytes of each Email created from JSON in this
+    /// request (`Email/set` create), by Email number: what an
+    /// `EmailSubmission` of it in the same request sends, even when the
+    /// stored copy is encrypted. Dropped with the request.
+    pub(crate) composed: HashMap<u64, Arc<Vec<u8>>>,
+    /// Responses a method adds after its own (RFC 8621 §7.5: the implicit
+    /// `Email/set` of `onSuccessUpdateEmail`), with its call id.
+    pub(crate) follow_up: Vec<(String, Value)>,
 }
 
 impl Call {

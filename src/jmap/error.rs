@@ -85,6 +85,10 @@ pub(crate) enum Error {
     /// The `/query` anchor is not in the results.
     #[error("the anchor is not in the query results")]
     AnchorNotFound,
+    /// A SetError of a method's own (RFC 8621 §7.5: `forbiddenFrom`,
+    /// `invalidRecipients`, ...), with its extra members.
+    #[error("{}", .0.description)]
+    Set(Box<JmapError>),
     /// A singleton cannot be created or destroyed.
     #[error("EncryptionSettings is a singleton; update \"singleton\" instead")]
     Singleton,
@@ -122,7 +126,7 @@ pub(crate) struct JmapError {
 }
 
 impl JmapError {
-    fn new(kind: &'static str, description: String) -> Self {
+    pub(crate) fn new(kind: &'static str, description: String) -> Self {
         Self {
             kind,
             description,
@@ -130,7 +134,7 @@ impl JmapError {
         }
     }
 
-    fn with(mut self, key: &str, value: Value) -> Self {
+    pub(crate) fn with(mut self, key: &str, value: Value) -> Self {
         self.extra.insert(key.to_string(), value);
         self
     }
@@ -192,6 +196,7 @@ impl Error {
             Error::AnchorNotFound => e("anchorNotFound"),
             Error::MailboxHasEmail => e("mailboxHasEmail"),
             Error::Singleton => e("singleton"),
+            Error::Set(j) => (**j).clone(),
         }
     }
 }

@@ -55,6 +55,7 @@ mod email;
 mod error;
 mod events;
 mod guard;
+mod identity;
 mod ids;
 mod listen;
 mod mailbox;
@@ -67,6 +68,7 @@ mod send_test;
 mod session;
 mod set;
 mod settings;
+mod submission;
 mod tokens;
 mod ws;
 
@@ -99,6 +101,9 @@ pub struct JmapContext {
     pub urls: UrlPolicy,
     /// Server-side reading keys unlocked on this node (`crate::reading`).
     pub keyring: Arc<crate::reading::Keyring>,
+    /// Where `EmailSubmission` sends mail; `None`: sending is off and
+    /// `urn:ietf:params:jmap:submission` is not advertised.
+    pub relay: Option<crate::submission::Relay>,
 }
 
 /// Limits announced in the session's core capability and enforced.
@@ -137,6 +142,8 @@ pub(crate) mod capability {
     pub(crate) const QUOTA: &str = "urn:ietf:params:jmap:quota";
     /// sealmail's app tokens (`AppToken`).
     pub(crate) const AUTH: &str = "urn:sealmail:params:jmap:auth";
+    /// RFC 8621 §7 (Identity, EmailSubmission).
+    pub(crate) const SUBMISSION: &str = "urn:ietf:params:jmap:submission";
     /// RFC 8887.
     pub(crate) const WEBSOCKET: &str = "urn:ietf:params:jmap:websocket";
 }

@@ -35,7 +35,8 @@ pub(crate) async fn handle(
         Ok(base) => base,
         Err(refusal) => return refusal.into_response(),
     };
-    Json(session(&account, &base, server.ctx.max_upload_bytes)).into_response()
+    let sending = server.ctx.relay.is_some();
+    Json(session(&account, &base, server.ctx.max_upload_bytes, sending)).into_response()
 }
 
 /// The state of the session object itself. It changes only when the
@@ -55,7 +56,7 @@ fn core_capability(max_upload: u64) -> Value {
     })
 }
 
-fn session(account: &Account, base: &str, max_upload: u64) -> Value {
+fn session(account: &Account, base: &str, max_upload: u64, sending: bool) -> Value {
     let id = ids::account(account.id);
     let mail = json!({
         // why 1: a stored message lives in exactly one mailbox.
@@ -70,7 +71,7 @@ fn session(account: &Account, base: &str, max_upload: u64) -> Value {
         "maxCertificates": limits::CERTIFICATES,
         "algorithms": ["AES-256-CBC", "AES-128-CBC", "AES-256-GCM", "AES-128-GCM"],
     });
-    json!({
+    let mut out = json!({
         "capabilities": {
             capability::CORE: core_capability(max_upload),
             capability::MAIL: {},
@@ -104,5 +105,14 @@ fn session(account: &Account, base: &str, max_upload: u64) -> Value {
         "uploadUrl": format!("{base}/jmap/upload/{{accountId}}/"),
         "eventSourceUrl": format!("{base}/jmap/eventsource/?types={{types}}&closeafter={{closeafter}}&ping={{ping}}"),
         "state": SESSION_STATE,
-    })
+    });
+    if sending {
+        // RFC 8621 §1.3.3: no delayed sending (the relay queues, not us).
+        let account_capability = json!({ "maxDelayedSend": 0, "submissionExtensions": {} });
+        let id = ids::account(account.id);
+        out["capabilities"][capability::SUBMISSION] = json!({});
+        out["accounts"][&id]["accountCapabilities"][capability::SUBMISSION] = account_capability;
+        out["primaryAccounts"][capability::SUBMISSION] = json!(id);
+    }
+    out
 }

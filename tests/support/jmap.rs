@@ -53,6 +53,7 @@ impl JmapServer {
             max_upload_bytes,
             urls: sealmail::jmap::UrlPolicy::default(),
             keyring: Arc::default(),
+            relay: None,
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown, stop) = oneshot::channel::<()>();

@@ -14,6 +14,7 @@ pub mod mailstore;
 pub mod messages;
 pub mod net;
 pub mod pki;
+pub mod postfix;
 pub mod postgres;
 pub mod prometheus;
 pub mod push;

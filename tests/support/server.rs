@@ -81,7 +81,13 @@ impl Server {
     }
 
     fn spawn(data_dir: &Path, envs: &[(&str, &str)], open_files: Option<u64>) -> Self {
-        let (lmtp_port, imap_port, jmap_port) = (free_port(), free_port(), free_port());
+        let (mut lmtp_port, imap_port, jmap_port) = (free_port(), free_port(), free_port());
+        // why: a test whose MTA must know the LMTP port before the server
+        // starts (tests/submission.rs) names it; the server then binds it.
+        let named = envs.iter().find(|(k, _)| *k == "SEALMAIL_LMTP_LISTEN");
+        if let Some(port) = named.and_then(|(_, v)| v.rsplit_once(':')?.1.parse().ok()) {
+            lmtp_port = port;
+        }
         let scratch = tempfile::tempdir().unwrap();
         let tmp = scratch.path().join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
@@ -252,7 +258,7 @@ impl JmapUser {
             call[1]["accountId"] = serde_json::json!(self.account_id);
         }
         let body = serde_json::json!({
-            "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:sealmail:params:jmap:encryption", "urn:sealmail:params:jmap:auth"],
+            "using": ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail", "urn:sealmail:params:jmap:encryption", "urn:sealmail:params:jmap:auth", "urn:ietf:params:jmap:submission"],
             "methodCalls": calls,
         });
         let api = self.session["apiUrl"].as_str().unwrap().to_string();

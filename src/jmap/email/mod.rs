@@ -10,6 +10,7 @@
 //! receivedAt, `Thread/changes` follows the log's thread changes.
 
 mod body;
+mod compose;
 mod headers;
 mod parse;
 mod parse_blob;

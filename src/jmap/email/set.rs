@@ -1,8 +1,8 @@
 //! `Email/set` (RFC 8621 §4.6) and `Email/import` (§4.8).
 //!
-//! `Email/set` updates `keywords` and `mailboxIds` (whole or by patch
-//! path, `keywords/$seen`) and destroys; creating an Email from JSON is
-//! not offered (`forbidden`: upload the message and import it). A stored
+//! `Email/set` creates Emails from JSON (`compose`), updates `keywords`
+//! and `mailboxIds` (whole or by patch path, `keywords/$seen`) and
+//! destroys. A stored
 //! message is in exactly one mailbox, so `mailboxIds` must name one; a
 //! move keeps the Email's id (RFC 8621 §4.1.1) and is an update.
 //!
@@ -28,12 +28,9 @@ use crate::store::{FlagChange, MailboxId};
 pub(crate) async fn set(call: &mut Call, args: Map<String, Value>) -> Result<Value, Error> {
     let args: SetArgs = parse_args(args)?;
     let mut out = SetOutcome::begin(call, &args).await?;
-    for (cid, _) in args.create.unwrap_or_default() {
-        let e = Error::Forbidden(
-            "creating an Email from JSON is not supported; upload the message and use Email/import"
-                .into(),
-        );
-        out.created(call, cid, Err(e));
+    for (cid, obj) in args.create.unwrap_or_default() {
+        let r = create(call, obj).await;
+        out.created(call, cid, r);
     }
     for (id, patch) in args.update.unwrap_or_default() {
         let r = update(call, &id, patch).await;
@@ -200,6 +197,88 @@ pub(crate) async fn import(call: &mut Call, args: Map<String, Value>) -> Result<
     Ok(response)
 }
 
+/// Creates an Email from JSON (`compose`), stored through the hook chain
+/// as an import is; the client's bytes are kept for this request
+/// (`Call::composed`), for an `EmailSubmission` of it.
+async fn create(call: &mut Call, obj: Value) -> Result<Value, Error> {
+    let mut obj = object(obj)?;
+    let boxes: Vec<String> = match obj.remove("mailboxIds") {
+        Some(Value::Object(m)) => m
+            .into_iter()
+            .filter(|(_, on)| on.as_bool() == Some(true))
+            .map(|(k, _)| k)
+            .collect(),
+        _ => {
+            return Err(Error::InvalidProperties {
+                properties: vec!["mailboxIds".into()],
+                description: "mailboxIds is required: the mailbox to store the Email in".into(),
+            })
+        }
+    };
+    let boxes: Vec<String> = boxes
+        .iter()
+        .map(|b| call.resolve_id(b))
+        .collect::<Result<_, _>>()?;
+    let mailbox = one_mailbox(call, &boxes)?;
+    let keywords: Vec<String> = match obj.remove("keywords") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(m)) => m
+            .into_iter()
+            .filter(|(_, on)| on.as_bool() == Some(true))
+            .map(|(k, _)| k)
+            .collect(),
+        Some(_) => {
+            return Err(Error::InvalidProperties {
+                properties: vec!["keywords".into()],
+                description: "keywords is an object of keyword: true".into(),
+            })
+        }
+    };
+    let internal_date = received_at(obj.remove("receivedAt"))?;
+    let raw = super::compose::compose(call, &obj).await?;
+    let max = call.server.ctx.max_upload_bytes;
+    if raw.len() as u64 > max {
+        return Err(Error::InvalidProperties {
+            properties: Vec::new(),
+            description: format!("the message would be {} bytes; at most {max}", raw.len()),
+        });
+    }
+    call.blocking(move |s, acct| Ok(s.get_mailbox(acct, mailbox)?))
+        .await?;
+    let append = Append {
+        account: call.account.id,
+        mailbox,
+        flags: flags_of(&keywords, &Default::default()),
+        internal_date,
+        source: sealmail_plugin_api::Source::JmapImport,
+    };
+    let raw = std::sync::Arc::new(raw);
+    let msg = call.server.ctx.ingest.append(append, raw.to_vec()).await?;
+    call.composed.insert(msg.email_id, raw);
+    let acct = call.account.id;
+    Ok(json!({
+        "id": ids::email(acct, msg.email_id),
+        "blobId": ids::blob(msg.blob),
+        "threadId": ids::thread(acct, msg.thread_id),
+        "size": msg.size,
+    }))
+}
+
+/// `receivedAt` of a create, or now.
+fn received_at(v: Option<Value>) -> Result<i64, Error> {
+    match v {
+        None | Some(Value::Null) => Ok(time::OffsetDateTime::now_utc().unix_timestamp()),
+        Some(Value::String(d)) => parse_utc_date(&d).ok_or_else(|| Error::InvalidProperties {
+            properties: vec!["receivedAt".into()],
+            description: format!("{d:?} is not a UTCDate"),
+        }),
+        Some(_) => Err(Error::InvalidProperties {
+            properties: vec!["receivedAt".into()],
+            description: "receivedAt is a UTCDate string".into(),
+        }),
+    }
+}
+
 async fn import_one(call: &Call, obj: Value) -> Result<Value, Error> {
     let req: EmailImport = serde_json::from_value(obj).map_err(|e| Error::InvalidProperties {
         properties: Vec::new(),
@@ -208,13 +287,7 @@ async fn import_one(call: &Call, obj: Value) -> Result<Value, Error> {
     let boxes: Vec<String> = req.mailbox_ids.keys().cloned().collect();
     let mailbox = one_mailbox(call, &boxes)?;
     let keywords: Vec<String> = req.keywords.keys().cloned().collect();
-    let internal_date = match &req.received_at {
-        Some(d) => parse_utc_date(d).ok_or_else(|| Error::InvalidProperties {
-            properties: vec!["receivedAt".into()],
-            description: format!("{d:?} is not a UTCDate"),
-        })?,
-        None => time::OffsetDateTime::now_utc().unix_timestamp(),
-    };
+    let internal_date = received_at(req.received_at.clone().map(Value::String))?;
     let raw = match call.server.uploads.get(call.account.id, &req.blob_id) {
         Some(d) => d.to_vec(),
         None => {
