@@ -5,13 +5,13 @@
 //! operators commonly run it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::support::server::free_port;
-use super::support::tools::{require, run_unchecked};
+use super::support::tools::require;
 use super::{identity, inbox_of, role, setup_in, ALICE, BOB, PASSWORD};
 
 const RELAY_USER: &str = "relay@example.org";
@@ -35,11 +35,19 @@ impl DovecotAuth {
         let port = free_port();
         let config = root.join("dovecot.conf");
         std::fs::write(&config, conf(root, &users, port)).unwrap();
-        let out = run_unchecked(Command::new("dovecot").arg("-c").arg(&config), b"");
+        // why no pipes: the daemon's children inherit them and keep them
+        // open, so reading them to the end would wait for ever.
+        let status = Command::new("dovecot")
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
         assert!(
-            out.status.success(),
-            "dovecot did not start: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
+            status.success(),
+            "dovecot did not start ({status}):\n{}",
             std::fs::read_to_string(root.join("dovecot.log")).unwrap_or_default()
         );
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -57,7 +65,14 @@ impl DovecotAuth {
 
 impl Drop for DovecotAuth {
     fn drop(&mut self) {
-        let _ = run_unchecked(Command::new("doveadm").arg("-c").arg(&self.config).arg("stop"), b"");
+        let _ = Command::new("doveadm")
+            .arg("-c")
+            .arg(&self.config)
+            .arg("stop")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
