@@ -44,10 +44,16 @@ fn relay(lmtp_port: u16, extra: Vec<(&'static str, String)>) -> Postfix {
     Postfix::start_prepared(lmtp_port, move |root| {
         let (cert, key) = (root.join("smtpd.crt"), root.join("smtpd.key"));
         let access = root.join("recipient_access");
-        std::fs::write(&access, format!("{BLOCKED} REJECT refused by the test relay\n")).unwrap();
+        std::fs::write(
+            &access,
+            format!("{BLOCKED} REJECT refused by the test relay\n"),
+        )
+        .unwrap();
         run(
             Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
                 .args(["-subj", "/CN=mx.test", "-keyout"])
                 .arg(&key)
                 .arg("-out")
@@ -196,14 +202,25 @@ fn a_jmap_client_sends_through_postfix_and_the_sent_copy_stays_encrypted() {
         }, "s"],
     ]));
     assert_eq!(got[0][0], "Email/set", "{got:?}");
-    let email_id = got[0][1]["created"]["draft"]["id"].as_str().unwrap_or_else(|| panic!("{got:?}")).to_string();
+    let email_id = got[0][1]["created"]["draft"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{got:?}"))
+        .to_string();
     assert_eq!(got[1][0], "EmailSubmission/set", "{got:?}");
     let submission = &got[1][1]["created"]["s"];
     assert_eq!(submission["undoStatus"], "final", "{got:?}");
     assert_eq!(submission["emailId"], email_id.as_str());
-    let rcpts: Vec<&str> = submission["envelope"]["rcptTo"].as_array().unwrap().iter().map(|r| r["email"].as_str().unwrap()).collect();
+    let rcpts: Vec<&str> = submission["envelope"]["rcptTo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["email"].as_str().unwrap())
+        .collect();
     assert_eq!(rcpts, vec![BOB, CAROL], "To then Bcc: {submission}");
-    assert_eq!(submission["deliveryStatus"][BOB]["delivered"], "queued", "{submission}");
+    assert_eq!(
+        submission["deliveryStatus"][BOB]["delivered"], "queued",
+        "{submission}"
+    );
     // RFC 8621 §7.5: the implicit Email/set follows, with the same call id.
     assert_eq!(got[2][0], "Email/set", "{got:?}");
     assert_eq!(got[2][2], "s");
@@ -212,10 +229,15 @@ fn a_jmap_client_sends_through_postfix_and_the_sent_copy_stays_encrypted() {
     let bob = inbox_of(&setup, BOB, 1).remove(0);
     let carol = inbox_of(&setup, CAROL, 1).remove(0);
     for (who, stored, pair) in [(BOB, &bob, &keys[1]), (CAROL, &carol, &keys[2])] {
-        assert!(!contains(stored, marker.as_bytes()), "{who}'s copy is stored in clear");
+        assert!(
+            !contains(stored, marker.as_bytes()),
+            "{who}'s copy is stored in clear"
+        );
         // The seal keeps the header outside (subject, addresses) and
         // encrypts the `Content-*` fields with the body.
-        let outer = mail_parser::MessageParser::default().parse(stored.as_slice()).unwrap();
+        let outer = mail_parser::MessageParser::default()
+            .parse(stored.as_slice())
+            .unwrap();
         assert_eq!(outer.subject(), Some("Grüße aus Köln"), "{who}");
         assert!(outer.header("Bcc").is_none(), "{who}: Bcc was sent");
         let clear = openssl_decrypt(stored, &pair.cert, &pair.key);
@@ -226,25 +248,46 @@ fn a_jmap_client_sends_through_postfix_and_the_sent_copy_stays_encrypted() {
             body.contains(&format!("{marker}\n.\nthe line above")),
             "{who}: the lone dot did not survive SMTP:\n{text}"
         );
-        let att = inner.attachment(0).unwrap_or_else(|| panic!("{who}: no attachment:\n{text}"));
+        let att = inner
+            .attachment(0)
+            .unwrap_or_else(|| panic!("{who}: no attachment:\n{text}"));
         assert_eq!(att.attachment_name(), Some("Bericht ü.bin"));
         assert_eq!(att.contents(), attachment.as_slice());
     }
     let log = setup.postfix.log();
-    assert!(log.contains("TLS connection established from"), "STARTTLS was not used:\n{log}");
+    assert!(
+        log.contains("TLS connection established from"),
+        "STARTTLS was not used:\n{log}"
+    );
     for rcpt in [BOB, CAROL] {
-        assert!(final_status(&log, rcpt).is_some_and(|l| l.iter().any(|l| l.contains("status=sent"))), "{rcpt}:\n{log}");
+        assert!(
+            final_status(&log, rcpt).is_some_and(|l| l.iter().any(|l| l.contains("status=sent"))),
+            "{rcpt}:\n{log}"
+        );
     }
 
     let in_sent = setup.server.export_named(ALICE, "Sent");
-    assert_eq!(in_sent.len(), 1, "onSuccessUpdateEmail moved the draft to Sent");
+    assert_eq!(
+        in_sent.len(),
+        1,
+        "onSuccessUpdateEmail moved the draft to Sent"
+    );
     assert!(setup.server.export_named(ALICE, "Drafts").is_empty());
     let stored = &in_sent[0].1;
-    assert!(!contains(stored, marker.as_bytes()), "the Sent copy is in clear");
+    assert!(
+        !contains(stored, marker.as_bytes()),
+        "the Sent copy is in clear"
+    );
     let clear = openssl_decrypt(stored, &keys[0].cert, &keys[0].key);
     assert!(contains(&clear, marker.as_bytes()));
-    assert!(contains(stored, b"Bcc: carol@example.org"), "the sender's copy keeps Bcc");
-    let kw = alice.call("Email/get", json!({"ids": [email_id], "properties": ["keywords"]}));
+    assert!(
+        contains(stored, b"Bcc: carol@example.org"),
+        "the sender's copy keeps Bcc"
+    );
+    let kw = alice.call(
+        "Email/get",
+        json!({"ids": [email_id], "properties": ["keywords"]}),
+    );
     assert_eq!(kw["list"][0]["keywords"], json!({"$seen": true}), "{kw}");
     let found = found_in_files(&setup.server.data_dir, marker.as_bytes());
     assert!(found.is_empty(), "plaintext on disk: {found:?}");
@@ -305,16 +348,28 @@ fn submissions_that_would_forge_inject_or_leak_are_refused() {
         "mailboxIds": {role(&bob, "drafts"): true}, "from": [{"email": BOB}], "to": [{"email": CAROL}],
         "textBody": [{"partId": "t"}], "bodyValues": {"t": {"value": "bob's secret"}}}}}));
     let bobs_id = bobs["created"]["b"]["id"].as_str().unwrap().to_string();
-    let got = alice.call("EmailSubmission/set", json!({"create": {"s": by(&bobs_id)}}));
+    let got = alice.call(
+        "EmailSubmission/set",
+        json!({"create": {"s": by(&bobs_id)}}),
+    );
     assert_eq!(got["notCreated"]["s"]["type"], "invalidProperties", "{got}");
 
     // A stored draft of an encrypted account, sent in a later request:
     // the server cannot read it.
     let stored = alice.call("Email/set", json!({"create": {"m": draft(ALICE, CAROL)}}));
     let stored_id = stored["created"]["m"]["id"].as_str().unwrap().to_string();
-    let got = alice.call("EmailSubmission/set", json!({"create": {"s": by(&stored_id)}}));
+    let got = alice.call(
+        "EmailSubmission/set",
+        json!({"create": {"s": by(&stored_id)}}),
+    );
     assert_eq!(got["notCreated"]["s"]["type"], "forbidden", "{got}");
-    assert!(got["notCreated"]["s"]["description"].as_str().unwrap().contains("same request"), "{got}");
+    assert!(
+        got["notCreated"]["s"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("same request"),
+        "{got}"
+    );
 
     // The relay refuses one recipient: the others are sent; all: nothing is.
     let mut two = draft(ALICE, CAROL);
@@ -323,13 +378,30 @@ fn submissions_that_would_forge_inject_or_leak_are_refused() {
     let status = &got[1][1]["created"]["s"]["deliveryStatus"];
     assert_eq!(status[CAROL]["delivered"], "queued", "{got:?}");
     assert_eq!(status[BLOCKED]["delivered"], "no", "{got:?}");
-    assert!(status[BLOCKED]["smtpReply"].as_str().unwrap().starts_with("554"), "{got:?}");
+    assert!(
+        status[BLOCKED]["smtpReply"]
+            .as_str()
+            .unwrap()
+            .starts_with("554"),
+        "{got:?}"
+    );
     let got = submit(&alice, draft(ALICE, BLOCKED), by("#m"));
     assert_eq!(not_created(&got)["type"], "invalidRecipients", "{got:?}");
-    assert_eq!(not_created(&got)["invalidRecipients"], json!([BLOCKED]), "{got:?}");
+    assert_eq!(
+        not_created(&got)["invalidRecipients"],
+        json!([BLOCKED]),
+        "{got:?}"
+    );
 
-    assert_eq!(inbox_of(&setup, CAROL, 1).len(), 1, "only the accepted submission arrived");
-    assert!(setup.server.inbox(BOB).is_empty(), "nothing forged reached bob");
+    assert_eq!(
+        inbox_of(&setup, CAROL, 1).len(),
+        1,
+        "only the accepted submission arrived"
+    );
+    assert!(
+        setup.server.inbox(BOB).is_empty(),
+        "nothing forged reached bob"
+    );
 }
 
 /// RFC 8621 §7 with an independent client: Python's jmapc, over HTTPS
@@ -355,7 +427,13 @@ fn jmapc_sends_and_moves_the_draft_to_sent() {
     let out = run(
         Command::new("python3")
             .arg(script)
-            .args([&format!("localhost:{tls_port}"), ALICE, PASSWORD, BOB, marker])
+            .args([
+                &format!("localhost:{tls_port}"),
+                ALICE,
+                PASSWORD,
+                BOB,
+                marker,
+            ])
             .env("REQUESTS_CA_BUNDLE", &cert),
         b"",
     );
@@ -365,11 +443,23 @@ fn jmapc_sends_and_moves_the_draft_to_sent() {
     assert_eq!(seen["delivered"], json!({BOB: "queued"}), "{seen}");
     let bob = inbox_of(&setup, BOB, 1).remove(0);
     let clear = openssl_decrypt(&bob, &keys[1].cert, &keys[1].key);
-    assert!(contains(&clear, marker.as_bytes()), "{}", String::from_utf8_lossy(&clear));
+    assert!(
+        contains(&clear, marker.as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&clear)
+    );
     // why either: the at-rest seal keeps some header fields outside.
     let whole = [bob.as_slice(), &clear].concat();
-    assert!(contains(&whole, b"X-Sent-With: jmapc"), "{}", String::from_utf8_lossy(&whole));
-    assert_eq!(setup.server.export_named(ALICE, "Sent").len(), 1, "moved to Sent");
+    assert!(
+        contains(&whole, b"X-Sent-With: jmapc"),
+        "{}",
+        String::from_utf8_lossy(&whole)
+    );
+    assert_eq!(
+        setup.server.export_named(ALICE, "Sent").len(),
+        1,
+        "moved to Sent"
+    );
     assert!(setup.server.export_named(ALICE, "Drafts").is_empty());
 }
 
@@ -378,7 +468,13 @@ fn without_a_relay_there_is_no_submission_capability() {
     let server = Server::start();
     server.account_with_password(ALICE, PASSWORD);
     let alice = server.jmap(ALICE, PASSWORD);
-    assert!(alice.session["capabilities"].get("urn:ietf:params:jmap:submission").is_none(), "{}", alice.session);
+    assert!(
+        alice.session["capabilities"]
+            .get("urn:ietf:params:jmap:submission")
+            .is_none(),
+        "{}",
+        alice.session
+    );
     let got = alice.calls(json!([["EmailSubmission/set", {"create": {}}, "s"]]));
     assert_eq!(got[0][0], "error");
     assert_eq!(got[0][1]["type"], "unknownMethod", "{got:?}");

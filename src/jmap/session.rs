@@ -36,7 +36,13 @@ pub(crate) async fn handle(
         Err(refusal) => return refusal.into_response(),
     };
     let sending = server.ctx.relay.is_some();
-    Json(session(&account, &base, server.ctx.max_upload_bytes, sending)).into_response()
+    Json(session(
+        &account,
+        &base,
+        server.ctx.max_upload_bytes,
+        sending,
+    ))
+    .into_response()
 }
 
 /// The state of the session object itself. It changes only when the

@@ -46,8 +46,15 @@ fn set_error(kind: &'static str, description: impl Into<String>) -> Error {
     Error::Set(Box::new(JmapError::new(kind, description.into())))
 }
 
-fn set_error_with(kind: &'static str, description: impl Into<String>, key: &str, value: Value) -> Error {
-    Error::Set(Box::new(JmapError::new(kind, description.into()).with(key, value)))
+fn set_error_with(
+    kind: &'static str,
+    description: impl Into<String>,
+    key: &str,
+    value: Value,
+) -> Error {
+    Error::Set(Box::new(
+        JmapError::new(kind, description.into()).with(key, value),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,14 +100,25 @@ pub(crate) async fn set(call: &mut Call, args: Map<String, Value>) -> Result<Val
     for (cid, obj) in args.create.unwrap_or_default() {
         let r = create(call, &relay, obj).await;
         if let Ok(v) = &r {
-            let id = v.get("id").and_then(Value::as_str).unwrap_or("").to_string();
-            let email = v.get("emailId").and_then(Value::as_str).unwrap_or("").to_string();
+            let id = v
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let email = v
+                .get("emailId")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             sent.push((cid.clone(), id, email));
         }
         out.created(call, cid, r);
     }
     for (id, _) in args.update.unwrap_or_default() {
-        let e = set_error("cannotUnsend", "the message was handed to the mail relay at once; it cannot be changed or cancelled");
+        let e = set_error(
+            "cannotUnsend",
+            "the message was handed to the mail relay at once; it cannot be changed or cancelled",
+        );
         out.updated(id, Err(e));
     }
     for id in args.destroy.unwrap_or_default() {
@@ -122,7 +140,8 @@ fn take_map(extra: &mut Map<String, Value>, key: &str) -> Result<Map<String, Val
 fn take_list(extra: &mut Map<String, Value>, key: &str) -> Result<Vec<String>, Error> {
     match extra.remove(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(v) => serde_json::from_value(v).map_err(|_| Error::InvalidArguments(format!("{key} is a list of ids"))),
+        Some(v) => serde_json::from_value(v)
+            .map_err(|_| Error::InvalidArguments(format!("{key} is a list of ids"))),
     }
 }
 
@@ -176,25 +195,49 @@ async fn create(call: &Call, relay: &crate::submission::Relay, obj: Value) -> Re
         .find(|i| i.id == req.identity_id)
         .ok_or_else(|| Error::InvalidProperties {
             properties: vec!["identityId".into()],
-            description: format!("no Identity {:?} in this account; see Identity/get", req.identity_id),
+            description: format!(
+                "no Identity {:?} in this account; see Identity/get",
+                req.identity_id
+            ),
         })?;
     let own = |a: &str| identities.iter().any(|i| i.email.eq_ignore_ascii_case(a));
     let email_id = call.resolve_id(&req.email_id)?;
     let number = ids::parse_email(&email_id, call.account.id).ok_or_else(|| {
-        set_error_with("invalidProperties", format!("no Email {email_id} in this account"), "properties", json!(["emailId"]))
+        set_error_with(
+            "invalidProperties",
+            format!("no Email {email_id} in this account"),
+            "properties",
+            json!(["emailId"]),
+        )
     })?;
     let (record, raw) = message_to_send(call, &email_id, number).await?;
     let max = call.server.ctx.max_upload_bytes;
     if raw.len() as u64 > max {
-        return Err(set_error_with("tooLarge", format!("the message is {} bytes, at most {max} can be sent", raw.len()), "maxSize", json!(max)));
+        return Err(set_error_with(
+            "tooLarge",
+            format!(
+                "the message is {} bytes, at most {max} can be sent",
+                raw.len()
+            ),
+            "maxSize",
+            json!(max),
+        ));
     }
     let parsed = mail_parser::MessageParser::default().parse(raw.as_slice());
     let Some(parsed) = parsed else {
-        return Err(set_error("invalidEmail", "the Email cannot be parsed as a message"));
+        return Err(set_error(
+            "invalidEmail",
+            "the Email cannot be parsed as a message",
+        ));
     };
     let from: Vec<String> = addresses(parsed.from());
     if from.is_empty() {
-        return Err(set_error_with("invalidEmail", "the Email has no From address; set from", "properties", json!(["from"])));
+        return Err(set_error_with(
+            "invalidEmail",
+            "the Email has no From address; set from",
+            "properties",
+            json!(["from"]),
+        ));
     }
     if let Some(other) = from.iter().find(|a| !own(a)) {
         return Err(set_error("forbiddenFrom", format!("{other} in From is not an address of this account; send from one of its Identities")));
@@ -202,13 +245,21 @@ async fn create(call: &Call, relay: &crate::submission::Relay, obj: Value) -> Re
     let (mail_from, rcpt_to) = match &req.envelope {
         Some(env) => {
             let params = std::iter::once(&env.mail_from).chain(&env.rcpt_to);
-            if params.into_iter().any(|a| a.parameters.as_ref().is_some_and(|p| !p.is_empty())) {
+            if params
+                .into_iter()
+                .any(|a| a.parameters.as_ref().is_some_and(|p| !p.is_empty()))
+            {
                 return Err(Error::InvalidProperties {
                     properties: vec!["envelope".into()],
-                    description: "SMTP parameters in the envelope are not supported; send them as null".into(),
+                    description:
+                        "SMTP parameters in the envelope are not supported; send them as null"
+                            .into(),
                 });
             }
-            (env.mail_from.email.clone(), env.rcpt_to.iter().map(|r| r.email.clone()).collect())
+            (
+                env.mail_from.email.clone(),
+                env.rcpt_to.iter().map(|r| r.email.clone()).collect(),
+            )
         }
         None => {
             let mut all = addresses(parsed.to());
@@ -224,16 +275,35 @@ async fn create(call: &Call, relay: &crate::submission::Relay, obj: Value) -> Re
     let mut seen = std::collections::HashSet::new();
     rcpt_to.retain(|r| seen.insert(r.to_ascii_lowercase()));
     if let Some(bad) = rcpt_to.iter().find(|r| !is_envelope_address(r)) {
-        return Err(set_error_with("invalidRecipients", format!("{bad:?} is not an address to send to"), "invalidRecipients", json!([bad])));
+        return Err(set_error_with(
+            "invalidRecipients",
+            format!("{bad:?} is not an address to send to"),
+            "invalidRecipients",
+            json!([bad]),
+        ));
     }
     if rcpt_to.is_empty() {
-        return Err(set_error("noRecipients", "the Email has no To, Cc or Bcc address and the envelope names no recipient"));
+        return Err(set_error(
+            "noRecipients",
+            "the Email has no To, Cc or Bcc address and the envelope names no recipient",
+        ));
     }
     if rcpt_to.len() > MAX_RECIPIENTS {
-        return Err(set_error_with("tooManyRecipients", format!("{} recipients, at most {MAX_RECIPIENTS} per submission", rcpt_to.len()), "maxRecipients", json!(MAX_RECIPIENTS)));
+        return Err(set_error_with(
+            "tooManyRecipients",
+            format!(
+                "{} recipients, at most {MAX_RECIPIENTS} per submission",
+                rcpt_to.len()
+            ),
+            "maxRecipients",
+            json!(MAX_RECIPIENTS),
+        ));
     }
     let message = without_bcc(&raw);
-    let sent = relay.send(&mail_from, &rcpt_to, &message).await.map_err(|e| relay_error(e, max))?;
+    let sent = relay
+        .send(&mail_from, &rcpt_to, &message)
+        .await
+        .map_err(|e| relay_error(e, max))?;
     tracing::info!(
         account = %call.account.id,
         recipients = rcpt_to.len(),
@@ -241,7 +311,9 @@ async fn create(call: &Call, relay: &crate::submission::Relay, obj: Value) -> Re
         tls = sent.tls,
         "message handed to the relay"
     );
-    Ok(created(call, &req, &email_id, &record, &mail_from, &rcpt_to, &sent))
+    Ok(created(
+        call, &req, &email_id, &record, &mail_from, &rcpt_to, &sent,
+    ))
 }
 
 /// The created EmailSubmission object.
@@ -256,13 +328,18 @@ fn created(
 ) -> Value {
     let mut r = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut r);
-    let id: String = std::iter::once("S".to_string()).chain(r.iter().map(|b| format!("{b:02x}"))).collect();
+    let id: String = std::iter::once("S".to_string())
+        .chain(r.iter().map(|b| format!("{b:02x}")))
+        .collect();
     let status: Map<String, Value> = sent
         .rcpt
         .iter()
         .map(|r| {
             let delivered = if r.accepted() { "queued" } else { "no" };
-            (r.address.clone(), json!({ "smtpReply": r.text, "delivered": delivered, "displayed": "unknown" }))
+            (
+                r.address.clone(),
+                json!({ "smtpReply": r.text, "delivered": delivered, "displayed": "unknown" }),
+            )
         })
         .collect();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -307,7 +384,14 @@ async fn message_to_send(
             }))
         })
         .await?;
-    let not_found = || set_error_with("invalidProperties", format!("no Email {email_id} in this account"), "properties", json!(["emailId"]));
+    let not_found = || {
+        set_error_with(
+            "invalidProperties",
+            format!("no Email {email_id} in this account"),
+            "properties",
+            json!(["emailId"]),
+        )
+    };
     let (record, raw) = found.ok_or_else(not_found)?;
     let raw = raw.ok_or_else(|| {
         set_error(
@@ -323,7 +407,11 @@ async fn message_to_send(
 /// The addresses of an address header.
 fn addresses(field: Option<&mail_parser::Address<'_>>) -> Vec<String> {
     field
-        .map(|a| a.iter().filter_map(|a| a.address().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|a| a.address().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -353,7 +441,9 @@ fn relay_error(e: SendError, max: u64) -> Error {
             let bad: Vec<&str> = r.iter().map(|r| r.address.as_str()).collect();
             set_error_with("invalidRecipients", text, "invalidRecipients", json!(bad))
         }
-        SendError::Refused { code: 552, .. } => set_error_with("tooLarge", text, "maxSize", json!(max)),
+        SendError::Refused { code: 552, .. } => {
+            set_error_with("tooLarge", text, "maxSize", json!(max))
+        }
         SendError::Refused { .. } if !e.is_transient() => set_error("forbiddenToSend", text),
         _ => {
             tracing::warn!(error = %text, "submission failed at the relay");
@@ -368,8 +458,12 @@ mod tests {
 
     #[test]
     fn bcc_is_removed_with_its_continuation_lines() {
-        let raw = b"From: a@b.c\r\nBcc: x@y.z,\r\n  w@y.z\r\nTo: t@y.z\r\n\r\nBcc: in the body stays\r\n";
+        let raw =
+            b"From: a@b.c\r\nBcc: x@y.z,\r\n  w@y.z\r\nTo: t@y.z\r\n\r\nBcc: in the body stays\r\n";
         let out = without_bcc(raw);
-        assert_eq!(out, b"From: a@b.c\r\nTo: t@y.z\r\n\r\nBcc: in the body stays\r\n".to_vec());
+        assert_eq!(
+            out,
+            b"From: a@b.c\r\nTo: t@y.z\r\n\r\nBcc: in the body stays\r\n".to_vec()
+        );
     }
 }

@@ -405,7 +405,9 @@ pub(super) async fn send(
         .await?;
     let mut rcpt = Vec::with_capacity(rcpt_to.len());
     for address in rcpt_to {
-        let reply = s.command("RCPT TO", &format!("RCPT TO:<{address}>")).await?;
+        let reply = s
+            .command("RCPT TO", &format!("RCPT TO:<{address}>"))
+            .await?;
         rcpt.push(RcptReply {
             address: address.clone(),
             code: reply.code,

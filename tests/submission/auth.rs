@@ -29,7 +29,8 @@ impl DovecotAuth {
         require("dovecot");
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let users = root.join("users");
         std::fs::write(&users, format!("{RELAY_USER}:{{PLAIN}}{RELAY_PASSWORD}\n")).unwrap();
         let port = free_port();
@@ -52,7 +53,10 @@ impl DovecotAuth {
         );
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "dovecot auth did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "dovecot auth did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Self {
@@ -105,7 +109,10 @@ fn auth_settings(auth: &DovecotAuth) -> Vec<(&'static str, String)> {
         ("smtpd_sasl_type", "dovecot".into()),
         ("smtpd_sasl_path", format!("inet:127.0.0.1:{}", auth.port)),
         ("smtpd_tls_auth_only", "yes".into()),
-        ("smtpd_recipient_restrictions", "permit_sasl_authenticated, reject".into()),
+        (
+            "smtpd_recipient_restrictions",
+            "permit_sasl_authenticated, reject".into(),
+        ),
     ]
 }
 
@@ -136,20 +143,34 @@ fn the_relay_password_is_sent_inside_tls_and_a_wrong_one_is_refused() {
         ]));
         let log = setup.postfix.log();
         if works {
-            assert_eq!(got[1][1]["created"]["s"]["undoStatus"], "final", "{got:?}\n{log}");
+            assert_eq!(
+                got[1][1]["created"]["s"]["undoStatus"], "final",
+                "{got:?}\n{log}"
+            );
             assert_eq!(inbox_of(&setup, BOB, 1).len(), 1);
             let log = setup.postfix.log();
-            assert!(log.contains(&format!("sasl_method=PLAIN, sasl_username={RELAY_USER}")), "{log}");
+            assert!(
+                log.contains(&format!("sasl_method=PLAIN, sasl_username={RELAY_USER}")),
+                "{log}"
+            );
         } else {
             let refused = &got[1][1]["notCreated"]["s"];
             assert_eq!(refused["type"], "forbiddenToSend", "{got:?}\n{log}");
-            assert!(refused["description"].as_str().unwrap().contains("535"), "{refused}");
+            assert!(
+                refused["description"].as_str().unwrap().contains("535"),
+                "{refused}"
+            );
             assert!(setup.server.inbox(BOB).is_empty());
         }
         // The password never reached the data directory or the log.
-        let on_disk = super::support::tools::found_in_files(&setup.server.data_dir, password.as_bytes());
+        let on_disk =
+            super::support::tools::found_in_files(&setup.server.data_dir, password.as_bytes());
         assert!(on_disk.is_empty(), "{on_disk:?}");
-        let server_log = std::fs::read_to_string(setup.server.scratch.path().join("server.log")).unwrap();
-        assert!(!server_log.contains(password), "the relay password is in the server log");
+        let server_log =
+            std::fs::read_to_string(setup.server.scratch.path().join("server.log")).unwrap();
+        assert!(
+            !server_log.contains(password),
+            "the relay password is in the server log"
+        );
     }
 }

@@ -137,7 +137,12 @@ fn header_fields(obj: &Map<String, Value>, out: &mut String) -> Result<(), Error
         };
         let (name, form) = rest.split_once(':').unwrap_or((rest, "asRaw"));
         if !is_field_name(name) || is_managed(name) {
-            return Err(bad(key, format!("{name:?} cannot be set as a header field here; use the Email property for it")));
+            return Err(bad(
+                key,
+                format!(
+                    "{name:?} cannot be set as a header field here; use the Email property for it"
+                ),
+            ));
         }
         let Value::String(text) = value else {
             return Err(bad(key, "a header:NAME value is a string"));
@@ -145,12 +150,20 @@ fn header_fields(obj: &Map<String, Value>, out: &mut String) -> Result<(), Error
         let text = match form {
             "asRaw" => {
                 if !text.is_ascii() || text.chars().any(|c| c.is_control() && c != '\t') {
-                    return Err(bad(key, "the raw form is ASCII without line breaks; use :asText for other text"));
+                    return Err(bad(
+                        key,
+                        "the raw form is ASCII without line breaks; use :asText for other text",
+                    ));
                 }
                 text.trim().to_string()
             }
             "asText" => encoded_words(text, key)?,
-            _ => return Err(bad(key, format!("header form {form:?} is not supported on create; use asRaw or asText"))),
+            _ => {
+                return Err(bad(
+                    key,
+                    format!("header form {form:?} is not supported on create; use asRaw or asText"),
+                ))
+            }
         };
         field(out, name, &text);
     }
@@ -181,7 +194,9 @@ fn is_managed(name: &str) -> bool {
 
 /// RFC 5322 §3.6.8 field name.
 fn is_field_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 76 && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
+    !name.is_empty()
+        && name.len() <= 76
+        && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
 }
 
 fn field(out: &mut String, name: &str, value: &str) {
@@ -208,7 +223,8 @@ fn parse_date(s: &str) -> Option<time::OffsetDateTime> {
         (l, time::UtcOffset::from_hms(sign * h, sign * m, 0).ok()?)
     };
     let utc = super::query::parse_utc_date(&format!("{local}Z"))?;
-    let at = time::OffsetDateTime::from_unix_timestamp(utc - i64::from(offset.whole_seconds())).ok()?;
+    let at =
+        time::OffsetDateTime::from_unix_timestamp(utc - i64::from(offset.whole_seconds())).ok()?;
     Some(at.to_offset(offset))
 }
 
@@ -226,7 +242,11 @@ fn addresses(prop: &str, v: &Value) -> Result<Vec<String>, Error> {
                 format!("{email:?} in {prop} is not an address this server writes (local@domain, ASCII, no spaces or quotes)"),
             ));
         }
-        match a.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        match a
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
             Some(name) => out.push(format!("{} <{email}>", display_name(name, prop)?)),
             None => out.push(email.to_string()),
         }
@@ -256,7 +276,10 @@ fn display_name(name: &str, prop: &str) -> Result<String, Error> {
 /// otherwise RFC 2047 `B` words of UTF-8, folded.
 fn encoded_words(text: &str, prop: &str) -> Result<String, Error> {
     if text.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(bad(prop, "the text holds a line break or control character"));
+        return Err(bad(
+            prop,
+            "the text holds a line break or control character",
+        ));
     }
     if text.is_ascii() && !text.contains("=?") {
         return Ok(text.to_string());
@@ -288,9 +311,14 @@ fn message_ids(prop: &str, v: &Value) -> Result<String, Error> {
         let id = id.as_str().unwrap_or("");
         let ok = id.contains('@')
             && id.len() <= 250
-            && id.bytes().all(|b| (33..=126).contains(&b) && !b"<>\"\\()".contains(&b));
+            && id
+                .bytes()
+                .all(|b| (33..=126).contains(&b) && !b"<>\"\\()".contains(&b));
         if !ok {
-            return Err(bad(prop, format!("{id:?} is not a message id (local@domain, without <>)")));
+            return Err(bad(
+                prop,
+                format!("{id:?} is not a message id (local@domain, without <>)"),
+            ));
         }
         out.push(format!("<{id}>"));
     }
@@ -311,7 +339,10 @@ fn generated_id(obj: &Map<String, Value>) -> String {
         .and_then(Value::as_str)
         .and_then(|e| e.rsplit_once('@'))
         .map(|(_, d)| d)
-        .filter(|d| d.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)))
+        .filter(|d| {
+            d.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        })
         .unwrap_or("sealmail.invalid");
     format!("{hex}@{domain}")
 }
@@ -320,8 +351,14 @@ fn generated_id(obj: &Map<String, Value>) -> String {
 /// `htmlBody` and `attachments` (RFC 8621 §4.6).
 fn body_tree(obj: &Map<String, Value>) -> Result<Value, Error> {
     if let Some(tree) = obj.get("bodyStructure").filter(|v| !v.is_null()) {
-        if ["textBody", "htmlBody", "attachments"].iter().any(|p| obj.get(*p).is_some_and(|v| !v.is_null())) {
-            return Err(bad("bodyStructure", "give bodyStructure or textBody/htmlBody/attachments, not both"));
+        if ["textBody", "htmlBody", "attachments"]
+            .iter()
+            .any(|p| obj.get(*p).is_some_and(|v| !v.is_null()))
+        {
+            return Err(bad(
+                "bodyStructure",
+                "give bodyStructure or textBody/htmlBody/attachments, not both",
+            ));
         }
         return Ok(tree.clone());
     }
@@ -331,7 +368,10 @@ fn body_tree(obj: &Map<String, Value>) -> Result<Value, Error> {
             Some(Value::Array(a)) if a.is_empty() => Ok(None),
             Some(Value::Array(a)) if a.len() == 1 => {
                 let mut p = a[0].clone();
-                let given = p.get("type").and_then(Value::as_str).map(str::to_ascii_lowercase);
+                let given = p
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .map(str::to_ascii_lowercase);
                 match given.as_deref() {
                     None => {
                         if let Some(o) = p.as_object_mut() {
@@ -339,17 +379,24 @@ fn body_tree(obj: &Map<String, Value>) -> Result<Value, Error> {
                         }
                     }
                     Some(t) if t == default_type => {}
-                    Some(t) => return Err(bad(prop, format!("{prop} holds {default_type}, not {t}"))),
+                    Some(t) => {
+                        return Err(bad(prop, format!("{prop} holds {default_type}, not {t}")))
+                    }
                 }
                 Ok(Some(p))
             }
-            Some(_) => Err(bad(prop, format!("{prop} is a list of at most one {default_type} part"))),
+            Some(_) => Err(bad(
+                prop,
+                format!("{prop} is a list of at most one {default_type} part"),
+            )),
         }
     };
     let text = one("textBody", "text/plain")?;
     let html = one("htmlBody", "text/html")?;
     let body = match (text, html) {
-        (Some(t), Some(h)) => serde_json::json!({"type": "multipart/alternative", "subParts": [t, h]}),
+        (Some(t), Some(h)) => {
+            serde_json::json!({"type": "multipart/alternative", "subParts": [t, h]})
+        }
         (Some(p), None) | (None, Some(p)) => p,
         (None, None) => serde_json::json!({"type": "text/plain", "partId": null}),
     };
@@ -378,22 +425,43 @@ fn write_part<'a>(
     Box::pin(async move {
         *count += 1;
         if depth > MAX_DEPTH || *count > MAX_PARTS {
-            return Err(bad("bodyStructure", format!("at most {MAX_PARTS} parts, nested at most {MAX_DEPTH} deep")));
+            return Err(bad(
+                "bodyStructure",
+                format!("at most {MAX_PARTS} parts, nested at most {MAX_DEPTH} deep"),
+            ));
         }
         let p = part
             .as_object()
             .ok_or_else(|| bad("bodyStructure", "a body part is an object"))?;
         for key in p.keys() {
-            let ok = ["partId", "blobId", "type", "charset", "disposition", "cid", "name", "subParts", "language", "location", "size"]
-                .contains(&key.as_str());
+            let ok = [
+                "partId",
+                "blobId",
+                "type",
+                "charset",
+                "disposition",
+                "cid",
+                "name",
+                "subParts",
+                "language",
+                "location",
+                "size",
+            ]
+            .contains(&key.as_str());
             if !ok {
-                return Err(bad("bodyStructure", format!("body part property {key:?} is not supported on create")));
+                return Err(bad(
+                    "bodyStructure",
+                    format!("body part property {key:?} is not supported on create"),
+                ));
             }
         }
         let text = |k: &str| p.get(k).and_then(Value::as_str);
         let ctype = text("type").unwrap_or("text/plain").to_ascii_lowercase();
         if !is_media_type(&ctype) {
-            return Err(bad("bodyStructure", format!("{ctype:?} is not a media type")));
+            return Err(bad(
+                "bodyStructure",
+                format!("{ctype:?} is not a media type"),
+            ));
         }
         if let Some(Value::Array(subs)) = p.get("subParts") {
             if !ctype.starts_with("multipart/") {
@@ -417,13 +485,24 @@ fn write_part<'a>(
             (Some(id), None) => (value_of(obj, id)?.into_bytes(), true),
             (None, Some(blob)) => (blob_bytes(call, blob).await?, false),
             (None, None) if ctype.starts_with("text/") => (Vec::new(), true),
-            _ => return Err(bad("bodyStructure", "a body part has either partId or blobId")),
+            _ => {
+                return Err(bad(
+                    "bodyStructure",
+                    "a body part has either partId or blobId",
+                ))
+            }
         };
         if is_text && !ctype.starts_with("text/") {
-            return Err(bad("bodyStructure", "a partId names text; its type is text/*"));
+            return Err(bad(
+                "bodyStructure",
+                "a partId names text; its type is text/*",
+            ));
         }
         if let Some(cs) = text("charset").filter(|c| is_text && !c.eq_ignore_ascii_case("utf-8")) {
-            return Err(bad("bodyStructure", format!("text is written as UTF-8, not {cs}")));
+            return Err(bad(
+                "bodyStructure",
+                format!("text is written as UTF-8, not {cs}"),
+            ));
         }
         let mut head = format!("Content-Type: {ctype}");
         if is_text {
@@ -444,13 +523,27 @@ fn write_part<'a>(
             }
             head.push_str("\r\n");
         }
-        for (prop, name) in [("cid", "Content-ID"), ("language", "Content-Language"), ("location", "Content-Location")] {
+        for (prop, name) in [
+            ("cid", "Content-ID"),
+            ("language", "Content-Language"),
+            ("location", "Content-Location"),
+        ] {
             if let Some(v) = text(prop) {
-                let ok = !v.is_empty() && v.len() <= 250 && v.bytes().all(|b| (33..=126).contains(&b) && !b"<>".contains(&b));
+                let ok = !v.is_empty()
+                    && v.len() <= 250
+                    && v.bytes()
+                        .all(|b| (33..=126).contains(&b) && !b"<>".contains(&b));
                 if !ok {
-                    return Err(bad("bodyStructure", format!("{prop} {v:?} is not printable ASCII without <>")));
+                    return Err(bad(
+                        "bodyStructure",
+                        format!("{prop} {v:?} is not printable ASCII without <>"),
+                    ));
                 }
-                let v = if prop == "cid" { format!("<{v}>") } else { v.to_string() };
+                let v = if prop == "cid" {
+                    format!("<{v}>")
+                } else {
+                    v.to_string()
+                };
                 head.push_str(&format!("{name}: {v}\r\n"));
             }
         }
@@ -471,21 +564,36 @@ fn write_part<'a>(
 
 /// The text a `partId` names in `bodyValues`.
 fn value_of(obj: &Map<String, Value>, id: &Value) -> Result<String, Error> {
-    let id = id.as_str().ok_or_else(|| bad("bodyStructure", "partId is a string"))?;
+    let id = id
+        .as_str()
+        .ok_or_else(|| bad("bodyStructure", "partId is a string"))?;
     let value = obj
         .get("bodyValues")
         .and_then(|v| v.get(id))
-        .ok_or_else(|| bad("bodyValues", format!("no bodyValues entry for partId {id:?}")))?;
+        .ok_or_else(|| {
+            bad(
+                "bodyValues",
+                format!("no bodyValues entry for partId {id:?}"),
+            )
+        })?;
     if value.get("isTruncated").and_then(Value::as_bool) == Some(true)
         || value.get("isEncodingProblem").and_then(Value::as_bool) == Some(true)
     {
-        return Err(bad("bodyValues", "isTruncated and isEncodingProblem are false on create"));
+        return Err(bad(
+            "bodyValues",
+            "isTruncated and isEncodingProblem are false on create",
+        ));
     }
     value
         .get("value")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| bad("bodyValues", format!("bodyValues {id:?} has no string value")))
+        .ok_or_else(|| {
+            bad(
+                "bodyValues",
+                format!("bodyValues {id:?} has no string value"),
+            )
+        })
 }
 
 /// The bytes a `blobId` names: an upload, a body part, or a stored
@@ -503,7 +611,14 @@ async fn blob_bytes(call: &Call, blob_id: &str) -> Result<Vec<u8>, Error> {
             _ => None,
         };
         return call
-            .blocking(move |s, _| Ok(part_blob::read(s, &part, upload.as_deref().map(Vec::as_slice), keys.as_deref())?))
+            .blocking(move |s, _| {
+                Ok(part_blob::read(
+                    s,
+                    &part,
+                    upload.as_deref().map(Vec::as_slice),
+                    keys.as_deref(),
+                )?)
+            })
             .await?
             .ok_or_else(not_found);
     }
@@ -516,11 +631,13 @@ async fn blob_bytes(call: &Call, blob_id: &str) -> Result<Vec<u8>, Error> {
 fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 127
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
 }
 
 fn is_media_type(s: &str) -> bool {
-    s.split_once('/').is_some_and(|(t, st)| is_token(t) && is_token(st))
+    s.split_once('/')
+        .is_some_and(|(t, st)| is_token(t) && is_token(st))
 }
 
 /// `name="value"`, or RFC 2231 `name*=utf-8''…` for other text.
@@ -593,7 +710,8 @@ fn quoted_printable(lines: &[u8]) -> Vec<u8> {
         let mut width = 0;
         for (i, &b) in line.iter().enumerate() {
             let last = i + 1 == line.len();
-            let literal = (33..=126).contains(&b) && b != b'=' || (b == b' ' || b == b'\t') && !last;
+            let literal =
+                (33..=126).contains(&b) && b != b'=' || (b == b' ' || b == b'\t') && !last;
             let piece_len = if literal { 1 } else { 3 };
             if width + piece_len > LINE - 1 {
                 out.extend_from_slice(b"=\r\n");
