@@ -35,6 +35,7 @@ mod dispatch;
 mod error;
 mod fetch;
 mod idle;
+pub mod list_command;
 mod lsub;
 mod mailboxes;
 mod messages;
