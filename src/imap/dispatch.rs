@@ -191,6 +191,7 @@ impl Session {
             Capability::CondStore,
             Capability::QResync,
             Capability::QuotaRes(Resource::Storage),
+            Capability::StatusSize,
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }

@@ -247,7 +247,8 @@ impl Session {
             ProtocolError::MalformedMessage { discarded_bytes }
             | ProtocolError::ExpectedCrlfGotLf { discarded_bytes } => (
                 tag_of(discarded_bytes.declassify()),
-                "syntax error in command",
+                super::status::syntax_hint(discarded_bytes.declassify())
+                    .unwrap_or("syntax error in command"),
             ),
         };
         warn!("malformed command refused");
