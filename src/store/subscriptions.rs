@@ -92,3 +92,59 @@ impl MailStore {
         Ok(adopted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MAX_KEPT;
+    use crate::store::MailStore;
+
+    fn store() -> (tempfile::TempDir, MailStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let mail = MailStore::open(dir.path()).unwrap();
+        (dir, mail)
+    }
+
+    /// RFC 3501 §6.3.6: kept on DELETE of a subscribed mailbox only,
+    /// taken back by CREATE (parents too), ended by unsubscribe_name, and
+    /// removed with the account.
+    #[test]
+    fn kept_taken_back_and_ended() {
+        let (_dir, mail) = store();
+        let id = mail.add_account("a@example.org", None, &[]).unwrap().id;
+        let sub = mail.create_mailbox(id, "p/sub").unwrap();
+        let plain = mail.create_mailbox(id, "plain").unwrap();
+        mail.set_subscribed(id, plain.id, false).unwrap();
+        mail.delete_mailbox(id, sub.id).unwrap();
+        mail.delete_mailbox(id, plain.id).unwrap();
+        let parent = mail.mailbox_by_name(id, "p").unwrap();
+        mail.delete_mailbox(id, parent.id).unwrap();
+        let kept = mail.subscriptions_without_mailbox(id).unwrap();
+        assert_eq!(kept, ["p/sub", "p"]);
+        let again = mail.create_mailbox(id, "p/sub").unwrap();
+        assert!(again.subscribed);
+        assert!(mail.subscriptions_without_mailbox(id).unwrap().is_empty());
+        mail.delete_mailbox(id, again.id).unwrap();
+        assert!(mail.unsubscribe_name(id, "p/sub").unwrap());
+        assert!(!mail.unsubscribe_name(id, "p/sub").unwrap());
+        mail.create_mailbox(id, "x").unwrap();
+        let x = mail.mailbox_by_name(id, "x").unwrap();
+        mail.delete_mailbox(id, x.id).unwrap();
+        assert_eq!(mail.subscriptions_without_mailbox(id).unwrap(), ["x"]);
+        mail.remove_account(id).unwrap();
+        assert!(mail.subscriptions_without_mailbox(id).unwrap().is_empty());
+    }
+
+    /// Creating and deleting in a loop keeps at most MAX_KEPT names.
+    #[test]
+    fn bounded() {
+        let (_dir, mail) = store();
+        let id = mail.add_account("a@example.org", None, &[]).unwrap().id;
+        for i in 0..=MAX_KEPT {
+            let m = mail.create_mailbox(id, &format!("m{i}")).unwrap();
+            mail.delete_mailbox(id, m.id).unwrap();
+        }
+        let kept = mail.subscriptions_without_mailbox(id).unwrap();
+        assert_eq!(kept.len(), MAX_KEPT);
+        assert_eq!(kept.first().map(String::as_str), Some("m1"));
+    }
+}
