@@ -14,7 +14,7 @@
 //! and in the store's list of subscriptions without a mailbox after a
 //! DELETE (RFC 3501 §6.3.6): `LIST (SUBSCRIBED)` shows those as
 //! `\Subscribed \NonExistent`, and RECURSIVEMATCH a missing parent of one
-//! as `\NonExistent` with CHILDINFO (RFC 5258 §3, §5 example 9). The
+//! as `\NonExistent` with CHILDINFO (RFC 5258 §3, §3.5). The
 //! store creates the superiors of a new mailbox, so nothing is
 //! `\Noselect`.
 
