@@ -115,6 +115,21 @@ impl Connection {
         self.server.enqueue_data(data);
     }
 
+    /// Queues bytes the codec cannot produce (a LIST line with RFC 5258
+    /// extended data), after everything queued before them.
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
+        loop {
+            match self.server.next() {
+                Ok(Event::ResponseSent { .. } | Event::GreetingSent { .. }) => {}
+                Ok(event) => self.pending.push_back(Incoming::Event(event)),
+                Err(Interrupt::Io(Io::Output(out))) => self.out.extend_from_slice(&out),
+                Err(Interrupt::Io(Io::NeedMoreInput)) => break,
+                Err(Interrupt::Error(e)) => self.pending.push_back(Incoming::Rejected(e)),
+            }
+        }
+        self.out.extend_from_slice(bytes);
+    }
+
     /// Queues a status response.
     pub(crate) fn status(&mut self, status: Status<'static>) {
         self.server.enqueue_status(status);

@@ -191,6 +191,9 @@ impl Session {
             Capability::CondStore,
             Capability::QResync,
             Capability::QuotaRes(Resource::Storage),
+            Capability::StatusSize,
+            Capability::ListExtended,
+            other_cap("LIST-STATUS"),
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }

@@ -11,14 +11,19 @@ use crate::store::Mailbox;
 /// subscribed but that `%` stops at on the way to a subscribed
 /// descendant, flagged `\Noselect` ("foo/bar" subscribed, "foo" not:
 /// `LSUB "" %` answers `(\Noselect) "/" foo`).
+///
+/// `kept` are subscribed names whose mailbox is gone (RFC 3501 §6.3.6:
+/// they stay subscribed); they are listed as any subscribed name.
 pub(crate) fn lines(
     pattern: &str,
     all: &[Mailbox],
+    kept: &[String],
 ) -> Vec<(String, Vec<FlagNameAttribute<'static>>)> {
     let subscribed: std::collections::BTreeSet<&str> = all
         .iter()
         .filter(|m| m.subscribed)
         .map(|m| m.name.as_str())
+        .chain(kept.iter().map(String::as_str))
         .collect();
     let mut out = std::collections::BTreeMap::new();
     for &name in &subscribed {
@@ -66,10 +71,10 @@ mod tests {
             mailbox("a/c", false),
             mailbox("a/c/d", true),
         ];
-        let lines = super::lines("a/%", &all);
+        let lines = super::lines("a/%", &all, &[]);
         let names: Vec<(&str, usize)> = lines.iter().map(|(n, i)| (n.as_str(), i.len())).collect();
         assert_eq!(names, vec![("a/b", 0), ("a/c", 1)]);
-        let lines = super::lines("*", &all);
+        let lines = super::lines("*", &all, &[]);
         let names: Vec<&str> = lines.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, vec!["a/b", "a/c/d"]);
     }

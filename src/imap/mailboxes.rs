@@ -1,7 +1,7 @@
 //! Mailbox commands of the authenticated state (RFC 9051 §6.3): CREATE,
-//! DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST (with SPECIAL-USE, RFC
-//! 6154, and `\HasChildren`, RFC 5258 §4), LSUB, NAMESPACE
-//! (RFC 2342) and ID (RFC 2971).
+//! DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, the plain LIST (answered by
+//! `list`, with LIST-EXTENDED), LSUB, NAMESPACE (RFC 2342) and ID (RFC
+//! 2971).
 //!
 //! The hierarchy delimiter is `/`, as the store names mailboxes. Names
 //! are stored in UTF-8 and travel in modified UTF-7 (`mutf7`); a name
@@ -15,8 +15,9 @@ use imap_next::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
 use imap_next::imap_types::response::Data;
 
 use super::error::ImapError;
+use super::list_command::ListCommand;
 use super::session::{Done, Session};
-use crate::store::{Mailbox, MailboxRole};
+use crate::store::{MailError, Mailbox, MailboxRole};
 
 /// The hierarchy delimiter.
 pub(crate) const DELIMITER: char = '/';
@@ -31,7 +32,7 @@ pub(crate) fn name_of(mailbox: &WireMailbox<'_>) -> Result<String, ImapError> {
 
 /// A name or pattern as sent: modified UTF-7, or UTF-8 when it has 8-bit
 /// bytes.
-fn from_wire(bytes: &[u8]) -> Result<String, ImapError> {
+pub(crate) fn from_wire(bytes: &[u8]) -> Result<String, ImapError> {
     let text = std::str::from_utf8(bytes).map_err(|_| ImapError::InvalidName {
         detail: "mailbox name is not UTF-8".into(),
     })?;
@@ -50,7 +51,7 @@ fn from_wire(bytes: &[u8]) -> Result<String, ImapError> {
 /// valid modified UTF-7 is matched as the text it is (it then matches
 /// only names that are spelled that way, usually none) rather than
 /// refused: RFC 3501 §6.3.8 LIST answers what matches.
-fn pattern_from_wire(bytes: &[u8]) -> Result<String, ImapError> {
+pub(crate) fn pattern_from_wire(bytes: &[u8]) -> Result<String, ImapError> {
     match from_wire(bytes) {
         Err(ImapError::InvalidName { .. }) if bytes.is_ascii() => {
             Ok(String::from_utf8_lossy(bytes).into_owned())
@@ -75,14 +76,16 @@ impl Session {
         self.with_store(move |s| {
             let before: std::collections::HashSet<_> =
                 s.list_mailboxes(id)?.into_iter().map(|m| m.id).collect();
+            let kept = s.subscriptions_without_mailbox(id)?;
             s.create_mailbox(id, &name)?;
             // why: the store subscribes new mailboxes (what JMAP and the
             // CLI want), but an IMAP CREATE does not subscribe (RFC 3501
             // §6.3.3, §6.3.6): clients that want it send SUBSCRIBE, and
             // LSUB must show implied parents as \Noselect, not as
-            // subscribed. Superiors CREATE made are new too.
+            // subscribed. Superiors CREATE made are new too. A name whose
+            // subscription outlived its old mailbox stays subscribed.
             for m in s.list_mailboxes(id)? {
-                if !before.contains(&m.id) {
+                if !before.contains(&m.id) && !kept.contains(&m.name) {
                     s.set_subscribed(id, m.id, false)?;
                 }
             }
@@ -139,9 +142,18 @@ impl Session {
     ) -> Result<Done, ImapError> {
         let id = self.account()?.id;
         let name = name_of(mailbox)?;
-        self.with_store(move |s| {
-            let mbox = s.mailbox_by_name(id, &name)?;
-            s.set_subscribed(id, mbox.id, on)
+        self.with_store(move |s| match s.mailbox_by_name(id, &name) {
+            Ok(mbox) => s.set_subscribed(id, mbox.id, on),
+            // RFC 3501 §6.3.7: a subscription may outlive its mailbox,
+            // and UNSUBSCRIBE removes it then too.
+            Err(e @ MailError::MailboxNotFound { .. }) if !on => {
+                if s.unsubscribe_name(id, &name)? {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
         })
         .await?;
         Ok(Done::ok(if on {
@@ -154,13 +166,13 @@ impl Session {
     /// LIST and LSUB.
     pub(crate) async fn list(
         &mut self,
-        reference: &WireMailbox<'_>,
-        pattern: &ListMailbox<'_>,
+        reference_wire: &WireMailbox<'_>,
+        pattern_wire: &ListMailbox<'_>,
         lsub: bool,
     ) -> Result<Done, ImapError> {
         let id = self.account()?.id;
-        let reference = name_of(reference)?;
-        let pattern = match pattern {
+        let reference = name_of(reference_wire)?;
+        let pattern = match pattern_wire {
             ListMailbox::Token(t) => pattern_from_wire(t.as_ref())?,
             ListMailbox::String(s) => pattern_from_wire(s.as_ref())?,
         };
@@ -172,30 +184,35 @@ impl Session {
             });
             return Ok(Done::ok("LIST completed"));
         }
-        let full = format!("{reference}{pattern}");
-        let all = self.with_store(move |s| s.list_mailboxes(id)).await?;
-        let delimiter = QuotedChar::try_from(DELIMITER).ok();
-        if lsub {
-            for (name, items) in super::lsub::lines(&full, &all) {
-                self.conn.data(Data::Lsub {
-                    items,
-                    delimiter,
-                    mailbox: wire_name(&name)?,
-                });
-            }
-            return Ok(Done::ok("LSUB completed"));
+        if !lsub {
+            let reference = match reference_wire {
+                WireMailbox::Inbox => b"INBOX".to_vec(),
+                WireMailbox::Other(other) => other.as_ref().to_vec(),
+            };
+            let pattern = match pattern_wire {
+                ListMailbox::Token(t) => t.as_ref().to_vec(),
+                ListMailbox::String(s) => s.as_ref().to_vec(),
+            };
+            let cmd = ListCommand {
+                reference,
+                patterns: vec![pattern],
+                ..ListCommand::default()
+            };
+            return self.list_mailboxes(cmd).await;
         }
-        for mbox in &all {
-            if !matches_pattern(&full, &mbox.name) {
-                continue;
-            }
-            self.conn.data(Data::List {
-                items: attributes(mbox, &all),
+        let full = format!("{reference}{pattern}");
+        let (all, kept) = self
+            .with_store(move |s| Ok((s.list_mailboxes(id)?, s.subscriptions_without_mailbox(id)?)))
+            .await?;
+        let delimiter = QuotedChar::try_from(DELIMITER).ok();
+        for (name, items) in super::lsub::lines(&full, &all, &kept) {
+            self.conn.data(Data::Lsub {
+                items,
                 delimiter,
-                mailbox: wire_name(&mbox.name)?,
+                mailbox: wire_name(&name)?,
             });
         }
-        Ok(Done::ok("LIST completed"))
+        Ok(Done::ok("LSUB completed"))
     }
 }
 
@@ -203,31 +220,19 @@ fn empty_mailbox() -> WireMailbox<'static> {
     WireMailbox::try_from("").unwrap_or(WireMailbox::Inbox)
 }
 
-/// LIST attributes: special use (RFC 6154) and children (RFC 5258 §4).
-fn attributes(mbox: &Mailbox, all: &[Mailbox]) -> Vec<FlagNameAttribute<'static>> {
-    let mut items = Vec::new();
-    let prefix = format!("{}{DELIMITER}", mbox.name);
-    let children = all.iter().any(|m| m.name.starts_with(&prefix));
-    items.push(attribute(if children {
-        "HasChildren"
-    } else {
-        "HasNoChildren"
-    }));
-    let role = match mbox.role {
+/// The special-use attribute of `mbox` (RFC 6154 §2), if it has one.
+pub(crate) fn special_use(mbox: &Mailbox) -> Option<&'static str> {
+    match mbox.role {
         Some(MailboxRole::Sent) => Some("Sent"),
         Some(MailboxRole::Drafts) => Some("Drafts"),
         Some(MailboxRole::Trash) => Some("Trash"),
         Some(MailboxRole::Junk) => Some("Junk"),
         Some(MailboxRole::Archive) => Some("Archive"),
         _ => None,
-    };
-    if let Some(role) = role {
-        items.push(attribute(role));
     }
-    items
 }
 
-fn attribute(name: &'static str) -> FlagNameAttribute<'static> {
+pub(crate) fn attribute(name: &'static str) -> FlagNameAttribute<'static> {
     Atom::try_from(name).map_or(FlagNameAttribute::Marked, FlagNameAttribute::from)
 }
 

@@ -1,7 +1,9 @@
 //! The IMAP server: IMAP4rev1 (RFC 3501) and the IMAP4rev2 core (RFC 9051)
 //! with IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851), ENABLE
 //! (RFC 5161), NAMESPACE (RFC 2342), ID (RFC 2971), LITERAL+ (RFC 7888),
-//! SPECIAL-USE (RFC 6154), QUOTA (RFC 9208, `quota`) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
+//! SPECIAL-USE (RFC 6154, with its LIST options of §4), LIST-EXTENDED
+//! (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC 8438), QUOTA
+//! (RFC 9208, `quota`) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
 //! RFC 8314).
 //!
 //! # Shape
@@ -16,7 +18,10 @@
 //! consistent, RFC 9051 §2.3.1.2 and §7.5.1), `fetch` and
 //! `mime` (FETCH items, ENVELOPE and BODYSTRUCTURE, §6.4.5 and §7.5.2),
 //! `search` (§6.4.4), `messages` (STORE, COPY, MOVE, EXPUNGE, APPEND),
-//! `address` (address lists for ENVELOPE and address search), `lsub`,
+//! `address` (address lists for ENVELOPE and address search), `list`
+//! (LIST, plain and extended) with `list_command` (the RFC 5258 command
+//! grammar, which imap-codec does not parse: the session hands it the
+//! LIST commands imap-codec refused), `status`, `lsub`,
 //! and `recent` (RFC 3501's `\Recent`, which IMAP4rev1 clients still
 //! see).
 //! Every store call runs on the blocking pool through one wrapper.
@@ -35,6 +40,8 @@ mod dispatch;
 mod error;
 mod fetch;
 mod idle;
+mod list;
+pub mod list_command;
 mod lsub;
 mod mailboxes;
 mod messages;

@@ -184,7 +184,12 @@ impl Session {
             let flow = match incoming {
                 Incoming::Event(event) => self.event(event).await?,
                 Incoming::Rejected(e) => {
-                    self.rejected(&e);
+                    // why here: imap-codec parses only the RFC 3501 LIST;
+                    // the RFC 5258 forms arrive as refused messages.
+                    match super::list::refused_list(&e) {
+                        Some((tag, parsed)) => self.list_extended(tag, parsed).await,
+                        None => self.rejected(&e),
+                    }
                     Flow::Continue
                 }
             };
@@ -247,7 +252,8 @@ impl Session {
             ProtocolError::MalformedMessage { discarded_bytes }
             | ProtocolError::ExpectedCrlfGotLf { discarded_bytes } => (
                 tag_of(discarded_bytes.declassify()),
-                "syntax error in command",
+                super::status::syntax_hint(discarded_bytes.declassify())
+                    .unwrap_or("syntax error in command"),
             ),
         };
         warn!("malformed command refused");

@@ -26,6 +26,8 @@ const VIEW_VERSION: &[u8] = b"view";
 const DATA_VERSION: &[u8] = b"data_version";
 /// Suffix of an account's server-side reading record in `settings`.
 const READING: &[u8] = b"reading";
+/// Suffix of an account's subscriptions without a mailbox in `settings`.
+const SUBSCRIPTIONS: &[u8] = b"subscriptions";
 
 /// Every key of the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +44,9 @@ pub(crate) enum Key {
     /// The account's server-side reading record (`reading`): in the
     /// settings column family, after the account's settings.
     Reading(AccountId),
+    /// The names the account subscribed whose mailbox is gone
+    /// (`subscriptions`): in the settings column family too.
+    Subscriptions(AccountId),
     Change(AccountId, u64),
     Audit(AccountId, u64),
     List(String),
@@ -82,7 +87,7 @@ impl Key {
             Key::Blob(..) => Cf::Blobs,
             Key::BlobRef(..) => Cf::BlobRefs,
             Key::Cert(..) => Cf::Certs,
-            Key::Settings(_) | Key::Reading(_) => Cf::Settings,
+            Key::Settings(_) | Key::Reading(_) | Key::Subscriptions(_) => Cf::Settings,
             Key::Change(..) => Cf::Changes,
             Key::Audit(..) => Cf::Audit,
             Key::List(_) => Cf::Lists,
@@ -109,6 +114,10 @@ impl Key {
             Key::Reading(a) => {
                 out.extend(a.0.to_be_bytes());
                 out.extend(READING);
+            }
+            Key::Subscriptions(a) => {
+                out.extend(a.0.to_be_bytes());
+                out.extend(SUBSCRIPTIONS);
             }
             Key::Address(s) | Key::List(s) => out.extend(s.as_bytes()),
             Key::Mailbox(a, m) => out.extend(mailbox_prefix(*a, *m)),
@@ -173,6 +182,7 @@ impl Key {
                     (Cf::Accounts, []) => Key::Account(a),
                     (Cf::Settings, []) => Key::Settings(a),
                     (Cf::Settings, READING) => Key::Reading(a),
+                    (Cf::Settings, SUBSCRIPTIONS) => Key::Subscriptions(a),
                     _ => return None,
                 }
             }
@@ -359,6 +369,7 @@ mod tests {
             (acct.clone(), hash).prop_map(|(a, h)| Key::Cert(a, h.into())),
             acct.clone().prop_map(Key::Settings),
             acct.clone().prop_map(Key::Reading),
+            acct.clone().prop_map(Key::Subscriptions),
             (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::Change(a, n)),
             (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::Audit(a, n)),
             (acct.clone(), any::<u64>()).prop_map(|(a, n)| Key::AppToken(a, n)),

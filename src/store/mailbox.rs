@@ -78,8 +78,20 @@ impl MailStore {
             if self.mailbox_id(id, &name)?.is_some() {
                 return Err(MailError::MailboxExists { name: name.clone() });
             }
+            let mut missing = Vec::new();
+            for (i, _) in name.match_indices('/') {
+                let path = name.get(..i).ok_or_else(|| bug("separator index"))?;
+                if self.mailbox_id(id, path)?.is_none() {
+                    missing.push(path.to_string());
+                }
+            }
+            missing.push(name.clone());
             let parent = self.ensure_parents(tx, id, &mut rec, &name)?;
             let mailbox = self.new_mailbox(tx, id, &mut rec, name.clone(), parent, None)?;
+            // A name subscribed before its mailbox was deleted is
+            // subscribed again (`subscriptions`); new mailboxes are
+            // subscribed anyway.
+            self.stage_adopt(tx, id, &missing)?;
             tx.put(&Key::Account(id), &rec)?;
             Ok(mailbox)
         })
@@ -219,6 +231,10 @@ impl MailStore {
             self.stage_email_removal(tx, id, &mut rec, &msg, &mut tally)?;
         }
         self.apply_blob_deltas(tx, id, blobs, &Default::default())?;
+        if mbox.subscribed {
+            // RFC 3501 §6.3.6: the subscription stays (`subscriptions`).
+            self.stage_orphan(tx, id, &mbox.name)?;
+        }
         tx.delete(&Key::Mailbox(id, mailbox));
         tx.delete(&Key::MailboxName(id, mbox.name));
         tx.change(

@@ -109,6 +109,7 @@ mod reading;
 mod records;
 mod rocks;
 mod stripes;
+mod subscriptions;
 #[cfg(test)]
 mod test_fixtures;
 #[cfg(test)]
