@@ -89,7 +89,24 @@ pub(crate) async fn compose(call: &Call, obj: &Map<String, Value>) -> Result<Vec
     let mut out = head.into_bytes();
     let mut parts = 0;
     write_part(call, obj, &body, &mut out, 0, &mut parts).await?;
+    too_large(&out, call.server.ctx.max_upload_bytes)?;
     Ok(out)
+}
+
+/// `tooLarge` once `out` passes `max` (`limits.max_message_size`).
+/// why checked as parts are added: a hundred parts naming one large
+/// upload would otherwise be built whole in memory first.
+fn too_large(out: &[u8], max: u64) -> Result<(), Error> {
+    if out.len() as u64 <= max {
+        return Ok(());
+    }
+    let e = super::super::error::JmapError::new(
+        "tooLarge",
+        format!("the message would be over {max} bytes, the largest this server stores"),
+    );
+    Err(Error::Set(Box::new(
+        e.with("maxSize", serde_json::json!(max)),
+    )))
 }
 
 /// The top-level header fields (all but the MIME ones of the body).
@@ -474,6 +491,7 @@ fn write_part<'a>(
                 out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
                 write_part(call, obj, sub, out, depth + 1, count).await?;
                 out.extend_from_slice(b"\r\n");
+                too_large(out, call.server.ctx.max_upload_bytes)?;
             }
             out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
             return Ok(());

@@ -236,13 +236,6 @@ async fn create(call: &mut Call, obj: Value) -> Result<Value, Error> {
     };
     let internal_date = received_at(obj.remove("receivedAt"))?;
     let raw = super::compose::compose(call, &obj).await?;
-    let max = call.server.ctx.max_upload_bytes;
-    if raw.len() as u64 > max {
-        return Err(Error::InvalidProperties {
-            properties: Vec::new(),
-            description: format!("the message would be {} bytes; at most {max}", raw.len()),
-        });
-    }
     call.blocking(move |s, acct| Ok(s.get_mailbox(acct, mailbox)?))
         .await?;
     let append = Append {
