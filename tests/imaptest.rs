@@ -3,7 +3,8 @@
 //! real `sealmail serve`, through `tests/tools/imaptest/run-suite.sh`,
 //! which builds imaptest with `build.sh` the first time (into
 //! `~/.cache/imaptest`, from the MIT-licensed source archive beside it;
-//! `scripts/install-deps.sh` installs Dovecot's development headers).
+//! `scripts/install-deps.sh` installs Dovecot's development headers;
+//! `support::imaptest` finds them).
 //! Scripts that need an extension sealmail does not announce (CONDSTORE,
 //! ESEARCH, SORT, ...) are skipped by the runner, not passed.
 //!
@@ -12,10 +13,9 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Mutex;
 
+use support::imaptest::{tools, ONE_AT_A_TIME};
 use support::server::Server;
 
 const PASSWORD: &str = "imaptest-pw";
@@ -59,28 +59,6 @@ const ENCRYPTED_DIFFERENCES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The directory holding `build.sh` and `run-suite.sh`.
-fn tools() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SEALMAIL_IMAPTEST_TOOLS") {
-        return PathBuf::from(dir);
-    }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        repo.join("tests/tools/imaptest"),
-        repo.join("../shared/tools/imaptest"),
-    ];
-    candidates
-        .iter()
-        .find(|d| d.join("run-suite.sh").is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "imaptest's run-suite.sh not found in {candidates:?}; \
-                 set SEALMAIL_IMAPTEST_TOOLS to the directory with build.sh and run-suite.sh"
-            )
-        })
-}
-
 /// The outcome of one suite run.
 struct Suite {
     /// `(script, PASS | FAIL | SKIP, reason)` per line.
@@ -103,7 +81,6 @@ impl Suite {
 fn run_suite(server: &Server, users: [&str; 2]) -> Suite {
     // why one at a time: the first run builds imaptest, and two builds
     // into the same directory at once would break each other.
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tools();
     let logs = tempfile::tempdir().unwrap();

@@ -139,7 +139,11 @@ impl Session {
     pub(crate) async fn send_flags(&mut self, indices: &[usize]) -> Result<(), ImapError> {
         let modseq = self.resync.condstore();
         for chunk in indices.chunks(FLAG_ANSWER_BATCH) {
-            for loaded in self.load_batch(chunk, false).await? {
+            let batch = self.load_batch(chunk, false).await?;
+            // RFC 9051 §7.3.5: keywords another session made are announced
+            // in FLAGS before a FETCH shows them.
+            self.announce_keywords(batch.iter().flat_map(|l| &l.msg.flags.keywords));
+            for loaded in batch {
                 let m = &loaded.msg;
                 let items = flag_items(&m.flags, m.uid, loaded.recent, modseq.then_some(m.modseq));
                 if let Ok(items) = Vec1::try_from(items) {

@@ -91,9 +91,11 @@ pub enum ImapError {
     },
     /// FETCH of messages another session expunged after this session was
     /// last told about them: their data is gone (RFC 3501 §7.4.1 allows
-    /// NO; RFC 5530 `EXPUNGEISSUED`). The others were answered.
+    /// NO; RFC 5530 `EXPUNGEISSUED`). The others were answered. The
+    /// text opens as Dovecot's does: clients and imaptest's stress mode
+    /// tell this NO from a failed FETCH by "no longer exist".
     #[error(
-        "{count} of the requested messages were expunged by another session; NOOP shows which"
+        "Some of the requested messages no longer exist: {count} expunged by another session; NOOP shows which"
     )]
     ExpungedMeanwhile {
         /// How many could not be answered.

@@ -8,6 +8,8 @@
 //! `RFC822.TEXT` set `\Seen` unless PEEK or EXAMINE (§6.4.5); the new
 //! flags are then sent with the data.
 
+use std::collections::BTreeSet;
+
 use imap_next::imap_types::command::FetchModifier;
 use imap_next::imap_types::core::{Atom, IString, Literal, NString, Vec1};
 use imap_next::imap_types::fetch::{
@@ -29,8 +31,14 @@ use crate::reading::Unlocked;
 use crate::store::{AccountId, Flags, MailError, MailStore, MailboxId, Message, Uid};
 
 /// One FETCH batch's responses, how many of its messages were expunged
-/// meanwhile, and the snapshot entries of those whose FLAGS it sent.
-type Batch = (Vec<Data<'static>>, usize, Vec<(usize, Known)>);
+/// meanwhile, the snapshot entries of those whose FLAGS it sent, and the
+/// keywords those FLAGS show.
+type Batch = (
+    Vec<Data<'static>>,
+    usize,
+    Vec<(usize, Known)>,
+    BTreeSet<String>,
+);
 
 /// Messages per batch (one store round trip, one write).
 const FETCH_BATCH: usize = 64;
@@ -229,7 +237,7 @@ impl Session {
                 Vec::new()
             };
             let modseq = self.resync.condstore();
-            let (out, gone, fresh) = self
+            let (out, gone, fresh, keywords) = self
                 .fetch_batch(
                     chunk,
                     (load, parse, modseq, changed_since),
@@ -249,6 +257,9 @@ impl Session {
                     }
                 }
             }
+            // RFC 9051 §7.3.5: a keyword another session made since this
+            // one's FLAGS is announced before a FETCH shows it.
+            self.announce_keywords(&keywords);
             for data in out {
                 self.conn.data(data);
             }
@@ -276,7 +287,7 @@ impl Session {
         marked: Vec<usize>,
     ) -> Result<Batch, ImapError> {
         let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
-            return Ok((Vec::new(), 0, Vec::new()));
+            return Ok((Vec::new(), 0, Vec::new(), BTreeSet::new()));
         };
         let keys = self.reading_keys();
         let decrypts = blobs && keys.is_some();
@@ -288,7 +299,8 @@ impl Session {
             if let Some(since) = changed_since {
                 loaded.retain(|l| l.msg.modseq > since);
             }
-            let fresh = if names.contains(&MessageDataItemName::Flags) {
+            let flags = names.contains(&MessageDataItemName::Flags);
+            let fresh = if flags {
                 loaded
                     .iter()
                     .map(|l| (l.index, Known::of(&l.msg)))
@@ -296,7 +308,13 @@ impl Session {
             } else {
                 Vec::new()
             };
-            Ok((responses(loaded, &names, &marked, modseq), missing, fresh))
+            let keywords = loaded
+                .iter()
+                .filter(|l| flags || marked.contains(&l.index))
+                .flat_map(|l| l.msg.flags.keywords.iter().cloned())
+                .collect();
+            let out = responses(loaded, &names, &marked, modseq);
+            Ok((out, missing, fresh, keywords))
         };
         if parse == Parse::Nothing && !decrypts {
             self.with_store(work).await

@@ -8,6 +8,7 @@ pub mod fanout;
 pub mod gpgsm;
 pub mod http;
 pub mod imap;
+pub mod imaptest;
 pub mod jmap;
 pub mod lmtp;
 pub mod mailstore;
