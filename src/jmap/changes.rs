@@ -20,13 +20,17 @@ use super::call::{parse, Call};
 use super::error::Error;
 use crate::store::{Change, ChangeKind};
 
+/// `/changes` arguments (RFC 8620 §5.2).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ChangesArgs {
-    account_id: String,
-    since_state: String,
+pub(crate) struct ChangesArgs {
+    /// The account.
+    pub(crate) account_id: String,
+    /// The state the client has.
+    pub(crate) since_state: String,
+    /// Most ids to return.
     #[serde(default)]
-    max_changes: Option<usize>,
+    pub(crate) max_changes: Option<usize>,
 }
 
 /// What one log entry means for the type asked about: ids and what

@@ -10,11 +10,11 @@
 //! as long as the address belongs to the account; the state is derived
 //! from the whole list, so it changes exactly when the list does.
 
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use super::call::{get_response, parse, pick, select, Call, GetArgs};
+use super::changes::ChangesArgs;
 use super::error::Error;
 use crate::store::Account;
 
@@ -89,16 +89,6 @@ pub(crate) async fn get(call: &mut Call, args: Map<String, Value>) -> Result<Val
         |i| select(view(i), props),
     );
     Ok(get_response(account_id, state(&account), list, not_found))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ChangesArgs {
-    account_id: String,
-    since_state: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    max_changes: Option<u64>,
 }
 
 /// `Identity/changes`: nothing since the current state; from any other

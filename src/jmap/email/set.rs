@@ -235,26 +235,39 @@ async fn create(call: &mut Call, obj: Value) -> Result<Value, Error> {
         }
     };
     let internal_date = received_at(obj.remove("receivedAt"))?;
-    let raw = super::compose::compose(call, &obj).await?;
+    let raw = std::sync::Arc::new(super::compose::compose(call, &obj).await?);
+    let (created, email_id) = store(call, mailbox, &keywords, internal_date, raw.to_vec()).await?;
+    call.composed.insert(email_id, raw);
+    Ok(created)
+}
+
+/// Stores `raw` through the hook chain (`Ingest::append`); returns the
+/// created Email's `id`, `blobId`, `threadId` and `size`, and its number.
+async fn store(
+    call: &Call,
+    mailbox: MailboxId,
+    keywords: &[String],
+    internal_date: i64,
+    raw: Vec<u8>,
+) -> Result<(Value, u64), Error> {
     call.blocking(move |s, acct| Ok(s.get_mailbox(acct, mailbox)?))
         .await?;
     let append = Append {
         account: call.account.id,
         mailbox,
-        flags: flags_of(&keywords, &Default::default()),
+        flags: flags_of(keywords, &Default::default()),
         internal_date,
         source: sealmail_plugin_api::Source::JmapImport,
     };
-    let raw = std::sync::Arc::new(raw);
-    let msg = call.server.ctx.ingest.append(append, raw.to_vec()).await?;
-    call.composed.insert(msg.email_id, raw);
+    let msg = call.server.ctx.ingest.append(append, raw).await?;
     let acct = call.account.id;
-    Ok(json!({
+    let created = json!({
         "id": ids::email(acct, msg.email_id),
         "blobId": ids::blob(msg.blob),
         "threadId": ids::thread(acct, msg.thread_id),
         "size": msg.size,
-    }))
+    });
+    Ok((created, msg.email_id))
 }
 
 /// `receivedAt` of a create, or now.
@@ -291,21 +304,5 @@ async fn import_one(call: &Call, obj: Value) -> Result<Value, Error> {
                 .ok_or(Error::BlobNotFound(req.blob_id.clone()))?
         }
     };
-    call.blocking(move |s, acct| Ok(s.get_mailbox(acct, mailbox)?))
-        .await?;
-    let append = Append {
-        account: call.account.id,
-        mailbox,
-        flags: flags_of(&keywords, &Default::default()),
-        internal_date,
-        source: sealmail_plugin_api::Source::JmapImport,
-    };
-    let msg = call.server.ctx.ingest.append(append, raw).await?;
-    let acct = call.account.id;
-    Ok(json!({
-        "id": ids::email(acct, msg.email_id),
-        "blobId": ids::blob(msg.blob),
-        "threadId": ids::thread(acct, msg.thread_id),
-        "size": msg.size,
-    }))
+    Ok(store(call, mailbox, &keywords, internal_date, raw).await?.0)
 }
