@@ -463,6 +463,59 @@ fn jmapc_sends_and_moves_the_draft_to_sent() {
     assert!(setup.server.export_named(ALICE, "Drafts").is_empty());
 }
 
+/// A stored draft of an encrypted account, sent in a later request, is
+/// sent decrypted when the account has server-side reading on (the keys
+/// unlocked by this request's password); the copy on disk stays S/MIME.
+#[test]
+fn a_saved_encrypted_draft_is_sent_later_with_server_side_reading() {
+    let (setup, keys) = setup();
+    let out = setup.server.cli(
+        &[
+            "reading",
+            "enable",
+            ALICE,
+            "--key",
+            keys[0].key.to_str().unwrap(),
+            "--password-stdin",
+        ],
+        format!("{PASSWORD}\n").as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alice = setup.server.jmap(ALICE, PASSWORD);
+    let marker = "SAVED-DRAFT-MARKER-c07a";
+    let saved = alice.call(
+        "Email/set",
+        json!({"create": {"d": {
+        "mailboxIds": {role(&alice, "drafts"): true},
+        "from": [{"email": ALICE}], "to": [{"email": BOB}], "subject": "saved",
+        "textBody": [{"partId": "t"}], "bodyValues": {"t": {"value": marker}}}}}),
+    );
+    let id = saved["created"]["d"]["id"].as_str().unwrap().to_string();
+    let drafts = setup.server.export_named(ALICE, "Drafts");
+    assert!(
+        !contains(&drafts[0].1, marker.as_bytes()),
+        "the draft is stored in clear"
+    );
+    let me = identity(&alice);
+    let got = alice.call(
+        "EmailSubmission/set",
+        json!({"create": {"s": {"identityId": me["id"], "emailId": id}}}),
+    );
+    assert_eq!(got["created"]["s"]["undoStatus"], "final", "{got}");
+    let bob = inbox_of(&setup, BOB, 1).remove(0);
+    let clear = openssl_decrypt(&bob, &keys[1].cert, &keys[1].key);
+    assert!(
+        contains(&clear, marker.as_bytes()),
+        "{}",
+        String::from_utf8_lossy(&clear)
+    );
+    assert!(found_in_files(&setup.server.data_dir, marker.as_bytes()).is_empty());
+}
+
 #[test]
 fn without_a_relay_there_is_no_submission_capability() {
     let server = Server::start();
