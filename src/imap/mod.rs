@@ -38,6 +38,7 @@ mod connection;
 mod dates;
 mod dispatch;
 mod error;
+mod esearch;
 mod fetch;
 mod idle;
 mod list;
@@ -54,6 +55,7 @@ mod search;
 mod selected;
 mod session;
 mod snapshot;
+mod sort;
 mod status;
 mod tls;
 

@@ -186,9 +186,13 @@ impl Session {
                 Incoming::Rejected(e) => {
                     // why here: imap-codec parses only the RFC 3501 LIST;
                     // the RFC 5258 forms arrive as refused messages.
-                    match super::list::refused_list(&e) {
-                        Some((tag, parsed)) => self.list_extended(tag, parsed).await,
-                        None => self.rejected(&e),
+                    // So are SEARCH with RETURN (RFC 4731).
+                    if let Some((tag, parsed)) = super::list::refused_list(&e) {
+                        self.list_extended(tag, parsed).await;
+                    } else if let Some((tag, parsed)) = super::esearch::refused_search(&e) {
+                        self.search_extended(tag, parsed).await;
+                    } else {
+                        self.rejected(&e);
                     }
                     Flow::Continue
                 }
