@@ -85,7 +85,11 @@ impl Session {
         let mut qresync = None;
         for p in parameters {
             match p {
-                SelectParameter::CondStore => self.enable_condstore(),
+                // why not enable_condstore: the SELECT answer itself carries
+                // the new mailbox's HIGHESTMODSEQ.
+                SelectParameter::CondStore => {
+                    self.resync = self.resync.max(super::condstore::Tracking::CondStore);
+                }
                 SelectParameter::QResync {
                     uid_validity,
                     mod_sequence_value,

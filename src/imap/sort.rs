@@ -4,7 +4,8 @@
 //! ordinary SEARCH ([`Session::search_matches`]), then the records of the
 //! matches are read a batch at a time and ordered by the sort keys:
 //!
-//! - ARRIVAL: the internal date; SIZE: RFC822.SIZE;
+//! - ARRIVAL: the internal date; SIZE: RFC822.SIZE as served (with
+//!   server-side reading the decrypted size, as FETCH says);
 //! - DATE: the `Date:` field in UTC, the internal date when it is
 //!   missing or unreadable (RFC 5256 §2.2);
 //! - SUBJECT: the base subject (RFC 5256 §2.1, [`base_subject`]) of the
@@ -62,14 +63,21 @@ impl Session {
             .iter()
             .filter_map(|n| usize::try_from(n.get()).ok()?.checked_sub(1))
             .collect();
+        // why the bytes with server-side reading: SIZE is the size
+        // served, known once the message is decrypted (as for LARGER).
+        let content = self.reading.is_some() && keys.iter().any(|k| k.key == SortKey::Size);
+        let reading = if content { self.reading_keys() } else { None };
         for chunk in indexes.chunks(SORT_BATCH) {
             let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
                 break;
             };
             let keys = Arc::clone(&keys);
+            let reading = reading.clone();
+            // why the CPU pool: parsing address and subject fields of
+            // a whole mailbox is CPU work, shared as SEARCH's scans are.
             let batch = self
-                .with_store(move |s| {
-                    let loaded = load(s, id, mbox, &wanted, false, None)?;
+                .with_store_cpu(move |s| {
+                    let loaded = load(s, id, mbox, &wanted, content, reading.as_deref())?;
                     Ok(loaded
                         .iter()
                         .map(|l| (values(&keys, &l.msg), l.index))
