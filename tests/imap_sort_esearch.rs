@@ -413,3 +413,99 @@ out['after'] = raw(m, 'NOOP')
     }
     assert!(last("after").contains(" OK "), "{out}");
 }
+
+/// RFC 5182 §2.1, §2.2, §2.4: `SEARCH RETURN (SAVE)` answers no ESEARCH
+/// and keeps the result; `$` then stands for it in FETCH, UID FETCH,
+/// STORE, SEARCH (also as `UID $`) and SORT; an expunged message drops
+/// out; SAVE with MIN/MAX keeps only those; a failed SEARCH ... SAVE
+/// empties it; SELECT resets it; `$` in a quoted string is just text.
+#[test]
+fn searchres_saves_and_dollar_reuses() {
+    let s = server();
+    let out = s.python(
+        r#"
+m = connect(args[0], args[1])
+out['caps'] = s(m.capability()[1][0])
+m.select('INBOX')
+m.store('2,4', '+FLAGS', '\\Seen')
+out['save'] = raw(m, 'SEARCH RETURN (SAVE) SEEN')
+out['fetch'] = raw(m, 'FETCH $ (FLAGS)')
+out['uid_fetch'] = raw(m, 'UID FETCH $ (UID)')
+out['search'] = raw(m, 'SEARCH $')
+out['uid_key'] = raw(m, 'UID SEARCH UID $ SEEN')
+out['sort'] = raw(m, 'SORT (REVERSE ARRIVAL) UTF-8 $')
+out['store'] = raw(m, 'STORE $ +FLAGS (\\Flagged)')
+out['flagged'] = raw(m, 'SEARCH FLAGGED')
+out['quoted'] = raw(m, 'SEARCH SUBJECT "$"')
+m.store('2', '+FLAGS', '\\Deleted')
+m.expunge()
+out['after_expunge'] = raw(m, 'FETCH $ (UID)')
+out['minmax'] = raw(m, 'UID SEARCH RETURN (SAVE MIN MAX) ALL')
+out['minmax_fetch'] = raw(m, 'UID FETCH $ (UID)')
+out['fail'] = raw(m, 'SEARCH RETURN (SAVE) CHARSET KOI8-R ALL')
+out['empty'] = raw(m, 'FETCH $ (UID)')
+out['empty_search'] = raw(m, 'SEARCH RETURN (COUNT) $')
+m.search(None, 'RETURN', '(SAVE)', 'ALL')
+m.select('INBOX')
+out['reselect'] = raw(m, 'UID FETCH $ (UID)')
+out['twice'] = raw(m, 'SEARCH RETURN (SAVE SAVE) ALL')
+out['garbage'] = raw(m, 'FETCH $ $ (')
+"#,
+        &ALICE,
+    );
+    let caps = out["caps"].as_str().unwrap();
+    assert!(caps.split(' ').any(|c| c == "SEARCHRES"), "{caps}");
+    let l = |k: &str| lines(&out, k);
+    let ok = |k: &str| assert!(l(k).last().unwrap().contains(" OK "), "{k}: {out}");
+    for k in ["save", "fetch", "uid_fetch", "store", "fail"] {
+        if k != "fail" {
+            ok(k);
+        }
+    }
+    assert_eq!(l("save").len(), 1, "{out}");
+    let fetched: Vec<String> = l("fetch")
+        .into_iter()
+        .filter(|x| x.starts_with("* "))
+        .map(|x| x.split(' ').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(fetched, ["2", "4"], "{out}");
+    assert_eq!(
+        l("uid_fetch")
+            .iter()
+            .filter(|x| x.contains("FETCH (UID"))
+            .count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(answer(&out, "search", "* SEARCH"), "* SEARCH 2 4");
+    assert_eq!(answer(&out, "uid_key", "* SEARCH"), "* SEARCH 2 4");
+    assert_eq!(answer(&out, "sort", "* SORT"), "* SORT 4 2");
+    assert_eq!(answer(&out, "flagged", "* SEARCH"), "* SEARCH 2 4");
+    assert_eq!(answer(&out, "quoted", "* SEARCH"), "* SEARCH");
+    // UID 2 is gone; UID 4 is now message 3.
+    let after: Vec<String> = l("after_expunge")
+        .into_iter()
+        .filter(|x| x.starts_with("* "))
+        .collect();
+    assert_eq!(after, ["* 3 FETCH (UID 4)"], "{out}");
+    assert!(
+        answer(&out, "minmax", "* ESEARCH").ends_with(" UID MIN 1 MAX 5"),
+        "{out}"
+    );
+    let minmax: Vec<String> = l("minmax_fetch")
+        .into_iter()
+        .filter(|x| x.starts_with("* "))
+        .collect();
+    assert_eq!(minmax, ["* 1 FETCH (UID 1)", "* 4 FETCH (UID 5)"], "{out}");
+    assert!(l("fail").last().unwrap().contains(" NO "), "{out}");
+    assert_eq!(l("empty").len(), 1, "{out}");
+    assert!(l("empty").last().unwrap().contains(" OK "), "{out}");
+    assert!(
+        answer(&out, "empty_search", "* ESEARCH").ends_with(" COUNT 0"),
+        "{out}"
+    );
+    assert_eq!(l("reselect").len(), 1, "{out}");
+    assert!(l("reselect").last().unwrap().contains(" OK "), "{out}");
+    assert!(l("twice").last().unwrap().contains(" BAD "), "{out}");
+    assert!(l("garbage").last().unwrap().contains(" BAD "), "{out}");
+}

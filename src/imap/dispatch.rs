@@ -209,6 +209,7 @@ impl Session {
             Capability::ListExtended,
             other_cap("LIST-STATUS"),
             other_cap("ESEARCH"),
+            other_cap("SEARCHRES"),
             other_cap("SORT"),
             other_cap("SORT=DISPLAY"),
         ]);

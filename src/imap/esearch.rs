@@ -47,6 +47,8 @@ pub(crate) struct Returns {
     pub(crate) max: bool,
     pub(crate) count: bool,
     pub(crate) all: bool,
+    /// SEARCHRES (RFC 5182 §2.4): keep the result for `$`.
+    pub(crate) save: bool,
 }
 
 /// A SEARCH with RETURN, its criteria parsed by imap-codec.
@@ -72,11 +74,20 @@ pub(crate) fn refused_search(
     let tag_bytes = bytes.get(..space)?;
     let tag = Tag::try_from(tag_bytes.to_vec()).ok()?;
     let mut rest = bytes.get(space + 1..)?;
-    let uid = strip_word(&mut rest, b"UID ");
-    if !strip_word(&mut rest, b"SEARCH ") || !strip_word(&mut rest, b"RETURN ") {
+    Some((tag, parse_search_return(tag_bytes, &mut rest)?))
+}
+
+/// The parse of `rest` (a command after its tag) when it is `["UID" SP]
+/// "SEARCH" SP "RETURN" ...`; `None` for any other command.
+pub(crate) fn parse_search_return(
+    tag: &[u8],
+    rest: &mut &[u8],
+) -> Option<Result<ExtendedSearch, String>> {
+    let uid = strip_word(rest, b"UID ");
+    if !strip_word(rest, b"SEARCH ") || !strip_word(rest, b"RETURN ") {
         return None;
     }
-    Some((tag, parse(tag_bytes, uid, rest)))
+    Some(parse(tag, uid, rest))
 }
 
 /// Removes `word` (case-insensitively) from the front of `rest`.
@@ -106,9 +117,10 @@ fn parse(tag: &[u8], uid: bool, rest: &[u8]) -> Result<ExtendedSearch, String> {
                 b"MAX" => &mut returns.max,
                 b"COUNT" => &mut returns.count,
                 b"ALL" => &mut returns.all,
+                b"SAVE" => &mut returns.save,
                 other => {
                     return Err(format!(
-                        "unknown RETURN option {} (MIN, MAX, COUNT, ALL)",
+                        "unknown RETURN option {} (MIN, MAX, COUNT, ALL, SAVE)",
                         shown(other)
                     ))
                 }
@@ -200,11 +212,45 @@ impl Session {
         tag: &Tag<'static>,
         cmd: ExtendedSearch,
     ) -> Result<Done, ImapError> {
-        let (mut found, highest) = self
+        let matched = self
             .search_matches(cmd.charset.as_deref(), &cmd.criteria, cmd.uid)
-            .await?;
+            .await;
+        let (mut found, highest) = match matched {
+            Ok(m) => m,
+            Err(e) => {
+                // RFC 5182 §2.1: a failed SEARCH with SAVE empties `$`.
+                if cmd.returns.save {
+                    self.save(Vec::new());
+                }
+                return Err(e);
+            }
+        };
         found.sort_unstable();
         found.dedup();
+        if cmd.returns.save {
+            let r = cmd.returns;
+            // RFC 5182 §2.4: with MIN or MAX but neither ALL nor COUNT,
+            // only those are kept.
+            let kept: Vec<NonZeroU32> = if (r.min || r.max) && !(r.all || r.count) {
+                let mut v: Vec<NonZeroU32> = Vec::new();
+                if r.min {
+                    v.extend(found.first());
+                }
+                if r.max {
+                    v.extend(found.last());
+                }
+                v
+            } else {
+                found.clone()
+            };
+            let uids = self.uids_of(&kept, cmd.uid);
+            self.save(uids);
+            // RFC 5182 §2.4: SAVE alone answers no ESEARCH.
+            if !(r.min || r.max || r.all || r.count) {
+                self.sync(cmd.uid).await?;
+                return Ok(Done::ok("SEARCH completed, result saved"));
+            }
+        }
         // RFC 7162 §3.1.5: MODSEQ of the messages the answer names.
         let modseq = match highest {
             Some(_) => self.highest_named(&found, cmd.returns, cmd.uid),
@@ -214,6 +260,32 @@ impl Session {
         self.conn.raw(line.as_bytes());
         self.sync(cmd.uid).await?;
         Ok(Done::ok("SEARCH completed"))
+    }
+
+    /// Keeps `uids` as the selection's `$` (RFC 5182).
+    fn save(&mut self, mut uids: Vec<NonZeroU32>) {
+        uids.sort_unstable();
+        uids.dedup();
+        if let Some(sel) = self.selected.as_mut() {
+            sel.saved = uids;
+        }
+    }
+
+    /// The UIDs of `found` (sequence numbers unless `uid`).
+    fn uids_of(&self, found: &[NonZeroU32], uid: bool) -> Vec<NonZeroU32> {
+        if uid {
+            return found.to_vec();
+        }
+        let Some(sel) = self.selected.as_ref() else {
+            return Vec::new();
+        };
+        found
+            .iter()
+            .filter_map(|n| {
+                let i = usize::try_from(n.get()).ok()?.checked_sub(1)?;
+                sel.messages.get(i).map(|k| k.uid.0)
+            })
+            .collect()
     }
 
     /// The highest MODSEQ among the messages an ESEARCH answer names:
@@ -334,6 +406,7 @@ mod tests {
             max: true,
             count: true,
             all: true,
+            save: false,
         };
         assert_eq!(
             esearch_line("A1", true, all, &nums(&[2, 3, 9]), None),
