@@ -138,8 +138,8 @@ pub(crate) fn refused_with_saved(e: &ProtocolError, sel: Option<&Selected>) -> O
         out.extend_from_slice(b"\r\n");
     }
     match CommandCodec::default().decode(&out) {
-        Ok((rest, _)) if rest.is_empty() && empty => Some(Rewritten::Empty(tag)),
-        Ok((rest, command)) if rest.is_empty() => Some(Rewritten::Command(command.into_static())),
+        Ok(([], _)) if empty => Some(Rewritten::Empty(tag)),
+        Ok(([], command)) => Some(Rewritten::Command(command.into_static())),
         _ => Some(Rewritten::Bad(tag)),
     }
 }
