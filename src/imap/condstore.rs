@@ -28,14 +28,14 @@ use std::num::{NonZeroU32, NonZeroU64};
 use imap_next::imap_types::core::Vec1;
 use imap_next::imap_types::extensions::enable::CapabilityEnable;
 use imap_next::imap_types::fetch::MessageDataItem;
-use imap_next::imap_types::response::Data;
+use imap_next::imap_types::response::{Code, Data, StatusKind};
 use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use imap_next::imap_types::IntoStatic;
 
 use super::error::ImapError;
 use super::fetch::flag_items;
 use super::selected::Selected;
-use super::session::{Done, Session};
+use super::session::{status, Done, Session};
 use super::snapshot::Known;
 
 /// What a session enabled of RFC 7162. Ordered: QRESYNC includes
@@ -78,7 +78,17 @@ impl Session {
     /// A CONDSTORE enabling command was used (RFC 7162 §3.1): SELECT
     /// (CONDSTORE), FETCH MODSEQ or CHANGEDSINCE, STORE UNCHANGEDSINCE,
     /// SEARCH MODSEQ.
+    /// With a mailbox selected, the first one also reports its
+    /// HIGHESTMODSEQ in an untagged OK (RFC 7162 §3.1, as Dovecot does;
+    /// imaptest's esearch-condstore expects it).
     pub(crate) fn enable_condstore(&mut self) {
+        if self.resync == Tracking::Off {
+            if let Some(sel) = self.selected.as_ref() {
+                let code = Code::HighestModSeq(wire_modseq(sel.modseq));
+                self.conn
+                    .status(status(None, StatusKind::Ok, Some(code), "Highest"));
+            }
+        }
         self.resync = self.resync.max(Tracking::CondStore);
     }
 

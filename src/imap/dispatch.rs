@@ -117,6 +117,20 @@ impl Session {
                 self.search(charset.as_ref().map(AsRef::as_ref), criteria.as_ref(), uid)
                     .await
             }
+            CommandBody::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.sort(
+                    sort_criteria.as_ref(),
+                    charset.as_ref(),
+                    search_criteria.as_ref(),
+                    uid,
+                )
+                .await
+            }
             CommandBody::Fetch {
                 sequence_set,
                 macro_or_item_names,
@@ -194,6 +208,10 @@ impl Session {
             Capability::StatusSize,
             Capability::ListExtended,
             other_cap("LIST-STATUS"),
+            other_cap("ESEARCH"),
+            other_cap("SEARCHRES"),
+            other_cap("SORT"),
+            other_cap("SORT=DISPLAY"),
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }
@@ -205,6 +223,7 @@ fn is_selected_command(body: &CommandBody<'_>) -> bool {
         CommandBody::Expunge
             | CommandBody::ExpungeUid { .. }
             | CommandBody::Search { .. }
+            | CommandBody::Sort { .. }
             | CommandBody::Fetch { .. }
             | CommandBody::Store { .. }
             | CommandBody::Copy { .. }

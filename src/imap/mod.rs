@@ -2,7 +2,8 @@
 //! with IDLE (RFC 2177), UIDPLUS (RFC 4315), MOVE (RFC 6851), ENABLE
 //! (RFC 5161), NAMESPACE (RFC 2342), ID (RFC 2971), LITERAL+ (RFC 7888),
 //! SPECIAL-USE (RFC 6154, with its LIST options of §4), LIST-EXTENDED
-//! (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC 8438), QUOTA
+//! (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC 8438), ESEARCH
+//! (RFC 4731), SEARCHRES (RFC 5182), SORT and SORT=DISPLAY (RFC 5256, RFC 5957), QUOTA
 //! (RFC 9208, `quota`) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
 //! RFC 8314).
 //!
@@ -17,7 +18,12 @@
 //! system flags, 16 bytes a message, that keeps sequence numbers
 //! consistent, RFC 9051 §2.3.1.2 and §7.5.1), `fetch` and
 //! `mime` (FETCH items, ENVELOPE and BODYSTRUCTURE, §6.4.5 and §7.5.2),
-//! `search` (§6.4.4), `messages` (STORE, COPY, MOVE, EXPUNGE, APPEND),
+//! `search` (§6.4.4) with `esearch` (SEARCH with RETURN, which
+//! imap-codec refuses: the session hands it those commands, and it hands
+//! the criteria back to imap-codec), `searchres` (`$`, RFC 5182: a
+//! refused command that uses it is rewritten with the saved result and
+//! parsed again) and `sort` (SORT, parsed by
+//! imap-codec, ordered here), `messages` (STORE, COPY, MOVE, EXPUNGE, APPEND),
 //! `address` (address lists for ENVELOPE and address search), `list`
 //! (LIST, plain and extended) with `list_command` (the RFC 5258 command
 //! grammar, which imap-codec does not parse: the session hands it the
@@ -38,6 +44,7 @@ mod connection;
 mod dates;
 mod dispatch;
 mod error;
+mod esearch;
 mod fetch;
 mod idle;
 mod list;
@@ -51,9 +58,11 @@ mod prelogin;
 mod quota;
 mod recent;
 mod search;
+mod searchres;
 mod selected;
 mod session;
 mod snapshot;
+mod sort;
 mod status;
 mod tls;
 

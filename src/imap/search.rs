@@ -13,7 +13,7 @@
 //! Only UTF-8 and US-ASCII search strings are accepted (`NO
 //! [BADCHARSET]` otherwise).
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
 use imap_next::imap_types::response::Data;
@@ -56,6 +56,21 @@ impl Session {
         criteria: &[SearchKey<'static>],
         uid: bool,
     ) -> Result<Done, ImapError> {
+        let (found, highest) = self.search_matches(charset, criteria, uid).await?;
+        self.conn.data(Data::Search(found, highest));
+        self.sync(uid).await?;
+        Ok(Done::ok("SEARCH completed"))
+    }
+
+    /// The matches of a SEARCH (sequence numbers, or UIDs with `uid`), in
+    /// ascending order, and with a MODSEQ key the highest MODSEQ among
+    /// them (RFC 7162 §3.1.5); also for ESEARCH and SORT (`sort`).
+    pub(crate) async fn search_matches(
+        &mut self,
+        charset: Option<&str>,
+        criteria: &[SearchKey<'static>],
+        uid: bool,
+    ) -> Result<(Vec<NonZeroU32>, Option<NonZeroU64>), ImapError> {
         if let Some(charset) = charset {
             if !SEARCH_CHARSETS
                 .iter()
@@ -74,7 +89,7 @@ impl Session {
             self.sync(false).await?;
         }
         let Some(sel) = self.selected.as_ref() else {
-            return Ok(Done::ok("SEARCH completed"));
+            return Ok((Vec::new(), None));
         };
         // why sizes too with server-side reading: LARGER and SMALLER
         // compare the size served, known once the message is decrypted.
@@ -131,9 +146,7 @@ impl Session {
         } else {
             None
         };
-        self.conn.data(Data::Search(found, highest));
-        self.sync(uid).await?;
-        Ok(Done::ok("SEARCH completed"))
+        Ok((found, highest))
     }
 
     /// The matches among the messages at `chunk` that need their records

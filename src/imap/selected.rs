@@ -40,6 +40,9 @@ pub(crate) struct Selected {
     /// The keywords the client was told about in FLAGS (RFC 9051 §7.3.5):
     /// only ever grows during a selection.
     pub(crate) keywords: BTreeSet<String>,
+    /// The result `SEARCH RETURN (SAVE)` kept, as UIDs in ascending
+    /// order (RFC 5182, `searchres`): empty on each SELECT.
+    pub(crate) saved: Vec<std::num::NonZeroU32>,
 }
 
 /// Messages per store write of a flag change.
@@ -85,7 +88,11 @@ impl Session {
         let mut qresync = None;
         for p in parameters {
             match p {
-                SelectParameter::CondStore => self.enable_condstore(),
+                // why not enable_condstore: the SELECT answer itself carries
+                // the new mailbox's HIGHESTMODSEQ.
+                SelectParameter::CondStore => {
+                    self.resync = self.resync.max(super::condstore::Tracking::CondStore);
+                }
                 SelectParameter::QResync {
                     uid_validity,
                     mod_sequence_value,
@@ -135,6 +142,7 @@ impl Session {
             read_only,
             messages,
             keywords: current.keywords,
+            saved: Vec::new(),
         };
         self.announce(&sel);
         let validity = sel.mailbox.uid_validity;

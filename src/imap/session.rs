@@ -183,12 +183,19 @@ impl Session {
             };
             let flow = match incoming {
                 Incoming::Event(event) => self.event(event).await?,
+                // RFC 5182: `$` replaced by the saved result, the
+                // command runs as if the client had written it out.
+                Incoming::Rejected(e) if self.uses_saved(&e) => self.saved_result(&e).await,
                 Incoming::Rejected(e) => {
                     // why here: imap-codec parses only the RFC 3501 LIST;
                     // the RFC 5258 forms arrive as refused messages.
-                    match super::list::refused_list(&e) {
-                        Some((tag, parsed)) => self.list_extended(tag, parsed).await,
-                        None => self.rejected(&e),
+                    // So are SEARCH with RETURN (RFC 4731).
+                    if let Some((tag, parsed)) = super::list::refused_list(&e) {
+                        self.list_extended(tag, parsed).await;
+                    } else if let Some((tag, parsed)) = super::esearch::refused_search(&e) {
+                        self.search_extended(tag, parsed).await;
+                    } else {
+                        self.rejected(&e);
                     }
                     Flow::Continue
                 }
@@ -235,6 +242,33 @@ impl Session {
                 Ok(Flow::Continue)
             }
         }
+    }
+
+    fn uses_saved(&self, e: &ProtocolError) -> bool {
+        super::searchres::uses_saved(e, self.selected.as_ref())
+    }
+
+    /// A refused command that used `$` (RFC 5182), rewritten.
+    async fn saved_result(&mut self, e: &ProtocolError) -> Flow {
+        use super::searchres::Rewritten;
+        match super::searchres::refused_with_saved(e, self.selected.as_ref()) {
+            Some(Rewritten::Command(command)) => return self.command(command).await,
+            Some(Rewritten::Search(tag, parsed)) => self.search_extended(tag, parsed).await,
+            Some(Rewritten::Empty(tag)) => self.conn.status(status(
+                Some(tag),
+                StatusKind::Ok,
+                None,
+                "nothing to do: the saved result ($) is empty",
+            )),
+            Some(Rewritten::Bad(tag)) => self.conn.status(status(
+                Some(tag),
+                StatusKind::Bad,
+                None,
+                "syntax error in command (with $ replaced by the saved result)",
+            )),
+            None => self.rejected(e),
+        }
+        Flow::Continue
     }
 
     /// BAD for input imap-next could not accept; the session goes on.
