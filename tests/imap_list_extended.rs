@@ -8,7 +8,7 @@
 mod support;
 
 use sealmail::manage;
-use support::imap::{message, ImapServer};
+use support::imap::{lines, message, ImapServer};
 use support::pki::pair;
 
 const ALICE: [&str; 2] = ["alice@example.org", "alice-pw"];
@@ -28,15 +28,6 @@ m.subscribe('Lists/a')
         &ALICE,
     );
     s
-}
-
-fn lines(out: &serde_json::Value, key: &str) -> Vec<String> {
-    out[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("{key} missing: {out}"))
-        .iter()
-        .map(|l| l.as_str().unwrap().to_string())
-        .collect()
 }
 
 /// RFC 5258 §1, RFC 5819 §1, RFC 6154 §1, RFC 8438 §1: announced.

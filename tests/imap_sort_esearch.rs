@@ -7,7 +7,7 @@
 mod support;
 
 use sealmail::manage;
-use support::imap::{message, ImapServer};
+use support::imap::{lines, message, ImapServer};
 use support::pki::pair;
 
 const ALICE: [&str; 2] = ["alice@example.org", "alice-pw"];
@@ -96,15 +96,6 @@ for i in range(0, len(rest), 2):
         &args,
     );
     s
-}
-
-fn lines(out: &serde_json::Value, key: &str) -> Vec<String> {
-    out[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("{key} missing: {out}"))
-        .iter()
-        .map(|l| l.as_str().unwrap().to_string())
-        .collect()
 }
 
 /// The one untagged line of `key` that starts with `prefix`, and a check

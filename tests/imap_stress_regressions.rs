@@ -7,7 +7,7 @@
 
 mod support;
 
-use support::imap::{message, ImapServer};
+use support::imap::{lines, message, ImapServer};
 
 const ALICE: [&str; 2] = ["alice@example.org", "alice-pw"];
 
@@ -22,15 +22,6 @@ fn server_with_messages(n: usize) -> ImapServer {
         );
     }
     s
-}
-
-fn lines(out: &serde_json::Value, key: &str) -> Vec<String> {
-    out[key]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap().to_string())
-        .collect()
 }
 
 /// The position of the first line starting with `prefix` and containing

@@ -273,3 +273,14 @@ pub fn message(from: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// The lines a Python client script collected under `key` of its JSON
+/// output.
+pub fn lines(out: &serde_json::Value, key: &str) -> Vec<String> {
+    out[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} missing: {out}"))
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
