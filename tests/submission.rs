@@ -516,6 +516,58 @@ fn a_saved_encrypted_draft_is_sent_later_with_server_side_reading() {
     assert!(found_in_files(&setup.server.data_dir, marker.as_bytes()).is_empty());
 }
 
+/// A relay that floods: a reply of endless continuation lines, or an
+/// EHLO reply line that never ends. The submission fails with
+/// `serverFail` naming what was wrong; the server keeps serving.
+#[test]
+fn a_flooding_relay_fails_the_submission_and_nothing_else() {
+    use std::io::Write as _;
+    let floods: [(&[u8], Vec<u8>); 2] = [
+        (b"", b"220-more\r\n".repeat(1000)),
+        (b"220 hi\r\n", vec![b'x'; 64 * 1024]),
+    ];
+    for (greeting, chunk) in floods {
+        let relay = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = relay.local_addr().unwrap().port();
+        let peer = std::thread::spawn(move || {
+            let (mut conn, _) = relay.accept().unwrap();
+            let _ = conn.write_all(greeting);
+            for _ in 0..200 {
+                if conn.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let relay_at = format!("127.0.0.1:{port}");
+        let server = Server::start_with_env(
+            &dir.path().join("data"),
+            &[("SEALMAIL_SUBMISSION_RELAY", relay_at.as_str())],
+        );
+        server.account_with_password(ALICE, PASSWORD);
+        let alice = server.jmap(ALICE, PASSWORD);
+        let me = identity(&alice);
+        let got = alice.calls(json!([
+            ["Email/set", {"create": {"m": {
+                "mailboxIds": {role(&alice, "drafts"): true},
+                "from": [{"email": ALICE}], "to": [{"email": BOB}],
+                "textBody": [{"partId": "t"}], "bodyValues": {"t": {"value": "x"}}}}}, "e"],
+            ["EmailSubmission/set", {"create": {"s": {"identityId": me["id"], "emailId": "#m"}}}, "s"],
+        ]));
+        let refused = &got[1][1]["notCreated"]["s"];
+        assert_eq!(refused["type"], "serverFail", "{got:?}");
+        let why = refused["description"].as_str().unwrap();
+        assert!(why.contains("broke the SMTP protocol"), "{why}");
+        let boxes = alice.call("Mailbox/get", json!({}));
+        assert!(
+            boxes["list"].as_array().is_some_and(|l| !l.is_empty()),
+            "{boxes}"
+        );
+        drop(server);
+        let _ = peer.join();
+    }
+}
+
 #[test]
 fn without_a_relay_there_is_no_submission_capability() {
     let server = Server::start();
