@@ -17,6 +17,7 @@
 //! no STARTTLS gets no password and the submission fails, saying so.
 
 mod smtp;
+mod tls;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,3 +1,4 @@
+use super::encode::*;
 use super::*;
 
 #[test]
