@@ -30,7 +30,6 @@ use imap_codec::decode::Decoder as _;
 use imap_codec::CommandCodec;
 use imap_next::imap_types::command::CommandBody;
 use imap_next::imap_types::core::Tag;
-use imap_next::imap_types::response::StatusKind;
 use imap_next::imap_types::search::SearchKey;
 use imap_next::imap_types::IntoStatic as _;
 use imap_next::server::Error as ProtocolError;
@@ -38,7 +37,7 @@ use tracing::{debug_span, Instrument};
 
 use super::condstore::wire_modseq;
 use super::error::ImapError;
-use super::session::{status, Done, Session};
+use super::session::{Done, Session};
 
 /// What `RETURN (...)` asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -197,14 +196,7 @@ impl Session {
         }
         .instrument(span.clone())
         .await;
-        crate::metrics::imap_command("SEARCH", started.elapsed());
-        let _enter = span.enter();
-        match result {
-            Ok(done) => self
-                .conn
-                .status(status(Some(tag), StatusKind::Ok, done.code, done.text)),
-            Err(e) => self.reply_error(Some(tag), &e),
-        }
+        self.answer(tag, "SEARCH", started, &span, result);
     }
 
     async fn esearch(

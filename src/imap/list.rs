@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use imap_next::imap_types::core::{QuotedChar, Tag};
 use imap_next::imap_types::flag::FlagNameAttribute;
-use imap_next::imap_types::response::{Data, Response, StatusKind};
+use imap_next::imap_types::response::{Data, Response};
 use imap_next::imap_types::status::StatusDataItem;
 use imap_next::server::Error as ProtocolError;
 use tracing::{debug_span, Instrument};
@@ -30,7 +30,7 @@ use tracing::{debug_span, Instrument};
 use super::error::ImapError;
 use super::list_command::{ListCommand, ListSyntaxError, Selection, MAX_PATTERN_BYTES};
 use super::mailboxes::{attribute, matches_pattern, special_use, wire_name, DELIMITER};
-use super::session::{status, Done, Session};
+use super::session::{Done, Session};
 use crate::store::Mailbox;
 
 /// One mailbox of the answer.
@@ -115,14 +115,7 @@ impl Session {
         }
         .instrument(span.clone())
         .await;
-        crate::metrics::imap_command("LIST", started.elapsed());
-        let _enter = span.enter();
-        match result {
-            Ok(done) => self
-                .conn
-                .status(status(Some(tag), StatusKind::Ok, done.code, done.text)),
-            Err(e) => self.reply_error(Some(tag), &e),
-        }
+        self.answer(tag, "LIST", started, &span, result);
     }
 }
 

@@ -306,19 +306,37 @@ impl Session {
         };
         let started = std::time::Instant::now();
         let result = self.dispatch(command.body).instrument(span.clone()).await;
+        if self.answer(tag, name, started, &span, result) {
+            flow
+        } else {
+            Flow::Continue
+        }
+    }
+
+    /// Records the command's time and answers it: the tagged OK of
+    /// `result`, or its NO/BAD. Every command ends here, also those
+    /// imap-codec refused and sealmail parsed itself (`list`, `esearch`).
+    /// Returns whether the command succeeded.
+    pub(crate) fn answer(
+        &mut self,
+        tag: Tag<'static>,
+        name: &'static str,
+        started: std::time::Instant,
+        span: &tracing::Span,
+        result: Result<Done, ImapError>,
+    ) -> bool {
         crate::metrics::imap_command(name, started.elapsed());
         let _enter = span.enter();
         match result {
             Ok(done) => {
                 debug!("ok");
-                let text = done.text;
                 self.conn
-                    .status(status(Some(tag), StatusKind::Ok, done.code, text));
-                flow
+                    .status(status(Some(tag), StatusKind::Ok, done.code, done.text));
+                true
             }
             Err(e) => {
                 self.reply_error(Some(tag), &e);
-                Flow::Continue
+                false
             }
         }
     }
