@@ -46,6 +46,7 @@ pub mod jmap;
 pub mod lmtp;
 pub(crate) mod login_throttle;
 pub mod manage;
+pub(crate) mod memory;
 pub mod metrics;
 pub mod mime;
 pub mod net;

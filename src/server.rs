@@ -339,6 +339,7 @@ pub async fn run(
         Arc::clone(&services.store),
         stopped(),
     ));
+    tasks.spawn(crate::memory::release_periodically(stopped()));
     let sweep = crate::reading::sweeper(Arc::clone(&services.keyring), Arc::clone(&services.store));
     let sweep_stop = stopped();
     tasks.spawn(async move {

@@ -1,0 +1,46 @@
+//! Giving freed memory back to the system while the server is idle.
+//!
+//! The server's allocator (mimalloc, see `main.rs`) returns freed pages to
+//! the system only after a short delay (`MIMALLOC_PURGE_DELAY`), and it
+//! carries out a due return only from inside a later allocation or free
+//! that releases a whole page. After a burst (imaptest's stress mode, a
+//! list fan-out) the last frees fall inside the delay, nothing follows
+//! while the server is idle, and it keeps tens of MiB it no longer uses
+//! until the next connection. Calling the allocator's `mi_collect` would
+//! need unsafe FFI, which the workspace forbids; instead a tick releases
+//! one huge block (a page of its own, never touched, so it costs no
+//! resident memory), and that release is what lets mimalloc purge what is
+//! due.
+
+use std::future::Future;
+use std::time::Duration;
+
+/// How often the tick runs: twice the idle time the purge delay needs at
+/// most, so that an idle server is back to its working set within a few
+/// seconds.
+const TICK_EVERY: Duration = Duration::from_secs(2);
+
+/// Bytes of the block released each tick: above mimalloc's largest
+/// size class (512 KiB on 64-bit), so the block gets a page of its own and
+/// its release frees that page, the event on which due purges run.
+const HUGE_BLOCK_BYTES: usize = 4 << 20;
+
+/// Runs the tick until `stopped` completes.
+pub(crate) async fn release_periodically(stopped: impl Future<Output = ()>) {
+    let mut tick = tokio::time::interval(TICK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => return,
+            _ = tick.tick() => release_due(),
+        }
+    }
+}
+
+/// One allocation of a huge block and its release, kept from being
+/// optimised away.
+fn release_due() {
+    let block: Vec<u8> = Vec::with_capacity(HUGE_BLOCK_BYTES);
+    drop(std::hint::black_box(block));
+}
