@@ -25,6 +25,18 @@ const PASSWORD: &str = "imaptest-pw";
 /// as S/MIME, so their body, structure and size are the ciphertext's.
 const ENCRYPTED_DIFFERENCES: &[(&str, &str)] = &[
     (
+        "fetch-binary-mime",
+        "no MIME parts to decode: BINARY[] is the S/MIME message with its base64 undone",
+    ),
+    (
+        "fetch-binary-mime-base64",
+        "no MIME parts to decode: BINARY[1] is the ciphertext (DER)",
+    ),
+    (
+        "fetch-binary-mime-qp",
+        "no MIME parts to decode: BINARY[1] is the ciphertext (DER)",
+    ),
+    (
         "fetch-body",
         "BODY[] and its sections are the stored S/MIME message",
     ),
