@@ -81,7 +81,10 @@ impl Client {
     /// `cmd`, which must end OK; its untagged responses.
     fn ok(&mut self, cmd: &str) -> Vec<Vec<u8>> {
         let (untagged, status) = self.run(cmd);
-        assert!(status.starts_with("OK"), "{cmd}: {status} after {untagged:?}");
+        assert!(
+            status.starts_with("OK"),
+            "{cmd}: {status} after {untagged:?}"
+        );
         untagged
     }
 
@@ -113,7 +116,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// Every byte value, four times: an attachment with NULs.
 fn attachment() -> Vec<u8> {
-    (0..1024u32).map(|i| (i % 256) as u8).collect()
+    (0..4).flat_map(|_| 0..=255u8).collect()
 }
 
 fn b64(data: &[u8]) -> String {
@@ -177,7 +180,10 @@ fn parts_come_back_decoded() {
     let r = c.one("FETCH 1 (BINARY.PEEK[1] BINARY.PEEK[2] BINARY.PEEK[3] BINARY.PEEK[5.1])");
     let text = "héllo wörld\r\n".as_bytes();
     assert!(
-        contains(&r, &with(&format!("BINARY[1] {{{}}}\r\n", text.len()), text)),
+        contains(
+            &r,
+            &with(&format!("BINARY[1] {{{}}}\r\n", text.len()), text)
+        ),
         "{}",
         String::from_utf8_lossy(&r)
     );
@@ -187,7 +193,10 @@ fn parts_come_back_decoded() {
     ));
     let att = attachment();
     assert!(contains(&r, &with("BINARY[3] ~{1024}\r\n", &att)));
-    assert!(contains(&r, &with("BINARY[5.1] {7}\r\n", "Grüße".as_bytes())));
+    assert!(contains(
+        &r,
+        &with("BINARY[5.1] {7}\r\n", "Grüße".as_bytes())
+    ));
     assert!(r.starts_with(b"* 1 FETCH ("));
     assert!(r.ends_with(b")\r\n"));
 }
@@ -200,9 +209,19 @@ fn partial_and_size() {
     let mut c = Client::login(s.port);
     let att = attachment();
     let r = c.one("FETCH 1 (BINARY.PEEK[3]<0.10>)");
-    assert_eq!(r, with("* 1 FETCH (BINARY[3]<0> ~{10}\r\n", &att[..10]).iter().chain(b")\r\n").copied().collect::<Vec<u8>>());
+    assert_eq!(
+        r,
+        with("* 1 FETCH (BINARY[3]<0> ~{10}\r\n", &att[..10])
+            .iter()
+            .chain(b")\r\n")
+            .copied()
+            .collect::<Vec<u8>>()
+    );
     let r = c.one("FETCH 1 (BINARY.PEEK[3]<1000.100>)");
-    assert!(contains(&r, &with("BINARY[3]<1000> {24}\r\n", &att[1000..])));
+    assert!(contains(
+        &r,
+        &with("BINARY[3]<1000> {24}\r\n", &att[1000..])
+    ));
     let r = c.one("FETCH 1 (BINARY.PEEK[3]<5000.10>)");
     assert!(contains(&r, b"BINARY[3]<5000> {0}\r\n)"), "{r:?}");
     let r = c.one("FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[2] BINARY.SIZE[3] BINARY.SIZE[5.1])");
@@ -257,26 +276,54 @@ fn unknown_cte_multipart_and_missing_parts() {
     c.ok("FETCH 1 (BODY.PEEK[4])");
 }
 
+/// A message holding NUL bytes (binary content): BODY cannot carry them
+/// in a literal and sends 0x80 instead (as Dovecot does), BINARY sends
+/// the exact bytes as a literal8; neither takes the session down.
+#[test]
+fn nul_bytes_in_body_and_binary() {
+    let msg =
+        b"From: bob@example.net\r\nSubject: nul\r\nContent-Type: application/octet-stream\r\n\
+Content-Transfer-Encoding: binary\r\n\r\n\0-\xe4\r\n"
+            .to_vec();
+    let s = server_with(&[msg]);
+    let mut c = Client::login(s.port);
+    let r = c.one("FETCH 1 (BODY.PEEK[1] BINARY.PEEK[1] BINARY.SIZE[1])");
+    assert!(contains(&r, b"BODY[1] {5}\r\n\x80-\xe4\r\n"), "{r:?}");
+    assert!(contains(&r, b"BINARY[1] ~{5}\r\n\0-\xe4\r\n"), "{r:?}");
+    assert!(contains(&r, b"BINARY.SIZE[1] 5"), "{r:?}");
+    let r = c.one("FETCH 1 (RFC822)");
+    assert!(!r.contains(&0), "{r:?}");
+    c.ok("NOOP");
+}
+
 /// `BINARY[]` of a single-part base64 message: the header says binary,
 /// the body is decoded.
 #[test]
 fn whole_message_of_a_single_part() {
-    let msg = b"From: bob@example.net\r\nSubject: one\r\nContent-Type: application/octet-stream\r\n\
+    let msg =
+        b"From: bob@example.net\r\nSubject: one\r\nContent-Type: application/octet-stream\r\n\
 Content-Transfer-Encoding: base64\r\n\r\nAAEC\r\n"
-        .to_vec();
+            .to_vec();
     let s = server_with(&[msg]);
     let mut c = Client::login(s.port);
     let r = c.one("FETCH 1 (BINARY.PEEK[] BINARY.SIZE[])");
-    let head = "From: bob@example.net\r\nSubject: one\r\nContent-Type: application/octet-stream\r\n\
+    let head =
+        "From: bob@example.net\r\nSubject: one\r\nContent-Type: application/octet-stream\r\n\
 Content-Transfer-Encoding: binary\r\n\r\n";
     let mut want = head.as_bytes().to_vec();
     want.extend_from_slice(&[0, 1, 2]);
     assert!(
-        contains(&r, &with(&format!("BINARY[] ~{{{}}}\r\n", want.len()), &want)),
+        contains(
+            &r,
+            &with(&format!("BINARY[] ~{{{}}}\r\n", want.len()), &want)
+        ),
         "{}",
         String::from_utf8_lossy(&r)
     );
-    assert!(contains(&r, format!("BINARY.SIZE[] {}", want.len()).as_bytes()));
+    assert!(contains(
+        &r,
+        format!("BINARY.SIZE[] {}", want.len()).as_bytes()
+    ));
 }
 
 /// Hostile: 20 MB of characters outside the base64 alphabet (skipped,
@@ -330,6 +377,9 @@ a= x=Zc=4\r\nd=\r\n=\r\n="
     }
     let deep = vec!["1"; 5000].join(".");
     let (_, status) = c.run(&format!("FETCH 2 (BINARY.PEEK[{deep}])"));
-    assert!(status.starts_with("OK") || status.starts_with("BAD"), "{status}");
+    assert!(
+        status.starts_with("OK") || status.starts_with("BAD"),
+        "{status}"
+    );
     c.ok("NOOP");
 }

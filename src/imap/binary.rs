@@ -155,7 +155,10 @@ fn whole_message<'m>(msg: &Message<'_>, raw: &'m [u8]) -> Result<Target<'m>, Bin
     let mut head = Vec::with_capacity(header.len());
     let mut at = 0;
     for h in &root.headers {
-        if h.name.as_str().eq_ignore_ascii_case("content-transfer-encoding") {
+        if h.name
+            .as_str()
+            .eq_ignore_ascii_case("content-transfer-encoding")
+        {
             let (a, b) = (h.offset_field as usize, h.offset_end as usize);
             if let (Some(before), true) = (header.get(at..a), b <= header.len()) {
                 head.extend_from_slice(before);
@@ -315,7 +318,11 @@ pub(crate) fn decode(target: &Target<'_>, start: usize, len: Option<usize>) -> V
     if target.cte == Cte::Identity {
         // The common case, without the byte-by-byte sink.
         let all = target.head.iter().chain(target.body.iter());
-        return all.skip(start).take(len.unwrap_or(usize::MAX)).copied().collect();
+        return all
+            .skip(start)
+            .take(len.unwrap_or(usize::MAX))
+            .copied()
+            .collect();
     }
     let mut sink = Sink {
         skip: start,

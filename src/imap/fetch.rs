@@ -107,7 +107,14 @@ pub(crate) struct Loaded {
     pub(crate) recent: bool,
 }
 
-fn literal(bytes: Vec<u8>) -> NString<'static> {
+/// `bytes` as a literal. No literal may carry a NUL (RFC 9051 §4.3.1; a
+/// stored message may hold one, e.g. appended in binary): it goes out as
+/// 0x80, as Dovecot sends it, and BINARY gives the exact bytes.
+fn literal(mut bytes: Vec<u8>) -> NString<'static> {
+    bytes
+        .iter_mut()
+        .filter(|b| **b == 0)
+        .for_each(|b| *b = 0x80);
     NString(Some(IString::Literal(Literal::unvalidated(bytes))))
 }
 
@@ -446,11 +453,11 @@ fn responses(
     let mut out = Vec::with_capacity(loaded.len());
     for loaded in loaded {
         let m = &loaded.msg;
-        let (mut items, wire) =
-            match message_items(m, loaded.recent, loaded.raw.as_deref(), names) {
-                Ok(both) => both,
-                Err(e) => return (out, Some(e)),
-            };
+        let (mut items, wire) = match message_items(m, loaded.recent, loaded.raw.as_deref(), names)
+        {
+            Ok(both) => both,
+            Err(e) => return (out, Some(e)),
+        };
         if marked.contains(&loaded.index) && !names.contains(&MessageDataItemName::Flags) {
             items.extend(
                 flag_items(&m.flags, m.uid, loaded.recent, None)
@@ -531,11 +538,9 @@ fn message_items(
                 section.as_ref(),
                 *partial,
             )),
-            MessageDataItemName::BinarySize { section } => Some(binary::size_item(
-                parsed.as_ref(),
-                raw_bytes,
-                section,
-            )?),
+            MessageDataItemName::BinarySize { section } => {
+                Some(binary::size_item(parsed.as_ref(), raw_bytes, section)?)
+            }
             MessageDataItemName::Binary {
                 section, partial, ..
             } => {

@@ -50,7 +50,13 @@ fn cte_names() {
 
 #[test]
 fn base64_skips_foreign_characters_and_stops_at_padding() {
-    assert_eq!(all(Cte::Base64, b"  aGVs    \r\n bG8g  \r\n d29y\t\r\nbGQ= \r\n"), b"hello world");
+    assert_eq!(
+        all(
+            Cte::Base64,
+            b"  aGVs    \r\n bG8g  \r\n d29y\t\r\nbGQ= \r\n"
+        ),
+        b"hello world"
+    );
     assert_eq!(all(Cte::Base64, b"AAEC/w=="), [0, 1, 2, 255]);
     assert_eq!(all(Cte::Base64, b"YWI"), b"ab");
     assert_eq!(all(Cte::Base64, b"YQ=garbage"), b"a");
@@ -61,7 +67,8 @@ fn base64_skips_foreign_characters_and_stops_at_padding() {
 
 #[test]
 fn quoted_printable_rfc2045_rules() {
-    let qp = b"hello  \r\nbar=\r\n\r\nfoo\t=\r\nbar\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\r\nfoo_bar";
+    let qp =
+        b"hello  \r\nbar=\r\n\r\nfoo\t=\r\nbar\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\r\nfoo_bar";
     assert_eq!(
         all(Cte::QuotedPrintable, qp),
         b"hello\r\nbar\r\nfoo\tbar\r\nfoo\t \tb\r\nfoo bar\r\nfoo_bar"
@@ -133,7 +140,13 @@ Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\nbody\r\n--b--\r\n";
 
 #[test]
 fn items_pick_literal8_only_for_nul() {
-    assert_eq!(item(&path(&[1, 2]), None, Some(b"ab")), b"BINARY[1.2] {2}\r\nab");
-    assert_eq!(item(&path(&[5]), Some(0), Some(b"a\0")), b"BINARY[5]<0> ~{2}\r\na\0");
+    assert_eq!(
+        item(&path(&[1, 2]), None, Some(b"ab")),
+        b"BINARY[1.2] {2}\r\nab"
+    );
+    assert_eq!(
+        item(&path(&[5]), Some(0), Some(b"a\0")),
+        b"BINARY[5]<0> ~{2}\r\na\0"
+    );
     assert_eq!(item(&[], None, None), b"BINARY[] NIL");
 }
