@@ -25,6 +25,10 @@ const PASSWORD: &str = "imaptest-pw";
 /// as S/MIME, so their body, structure and size are the ciphertext's.
 const ENCRYPTED_DIFFERENCES: &[(&str, &str)] = &[
     (
+        "append-binary",
+        "the appended message is stored as S/MIME: BINARY[1] is its ciphertext",
+    ),
+    (
         "fetch-binary-mime",
         "no MIME parts to decode: BINARY[] is the S/MIME message with its base64 undone",
     ),
