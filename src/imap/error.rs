@@ -108,6 +108,13 @@ pub enum ImapError {
         /// The charset the client named.
         charset: String,
     },
+    /// FETCH BINARY of a part whose Content-Transfer-Encoding we cannot
+    /// undo (RFC 3516 §4.2: `NO [UNKNOWN-CTE]`).
+    #[error("cannot decode the Content-Transfer-Encoding {cte:?} of that part; fetch it with BODY[] instead")]
+    UnknownCte {
+        /// The encoding the part names.
+        cte: String,
+    },
     /// The store refused or failed.
     #[error(transparent)]
     Mail(#[from] MailError),
@@ -164,6 +171,7 @@ impl ImapError {
             Self::NoQuotaRoot { .. } => (StatusKind::No, other("NONEXISTENT")),
             Self::QuotaAdminOnly => (StatusKind::No, other("NOPERM")),
             Self::ExpungedMeanwhile { .. } => (StatusKind::No, other("EXPUNGEISSUED")),
+            Self::UnknownCte { .. } => (StatusKind::No, other("UNKNOWN-CTE")),
             Self::Mail(e) => (StatusKind::No, mail_code(e)),
             Self::Deliver(DeliverError::OverQuota { .. }) => {
                 (StatusKind::No, Some(Code::OverQuota))

@@ -6,7 +6,9 @@
 //! on the reactor), they are written, then the next batch is loaded, so `FETCH 1:* BODY.PEEK[]` over a large mailbox streams
 //! instead of holding the mailbox in memory. `BODY[...]` and `RFC822` /
 //! `RFC822.TEXT` set `\Seen` unless PEEK or EXAMINE (§6.4.5); the new
-//! flags are then sent with the data.
+//! flags are then sent with the data. `BINARY[...]` (RFC 3516) likewise;
+//! its items are written by [`super::binary`], and a FETCH line holding
+//! one goes out as raw bytes.
 
 use std::collections::BTreeSet;
 
@@ -20,6 +22,7 @@ use imap_next::imap_types::response::Data;
 use imap_next::imap_types::sequence::SequenceSet;
 use imap_next::imap_types::IntoStatic;
 
+use super::binary::{self, BinaryError};
 use super::condstore::{absent, modseq_item, vanished as vanished_data};
 use super::dates::internal_date;
 use super::error::ImapError;
@@ -30,15 +33,23 @@ use super::snapshot::Known;
 use crate::reading::Unlocked;
 use crate::store::{AccountId, Flags, MailError, MailStore, MailboxId, Message, Uid};
 
-/// One FETCH batch's responses, how many of its messages were expunged
+/// One FETCH batch's responses (up to a message whose BINARY item
+/// failed, and that failure), how many of its messages were expunged
 /// meanwhile, the snapshot entries of those whose FLAGS it sent, and the
 /// keywords those FLAGS show.
 type Batch = (
-    Vec<Data<'static>>,
+    (Vec<Out>, Option<BinaryError>),
     usize,
     Vec<(usize, Known)>,
     BTreeSet<String>,
 );
+
+/// One FETCH response: encoded by imap-codec, or (with BINARY items) as
+/// bytes.
+enum Out {
+    Data(Data<'static>),
+    Raw(Vec<u8>),
+}
 
 /// Messages per batch (one store round trip, one write).
 const FETCH_BATCH: usize = 64;
@@ -96,7 +107,14 @@ pub(crate) struct Loaded {
     pub(crate) recent: bool,
 }
 
-fn literal(bytes: Vec<u8>) -> NString<'static> {
+/// `bytes` as a literal. No literal may carry a NUL (RFC 9051 §4.3.1; a
+/// stored message may hold one, e.g. appended in binary): it goes out as
+/// 0x80, as Dovecot sends it, and BINARY gives the exact bytes.
+fn literal(mut bytes: Vec<u8>) -> NString<'static> {
+    bytes
+        .iter_mut()
+        .filter(|b| **b == 0)
+        .for_each(|b| *b = 0x80);
     NString(Some(IString::Literal(Literal::unvalidated(bytes))))
 }
 
@@ -110,6 +128,8 @@ fn needs_blob(name: &MessageDataItemName<'_>) -> bool {
             | MessageDataItemName::Rfc822
             | MessageDataItemName::Rfc822Header
             | MessageDataItemName::Rfc822Text
+            | MessageDataItemName::Binary { .. }
+            | MessageDataItemName::BinarySize { .. }
     )
 }
 
@@ -117,6 +137,7 @@ fn sets_seen(name: &MessageDataItemName<'_>) -> bool {
     matches!(
         name,
         MessageDataItemName::BodyExt { peek: false, .. }
+            | MessageDataItemName::Binary { peek: false, .. }
             | MessageDataItemName::Rfc822
             | MessageDataItemName::Rfc822Text
     )
@@ -139,6 +160,14 @@ fn needs_parse(name: &MessageDataItemName<'_>) -> Parse {
         MessageDataItemName::BodyExt {
             section: Some(s), ..
         } if mime::has_path(s) => Parse::Parts,
+        MessageDataItemName::Binary { section, .. }
+        | MessageDataItemName::BinarySize { section } => {
+            if section.is_empty() {
+                Parse::Header
+            } else {
+                Parse::Parts
+            }
+        }
         MessageDataItemName::Envelope
         | MessageDataItemName::Rfc822Header
         | MessageDataItemName::Rfc822Text
@@ -164,16 +193,6 @@ fn item_names(
     };
     if uid && !names.contains(&MessageDataItemName::Uid) {
         names.insert(0, MessageDataItemName::Uid);
-    }
-    for name in &names {
-        if matches!(
-            name,
-            MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-        ) {
-            return Err(ImapError::Unsupported {
-                what: "FETCH BINARY".into(),
-            });
-        }
     }
     Ok(names)
 }
@@ -237,7 +256,7 @@ impl Session {
                 Vec::new()
             };
             let modseq = self.resync.condstore();
-            let (out, gone, fresh, keywords) = self
+            let ((out, failed), gone, fresh, keywords) = self
                 .fetch_batch(
                     chunk,
                     (load, parse, modseq, changed_since),
@@ -260,8 +279,14 @@ impl Session {
             // RFC 9051 §7.3.5: a keyword another session made since this
             // one's FLAGS is announced before a FETCH shows it.
             self.announce_keywords(&keywords);
-            for data in out {
-                self.conn.data(data);
+            for out in out {
+                match out {
+                    Out::Data(data) => self.conn.data(data),
+                    Out::Raw(bytes) => self.conn.raw(&bytes),
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e.into());
             }
             if self.conn.flush().await.is_err() {
                 break;
@@ -287,7 +312,7 @@ impl Session {
         marked: Vec<usize>,
     ) -> Result<Batch, ImapError> {
         let Some((id, mbox, wanted)) = self.wanted(chunk)? else {
-            return Ok((Vec::new(), 0, Vec::new(), BTreeSet::new()));
+            return Ok(((Vec::new(), None), 0, Vec::new(), BTreeSet::new()));
         };
         let keys = self.reading_keys();
         let decrypts = blobs && keys.is_some();
@@ -417,17 +442,22 @@ pub(crate) fn load(
 
 /// Blocking: the FETCH responses of `loaded`; the messages at `marked`
 /// had `\Seen` set by this command and show their new flags (and with
-/// `modseq`, CONDSTORE on, their new MODSEQ).
+/// `modseq`, CONDSTORE on, their new MODSEQ). A BINARY item that cannot
+/// be answered ends the batch: the responses before it and the reason.
 fn responses(
     loaded: Vec<Loaded>,
     names: &[MessageDataItemName<'static>],
     marked: &[usize],
     modseq: bool,
-) -> Vec<Data<'static>> {
+) -> (Vec<Out>, Option<BinaryError>) {
     let mut out = Vec::with_capacity(loaded.len());
     for loaded in loaded {
         let m = &loaded.msg;
-        let mut items = message_items(m, loaded.recent, loaded.raw.as_deref(), names);
+        let (mut items, wire) = match message_items(m, loaded.recent, loaded.raw.as_deref(), names)
+        {
+            Ok(both) => both,
+            Err(e) => return (out, Some(e)),
+        };
         if marked.contains(&loaded.index) && !names.contains(&MessageDataItemName::Flags) {
             items.extend(
                 flag_items(&m.flags, m.uid, loaded.recent, None)
@@ -438,23 +468,23 @@ fn responses(
                 items.push(modseq_item(m.modseq));
             }
         }
-        if let Ok(items) = Vec1::try_from(items) {
-            out.push(Data::Fetch {
-                seq: Selected::seq(loaded.index),
-                items,
-            });
+        let seq = Selected::seq(loaded.index);
+        if !wire.is_empty() {
+            out.push(Out::Raw(binary::fetch_line(seq, items, &wire)));
+        } else if let Ok(items) = Vec1::try_from(items) {
+            out.push(Out::Data(Data::Fetch { seq, items }));
         }
     }
-    out
+    (out, None)
 }
 
-/// The FETCH items of one message.
+/// The FETCH items of one message, and its BINARY items as wire bytes.
 fn message_items(
     m: &Message,
     recent: bool,
     raw: Option<&[u8]>,
     names: &[MessageDataItemName<'static>],
-) -> Vec<MessageDataItem<'static>> {
+) -> Result<(Vec<MessageDataItem<'static>>, Vec<Vec<u8>>), BinaryError> {
     let raw_bytes = raw.unwrap_or_default();
     let parsed = match names.iter().map(needs_parse).max() {
         Some(Parse::Parts) => mime::parse(raw_bytes, true),
@@ -462,6 +492,7 @@ fn message_items(
         Some(Parse::Nothing) | None => None,
     };
     let mut items = Vec::with_capacity(names.len());
+    let mut wire = Vec::new();
     for name in names {
         let item = match name {
             MessageDataItemName::Flags => {
@@ -507,11 +538,24 @@ fn message_items(
                 section.as_ref(),
                 *partial,
             )),
-            _ => None,
+            MessageDataItemName::BinarySize { section } => {
+                Some(binary::size_item(parsed.as_ref(), raw_bytes, section)?)
+            }
+            MessageDataItemName::Binary {
+                section, partial, ..
+            } => {
+                wire.push(binary::fetch_item(
+                    parsed.as_ref(),
+                    raw_bytes,
+                    section,
+                    *partial,
+                )?);
+                None
+            }
         };
         items.extend(item);
     }
-    items
+    Ok((items, wire))
 }
 
 /// `BODY[section]<partial>`.

@@ -318,7 +318,7 @@ fn fields(part: &MessagePart<'_>, raw: &[u8], names: &[String], keep: bool) -> V
 /// message whose `raw_message` its offsets refer to. A container at
 /// [`MAX_DEPTH`] is a leaf here as in BODYSTRUCTURE: only `1` goes on into
 /// it, meaning itself.
-fn find<'m, 'x>(
+pub(crate) fn find<'m, 'x>(
     msg: &'m Message<'x>,
     path: &Part,
 ) -> Option<(&'m Message<'x>, &'m MessagePart<'x>)> {

@@ -39,6 +39,7 @@
 
 mod address;
 mod auth;
+mod binary;
 mod condstore;
 mod connection;
 mod dates;
