@@ -43,6 +43,7 @@ mod condstore;
 mod connection;
 mod dates;
 mod dispatch;
+mod enable;
 mod error;
 mod esearch;
 mod fetch;
@@ -65,6 +66,7 @@ mod snapshot;
 mod sort;
 mod status;
 mod tls;
+mod utf8;
 
 use std::future::Future;
 use std::path::Path;
