@@ -42,7 +42,7 @@ pub(crate) fn respell(
     body: CommandBody<'static>,
     utf8: bool,
 ) -> Result<CommandBody<'static>, ImapError> {
-    let name = |m: Mailbox<'static>| {
+    let name = |m| {
         if utf8 {
             to_rev1(m)
         } else {
@@ -50,20 +50,6 @@ pub(crate) fn respell(
         }
     };
     Ok(match body {
-        CommandBody::Select {
-            mailbox,
-            parameters,
-        } => CommandBody::Select {
-            mailbox: name(mailbox)?,
-            parameters,
-        },
-        CommandBody::Examine {
-            mailbox,
-            parameters,
-        } => CommandBody::Examine {
-            mailbox: name(mailbox)?,
-            parameters,
-        },
         CommandBody::Create { mailbox } => CommandBody::Create {
             mailbox: name(mailbox)?,
         },
@@ -80,15 +66,56 @@ pub(crate) fn respell(
         CommandBody::Unsubscribe { mailbox } => CommandBody::Unsubscribe {
             mailbox: name(mailbox)?,
         },
+        CommandBody::GetQuotaRoot { mailbox } => CommandBody::GetQuotaRoot {
+            mailbox: name(mailbox)?,
+        },
+        // why LIST and LSUB are left alone without UTF-8 names: a UTF-8
+        // pattern was matched as UTF-8 before (`list_command`), and a
+        // pattern only selects what is listed.
+        CommandBody::List {
+            reference,
+            mailbox_wildcard,
+        } if utf8 => CommandBody::List {
+            reference: to_rev1(reference)?,
+            mailbox_wildcard: pattern_to_rev1(mailbox_wildcard)?,
+        },
+        CommandBody::Lsub {
+            reference,
+            mailbox_wildcard,
+        } if utf8 => CommandBody::Lsub {
+            reference: to_rev1(reference)?,
+            mailbox_wildcard: pattern_to_rev1(mailbox_wildcard)?,
+        },
+        other => respell_with_arguments(other, name)?,
+    })
+}
+
+/// [`respell`] for the commands with a mailbox and other arguments.
+fn respell_with_arguments(
+    body: CommandBody<'static>,
+    name: impl Fn(Mailbox<'static>) -> Result<Mailbox<'static>, ImapError>,
+) -> Result<CommandBody<'static>, ImapError> {
+    Ok(match body {
+        CommandBody::Select {
+            mailbox,
+            parameters,
+        } => CommandBody::Select {
+            mailbox: name(mailbox)?,
+            parameters,
+        },
+        CommandBody::Examine {
+            mailbox,
+            parameters,
+        } => CommandBody::Examine {
+            mailbox: name(mailbox)?,
+            parameters,
+        },
         CommandBody::Status {
             mailbox,
             item_names,
         } => CommandBody::Status {
             mailbox: name(mailbox)?,
             item_names,
-        },
-        CommandBody::GetQuotaRoot { mailbox } => CommandBody::GetQuotaRoot {
-            mailbox: name(mailbox)?,
         },
         CommandBody::Append {
             mailbox,
@@ -118,23 +145,6 @@ pub(crate) fn respell(
             sequence_set,
             mailbox: name(mailbox)?,
             uid,
-        },
-        // why LIST and LSUB are left alone without UTF-8 names: a UTF-8
-        // pattern was matched as UTF-8 before (`list_command`), and a
-        // pattern only selects what is listed.
-        CommandBody::List {
-            reference,
-            mailbox_wildcard,
-        } if utf8 => CommandBody::List {
-            reference: to_rev1(reference)?,
-            mailbox_wildcard: pattern_to_rev1(mailbox_wildcard)?,
-        },
-        CommandBody::Lsub {
-            reference,
-            mailbox_wildcard,
-        } if utf8 => CommandBody::Lsub {
-            reference: to_rev1(reference)?,
-            mailbox_wildcard: pattern_to_rev1(mailbox_wildcard)?,
         },
         other => other,
     })
