@@ -26,16 +26,14 @@
 use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_next::imap_types::core::Vec1;
-use imap_next::imap_types::extensions::enable::CapabilityEnable;
 use imap_next::imap_types::fetch::MessageDataItem;
 use imap_next::imap_types::response::{Code, Data, StatusKind};
 use imap_next::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use imap_next::imap_types::IntoStatic;
 
 use super::error::ImapError;
 use super::fetch::flag_items;
 use super::selected::Selected;
-use super::session::{status, Done, Session};
+use super::session::{status, Session};
 use super::snapshot::Known;
 
 /// What a session enabled of RFC 7162. Ordered: QRESYNC includes
@@ -92,31 +90,6 @@ impl Session {
         self.resync = self.resync.max(Tracking::CondStore);
     }
 
-    /// ENABLE (RFC 5161): CONDSTORE and QRESYNC are enabled; anything
-    /// else is left off and not listed (§3.1 allows that).
-    pub(crate) fn enable(&mut self, wanted: &[CapabilityEnable<'_>]) -> Result<Done, ImapError> {
-        self.account()?;
-        let mut enabled = Vec::new();
-        for cap in wanted {
-            let name = cap.to_string().to_ascii_uppercase();
-            let level = match name.as_str() {
-                "CONDSTORE" => Tracking::CondStore,
-                "QRESYNC" => Tracking::QResync,
-                _ => continue,
-            };
-            if self.resync < level {
-                self.resync = level;
-                enabled.push(cap.clone().into_static());
-            }
-        }
-        self.conn.data(Data::Enabled {
-            capabilities: enabled,
-        });
-        Ok(Done::ok("ENABLE completed"))
-    }
-}
-
-impl Session {
     /// What `SELECT (QRESYNC (validity since [known]))` tells after the
     /// usual responses (RFC 7162 §3.2.5.1): `VANISHED (EARLIER)` for the
     /// UIDs gone, then `FETCH (UID FLAGS MODSEQ)` of every message changed

@@ -12,6 +12,7 @@ use super::session::{Done, Session};
 
 impl Session {
     pub(crate) async fn dispatch(&mut self, body: CommandBody<'static>) -> Result<Done, ImapError> {
+        let body = self.inbound(body)?;
         match body {
             CommandBody::Capability => {
                 let caps = self.capabilities();
@@ -213,6 +214,7 @@ impl Session {
             other_cap("SORT"),
             other_cap("SORT=DISPLAY"),
             other_cap("BINARY"),
+            other_cap("UTF8=ACCEPT"),
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }

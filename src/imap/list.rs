@@ -23,7 +23,7 @@ use std::sync::Arc;
 use imap_next::imap_types::core::{QuotedChar, Tag};
 use imap_next::imap_types::flag::FlagNameAttribute;
 use imap_next::imap_types::response::{Data, Response};
-use imap_next::imap_types::status::StatusDataItem;
+use imap_next::imap_types::status::{StatusDataItem, StatusDataItemName};
 use imap_next::server::Error as ProtocolError;
 use tracing::{debug_span, Instrument};
 
@@ -77,11 +77,12 @@ impl Session {
             })
             .await?;
         let delimiter = QuotedChar::try_from(DELIMITER).ok();
+        let utf8 = self.enabled.utf8_names();
         for line in lines {
             let data = Data::List {
                 items: line.attributes,
                 delimiter,
-                mailbox: wire_name(&line.name)?,
+                mailbox: wire_name(&line.name, utf8)?,
             };
             if line.child_info.is_empty() {
                 self.conn.data(data);
@@ -90,7 +91,7 @@ impl Session {
             }
             if let Some(items) = line.status {
                 self.conn
-                    .data(super::status::status_data(&line.name, items)?);
+                    .data(super::status::status_data(&line.name, items, utf8)?);
             }
         }
         Ok(Done::ok("LIST completed"))
@@ -109,6 +110,14 @@ impl Session {
         let started = std::time::Instant::now();
         let result: Result<Done, ImapError> = async {
             let cmd = parsed.map_err(|e| ImapError::syntax(e.to_string()))?;
+            let cmd = super::utf8::respell_list(cmd, self.enabled.utf8_names());
+            let status = cmd.returns.as_ref().and_then(|r| r.status.as_ref());
+            if self.enabled.rev2 && status.is_some_and(|s| s.contains(&StatusDataItemName::Recent))
+            {
+                return Err(ImapError::syntax(
+                    "STATUS RECENT is not an IMAP4rev2 item (RFC 9051 section 6.3.11)",
+                ));
+            }
             self.account()?;
             self.check_token().await?;
             self.list_mailboxes(cmd).await
@@ -266,7 +275,7 @@ fn base_options(select: &Selection) -> Vec<&'static str> {
 
 /// Children (RFC 5258 §4, always sent: §4 allows it without CHILDREN)
 /// and special use (RFC 6154 §2, always sent as before RETURN existed).
-fn attributes(mbox: &Mailbox, all: &[Mailbox]) -> Vec<FlagNameAttribute<'static>> {
+pub(crate) fn attributes(mbox: &Mailbox, all: &[Mailbox]) -> Vec<FlagNameAttribute<'static>> {
     let prefix = format!("{}{DELIMITER}", mbox.name);
     let children = all.iter().any(|m| m.name.starts_with(&prefix));
     let mut items = vec![attribute(if children {

@@ -4,12 +4,15 @@
 //! 2971).
 //!
 //! The hierarchy delimiter is `/`, as the store names mailboxes. Names
-//! are stored in UTF-8 and travel in modified UTF-7 (`mutf7`); a name
-//! sent with 8-bit bytes is taken as UTF-8 as sent (what UTF-8 clients
-//! send). Names are always resolved within the logged-in account.
+//! are stored in UTF-8 and travel in modified UTF-7 (`mutf7`), or in
+//! UTF-8 to a session that enabled UTF8=ACCEPT or IMAP4rev2 (`utf8`
+//! respells its names before they reach the handlers here); a name sent
+//! with 8-bit bytes is taken as UTF-8 as sent (what UTF-8 clients send).
+//! Names are always resolved within the logged-in account.
 
-use imap_next::imap_types::core::{Atom, IString, NString, QuotedChar};
+use imap_next::imap_types::core::{AString, Atom, IString, NString, QuotedChar};
 use imap_next::imap_types::extensions::namespace::Namespace;
+use imap_next::imap_types::extensions::utf8::QuotedUtf8;
 use imap_next::imap_types::flag::FlagNameAttribute;
 use imap_next::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
 use imap_next::imap_types::response::Data;
@@ -60,9 +63,22 @@ pub(crate) fn pattern_from_wire(bytes: &[u8]) -> Result<String, ImapError> {
     }
 }
 
-/// A stored name on the wire, in modified UTF-7.
-pub(crate) fn wire_name(name: &str) -> Result<WireMailbox<'static>, ImapError> {
-    WireMailbox::try_from(super::mutf7::encode(name))
+/// A stored name on the wire: in modified UTF-7, or with `utf8` (the
+/// session enabled UTF-8 names) as it is, a quoted string when it can be.
+pub(crate) fn wire_name(name: &str, utf8: bool) -> Result<WireMailbox<'static>, ImapError> {
+    if utf8 && !name.is_ascii() {
+        if let Ok(quoted) = QuotedUtf8::try_from(name.to_string()) {
+            return Ok(WireMailbox::from(AString::String(IString::QuotedUtf8(
+                quoted,
+            ))));
+        }
+    }
+    let spelled = if utf8 {
+        name.to_string()
+    } else {
+        super::mutf7::encode(name)
+    };
+    WireMailbox::try_from(spelled)
         .map_err(|_| ImapError::syntax(format!("mailbox name {name:?} cannot be sent")))
 }
 
@@ -209,7 +225,7 @@ impl Session {
             self.conn.data(Data::Lsub {
                 items,
                 delimiter,
-                mailbox: wire_name(&name)?,
+                mailbox: wire_name(&name, self.enabled.utf8_names())?,
             });
         }
         Ok(Done::ok("LSUB completed"))

@@ -4,7 +4,8 @@
 //! SPECIAL-USE (RFC 6154, with its LIST options of §4), LIST-EXTENDED
 //! (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC 8438), ESEARCH
 //! (RFC 4731), SEARCHRES (RFC 5182), SORT and SORT=DISPLAY (RFC 5256, RFC 5957), QUOTA
-//! (RFC 9208, `quota`) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
+//! (RFC 9208, `quota`), UTF8=ACCEPT (RFC 6855, `utf8`), IMAP4rev2 on
+//! ENABLE (`enable`) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
 //! RFC 8314).
 //!
 //! # Shape
@@ -29,7 +30,9 @@
 //! grammar, which imap-codec does not parse: the session hands it the
 //! LIST commands imap-codec refused), `status`, `lsub`,
 //! and `recent` (RFC 3501's `\Recent`, which IMAP4rev1 clients still
-//! see).
+//! see); `enable` (ENABLE and what a session turned on: CONDSTORE,
+//! QRESYNC, UTF8=ACCEPT, IMAP4rev2) and `utf8` (UTF-8 mailbox names,
+//! respelled at the command boundary, and APPEND's UTF8 form).
 //! Every store call runs on the blocking pool through one wrapper.
 //!
 //! Messages are served exactly as stored: an encrypted message is the
@@ -44,6 +47,7 @@ mod condstore;
 mod connection;
 mod dates;
 mod dispatch;
+mod enable;
 mod error;
 mod esearch;
 mod fetch;
@@ -66,6 +70,7 @@ mod snapshot;
 mod sort;
 mod status;
 mod tls;
+mod utf8;
 
 use std::future::Future;
 use std::path::Path;

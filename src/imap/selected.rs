@@ -147,6 +147,7 @@ impl Session {
         self.announce(&sel);
         let validity = sel.mailbox.uid_validity;
         self.selected = Some(sel);
+        self.select_list().await?;
         if let Some((client_validity, since, known)) = qresync {
             // RFC 7162 §3.2.5.1: another UIDVALIDITY means a full resync.
             if client_validity == validity {
@@ -166,11 +167,16 @@ impl Session {
         self.conn.data(Data::Flags(mailbox_flags(&sel.keywords)));
         let exists = u32::try_from(sel.messages.len()).unwrap_or(u32::MAX);
         self.conn.data(Data::Exists(exists));
-        self.conn.data(Data::Recent(sel.recent_count()));
+        // IMAP4rev2 has neither (RFC 9051 §6.3.2, `enable`).
+        let rev2 = self.enabled.rev2;
+        if !rev2 {
+            self.conn.data(Data::Recent(sel.recent_count()));
+        }
         let first_unseen = sel
             .messages
             .iter()
             .position(|k| !k.flags.seen())
+            .filter(|_| !rev2)
             .map(|i| Code::Unseen(Selected::seq(i)));
         let codes = [
             first_unseen,
@@ -202,10 +208,16 @@ impl Session {
         };
         let key = (account.id, mbox.id, mbox.uid_validity);
         let claims = &self.ctx.config.recent;
-        if read_only {
+        let mark = if read_only {
             claims.mark(key)
         } else {
             claims.claim(key, highest)
+        };
+        // IMAP4rev2 has no \Recent (`enable`): claimed, never shown.
+        if self.enabled.rev2 {
+            u32::MAX
+        } else {
+            mark
         }
     }
 
@@ -308,7 +320,9 @@ impl Session {
             sel.modseq = modseq;
         }
         for data in updates {
-            self.conn.data(data);
+            if !(self.enabled.rev2 && matches!(data, Data::Recent(_))) {
+                self.conn.data(data);
+            }
         }
         Ok(())
     }

@@ -73,6 +73,8 @@ pub(crate) struct Session {
     pub(crate) token: Option<crate::store::TokenId>,
     /// What the client enabled of RFC 7162 (CONDSTORE, QRESYNC).
     pub(crate) resync: super::condstore::Tracking,
+    /// What the client enabled of UTF8=ACCEPT and IMAP4rev2 (`enable`).
+    pub(crate) enabled: super::enable::Enabled,
     /// The account's server-side reading keys, held while logged in
     /// (opened at login with the password or the app token's own copy,
     /// `crate::reading`).
@@ -146,6 +148,7 @@ pub(crate) async fn run(
         anonymous: Some(anonymous),
         token: None,
         resync: super::condstore::Tracking::Off,
+        enabled: super::enable::Enabled::default(),
         reading: None,
     };
     match session.serve().await {
@@ -193,7 +196,9 @@ impl Session {
                     if let Some((tag, parsed)) = super::list::refused_list(&e) {
                         self.list_extended(tag, parsed).await;
                     } else if let Some((tag, parsed)) = super::esearch::refused_search(&e) {
-                        self.search_extended(tag, parsed).await;
+                        self.search_extended(tag, self.check_search(parsed)).await;
+                    } else if let Some((tag, parsed)) = super::utf8::refused_append(&e) {
+                        self.utf8_append(tag, parsed).await;
                     } else {
                         self.rejected(&e);
                     }
@@ -296,6 +301,13 @@ impl Session {
     }
 
     async fn command(&mut self, command: Command<'static>) -> Flow {
+        let command = match self.route(command) {
+            super::enable::Route::Command(command) => command,
+            super::enable::Route::Search(tag, parsed) => {
+                self.search_extended(tag, parsed).await;
+                return Flow::Continue;
+            }
+        };
         let tag = command.tag.clone();
         let name = command.body.name();
         let span = debug_span!("cmd", tag = %tag.inner(), cmd = name);

@@ -43,7 +43,8 @@ impl Session {
                 Ok((mbox.name, items))
             })
             .await?;
-        self.conn.data(status_data(&name, items)?);
+        self.conn
+            .data(status_data(&name, items, self.enabled.utf8_names())?);
         Ok(Done::ok("STATUS completed"))
     }
 }
@@ -60,13 +61,14 @@ pub(crate) fn syntax_hint(bytes: &[u8]) -> Option<&'static str> {
     )
 }
 
-/// `* STATUS name (items)`.
+/// `* STATUS name (items)`, the name in UTF-8 when `utf8`.
 pub(crate) fn status_data(
     name: &str,
     items: Vec<StatusDataItem>,
+    utf8: bool,
 ) -> Result<Data<'static>, ImapError> {
     Ok(Data::Status {
-        mailbox: wire_name(name)?,
+        mailbox: wire_name(name, utf8)?,
         items: Cow::Owned(items),
     })
 }
