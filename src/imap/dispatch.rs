@@ -212,6 +212,9 @@ impl Session {
             other_cap("SEARCHRES"),
             other_cap("SORT"),
             other_cap("SORT=DISPLAY"),
+            other_cap("ESORT"),
+            other_cap("CONTEXT=SEARCH"),
+            other_cap("CONTEXT=SORT"),
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }

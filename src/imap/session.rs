@@ -194,6 +194,8 @@ impl Session {
                         self.list_extended(tag, parsed).await;
                     } else if let Some((tag, parsed)) = super::esearch::refused_search(&e) {
                         self.search_extended(tag, parsed).await;
+                    } else if let Some((tag, parsed)) = super::context::refused_cancel_update(&e) {
+                        self.cancel_update(tag, parsed).await;
                     } else {
                         self.rejected(&e);
                     }
