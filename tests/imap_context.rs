@@ -20,7 +20,11 @@ fn server(n: usize) -> ImapServer {
     let id = s.account(ALICE[0], ALICE[1]);
     for i in 1..=n {
         let subject = format!("m{i:03}");
-        s.append(id, "INBOX", &message("bob@example.net", ALICE[0], &subject, "hello"));
+        s.append(
+            id,
+            "INBOX",
+            &message("bob@example.net", ALICE[0], &subject, "hello"),
+        );
     }
     s
 }
@@ -149,7 +153,15 @@ out['alive'] = raw(m, 'NOOP')
     assert_eq!(one(&out, "widest"), "PARTIAL (1:4294967295 1:100)");
     assert_eq!(one(&out, "sort"), "PARTIAL (1:3 100,99,98)");
     for key in [
-        "zero", "huge", "single", "star", "negative", "with_all", "twice", "missing", "open",
+        "zero",
+        "huge",
+        "single",
+        "star",
+        "negative",
+        "with_all",
+        "twice",
+        "missing",
+        "open",
         "sort_zero",
     ] {
         assert!(esearch(&out, key, "BAD").is_empty(), "{key}");
@@ -218,7 +230,10 @@ out['quiet'] = rawt(m, 'N5', 'NOOP')
     let at = |p: &str| l.iter().position(|x| x == p).unwrap_or(usize::MAX);
     let remove = "* ESEARCH (TAG \"S1\") REMOVEFROM (0 2,4)";
     assert!(at(remove) < at("* 4 EXPUNGE"), "{l:?}");
-    assert!(l.contains(&"* ESEARCH (TAG \"U1\") UID ADDTO (0 2)".to_string()), "{l:?}");
+    assert!(
+        l.contains(&"* ESEARCH (TAG \"U1\") UID ADDTO (0 2)".to_string()),
+        "{l:?}"
+    );
     // The new message (UID 6, sequence 5) after `* 5 EXISTS`.
     let l = lines(&out, "appended");
     let at = |p: &str| l.iter().position(|x| x == p).unwrap_or(usize::MAX);
@@ -366,7 +381,10 @@ out['reselected'] = raw(m, 'STORE 2 +FLAGS (\\Seen)')
     // The session's own STORE: each of the 10 contexts gets ADDTO.
     let after = esearch(&out, "after", "OK");
     assert_eq!(after.len(), 10, "{after:?}");
-    assert!(after.iter().all(|l| l.ends_with(") ADDTO (0 1)")), "{after:?}");
+    assert!(
+        after.iter().all(|l| l.ends_with(") ADDTO (0 1)")),
+        "{after:?}"
+    );
     // SELECT ended every context.
     assert!(esearch(&out, "reselected", "OK").is_empty());
 }
@@ -387,7 +405,10 @@ out['after'] = raw(m, 'NOOP')
     );
     let start = lines(&out, "start");
     assert!(start.last().unwrap().contains(" OK "), "{start:?}");
-    assert!(start.iter().any(|l| l.starts_with("* NO [NOUPDATE \"")), "{start:?}");
+    assert!(
+        start.iter().any(|l| l.starts_with("* NO [NOUPDATE \"")),
+        "{start:?}"
+    );
     assert!(start.iter().any(|l| l.contains("ALL 1:2")), "{start:?}");
     assert!(esearch(&out, "after", "OK").is_empty());
 }

@@ -309,7 +309,10 @@ pub(crate) fn refused_cancel_update(
         return None;
     }
     let args = rest.get(word.len()..)?;
-    if args.first().is_some_and(|&b| b != b' ' && b != b'\r' && b != b'\n') {
+    if args
+        .first()
+        .is_some_and(|&b| b != b' ' && b != b'\r' && b != b'\n')
+    {
         return None;
     }
     Some((tag, parse_tags(args)))

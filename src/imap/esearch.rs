@@ -239,22 +239,7 @@ impl Session {
         };
         let r = cmd.returns;
         if r.save {
-            // RFC 5182 §2.4: with MIN or MAX but neither ALL nor COUNT,
-            // only those are kept.
-            let kept: Vec<NonZeroU32> = if (r.min || r.max) && !(r.all || r.count) {
-                let mut v: Vec<NonZeroU32> = Vec::new();
-                if r.min {
-                    v.extend(found.first());
-                }
-                if r.max {
-                    v.extend(found.last());
-                }
-                v
-            } else {
-                found.clone()
-            };
-            let uids = self.uids_of(&kept, cmd.uid);
-            self.save(uids);
+            self.save_found(&found, r, cmd.uid);
         }
         let done = if cmd.sort.is_some() {
             "SORT completed"
@@ -279,6 +264,25 @@ impl Session {
         }
         self.sync(cmd.uid).await?;
         Ok(Done::ok(done))
+    }
+
+    /// SAVE (RFC 5182 §2.4): keeps what `found` the answer names as `$`;
+    /// with MIN or MAX but neither ALL nor COUNT, only those.
+    fn save_found(&mut self, found: &[NonZeroU32], r: Returns, uid: bool) {
+        let kept: Vec<NonZeroU32> = if (r.min || r.max) && !(r.all || r.count) {
+            let mut v: Vec<NonZeroU32> = Vec::new();
+            if r.min {
+                v.extend(found.first());
+            }
+            if r.max {
+                v.extend(found.last());
+            }
+            v
+        } else {
+            found.to_vec()
+        };
+        let uids = self.uids_of(&kept, uid);
+        self.save(uids);
     }
 
     /// Keeps `uids` as the selection's `$` (RFC 5182).
@@ -463,8 +467,13 @@ mod tests {
         assert!(parse(b"a", false, false, b"(MIN) NOTAKEY\r\n").is_err());
         assert!(parse(b"a", false, false, b"MIN ALL\r\n").is_err());
         assert!(parse(b"a", false, false, b"(MIN) ALL\r\nb NOOP\r\n").is_err());
-        let sort = parse(b"a", true, true, b"(MIN PARTIAL 4:2) (REVERSE ARRIVAL) us-ascii ALL\r\n")
-            .unwrap();
+        let sort = parse(
+            b"a",
+            true,
+            true,
+            b"(MIN PARTIAL 4:2) (REVERSE ARRIVAL) us-ascii ALL\r\n",
+        )
+        .unwrap();
         assert!(sort.uid && sort.returns.min && sort.sort.is_some_and(|k| k.len() == 1));
         assert!(parse(b"a", false, true, b"(MIN) ALL\r\n").is_err());
         assert!(parse(b"a", false, true, b"(MIN) (ARRIVAL) ALL\r\n").is_err());

@@ -108,9 +108,9 @@ pub(crate) fn parse_returns(options: &[u8]) -> Result<Returns, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown RETURN option {} (MIN, MAX, COUNT, ALL, SAVE, CONTEXT, UPDATE, PARTIAL)",
-                    shown(&String::from_utf8_lossy(other))
-                ))
+                "unknown RETURN option {} (MIN, MAX, COUNT, ALL, SAVE, CONTEXT, UPDATE, PARTIAL)",
+                shown(&String::from_utf8_lossy(other))
+            ))
             }
         };
         if *flag {
@@ -172,7 +172,11 @@ mod tests {
             b"UPDATE UPDATE",
             b"FOO",
         ] {
-            assert!(parse_returns(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_returns(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert_eq!(
             parse_returns(b"PARTIAL 1:4294967295").unwrap().partial,
