@@ -215,6 +215,9 @@ impl Session {
             other_cap("SORT=DISPLAY"),
             other_cap("BINARY"),
             other_cap("UTF8=ACCEPT"),
+            other_cap("ESORT"),
+            other_cap("CONTEXT=SEARCH"),
+            other_cap("CONTEXT=SORT"),
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }

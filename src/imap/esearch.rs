@@ -1,19 +1,26 @@
 //! ESEARCH (RFC 4731): `SEARCH RETURN (MIN MAX COUNT ALL)` and its UID
 //! form, answered with `* ESEARCH (TAG "t") [UID] MIN n MAX n COUNT n
-//! ALL set`.
+//! ALL set`; ESORT (RFC 5267 §3): `SORT RETURN (...) (keys) charset
+//! criteria`, answered the same way in sort order (MIN and MAX are the
+//! first and last message in sort order, ALL lists them in that order);
+//! the context options PARTIAL and UPDATE (RFC 5267 §4, options in
+//! `return_opts`, live results in `context`).
 //!
 //! ```abnf
 //! search             = "SEARCH" [search-return-opts] SP search-program
 //! search-return-opts = SP "RETURN" SP "(" [search-return-opt
 //!                      *(SP search-return-opt)] ")"
-//! search-return-opt  = "MIN" / "MAX" / "ALL" / "COUNT"
+//! search-return-opt  = "MIN" / "MAX" / "ALL" / "COUNT" / ...
+//! sort               = ["UID" SP] "SORT" search-return-opts SP
+//!                      sort-criteria SP search-charset SP search-program
 //! ```
 //!
 //! why here: imap-codec 2.0.0-alpha.10 parses SEARCH without RETURN only,
-//! so a SEARCH with RETURN arrives as a message imap-codec refused
-//! (whole, literals included). [`refused_search`] takes the return
-//! options off the front and hands the rest, rewritten as a plain `tag
-//! [UID] SEARCH program`, back to imap-codec: the criteria grammar is
+//! (and SORT without RETURN only), so either with RETURN arrives as a
+//! message imap-codec refused (whole, literals included).
+//! [`refused_search`] takes the return options off the front and hands
+//! the rest, rewritten as a plain `tag [UID] SEARCH program` (or `SORT
+//! (keys) charset program`), back to imap-codec: the criteria grammar is
 //! imap-codec's, not a second one. The ESEARCH line itself is written
 //! here ([`esearch_line`]), as imap-codec has no such response.
 //!
@@ -30,6 +37,7 @@ use imap_codec::decode::Decoder as _;
 use imap_codec::CommandCodec;
 use imap_next::imap_types::command::CommandBody;
 use imap_next::imap_types::core::Tag;
+use imap_next::imap_types::extensions::sort::SortCriterion;
 use imap_next::imap_types::search::SearchKey;
 use imap_next::imap_types::IntoStatic as _;
 use imap_next::server::Error as ProtocolError;
@@ -37,18 +45,10 @@ use tracing::{debug_span, Instrument};
 
 use super::condstore::wire_modseq;
 use super::error::ImapError;
+use super::return_opts::parse_returns;
 use super::session::{Done, Session};
 
-/// What `RETURN (...)` asked for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Returns {
-    pub(crate) min: bool,
-    pub(crate) max: bool,
-    pub(crate) count: bool,
-    pub(crate) all: bool,
-    /// SEARCHRES (RFC 5182 §2.4): keep the result for `$`.
-    pub(crate) save: bool,
-}
+pub(crate) use super::return_opts::Returns;
 
 /// A SEARCH with RETURN, its criteria parsed by imap-codec.
 #[derive(Debug, Clone)]
@@ -57,10 +57,12 @@ pub(crate) struct ExtendedSearch {
     pub(crate) returns: Returns,
     pub(crate) charset: Option<String>,
     pub(crate) criteria: Vec<SearchKey<'static>>,
+    /// SORT RETURN (ESORT): the sort keys.
+    pub(crate) sort: Option<Vec<SortCriterion>>,
 }
 
-/// The tag and the parse of a refused message, when it is a SEARCH with
-/// RETURN (`tag SP ["UID" SP] "SEARCH" SP "RETURN" ...`); `None` for
+/// The tag and the parse of a refused message, when it is a SEARCH or
+/// SORT with RETURN (`tag SP ["UID" SP] "SEARCH" SP "RETURN" ...`); `None` for
 /// anything else (answered as any refused message).
 pub(crate) fn refused_search(
     e: &ProtocolError,
@@ -77,16 +79,23 @@ pub(crate) fn refused_search(
 }
 
 /// The parse of `rest` (a command after its tag) when it is `["UID" SP]
-/// "SEARCH" SP "RETURN" ...`; `None` for any other command.
+/// ("SEARCH" / "SORT") SP "RETURN" ...`; `None` for any other command.
 pub(crate) fn parse_search_return(
     tag: &[u8],
     rest: &mut &[u8],
 ) -> Option<Result<ExtendedSearch, String>> {
     let uid = strip_word(rest, b"UID ");
-    if !strip_word(rest, b"SEARCH ") || !strip_word(rest, b"RETURN ") {
+    let sort = if strip_word(rest, b"SEARCH ") {
+        false
+    } else if strip_word(rest, b"SORT ") {
+        true
+    } else {
+        return None;
+    };
+    if !strip_word(rest, b"RETURN ") {
         return None;
     }
-    Some(parse(tag, uid, rest))
+    Some(parse(tag, uid, sort, rest))
 }
 
 /// Removes `word` (case-insensitively) from the front of `rest`.
@@ -100,46 +109,25 @@ fn strip_word(rest: &mut &[u8], word: &[u8]) -> bool {
     }
 }
 
-/// The return options and criteria after `RETURN `.
-fn parse(tag: &[u8], uid: bool, rest: &[u8]) -> Result<ExtendedSearch, String> {
+/// The return options and criteria after `RETURN ` (of SORT with `sort`).
+fn parse(tag: &[u8], uid: bool, sort: bool, rest: &[u8]) -> Result<ExtendedSearch, String> {
     let inner = rest.strip_prefix(b"(").ok_or("expected ( after RETURN")?;
     let close = inner
         .iter()
         .position(|&b| b == b')')
         .ok_or("expected ) after the RETURN options")?;
-    let options = inner.get(..close).unwrap_or_default();
-    let mut returns = Returns::default();
-    if !options.is_empty() {
-        for word in options.split(|&b| b == b' ') {
-            let flag = match word.to_ascii_uppercase().as_slice() {
-                b"MIN" => &mut returns.min,
-                b"MAX" => &mut returns.max,
-                b"COUNT" => &mut returns.count,
-                b"ALL" => &mut returns.all,
-                b"SAVE" => &mut returns.save,
-                other => {
-                    return Err(format!(
-                        "unknown RETURN option {} (MIN, MAX, COUNT, ALL, SAVE)",
-                        shown(other)
-                    ))
-                }
-            };
-            if *flag {
-                return Err(format!("RETURN option {} given twice", shown(word)));
-            }
-            *flag = true;
-        }
-    }
-    // RFC 4731 §3.1: an empty list means ALL.
-    if returns == Returns::default() {
-        returns.all = true;
-    }
+    let returns = parse_returns(inner.get(..close).unwrap_or_default())?;
     let program = inner
         .get(close + 1..)
         .and_then(|p| p.strip_prefix(b" "))
         .ok_or("expected search criteria after the RETURN options")?;
     let mut plain = tag.to_vec();
-    plain.extend_from_slice(if uid { b" UID SEARCH " } else { b" SEARCH " });
+    plain.extend_from_slice(match (uid, sort) {
+        (true, true) => b" UID SORT ",
+        (false, true) => b" SORT ",
+        (true, false) => b" UID SEARCH ",
+        (false, false) => b" SEARCH ",
+    });
     plain.extend_from_slice(program);
     if !plain.ends_with(b"\r\n") {
         // A bare LF end (accepted by the session's relaxed line ends).
@@ -148,7 +136,13 @@ fn parse(tag: &[u8], uid: bool, rest: &[u8]) -> Result<ExtendedSearch, String> {
         }
         plain.extend_from_slice(b"\r\n");
     }
-    let bad = || "invalid search criteria".to_string();
+    let bad = || {
+        if sort {
+            "invalid sort criteria, charset or search criteria".to_string()
+        } else {
+            "invalid search criteria".to_string()
+        }
+    };
     let (remainder, command) = CommandCodec::default().decode(&plain).map_err(|_| bad())?;
     if !remainder.is_empty() {
         return Err(bad());
@@ -161,15 +155,22 @@ fn parse(tag: &[u8], uid: bool, rest: &[u8]) -> Result<ExtendedSearch, String> {
             returns,
             charset: charset.map(|c| c.as_ref().to_string()),
             criteria: criteria.as_ref().to_vec(),
+            sort: None,
+        }),
+        CommandBody::Sort {
+            sort_criteria,
+            charset,
+            search_criteria,
+            ..
+        } => Ok(ExtendedSearch {
+            uid,
+            returns,
+            charset: Some(charset.as_ref().to_string()),
+            criteria: search_criteria.as_ref().to_vec(),
+            sort: Some(sort_criteria.as_ref().to_vec()),
         }),
         _ => Err(bad()),
     }
-}
-
-/// A word of the command for an error text, cut short.
-fn shown(word: &[u8]) -> String {
-    let word = word.get(..32).unwrap_or(word);
-    String::from_utf8_lossy(word).into_owned()
 }
 
 impl Session {
@@ -180,7 +181,11 @@ impl Session {
         tag: Tag<'static>,
         parsed: Result<ExtendedSearch, String>,
     ) {
-        let span = debug_span!("cmd", tag = %tag.inner(), cmd = "SEARCH");
+        let name = match &parsed {
+            Ok(cmd) if cmd.sort.is_some() => "SORT",
+            _ => "SEARCH",
+        };
+        let span = debug_span!("cmd", tag = %tag.inner(), cmd = name);
         let started = std::time::Instant::now();
         let result: Result<Done, ImapError> = async {
             let cmd = parsed.map_err(ImapError::syntax)?;
@@ -188,7 +193,7 @@ impl Session {
             self.check_token().await?;
             if self.selected.is_none() {
                 return Err(ImapError::WrongState {
-                    command: "SEARCH",
+                    command: name,
                     needed: "SELECT or EXAMINE a mailbox first",
                 });
             }
@@ -196,7 +201,7 @@ impl Session {
         }
         .instrument(span.clone())
         .await;
-        self.answer(tag, "SEARCH", started, &span, result);
+        self.answer(tag, name, started, &span, result);
     }
 
     async fn esearch(
@@ -204,10 +209,25 @@ impl Session {
         tag: &Tag<'static>,
         cmd: ExtendedSearch,
     ) -> Result<Done, ImapError> {
-        let matched = self
-            .search_matches(cmd.charset.as_deref(), &cmd.criteria, cmd.uid)
-            .await;
-        let (mut found, highest) = match matched {
+        if cmd.returns.update {
+            self.check_context_tag(tag.inner())?;
+        }
+        let matched = match cmd.sort.as_deref() {
+            Some(keys) => {
+                let charset = cmd.charset.as_deref().unwrap_or("UTF-8");
+                self.sort_matches(keys, charset, &cmd.criteria, cmd.uid)
+                    .await
+            }
+            None => self
+                .search_matches(cmd.charset.as_deref(), &cmd.criteria, cmd.uid)
+                .await
+                .map(|(mut found, highest)| {
+                    found.sort_unstable();
+                    found.dedup();
+                    (found, highest)
+                }),
+        };
+        let (found, highest) = match matched {
             Ok(m) => m,
             Err(e) => {
                 // RFC 5182 §2.1: a failed SEARCH with SAVE empties `$`.
@@ -217,31 +237,19 @@ impl Session {
                 return Err(e);
             }
         };
-        found.sort_unstable();
-        found.dedup();
-        if cmd.returns.save {
-            let r = cmd.returns;
-            // RFC 5182 §2.4: with MIN or MAX but neither ALL nor COUNT,
-            // only those are kept.
-            let kept: Vec<NonZeroU32> = if (r.min || r.max) && !(r.all || r.count) {
-                let mut v: Vec<NonZeroU32> = Vec::new();
-                if r.min {
-                    v.extend(found.first());
-                }
-                if r.max {
-                    v.extend(found.last());
-                }
-                v
-            } else {
-                found.clone()
-            };
-            let uids = self.uids_of(&kept, cmd.uid);
-            self.save(uids);
+        let r = cmd.returns;
+        if r.save {
+            self.save_found(&found, r, cmd.uid);
+        }
+        let done = if cmd.sort.is_some() {
+            "SORT completed"
+        } else {
+            "SEARCH completed"
+        };
+        if !r.answers() {
             // RFC 5182 §2.4: SAVE alone answers no ESEARCH.
-            if !(r.min || r.max || r.all || r.count) {
-                self.sync(cmd.uid).await?;
-                return Ok(Done::ok("SEARCH completed, result saved"));
-            }
+            self.sync(cmd.uid).await?;
+            return Ok(Done::ok("SEARCH completed, result saved"));
         }
         // RFC 7162 §3.1.5: MODSEQ of the messages the answer names.
         let modseq = match highest {
@@ -250,8 +258,31 @@ impl Session {
         };
         let line = esearch_line(tag.inner(), cmd.uid, cmd.returns, &found, modseq);
         self.conn.raw(line.as_bytes());
+        if r.update {
+            let uids = self.uids_of(&found, cmd.uid);
+            self.start_context(tag.inner(), &cmd, uids);
+        }
         self.sync(cmd.uid).await?;
-        Ok(Done::ok("SEARCH completed"))
+        Ok(Done::ok(done))
+    }
+
+    /// SAVE (RFC 5182 §2.4): keeps what `found` the answer names as `$`;
+    /// with MIN or MAX but neither ALL nor COUNT, only those.
+    fn save_found(&mut self, found: &[NonZeroU32], r: Returns, uid: bool) {
+        let kept: Vec<NonZeroU32> = if (r.min || r.max) && !(r.all || r.count) {
+            let mut v: Vec<NonZeroU32> = Vec::new();
+            if r.min {
+                v.extend(found.first());
+            }
+            if r.max {
+                v.extend(found.last());
+            }
+            v
+        } else {
+            found.to_vec()
+        };
+        let uids = self.uids_of(&kept, uid);
+        self.save(uids);
     }
 
     /// Keeps `uids` as the selection's `$` (RFC 5182).
@@ -263,8 +294,8 @@ impl Session {
         }
     }
 
-    /// The UIDs of `found` (sequence numbers unless `uid`).
-    fn uids_of(&self, found: &[NonZeroU32], uid: bool) -> Vec<NonZeroU32> {
+    /// The UIDs of `found` (sequence numbers unless `uid`), in its order.
+    pub(crate) fn uids_of(&self, found: &[NonZeroU32], uid: bool) -> Vec<NonZeroU32> {
         if uid {
             return found.to_vec();
         }
@@ -301,6 +332,8 @@ impl Session {
         };
         let named: Vec<&NonZeroU32> = if returns.all || returns.count {
             found.iter().collect()
+        } else if let Some(partial) = returns.partial {
+            partial.of(found).iter().collect()
         } else {
             let mut v = Vec::new();
             if returns.min {
@@ -315,7 +348,8 @@ impl Session {
     }
 }
 
-/// The ESEARCH response line (CRLF included) for `found` (ascending).
+/// The ESEARCH response line (CRLF included) for `found` (ascending, or
+/// in sort order for ESORT).
 pub(crate) fn esearch_line(
     tag: &str,
     uid: bool,
@@ -343,6 +377,15 @@ pub(crate) fn esearch_line(
     if returns.all && !found.is_empty() {
         let _ = write!(line, " ALL {}", sequence_set(found));
     }
+    if let Some(partial) = returns.partial {
+        let part = partial.of(found);
+        let set = if part.is_empty() {
+            "NIL".to_string()
+        } else {
+            sequence_set(part)
+        };
+        let _ = write!(line, " PARTIAL ({}:{} {set})", partial.low, partial.high);
+    }
     if let Some(modseq) = modseq.filter(|_| !found.is_empty()) {
         let _ = write!(line, " MODSEQ {modseq}");
     }
@@ -350,7 +393,8 @@ pub(crate) fn esearch_line(
     line
 }
 
-/// `found` (ascending, no repeats) as a sequence set: runs as `a:b`.
+/// `found` (no repeats) as a sequence set in its order: ascending runs
+/// as `a:b` (a sort order stays as it is: `5,3:4,2,1`).
 pub(crate) fn sequence_set(found: &[NonZeroU32]) -> String {
     let mut out = String::new();
     let mut i = 0;
@@ -398,7 +442,7 @@ mod tests {
             max: true,
             count: true,
             all: true,
-            save: false,
+            ..Returns::default()
         };
         assert_eq!(
             esearch_line("A1", true, all, &nums(&[2, 3, 9]), None),
@@ -412,16 +456,42 @@ mod tests {
 
     #[test]
     fn return_options_parse() {
-        let ok = parse(b"a", false, b"() CHARSET UTF-8 SUBJECT x\r\n").unwrap();
+        let ok = parse(b"a", false, false, b"() CHARSET UTF-8 SUBJECT x\r\n").unwrap();
         assert!(ok.returns.all && !ok.returns.min);
         assert_eq!(ok.charset.as_deref(), Some("UTF-8"));
-        let ok = parse(b"a", true, b"(min COUNT) 1:*\n").unwrap();
+        let ok = parse(b"a", true, false, b"(min COUNT) 1:*\n").unwrap();
         assert!(ok.returns.min && ok.returns.count && !ok.returns.all && ok.uid);
-        assert!(parse(b"a", false, b"(MIN MIN) ALL\r\n").is_err());
-        assert!(parse(b"a", false, b"(FOO) ALL\r\n").is_err());
-        assert!(parse(b"a", false, b"(MIN)\r\n").is_err());
-        assert!(parse(b"a", false, b"(MIN) NOTAKEY\r\n").is_err());
-        assert!(parse(b"a", false, b"MIN ALL\r\n").is_err());
-        assert!(parse(b"a", false, b"(MIN) ALL\r\nb NOOP\r\n").is_err());
+        assert!(parse(b"a", false, false, b"(MIN MIN) ALL\r\n").is_err());
+        assert!(parse(b"a", false, false, b"(FOO) ALL\r\n").is_err());
+        assert!(parse(b"a", false, false, b"(MIN)\r\n").is_err());
+        assert!(parse(b"a", false, false, b"(MIN) NOTAKEY\r\n").is_err());
+        assert!(parse(b"a", false, false, b"MIN ALL\r\n").is_err());
+        assert!(parse(b"a", false, false, b"(MIN) ALL\r\nb NOOP\r\n").is_err());
+        let sort = parse(
+            b"a",
+            true,
+            true,
+            b"(MIN PARTIAL 4:2) (REVERSE ARRIVAL) us-ascii ALL\r\n",
+        )
+        .unwrap();
+        assert!(sort.uid && sort.returns.min && sort.sort.is_some_and(|k| k.len() == 1));
+        assert!(parse(b"a", false, true, b"(MIN) ALL\r\n").is_err());
+        assert!(parse(b"a", false, true, b"(MIN) (ARRIVAL) ALL\r\n").is_err());
+    }
+
+    #[test]
+    fn partial_in_sort_order() {
+        let r = Returns {
+            partial: super::super::return_opts::Partial::parse(b"1:6").ok(),
+            ..Returns::default()
+        };
+        assert_eq!(
+            esearch_line("t", false, r, &nums(&[5, 3, 4, 2, 1]), None),
+            "* ESEARCH (TAG \"t\") PARTIAL (1:6 5,3:4,2,1)\r\n"
+        );
+        assert_eq!(
+            esearch_line("t", true, r, &[], None),
+            "* ESEARCH (TAG \"t\") UID PARTIAL (1:6 NIL)\r\n"
+        );
     }
 }

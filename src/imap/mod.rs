@@ -3,7 +3,8 @@
 //! (RFC 5161), NAMESPACE (RFC 2342), ID (RFC 2971), LITERAL+ (RFC 7888),
 //! SPECIAL-USE (RFC 6154, with its LIST options of §4), LIST-EXTENDED
 //! (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC 8438), ESEARCH
-//! (RFC 4731), SEARCHRES (RFC 5182), SORT and SORT=DISPLAY (RFC 5256, RFC 5957), QUOTA
+//! (RFC 4731), SEARCHRES (RFC 5182), SORT and SORT=DISPLAY (RFC 5256, RFC 5957),
+//! ESORT, CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267, `context`), QUOTA
 //! (RFC 9208, `quota`), UTF8=ACCEPT (RFC 6855, `utf8`), IMAP4rev2 on
 //! ENABLE (`enable`) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
 //! RFC 8314).
@@ -45,6 +46,7 @@ mod auth;
 mod binary;
 mod condstore;
 mod connection;
+mod context;
 mod dates;
 mod dispatch;
 mod enable;
@@ -62,6 +64,7 @@ mod mutf7;
 mod prelogin;
 mod quota;
 mod recent;
+mod return_opts;
 mod search;
 mod searchres;
 mod selected;

@@ -125,7 +125,7 @@ pub(crate) fn refused_with_saved(e: &ProtocolError, sel: Option<&Selected>) -> O
         from = at + 1;
     }
     out.extend_from_slice(bytes.get(from..).unwrap_or_default());
-    if search && command == b"SEARCH" {
+    if search {
         let mut rest = out.get(space + 1..).unwrap_or_default();
         if let Some(parsed) = parse_search_return(bytes.get(..space)?, &mut rest) {
             return Some(Rewritten::Search(tag, parsed));

@@ -43,6 +43,9 @@ pub(crate) struct Selected {
     /// The result `SEARCH RETURN (SAVE)` kept, as UIDs in ascending
     /// order (RFC 5182, `searchres`): empty on each SELECT.
     pub(crate) saved: Vec<std::num::NonZeroU32>,
+    /// Live searches with UPDATE (RFC 5267, `context`): end with the
+    /// selection.
+    pub(crate) contexts: Vec<super::context::Context>,
 }
 
 /// Messages per store write of a flag change.
@@ -143,6 +146,7 @@ impl Session {
             messages,
             keywords: current.keywords,
             saved: Vec::new(),
+            contexts: Vec::new(),
         };
         self.announce(&sel);
         let validity = sel.mailbox.uid_validity;
@@ -309,6 +313,7 @@ impl Session {
         let (mbox, read_only) = (sel.mailbox.clone(), sel.read_only);
         let highest = current.entries.last().map_or(0, |k| k.uid.get());
         let recent_above = self.recent_mark(&mbox, read_only, highest);
+        let before = self.context_before();
         let Some(sel) = self.selected.as_mut() else {
             return Ok(());
         };
@@ -319,10 +324,18 @@ impl Session {
         if complete {
             sel.modseq = modseq;
         }
+        // RFC 5267 §4.3: REMOVEFROM before the EXPUNGEs, ADDTO after EXISTS.
+        let (removals, additions) = self.context_updates(before).await;
+        if !removals.is_empty() {
+            self.conn.raw(&removals);
+        }
         for data in updates {
             if !(self.enabled.rev2 && matches!(data, Data::Recent(_))) {
                 self.conn.data(data);
             }
+        }
+        if !additions.is_empty() {
+            self.conn.raw(&additions);
         }
         Ok(())
     }

@@ -199,6 +199,8 @@ impl Session {
                         self.search_extended(tag, self.check_search(parsed)).await;
                     } else if let Some((tag, parsed)) = super::utf8::refused_append(&e) {
                         self.utf8_append(tag, parsed).await;
+                    } else if let Some((tag, parsed)) = super::context::refused_cancel_update(&e) {
+                        self.cancel_update(tag, parsed).await;
                     } else {
                         self.rejected(&e);
                     }

@@ -22,7 +22,7 @@
 //! used, so an encrypted message sorts as its clear header says.
 
 use std::cmp::Ordering;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::Arc;
 
 use imap_next::imap_types::extensions::sort::{SortCriterion, SortKey};
@@ -56,6 +56,22 @@ impl Session {
         criteria: &[SearchKey<'static>],
         uid: bool,
     ) -> Result<Done, ImapError> {
+        let (numbers, highest) = self.sort_matches(keys, charset, criteria, uid).await?;
+        self.conn.data(Data::Sort(numbers, highest));
+        self.sync(uid).await?;
+        Ok(Done::ok("SORT completed"))
+    }
+
+    /// The matches of a SORT in sort order (sequence numbers, or UIDs
+    /// with `uid`), and with a MODSEQ key the highest MODSEQ among them;
+    /// also for ESORT and SORT contexts (`esearch`, `context`).
+    pub(crate) async fn sort_matches(
+        &mut self,
+        keys: &[SortCriterion],
+        charset: &str,
+        criteria: &[SearchKey<'static>],
+        uid: bool,
+    ) -> Result<(Vec<NonZeroU32>, Option<NonZeroU64>), ImapError> {
         let (found, highest) = self.search_matches(Some(charset), criteria, false).await?;
         let keys: Arc<Vec<SortCriterion>> = Arc::new(keys.to_vec());
         let mut keyed: Vec<(Vec<Value>, usize)> = Vec::with_capacity(found.len());
@@ -100,9 +116,7 @@ impl Session {
                 .collect(),
             None => Vec::new(),
         };
-        self.conn.data(Data::Sort(numbers, highest));
-        self.sync(uid).await?;
-        Ok(Done::ok("SORT completed"))
+        Ok((numbers, highest))
     }
 }
 
