@@ -131,6 +131,15 @@ impl Session {
                 )
                 .await
             }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.thread(&algorithm, charset.as_ref(), search_criteria.as_ref(), uid)
+                    .await
+            }
             CommandBody::Fetch {
                 sequence_set,
                 macro_or_item_names,
@@ -212,6 +221,8 @@ impl Session {
             other_cap("SEARCHRES"),
             other_cap("SORT"),
             other_cap("SORT=DISPLAY"),
+            other_cap("THREAD=ORDEREDSUBJECT"),
+            other_cap("THREAD=REFERENCES"),
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }
@@ -224,6 +235,7 @@ fn is_selected_command(body: &CommandBody<'_>) -> bool {
             | CommandBody::ExpungeUid { .. }
             | CommandBody::Search { .. }
             | CommandBody::Sort { .. }
+            | CommandBody::Thread { .. }
             | CommandBody::Fetch { .. }
             | CommandBody::Store { .. }
             | CommandBody::Copy { .. }

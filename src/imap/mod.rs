@@ -3,7 +3,8 @@
 //! (RFC 5161), NAMESPACE (RFC 2342), ID (RFC 2971), LITERAL+ (RFC 7888),
 //! SPECIAL-USE (RFC 6154, with its LIST options of §4), LIST-EXTENDED
 //! (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC 8438), ESEARCH
-//! (RFC 4731), SEARCHRES (RFC 5182), SORT and SORT=DISPLAY (RFC 5256, RFC 5957), QUOTA
+//! (RFC 4731), SEARCHRES (RFC 5182), SORT and SORT=DISPLAY (RFC 5256, RFC 5957),
+//! THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256, `thread`), QUOTA
 //! (RFC 9208, `quota`) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
 //! RFC 8314).
 //!
@@ -63,6 +64,7 @@ mod selected;
 mod session;
 mod snapshot;
 mod sort;
+mod thread;
 mod status;
 mod tls;
 
