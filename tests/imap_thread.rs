@@ -48,10 +48,20 @@ fn crafted() -> Vec<String> {
         mail(Some("<junk@x>"), None, Some("junk"), "01:00"),
         mail(Some("<r@x>"), None, Some("root"), "10:00"),
         mail(Some("<a@x>"), Some("<r@x>"), Some("Re: root"), "11:00"),
-        mail(Some("<b@x>"), Some("<r@x>\r\n <a@x>"), Some("Re: root"), "12:00"),
+        mail(
+            Some("<b@x>"),
+            Some("<r@x>\r\n <a@x>"),
+            Some("Re: root"),
+            "12:00",
+        ),
         mail(Some("<c@x>"), Some("<r@x>"), Some("Re: root"), "10:30"),
         mail(Some("<d@x>"), Some("<missing@x>"), Some("other"), "09:00"),
-        mail(Some("<e@x>"), Some("<missing@x>"), Some("Re: other"), "09:30"),
+        mail(
+            Some("<e@x>"),
+            Some("<missing@x>"),
+            Some("Re: other"),
+            "09:30",
+        ),
         mail(Some("<f@x>"), None, Some("Fwd: root"), "08:00"),
         mail(None, None, None, "07:00"),
     ]
@@ -59,7 +69,13 @@ fn crafted() -> Vec<String> {
 
 /// Appends `msgs` to INBOX of `user` and runs `body` after selecting it
 /// (the first message expunged when `drop_first`).
-fn run(s: &ImapServer, user: [&str; 2], msgs: &[String], drop_first: bool, body: &str) -> serde_json::Value {
+fn run(
+    s: &ImapServer,
+    user: [&str; 2],
+    msgs: &[String],
+    drop_first: bool,
+    body: &str,
+) -> serde_json::Value {
     let mut args: Vec<&str> = vec![user[0], user[1], if drop_first { "1" } else { "0" }];
     args.extend(msgs.iter().map(String::as_str));
     let script = format!(
@@ -134,9 +150,15 @@ out['uid_range'] = raw(m, 'UID THREAD REFERENCES UTF-8 UID 5:7')
     assert_eq!(thread(&out, "refs"), "* THREAD (8)((5)(6))(1 (7)(4)(2 3))");
     assert_eq!(thread(&out, "ordered"), "* THREAD (8)(7 (1)(4)(2)(3))(5 6)");
     assert_eq!(thread(&out, "uid"), "* THREAD (9)((6)(7))(2 (8)(5)(3 4))");
-    assert_eq!(thread(&out, "uid_ordered"), "* THREAD (9)(8 (2)(5)(3)(4))(6 7)");
+    assert_eq!(
+        thread(&out, "uid_ordered"),
+        "* THREAD (9)(8 (2)(5)(3)(4))(6 7)"
+    );
     assert_eq!(thread(&out, "subject"), "* THREAD (1 (7)(4)(2 3))");
-    assert_eq!(thread(&out, "not_root"), "* THREAD (8)((7)(4)(2 3))((5)(6))");
+    assert_eq!(
+        thread(&out, "not_root"),
+        "* THREAD (8)((7)(4)(2 3))((5)(6))"
+    );
     assert_eq!(thread(&out, "nothing"), "* THREAD");
     // UIDs 5..7 are seq 4..6: c (parent r not matched), d and e.
     assert_eq!(thread(&out, "uid_range"), "* THREAD ((6)(7))(5)");
@@ -167,7 +189,15 @@ out['unterminated'] = raw(m, 'THREAD REFERENCES UTF-8 (ALL')
 out['after'] = raw(m, 'THREAD REFERENCES UTF-8 ALL')
 "#,
     );
-    for k in ["anon", "unselected", "unknown", "no_criteria", "no_charset", "bad_key", "unterminated"] {
+    for k in [
+        "anon",
+        "unselected",
+        "unknown",
+        "no_criteria",
+        "no_charset",
+        "bad_key",
+        "unterminated",
+    ] {
         assert!(tagged(&out, k).contains(" BAD "), "{k}: {out}");
     }
     assert!(tagged(&out, "unselected").contains("SELECT"), "{out}");
@@ -177,7 +207,8 @@ out['after'] = raw(m, 'THREAD REFERENCES UTF-8 ALL')
         "{unknown}"
     );
     assert!(tagged(&out, "charset").contains(" NO [BADCHARSET"), "{out}");
-    assert_eq!(thread(&out, "after"), "* THREAD (1 2)");
+    // junk (1), then r (2) with its reply a (3).
+    assert_eq!(thread(&out, "after"), "* THREAD (1)(2 3)");
 }
 
 /// RFC 5256 §4 on hostile references: a loop (each refers to the other),
@@ -229,8 +260,13 @@ fn five_thousand_messages_thread() {
         let refs = (i > 0).then(|| format!("<m{parent}@x>"));
         let subject = if i == 0 { "deep" } else { "Re: deep" };
         let time = format!("{:02}:{:02}", i / 3600 % 24, i / 60 % 60);
-        let msg = mail(Some(&format!("<m{i}@x>")), refs.as_deref(), Some(subject), &time)
-            .replace(":00 +0000", &format!(":{:02} +0000", i % 60));
+        let msg = mail(
+            Some(&format!("<m{i}@x>")),
+            refs.as_deref(),
+            Some(subject),
+            &time,
+        )
+        .replace(":00 +0000", &format!(":{:02} +0000", i % 60));
         s.append(account, "INBOX", msg.as_bytes());
     }
     let started = Instant::now();
@@ -244,7 +280,11 @@ out['ordered'] = raw(m, 'UID THREAD ORDEREDSUBJECT UTF-8 ALL')
         &ALICE,
     );
     let refs = thread(&out, "refs");
-    assert!(refs.starts_with("* THREAD (1 (2)(3 (4)(5 (6)(7 "), "{}", &refs[..60]);
+    assert!(
+        refs.starts_with("* THREAD (1 (2)(3 (4)(5 (6)(7 "),
+        "{}",
+        &refs[..60]
+    );
     let mut numbers: Vec<usize> = refs
         .split(|c: char| !c.is_ascii_digit())
         .filter(|w| !w.is_empty())
@@ -255,7 +295,11 @@ out['ordered'] = raw(m, 'UID THREAD ORDEREDSUBJECT UTF-8 ALL')
     assert_eq!(refs.matches('(').count(), refs.matches(')').count());
     assert!(refs.contains(&")".repeat(2_000)), "not nested");
     let ordered = thread(&out, "ordered");
-    assert!(ordered.starts_with("* THREAD (1 (2)(3)(4)"), "{}", &ordered[..60]);
+    assert!(
+        ordered.starts_with("* THREAD (1 (2)(3)(4)"),
+        "{}",
+        &ordered[..60]
+    );
     assert!(ordered.ends_with("(5000))"));
     assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
 }

@@ -64,8 +64,8 @@ mod selected;
 mod session;
 mod snapshot;
 mod sort;
-mod thread;
 mod status;
+mod thread;
 mod tls;
 
 use std::future::Future;

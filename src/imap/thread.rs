@@ -13,6 +13,7 @@
 //! can make a thread as deep as it is large).
 
 mod forest;
+mod links;
 mod references;
 
 use std::num::NonZeroU32;
@@ -58,6 +59,29 @@ impl Session {
             }
         };
         let (found, _) = self.search_matches(Some(charset), criteria, false).await?;
+        let entries = self.thread_entries(&found, uid).await?;
+        // why the CPU pool: threading a large mailbox is CPU work.
+        let line = self
+            .with_store_cpu(move |_| {
+                let forest = match algorithm {
+                    Algorithm::OrderedSubject => forest::ordered_subject(&entries),
+                    Algorithm::References => references::references(&entries),
+                };
+                Ok(forest.response(&entries))
+            })
+            .await?;
+        self.conn.raw(&line);
+        self.sync(uid).await?;
+        Ok(Done::ok("THREAD completed"))
+    }
+
+    /// The entries of the messages `found` (sequence numbers, ascending),
+    /// in mailbox order, named by UID when `uid`.
+    async fn thread_entries(
+        &self,
+        found: &[NonZeroU32],
+        uid: bool,
+    ) -> Result<Vec<Entry>, ImapError> {
         let indexes: Vec<usize> = found
             .iter()
             .filter_map(|n| usize::try_from(n.get()).ok()?.checked_sub(1))
@@ -97,20 +121,7 @@ impl Session {
             entries.extend(batch);
         }
         entries.sort_by_key(|e| e.0);
-        let entries: Vec<Entry> = entries.into_iter().map(|e| e.1).collect();
-        // why the CPU pool: threading a large mailbox is CPU work.
-        let line = self
-            .with_store_cpu(move |_| {
-                let forest = match algorithm {
-                    Algorithm::OrderedSubject => forest::ordered_subject(&entries),
-                    Algorithm::References => references::references(&entries),
-                };
-                Ok(forest.response(&entries))
-            })
-            .await?;
-        self.conn.raw(&line);
-        self.sync(uid).await?;
-        Ok(Done::ok("THREAD completed"))
+        Ok(entries.into_iter().map(|e| e.1).collect())
     }
 }
 

@@ -210,7 +210,9 @@ pub(crate) mod tests {
     #[test]
     fn deep_trees_do_not_recurse() {
         let n = 100_000usize;
-        let entries: Vec<Entry> = (1..=n as u32).map(|k| entry(k, 0, "")).collect();
+        let entries: Vec<Entry> = (1..=u32::try_from(n).unwrap())
+            .map(|k| entry(k, 0, ""))
+            .collect();
         let chain = Forest {
             entry: (0..n).map(Some).collect(),
             children: (0..n)
@@ -224,12 +226,22 @@ pub(crate) mod tests {
         let stairs = Forest {
             entry: (0..n).map(Some).collect(),
             children: (0..n)
-                .map(|i| if i % 2 == 0 && i + 2 < n { vec![i + 1, i + 2] } else { vec![] })
+                .map(|i| {
+                    if i % 2 == 0 && i + 2 < n {
+                        vec![i + 1, i + 2]
+                    } else {
+                        vec![]
+                    }
+                })
                 .collect(),
             roots: vec![0],
         };
         let text = String::from_utf8(stairs.response(&entries)).unwrap();
-        assert!(text.starts_with("* THREAD (1 (2)(3 (4)(5 "), "{}", &text[..40]);
+        assert!(
+            text.starts_with("* THREAD (1 (2)(3 (4)(5 "),
+            "{}",
+            &text[..40]
+        );
         assert_eq!(text.matches('(').count(), text.matches(')').count());
     }
 
@@ -253,10 +265,7 @@ pub(crate) mod tests {
             "Ad: Re: Ad: Re: Ad: x",
             "re: [fwd: [fwd: re: [fwd: babylon]]]",
         ];
-        let entries: Vec<Entry> = (1..)
-            .zip(subjects)
-            .map(|(n, s)| entry(n, 100, s))
-            .collect();
+        let entries: Vec<Entry> = (1..).zip(subjects).map(|(n, s)| entry(n, 100, s)).collect();
         assert_eq!(
             ordered_subject(&entries).response(&entries),
             b"* THREAD (1)(2 (7)(12)(13))(3 (5)(11))(4)(6)(8)(9 10)(14)(15)\r\n"

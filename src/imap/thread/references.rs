@@ -17,138 +17,13 @@
 //! 6. Siblings are ordered by sent date (a dummy by its first child's),
 //!    then mailbox order.
 //!
-//! Hostile input: nothing recurses, and the loop checks (a walk up the
-//! parents) share a budget of [`LOOP_CHECK_STEPS`] per command, after
-//! which a link whose loop check would not fit is not made.
+//! Step 1 is [`super::links`]. Hostile input: nothing recurses, and the
+//! loop checks of step 1 have a budget.
 
 use std::collections::HashMap;
 
 use super::forest::{by_sent, Entry, Forest};
-
-/// Parent steps the loop checks of one THREAD command may walk, in all.
-/// Real threads need a few per link; the budget only bites on crafted
-/// References fields (a loop check walks the whole depth above the new
-/// parent), and keeps one command to well under a second of CPU.
-const LOOP_CHECK_STEPS: u64 = 20_000_000;
-
-/// A node of step 1: a message, or a dummy for a Message-ID only
-/// referred to.
-#[derive(Debug, Clone, Default)]
-struct Node {
-    entry: Option<usize>,
-    parent: Option<usize>,
-    children: u32,
-}
-
-/// Step 1: the message-id table and the parent links.
-struct Links<'a> {
-    nodes: Vec<Node>,
-    ids: HashMap<&'a str, usize>,
-    budget: u64,
-}
-
-impl<'a> Links<'a> {
-    fn build(entries: &'a [Entry]) -> Vec<Node> {
-        let mut links = Links {
-            nodes: Vec::with_capacity(entries.len()),
-            ids: HashMap::with_capacity(entries.len()),
-            budget: LOOP_CHECK_STEPS,
-        };
-        for (i, e) in entries.iter().enumerate() {
-            links.add(i, e);
-        }
-        links.nodes
-    }
-
-    fn add(&mut self, index: usize, e: &'a Entry) {
-        let own = match e.message_id.as_deref() {
-            Some(id) => match self.ids.get(id) {
-                Some(&n) if self.nodes.get(n).is_some_and(|n| n.entry.is_none()) => n,
-                Some(_) => self.fresh(),
-                None => self.node_of(id),
-            },
-            None => self.fresh(),
-        };
-        if let Some(node) = self.nodes.get_mut(own) {
-            node.entry = Some(index);
-        }
-        let mut last = None;
-        for id in &e.references {
-            let node = self.node_of(id);
-            if let Some(parent) = last {
-                self.link(parent, node);
-            }
-            last = Some(node);
-        }
-        let current = self.nodes.get(own).and_then(|n| n.parent);
-        if current.is_some() && current != last {
-            self.unlink(own);
-        }
-        if let Some(parent) = last {
-            self.link(parent, own);
-        }
-    }
-
-    fn fresh(&mut self) -> usize {
-        self.nodes.push(Node::default());
-        self.nodes.len() - 1
-    }
-
-    fn node_of(&mut self, id: &'a str) -> usize {
-        if let Some(&n) = self.ids.get(id) {
-            return n;
-        }
-        let n = self.fresh();
-        self.ids.insert(id, n);
-        n
-    }
-
-    /// Makes `parent` the parent of `child` if `child` has none and it
-    /// makes no loop (a link that exists stays as it is).
-    fn link(&mut self, parent: usize, child: usize) {
-        let Some(c) = self.nodes.get(child) else {
-            return;
-        };
-        if parent == child || c.parent.is_some() {
-            return;
-        }
-        // why the child count: only a node with children can be above
-        // `parent`, so most links need no walk at all.
-        if c.children > 0 && self.is_above(child, parent) {
-            return;
-        }
-        if let Some(c) = self.nodes.get_mut(child) {
-            c.parent = Some(parent);
-        }
-        if let Some(p) = self.nodes.get_mut(parent) {
-            p.children += 1;
-        }
-    }
-
-    fn unlink(&mut self, child: usize) {
-        let parent = self.nodes.get_mut(child).and_then(|c| c.parent.take());
-        if let Some(p) = parent.and_then(|p| self.nodes.get_mut(p)) {
-            p.children = p.children.saturating_sub(1);
-        }
-    }
-
-    /// Whether `above` is `node` or one of its ancestors; true too when
-    /// the budget runs out (the link is then not made).
-    fn is_above(&mut self, above: usize, node: usize) -> bool {
-        let mut at = Some(node);
-        while let Some(n) = at {
-            if n == above {
-                return true;
-            }
-            if self.budget == 0 {
-                return true;
-            }
-            self.budget -= 1;
-            at = self.nodes.get(n).and_then(|n| n.parent);
-        }
-        false
-    }
-}
+use super::links::{Links, Node};
 
 /// A thread at the top during steps 4 to 6.
 #[derive(Debug, Clone)]
@@ -296,7 +171,11 @@ fn gather_subjects(forest: &Forest, roots: &mut [Root], entries: &[Entry]) {
             continue;
         }
         let subject_of = if root.dummy {
-            forest.children.get(root.node).and_then(|k| k.first()).copied()
+            forest
+                .children
+                .get(root.node)
+                .and_then(|k| k.first())
+                .copied()
         } else {
             Some(root.node)
         };
@@ -376,26 +255,36 @@ fn merge_subjects(forest: &mut Forest, roots: &mut Vec<Root>) -> bool {
             }
             mark_gone(roots, i);
         } else {
-            let dummy = forest.entry.len();
-            forest.entry.push(None);
-            forest.children.push(vec![held.node, cur.node]);
-            let new = roots.len();
-            if let Some(h) = roots.get_mut(top) {
-                h.into = Some(new);
-                h.gone = true;
-            }
-            mark_gone(roots, i);
-            roots.push(Root {
-                node: dummy,
-                dummy: true,
-                gone: false,
-                first: 0,
-                into: None,
-                reply: false,
-            });
+            under_new_dummy(forest, roots, top, i);
         }
     }
     changed
+}
+
+/// Step 5 C, last case: a new dummy at the top takes in the roots `held`
+/// and `cur`, and stands for their subject from now on.
+fn under_new_dummy(forest: &mut Forest, roots: &mut Vec<Root>, held: usize, cur: usize) {
+    let node = |i: usize| roots.get(i).map(|r| r.node);
+    let (Some(a), Some(b)) = (node(held), node(cur)) else {
+        return;
+    };
+    let dummy = forest.entry.len();
+    forest.entry.push(None);
+    forest.children.push(vec![a, b]);
+    let new = roots.len();
+    if let Some(h) = roots.get_mut(held) {
+        h.into = Some(new);
+        h.gone = true;
+    }
+    mark_gone(roots, cur);
+    roots.push(Root {
+        node: dummy,
+        dummy: true,
+        gone: false,
+        first: 0,
+        into: None,
+        reply: false,
+    });
 }
 
 fn mark_gone(roots: &mut [Root], i: usize) {
@@ -435,14 +324,23 @@ mod tests {
             mail(3, 16, "", c, &["b@b"]),
         ];
         assert_eq!(thread(&t1), "* THREAD (3 2)(1)");
-        let t1b = [mail(1, 15, "", b, &["a@b", "c@b"]), mail(2, 16, "", c, &["b@b"])];
+        let t1b = [
+            mail(1, 15, "", b, &["a@b", "c@b"]),
+            mail(2, 16, "", c, &["b@b"]),
+        ];
         assert_eq!(thread(&t1b), "* THREAD (2 1)");
         // thread2: a duplicate Message-ID makes its own thread.
-        assert_eq!(thread(&[mail(1, 1, "", a, &[]), mail(2, 1, "", a, &[])]), "* THREAD (1)(2)");
+        assert_eq!(
+            thread(&[mail(1, 1, "", a, &[]), mail(2, 1, "", a, &[])]),
+            "* THREAD (1)(2)"
+        );
         // thread3, thread4: a reply goes under the same base subject.
         let t3 = [mail(1, 1, "foo", a, &[]), mail(2, 2, "Re: foo", a, &[])];
         assert_eq!(thread(&t3), "* THREAD (1 2)");
-        let t4 = [mail(1, 1, "foo", a, &[]), mail(2, 2, "Re: foo", b, &["c@b"])];
+        let t4 = [
+            mail(1, 1, "foo", a, &[]),
+            mail(2, 2, "Re: foo", b, &["c@b"]),
+        ];
         assert_eq!(thread(&t4), "* THREAD (1 2)");
         // thread5
         let t5 = [
@@ -452,13 +350,22 @@ mod tests {
             mail(4, 15, "", Some("4@b"), &["2@b"]),
         ];
         assert_eq!(thread(&t5), "* THREAD (1 (2 4)(3))");
-        let t5b = [mail(1, 15, "", Some("3@b"), &["1@b"]), mail(2, 15, "", Some("4@b"), &["2@b"])];
+        let t5b = [
+            mail(1, 15, "", Some("3@b"), &["1@b"]),
+            mail(2, 15, "", Some("4@b"), &["2@b"]),
+        ];
         assert_eq!(thread(&t5b), "* THREAD (1)(2)");
         let mut t5c = t5b.to_vec();
         t5c.push(mail(3, 15, "", Some("5@b"), &["2@b"]));
         assert_eq!(thread(&t5c), "* THREAD (1)((2)(3))");
         // thread6: no Message-ID, one common reference.
-        assert_eq!(thread(&[mail(1, 1, "", None, &["a@b"]), mail(2, 2, "", None, &["a@b"])]), "* THREAD ((1)(2))");
+        assert_eq!(
+            thread(&[
+                mail(1, 1, "", None, &["a@b"]),
+                mail(2, 2, "", None, &["a@b"])
+            ]),
+            "* THREAD ((1)(2))"
+        );
         // thread7
         let t7 = [
             mail(1, 1, "", a, &[]),
@@ -467,10 +374,17 @@ mod tests {
             mail(4, 1, "", b, &["a@b"]),
         ];
         assert_eq!(thread(&t7), "* THREAD (1 (2 3)(4))");
-        let t7b = [mail(1, 1, "", a, &[]), mail(2, 1, "", c, &["b@b"]), mail(3, 1, "", b, &["a@b"])];
+        let t7b = [
+            mail(1, 1, "", a, &[]),
+            mail(2, 1, "", c, &["b@b"]),
+            mail(3, 1, "", b, &["a@b"]),
+        ];
         assert_eq!(thread(&t7b), "* THREAD (1 3 2)");
         // thread8
-        assert_eq!(thread(&[mail(1, 1, "", a, &[]), mail(2, 1, "", b, &["a@b"])]), "* THREAD (1 2)");
+        assert_eq!(
+            thread(&[mail(1, 1, "", a, &[]), mail(2, 1, "", b, &["a@b"])]),
+            "* THREAD (1 2)"
+        );
         assert_eq!(thread(&[mail(1, 1, "", a, &[])]), "* THREAD (1)");
         assert_eq!(thread(&[]), "* THREAD");
     }
@@ -488,10 +402,7 @@ mod tests {
             mail(7, 7, "", Some("7"), &[]),
             mail(8, 8, "", Some("8"), &[]),
         ];
-        assert_eq!(
-            thread(&entries),
-            "* THREAD ((1)(2)(3))((4)(5)(6))(7)(8)"
-        );
+        assert_eq!(thread(&entries), "* THREAD ((1)(2)(3))((4)(5)(6))(7)(8)");
     }
 
     /// Loops, self references and a chain of 10,000 dummies.
@@ -528,8 +439,13 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, id)| {
-                let refs: Vec<&str> = i.checked_sub(1).map(|p| ids[p].as_str()).into_iter().collect();
-                mail(i as u32 + 1, i as i64, "", Some(id), &refs)
+                let refs: Vec<&str> = i
+                    .checked_sub(1)
+                    .map(|p| ids[p].as_str())
+                    .into_iter()
+                    .collect();
+                let n = u32::try_from(i + 1).unwrap();
+                mail(n, i64::from(n), "", Some(id), &refs)
             })
             .collect();
         let text = thread(&entries);
