@@ -6,7 +6,7 @@
 //! `scripts/install-deps.sh` installs Dovecot's development headers;
 //! `support::imaptest` finds them).
 //! Scripts that need an extension sealmail does not announce (BINARY,
-//! THREAD, ESORT, ...) are skipped by the runner, not passed.
+//! ESORT, ...) are skipped by the runner, not passed.
 //!
 //! `SEALMAIL_IMAPTEST_TOOLS` points at another copy of the tools.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -132,6 +132,15 @@ impl Session {
                 )
                 .await
             }
+            CommandBody::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.thread(&algorithm, charset.as_ref(), search_criteria.as_ref(), uid)
+                    .await
+            }
             CommandBody::Fetch {
                 sequence_set,
                 macro_or_item_names,
@@ -218,6 +227,8 @@ impl Session {
             other_cap("ESORT"),
             other_cap("CONTEXT=SEARCH"),
             other_cap("CONTEXT=SORT"),
+            other_cap("THREAD=ORDEREDSUBJECT"),
+            other_cap("THREAD=REFERENCES"),
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }
@@ -230,6 +241,7 @@ fn is_selected_command(body: &CommandBody<'_>) -> bool {
             | CommandBody::ExpungeUid { .. }
             | CommandBody::Search { .. }
             | CommandBody::Sort { .. }
+            | CommandBody::Thread { .. }
             | CommandBody::Fetch { .. }
             | CommandBody::Store { .. }
             | CommandBody::Copy { .. }

@@ -4,7 +4,8 @@
 //! SPECIAL-USE (RFC 6154, with its LIST options of §4), LIST-EXTENDED
 //! (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC 8438), ESEARCH
 //! (RFC 4731), SEARCHRES (RFC 5182), SORT and SORT=DISPLAY (RFC 5256, RFC 5957),
-//! ESORT, CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267, `context`), QUOTA
+//! ESORT, CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267, `context`),
+//! THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256, `thread`), QUOTA
 //! (RFC 9208, `quota`), UTF8=ACCEPT (RFC 6855, `utf8`), IMAP4rev2 on
 //! ENABLE (`enable`) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
 //! RFC 8314).
@@ -72,6 +73,7 @@ mod session;
 mod snapshot;
 mod sort;
 mod status;
+mod thread;
 mod tls;
 mod utf8;
 

@@ -163,7 +163,7 @@ fn values(keys: &[SortCriterion], m: &Message) -> Vec<Value> {
 
 /// Upper case, for the i;ascii-casemap comparison (other scripts fold
 /// the same way, so a string still equals itself whatever its case).
-fn casemap(s: &str) -> String {
+pub(crate) fn casemap(s: &str) -> String {
     if s.is_ascii() {
         return s.to_ascii_uppercase();
     }
@@ -242,6 +242,14 @@ fn display(value: Option<&str>) -> String {
 /// `[blob]`s that do not leave the subject empty, and a `[fwd: ...]`
 /// wrapper removed, until none remains.
 pub(crate) fn base_subject(decoded: &str) -> String {
+    base_subject_reply(decoded).0
+}
+
+/// [`base_subject`], and whether extracting it removed a `Re:`, `Fw:`,
+/// `Fwd:`, `(fwd)` or `[fwd: ...]`: the message is a reply or forward
+/// (RFC 5256 §2.1, used by THREAD=REFERENCES step 5).
+pub(crate) fn base_subject_reply(decoded: &str) -> (String, bool) {
+    let mut reply = false;
     // Step 1: tabs and line breaks are white space; runs become one space.
     let mut s: String = decoded.split_whitespace().collect::<Vec<_>>().join(" ");
     loop {
@@ -252,6 +260,7 @@ pub(crate) fn base_subject(decoded: &str) -> String {
             if len >= 5 && trimmed.is_char_boundary(len - 5) {
                 if let Some(tail) = trimmed.get(len - 5..) {
                     if tail.eq_ignore_ascii_case("(fwd)") {
+                        reply = true;
                         s = trimmed.get(..len - 5).unwrap_or_default().to_string();
                         continue;
                     }
@@ -264,6 +273,7 @@ pub(crate) fn base_subject(decoded: &str) -> String {
         loop {
             let t = s.trim_start();
             if let Some(rest) = strip_refwd(t) {
+                reply = true;
                 s = rest.to_string();
                 continue;
             }
@@ -281,10 +291,11 @@ pub(crate) fn base_subject(decoded: &str) -> String {
             && s.get(..5).is_some_and(|h| h.eq_ignore_ascii_case("[fwd:"))
             && s.ends_with(']');
         if wrapped {
+            reply = true;
             s = s.get(5..s.len() - 1).unwrap_or_default().to_string();
             continue;
         }
-        return s;
+        return (s, reply);
     }
 }
 
