@@ -212,6 +212,9 @@ impl Session {
             other_cap("SEARCHRES"),
             other_cap("SORT"),
             other_cap("SORT=DISPLAY"),
+            other_cap("MULTIAPPEND"),
+            other_cap("CATENATE"),
+            other_cap("BINARY"),
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }

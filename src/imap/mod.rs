@@ -3,7 +3,9 @@
 //! (RFC 5161), NAMESPACE (RFC 2342), ID (RFC 2971), LITERAL+ (RFC 7888),
 //! SPECIAL-USE (RFC 6154, with its LIST options of §4), LIST-EXTENDED
 //! (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC 8438), ESEARCH
-//! (RFC 4731), SEARCHRES (RFC 5182), SORT and SORT=DISPLAY (RFC 5256, RFC 5957), QUOTA
+//! (RFC 4731), SEARCHRES (RFC 5182), SORT and SORT=DISPLAY (RFC 5256, RFC 5957),
+//! MULTIAPPEND (RFC 3502), CATENATE (RFC 4469), APPEND of BINARY's
+//! literal8 (RFC 3516), QUOTA
 //! (RFC 9208, `quota`) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
 //! RFC 8314).
 //!
@@ -24,6 +26,10 @@
 //! refused command that uses it is rewritten with the saved result and
 //! parsed again) and `sort` (SORT, parsed by
 //! imap-codec, ordered here), `messages` (STORE, COPY, MOVE, EXPUNGE, APPEND),
+//! with `append_command` (APPEND with several messages, CATENATE or
+//! literal8, which imap-codec refuses: the session hands it those
+//! commands, `multiappend` builds the messages, `catenate` resolves
+//! their URLs, `literal8` re-encodes binary parts as base64),
 //! `address` (address lists for ENVELOPE and address search), `list`
 //! (LIST, plain and extended) with `list_command` (the RFC 5258 command
 //! grammar, which imap-codec does not parse: the session hands it the
@@ -38,7 +44,9 @@
 //! resolved against the logged-in account id, never globally.
 
 mod address;
+mod append_command;
 mod auth;
+mod catenate;
 mod condstore;
 mod connection;
 mod dates;
@@ -49,10 +57,12 @@ mod fetch;
 mod idle;
 mod list;
 pub mod list_command;
+mod literal8;
 mod lsub;
 mod mailboxes;
 mod messages;
 mod mime;
+mod multiappend;
 mod mutf7;
 mod prelogin;
 mod quota;

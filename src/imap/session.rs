@@ -194,6 +194,8 @@ impl Session {
                         self.list_extended(tag, parsed).await;
                     } else if let Some((tag, parsed)) = super::esearch::refused_search(&e) {
                         self.search_extended(tag, parsed).await;
+                    } else if let Some((tag, parsed)) = super::multiappend::refused_append(&e) {
+                        self.append_extended(tag, parsed).await;
                     } else {
                         self.rejected(&e);
                     }
