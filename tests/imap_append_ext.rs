@@ -172,7 +172,10 @@ out['body'] = raw(m, 'FETCH 1 BODY.PEEK[1]')
     assert_eq!(stored.len(), 3);
     for raw in &stored {
         let text = String::from_utf8(raw.clone()).expect("7-bit safe");
-        assert!(text.contains("Content-Transfer-Encoding: base64\r\n\r\nAP8KDQoA"), "{text}");
+        assert!(
+            text.contains("Content-Transfer-Encoding: base64\r\n\r\nAP8KDQoA"),
+            "{text}"
+        );
         assert!(!text.contains("binary"), "{text}");
     }
     let body = lines(&out, "body").join("\n");
@@ -183,7 +186,11 @@ out['body'] = raw(m, 'FETCH 1 BODY.PEEK[1]')
 fn catenate_joins_sections_of_the_accounts_own_messages() {
     let s = server();
     let alice = s.store.account_by_address(ALICE[0]).unwrap().id;
-    s.append(alice, "INBOX", &message("x@example.net", ALICE[0], "source", "the body"));
+    s.append(
+        alice,
+        "INBOX",
+        &message("x@example.net", ALICE[0], "source", "the body"),
+    );
     let out = python(
         &s,
         r#"
@@ -226,13 +233,19 @@ out['cat'] = pieces(m, [b'APPEND INBOX CATENATE (URL "/INBOX/;UID=1/;SECTION=TEX
     assert!(last(&out, "multi").contains("OK [APPENDUID"), "{out}");
     assert!(last(&out, "binary").contains("OK [APPENDUID"), "{out}");
     let cat = last(&out, "cat");
-    assert!(cat.contains("NO [BADURL /INBOX/;UID=1/;SECTION=TEXT]"), "{cat}");
+    assert!(
+        cat.contains("NO [BADURL /INBOX/;UID=1/;SECTION=TEXT]"),
+        "{cat}"
+    );
     assert!(cat.contains("encrypted"), "{cat}");
     let stored = s.stored(carol.id, "INBOX");
     assert_eq!(stored.len(), 4);
     for raw in &stored {
         let text = String::from_utf8_lossy(raw);
-        assert!(text.contains("application/pkcs7-mime"), "stored in clear: {text}");
+        assert!(
+            text.contains("application/pkcs7-mime"),
+            "stored in clear: {text}"
+        );
         assert!(!text.contains("SECRET"), "plaintext on disk: {text}");
     }
 }
@@ -241,7 +254,11 @@ out['cat'] = pieces(m, [b'APPEND INBOX CATENATE (URL "/INBOX/;UID=1/;SECTION=TEX
 fn hostile_appends_get_a_clear_answer_and_leak_nothing() {
     let s = server();
     let bob = s.store.account_by_address(BOB[0]).unwrap().id;
-    s.append(bob, "INBOX", &message("x@example.net", BOB[0], "bob-private", "BOB-SECRET"));
+    s.append(
+        bob,
+        "INBOX",
+        &message("x@example.net", BOB[0], "bob-private", "BOB-SECRET"),
+    );
     let out = python(
         &s,
         r#"
@@ -267,16 +284,32 @@ out['noop'] = raw(m, 'NOOP')
         ALICE,
     );
     let anonymous = last(&out, "anonymous");
-    assert!(anonymous.starts_with("a1 BAD") || anonymous.starts_with("a1 NO"), "{anonymous}");
+    assert!(
+        anonymous.starts_with("a1 BAD") || anonymous.starts_with("a1 NO"),
+        "{anonymous}"
+    );
     assert!(last(&out, "many").contains("BAD"), "{out}");
-    assert!(last(&out, "many").contains("more than 1000 messages"), "{out}");
+    assert!(
+        last(&out, "many").contains("more than 1000 messages"),
+        "{out}"
+    );
     for key in ["unterminated", "unclosed"] {
         assert!(last(&out, key).contains(" BAD "), "{key}: {out}");
     }
-    for key in ["other_user", "other_box", "absurd_uid", "huge_uid", "absurd_section", "bad_section"] {
+    for key in [
+        "other_user",
+        "other_box",
+        "absurd_uid",
+        "huge_uid",
+        "absurd_section",
+        "bad_section",
+    ] {
         let answer = lines(&out, key).join("\n");
         assert!(answer.contains(" NO [BADURL "), "{key}: {answer}");
-        assert!(!answer.contains("BOB-SECRET") && !answer.contains("bob-private"), "{answer}");
+        assert!(
+            !answer.contains("BOB-SECRET") && !answer.contains("bob-private"),
+            "{answer}"
+        );
     }
     assert!(last(&out, "no_box").contains("NO [TRYCREATE]"), "{out}");
     assert!(last(&out, "noop").contains("OK"));

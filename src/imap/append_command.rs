@@ -168,10 +168,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn since(&self, start: usize) -> Vec<u8> {
-        self.input
-            .get(start..self.at)
-            .unwrap_or_default()
-            .to_vec()
+        self.input.get(start..self.at).unwrap_or_default().to_vec()
     }
 
     fn expected(&self, expected: &'static str) -> AppendSyntaxError {

@@ -51,7 +51,9 @@ pub(crate) fn parse(url: &[u8], user: &str) -> Result<ImapUrl, String> {
                 let name = userinfo.split(';').next().unwrap_or_default();
                 let name = String::from_utf8(decode(name)?).unwrap_or_default();
                 if !name.eq_ignore_ascii_case(user) {
-                    return Err("the URL names another user; only this account's mail can be used".into());
+                    return Err(
+                        "the URL names another user; only this account's mail can be used".into(),
+                    );
                 }
             }
             path
@@ -103,7 +105,8 @@ fn strip_prefix_ci<'t>(text: &'t str, prefix: &str) -> Option<&'t str> {
 fn mailbox_ref(segment: &str) -> Result<(String, Option<u32>), String> {
     let (name, validity) = match segment.split_once(';') {
         Some((name, rest)) => {
-            let value = strip_prefix_ci(rest, "UIDVALIDITY=").ok_or("unexpected ; after the mailbox")?;
+            let value =
+                strip_prefix_ci(rest, "UIDVALIDITY=").ok_or("unexpected ; after the mailbox")?;
             (name, Some(nz_number(value)?))
         }
         None => (segment, None),
@@ -147,7 +150,11 @@ fn partial(value: &str) -> Result<(u32, Option<u32>), String> {
 fn section(value: &str) -> Result<Section<'static>, String> {
     let text = decode(value)?;
     let bad = || format!("SECTION={:?} is not a message section", shown(value));
-    if text.len() > MAX_SECTION || text.iter().any(|&b| !(0x20..0x7f).contains(&b) || b == b']') {
+    if text.len() > MAX_SECTION
+        || text
+            .iter()
+            .any(|&b| !(0x20..0x7f).contains(&b) || b == b']')
+    {
         return Err(bad());
     }
     let mut line = b"x FETCH 1 BODY.PEEK[".to_vec();
@@ -215,11 +222,18 @@ pub(crate) fn resolve(
         }
         other => other?,
     };
-    if url.uid_validity.is_some_and(|v| v != mailbox.uid_validity.get()) {
+    if url
+        .uid_validity
+        .is_some_and(|v| v != mailbox.uid_validity.get())
+    {
         return Ok(Err("UIDVALIDITY does not match the mailbox's".into()));
     }
     let missing = || Ok(Err(format!("no message with UID {}", url.uid.get())));
-    let Some(mut msg) = s.messages_by_uid(id, mailbox.id, &[url.uid])?.into_iter().next() else {
+    let Some(mut msg) = s
+        .messages_by_uid(id, mailbox.id, &[url.uid])?
+        .into_iter()
+        .next()
+    else {
         return missing();
     };
     let Some(raw) = s.get_blob(id, msg.blob)? else {
@@ -269,13 +283,20 @@ mod tests {
 
     #[test]
     fn urls_of_rfc5092_and_imaptest() {
-        let u = parse(b"/INBOX;UIDVALIDITY=385759045/;UID=20/;SECTION=1.MIME", "a@b").unwrap();
+        let u = parse(
+            b"/INBOX;UIDVALIDITY=385759045/;UID=20/;SECTION=1.MIME",
+            "a@b",
+        )
+        .unwrap();
         assert_eq!(u.mailbox, "INBOX");
         assert_eq!(u.uid_validity, Some(385_759_045));
         assert_eq!(u.uid.get(), 20);
         assert!(matches!(u.section, Some(Section::Mime(_))));
-        let u = parse(b"/box%3Bx/sub/;uid=3/;section=header.fields%20(subject)/;partial=100000.1", "a@b")
-            .unwrap();
+        let u = parse(
+            b"/box%3Bx/sub/;uid=3/;section=header.fields%20(subject)/;partial=100000.1",
+            "a@b",
+        )
+        .unwrap();
         assert_eq!(u.mailbox, "box;x/sub");
         assert!(matches!(u.section, Some(Section::HeaderFields(None, _))));
         assert_eq!(u.partial, Some((100_000, Some(1))));

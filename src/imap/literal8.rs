@@ -79,7 +79,10 @@ fn rewrite_header(header: &[u8], out: &mut Vec<u8>) {
     let mut fields: Vec<(usize, usize)> = Vec::new();
     let mut at = 0;
     while let Some(line) = header.get(at..).filter(|l| !l.is_empty()) {
-        let end = line.iter().position(|&b| b == b'\n').map_or(header.len(), |p| at + p + 1);
+        let end = line
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(header.len(), |p| at + p + 1);
         if line.starts_with(b"\r\n") || line.starts_with(b"\n") {
             break;
         }
@@ -103,7 +106,9 @@ fn rewrite_header(header: &[u8], out: &mut Vec<u8>) {
 fn is_cte(field: &[u8]) -> bool {
     let name = b"content-transfer-encoding";
     field.len() > name.len()
-        && field.get(..name.len()).is_some_and(|n| n.eq_ignore_ascii_case(name))
+        && field
+            .get(..name.len())
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
         && field
             .get(name.len()..)
             .and_then(|r| r.iter().find(|b| !matches!(b, b' ' | b'\t')))

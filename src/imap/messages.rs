@@ -257,26 +257,44 @@ impl Session {
     ) -> Result<Done, ImapError> {
         let raw = match message {
             LiteralOrLiteral8::Literal(l) => l.into_inner().into_owned(),
-            LiteralOrLiteral8::Literal8(l) => super::literal8::to_seven_bit_safe(l.data.into_owned()),
+            LiteralOrLiteral8::Literal8(l) => {
+                super::literal8::to_seven_bit_safe(l.data.into_owned())
+            }
         };
         let one = NewAppend {
             flags: store_flags(flags),
             internal_date: date_of(date),
             raw,
         };
-        self.append_messages(target, vec![one]).await
+        let mailbox = self.append_target(target).await?;
+        self.append_messages(&mailbox, vec![one]).await
     }
 
-    /// Stores `messages` in `target` through the ingest pipeline (which
+    /// The mailbox APPEND stores into, or `NO [TRYCREATE]`.
+    pub(crate) async fn append_target(
+        &self,
+        target: &WireMailbox<'_>,
+    ) -> Result<crate::store::Mailbox, ImapError> {
+        let id = self.account()?.id;
+        let name = name_of(target)?;
+        let lookup = name.clone();
+        self.with_store(move |s| match s.mailbox_by_name(id, &lookup) {
+            Err(MailError::MailboxNotFound { .. }) => Ok(None),
+            other => other.map(Some),
+        })
+        .await?
+        .ok_or(ImapError::TryCreate { name })
+    }
+
+    /// Stores `messages` in `mailbox` through the ingest pipeline (which
     /// encrypts when the account asks for it), all of them or none (RFC
     /// 3502 §6.3.11), and answers `APPENDUID` with their UIDs.
     pub(crate) async fn append_messages(
         &mut self,
-        target: &WireMailbox<'_>,
+        mailbox: &crate::store::Mailbox,
         messages: Vec<NewAppend>,
     ) -> Result<Done, ImapError> {
         let id = self.account()?.id;
-        let name = name_of(target)?;
         let limit = u64::from(self.ctx.config.max_literal_bytes);
         for m in &messages {
             let size = u64::try_from(m.raw.len()).unwrap_or(u64::MAX);
@@ -284,14 +302,6 @@ impl Session {
                 return Err(ImapError::TooBig { size, limit });
             }
         }
-        let lookup = name.clone();
-        let mailbox = self
-            .with_store(move |s| match s.mailbox_by_name(id, &lookup) {
-                Err(MailError::MailboxNotFound { .. }) => Ok(None),
-                other => other.map(Some),
-            })
-            .await?
-            .ok_or(ImapError::TryCreate { name })?;
         let items = messages
             .into_iter()
             .map(|m| {
@@ -342,7 +352,13 @@ pub(crate) fn date_of(date: Option<&DateTime>) -> i64 {
 fn append_uids(validity: NonZeroU32, uids: impl Iterator<Item = Uid>) -> Code<'static> {
     let set: Vec<String> = super::condstore::runs(uids.map(Uid::get))
         .into_iter()
-        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}:{b}") })
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}:{b}")
+            }
+        })
         .collect();
     let text = format!("APPENDUID {validity} {}", set.join(","));
     Code::Other(CodeOther::unvalidated(text.into_bytes()))

@@ -58,12 +58,16 @@ impl Session {
     }
 
     async fn append_command(&mut self, cmd: AppendCommand) -> Result<Done, ImapError> {
-        let mut target: Option<WireMailbox<'static>> = None;
+        let mut target = None;
         let mut messages = Vec::with_capacity(cmd.messages.len());
         let mut total: u64 = 0;
         for message in cmd.messages {
             let (mailbox, options) = typed_options(&message.codec_form(&cmd.mailbox))?;
-            target.get_or_insert(mailbox);
+            if target.is_none() {
+                // why first: a missing mailbox is TRYCREATE whatever the
+                // URLs say (imaptest's catenate script).
+                target = Some(self.append_target(&mailbox).await?);
+            }
             let raw = self.message_bytes(message.data).await?;
             total = total.saturating_add(raw.len() as u64);
             self.check_total(total)?;

@@ -83,10 +83,7 @@ fn malformed_commands_are_refused() {
         );
     }
     assert_eq!(parse(b"LIST \"\" *\r\n"), Err(E::NotAppend));
-    assert_eq!(
-        parse(b"APPEND INBOX {2}\r\na\0\r\n"),
-        Err(E::NulInLiteral)
-    );
+    assert_eq!(parse(b"APPEND INBOX {2}\r\na\0\r\n"), Err(E::NulInLiteral));
     assert_eq!(
         parse(b"APPEND INBOX CATENATE (TEXT {1}\r\n\0)\r\n"),
         Err(E::NulInLiteral)
