@@ -25,6 +25,18 @@ const PASSWORD: &str = "imaptest-pw";
 /// as S/MIME, so their body, structure and size are the ciphertext's.
 const ENCRYPTED_DIFFERENCES: &[(&str, &str)] = &[
     (
+        "append-binary",
+        "the appended message is stored as S/MIME: its part 1 is not the binary part",
+    ),
+    (
+        "catenate",
+        "CATENATE cannot read sections of a message stored as S/MIME (NO [BADURL])",
+    ),
+    (
+        "catenate-multiappend",
+        "CATENATE cannot read sections of a message stored as S/MIME (NO [BADURL])",
+    ),
+    (
         "fetch-body",
         "BODY[] and its sections are the stored S/MIME message",
     ),
