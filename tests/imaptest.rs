@@ -29,6 +29,14 @@ const ENCRYPTED_DIFFERENCES: &[(&str, &str)] = &[
         "the appended message is stored as S/MIME: BINARY[1] is its ciphertext",
     ),
     (
+        "catenate",
+        "CATENATE cannot read sections of a message stored as S/MIME (NO [BADURL])",
+    ),
+    (
+        "catenate-multiappend",
+        "CATENATE cannot read sections of a message stored as S/MIME (NO [BADURL])",
+    ),
+    (
         "fetch-binary-mime",
         "no MIME parts to decode: BINARY[] is the S/MIME message with its base64 undone",
     ),
@@ -88,6 +96,22 @@ const ENCRYPTED_DIFFERENCES: &[(&str, &str)] = &[
     (
         "sort-size",
         "SORT (SIZE) sorts by the stored (encrypted) size",
+    ),
+];
+
+/// Scripts that fail for an encrypted account even with server-side
+/// reading, and why: a message without MIME header fields is sealed
+/// with `MIME-Version` and `Content-Type: text/plain` added to its inner
+/// entity (`smime::split`), and these scripts compare `BODY[]` of such
+/// messages byte for byte.
+const READING_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "catenate",
+        "BODY[] read back has the MIME header fields sealing added",
+    ),
+    (
+        "catenate-multiappend",
+        "BODY[] read back has the MIME header fields sealing added",
     ),
 ];
 
@@ -217,11 +241,12 @@ fn imaptest_scripts_pass_for_encrypted_accounts_with_server_side_reading() {
         );
     }
     let suite = run_suite(&server, users);
-    assert!(
-        suite.failed().is_empty(),
-        "{}; failing: {:?}\n{}",
-        suite.summary,
+    let expected: Vec<&str> = READING_DIFFERENCES.iter().map(|d| d.0).collect();
+    assert_eq!(
         suite.failed(),
+        expected,
+        "{}; update READING_DIFFERENCES and the README if this is intended\n{}",
+        suite.summary,
         suite.output
     );
     // The same scripts ran as for a plaintext account: none skipped

@@ -229,6 +229,8 @@ impl Session {
             other_cap("CONTEXT=SORT"),
             other_cap("THREAD=ORDEREDSUBJECT"),
             other_cap("THREAD=REFERENCES"),
+            other_cap("MULTIAPPEND"),
+            other_cap("CATENATE"),
         ]);
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }

@@ -115,6 +115,15 @@ pub enum ImapError {
         /// The encoding the part names.
         cte: String,
     },
+    /// A CATENATE URL that names nothing this session can use (RFC 4469
+    /// §6, `NO [BADURL url]`).
+    #[error("CATENATE URL refused: {reason}")]
+    BadUrl {
+        /// The URL as sent, made fit for the response code.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// The store refused or failed.
     #[error(transparent)]
     Mail(#[from] MailError),
@@ -168,6 +177,12 @@ impl ImapError {
             ),
             Self::TryCreate { .. } => (StatusKind::No, Some(Code::TryCreate)),
             Self::TooBig { .. } => (StatusKind::No, Some(Code::TooBig)),
+            Self::BadUrl { url, .. } => (
+                StatusKind::No,
+                Some(Code::Other(CodeOther::unvalidated(
+                    format!("BADURL {url}").trim_end().as_bytes().to_vec(),
+                ))),
+            ),
             Self::NoQuotaRoot { .. } => (StatusKind::No, other("NONEXISTENT")),
             Self::QuotaAdminOnly => (StatusKind::No, other("NOPERM")),
             Self::ExpungedMeanwhile { .. } => (StatusKind::No, other("EXPUNGEISSUED")),

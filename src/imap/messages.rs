@@ -15,7 +15,7 @@ use imap_next::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_next::imap_types::extensions::uidplus::{UidElement, UidSet};
 use imap_next::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_next::imap_types::mailbox::Mailbox as WireMailbox;
-use imap_next::imap_types::response::{Code, StatusKind};
+use imap_next::imap_types::response::{Code, CodeOther, StatusKind};
 use imap_next::imap_types::sequence::SequenceSet;
 use sealmail_plugin_api::Source;
 
@@ -246,7 +246,8 @@ impl Session {
         Ok(Done::ok("MOVE completed"))
     }
 
-    /// APPEND.
+    /// APPEND of one message, as imap-codec parsed it (a `literal8` is
+    /// made 7-bit safe first, `literal8`).
     pub(crate) async fn append(
         &mut self,
         target: &WireMailbox<'_>,
@@ -254,34 +255,67 @@ impl Session {
         date: Option<&DateTime>,
         message: LiteralOrLiteral8<'static>,
     ) -> Result<Done, ImapError> {
-        let id = self.account()?.id;
-        let name = name_of(target)?;
         let raw = match message {
             LiteralOrLiteral8::Literal(l) => l.into_inner().into_owned(),
-            LiteralOrLiteral8::Literal8(l) => l.data.into_owned(),
+            LiteralOrLiteral8::Literal8(l) => {
+                super::literal8::to_seven_bit_safe(l.data.into_owned())
+            }
         };
-        let limit = u64::from(self.ctx.config.max_literal_bytes);
-        let size = u64::try_from(raw.len()).unwrap_or(u64::MAX);
-        if size > limit {
-            return Err(ImapError::TooBig { size, limit });
-        }
-        let lookup = name.clone();
-        let mailbox = self
-            .with_store(move |s| match s.mailbox_by_name(id, &lookup) {
-                Err(MailError::MailboxNotFound { .. }) => Ok(None),
-                other => other.map(Some),
-            })
-            .await?
-            .ok_or(ImapError::TryCreate { name })?;
-        let append = Append {
-            account: id,
-            mailbox: mailbox.id,
+        let one = NewAppend {
             flags: store_flags(flags),
-            internal_date: date
-                .map_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp(), unix_of),
-            source: Source::ImapAppend,
+            internal_date: date_of(date),
+            raw,
         };
-        let stored = self.ctx.ingest.append(append, raw).await?;
+        let mailbox = self.append_target(target).await?;
+        self.append_messages(&mailbox, vec![one]).await
+    }
+
+    /// The mailbox APPEND stores into, or `NO [TRYCREATE]`.
+    pub(crate) async fn append_target(
+        &self,
+        target: &WireMailbox<'_>,
+    ) -> Result<crate::store::Mailbox, ImapError> {
+        let id = self.account()?.id;
+        let name = name_of(target)?;
+        let lookup = name.clone();
+        self.with_store(move |s| match s.mailbox_by_name(id, &lookup) {
+            Err(MailError::MailboxNotFound { .. }) => Ok(None),
+            other => other.map(Some),
+        })
+        .await?
+        .ok_or(ImapError::TryCreate { name })
+    }
+
+    /// Stores `messages` in `mailbox` through the ingest pipeline (which
+    /// encrypts when the account asks for it), all of them or none (RFC
+    /// 3502 §6.3.11), and answers `APPENDUID` with their UIDs.
+    pub(crate) async fn append_messages(
+        &mut self,
+        mailbox: &crate::store::Mailbox,
+        messages: Vec<NewAppend>,
+    ) -> Result<Done, ImapError> {
+        let id = self.account()?.id;
+        let limit = u64::from(self.ctx.config.max_literal_bytes);
+        for m in &messages {
+            let size = u64::try_from(m.raw.len()).unwrap_or(u64::MAX);
+            if size > limit {
+                return Err(ImapError::TooBig { size, limit });
+            }
+        }
+        let items = messages
+            .into_iter()
+            .map(|m| {
+                let append = Append {
+                    account: id,
+                    mailbox: mailbox.id,
+                    flags: m.flags,
+                    internal_date: m.internal_date,
+                    source: Source::ImapAppend,
+                };
+                (append, m.raw)
+            })
+            .collect();
+        let stored = self.ctx.ingest.append_many(items).await?;
         if self
             .selected
             .as_ref()
@@ -289,14 +323,45 @@ impl Session {
         {
             self.sync(true).await?;
         }
-        Ok(Done::with_code(
-            Code::AppendUid {
+        let code = match stored.as_slice() {
+            [one] => Code::AppendUid {
                 uid_validity: mailbox.uid_validity,
-                uid: stored.uid.0,
+                uid: one.uid.0,
             },
-            "APPEND completed",
-        ))
+            many => append_uids(mailbox.uid_validity, many.iter().map(|m| m.uid)),
+        };
+        Ok(Done::with_code(code, "APPEND completed"))
     }
+}
+
+/// One message of an APPEND, ready for the ingest pipeline.
+pub(crate) struct NewAppend {
+    pub(crate) flags: Flags,
+    /// INTERNALDATE, unix seconds.
+    pub(crate) internal_date: i64,
+    pub(crate) raw: Vec<u8>,
+}
+
+/// The INTERNALDATE of an APPEND: its date, or now.
+pub(crate) fn date_of(date: Option<&DateTime>) -> i64 {
+    date.map_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp(), unix_of)
+}
+
+/// `APPENDUID validity uid-set` of several messages (RFC 4315 §3, which
+/// imap-types models for one UID only).
+fn append_uids(validity: NonZeroU32, uids: impl Iterator<Item = Uid>) -> Code<'static> {
+    let set: Vec<String> = super::condstore::runs(uids.map(Uid::get))
+        .into_iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}:{b}")
+            }
+        })
+        .collect();
+    let text = format!("APPENDUID {validity} {}", set.join(","));
+    Code::Other(CodeOther::unvalidated(text.into_bytes()))
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //! (RFC 5258), LIST-STATUS (RFC 5819), STATUS=SIZE (RFC 8438), ESEARCH
 //! (RFC 4731), SEARCHRES (RFC 5182), SORT and SORT=DISPLAY (RFC 5256, RFC 5957),
 //! ESORT, CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267, `context`),
-//! THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256, `thread`), QUOTA
+//! THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256, `thread`),
+//! BINARY (RFC 3516), MULTIAPPEND (RFC 3502), CATENATE (RFC 4469), QUOTA
 //! (RFC 9208, `quota`), UTF8=ACCEPT (RFC 6855, `utf8`), IMAP4rev2 on
 //! ENABLE (`enable`) and STARTTLS / implicit TLS (RFC 9051 §6.2.1,
 //! RFC 8314).
@@ -27,6 +28,10 @@
 //! refused command that uses it is rewritten with the saved result and
 //! parsed again) and `sort` (SORT, parsed by
 //! imap-codec, ordered here), `messages` (STORE, COPY, MOVE, EXPUNGE, APPEND),
+//! with `append_command` (APPEND with several messages, CATENATE or
+//! literal8, which imap-codec refuses: the session hands it those
+//! commands, `multiappend` builds the messages, `catenate` resolves
+//! their URLs, `literal8` re-encodes binary parts as base64),
 //! `address` (address lists for ENVELOPE and address search), `list`
 //! (LIST, plain and extended) with `list_command` (the RFC 5258 command
 //! grammar, which imap-codec does not parse: the session hands it the
@@ -43,8 +48,10 @@
 //! resolved against the logged-in account id, never globally.
 
 mod address;
+mod append_command;
 mod auth;
 mod binary;
+mod catenate;
 mod condstore;
 mod connection;
 mod context;
@@ -57,10 +64,12 @@ mod fetch;
 mod idle;
 mod list;
 pub mod list_command;
+mod literal8;
 mod lsub;
 mod mailboxes;
 mod messages;
 mod mime;
+mod multiappend;
 mod mutf7;
 mod prelogin;
 mod quota;

@@ -201,6 +201,8 @@ impl Session {
                         self.utf8_append(tag, parsed).await;
                     } else if let Some((tag, parsed)) = super::context::refused_cancel_update(&e) {
                         self.cancel_update(tag, parsed).await;
+                    } else if let Some((tag, parsed)) = super::multiappend::refused_append(&e) {
+                        self.append_extended(tag, parsed).await;
                     } else {
                         self.rejected(&e);
                     }

@@ -317,32 +317,64 @@ impl Ingest {
         append: Append,
         raw: Vec<u8>,
     ) -> Result<crate::store::Message, DeliverError> {
-        let raw = into_crlf(raw);
+        let mut stored = self.append_many(vec![(append, raw)]).await?;
+        stored.pop().ok_or_else(|| {
+            let lost = crate::store::StoreError::Bug {
+                detail: "append_many lost its message".into(),
+            };
+            DeliverError::store("", lost.into())
+        })
+    }
+
+    /// Stores each `(append, raw)` as [`Ingest::append`] does, in one
+    /// atomic store write: all of them or none (IMAP MULTIAPPEND, RFC
+    /// 3502 §6.3.11: quota and every other check hold for the whole
+    /// set). Returns the stored records in input order.
+    pub async fn append_many(
+        &self,
+        items: Vec<(Append, Vec<u8>)>,
+    ) -> Result<Vec<crate::store::Message>, DeliverError> {
+        let Some(id) = items.first().map(|(a, _)| a.account) else {
+            return Ok(Vec::new());
+        };
+        let items: Vec<(Append, Vec<u8>)> = items
+            .into_iter()
+            .map(|(append, raw)| (append, into_crlf(raw)))
+            .collect();
         let store = Arc::clone(&self.store);
         let chain = self.chain.clone();
-        let id = append.account;
-        let message = self
-            .bounded(&id.to_string(), id, move |claim| {
-                append_blocking(&store, &chain, &append, &raw, claim)
-            })
-            .await?;
-        Ok(message)
+        self.bounded(&id.to_string(), id, move |claim| {
+            append_blocking(&store, &chain, &items, claim)
+        })
+        .await
     }
 }
 
 fn append_blocking(
     store: &MailStore,
     chain: &HookChain,
-    append: &Append,
-    raw: &[u8],
+    items: &[(Append, Vec<u8>)],
     claim: &Claim,
-) -> Result<crate::store::Message, DeliverError> {
-    let (rcpt, sealed) = seal_append(store, chain, append, raw, claim)?;
+) -> Result<Vec<crate::store::Message>, DeliverError> {
+    let mut rcpt = String::new();
+    let mut sealed = Vec::with_capacity(items.len());
+    for (append, raw) in items {
+        let (address, copy) = seal_append(store, chain, append, raw, claim)?;
+        rcpt = address;
+        sealed.push(copy);
+    }
     claim.commit(&rcpt)?;
-    let mut message = sealed.new_message(append.internal_date);
-    message.flags = append.flags.clone();
+    let messages = items
+        .iter()
+        .zip(&sealed)
+        .map(|((append, _), copy)| {
+            let mut message = copy.new_message(append.internal_date);
+            message.flags = append.flags.clone();
+            (append.account, append.mailbox, message)
+        })
+        .collect();
     store
-        .append(append.account, append.mailbox, message)
+        .append_many(messages)
         .map_err(|e| DeliverError::store(&rcpt, e))
 }
 
