@@ -128,11 +128,12 @@ impl Session {
                 charset: Some(_), ..
             } if utf8 => return Err(ImapError::syntax(CHARSET_AFTER_UTF8)),
             // Erratum 4029: SORT's charset is mandatory; only UTF-8 then.
-            CommandBody::Sort { charset, .. }
+            // The same for THREAD's (RFC 5256 grammar).
+            CommandBody::Sort { charset, .. } | CommandBody::Thread { charset, .. }
                 if utf8 && !charset.as_ref().eq_ignore_ascii_case("UTF-8") =>
             {
                 return Err(ImapError::syntax(
-                    "SORT's charset after ENABLE UTF8=ACCEPT is UTF-8 (RFC 6855 section 3)",
+                    "the charset of SORT and THREAD after ENABLE UTF8=ACCEPT is UTF-8 (RFC 6855 section 3)",
                 ));
             }
             CommandBody::Status { item_names, .. }
@@ -167,6 +168,7 @@ impl Session {
                     },
                     charset: charset.map(|c| c.as_ref().to_string()),
                     criteria: criteria.as_ref().to_vec(),
+                    sort: None,
                 };
                 Route::Search(command.tag, self.check_search(Ok(search)))
             }
@@ -177,17 +179,25 @@ impl Session {
         }
     }
 
-    /// A SEARCH with RETURN (`esearch`) as the enabled extensions allow
-    /// it: no CHARSET after UTF8=ACCEPT.
+    /// A SEARCH or SORT with RETURN (`esearch`) as the enabled extensions
+    /// allow it: after UTF8=ACCEPT no CHARSET on SEARCH, and only UTF-8
+    /// on SORT, whose grammar requires one.
     pub(crate) fn check_search(
         &self,
         parsed: Result<ExtendedSearch, String>,
     ) -> Result<ExtendedSearch, String> {
-        match parsed {
-            Ok(search) if self.enabled.utf8_accept && search.charset.is_some() => {
-                Err(CHARSET_AFTER_UTF8.to_string())
-            }
-            other => other,
+        let Ok(search) = parsed else {
+            return parsed;
+        };
+        if !self.enabled.utf8_accept {
+            return Ok(search);
+        }
+        match (&search.sort, &search.charset) {
+            (None, Some(_)) => Err(CHARSET_AFTER_UTF8.to_string()),
+            (Some(_), Some(c)) if !c.eq_ignore_ascii_case("UTF-8") => Err(
+                "the charset of SORT after ENABLE UTF8=ACCEPT is UTF-8 (RFC 6855 section 3)".into(),
+            ),
+            _ => Ok(search),
         }
     }
 
