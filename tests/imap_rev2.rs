@@ -437,6 +437,14 @@ fn hostile_names_and_charsets_after_enable() {
     );
     assert_eq!(c.cmd(b"SORT (DATE) US-ASCII ALL").status(), "BAD");
     assert!(c.cmd(b"SORT (DATE) UTF-8 ALL").ok());
+    // SORT RETURN (ESORT) and THREAD require a charset: UTF-8 only.
+    assert!(c.cmd(b"SORT RETURN (COUNT) (DATE) UTF-8 ALL").ok());
+    assert_eq!(
+        c.cmd(b"SORT RETURN (COUNT) (DATE) US-ASCII ALL").status(),
+        "BAD"
+    );
+    assert!(c.cmd(b"THREAD REFERENCES UTF-8 ALL").ok());
+    assert_eq!(c.cmd(b"THREAD REFERENCES US-ASCII ALL").status(), "BAD");
     assert!(c.cmd("SEARCH SUBJECT \"Grüße\"".as_bytes()).ok());
     assert!(c.cmd(b"NOOP").ok());
 }
