@@ -21,7 +21,7 @@ use support::server::Server;
 const PASSWORD: &str = "imaptest-pw";
 
 /// Scripts that fail for an account with encryption at rest, and why
-/// (docs-imap-compliance.md says the same): appended messages are stored
+/// (README.md, "IMAP compliance", says the same): appended messages are stored
 /// as S/MIME, so their body, structure and size are the ciphertext's.
 const ENCRYPTED_DIFFERENCES: &[(&str, &str)] = &[
     (
@@ -212,7 +212,7 @@ fn imaptest_differences_for_encrypted_accounts_are_the_documented_ones() {
     assert_eq!(
         suite.failed(),
         expected,
-        "{}; update ENCRYPTED_DIFFERENCES and docs-imap-compliance.md if this is intended\n{}",
+        "{}; update ENCRYPTED_DIFFERENCES and the README if this is intended\n{}",
         suite.summary,
         suite.output
     );
