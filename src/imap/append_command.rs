@@ -19,6 +19,8 @@
 //! APPEND. A NUL in a plain literal is refused (RFC 9051 §4.3: only
 //! `literal8` may carry one).
 
+use super::scan::{self, atom_char, Expected};
+
 /// Messages one APPEND may carry: far above what a client sends at once
 /// (a folder upload goes in batches), low enough that a command of
 /// empty messages cannot make the server do unbounded work.
@@ -107,7 +109,7 @@ pub(crate) enum AppendSyntaxError {
 /// Parses `input`, a whole APPEND command after its tag and space (line
 /// ending and literals included). Never panics, whatever the bytes.
 pub(crate) fn parse(input: &[u8]) -> Result<AppendCommand, AppendSyntaxError> {
-    let mut c = Cursor { input, at: 0 };
+    let mut c = Cursor(scan::Cursor::new(input));
     if !c.word().eq_ignore_ascii_case(b"APPEND") {
         return Err(AppendSyntaxError::NotAppend);
     }
@@ -139,70 +141,41 @@ pub(crate) fn parse(input: &[u8]) -> Result<AppendCommand, AppendSyntaxError> {
     }
 }
 
-struct Cursor<'a> {
-    input: &'a [u8],
-    at: usize,
-}
+/// The shared cursor (`scan`) with the APPEND grammar's own tokens.
+struct Cursor<'a>(scan::Cursor<'a>);
 
-/// RFC 9051 §9 ATOM-CHAR, plus `]` (ASTRING-CHAR) when `resp` is set.
-fn atom_char(b: u8, resp: bool) -> bool {
-    match b {
-        0..=0x1f | 0x7f..=0xff => false,
-        b'(' | b')' | b'{' | b' ' | b'%' | b'*' | b'"' | b'\\' => false,
-        b']' => resp,
-        _ => true,
+impl<'a> std::ops::Deref for Cursor<'a> {
+    type Target = scan::Cursor<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
-impl<'a> Cursor<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.input.get(self.at).copied()
+impl std::ops::DerefMut for Cursor<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
+}
 
-    fn eat(&mut self, b: u8) -> bool {
-        let hit = self.peek() == Some(b);
-        if hit {
-            self.at += 1;
-        }
-        hit
-    }
-
-    fn since(&self, start: usize) -> Vec<u8> {
-        self.input.get(start..self.at).unwrap_or_default().to_vec()
-    }
-
-    fn expected(&self, expected: &'static str) -> AppendSyntaxError {
-        AppendSyntaxError::Expected {
-            expected,
-            at: self.at,
+impl From<Expected> for AppendSyntaxError {
+    fn from(e: Expected) -> Self {
+        Self::Expected {
+            expected: e.what,
+            at: e.at,
         }
     }
+}
 
-    fn sp(&mut self) -> Result<(), AppendSyntaxError> {
-        if self.eat(b' ') {
-            Ok(())
-        } else {
-            Err(self.expected("a space"))
-        }
-    }
-
-    fn take_while(&mut self, keep: impl Fn(u8) -> bool) -> &'a [u8] {
-        let start = self.at;
-        while self.peek().is_some_and(&keep) {
-            self.at += 1;
-        }
-        self.input.get(start..self.at).unwrap_or_default()
-    }
-
-    fn word(&mut self) -> Vec<u8> {
-        self.take_while(|b| atom_char(b, false)).to_vec()
+impl Cursor<'_> {
+    fn expected(&self, what: &'static str) -> AppendSyntaxError {
+        self.0.expected(what).into()
     }
 
     /// `astring = 1*ASTRING-CHAR / string`, its content.
     fn astring(&mut self) -> Result<Vec<u8>, AppendSyntaxError> {
         match self.peek() {
-            Some(b'"') => self.quoted(),
-            Some(b'{') => self.literal(false),
+            Some(b'"') => Ok(self.quoted()?),
+            Some(b'{') => self.literal_of(false),
             _ => {
                 let atom = self.take_while(|b| atom_char(b, true)).to_vec();
                 if atom.is_empty() {
@@ -225,69 +198,21 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A quoted string; 8-bit bytes pass.
-    fn quoted(&mut self) -> Result<Vec<u8>, AppendSyntaxError> {
-        self.at += 1;
-        let mut out = Vec::new();
-        loop {
-            match self.peek() {
-                Some(b'"') => {
-                    self.at += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => {
-                    self.at += 1;
-                    match self.peek() {
-                        Some(b @ (b'"' | b'\\')) => out.push(b),
-                        _ => return Err(self.expected("\\\" or \\\\ in a quoted string")),
-                    }
-                }
-                Some(b'\r' | b'\n' | 0) | None => {
-                    return Err(self.expected("the end of the quoted string"))
-                }
-                Some(b) => out.push(b),
-            }
-            self.at += 1;
-        }
-    }
-
     /// `["~"] "{" number ["+"] "}" CRLF *OCTET` (RFC 9051 §9, RFC 7888,
-    /// RFC 3516); the `~` already eaten when `binary`.
-    fn literal(&mut self, binary: bool) -> Result<Vec<u8>, AppendSyntaxError> {
-        if !self.eat(b'{') {
-            return Err(self.expected("{"));
-        }
-        let digits = self.take_while(|b| b.is_ascii_digit());
-        let len: Option<usize> = std::str::from_utf8(digits)
-            .ok()
-            .filter(|d| !d.is_empty() && d.len() <= 10)
-            .and_then(|d| d.parse().ok());
-        let len = len.ok_or_else(|| self.expected("a literal length"))?;
-        self.eat(b'+');
-        if !self.eat(b'}') {
-            return Err(self.expected("}"));
-        }
-        // why LF alone too: the session accepts bare LF line endings.
-        self.eat(b'\r');
-        if !self.eat(b'\n') {
-            return Err(self.expected("a line end after the literal length"));
-        }
-        let end = self.at.checked_add(len).filter(|&e| e <= self.input.len());
-        let bytes = end
-            .and_then(|e| self.input.get(self.at..e))
-            .ok_or_else(|| self.expected("the literal's bytes"))?
-            .to_vec();
+    /// RFC 3516); the `~` already eaten when `binary`. A NUL is refused
+    /// in a plain literal.
+    fn literal_of(&mut self, binary: bool) -> Result<Vec<u8>, AppendSyntaxError> {
+        let bytes = self.literal()?;
         if !binary && bytes.contains(&0) {
             return Err(AppendSyntaxError::NulInLiteral);
         }
-        self.at += len;
         Ok(bytes)
     }
 
     /// A literal or literal8: its bytes and whether it was a literal8.
     fn any_literal(&mut self) -> Result<(Vec<u8>, bool), AppendSyntaxError> {
         let binary = self.eat(b'~');
-        Ok((self.literal(binary)?, binary))
+        Ok((self.literal_of(binary)?, binary))
     }
 
     fn append_data(&mut self) -> Result<AppendData, AppendSyntaxError> {
@@ -333,7 +258,7 @@ impl<'a> Cursor<'a> {
 
     /// Whether the command ends here (CRLF or LF, then nothing).
     fn line_end(&mut self) -> bool {
-        let rest = self.input.get(self.at..).unwrap_or_default();
+        let rest = self.rest();
         rest == b"\r\n" || rest == b"\n"
     }
 }

@@ -29,6 +29,8 @@ use std::fmt::Write as _;
 
 use imap_next::imap_types::status::StatusDataItemName;
 
+use super::scan::{self, atom_char, Expected};
+
 /// Patterns one command may carry: far above what a client sends (one
 /// per folder it wants), low enough that matching stays cheap.
 pub const MAX_PATTERNS: usize = 64;
@@ -128,7 +130,7 @@ pub enum ListSyntaxError {
 /// Parses `input`, a whole LIST command after its tag and space (line
 /// ending and literals included). Never panics, whatever the bytes.
 pub fn parse(input: &[u8]) -> Result<ListCommand, ListSyntaxError> {
-    let mut c = Cursor { input, at: 0 };
+    let mut c = Cursor(scan::Cursor::new(input));
     if !c.word().eq_ignore_ascii_case(b"LIST") {
         return Err(ListSyntaxError::NotList);
     }
@@ -279,60 +281,34 @@ fn shown(word: &[u8]) -> String {
     String::from_utf8_lossy(word.get(..40).unwrap_or(word)).into_owned()
 }
 
-struct Cursor<'a> {
-    input: &'a [u8],
-    at: usize,
+/// The shared cursor (`scan`) with the LIST grammar's own tokens.
+struct Cursor<'a>(scan::Cursor<'a>);
+
+impl<'a> std::ops::Deref for Cursor<'a> {
+    type Target = scan::Cursor<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
-/// RFC 9051 §9 ATOM-CHAR, plus `]` (ASTRING-CHAR) when `resp` is set.
-fn atom_char(b: u8, resp: bool) -> bool {
-    match b {
-        0..=0x1f | 0x7f..=0xff => false,
-        b'(' | b')' | b'{' | b' ' | b'%' | b'*' | b'"' | b'\\' => false,
-        b']' => resp,
-        _ => true,
+impl std::ops::DerefMut for Cursor<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<Expected> for ListSyntaxError {
+    fn from(e: Expected) -> Self {
+        Self::Expected {
+            expected: e.what,
+            at: e.at,
+        }
     }
 }
 
 impl Cursor<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.input.get(self.at).copied()
-    }
-
-    fn eat(&mut self, b: u8) -> bool {
-        let hit = self.peek() == Some(b);
-        if hit {
-            self.at += 1;
-        }
-        hit
-    }
-
-    fn expected(&self, expected: &'static str) -> ListSyntaxError {
-        ListSyntaxError::Expected {
-            expected,
-            at: self.at,
-        }
-    }
-
-    fn sp(&mut self) -> Result<(), ListSyntaxError> {
-        if self.eat(b' ') {
-            Ok(())
-        } else {
-            Err(self.expected("a space"))
-        }
-    }
-
-    fn take_while(&mut self, keep: impl Fn(u8) -> bool) -> Vec<u8> {
-        let start = self.at;
-        while self.peek().is_some_and(&keep) {
-            self.at += 1;
-        }
-        self.input.get(start..self.at).unwrap_or_default().to_vec()
-    }
-
-    /// An option name: ATOM-CHARs (empty when none).
-    fn word(&mut self) -> Vec<u8> {
-        self.take_while(|b| atom_char(b, false))
+    fn expected(&self, what: &'static str) -> ListSyntaxError {
+        self.0.expected(what).into()
     }
 
     /// `"(" [word *(SP word)] ")"`.
@@ -362,7 +338,7 @@ impl Cursor<'_> {
         if let Some(s) = self.string()? {
             return Ok(s);
         }
-        let atom = self.take_while(|b| atom_char(b, true));
+        let atom = self.take_while(|b| atom_char(b, true)).to_vec();
         if atom.is_empty() {
             return Err(self.expected("a mailbox name"));
         }
@@ -374,7 +350,9 @@ impl Cursor<'_> {
         if let Some(s) = self.string()? {
             return Ok(s);
         }
-        let atom = self.take_while(|b| atom_char(b, true) || b == b'%' || b == b'*');
+        let atom = self
+            .take_while(|b| atom_char(b, true) || b == b'%' || b == b'*')
+            .to_vec();
         if atom.is_empty() {
             return Err(self.expected("a mailbox pattern"));
         }
@@ -384,68 +362,15 @@ impl Cursor<'_> {
     /// `string = quoted / literal`, or `None` when neither starts here.
     fn string(&mut self) -> Result<Option<Vec<u8>>, ListSyntaxError> {
         match self.peek() {
-            Some(b'"') => self.quoted().map(Some),
-            Some(b'{') => self.literal().map(Some),
+            Some(b'"') => Ok(Some(self.quoted()?)),
+            Some(b'{') => Ok(Some(self.literal()?)),
             _ => Ok(None),
         }
     }
 
-    /// A quoted string; 8-bit bytes pass (UTF-8 names, RFC 9051 §9).
-    fn quoted(&mut self) -> Result<Vec<u8>, ListSyntaxError> {
-        self.at += 1;
-        let mut out = Vec::new();
-        loop {
-            match self.peek() {
-                Some(b'"') => {
-                    self.at += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => {
-                    self.at += 1;
-                    match self.peek() {
-                        Some(b @ (b'"' | b'\\')) => out.push(b),
-                        _ => return Err(self.expected("\\\" or \\\\ in a quoted string")),
-                    }
-                }
-                Some(b'\r' | b'\n' | 0) | None => {
-                    return Err(self.expected("the end of the quoted string"))
-                }
-                Some(b) => out.push(b),
-            }
-            self.at += 1;
-        }
-    }
-
-    /// `"{" number ["+"] "}" CRLF *OCTET` (RFC 9051 §9, RFC 7888).
-    fn literal(&mut self) -> Result<Vec<u8>, ListSyntaxError> {
-        self.at += 1;
-        let digits = self.take_while(|b| b.is_ascii_digit());
-        let len: usize = std::str::from_utf8(&digits)
-            .ok()
-            .filter(|d| !d.is_empty() && d.len() <= 9)
-            .and_then(|d| d.parse().ok())
-            .ok_or_else(|| self.expected("a literal length"))?;
-        self.eat(b'+');
-        if !self.eat(b'}') {
-            return Err(self.expected("}"));
-        }
-        // why LF alone too: the session accepts bare LF line endings.
-        self.eat(b'\r');
-        if !self.eat(b'\n') {
-            return Err(self.expected("a line end after the literal length"));
-        }
-        let end = self.at.checked_add(len).filter(|&e| e <= self.input.len());
-        let bytes = end
-            .and_then(|e| self.input.get(self.at..e))
-            .ok_or_else(|| self.expected("the literal's bytes"))?
-            .to_vec();
-        self.at += len;
-        Ok(bytes)
-    }
-
     fn line_end(&mut self) -> Result<(), ListSyntaxError> {
         self.eat(b'\r');
-        if self.eat(b'\n') && self.at == self.input.len() {
+        if self.eat(b'\n') && self.rest().is_empty() {
             Ok(())
         } else {
             Err(self.expected("the end of the command"))

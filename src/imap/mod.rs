@@ -75,6 +75,7 @@ mod prelogin;
 mod quota;
 mod recent;
 mod return_opts;
+mod scan;
 mod search;
 mod searchres;
 mod selected;
