@@ -296,6 +296,23 @@ Content-Transfer-Encoding: binary\r\n\r\n\0-\xe4\r\n"
     c.ok("NOOP");
 }
 
+/// Hostile sender: NUL bytes in header fields. ENVELOPE and
+/// BODYSTRUCTURE carry that text in literals, which may not hold a NUL
+/// (it used to take the session down); it goes out as 0x80.
+#[test]
+fn nul_bytes_in_header_fields() {
+    let msg = b"From: \"B\0b\" <bob@example.net>\r\nTo: a\0l@example.org\r\n\
+Subject: a\0b\r\nMessage-ID: <x\0y@example.net>\r\n\
+Content-Type: text/plain; name=\"n\0.txt\"\r\n\r\nbody\r\n"
+        .to_vec();
+    let s = server_with(&[msg]);
+    let mut c = Client::login(s.port);
+    let r = c.one("FETCH 1 (ENVELOPE BODYSTRUCTURE BODY.PEEK[HEADER])");
+    assert!(!r.contains(&0), "{r:?}");
+    assert!(contains(&r, b"a\x80b"), "{}", String::from_utf8_lossy(&r));
+    c.ok("NOOP");
+}
+
 /// `BINARY[]` of a single-part base64 message: the header says binary,
 /// the body is decoded.
 #[test]

@@ -68,11 +68,8 @@ fn envelope_address(a: &Addr<'_>) -> Option<Address<'static>> {
 
 fn nstring(s: Option<&str>) -> NString<'static> {
     NString(s.map(|s| {
-        IString::try_from(s.to_string()).unwrap_or_else(|_| {
-            IString::Literal(imap_next::imap_types::core::Literal::unvalidated(
-                s.as_bytes().to_vec(),
-            ))
-        })
+        IString::try_from(s.to_string())
+            .unwrap_or_else(|_| super::fetch::nul_free_literal(s.as_bytes().to_vec()))
     }))
 }
 

@@ -52,11 +52,8 @@ fn is_cut(part: &MessagePart<'_>, depth: usize) -> bool {
 }
 
 fn istring(s: &str) -> IString<'static> {
-    IString::try_from(s.to_string()).unwrap_or_else(|_| {
-        IString::Literal(imap_next::imap_types::core::Literal::unvalidated(
-            s.as_bytes().to_vec(),
-        ))
-    })
+    IString::try_from(s.to_string())
+        .unwrap_or_else(|_| super::fetch::nul_free_literal(s.as_bytes().to_vec()))
 }
 
 fn nstring(s: Option<&str>) -> NString<'static> {
