@@ -104,17 +104,28 @@ fn an_oversized_literal_is_refused_and_the_session_goes_on() {
     );
     raw.noop_ok();
     // LITERAL+: the client sends without waiting; the server reads it
-    // all, throws it away and says BAD.
+    // all (bounded by the command limit), stores nothing and says the
+    // message is too big (RFC 7889's TOOBIG), naming the limit.
     let mut cmd = b"A2 APPEND INBOX {3000+}\r\n".to_vec();
     cmd.extend(std::iter::repeat_n(b'x', 3000));
     cmd.extend_from_slice(b"\r\n");
     raw.send(&cmd);
     let line = raw.until("A2").pop().unwrap();
-    assert!(line.starts_with("A2 BAD"), "{line}");
+    assert!(
+        line.starts_with("A2 NO [TOOBIG]") && line.contains("limit of 1000"),
+        "{line}"
+    );
     raw.noop_ok();
     // A literal within the limit is accepted.
     raw.send(b"A3 APPEND INBOX {12+}\r\nSubject: hi\r\n\r\n");
     assert!(raw.until("A3").pop().unwrap().starts_with("A3 OK"));
+    // Only that one was stored.
+    raw.send(b"A4 STATUS INBOX (MESSAGES)\r\n");
+    let lines = raw.until("A4");
+    assert!(
+        lines.iter().any(|l| l.contains("(MESSAGES 1)")),
+        "{lines:?}"
+    );
 }
 
 #[test]

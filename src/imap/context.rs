@@ -296,13 +296,9 @@ fn has_modseq(key: &SearchKey<'_>) -> bool {
 pub(crate) fn refused_cancel_update(
     e: &ProtocolError,
 ) -> Option<(Tag<'static>, Result<Vec<String>, String>)> {
-    let ProtocolError::MalformedMessage { discarded_bytes } = e else {
-        return None;
-    };
-    let bytes = discarded_bytes.declassify();
-    let space = bytes.iter().position(|&b| b == b' ')?;
-    let tag = Tag::try_from(bytes.get(..space)?.to_vec()).ok()?;
-    let rest = bytes.get(space + 1..)?;
+    let super::scan::Refused {
+        tag, command: rest, ..
+    } = super::scan::refused(e)?;
     let word = b"CANCELUPDATE";
     let head = rest.get(..word.len())?;
     if !head.eq_ignore_ascii_case(word) {

@@ -67,15 +67,13 @@ pub(crate) struct ExtendedSearch {
 pub(crate) fn refused_search(
     e: &ProtocolError,
 ) -> Option<(Tag<'static>, Result<ExtendedSearch, String>)> {
-    let ProtocolError::MalformedMessage { discarded_bytes } = e else {
-        return None;
-    };
-    let bytes = discarded_bytes.declassify();
-    let space = bytes.iter().position(|&b| b == b' ')?;
-    let tag_bytes = bytes.get(..space)?;
-    let tag = Tag::try_from(tag_bytes.to_vec()).ok()?;
-    let mut rest = bytes.get(space + 1..)?;
-    Some((tag, parse_search_return(tag_bytes, &mut rest)?))
+    let super::scan::Refused {
+        tag,
+        command: mut rest,
+        ..
+    } = super::scan::refused(e)?;
+    let parsed = parse_search_return(tag.inner().as_bytes(), &mut rest)?;
+    Some((tag, parsed))
 }
 
 /// The parse of `rest` (a command after its tag) when it is `["UID" SP]

@@ -133,13 +133,9 @@ impl Session {
 pub(crate) fn refused_list(
     e: &ProtocolError,
 ) -> Option<(Tag<'static>, Result<ListCommand, ListSyntaxError>)> {
-    let ProtocolError::MalformedMessage { discarded_bytes } = e else {
-        return None;
-    };
-    let bytes = discarded_bytes.declassify();
-    let space = bytes.iter().position(|&b| b == b' ')?;
-    let tag = Tag::try_from(bytes.get(..space)?.to_vec()).ok()?;
-    let rest = bytes.get(space + 1..)?;
+    let super::scan::Refused {
+        tag, command: rest, ..
+    } = super::scan::refused(e)?;
     let word = rest.get(..5)?;
     if !word.eq_ignore_ascii_case(b"LIST ") {
         return None;

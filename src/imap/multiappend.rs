@@ -23,13 +23,9 @@ use super::session::{Done, Session};
 pub(crate) fn refused_append(
     e: &ProtocolError,
 ) -> Option<(Tag<'static>, Result<AppendCommand, AppendSyntaxError>)> {
-    let ProtocolError::MalformedMessage { discarded_bytes } = e else {
-        return None;
-    };
-    let bytes = discarded_bytes.declassify();
-    let space = bytes.iter().position(|&b| b == b' ')?;
-    let tag = Tag::try_from(bytes.get(..space)?.to_vec()).ok()?;
-    let rest = bytes.get(space + 1..)?;
+    let super::scan::Refused {
+        tag, command: rest, ..
+    } = super::scan::refused(e)?;
     if !rest.get(..7)?.eq_ignore_ascii_case(b"APPEND ") {
         return None;
     }

@@ -3,6 +3,37 @@
 //! tokens of RFC 9051 §9 they share, each failing with where it stopped
 //! and what the grammar wanted there. Never panics, whatever the bytes.
 
+use imap_next::imap_types::core::Tag;
+use imap_next::server::Error as ProtocolError;
+
+/// A message imap-next refused as malformed, split at its tag: where the
+/// parsers of our own look for the commands imap-codec does not parse.
+#[derive(Debug)]
+pub(crate) struct Refused<'a> {
+    pub(crate) tag: Tag<'static>,
+    /// The command after the tag and its space, literals and line ending
+    /// included.
+    pub(crate) command: &'a [u8],
+    /// The whole message, tag included.
+    pub(crate) whole: &'a [u8],
+}
+
+/// `e` split at its tag; `None` when it is not a malformed message or
+/// does not start with a valid tag.
+pub(crate) fn refused(e: &ProtocolError) -> Option<Refused<'_>> {
+    let ProtocolError::MalformedMessage { discarded_bytes } = e else {
+        return None;
+    };
+    let whole = discarded_bytes.declassify();
+    let space = whole.iter().position(|&b| b == b' ')?;
+    let tag = Tag::try_from(whole.get(..space)?.to_vec()).ok()?;
+    Some(Refused {
+        tag,
+        command: whole.get(space + 1..)?,
+        whole,
+    })
+}
+
 /// Where parsing stopped and what the grammar wanted there; each parser
 /// turns it into its own error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -214,13 +214,12 @@ const MAX_CANDIDATES: usize = 4;
 pub(crate) fn refused_append(
     e: &ProtocolError,
 ) -> Option<(Tag<'static>, Result<CommandBody<'static>, String>)> {
-    let ProtocolError::MalformedMessage { discarded_bytes } = e else {
-        return None;
-    };
-    let bytes = discarded_bytes.declassify();
-    let space = bytes.iter().position(|&b| b == b' ')?;
-    let tag = Tag::try_from(bytes.get(..space)?.to_vec()).ok()?;
-    let word = bytes.get(space + 1..space + 8)?;
+    let super::scan::Refused {
+        tag,
+        command,
+        whole: bytes,
+    } = super::scan::refused(e)?;
+    let word = command.get(..7)?;
     if !word.eq_ignore_ascii_case(b"APPEND ") || find_ci(bytes, UTF8_DATA).next().is_none() {
         return None;
     }
