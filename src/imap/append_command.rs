@@ -109,7 +109,7 @@ pub(crate) enum AppendSyntaxError {
 /// Parses `input`, a whole APPEND command after its tag and space (line
 /// ending and literals included). Never panics, whatever the bytes.
 pub(crate) fn parse(input: &[u8]) -> Result<AppendCommand, AppendSyntaxError> {
-    let mut c = Cursor(scan::Cursor::new(input));
+    let mut c = Cursor::new(input);
     if !c.word().eq_ignore_ascii_case(b"APPEND") {
         return Err(AppendSyntaxError::NotAppend);
     }
@@ -142,20 +142,7 @@ pub(crate) fn parse(input: &[u8]) -> Result<AppendCommand, AppendSyntaxError> {
 }
 
 /// The shared cursor (`scan`) with the APPEND grammar's own tokens.
-struct Cursor<'a>(scan::Cursor<'a>);
-
-impl<'a> std::ops::Deref for Cursor<'a> {
-    type Target = scan::Cursor<'a>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Cursor<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
+type Cursor<'a> = scan::Tokens<'a, AppendSyntaxError>;
 
 impl From<Expected> for AppendSyntaxError {
     fn from(e: Expected) -> Self {
@@ -167,10 +154,6 @@ impl From<Expected> for AppendSyntaxError {
 }
 
 impl Cursor<'_> {
-    fn expected(&self, what: &'static str) -> AppendSyntaxError {
-        self.0.expected(what).into()
-    }
-
     /// `astring = 1*ASTRING-CHAR / string`, its content.
     fn astring(&mut self) -> Result<Vec<u8>, AppendSyntaxError> {
         match self.peek() {

@@ -130,7 +130,7 @@ pub enum ListSyntaxError {
 /// Parses `input`, a whole LIST command after its tag and space (line
 /// ending and literals included). Never panics, whatever the bytes.
 pub fn parse(input: &[u8]) -> Result<ListCommand, ListSyntaxError> {
-    let mut c = Cursor(scan::Cursor::new(input));
+    let mut c = Cursor::new(input);
     if !c.word().eq_ignore_ascii_case(b"LIST") {
         return Err(ListSyntaxError::NotList);
     }
@@ -282,20 +282,7 @@ fn shown(word: &[u8]) -> String {
 }
 
 /// The shared cursor (`scan`) with the LIST grammar's own tokens.
-struct Cursor<'a>(scan::Cursor<'a>);
-
-impl<'a> std::ops::Deref for Cursor<'a> {
-    type Target = scan::Cursor<'a>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Cursor<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
+type Cursor<'a> = scan::Tokens<'a, ListSyntaxError>;
 
 impl From<Expected> for ListSyntaxError {
     fn from(e: Expected) -> Self {
@@ -307,10 +294,6 @@ impl From<Expected> for ListSyntaxError {
 }
 
 impl Cursor<'_> {
-    fn expected(&self, what: &'static str) -> ListSyntaxError {
-        self.0.expected(what).into()
-    }
-
     /// `"(" [word *(SP word)] ")"`.
     fn options(&mut self) -> Result<Vec<Vec<u8>>, ListSyntaxError> {
         if !self.eat(b'(') {

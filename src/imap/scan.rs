@@ -52,6 +52,42 @@ pub(crate) struct Cursor<'a> {
     pub(crate) at: usize,
 }
 
+/// A [`Cursor`] for one grammar whose errors are `E`: each parser adds its
+/// own tokens in an `impl` of its instance.
+#[derive(Debug)]
+pub(crate) struct Tokens<'a, E> {
+    cursor: Cursor<'a>,
+    error: std::marker::PhantomData<E>,
+}
+
+impl<'a, E: From<Expected>> Tokens<'a, E> {
+    /// Tokens from the start of `input`.
+    pub(crate) fn new(input: &'a [u8]) -> Self {
+        Self {
+            cursor: Cursor::new(input),
+            error: std::marker::PhantomData,
+        }
+    }
+
+    /// What the grammar wanted at the current offset, as `E`.
+    pub(crate) fn expected(&self, what: &'static str) -> E {
+        self.cursor.expected(what).into()
+    }
+}
+
+impl<'a, E> std::ops::Deref for Tokens<'a, E> {
+    type Target = Cursor<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.cursor
+    }
+}
+
+impl<E> std::ops::DerefMut for Tokens<'_, E> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.cursor
+    }
+}
+
 /// RFC 9051 §9 ATOM-CHAR, plus `]` (ASTRING-CHAR) when `resp` is set.
 pub(crate) fn atom_char(b: u8, resp: bool) -> bool {
     match b {
