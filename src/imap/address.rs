@@ -9,11 +9,13 @@
 //! group's name and members by their own names.
 
 use base64::Engine;
-use imap_next::imap_types::core::{IString, NString};
+use imap_next::imap_types::core::NString;
 use imap_next::imap_types::envelope::Address;
 use mail_parser::Addr;
 #[cfg(test)]
 use mail_parser::MessageParser;
+
+use super::mime::nstring;
 
 /// The ENVELOPE address list of a parsed field. RFC 3501 §7.4.2: a group
 /// starts with `(NIL NIL "name" NIL)` and ends with `(NIL NIL NIL NIL)`;
@@ -64,13 +66,6 @@ fn envelope_address(a: &Addr<'_>) -> Option<Address<'static>> {
         mailbox: nstring(Some(local)),
         host: nstring((!host.is_empty()).then_some(host)),
     })
-}
-
-fn nstring(s: Option<&str>) -> NString<'static> {
-    NString(s.map(|s| {
-        IString::try_from(s.to_string())
-            .unwrap_or_else(|_| super::fetch::nul_free_literal(s.as_bytes().to_vec()))
-    }))
 }
 
 /// RFC 2047 encoded-word for a display name that is not ASCII.

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use imap_next::imap_types::command::FetchModifier;
-use imap_next::imap_types::core::{Atom, IString, Literal, NString, Vec1};
+use imap_next::imap_types::core::{Atom, NString, Vec1};
 use imap_next::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
 };
@@ -107,21 +107,10 @@ pub(crate) struct Loaded {
     pub(crate) recent: bool,
 }
 
-/// `bytes` as a literal. No literal may carry a NUL (RFC 9051 §4.3.1; a
-/// stored message may hold one, e.g. appended in binary): it goes out as
-/// 0x80, as Dovecot sends it, and BINARY gives the exact bytes.
+/// `bytes` as a literal, a NUL sent as 0x80 (`mime::nul_free_literal`);
+/// BINARY gives the exact bytes.
 fn literal(bytes: Vec<u8>) -> NString<'static> {
-    NString(Some(nul_free_literal(bytes)))
-}
-
-/// `bytes` as a literal with each NUL sent as 0x80 (see [`literal`]); also
-/// for header text (ENVELOPE, BODYSTRUCTURE), where a sender can put one.
-pub(crate) fn nul_free_literal(mut bytes: Vec<u8>) -> IString<'static> {
-    bytes
-        .iter_mut()
-        .filter(|b| **b == 0)
-        .for_each(|b| *b = 0x80);
-    IString::Literal(Literal::unvalidated(bytes))
+    NString(Some(mime::nul_free_literal(bytes)))
 }
 
 fn needs_blob(name: &MessageDataItemName<'_>) -> bool {

@@ -15,7 +15,7 @@ use imap_next::imap_types::body::{
     BasicFields, Body, BodyStructure, Disposition, MultiPartExtensionData, SinglePartExtensionData,
     SpecificFields,
 };
-use imap_next::imap_types::core::{IString, NString, Vec1};
+use imap_next::imap_types::core::{IString, Literal, NString, Vec1};
 use imap_next::imap_types::envelope::{Address, Envelope};
 use imap_next::imap_types::fetch::{Part, Section};
 use mail_parser::{Message, MessageParser, MessagePart, MimeHeaders, PartType};
@@ -51,12 +51,22 @@ fn is_cut(part: &MessagePart<'_>, depth: usize) -> bool {
     depth >= MAX_DEPTH && matches!(part.body, PartType::Multipart(_) | PartType::Message(_))
 }
 
-fn istring(s: &str) -> IString<'static> {
-    IString::try_from(s.to_string())
-        .unwrap_or_else(|_| super::fetch::nul_free_literal(s.as_bytes().to_vec()))
+/// `bytes` as a literal. No literal may carry a NUL (RFC 9051 §4.3.1), yet
+/// a stored message may hold one, in its body (appended in binary) or in
+/// a header field a sender wrote: it goes out as 0x80, as Dovecot sends it.
+pub(crate) fn nul_free_literal(mut bytes: Vec<u8>) -> IString<'static> {
+    bytes
+        .iter_mut()
+        .filter(|b| **b == 0)
+        .for_each(|b| *b = 0x80);
+    IString::Literal(Literal::unvalidated(bytes))
 }
 
-fn nstring(s: Option<&str>) -> NString<'static> {
+fn istring(s: &str) -> IString<'static> {
+    IString::try_from(s.to_string()).unwrap_or_else(|_| nul_free_literal(s.as_bytes().to_vec()))
+}
+
+pub(crate) fn nstring(s: Option<&str>) -> NString<'static> {
     NString(s.map(istring))
 }
 
