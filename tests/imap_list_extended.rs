@@ -7,9 +7,7 @@
 
 mod support;
 
-use sealmail::manage;
 use support::imap::{lines, message, ImapServer};
-use support::pki::pair;
 
 const ALICE: [&str; 2] = ["alice@example.org", "alice-pw"];
 
@@ -300,16 +298,10 @@ out['after_expunge'] = [size('Lists/a'), size('Lists/b'), fetched('Lists/b')]
 #[test]
 fn status_size_of_an_encrypted_account_is_the_stored_size() {
     let s = ImapServer::start();
-    let keys = pair("carol@example.org", 2048);
-    let account = s
-        .store
-        .add_account("carol@example.org", Some("carol-pw"), &[])
-        .unwrap();
-    manage::add_certificates(&s.store, &account, &keys.cert_pem(), "test").unwrap();
-    manage::update_encryption(&s.store, &account, Some(true), None, None).unwrap();
+    let (account, _) = s.encrypted_account("carol@example.org", "carol-pw");
     let plain = message("bob@example.net", "carol@example.org", "secret", "body");
     s.deliver("carol@example.org", &plain);
-    let stored: usize = s.stored(account.id, "INBOX").iter().map(Vec::len).sum();
+    let stored: usize = s.stored(account, "INBOX").iter().map(Vec::len).sum();
     let out = s.python(
         r#"
 m = connect(args[0], args[1])

@@ -5,25 +5,17 @@
 
 mod support;
 
-use sealmail::manage;
 use support::imap::ImapServer;
 use support::messages;
-use support::pki::pair;
 use support::tools::openssl_decrypt;
 
 #[test]
 fn an_encrypted_message_is_fetched_as_stored_and_decrypts_with_openssl() {
     let s = ImapServer::start();
-    let keys = pair("carol@example.org", 2048);
-    let account = s
-        .store
-        .add_account("carol@example.org", Some("carol-pw"), &[])
-        .unwrap();
-    manage::add_certificates(&s.store, &account, &keys.cert_pem(), "test").unwrap();
-    manage::update_encryption(&s.store, &account, Some(true), None, None).unwrap();
+    let (account, keys) = s.encrypted_account("carol@example.org", "carol-pw");
     let m = messages::multipart_alternative();
     s.deliver("carol@example.org", &m.raw());
-    let stored = s.stored(account.id, "INBOX").remove(0);
+    let stored = s.stored(account, "INBOX").remove(0);
     let dir = tempfile::tempdir().unwrap();
     let fetched_path = dir.path().join("fetched.eml");
     let out = s.python(

@@ -6,9 +6,7 @@
 
 mod support;
 
-use sealmail::manage;
 use support::imap::{lines, message, ImapServer};
-use support::pki::pair;
 
 const ALICE: [&str; 2] = ["alice@example.org", "alice-pw"];
 
@@ -278,13 +276,7 @@ out['seq'] = raw(m, 'SORT (REVERSE SIZE) UTF-8 UID 1:4')
 #[test]
 fn encrypted_messages_sort_by_their_clear_header() {
     let s = ImapServer::start();
-    let keys = pair("carol@example.org", 2048);
-    let account = s
-        .store
-        .add_account("carol@example.org", Some("carol-pw"), &[])
-        .unwrap();
-    manage::add_certificates(&s.store, &account, &keys.cert_pem(), "test").unwrap();
-    manage::update_encryption(&s.store, &account, Some(true), None, None).unwrap();
+    let (account, _) = s.encrypted_account("carol@example.org", "carol-pw");
     for subject in ["zebra", "Re: aardvark", "mole"] {
         let plain = message(
             "bob@example.net",
@@ -295,7 +287,7 @@ fn encrypted_messages_sort_by_their_clear_header() {
         s.deliver("carol@example.org", &plain);
     }
     assert!(s
-        .stored(account.id, "INBOX")
+        .stored(account, "INBOX")
         .iter()
         .all(|m| m.windows(10).any(|w| w == b"pkcs7-mime")));
     let out = s.python(

@@ -8,9 +8,7 @@ mod support;
 
 use std::time::Instant;
 
-use sealmail::manage;
 use support::imap::{lines, ImapServer};
-use support::pki::pair;
 
 const ALICE: [&str; 2] = ["alice@example.org", "alice-pw"];
 
@@ -309,13 +307,7 @@ out['ordered'] = raw(m, 'UID THREAD ORDEREDSUBJECT UTF-8 ALL')
 #[test]
 fn encrypted_messages_thread_by_their_clear_header() {
     let s = ImapServer::start();
-    let keys = pair("carol@example.org", 2048);
-    let account = s
-        .store
-        .add_account("carol@example.org", Some("carol-pw"), &[])
-        .unwrap();
-    manage::add_certificates(&s.store, &account, &keys.cert_pem(), "test").unwrap();
-    manage::update_encryption(&s.store, &account, Some(true), None, None).unwrap();
+    let (account, _) = s.encrypted_account("carol@example.org", "carol-pw");
     for m in [
         mail(Some("<p@x>"), None, Some("plan"), "10:00"),
         mail(Some("<q@x>"), Some("<p@x>"), Some("Re: plan"), "09:00"),
@@ -325,7 +317,7 @@ fn encrypted_messages_thread_by_their_clear_header() {
         s.deliver("carol@example.org", m.as_bytes());
     }
     assert!(s
-        .stored(account.id, "INBOX")
+        .stored(account, "INBOX")
         .iter()
         .all(|m| m.windows(10).any(|w| w == b"pkcs7-mime")));
     let out = s.python(

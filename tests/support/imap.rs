@@ -16,6 +16,7 @@ use sealmail::notify::Notifier;
 use sealmail::store::{AccountId, Flags, MailStore, Message};
 use tokio::sync::oneshot;
 
+use super::pki::KeyPair;
 use super::tools::require;
 
 /// A running IMAP server over a fresh store.
@@ -84,6 +85,17 @@ impl ImapServer {
             .add_account(email, Some(password), &[])
             .unwrap()
             .id
+    }
+
+    /// An account that logs in with `password`, with a fresh RSA-2048
+    /// certificate and encryption at rest on; its id and key pair.
+    pub fn encrypted_account(&self, email: &str, password: &str) -> (AccountId, KeyPair) {
+        let keys = super::pki::pair(email, 2048);
+        let account = self.store.add_account(email, Some(password), &[]).unwrap();
+        sealmail::manage::add_certificates(&self.store, &account, &keys.cert_pem(), "test")
+            .unwrap();
+        sealmail::manage::update_encryption(&self.store, &account, Some(true), None, None).unwrap();
+        (account.id, keys)
     }
 
     /// Delivers `data` to `rcpt` as an MTA would (through the hook chain).
