@@ -1,19 +1,29 @@
 //! Giving freed memory back to the system while the server is idle.
 //!
-//! The server's allocator (mimalloc, see `main.rs`) returns freed pages to
-//! the system only after a short delay (`MIMALLOC_PURGE_DELAY`), and it
-//! carries out a due return only from inside a later allocation or free
-//! that releases a whole page. After a burst (imaptest's stress mode, a
-//! list fan-out) the last frees fall inside the delay, nothing follows
-//! while the server is idle, and it keeps tens of MiB it no longer uses
-//! until the next connection. Calling the allocator's `mi_collect` would
-//! need unsafe FFI, which the workspace forbids; instead a tick releases
-//! one huge block (a page of its own, never touched, so it costs no
-//! resident memory), and that release is what lets mimalloc purge what is
-//! due.
+//! Two holders keep memory after a burst (imaptest's stress mode, a list
+//! fan-out) that an idle server no longer needs:
+//!
+//! - The allocator (mimalloc, see `main.rs`, which also serves RocksDB's
+//!   C++ allocations) returns freed pages to the system only after a
+//!   short delay (`MIMALLOC_PURGE_DELAY`), and it carries out a due return
+//!   only from inside a later allocation or free that releases a whole
+//!   page. After a burst the last frees fall inside the delay and nothing
+//!   follows, so it kept tens of MiB until the next connection. Calling
+//!   the allocator's `mi_collect` would need unsafe FFI, which the
+//!   workspace forbids; instead a tick releases one huge block (a page of
+//!   its own, never touched, so it costs no resident memory), and that
+//!   release is what lets mimalloc purge what is due.
+//! - The store's engine keeps what was written in memory beside its
+//!   durable copy (RocksDB's memtables); the same tick asks it to write
+//!   that out once writes have stopped
+//!   ([`MailStore::release_memory_when_quiet`]), and the next ticks give
+//!   the freed memory back.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::store::MailStore;
 
 /// How often the tick runs: twice the idle time the purge delay needs at
 /// most, so that an idle server is back to its working set within a few
@@ -26,14 +36,23 @@ const TICK_EVERY: Duration = Duration::from_secs(2);
 const HUGE_BLOCK_BYTES: usize = 4 << 20;
 
 /// Runs the tick until `stopped` completes.
-pub(crate) async fn release_periodically(stopped: impl Future<Output = ()>) {
+pub(crate) async fn release_periodically(store: Arc<MailStore>, stopped: impl Future<Output = ()>) {
     let mut tick = tokio::time::interval(TICK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stopped);
     loop {
         tokio::select! {
             () = &mut stopped => return,
-            _ = tick.tick() => release_due(),
+            _ = tick.tick() => {
+                // why not on the blocking pool: the call only reads memory
+                // and starts a background flush; a blocking job every tick
+                // would also keep up to five idle pool threads (and their
+                // allocator pages) alive for good.
+                if let Err(e) = store.release_memory_when_quiet() {
+                    tracing::warn!(error = %e, "could not release the store's memory");
+                }
+                release_due();
+            }
         }
     }
 }

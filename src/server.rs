@@ -339,7 +339,10 @@ pub async fn run(
         Arc::clone(&services.store),
         stopped(),
     ));
-    tasks.spawn(crate::memory::release_periodically(stopped()));
+    tasks.spawn(crate::memory::release_periodically(
+        Arc::clone(&services.store),
+        stopped(),
+    ));
     let sweep = crate::reading::sweeper(Arc::clone(&services.keyring), Arc::clone(&services.store));
     let sweep_stop = stopped();
     tasks.spawn(async move {

@@ -141,4 +141,12 @@ impl MailStore {
         self.collect_orphans()?;
         Ok(self.blobs.maintain()?)
     }
+
+    /// Gives back memory the engine holds for data it has on disk, once
+    /// writes have stopped for a while (see
+    /// [`super::Store::release_memory_when_quiet`]); the server calls it
+    /// every few seconds.
+    pub fn release_memory_when_quiet(&self) -> Result<(), MailError> {
+        Ok(self.store.release_memory_when_quiet()?)
+    }
 }

@@ -506,4 +506,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn maintain(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Called by the server every few seconds: an engine that holds
+    /// written data in memory besides its durable copy (RocksDB's
+    /// memtables beside its WAL) may write it out once no write has come
+    /// for a while, so that an idle server gives that memory back. The
+    /// default does nothing. Called on the async runtime: it must not
+    /// wait for the disk (start the write and return). Takes no input
+    /// from peers. Never panics.
+    fn release_memory_when_quiet(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -33,6 +33,19 @@ pub(super) fn locations(db: &DB) -> Result<&ColumnFamily, StoreError> {
         .ok_or_else(|| bug(format!("column family {LOCATIONS} missing after open")))
 }
 
+/// Every column family's handle, with its name: each [`Cf`] and the blob
+/// tier's [`LOCATIONS`].
+pub(super) fn column_families_in(
+    db: &DB,
+) -> Result<Vec<(&'static str, &ColumnFamily)>, StoreError> {
+    let mut all = Vec::with_capacity(Cf::ALL.len() + 1);
+    for cf in Cf::ALL {
+        all.push((cf.name(), handle(db, cf)?));
+    }
+    all.push((LOCATIONS, locations(db)?));
+    Ok(all)
+}
+
 pub(super) fn delete_range(
     db: &DB,
     wb: &mut WriteBatch,

@@ -29,11 +29,12 @@ mod access;
 mod blobs;
 #[cfg(test)]
 pub(crate) use blobs::test_index;
+mod idle;
 mod key_locks;
 mod recovery;
 use access::{
-    column_families, delete_range, engine_error, handle, locations, read_error, scan_cf,
-    BLOB_GC_CUTOFF,
+    column_families, column_families_in, delete_range, engine_error, handle, locations, read_error,
+    scan_cf, BLOB_GC_CUTOFF,
 };
 use key_locks::KeyLocks;
 use recovery::{open_db, reopen_helps, unavailable, Backoff, Engine};
@@ -52,6 +53,8 @@ pub struct RocksStore {
     /// Locks of expected keys, held by a conditional write from its check
     /// to its commit.
     versions: KeyLocks,
+    /// Since when no write has come (`idle`).
+    quiet: Mutex<idle::Quiet>,
     #[cfg(test)]
     fail_after_ops: std::sync::Mutex<Option<usize>>,
 }
@@ -84,6 +87,7 @@ impl RocksStore {
             backoff: Mutex::new(Backoff::default()),
             path,
             versions: KeyLocks::new(),
+            quiet: Mutex::new(idle::Quiet::default()),
             #[cfg(test)]
             fail_after_ops: std::sync::Mutex::new(None),
         };
@@ -103,12 +107,10 @@ impl RocksStore {
     /// used by tests that inspect the files and before a file-level backup.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.with_db(|db| {
-            for cf in Cf::ALL {
-                db.flush_cf(handle(db, cf)?)
-                    .map_err(|e| engine_error("flush", e))?;
+            for (_, cf) in column_families_in(db)? {
+                db.flush_cf(cf).map_err(|e| engine_error("flush", e))?;
             }
-            db.flush_cf(locations(db)?)
-                .map_err(|e| engine_error("flush", e))
+            Ok(())
         })
     }
 
@@ -295,6 +297,10 @@ impl Store for RocksStore {
         // why only a flush: the WAL files holding replaced values become
         // obsolete and RocksDB deletes them; bodies are the blob tier's.
         self.flush()
+    }
+
+    fn release_memory_when_quiet(&self) -> Result<(), StoreError> {
+        self.flush_when_quiet(idle::QUIET).map(drop)
     }
 }
 

@@ -97,3 +97,90 @@ fn get_many_keeps_order() {
         .unwrap();
     assert_eq!(got, vec![None, Some(b"1".to_vec())]);
 }
+
+/// The memtables' bytes now.
+fn memtables(store: &RocksStore) -> u64 {
+    store.with_db(idle::memtable_bytes).unwrap()
+}
+
+/// Writes 4 MiB of records in batches, reopens nothing.
+fn write_four_mib(store: &RocksStore, tag: u8) {
+    for i in 0..64u32 {
+        let mut batch = Batch::new();
+        batch.put(
+            Cf::Messages,
+            [&[tag][..], &i.to_be_bytes()].concat(),
+            vec![tag; 64 << 10],
+        );
+        store.write(batch).unwrap();
+    }
+}
+
+/// Waits (at most 10 s) until the background flush has emptied the
+/// memtables below the threshold.
+fn wait_for_flush(store: &RocksStore) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while memtables(store) > idle::FLUSH_ABOVE && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    memtables(store)
+}
+
+#[test]
+fn a_quiet_database_writes_its_memtables_out_and_keeps_its_data() {
+    let (dir, store) = open();
+    write_four_mib(&store, 1);
+    let full = memtables(&store);
+    assert!(
+        full > 4 << 20,
+        "memtables hold {full} bytes after 4 MiB of writes"
+    );
+    let quiet = std::time::Duration::from_millis(50);
+    // The first look only notes the sequence number: no flush yet.
+    assert!(!store.flush_when_quiet(quiet).unwrap());
+    std::thread::sleep(quiet);
+    assert!(store.flush_when_quiet(quiet).unwrap());
+    let left = wait_for_flush(&store);
+    assert!(left <= idle::FLUSH_ABOVE, "{left} bytes still in memtables");
+    // Nothing more to do until the next write, and the data is all there,
+    // also after a reopen (it is in SST files now, not only the WAL).
+    std::thread::sleep(quiet);
+    assert!(!store.flush_when_quiet(quiet).unwrap());
+    drop(store);
+    let store = RocksStore::open(dir.path()).unwrap();
+    for i in 0..64u32 {
+        let value = store
+            .get(Cf::Messages, &[&[1][..], &i.to_be_bytes()].concat())
+            .unwrap();
+        assert_eq!(
+            value.as_deref(),
+            Some(&vec![1u8; 64 << 10][..]),
+            "record {i}"
+        );
+    }
+}
+
+#[test]
+fn a_busy_database_keeps_its_memtables() {
+    let (_dir, store) = open();
+    let quiet = std::time::Duration::from_millis(200);
+    assert!(!store.flush_when_quiet(quiet).unwrap());
+    // Writes keep coming, each within the quiet spell of the last look.
+    for tag in 1..=3u8 {
+        std::thread::sleep(quiet / 2);
+        write_four_mib(&store, tag);
+        assert!(
+            !store.flush_when_quiet(quiet).unwrap(),
+            "flushed while busy ({tag})"
+        );
+    }
+    assert!(memtables(&store) > 12 << 20);
+    // A quiet database with little in its memtables keeps them too.
+    let (_dir, small) = open();
+    let mut batch = Batch::new();
+    batch.put(Cf::Messages, b"k".to_vec(), vec![0; 1000]);
+    small.write(batch).unwrap();
+    assert!(!small.flush_when_quiet(std::time::Duration::ZERO).unwrap());
+    assert!(!small.flush_when_quiet(std::time::Duration::ZERO).unwrap());
+    assert!(memtables(&small) > 0);
+}
