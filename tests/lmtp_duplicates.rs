@@ -7,7 +7,7 @@
 
 mod support;
 
-use support::lmtp::transaction;
+use support::lmtp::{transaction, transaction_pipelined};
 use support::server::Server;
 
 const MESSAGE: &[u8] =
@@ -71,6 +71,49 @@ fn a_list_named_twice_fans_out_once() {
             "{replies:?}"
         );
     }
+    assert_eq!(server.inbox("bob@example.org").len(), 1);
+    assert_eq!(server.inbox("carol@example.org").len(), 1);
+}
+
+#[test]
+fn pipelined_rcpts_of_every_kind_get_their_own_replies_in_order() {
+    let server = Server::start();
+    server.ok(&["account", "add", "bob@example.org"]);
+    server.ok(&["account", "add", "carol@example.org"]);
+    server.ok(&[
+        "list",
+        "add",
+        "team@example.org",
+        "--member",
+        "carol@example.org",
+    ]);
+    let long = format!("{}@example.org", "x".repeat(240));
+    let rcpts = [
+        "nobody@example.org",
+        "bob@example.org",
+        "team@example.org",
+        "not an address",
+        "BOB@example.org",
+        long.as_str(),
+        "nobody-else@example.org",
+    ];
+    let replies = transaction_pipelined(server.lmtp_port, &rcpts, MESSAGE);
+    assert_eq!(replies.rcpt.len(), rcpts.len(), "{replies:?}");
+    let codes: Vec<&str> = replies.rcpt.iter().map(|r| &r[..3]).collect();
+    assert_eq!(
+        codes,
+        ["550", "250", "250", "501", "250", "550", "550"],
+        "{replies:?}"
+    );
+    assert!(replies.rcpt[1].contains("<bob@example.org>"), "{replies:?}");
+    assert!(replies.rcpt[4].contains("<BOB@example.org>"), "{replies:?}");
+    // bob named twice: one copy, a reply for each RCPT; the list's member
+    // gets hers.
+    assert_eq!(replies.data.len(), 3, "{replies:?}");
+    assert!(
+        replies.data.iter().all(|r| r.starts_with("250 2.0.0")),
+        "{replies:?}"
+    );
     assert_eq!(server.inbox("bob@example.org").len(), 1);
     assert_eq!(server.inbox("carol@example.org").len(), 1);
 }

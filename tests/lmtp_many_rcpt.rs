@@ -8,7 +8,7 @@
 
 mod support;
 
-use support::lmtp::transaction;
+use support::lmtp::{transaction, transaction_pipelined};
 use support::pki::{self_signed, smime_extensions, KeyPair};
 use support::server::Server;
 use support::tools::{found_in_files, lf, openssl_decrypt, require, run_unchecked};
@@ -171,7 +171,10 @@ fn a_mix_of_opted_in_plain_unknown_and_over_quota_recipients_gets_the_right_repl
     }
     let rcpt_refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
     let msg = message();
-    let replies = transaction(server.lmtp_port, &rcpt_refs, &msg);
+    // why pipelined: the RCPTs then reach the server in one read and are
+    // checked in one batch (`lmtp::session`), whose replies must still
+    // be each recipient's own, in order.
+    let replies = transaction_pipelined(server.lmtp_port, &rcpt_refs, &msg);
     let accepted: Vec<&str> = rcpt_refs
         .iter()
         .zip(&replies.rcpt)

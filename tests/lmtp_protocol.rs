@@ -28,12 +28,14 @@ struct Recorder {
 }
 
 impl Delivery for Recorder {
-    async fn check_recipient(&self, address: &str) -> Reply {
-        if address.starts_with("unknown") {
-            Reply::new(550, "5.1.1", "no such user here")
-        } else {
-            Reply::new(250, "2.1.5", "recipient ok")
-        }
+    async fn check_recipients(&self, addresses: &[String]) -> Vec<Reply> {
+        addresses
+            .iter()
+            .map(|address| match address.starts_with("unknown") {
+                true => Reply::new(550, "5.1.1", "no such user here"),
+                false => Reply::new(250, "2.1.5", "recipient ok"),
+            })
+            .collect()
     }
 
     async fn deliver(&self, tx: Transaction) -> Vec<Reply> {

@@ -4,7 +4,7 @@
 //!
 //! The first byte picks where the session starts (fresh, after LHLO, or
 //! inside DATA) so the fuzzer reaches the DATA reader quickly; every
-//! CheckRecipient is answered 250 and every Deliver with 250s.
+//! each address of CheckRecipients is answered 250 and every Deliver with 250s.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -46,8 +46,8 @@ fn pump(session: &mut Session, output: &mut Vec<u8>) -> bool {
     loop {
         match session.poll() {
             Event::Send(bytes) => output.extend(bytes),
-            Event::CheckRecipient(_) => session
-                .recipient_checked(Reply::new(250, "2.1.5", "ok"))
+            Event::CheckRecipients(addresses) => session
+                .recipients_checked(addresses.iter().map(|_| Reply::new(250, "2.1.5", "ok")).collect())
                 .expect("answering a request is never misuse"),
             Event::Deliver(tx) => {
                 let replies = tx

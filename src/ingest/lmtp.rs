@@ -7,11 +7,16 @@ use super::{DeliverError, Delivered, Envelope, Ingest};
 use crate::lmtp::{Delivery, Reply, Transaction};
 
 impl Delivery for Ingest {
-    async fn check_recipient(&self, address: &str) -> Reply {
-        match Ingest::check_recipient(self, address).await {
-            Ok(()) => Reply::new(250, "2.1.5", format!("<{address}> ok")),
-            Err(e) => error_reply(&e),
-        }
+    async fn check_recipients(&self, addresses: &[String]) -> Vec<Reply> {
+        self.resolve_all(addresses)
+            .await
+            .into_iter()
+            .zip(addresses)
+            .map(|(found, address)| match found {
+                Ok(_) => Reply::new(250, "2.1.5", format!("<{address}> ok")),
+                Err(e) => error_reply(&e),
+            })
+            .collect()
     }
 
     async fn deliver(&self, tx: Transaction) -> Vec<Reply> {

@@ -193,24 +193,6 @@ impl Ingest {
         &self.notifier
     }
 
-    /// Whether mail can be delivered to `address` (RCPT TO time).
-    pub async fn check_recipient(&self, address: &str) -> Result<(), DeliverError> {
-        let store = Arc::clone(&self.store);
-        let addr = address.to_string();
-        let found = tokio::task::spawn_blocking(move || store.resolve_address(&addr))
-            .await?
-            .map_err(|source| DeliverError::Store {
-                rcpt: address.to_string(),
-                source,
-            })?;
-        match found {
-            Some(_) => Ok(()),
-            None => Err(DeliverError::UnknownRecipient {
-                rcpt: address.to_string(),
-            }),
-        }
-    }
-
     /// Delivers `data` to each of `recipients`; one result per recipient,
     /// in order. Recipients that resolve to the same account or list share
     /// one copy and its outcome (`recipients.rs`). Targets are handled one

@@ -100,8 +100,13 @@ impl Ingest {
             .collect()
     }
 
-    /// What each of `recipients` delivers to, looked up in one blocking job.
-    async fn resolve_all(&self, recipients: &[String]) -> Vec<Result<Addressee, DeliverError>> {
+    /// What each of `recipients` delivers to, looked up in one blocking job
+    /// (at RCPT time for the RCPTs of one pipelined batch, and again at
+    /// DATA for the whole transaction).
+    pub(super) async fn resolve_all(
+        &self,
+        recipients: &[String],
+    ) -> Vec<Result<Addressee, DeliverError>> {
         let store = Arc::clone(&self.store);
         let addrs = recipients.to_vec();
         let found = tokio::task::spawn_blocking(move || {

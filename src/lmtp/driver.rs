@@ -137,13 +137,15 @@ async fn connection<D: Delivery>(
                 }
                 Ok(())
             }
-            Event::CheckRecipient(address) => {
-                let reply = delivery.check_recipient(&address).await;
-                tracing::debug!(code = reply.code, "recipient checked");
-                if !reply.is_positive() {
-                    crate::metrics::lmtp_rcpt_refused(reply.code);
+            Event::CheckRecipients(addresses) => {
+                let replies = delivery.check_recipients(&addresses).await;
+                for reply in &replies {
+                    tracing::debug!(code = reply.code, "recipient checked");
+                    if !reply.is_positive() {
+                        crate::metrics::lmtp_rcpt_refused(reply.code);
+                    }
                 }
-                session.recipient_checked(reply)
+                session.recipients_checked(replies)
             }
             Event::Deliver(tx) => {
                 let span = tracing::info_span!(

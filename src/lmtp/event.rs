@@ -10,10 +10,10 @@ use super::Transaction;
 pub enum Event {
     /// Write these bytes to the peer.
     Send(Vec<u8>),
-    /// Ask [`Delivery::check_recipient`](super::Delivery::check_recipient)
-    /// about this peer-controlled address, then call
-    /// [`Session::recipient_checked`].
-    CheckRecipient(String),
+    /// Ask [`Delivery::check_recipients`](super::Delivery::check_recipients)
+    /// about these peer-controlled addresses (one or more RCPTs in a row,
+    /// in order), then call [`Session::recipients_checked`].
+    CheckRecipients(Vec<String>),
     /// Hand the message to [`Delivery::deliver`](super::Delivery::deliver),
     /// then call [`Session::delivered`] with its replies.
     Deliver(Transaction),
@@ -23,8 +23,8 @@ pub enum Event {
     Close,
 }
 
-/// [`Session::recipient_checked`] or [`Session::delivered`] was called when
+/// [`Session::recipients_checked`] or [`Session::delivered`] was called when
 /// the session had not asked for it: a driver bug, not a peer fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("LMTP session got an answer to a request it did not make; the driver must answer each CheckRecipient/Deliver event once")]
+#[error("LMTP session got an answer to a request it did not make; the driver must answer each CheckRecipients/Deliver event once")]
 pub struct UnexpectedAnswer;

@@ -62,10 +62,16 @@ impl std::fmt::Debug for Transaction {
 
 /// What LMTP needs from the mail store. Implemented by the ingest pipeline.
 pub trait Delivery: Send + Sync + 'static {
-    /// RCPT TO time: accept (250 2.1.5) or refuse (e.g. 550 5.1.1 unknown).
-    /// `address` is peer-controlled: any printable ASCII without spaces
-    /// outside quotes, at most 254 octets. Must not panic.
-    fn check_recipient(&self, address: &str) -> impl std::future::Future<Output = Reply> + Send;
+    /// RCPT TO time, for one or more RCPTs in a row: accept (250 2.1.5)
+    /// or refuse (e.g. 550 5.1.1 unknown) each; exactly one reply per
+    /// address, same order (a missing one becomes `451 4.3.0`). Each
+    /// address is peer-controlled: any printable ASCII without spaces
+    /// outside quotes, at most 254 octets; at most `max_recipients` of
+    /// them. Must not panic.
+    fn check_recipients(
+        &self,
+        addresses: &[String],
+    ) -> impl std::future::Future<Output = Vec<Reply>> + Send;
 
     /// End of DATA: exactly one reply per entry of `tx.recipients`, same
     /// order (RFC 2033 §4.2). `tx.data` is peer-controlled. A reply

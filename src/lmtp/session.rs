@@ -13,10 +13,12 @@
 //!
 //! Bytes go in with [`Session::feed`]; [`Session::poll`] returns the next
 //! [`Event`]. A RCPT or the end of DATA produces a request
-//! ([`Event::CheckRecipient`], [`Event::Deliver`]) that the driver answers
-//! with [`Session::recipient_checked`] / [`Session::delivered`]. Until it
+//! ([`Event::CheckRecipients`], [`Event::Deliver`]) that the driver answers
+//! with [`Session::recipients_checked`] / [`Session::delivered`]. Until it
 //! does, input is only buffered, so pipelined commands (RFC 2920) are
-//! processed in order and their replies keep that order. Replies are
+//! processed in order and their replies keep that order. Consecutive
+//! pipelined RCPTs already buffered are checked in one request (one store
+//! read for a transaction's hundred recipients instead of a hundred). Replies are
 //! batched: [`Event::Send`] carries everything produced since the last one,
 //! and always comes before a request or [`Event::NeedInput`].
 //!
@@ -42,7 +44,7 @@ pub const MAX_CONSECUTIVE_ERRORS: u32 = 20;
 enum Phase {
     Command,
     Data(DataReader),
-    AwaitRecipient(String),
+    AwaitRecipients(Vec<String>),
     AwaitDelivery(usize),
     Closed,
 }
@@ -131,7 +133,7 @@ impl Session {
             let step = match self.phase {
                 Phase::Command => self.step_command(),
                 Phase::Data(_) => self.step_data(),
-                Phase::AwaitRecipient(_) | Phase::AwaitDelivery(_) => Step::NeedInput,
+                Phase::AwaitRecipients(_) | Phase::AwaitDelivery(_) => Step::NeedInput,
                 Phase::Closed => Step::Request(Event::Close),
             };
             let event = match step {
@@ -149,19 +151,33 @@ impl Session {
         }
     }
 
-    /// The answer to [`Event::CheckRecipient`]: a positive reply adds the
-    /// recipient to the transaction; the reply goes to the peer as is.
-    pub fn recipient_checked(&mut self, reply: Reply) -> Result<(), UnexpectedAnswer> {
-        let Phase::AwaitRecipient(address) = std::mem::replace(&mut self.phase, Phase::Command)
+    /// The answer to [`Event::CheckRecipients`]: one reply per address,
+    /// in order; a positive reply adds its recipient to the transaction,
+    /// and each reply goes to the peer as is. A missing reply (a
+    /// [`Delivery`](super::Delivery) bug) becomes `451 4.3.0`, so the MTA
+    /// tries that recipient again.
+    pub fn recipients_checked(&mut self, replies: Vec<Reply>) -> Result<(), UnexpectedAnswer> {
+        let Phase::AwaitRecipients(addresses) = std::mem::replace(&mut self.phase, Phase::Command)
         else {
             return self.misuse();
         };
-        if reply.is_positive() {
-            if let Some(envelope) = &mut self.envelope {
-                envelope.recipients.push(address);
-            }
+        if replies.len() != addresses.len() {
+            tracing::error!(
+                expected = addresses.len(),
+                got = replies.len(),
+                "recipient check returned the wrong number of replies"
+            );
         }
-        self.reply(&reply);
+        let missing = Reply::new(451, "4.3.0", "recipient not checked; try again later");
+        for (i, address) in addresses.into_iter().enumerate() {
+            let reply = replies.get(i).unwrap_or(&missing);
+            if reply.is_positive() {
+                if let Some(envelope) = &mut self.envelope {
+                    envelope.recipients.push(address);
+                }
+            }
+            self.reply(reply);
+        }
         Ok(())
     }
 
@@ -402,11 +418,44 @@ impl Session {
             .envelope
             .as_ref()
             .ok_or(ProtocolError::BadSequence("send MAIL first"))?;
-        if envelope.recipients.len() >= self.max_recipients {
+        let room = self
+            .max_recipients
+            .saturating_sub(envelope.recipients.len());
+        if room == 0 {
             return Err(ProtocolError::TooManyRecipients(self.max_recipients));
         }
-        self.phase = Phase::AwaitRecipient(to.clone());
-        Ok(Step::Request(Event::CheckRecipient(to)))
+        // why: an MTA pipelines a transaction's RCPTs (RFC 2920); those
+        // already buffered behind this one are checked with it. At most
+        // `room`: a refused one leaves room that the next round counts.
+        let mut batch = vec![to];
+        while batch.len() < room {
+            match self.take_buffered_rcpt() {
+                Some(next) => batch.push(next),
+                None => break,
+            }
+        }
+        self.phase = Phase::AwaitRecipients(batch.clone());
+        Ok(Step::Request(Event::CheckRecipients(batch)))
+    }
+
+    /// The address of the next buffered command line if it is a complete,
+    /// valid RCPT, which is then taken from the input; any other line (or
+    /// none yet) stays for the normal command path.
+    fn take_buffered_rcpt(&mut self) -> Option<String> {
+        if self.discarding {
+            return None;
+        }
+        let lf = self.input.iter().position(|&b| b == b'\n')?;
+        if lf >= MAX_COMMAND_LINE {
+            return None;
+        }
+        let line = self.input.get(..lf)?;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Ok(Command::Rcpt(to)) = Command::parse(line) else {
+            return None;
+        };
+        self.input.drain(..=lf);
+        Some(to)
     }
 
     fn data(&mut self) -> Result<Reply, ProtocolError> {

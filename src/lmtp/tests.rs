@@ -5,12 +5,14 @@
 use super::*;
 
 /// The scripted answer to a RCPT check.
-pub(super) fn check(address: &str) -> Reply {
-    if address.starts_with("unknown") {
-        Reply::new(550, "5.1.1", "no such user")
-    } else {
-        Reply::new(250, "2.1.5", "recipient ok")
-    }
+pub(super) fn check(addresses: &[String]) -> Vec<Reply> {
+    addresses
+        .iter()
+        .map(|address| match address.starts_with("unknown") {
+            true => Reply::new(550, "5.1.1", "no such user"),
+            false => Reply::new(250, "2.1.5", "recipient ok"),
+        })
+        .collect()
 }
 
 /// The scripted per-recipient delivery result.
@@ -53,7 +55,7 @@ pub(super) fn pump(session: &mut Session, outcome: &mut Outcome) {
     loop {
         match session.poll() {
             Event::Send(bytes) => outcome.output.extend(bytes),
-            Event::CheckRecipient(a) => session.recipient_checked(check(&a)).unwrap(),
+            Event::CheckRecipients(a) => session.recipients_checked(check(&a)).unwrap(),
             Event::Deliver(tx) => {
                 session.delivered(deliver(&tx)).unwrap();
                 outcome.transactions.push(tx);
@@ -372,7 +374,7 @@ fn wrong_reply_count_from_delivery_is_padded_with_451() {
     loop {
         match session.poll() {
             Event::Send(b) => output.extend(b),
-            Event::CheckRecipient(a) => session.recipient_checked(check(&a)).unwrap(),
+            Event::CheckRecipients(a) => session.recipients_checked(check(&a)).unwrap(),
             Event::Deliver(_) => session
                 .delivered(vec![Reply::new(250, "2.0.0", "ok")])
                 .unwrap(),
@@ -387,7 +389,10 @@ fn wrong_reply_count_from_delivery_is_padded_with_451() {
 #[test]
 fn answers_without_a_request_are_refused() {
     let mut session = Session::new(&LmtpConfig::default());
-    assert_eq!(session.recipient_checked(check("a")), Err(UnexpectedAnswer));
+    assert_eq!(
+        session.recipients_checked(check(&["a".into()])),
+        Err(UnexpectedAnswer)
+    );
     assert_eq!(session.delivered(vec![]), Err(UnexpectedAnswer));
 }
 
@@ -428,4 +433,101 @@ fn source_routes_and_quoted_local_parts() {
     let tx = &out.transactions[0];
     assert_eq!(tx.mail_from, "s@x");
     assert_eq!(tx.recipients, ["\"odd > name\"@x", "b@x"]);
+}
+
+/// The address batches a session asks about for `input`, fed at once,
+/// and the replies it sends.
+fn rcpt_batches(config: &LmtpConfig, input: &str) -> (Vec<Vec<String>>, String) {
+    let mut session = Session::new(config);
+    session.feed(input.as_bytes());
+    let (mut batches, mut output) = (Vec::new(), Vec::new());
+    loop {
+        match session.poll() {
+            Event::Send(b) => output.extend(b),
+            Event::CheckRecipients(a) => {
+                session.recipients_checked(check(&a)).unwrap();
+                batches.push(a);
+            }
+            Event::Deliver(tx) => session.delivered(deliver(&tx)).unwrap(),
+            _ => break,
+        }
+    }
+    (batches, String::from_utf8(output).unwrap())
+}
+
+#[test]
+fn pipelined_rcpts_are_checked_together_and_answered_in_order() {
+    let input = format!(
+        "{HEAD}RCPT TO:<a@x>\r\nRCPT TO:<unknown@x>\r\nrcpt to:<b@x>\r\nRCPT TO:<c@x>\r\nDATA\r\nhi\r\n.\r\n"
+    );
+    let (batches, output) = rcpt_batches(&LmtpConfig::default(), &input);
+    assert_eq!(batches, vec![vec!["a@x", "unknown@x", "b@x", "c@x"]]);
+    let lines: Vec<&str> = output.lines().collect();
+    let rcpt_replies: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains("recipient ok") || l.contains("no such user"))
+        .collect();
+    assert_eq!(
+        rcpt_replies,
+        [
+            "250 2.1.5 recipient ok",
+            "550 5.1.1 no such user",
+            "250 2.1.5 recipient ok",
+            "250 2.1.5 recipient ok"
+        ]
+    );
+    // one delivery reply per accepted recipient, the refused one left out
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("250 2.0.0")).count(),
+        3
+    );
+}
+
+#[test]
+fn a_batch_stops_at_any_other_line_and_at_the_recipient_limit() {
+    // A bad RCPT, a NOOP and a partial line end the batch; each is then
+    // handled on its own, as without pipelining.
+    let input = format!(
+        "{HEAD}RCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\nRCPT TO: broken\r\nRCPT TO:<c@x>\r\nNOOP\r\nRCPT TO:<d@x>\r\nRCPT TO:<e@"
+    );
+    let (batches, output) = rcpt_batches(&LmtpConfig::default(), &input);
+    assert_eq!(batches, vec![vec!["a@x", "b@x"], vec!["c@x"], vec!["d@x"]]);
+    assert!(output.contains("\r\n501 "), "{output}");
+    let config = LmtpConfig {
+        max_recipients: 3,
+        ..LmtpConfig::default()
+    };
+    let rcpts: String = ["unknown1", "a", "b", "c", "d"]
+        .iter()
+        .map(|r| format!("RCPT TO:<{r}@x>\r\n"))
+        .collect();
+    let (batches, output) = rcpt_batches(&config, &format!("{HEAD}{rcpts}"));
+    // The refused one leaves room for a third accepted recipient; the
+    // fourth is over the limit.
+    assert_eq!(batches, vec![vec!["unknown1@x", "a@x", "b@x"], vec!["c@x"]]);
+    assert_eq!(output.matches("250 2.1.5").count(), 3, "{output}");
+    assert_eq!(output.matches("452 4.5.3").count(), 1, "{output}");
+}
+
+#[test]
+fn missing_recipient_replies_are_padded_with_451() {
+    let mut session = Session::new(&LmtpConfig::default());
+    session.feed(format!("{HEAD}RCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\n").as_bytes());
+    let mut output = Vec::new();
+    loop {
+        match session.poll() {
+            Event::Send(b) => output.extend(b),
+            Event::CheckRecipients(a) => {
+                assert_eq!(a.len(), 2);
+                session
+                    .recipients_checked(vec![Reply::new(250, "2.1.5", "ok")])
+                    .unwrap();
+            }
+            _ => break,
+        }
+    }
+    assert!(String::from_utf8(output)
+        .unwrap()
+        .ends_with("250 2.1.5 ok\r\n451 4.3.0 recipient not checked; try again later\r\n"));
 }

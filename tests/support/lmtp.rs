@@ -89,6 +89,7 @@ pub struct Replies {
 const RAW_LMTP: &str = r#"
 import json, socket, sys
 port, rcpts, message = int(sys.argv[1]), sys.argv[2].split(","), open(sys.argv[3], "rb").read()
+pipelined = sys.argv[4] == "pipelined"
 s = socket.create_connection(("127.0.0.1", port)); f = s.makefile("rb")
 def reply():
     lines = []
@@ -99,9 +100,14 @@ reply()
 s.sendall(b"LHLO test\r\n"); reply()
 s.sendall(b"MAIL FROM:<sender@example.net>\r\n"); reply()
 out = {"rcpt": [], "data": []}
-for r in rcpts:
-    s.sendall(("RCPT TO:<%s>\r\n" % r).encode())
-    out["rcpt"].append(reply())
+lines = [("RCPT TO:<%s>\r\n" % r).encode() for r in rcpts]
+if pipelined:
+    s.sendall(b"".join(lines))
+    out["rcpt"] = [reply() for _ in lines]
+else:
+    for line in lines:
+        s.sendall(line)
+        out["rcpt"].append(reply())
 accepted = sum(1 for r in out["rcpt"] if r.startswith("250"))
 s.sendall(b"DATA\r\n"); reply()
 body = b"".join(b"." + l if l.startswith(b".") else l for l in message.splitlines(True))
@@ -115,12 +121,27 @@ print(json.dumps(out))
 /// TO` per entry of `rcpts`, DATA with `message` (which must end in
 /// CRLF); reads every reply on the socket itself.
 pub fn transaction(port: u16, rcpts: &[&str], message: &[u8]) -> Replies {
+    raw_transaction(port, rcpts, message, "one-by-one")
+}
+
+/// [`transaction`], but with every `RCPT TO` sent in one write before any
+/// reply is read, as an MTA that pipelines does (RFC 2920).
+pub fn transaction_pipelined(port: u16, rcpts: &[&str], message: &[u8]) -> Replies {
+    raw_transaction(port, rcpts, message, "pipelined")
+}
+
+fn raw_transaction(port: u16, rcpts: &[&str], message: &[u8], mode: &str) -> Replies {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("message.eml");
     std::fs::write(&path, message).unwrap();
     let out = python(
         RAW_LMTP,
-        &[&port.to_string(), &rcpts.join(","), path.to_str().unwrap()],
+        &[
+            &port.to_string(),
+            &rcpts.join(","),
+            path.to_str().unwrap(),
+            mode,
+        ],
     );
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let list = |k: &str| -> Vec<String> {
