@@ -18,9 +18,9 @@
 //! does, input is only buffered, so pipelined commands (RFC 2920) are
 //! processed in order and their replies keep that order. Consecutive
 //! pipelined RCPTs already buffered are checked in one request (one store
-//! read for a transaction's hundred recipients instead of a hundred). Replies are
-//! batched: [`Event::Send`] carries everything produced since the last one,
-//! and always comes before a request or [`Event::NeedInput`].
+//! read for a transaction's hundred recipients instead of a hundred).
+//! Replies are batched: [`Event::Send`] carries everything produced since
+//! the last one, and always comes before a request or [`Event::NeedInput`].
 //!
 //! The buffer is bounded: a command line is at most [`MAX_COMMAND_LINE`]
 //! octets, and in DATA every fed byte is consumed at once.

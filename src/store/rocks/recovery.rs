@@ -169,7 +169,8 @@ pub(super) fn open_db(path: &Path) -> Result<DB, rocksdb::Error> {
     // do — gigabytes of WAL to keep on disk and replay at open. The cap
     // forces those flushes instead.
     opts.set_max_total_wal_size(256 << 20);
-    DB::open_cf_descriptors(&opts, path, super::column_families())
+    let cache = rocksdb::Cache::new_lru_cache(super::access::BLOCK_CACHE_BYTES)?;
+    DB::open_cf_descriptors(&opts, path, super::column_families(&cache))
 }
 
 /// Whether [`REOPEN_HEADROOM`] descriptors can be opened now.

@@ -184,3 +184,40 @@ fn a_busy_database_keeps_its_memtables() {
     assert!(!small.flush_when_quiet(std::time::Duration::ZERO).unwrap());
     assert!(memtables(&small) > 0);
 }
+
+#[test]
+fn every_column_family_reads_through_one_bounded_block_cache() {
+    let (_dir, store) = open();
+    for cf in [Cf::Messages, Cf::Accounts] {
+        let mut batch = Batch::new();
+        for i in 0..200u32 {
+            batch.put(cf, i.to_be_bytes().to_vec(), vec![7; 4096]);
+        }
+        store.write(batch).unwrap();
+    }
+    store.flush().unwrap();
+    for i in 0..200u32 {
+        assert!(store.get(Cf::Messages, &i.to_be_bytes()).unwrap().is_some());
+    }
+    let property = |cf: Cf, name: &str| {
+        store
+            .with_db(|db| {
+                db.property_int_value_cf(access::handle(db, cf)?, name)
+                    .map_err(|e| access::engine_error("property", e))
+            })
+            .unwrap()
+            .unwrap()
+    };
+    // Read through Messages only, yet Accounts reports the same usage:
+    // one cache, of the one capacity.
+    let used = property(Cf::Messages, "rocksdb.block-cache-usage");
+    assert!(used > 100 * 4096, "{used} bytes cached");
+    assert_eq!(property(Cf::Accounts, "rocksdb.block-cache-usage"), used);
+    for cf in Cf::ALL {
+        assert_eq!(
+            property(cf, "rocksdb.block-cache-capacity"),
+            access::BLOCK_CACHE_BYTES as u64,
+            "{cf}"
+        );
+    }
+}
