@@ -13,7 +13,7 @@
 //! background thread, so the caller (the server's memory tick, on the
 //! async runtime) never waits for the disk.
 
-use std::sync::PoisonError;
+use std::sync::{PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use rocksdb::{FlushOptions, DB};
@@ -65,26 +65,35 @@ impl RocksStore {
     /// the database has been quiet for `quiet` and they hold more than
     /// [`FLUSH_ABOVE`] bytes; whether it did.
     pub(super) fn flush_when_quiet(&self, quiet: Duration) -> Result<bool, StoreError> {
-        self.with_db(|db| {
-            let seq = db.latest_sequence_number();
-            let ready = self
-                .quiet
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .quiet_for(seq, quiet);
-            if !ready || memtable_bytes(db)? <= FLUSH_ABOVE {
-                return Ok(false);
-            }
-            let mut background = FlushOptions::default();
-            background.set_wait(false);
-            for (name, cf) in column_families_in(db)? {
-                db.flush_cf_opt(cf, &background)
-                    .map_err(|e| engine_error("flush", e))
-                    .inspect_err(|e| tracing::warn!(cf = name, error = %e, "idle flush failed"))?;
-            }
-            tracing::debug!("writing the memtables out after a quiet spell");
-            Ok(true)
-        })
+        // why not `with_db`: that reopens a closed database, and this runs
+        // on the async runtime; a database being reopened (or closed) is
+        // simply not looked at this time.
+        let engine = match self.engine.try_read() {
+            Ok(engine) => engine,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(false),
+        };
+        let Some(db) = &engine.db else {
+            return Ok(false);
+        };
+        let seq = db.latest_sequence_number();
+        let ready = self
+            .quiet
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .quiet_for(seq, quiet);
+        if !ready || memtable_bytes(db)? <= FLUSH_ABOVE {
+            return Ok(false);
+        }
+        let mut background = FlushOptions::default();
+        background.set_wait(false);
+        for (name, cf) in column_families_in(db)? {
+            db.flush_cf_opt(cf, &background)
+                .map_err(|e| engine_error("flush", e))
+                .inspect_err(|e| tracing::warn!(cf = name, error = %e, "idle flush failed"))?;
+        }
+        tracing::debug!("writing the memtables out after a quiet spell");
+        Ok(true)
     }
 }
 
