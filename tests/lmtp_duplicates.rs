@@ -45,20 +45,23 @@ fn an_account_named_three_ways_gets_one_copy_and_three_replies() {
     assert_eq!(server.inbox("bob@example.org").len(), 1);
 }
 
-#[test]
-fn a_list_named_twice_fans_out_once() {
+/// A server with the accounts bob and carol and the list team of
+/// `members`.
+fn bob_carol_and_team(members: &[&str]) -> Server {
     let server = Server::start();
     server.ok(&["account", "add", "bob@example.org"]);
     server.ok(&["account", "add", "carol@example.org"]);
-    server.ok(&[
-        "list",
-        "add",
-        "team@example.org",
-        "--member",
-        "bob@example.org",
-        "--member",
-        "carol@example.org",
-    ]);
+    let mut add = vec!["list", "add", "team@example.org"];
+    for m in members {
+        add.extend(["--member", m]);
+    }
+    server.ok(&add);
+    server
+}
+
+#[test]
+fn a_list_named_twice_fans_out_once() {
+    let server = bob_carol_and_team(&["bob@example.org", "carol@example.org"]);
     let replies = transaction(
         server.lmtp_port,
         &["team@example.org", "Team@example.org"],
@@ -77,16 +80,7 @@ fn a_list_named_twice_fans_out_once() {
 
 #[test]
 fn pipelined_rcpts_of_every_kind_get_their_own_replies_in_order() {
-    let server = Server::start();
-    server.ok(&["account", "add", "bob@example.org"]);
-    server.ok(&["account", "add", "carol@example.org"]);
-    server.ok(&[
-        "list",
-        "add",
-        "team@example.org",
-        "--member",
-        "carol@example.org",
-    ]);
+    let server = bob_carol_and_team(&["carol@example.org"]);
     let long = format!("{}@example.org", "x".repeat(240));
     let rcpts = [
         "nobody@example.org",

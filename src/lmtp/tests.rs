@@ -368,20 +368,10 @@ fn idle_timeout_and_shutdown_send_421_and_close() {
 
 #[test]
 fn wrong_reply_count_from_delivery_is_padded_with_451() {
-    let mut session = Session::new(&LmtpConfig::default());
-    session.feed(format!("{HEAD}RCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n.\r\n").as_bytes());
-    let mut output = Vec::new();
-    loop {
-        match session.poll() {
-            Event::Send(b) => output.extend(b),
-            Event::CheckRecipients(a) => session.recipients_checked(check(&a)).unwrap(),
-            Event::Deliver(_) => session
-                .delivered(vec![Reply::new(250, "2.0.0", "ok")])
-                .unwrap(),
-            _ => break,
-        }
-    }
-    assert!(String::from_utf8(output).unwrap().ends_with(
+    let input = format!("{HEAD}RCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n.\r\n");
+    let one_reply = |_: &Transaction| vec![Reply::new(250, "2.0.0", "ok")];
+    let (_, output) = run_answering(&LmtpConfig::default(), &input, check, one_reply);
+    assert!(output.ends_with(
         "250 2.0.0 ok\r\n451 4.3.0 no delivery status for this recipient; try again later\r\n"
     ));
 }
@@ -436,8 +426,13 @@ fn source_routes_and_quoted_local_parts() {
 }
 
 /// The address batches a session asks about for `input`, fed at once,
-/// and the replies it sends.
-fn rcpt_batches(config: &LmtpConfig, input: &str) -> (Vec<Vec<String>>, String) {
+/// and the replies it sends; `rcpt` and `data` answer its requests.
+fn run_answering(
+    config: &LmtpConfig,
+    input: &str,
+    rcpt: impl Fn(&[String]) -> Vec<Reply>,
+    data: impl Fn(&Transaction) -> Vec<Reply>,
+) -> (Vec<Vec<String>>, String) {
     let mut session = Session::new(config);
     session.feed(input.as_bytes());
     let (mut batches, mut output) = (Vec::new(), Vec::new());
@@ -445,14 +440,19 @@ fn rcpt_batches(config: &LmtpConfig, input: &str) -> (Vec<Vec<String>>, String) 
         match session.poll() {
             Event::Send(b) => output.extend(b),
             Event::CheckRecipients(a) => {
-                session.recipients_checked(check(&a)).unwrap();
+                session.recipients_checked(rcpt(&a)).unwrap();
                 batches.push(a);
             }
-            Event::Deliver(tx) => session.delivered(deliver(&tx)).unwrap(),
+            Event::Deliver(tx) => session.delivered(data(&tx)).unwrap(),
             _ => break,
         }
     }
     (batches, String::from_utf8(output).unwrap())
+}
+
+/// [`run_answering`] with the scripted answers.
+fn rcpt_batches(config: &LmtpConfig, input: &str) -> (Vec<Vec<String>>, String) {
+    run_answering(config, input, check, deliver)
 }
 
 #[test]
@@ -512,22 +512,11 @@ fn a_batch_stops_at_any_other_line_and_at_the_recipient_limit() {
 
 #[test]
 fn missing_recipient_replies_are_padded_with_451() {
-    let mut session = Session::new(&LmtpConfig::default());
-    session.feed(format!("{HEAD}RCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\n").as_bytes());
-    let mut output = Vec::new();
-    loop {
-        match session.poll() {
-            Event::Send(b) => output.extend(b),
-            Event::CheckRecipients(a) => {
-                assert_eq!(a.len(), 2);
-                session
-                    .recipients_checked(vec![Reply::new(250, "2.1.5", "ok")])
-                    .unwrap();
-            }
-            _ => break,
-        }
-    }
-    assert!(String::from_utf8(output)
-        .unwrap()
-        .ends_with("250 2.1.5 ok\r\n451 4.3.0 recipient not checked; try again later\r\n"));
+    let input = format!("{HEAD}RCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\n");
+    let one_reply = |_: &[String]| vec![Reply::new(250, "2.1.5", "ok")];
+    let (batches, output) = run_answering(&LmtpConfig::default(), &input, one_reply, deliver);
+    assert_eq!(batches, vec![vec!["a@x", "b@x"]]);
+    assert!(
+        output.ends_with("250 2.1.5 ok\r\n451 4.3.0 recipient not checked; try again later\r\n")
+    );
 }
