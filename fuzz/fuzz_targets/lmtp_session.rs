@@ -46,9 +46,15 @@ fn pump(session: &mut Session, output: &mut Vec<u8>) -> bool {
     loop {
         match session.poll() {
             Event::Send(bytes) => output.extend(bytes),
-            Event::CheckRecipients(addresses) => session
-                .recipients_checked(addresses.iter().map(|_| Reply::new(250, "2.1.5", "ok")).collect())
-                .expect("answering a request is never misuse"),
+            Event::CheckRecipients(addresses) => {
+                let replies = addresses
+                    .iter()
+                    .map(|_| Reply::new(250, "2.1.5", "ok"))
+                    .collect();
+                session
+                    .recipients_checked(replies)
+                    .expect("answering a request is never misuse");
+            }
             Event::Deliver(tx) => {
                 let replies = tx
                     .recipients

@@ -27,9 +27,11 @@ use crate::store::StoreError;
 /// that an idle server is back to its working set soon after.
 pub(super) const QUIET: Duration = Duration::from_secs(5);
 
-/// Memtable bytes below which a quiet database keeps them: a flush makes
-/// SST files that compaction merges later, not worth it for a few KiB.
-pub(super) const FLUSH_ABOVE: u64 = 1 << 20;
+/// Memtable bytes below which a quiet database keeps them: each flush
+/// makes an SST file per column family (and a blob file for the larger
+/// values of `blobs`) that compaction merges later, so a server with a
+/// trickle of mail flushes at most once per 4 MiB written.
+pub(super) const FLUSH_ABOVE: u64 = 4 << 20;
 
 /// The last sequence number seen and since when it has not moved.
 #[derive(Debug)]

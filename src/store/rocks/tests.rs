@@ -103,9 +103,9 @@ fn memtables(store: &RocksStore) -> u64 {
     store.with_db(idle::memtable_bytes).unwrap()
 }
 
-/// Writes 4 MiB of records in batches, reopens nothing.
-fn write_four_mib(store: &RocksStore, tag: u8) {
-    for i in 0..64u32 {
+/// Writes 8 MiB of records, 64 KiB a batch.
+fn write_eight_mib(store: &RocksStore, tag: u8) {
+    for i in 0..128u32 {
         let mut batch = Batch::new();
         batch.put(
             Cf::Messages,
@@ -116,11 +116,15 @@ fn write_four_mib(store: &RocksStore, tag: u8) {
     }
 }
 
+/// Memtable bytes of an emptied database (eleven empty memtables hold a
+/// few KiB).
+const EMPTIED: u64 = 256 << 10;
+
 /// Waits (at most 10 s) until the background flush has emptied the
-/// memtables below the threshold.
+/// memtables.
 fn wait_for_flush(store: &RocksStore) -> u64 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while memtables(store) > idle::FLUSH_ABOVE && std::time::Instant::now() < deadline {
+    while memtables(store) > EMPTIED && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     memtables(store)
@@ -129,11 +133,11 @@ fn wait_for_flush(store: &RocksStore) -> u64 {
 #[test]
 fn a_quiet_database_writes_its_memtables_out_and_keeps_its_data() {
     let (dir, store) = open();
-    write_four_mib(&store, 1);
+    write_eight_mib(&store, 1);
     let full = memtables(&store);
     assert!(
-        full > 4 << 20,
-        "memtables hold {full} bytes after 4 MiB of writes"
+        full > 8 << 20,
+        "memtables hold {full} bytes after 8 MiB of writes"
     );
     let quiet = std::time::Duration::from_millis(50);
     // The first look only notes the sequence number: no flush yet.
@@ -141,14 +145,14 @@ fn a_quiet_database_writes_its_memtables_out_and_keeps_its_data() {
     std::thread::sleep(quiet);
     assert!(store.flush_when_quiet(quiet).unwrap());
     let left = wait_for_flush(&store);
-    assert!(left <= idle::FLUSH_ABOVE, "{left} bytes still in memtables");
+    assert!(left <= EMPTIED, "{left} bytes still in memtables");
     // Nothing more to do until the next write, and the data is all there,
     // also after a reopen (it is in SST files now, not only the WAL).
     std::thread::sleep(quiet);
     assert!(!store.flush_when_quiet(quiet).unwrap());
     drop(store);
     let store = RocksStore::open(dir.path()).unwrap();
-    for i in 0..64u32 {
+    for i in 0..128u32 {
         let value = store
             .get(Cf::Messages, &[&[1][..], &i.to_be_bytes()].concat())
             .unwrap();
@@ -168,13 +172,13 @@ fn a_busy_database_keeps_its_memtables() {
     // Writes keep coming, each within the quiet spell of the last look.
     for tag in 1..=3u8 {
         std::thread::sleep(quiet / 2);
-        write_four_mib(&store, tag);
+        write_eight_mib(&store, tag);
         assert!(
             !store.flush_when_quiet(quiet).unwrap(),
             "flushed while busy ({tag})"
         );
     }
-    assert!(memtables(&store) > 12 << 20);
+    assert!(memtables(&store) > 24 << 20);
     // A quiet database with little in its memtables keeps them too.
     let (_dir, small) = open();
     let mut batch = Batch::new();
