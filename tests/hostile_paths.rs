@@ -162,12 +162,7 @@ fn jmap_mailbox_set_refuses_path_steps_alone_and_through_a_parent() {
         updated["notUpdated"][parent]["type"], "invalidProperties",
         "{updated}"
     );
-    let names: Vec<String> = jmap.call("Mailbox/get", json!({ "ids": null }))["list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap().to_string())
-        .collect();
+    let names = jmap.mailbox_names();
     assert!(names.contains(&"parent".to_string()), "{names:?}");
     assert!(names.iter().all(|n| !n.contains('.')), "{names:?}");
 }

@@ -61,17 +61,7 @@ fn one(out: &serde_json::Value, key: &str) -> String {
 #[test]
 fn capabilities_are_announced() {
     let s = server(0);
-    let out = s.python(
-        r#"
-m = connect(args[0], args[1])
-out['caps'] = s(m.capability()[1][0])
-"#,
-        &ALICE,
-    );
-    let caps = out["caps"].as_str().unwrap().to_string();
-    for cap in ["ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT"] {
-        assert!(caps.split(' ').any(|c| c == cap), "{cap} not in {caps}");
-    }
+    s.assert_capabilities(&ALICE, &["ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT"]);
 }
 
 /// RFC 5267 §3: SORT RETURN answers ESEARCH in sort order; MIN and MAX

@@ -45,13 +45,7 @@ fn imap(server: &Server, commands: &[&str]) -> Vec<serde_json::Value> {
 }
 
 fn jmap_names(server: &Server) -> Vec<String> {
-    let jmap = server.jmap(USER, PASSWORD);
-    jmap.call("Mailbox/get", json!({ "ids": null }))["list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap().to_string())
-        .collect()
+    server.jmap(USER, PASSWORD).mailbox_names()
 }
 
 #[test]

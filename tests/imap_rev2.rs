@@ -11,7 +11,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use serde_json::json;
 use support::server::Server;
 
 const USER: &str = "rev2@example.org";
@@ -128,13 +127,7 @@ fn server() -> Server {
 }
 
 fn jmap_names(server: &Server) -> Vec<String> {
-    let jmap = server.jmap(USER, PASSWORD);
-    jmap.call("Mailbox/get", json!({ "ids": null }))["list"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap().to_string())
-        .collect()
+    server.jmap(USER, PASSWORD).mailbox_names()
 }
 
 fn message(subject: &str) -> String {

@@ -111,17 +111,7 @@ fn answer(out: &serde_json::Value, key: &str, prefix: &str) -> String {
 fn capabilities_are_announced() {
     let s = ImapServer::start();
     s.account(ALICE[0], ALICE[1]);
-    let out = s.python(
-        r#"
-m = connect(args[0], args[1])
-out['caps'] = s(m.capability()[1][0])
-"#,
-        &ALICE,
-    );
-    let caps = out["caps"].as_str().unwrap().to_string();
-    for cap in ["ESEARCH", "SORT", "SORT=DISPLAY"] {
-        assert!(caps.split(' ').any(|c| c == cap), "{cap} not in {caps}");
-    }
+    s.assert_capabilities(&ALICE, &["ESEARCH", "SORT", "SORT=DISPLAY"]);
 }
 
 /// RFC 4731 §3.1 and §2: MIN, MAX, COUNT and ALL of SEARCH and UID

@@ -111,14 +111,7 @@ fn tagged(out: &serde_json::Value, key: &str) -> String {
 fn capabilities_are_announced() {
     let s = ImapServer::start();
     s.account(ALICE[0], ALICE[1]);
-    let out = s.python(
-        "m = connect(args[0], args[1])\nout['caps'] = s(m.capability()[1][0])\n",
-        &ALICE,
-    );
-    let caps = out["caps"].as_str().unwrap().to_string();
-    for cap in ["THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT"] {
-        assert!(caps.split(' ').any(|c| c == cap), "{cap} not in {caps}");
-    }
+    s.assert_capabilities(&ALICE, &["THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT"]);
 }
 
 /// RFC 5256 §4 and §3 on the crafted mailbox: the exact trees, UID

@@ -93,7 +93,7 @@ impl Session {
         let Some(sel) = self.selected.as_mut() else {
             return;
         };
-        let refused = if cmd.criteria.iter().any(has_modseq) {
+        let refused = if cmd.criteria.iter().any(super::search::has_modseq) {
             Some("no updates for a search with MODSEQ")
         } else if sel.contexts.len() >= MAX_CONTEXTS {
             Some("too many search contexts with UPDATE (at most 10); CANCELUPDATE one first")
@@ -279,16 +279,6 @@ fn report(
 /// `* NO [NOUPDATE "tag"] text` (RFC 5267 §4.3.4).
 fn noupdate(tag: &str, text: &str) -> String {
     format!("* NO [NOUPDATE \"{tag}\"] {text}\r\n")
-}
-
-fn has_modseq(key: &SearchKey<'_>) -> bool {
-    match key {
-        SearchKey::ModSequence { .. } => true,
-        SearchKey::Not(k) => has_modseq(k),
-        SearchKey::Or(a, b) => has_modseq(a) || has_modseq(b),
-        SearchKey::And(keys) => keys.as_ref().iter().any(has_modseq),
-        _ => false,
-    }
 }
 
 /// The tag and the parse of a refused message, when it is a CANCELUPDATE

@@ -257,7 +257,7 @@ fn needs_record(key: &SearchKey<'_>) -> bool {
 }
 
 /// Whether `key` uses MODSEQ (a CONDSTORE enabling command, RFC 7162 §3.1).
-fn has_modseq(key: &SearchKey<'_>) -> bool {
+pub(super) fn has_modseq(key: &SearchKey<'_>) -> bool {
     match key {
         SearchKey::ModSequence { .. } => true,
         SearchKey::Not(k) => has_modseq(k),

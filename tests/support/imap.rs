@@ -157,6 +157,19 @@ impl ImapServer {
         serde_json::from_str(last).unwrap_or_else(|e| panic!("bad JSON {last:?}: {e}"))
     }
 
+    /// Asserts that each of `wanted` is in the CAPABILITY list the server
+    /// gives once `login` (address, password) is logged in.
+    pub fn assert_capabilities(&self, login: &[&str], wanted: &[&str]) {
+        let out = self.python(
+            "m = connect(args[0], args[1])\nout['caps'] = s(m.capability()[1][0])\n",
+            login,
+        );
+        let caps = out["caps"].as_str().unwrap().to_string();
+        for cap in wanted {
+            assert!(caps.split(' ').any(|c| c == *cap), "{cap} not in {caps}");
+        }
+    }
+
     /// Starts the Python `body` and returns the child, stdout piped.
     pub fn python_spawn(&self, body: &str, args: &[&str]) -> Child {
         python_command(self.port, body, args)

@@ -281,6 +281,16 @@ impl JmapUser {
         self.calls(serde_json::json!([[method, args, "c0"]]))[0][1].clone()
     }
 
+    /// The names of every mailbox, as `Mailbox/get` gives them.
+    pub fn mailbox_names(&self) -> Vec<String> {
+        self.call("Mailbox/get", serde_json::json!({ "ids": null }))["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Uploads `data`; returns the blobId.
     pub fn upload(&self, data: Vec<u8>) -> String {
         let url = self.session["uploadUrl"]
