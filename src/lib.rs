@@ -52,6 +52,7 @@ pub mod mime;
 pub mod net;
 pub(crate) mod nofollow;
 pub mod notify;
+pub(crate) mod periodic;
 pub mod reading;
 pub mod server;
 pub mod smime;

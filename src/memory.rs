@@ -37,24 +37,18 @@ const HUGE_BLOCK_BYTES: usize = 4 << 20;
 
 /// Runs the tick until `stopped` completes.
 pub(crate) async fn release_periodically(store: Arc<MailStore>, stopped: impl Future<Output = ()>) {
-    let mut tick = tokio::time::interval(TICK_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            () = &mut stopped => return,
-            _ = tick.tick() => {
-                // why not on the blocking pool: the call only reads memory
-                // and starts a background flush; a blocking job every tick
-                // would also keep up to five idle pool threads (and their
-                // allocator pages) alive for good.
-                if let Err(e) = store.release_memory_when_quiet() {
-                    tracing::warn!(error = %e, "could not release the store's memory");
-                }
-                release_due();
-            }
+    crate::periodic::every(TICK_EVERY, crate::periodic::First::AtOnce, stopped, || {
+        // why not on the blocking pool: the call only reads memory and
+        // starts a background flush; a blocking job every tick would also
+        // keep up to five idle pool threads (and their allocator pages)
+        // alive for good.
+        if let Err(e) = store.release_memory_when_quiet() {
+            tracing::warn!(error = %e, "could not release the store's memory");
         }
-    }
+        release_due();
+        std::future::ready(())
+    })
+    .await;
 }
 
 /// One allocation of a huge block and its release, kept from being

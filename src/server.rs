@@ -439,24 +439,18 @@ const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(36
 /// Runs [`MailStore::maintain`] every [`MAINTENANCE_EVERY`] (on the
 /// blocking pool: it rewrites files) until `stopped` completes.
 async fn maintain_periodically(store: Arc<MailStore>, stopped: impl Future<Output = ()>) {
-    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(stopped);
-    // why: an interval's first tick is immediate; start an hour in.
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            () = &mut stopped => return,
-            _ = tick.tick() => {
-                let store = Arc::clone(&store);
-                match tokio::task::spawn_blocking(move || store.maintain()).await {
-                    Ok(Ok(())) => tracing::debug!("store maintenance done"),
-                    Ok(Err(e)) => tracing::warn!(error = %e, "store maintenance failed"),
-                    Err(e) => tracing::warn!(error = %e, "store maintenance task failed"),
-                }
+    use crate::periodic::{every, First};
+    every(MAINTENANCE_EVERY, First::AfterOnePeriod, stopped, || {
+        let store = Arc::clone(&store);
+        async move {
+            match tokio::task::spawn_blocking(move || store.maintain()).await {
+                Ok(Ok(())) => tracing::debug!("store maintenance done"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "store maintenance failed"),
+                Err(e) => tracing::warn!(error = %e, "store maintenance task failed"),
             }
         }
-    }
+    })
+    .await;
 }
 
 /// Raises the soft limit on open files to the hard limit: every IMAP IDLE

@@ -106,24 +106,20 @@ fn plain(status: StatusCode, line: &str) -> Response {
 /// `stopped` completes. A failed pass is logged and the gauges keep their
 /// last values.
 pub async fn watch_certificates(store: Arc<MailStore>, stopped: impl Future<Output = ()>) {
-    let mut tick = tokio::time::interval(CERTIFICATES_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(stopped);
-    loop {
-        tokio::select! {
-            () = &mut stopped => return,
-            _ = tick.tick() => {
-                let store = Arc::clone(&store);
-                let counted = tokio::task::spawn_blocking(move || {
-                    store.count_expiring_certificates(EXPIRING_WITHIN_SECS)
-                })
-                .await;
-                match counted {
-                    Ok(Ok((expiring, expired))) => super::set_certificates(expiring, expired),
-                    Ok(Err(error)) => tracing::warn!(%error, "counting expiring certificates failed"),
-                    Err(error) => tracing::warn!(%error, "counting expiring certificates: task failed"),
-                }
+    use crate::periodic::{every, First};
+    every(CERTIFICATES_EVERY, First::AtOnce, stopped, || {
+        let store = Arc::clone(&store);
+        async move {
+            let counted = tokio::task::spawn_blocking(move || {
+                store.count_expiring_certificates(EXPIRING_WITHIN_SECS)
+            })
+            .await;
+            match counted {
+                Ok(Ok((expiring, expired))) => super::set_certificates(expiring, expired),
+                Ok(Err(error)) => tracing::warn!(%error, "counting expiring certificates failed"),
+                Err(error) => tracing::warn!(%error, "counting expiring certificates: task failed"),
             }
         }
-    }
+    })
+    .await;
 }

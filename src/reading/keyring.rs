@@ -287,13 +287,14 @@ impl Keyring {
 
 /// Runs [`Keyring::sweep`] every [`SWEEP_EVERY`] until the process ends.
 pub async fn sweeper(ring: Arc<Keyring>, store: Arc<MailStore>) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
+    use crate::periodic::{every, First};
+    every(SWEEP_EVERY, First::AtOnce, std::future::pending(), || {
         let (ring, store) = (Arc::clone(&ring), Arc::clone(&store));
-        let _ = tokio::task::spawn_blocking(move || ring.sweep(&store)).await;
-    }
+        async move {
+            let _ = tokio::task::spawn_blocking(move || ring.sweep(&store)).await;
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]
