@@ -423,6 +423,46 @@ out['done'] = s(f.readline())
     assert!(out["done"].as_str().unwrap().starts_with("I1 OK"), "{out}");
 }
 
+/// A repeated login skips the password hash (the store remembers a
+/// recent success), but a changed password, a cleared one or a removed
+/// account is refused at the very next LOGIN.
+#[test]
+fn a_remembered_login_ends_with_the_password_or_the_account() {
+    let s = ImapServer::start_with(|c| c.failed_login_delay = Duration::from_millis(10));
+    let id = s.account("alice@example.org", "alice-pw");
+    let login = |password: &str| {
+        let out = s.python(
+            r#"
+m = imaplib.IMAP4('127.0.0.1', port)
+try:
+    m.login(args[0], args[1])
+    out['login'] = 'OK'
+    m.logout()
+except imaplib.IMAP4.error as e:
+    out['login'] = str(e)
+"#,
+            &[ALICE[0], password],
+        );
+        out["login"].as_str().unwrap().to_string()
+    };
+    assert_eq!(login("alice-pw"), "OK", "first login, now remembered");
+    assert_eq!(login("alice-pw"), "OK", "the remembered one");
+    assert!(login("wrong").contains("AUTHENTICATIONFAILED"));
+    s.store.set_password(id, Some("new-pw")).unwrap();
+    assert!(
+        login("alice-pw").contains("AUTHENTICATIONFAILED"),
+        "the old password is refused at once"
+    );
+    assert_eq!(login("new-pw"), "OK");
+    assert_eq!(login("new-pw"), "OK");
+    s.store.set_password(id, None).unwrap();
+    assert!(login("new-pw").contains("AUTHENTICATIONFAILED"), "cleared");
+    s.store.set_password(id, Some("new-pw")).unwrap();
+    assert_eq!(login("new-pw"), "OK");
+    s.store.remove_account(id).unwrap();
+    assert!(login("new-pw").contains("AUTHENTICATIONFAILED"), "removed");
+}
+
 #[test]
 fn wrong_password_is_refused_after_the_delay() {
     let s = ImapServer::start_with(|c| c.failed_login_delay = Duration::from_millis(700));

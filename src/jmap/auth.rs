@@ -10,25 +10,20 @@
 //! addresses exist.
 //!
 //! Checking an argon2id hash costs tens of milliseconds of CPU by design,
-//! and a JMAP client sends its credentials with every request, so a
-//! successful check is remembered for [`CACHE_TTL`] under a salted SHA-256
-//! of the credentials (never the password itself). The account and a stamp
-//! of its stored password hash are loaded afresh on every request, so a
-//! removed account and a changed password are refused at once. A full
-//! check costs the same whether or not the address exists
+//! and a JMAP client sends its credentials with every request; the store
+//! remembers a recent success (never the password) and refuses a removed
+//! account or a changed password at once. A full check costs the same
+//! whether or not the address exists
 //! ([`MailStore::check_login`](crate::store::MailStore::check_login)).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-use rand::RngCore as _;
-use sha2::{Digest as _, Sha256};
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,67 +31,6 @@ use base64::Engine as _;
 
 use super::Server;
 use crate::store::{Account, AccountId};
-
-/// How long a successful password check is remembered.
-pub(crate) const CACHE_TTL: Duration = Duration::from_secs(5 * 60);
-/// Entries kept at most; the table is emptied when full (a spray of
-/// distinct credentials cannot grow it, and real clients simply re-check).
-const CACHE_ENTRIES: usize = 10_000;
-
-/// Successful credential checks, keyed by a salted hash of the credentials.
-#[derive(Debug)]
-pub(crate) struct AuthCache {
-    salt: [u8; 32],
-    // why: a std Mutex, held for one map operation, never across an await.
-    entries: Mutex<HashMap<[u8; 32], Remembered>>,
-}
-
-/// A successful check: whose, against which password hash, when.
-#[derive(Debug, Clone, Copy)]
-struct Remembered {
-    id: AccountId,
-    stamp: [u8; 32],
-    at: Instant,
-}
-
-impl Default for AuthCache {
-    fn default() -> Self {
-        let mut salt = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut salt);
-        Self {
-            salt,
-            entries: Mutex::default(),
-        }
-    }
-}
-
-impl AuthCache {
-    fn key(&self, user: &str, password: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(self.salt);
-        h.update(user.as_bytes());
-        h.update([0]);
-        h.update(password.as_bytes());
-        h.finalize().into()
-    }
-
-    fn get(&self, key: &[u8; 32]) -> Option<Remembered> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(key)
-            .filter(|r| r.at.elapsed() < CACHE_TTL)
-            .copied()
-    }
-
-    fn put(&self, key: [u8; 32], id: AccountId, stamp: [u8; 32]) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= CACHE_ENTRIES {
-            entries.clear();
-        }
-        let at = Instant::now();
-        entries.insert(key, Remembered { id, stamp, at });
-    }
-}
 
 /// Base wait before a 401 for wrong credentials, doubled per recent
 /// failure from the same address (as IMAP does; see `login_throttle`).
@@ -205,35 +139,18 @@ pub(crate) async fn authenticate(
     }
 }
 
-/// The account and password, checked against the cache or the hash.
+/// The account and password, checked against the hash (or the store's
+/// memory of a recent success, `MailStore::check_login`).
 async fn check_password(server: &Server, user: String, password: String) -> Option<Account> {
-    let cache_key = server.auth_cache.key(&user, &password);
-    let cached = server.auth_cache.get(&cache_key);
     let store = Arc::clone(&server.ctx.store);
-    let checked = tokio::task::spawn_blocking(move || {
-        if let Some(hit) = cached {
-            // why the stamp: a password changed since the check must stop
-            // working now, not when the entry expires.
-            let account = store.account_by_address(&user).ok()?;
-            let stamp = store.password_stamp(account.id).ok()??;
-            if account.id == hit.id && stamp == hit.stamp {
-                return Some((account, stamp));
-            }
+    let checked = tokio::task::spawn_blocking(move || store.check_login(&user, &password)).await;
+    match checked.ok()? {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::error!(error = %e, "password check failed");
+            None
         }
-        let account = match store.check_login(&user, &password) {
-            Ok(found) => found?,
-            Err(e) => {
-                tracing::error!(error = %e, "password check failed");
-                return None;
-            }
-        };
-        let stamp = store.password_stamp(account.id).ok()??;
-        Some((account, stamp))
-    })
-    .await;
-    let (account, stamp) = checked.ok()??;
-    server.auth_cache.put(cache_key, account.id, stamp);
-    Some(account)
+    }
 }
 
 /// The account an app token opens; with `user` (a token given as the
@@ -367,33 +284,4 @@ fn unauthorized() -> Response {
         );
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cache_is_keyed_by_user_and_password() {
-        let cache = AuthCache::default();
-        let key = cache.key("a@example.org", "right");
-        assert_ne!(key, cache.key("a@example.org", "wrong"));
-        assert_ne!(
-            key,
-            cache.key("a@example.orgr", "ight"),
-            "the separator keeps fields apart"
-        );
-        assert_ne!(
-            key,
-            AuthCache::default().key("a@example.org", "right"),
-            "salted per server"
-        );
-        assert!(cache.get(&key).is_none());
-        cache.put(key, AccountId(7), [1; 32]);
-        assert_eq!(
-            cache.get(&key).map(|r| (r.id, r.stamp)),
-            Some((AccountId(7), [1; 32]))
-        );
-        assert!(cache.get(&cache.key("a@example.org", "wrong")).is_none());
-    }
 }

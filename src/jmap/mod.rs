@@ -155,7 +155,6 @@ pub(crate) struct Server {
     pub(crate) uploads: blob::Uploads,
     pub(crate) request_slots: auth::AccountSlots,
     pub(crate) upload_slots: auth::AccountSlots,
-    pub(crate) auth_cache: auth::AuthCache,
     /// Failed logins per source address.
     pub(crate) throttle: crate::login_throttle::LoginThrottle,
     /// When each account last sent itself a test message.
@@ -171,7 +170,6 @@ pub fn router(ctx: Arc<JmapContext>) -> Router {
     let server = Arc::new(Server {
         ctx,
         uploads: blob::Uploads::default(),
-        auth_cache: auth::AuthCache::default(),
         request_slots: auth::AccountSlots::new(limits::CONCURRENT_REQUESTS),
         upload_slots: auth::AccountSlots::new(limits::CONCURRENT_UPLOAD),
         throttle: crate::login_throttle::LoginThrottle::default(),

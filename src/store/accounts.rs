@@ -286,7 +286,10 @@ impl MailStore {
     /// unknown address, a list address or an account without a password
     /// is checked against a fixed hash instead, so that the answer's time
     /// does not tell which addresses exist (IMAP and JMAP both log in
-    /// here). Takes no lock.
+    /// here). The one exception: the same address and password that
+    /// succeeded within the last minutes, against the same stored hash,
+    /// skip the evaluation (`logins`; only a right password can). Takes
+    /// no lock.
     pub fn check_login(&self, address: &str, password: &str) -> Result<Option<Account>, MailError> {
         let found = match self.resolve_address(address) {
             Ok(Some(Recipient::Account(id))) => Some((id, self.account_record(id)?)),
@@ -296,13 +299,22 @@ impl MailStore {
         let stored = found
             .as_ref()
             .and_then(|(_, rec)| rec.password_hash.clone());
+        let key = self.logins.key(address, password);
+        if let (Some((id, rec)), Some(h)) = (&found, &stored) {
+            if self.logins.remembers(&key, *id, &stamp(h)) {
+                return Ok(Some(rec.view(*id)));
+            }
+        }
         let hash = match &stored {
             Some(h) => h.as_str(),
             None => dummy_hash()?,
         };
         let matches = verify_hash(hash, password)?;
-        Ok(match found {
-            Some((id, rec)) if matches && stored.is_some() => Some(rec.view(id)),
+        Ok(match (found, stored) {
+            (Some((id, rec)), Some(h)) if matches => {
+                self.logins.remember(key, id, stamp(&h));
+                Some(rec.view(id))
+            }
             _ => None,
         })
     }
@@ -312,11 +324,7 @@ impl MailStore {
     /// time); `None` without a password. Lets a cache of successful
     /// logins drop an entry the moment the password changes.
     pub fn password_stamp(&self, id: AccountId) -> Result<Option<[u8; 32]>, MailError> {
-        use sha2::Digest as _;
-        Ok(self
-            .account_record(id)?
-            .password_hash
-            .map(|h| sha2::Sha256::digest(h.as_bytes()).into()))
+        Ok(self.account_record(id)?.password_hash.map(|h| stamp(&h)))
     }
 
     /// Sets the quota in bytes (`None`: unlimited).
@@ -446,6 +454,12 @@ fn normalize_aliases(primary: &str, aliases: &[String]) -> Result<Vec<String>, M
         }
     }
     Ok(out)
+}
+
+/// The stamp of a stored password hash (`MailStore::password_stamp`).
+fn stamp(hash: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(hash.as_bytes()).into()
 }
 
 /// The argon2id hash logins of unknown addresses are checked against,

@@ -57,6 +57,8 @@ pub struct MailStore {
     pub(crate) default_quota: Option<u64>,
     /// What deliveries read of recent recipients (`delivery_view`).
     pub(crate) views: ViewCache,
+    /// Successful logins, so that a repeated one skips argon2id (`logins`).
+    pub(crate) logins: super::logins::LoginCache,
     /// The embedded engine's files, for an online backup; `None` on an
     /// engine that backs itself up (PostgreSQL).
     pub(crate) local: Option<LocalEngine>,
@@ -103,6 +105,7 @@ impl MailStore {
             stripes: Stripes::new(LOCK_STRIPES),
             default_quota: None,
             views: ViewCache::default(),
+            logins: super::logins::LoginCache::default(),
             local: None,
             notifier: RwLock::default(),
         }

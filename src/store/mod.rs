@@ -95,6 +95,7 @@ mod error;
 mod keys;
 mod lists;
 mod log;
+mod logins;
 mod mail;
 mod mailbox;
 mod mailbox_name;
@@ -510,7 +511,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Called by the server every few seconds: an engine that holds
     /// written data in memory besides its durable copy (RocksDB's
     /// memtables beside its WAL) may write it out once no write has come
-    /// for a while, so that an idle server gives that memory back. The
+    /// for a while, and drop what it caches of its files, so that an idle
+    /// server gives that memory back. The
     /// default does nothing. Called on the async runtime: it must not
     /// wait for the disk (start the write and return). Takes no input
     /// from peers. Never panics.
