@@ -132,7 +132,7 @@ class Sealmail:
                    SEALMAIL_LMTP_LISTEN=f"127.0.0.1:{self.lmtp}",
                    SEALMAIL_IMAP_LISTEN=f"127.0.0.1:{self.imap}",
                    SEALMAIL_JMAP_LISTEN=f"127.0.0.1:{self.jmap}",
-                   SEALMAIL_LOG="warn")
+                   SEALMAIL_LOG=os.environ.get("SEALMAIL_LOG", "warn"))
         if store_url:
             env.update(SEALMAIL_STORE_ENGINE="postgres", SEALMAIL_STORE_URL=store_url)
         self.log = open(os.path.join(work, f"{name}.log"), "wb")

@@ -14,8 +14,9 @@
 //!   its own, never touched, so it costs no resident memory), and that
 //!   release is what lets mimalloc purge what is due.
 //! - The store's engine keeps what was written in memory beside its
-//!   durable copy (RocksDB's memtables); the same tick asks it to write
-//!   that out once writes have stopped
+//!   durable copy (RocksDB's memtables), and blocks it read in its block
+//!   cache; the same tick asks it to write the first out and empty the
+//!   second once writes have stopped
 //!   ([`MailStore::release_memory_when_quiet`]), and the next ticks give
 //!   the freed memory back.
 

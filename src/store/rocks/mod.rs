@@ -55,6 +55,8 @@ pub struct RocksStore {
     versions: KeyLocks,
     /// Since when no write has come (`idle`).
     quiet: Mutex<idle::Quiet>,
+    /// The block cache of every column family, kept across reopens.
+    cache: rocksdb::Cache,
     #[cfg(test)]
     fail_after_ops: std::sync::Mutex<Option<usize>>,
 }
@@ -78,7 +80,9 @@ impl RocksStore {
             path: path.clone(),
             source,
         })?;
-        let db = open_db(&path).map_err(|e| engine_error("open", e))?;
+        let cache = rocksdb::Cache::new_lru_cache(access::BLOCK_CACHE_BYTES)
+            .map_err(|e| engine_error("open", e))?;
+        let db = open_db(&path, &cache).map_err(|e| engine_error("open", e))?;
         let store = Self {
             engine: RwLock::new(Engine {
                 db: Some(db),
@@ -88,6 +92,7 @@ impl RocksStore {
             path,
             versions: KeyLocks::new(),
             quiet: Mutex::new(idle::Quiet::default()),
+            cache,
             #[cfg(test)]
             fail_after_ops: std::sync::Mutex::new(None),
         };
@@ -300,7 +305,7 @@ impl Store for RocksStore {
     }
 
     fn release_memory_when_quiet(&self) -> Result<(), StoreError> {
-        self.flush_when_quiet(idle::QUIET).map(drop)
+        self.release_when_quiet(idle::QUIET).map(drop)
     }
 }
 

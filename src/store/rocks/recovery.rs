@@ -29,7 +29,7 @@ use std::path::Path;
 use std::sync::{MutexGuard, PoisonError, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use rocksdb::{ErrorKind, DB};
+use rocksdb::{Cache, ErrorKind, DB};
 
 use super::super::StoreError;
 use super::RocksStore;
@@ -111,7 +111,7 @@ impl RocksStore {
         // why drop first: RocksDB's LOCK file refuses a second handle on
         // the same directory while the first is open.
         engine.db = None;
-        match open_db(&self.path) {
+        match open_db(&self.path, &self.cache) {
             Ok(db) => {
                 engine.db = Some(db);
                 *backoff = Backoff::default();
@@ -159,8 +159,8 @@ pub(super) fn reopen_helps(e: &rocksdb::Error) -> bool {
 }
 
 /// Opens (creating if missing) the database at `path` with every column
-/// family.
-pub(super) fn open_db(path: &Path) -> Result<DB, rocksdb::Error> {
+/// family, their table files' blocks cached in `cache`.
+pub(super) fn open_db(path: &Path, cache: &Cache) -> Result<DB, rocksdb::Error> {
     let mut opts = rocksdb::Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
@@ -169,8 +169,7 @@ pub(super) fn open_db(path: &Path) -> Result<DB, rocksdb::Error> {
     // do — gigabytes of WAL to keep on disk and replay at open. The cap
     // forces those flushes instead.
     opts.set_max_total_wal_size(256 << 20);
-    let cache = rocksdb::Cache::new_lru_cache(super::access::BLOCK_CACHE_BYTES)?;
-    DB::open_cf_descriptors(&opts, path, super::column_families(&cache))
+    DB::open_cf_descriptors(&opts, path, super::column_families(cache))
 }
 
 /// Whether [`REOPEN_HEADROOM`] descriptors can be opened now.

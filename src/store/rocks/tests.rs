@@ -141,15 +141,15 @@ fn a_quiet_database_writes_its_memtables_out_and_keeps_its_data() {
     );
     let quiet = std::time::Duration::from_millis(50);
     // The first look only notes the sequence number: no flush yet.
-    assert!(!store.flush_when_quiet(quiet).unwrap());
+    assert!(!store.release_when_quiet(quiet).unwrap().flushed);
     std::thread::sleep(quiet);
-    assert!(store.flush_when_quiet(quiet).unwrap());
+    assert!(store.release_when_quiet(quiet).unwrap().flushed);
     let left = wait_for_flush(&store);
     assert!(left <= EMPTIED, "{left} bytes still in memtables");
     // Nothing more to do until the next write, and the data is all there,
     // also after a reopen (it is in SST files now, not only the WAL).
     std::thread::sleep(quiet);
-    assert!(!store.flush_when_quiet(quiet).unwrap());
+    assert!(!store.release_when_quiet(quiet).unwrap().flushed);
     drop(store);
     let store = RocksStore::open(dir.path()).unwrap();
     for i in 0..128u32 {
@@ -168,13 +168,13 @@ fn a_quiet_database_writes_its_memtables_out_and_keeps_its_data() {
 fn a_busy_database_keeps_its_memtables() {
     let (_dir, store) = open();
     let quiet = std::time::Duration::from_millis(200);
-    assert!(!store.flush_when_quiet(quiet).unwrap());
+    assert!(!store.release_when_quiet(quiet).unwrap().flushed);
     // Writes keep coming, each within the quiet spell of the last look.
     for tag in 1..=3u8 {
         std::thread::sleep(quiet / 2);
         write_eight_mib(&store, tag);
         assert!(
-            !store.flush_when_quiet(quiet).unwrap(),
+            !store.release_when_quiet(quiet).unwrap().flushed,
             "flushed while busy ({tag})"
         );
     }
@@ -184,8 +184,18 @@ fn a_busy_database_keeps_its_memtables() {
     let mut batch = Batch::new();
     batch.put(Cf::Messages, b"k".to_vec(), vec![0; 1000]);
     small.write(batch).unwrap();
-    assert!(!small.flush_when_quiet(std::time::Duration::ZERO).unwrap());
-    assert!(!small.flush_when_quiet(std::time::Duration::ZERO).unwrap());
+    assert!(
+        !small
+            .release_when_quiet(std::time::Duration::ZERO)
+            .unwrap()
+            .flushed
+    );
+    assert!(
+        !small
+            .release_when_quiet(std::time::Duration::ZERO)
+            .unwrap()
+            .flushed
+    );
     assert!(memtables(&small) > 0);
 }
 
@@ -224,4 +234,53 @@ fn every_column_family_reads_through_one_bounded_block_cache() {
             "{cf}"
         );
     }
+}
+
+#[test]
+fn a_quiet_database_empties_its_block_cache_once_per_quiet_spell() {
+    let (_dir, store) = open();
+    let mut batch = Batch::new();
+    for i in 0..200u32 {
+        batch.put(Cf::Messages, i.to_be_bytes().to_vec(), vec![7; 4096]);
+    }
+    store.write(batch).unwrap();
+    store.flush().unwrap();
+    let read_all = || {
+        for i in 0..200u32 {
+            assert!(store.get(Cf::Messages, &i.to_be_bytes()).unwrap().is_some());
+        }
+    };
+    let cached = || store.cache.get_usage();
+    read_all();
+    assert!(cached() > 100 * 4096, "{} bytes cached", cached());
+    let quiet = std::time::Duration::ZERO;
+    // The first look notes the sequence number; the second empties.
+    assert!(!store.release_when_quiet(quiet).unwrap().cache_emptied);
+    assert!(store.release_when_quiet(quiet).unwrap().cache_emptied);
+    assert!(cached() < 64 << 10, "{} bytes still cached", cached());
+    // Reads fill it again, and the same quiet spell leaves it alone.
+    read_all();
+    let refilled = cached();
+    assert!(refilled > 100 * 4096, "{refilled} bytes cached");
+    assert!(!store.release_when_quiet(quiet).unwrap().cache_emptied);
+    assert_eq!(cached(), refilled);
+    // A write starts a new spell, after which it is emptied again, and
+    // the cache keeps its capacity throughout.
+    let mut batch = Batch::new();
+    batch.put(Cf::Accounts, b"k".to_vec(), b"v".to_vec());
+    store.write(batch).unwrap();
+    assert!(!store.release_when_quiet(quiet).unwrap().cache_emptied);
+    assert!(store.release_when_quiet(quiet).unwrap().cache_emptied);
+    assert!(cached() < 64 << 10, "{} bytes still cached", cached());
+    let capacity = store
+        .with_db(|db| {
+            db.property_int_value_cf(
+                access::handle(db, Cf::Messages)?,
+                "rocksdb.block-cache-capacity",
+            )
+            .map_err(|e| access::engine_error("property", e))
+        })
+        .unwrap();
+    assert_eq!(capacity, Some(access::BLOCK_CACHE_BYTES as u64));
+    read_all();
 }
