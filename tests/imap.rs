@@ -463,6 +463,44 @@ except imaplib.IMAP4.error as e:
     assert!(login("new-pw").contains("AUTHENTICATIONFAILED"), "removed");
 }
 
+/// Logins arriving together wait for the password-check slots (one per
+/// core) and all get their answer: twelve right ones and four wrong ones
+/// at once, none refused for the wrong reason.
+#[test]
+fn logins_arriving_together_all_get_their_answer() {
+    let s = ImapServer::start_with(|c| c.failed_login_delay = Duration::from_millis(10));
+    s.account("alice@example.org", "alice-pw");
+    let out = s.python(
+        r#"
+import threading
+results = []
+def one(password):
+    m = imaplib.IMAP4('127.0.0.1', port)
+    try:
+        m.login(args[0], password)
+        results.append((password, 'OK'))
+        m.logout()
+    except imaplib.IMAP4.error as e:
+        results.append((password, str(e)))
+threads = [threading.Thread(target=one, args=(p,)) for p in [args[1]] * 12 + ['wrong'] * 4]
+for t in threads: t.start()
+for t in threads: t.join()
+out['right'] = sorted(r for p, r in results if p == args[1])
+out['wrong'] = sorted(r for p, r in results if p != args[1])
+"#,
+        &ALICE,
+    );
+    assert_eq!(out["right"], serde_json::json!(vec!["OK"; 12]), "{out}");
+    let wrong = out["wrong"].as_array().unwrap();
+    assert_eq!(wrong.len(), 4, "{out}");
+    assert!(
+        wrong
+            .iter()
+            .all(|r| r.as_str().unwrap().contains("AUTHENTICATIONFAILED")),
+        "{out}"
+    );
+}
+
 #[test]
 fn wrong_password_is_refused_after_the_delay() {
     let s = ImapServer::start_with(|c| c.failed_login_delay = Duration::from_millis(700));

@@ -71,6 +71,13 @@ impl Session {
         let user_owned = user.to_string();
         let pass = zeroize::Zeroizing::new(pass.to_string());
         let ring = Arc::clone(&self.ctx.keyring);
+        let store = Arc::clone(&self.ctx.store);
+        // why not for a token: its check is one SHA-256, no argon2id.
+        let _slot = if pass.starts_with(TOKEN_PREFIX) {
+            None
+        } else {
+            store.login_slot().await
+        };
         let found = self
             .with_store(move |store| {
                 if pass.starts_with(TOKEN_PREFIX) {

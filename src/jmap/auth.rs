@@ -142,6 +142,7 @@ pub(crate) async fn authenticate(
 /// The account and password, checked against the hash (or the store's
 /// memory of a recent success, `MailStore::check_login`).
 async fn check_password(server: &Server, user: String, password: String) -> Option<Account> {
+    let _slot = server.ctx.store.login_slot().await;
     let store = Arc::clone(&server.ctx.store);
     let checked = tokio::task::spawn_blocking(move || store.check_login(&user, &password)).await;
     match checked.ok()? {

@@ -319,12 +319,11 @@ impl MailStore {
         })
     }
 
-    /// A value that changes whenever the account's password is set or
-    /// cleared (a hash of the stored PHC string, whose salt is fresh each
-    /// time); `None` without a password. Lets a cache of successful
-    /// logins drop an entry the moment the password changes.
-    pub fn password_stamp(&self, id: AccountId) -> Result<Option<[u8; 32]>, MailError> {
-        Ok(self.account_record(id)?.password_hash.map(|h| stamp(&h)))
+    /// Waits for a slot for one password check ([`Self::check_login`]),
+    /// held until the permit is dropped: take it on the async side before
+    /// sending the check to the blocking pool (`logins`).
+    pub async fn login_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.logins.slot().await
     }
 
     /// Sets the quota in bytes (`None`: unlimited).
@@ -456,7 +455,10 @@ fn normalize_aliases(primary: &str, aliases: &[String]) -> Result<Vec<String>, M
     Ok(out)
 }
 
-/// The stamp of a stored password hash (`MailStore::password_stamp`).
+/// A value that changes whenever the account's password is set or
+/// cleared: a hash of the stored PHC string, whose salt is fresh each
+/// time. Lets the memory of successful logins (`logins`) drop an entry
+/// the moment the password changes.
 fn stamp(hash: &str) -> [u8; 32] {
     use sha2::Digest as _;
     sha2::Sha256::digest(hash.as_bytes()).into()

@@ -5,12 +5,18 @@
 //!
 //! What is kept: a salted SHA-256 of address and password (never the
 //! password; the salt is random per process), the account it opened and
-//! a stamp of the stored password hash (`MailStore::password_stamp`). A
+//! a stamp of the stored password hash (`accounts::stamp`). A
 //! hit still loads the account and compares the stamp, so a removed
 //! account or a changed password is refused at once, on every node of a
 //! shared store. Only successes are kept: a wrong password costs the full
 //! check every time, and the answer's time tells nothing it would not
 //! tell anyway (only a right password can hit).
+//!
+//! Password checks also wait for one of [`LoginCache::slot`]'s slots, one
+//! per core: each argon2id evaluation takes 19 MiB for its duration, so
+//! without a bound a burst of logins (ten clients starting at once, or
+//! thousands of unauthenticated connections sending LOGIN together) would
+//! take 19 MiB per connection, up to the blocking pool's 512 threads.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -18,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::AccountId;
 
@@ -28,12 +35,14 @@ pub(crate) const LOGIN_TTL: Duration = Duration::from_secs(5 * 60);
 /// distinct credentials cannot grow it, and real clients simply re-check).
 const MAX_ENTRIES: usize = 10_000;
 
-/// Successful credential checks, keyed by a salted hash of the credentials.
+/// Successful credential checks, keyed by a salted hash of the credentials,
+/// and the slots of the checks running at once.
 #[derive(Debug)]
 pub(crate) struct LoginCache {
     salt: [u8; 32],
     // why: a std Mutex, held for one map operation, never across an await.
     entries: Mutex<HashMap<[u8; 32], Remembered>>,
+    slots: Semaphore,
 }
 
 /// A successful check: whose, against which password hash, when.
@@ -48,14 +57,30 @@ impl Default for LoginCache {
     fn default() -> Self {
         let mut salt = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut salt);
-        Self {
-            salt,
-            entries: Mutex::default(),
-        }
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self::with_slots(salt, cores)
     }
 }
 
 impl LoginCache {
+    fn with_slots(salt: [u8; 32], slots: usize) -> Self {
+        Self {
+            salt,
+            entries: Mutex::default(),
+            slots: Semaphore::new(slots),
+        }
+    }
+
+    /// Waits for a slot for one password check (`check_login`), held
+    /// until the permit is dropped. Callers take it on the async side,
+    /// before the check goes to the blocking pool, so that waiting checks
+    /// hold no pool thread.
+    pub(crate) async fn slot(&self) -> Option<SemaphorePermit<'_>> {
+        // why Option: the semaphore is never closed; were it, the check
+        // would run unbounded rather than not at all.
+        self.slots.acquire().await.ok()
+    }
+
     /// The key of the credentials `address` and `password`.
     pub(crate) fn key(&self, address: &str, password: &str) -> [u8; 32] {
         let mut h = Sha256::new();
@@ -118,6 +143,31 @@ mod tests {
         );
         let wrong = cache.key("a@example.org", "wrong");
         assert!(!cache.remembers(&wrong, AccountId(7), &[1; 32]));
+    }
+
+    #[tokio::test]
+    async fn no_more_checks_run_at_once_than_there_are_slots() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache = std::sync::Arc::new(LoginCache::with_slots([0; 32], 2));
+        let running = std::sync::Arc::new(AtomicUsize::new(0));
+        let most = std::sync::Arc::new(AtomicUsize::new(0));
+        let checks: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, running, most) = (cache.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    let slot = cache.slot().await;
+                    assert!(slot.is_some());
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for check in checks {
+            check.await.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
     }
 
     #[test]

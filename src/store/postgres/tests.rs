@@ -473,11 +473,14 @@ fn blob_store_crash_between_put_and_commit() {
 
 #[test]
 fn a_second_node_sees_bodies_and_keeps_one_it_put_again() {
-    let (db, _store, first) = open_blobs(std::time::Duration::from_millis(300));
+    // why 3 s: the put again and the collection must fall within one
+    // grace period; 300 ms was once too short on a loaded machine.
+    let grace = std::time::Duration::from_secs(3);
+    let (db, _store, first) = open_blobs(grace);
     first.put(&[(b"body", b"bytes")]).unwrap();
     let (_s, second) = PgStore::open_pair(&db.url, 1).unwrap();
     assert_eq!(second.get(b"body").unwrap().unwrap(), b"bytes");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(grace + std::time::Duration::from_millis(500));
     // The second node puts it again (a new delivery of the same body)
     // just before the first collects: young again, it stays.
     second.put(&[(b"body", b"bytes")]).unwrap();
