@@ -501,6 +501,40 @@ out['wrong'] = sorted(r for p, r in results if p != args[1])
     );
 }
 
+/// A wrong password's wait (the throttle's delay) does not hold a
+/// password-check slot: while two wrong logins from one address (as many
+/// as a 2-core server has slots) wait out their delays (3 s, then 6 s), a
+/// right login is answered first.
+#[test]
+fn a_failed_login_waits_without_holding_a_check_slot() {
+    let s = ImapServer::start_with(|c| c.failed_login_delay = Duration::from_secs(3));
+    s.account("alice@example.org", "alice-pw");
+    let out = s.python(
+        r#"
+import threading, time
+finished = []
+def one(password):
+    m = imaplib.IMAP4('127.0.0.1', port)
+    try:
+        m.login(args[0], password)
+        finished.append('right')
+        m.logout()
+    except imaplib.IMAP4.error:
+        finished.append('wrong')
+threads = [threading.Thread(target=one, args=('wrong',)) for _ in range(2)]
+for t in threads: t.start()
+time.sleep(0.5)
+right = threading.Thread(target=one, args=(args[1],))
+right.start()
+for t in threads + [right]: t.join()
+out['order'] = finished
+"#,
+        &ALICE,
+    );
+    assert_eq!(out["order"][0], "right", "{out}");
+    assert_eq!(out["order"].as_array().unwrap().len(), 3, "{out}");
+}
+
 #[test]
 fn wrong_password_is_refused_after_the_delay() {
     let s = ImapServer::start_with(|c| c.failed_login_delay = Duration::from_millis(700));

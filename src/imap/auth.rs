@@ -73,7 +73,7 @@ impl Session {
         let ring = Arc::clone(&self.ctx.keyring);
         let store = Arc::clone(&self.ctx.store);
         // why not for a token: its check is one SHA-256, no argon2id.
-        let _slot = if pass.starts_with(TOKEN_PREFIX) {
+        let slot = if pass.starts_with(TOKEN_PREFIX) {
             None
         } else {
             store.login_slot().await
@@ -98,6 +98,10 @@ impl Session {
                 Ok(Some((account, None, hold)))
             })
             .await?;
+        // why now: a failure waits out the throttle's delay below (up to
+        // 30 s), and a slot held through it would make every other login
+        // wait too.
+        drop(slot);
         match found {
             Some((account, token, hold)) => {
                 self.ctx.config.throttle.succeeded(self.peer, user);
